@@ -1,0 +1,49 @@
+# Two commands do all set-up: `make run` and `make test`.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+FLASK := $(VENV)/bin/flask --app wsgi
+HOST ?= 127.0.0.1
+PORT ?= 5000
+PYTEST_ARGS ?=
+
+.PHONY: run test lint format bench worker clean
+
+$(VENV)/.runtime: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.dev: requirements-dev.txt requirements.txt $(VENV)/.runtime
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+## run: install, migrate, seed the demo program once, serve on SQLite (http://127.0.0.1:5000)
+run: $(VENV)/.runtime
+	$(FLASK) db upgrade
+	$(FLASK) loyalty seed-demo
+	$(FLASK) run --host $(HOST) --port $(PORT) --with-threads
+
+## worker: run the scheduled jobs every minute
+worker: $(VENV)/.runtime
+	$(FLASK) loyalty worker
+
+## test: the whole suite (SQLite always; PostgreSQL and Chromium when present)
+test: $(VENV)/.dev
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(VENV)/.dev
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+## bench: benchmarks against PostgreSQL + gunicorn; writes bench/RESULTS.md
+bench: $(VENV)/.dev
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) instance .pytest_cache

@@ -1,0 +1,137 @@
+"""Who is calling: server API keys (hashed, scoped) and widget tokens (signed, one member).
+
+`Authorization: Bearer lk_...` is an API key; any other bearer value is a widget token, which
+is accepted only on `/v1/me` and below. 401/403 are decided before the body is read.
+"""
+
+import functools
+import hashlib
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from flask import current_app, g, request
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from sqlalchemy import JSON, Integer, String, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from loyalty.errors import Forbidden, Unauthorized
+from loyalty.extensions import Base, db
+from loyalty.types import UTCDateTime, utcnow
+
+SCOPES = ("admin", "storefront", "reports")
+KEY_PREFIX = "lk_"
+WIDGET_TOKEN_SALT = "loyalty.widget-token.v1"  # noqa: S105 - a salt, not a secret
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    # SHA-256 of the whole key: keys are 256 random bits, so a fast hash is enough.
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(12))  # shown in listings to tell keys apart
+    scopes: Mapped[list] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def create_api_key(session: Session, name: str, scopes: list[str]) -> tuple[ApiKey, str]:
+    unknown = set(scopes) - set(SCOPES)
+    if unknown or not scopes:
+        raise ValueError(f"scopes must be some of {', '.join(SCOPES)}")
+    key = KEY_PREFIX + secrets.token_urlsafe(32)
+    row = ApiKey(name=name, key_hash=hash_key(key), prefix=key[:10], scopes=sorted(set(scopes)))
+    session.add(row)
+    session.flush()
+    return row, key
+
+
+@dataclass
+class Principal:
+    kind: str  # "api_key" | "widget"
+    id: str  # api key id, or the member id for a widget token
+    scopes: set = field(default_factory=set)
+    member_id: int | None = None
+
+    @property
+    def audit_name(self) -> str:
+        return f"{self.kind}:{self.id}"
+
+
+def widget_serializer() -> URLSafeTimedSerializer:
+    # Newest secret last in config; itsdangerous signs with the last and accepts them all.
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEYS"], salt=WIDGET_TOKEN_SALT)
+
+
+def issue_widget_token(member_pk: int) -> str:
+    return widget_serializer().dumps({"m": member_pk})
+
+
+def _bearer() -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        return None
+    return value.strip()
+
+
+def _principal_from_request() -> Principal:
+    token = _bearer()
+    if token is None:
+        raise Unauthorized("Send `Authorization: Bearer <key or widget token>`.")
+    if token.startswith(KEY_PREFIX):
+        row = db.session.execute(
+            select(ApiKey).where(ApiKey.key_hash == hash_key(token), ApiKey.revoked_at.is_(None))
+        ).scalar_one_or_none()
+        if row is None:
+            raise Unauthorized("Unknown or revoked API key.")
+        return Principal("api_key", str(row.id), set(row.scopes))
+    try:
+        data = widget_serializer().loads(token, max_age=current_app.config["WIDGET_TOKEN_MAX_AGE"])
+    except SignatureExpired as exc:
+        raise Unauthorized("The widget token has expired.") from exc
+    except BadSignature as exc:
+        raise Unauthorized("Invalid widget token.") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("m"), int):
+        raise Unauthorized("Invalid widget token.")
+    return Principal("widget", str(data["m"]), set(), member_id=data["m"])
+
+
+def authenticate() -> Principal:
+    if "principal" not in g:
+        g.principal = _principal_from_request()
+    return g.principal
+
+
+def require(*scopes: str, widget: bool = False):
+    """Decorate a view: callers need an API key with one of `scopes` (admin passes all).
+
+    `widget=True` marks the `/v1/me` views, which take a widget token and nothing else.
+    """
+
+    def decorator(view):
+        @functools.wraps(view)
+        def wrapper(*args, **kwargs):
+            principal = authenticate()
+            if widget:
+                if principal.kind != "widget":
+                    raise Forbidden("This endpoint takes a widget token.")
+            elif principal.kind != "api_key":
+                raise Forbidden("Widget tokens are accepted only on /v1/me.")
+            elif "admin" not in principal.scopes and not principal.scopes & set(scopes):
+                raise Forbidden(f"This needs an API key with scope {' or '.join(scopes)}.")
+            return view(*args, **kwargs)
+
+        return wrapper
+
+    return decorator
+
+
+def current_principal() -> Principal:
+    return authenticate()

@@ -1,0 +1,118 @@
+"""Command line: `flask --app wsgi api-keys ...` and `flask --app wsgi loyalty ...`."""
+
+import sys
+import time
+from datetime import datetime
+
+import click
+from flask import current_app
+from flask.cli import AppGroup
+
+from loyalty import jobs as core_jobs
+from loyalty.auth import SCOPES, create_api_key
+from loyalty.extensions import db
+from loyalty.hooks import hooks
+from loyalty.ledger import find_drift
+from loyalty.types import utcnow
+
+api_keys_cli = AppGroup("api-keys", help="Server API keys.")
+loyalty_cli = AppGroup("loyalty", help="Program operations: jobs, ledger checks, demo data.")
+
+
+@api_keys_cli.command("create")
+@click.option("--name", required=True)
+@click.option("--scope", "scopes", multiple=True, required=True, type=click.Choice(SCOPES))
+def create_key(name, scopes):
+    """Create a key; it is printed once, alone on the last line."""
+    row, key = create_api_key(db.session, name, list(scopes))
+    db.session.commit()
+    click.echo(f"Created API key {row.id} ({', '.join(row.scopes)}). Store it now:", err=False)
+    click.echo(key)
+
+
+def all_jobs() -> dict:
+    return {**core_jobs.CORE_JOBS, **hooks().jobs}
+
+
+def parse_now(value: str | None) -> datetime:
+    if not value:
+        return utcnow()
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise click.BadParameter("an ISO 8601 time, e.g. 2027-01-01T00:00:00Z") from exc
+    if parsed.tzinfo is None:
+        raise click.BadParameter("give an offset, e.g. 2027-01-01T00:00:00+00:00")
+    return parsed
+
+
+def run_job(name: str, now: datetime) -> int:
+    job = all_jobs()[name]
+    batch = current_app.config["JOB_BATCH_SIZE"]
+    ranges = len(core_jobs.member_ranges(db.session, batch)) or 1
+    started = time.perf_counter()
+    with click.progressbar(
+        length=ranges, label=name, file=sys.stderr, show_eta=False
+    ) as bar:  # a bar on a terminal, one line in logs
+        changed = job(db.session, now, batch, bar.update)
+    db.session.commit()
+    click.echo(f"{name}: {changed} changed in {time.perf_counter() - started:.2f}s")
+    return changed
+
+
+@loyalty_cli.command("jobs")
+@click.argument("name")
+@click.option("--now", "now_text", help="Act as if it were this time (ISO 8601).")
+def jobs_command(name, now_text):
+    """Run a scheduled job: mature-points, expire-points, ..., or run-due for all of them."""
+    names = list(all_jobs()) if name == "run-due" else [name]
+    unknown = [n for n in names if n not in all_jobs()]
+    if unknown:
+        raise click.UsageError(f"unknown job {name!r}; one of: run-due, {', '.join(all_jobs())}")
+    now = parse_now(now_text)
+    for job_name in names:
+        run_job(job_name, now)
+
+
+@loyalty_cli.command("worker")
+@click.option("--interval", default=60, show_default=True, help="Seconds between runs.")
+@click.option("--once", is_flag=True, help="Run the due jobs once and exit.")
+def worker(interval, once):
+    """Run every job in a loop (what a scheduler or a systemd timer would do)."""
+    while True:
+        for job_name in all_jobs():
+            try:
+                run_job(job_name, utcnow())
+            except Exception:  # keep the worker alive; the next run resumes where this stopped
+                db.session.rollback()
+                current_app.logger.exception("job %s failed", job_name)
+        if once:
+            return
+        time.sleep(interval)
+
+
+@loyalty_cli.command("verify-ledger")
+def verify_ledger():
+    """Recompute every balance from its entries; exit 1 listing any account that drifted."""
+    drift = find_drift(db.session)
+    for d in drift:
+        click.echo(
+            f"member {d.member_id} ({d.customer_id}): stored available/pending/lifetime "
+            f"{d.stored} != entries {d.computed}"
+        )
+    if drift:
+        click.echo(f"{len(drift)} account(s) drifted", err=True)
+        sys.exit(1)
+    click.echo("ledger ok: every balance equals the sum of its entries")
+
+
+@loyalty_cli.command("seed-demo")
+def seed_demo():
+    """Add the demo program once (a second run changes nothing)."""
+    from loyalty.seed import seed_demo_program
+
+    if seed_demo_program(db.session, hooks()):
+        db.session.commit()
+        click.echo("Seeded the demo program.")
+    else:
+        click.echo("Demo program already seeded.")

@@ -1,0 +1,60 @@
+"""Configuration from the environment, with development defaults.
+
+Every setting an operator may change is read here and nowhere else.
+"""
+
+import os
+from pathlib import Path
+
+DEFAULT_SECRET = "dev-secret-change-me"  # noqa: S105 - refused in production, see check_production
+
+
+class ConfigError(RuntimeError):
+    pass
+
+
+def _list(value: str | None) -> list[str]:
+    return [item.strip() for item in (value or "").split(",") if item.strip()]
+
+
+def default_database_url(instance_path: str) -> str:
+    Path(instance_path).mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{Path(instance_path) / 'loyalty.sqlite3'}"
+
+
+def from_environment(instance_path: str, env: dict | None = None) -> dict:
+    env = os.environ if env is None else env
+    database_url = env.get("DATABASE_URL") or default_database_url(instance_path)
+    # Accept the usual postgres:// spellings and always use psycopg 3.
+    for prefix in ("postgres://", "postgresql://"):
+        if database_url.startswith(prefix):
+            database_url = "postgresql+psycopg://" + database_url[len(prefix) :]
+    secret_keys = _list(env.get("SECRET_KEYS")) or [DEFAULT_SECRET]
+    return {
+        "LOYALTY_ENV": env.get("LOYALTY_ENV", "development"),
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        # Newest last: new tokens are signed with it, all of them are accepted.
+        "SECRET_KEYS": secret_keys,
+        "SECRET_KEY": secret_keys[-1],
+        "STRIPE_API_KEY": env.get("STRIPE_API_KEY", ""),
+        "STRIPE_WEBHOOK_SECRETS": _list(env.get("STRIPE_WEBHOOK_SECRETS")),
+        "STRIPE_API_BASE": env.get("STRIPE_API_BASE", ""),
+        "REDIS_URL": env.get("REDIS_URL", ""),
+        "LOYALTY_PUBLIC_URL": env.get("LOYALTY_PUBLIC_URL", "http://127.0.0.1:5000").rstrip("/"),
+        "WIDGET_TOKEN_MAX_AGE": int(env.get("WIDGET_TOKEN_MAX_AGE", "900")),
+        "IDEMPOTENCY_KEY_TTL_HOURS": int(env.get("IDEMPOTENCY_KEY_TTL_HOURS", "48")),
+        "JOB_BATCH_SIZE": int(env.get("JOB_BATCH_SIZE", "5000")),
+    }
+
+
+def check_production(config: dict) -> None:
+    """Refuse to start in production with a secret anyone can read in this repository."""
+    if config["LOYALTY_ENV"] != "production":
+        return
+    if DEFAULT_SECRET in config["SECRET_KEYS"] or any(len(k) < 32 for k in config["SECRET_KEYS"]):
+        raise ConfigError(
+            "LOYALTY_ENV=production needs SECRET_KEYS set to random values of 32+ characters"
+        )
+    if config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        # Allowed, but worth saying: production is meant to run on PostgreSQL.
+        pass

@@ -1,0 +1,136 @@
+"""Earning points on paid orders and reversing them on refunds.
+
+Points = floor(eligible spend in major units × points_per_unit × tier multiplier), computed
+with Decimal and rounded once. The numbers used are stored on the order and on each entry, so a
+refund reverses what was actually awarded even if the rules have changed since.
+"""
+
+from datetime import timedelta
+from decimal import ROUND_FLOOR, Decimal
+
+from sqlalchemy import func, select
+
+from loyalty import ledger
+from loyalty.ledger import PENDING, LedgerEntry
+from loyalty.orders.service import OrderEventContext
+from loyalty.program.service import currency_exponent
+from loyalty.tiers import service as tiers
+
+ORDER_SOURCE = "order"
+
+
+def points_for(eligible_amount: int, currency: str, rate: Decimal, multiplier: Decimal) -> int:
+    major = Decimal(eligible_amount).scaleb(-currency_exponent(currency))
+    return int((major * rate * multiplier).to_integral_value(rounding=ROUND_FLOOR))
+
+
+def award_order_points(
+    ctx: OrderEventContext, kind: str, points: int, detail: dict, rule_id: int | None = None
+):
+    """Credit points produced by a paid order; they are reversed with the order's refunds."""
+    if points <= 0 or ctx.member is None:
+        return None
+    program = ctx.program
+    pending = program.pending_days > 0
+    entry = ledger.post_entry(
+        ctx.session,
+        ctx.member.id,
+        kind,
+        points,
+        state=PENDING if pending else ledger.AVAILABLE,
+        source_type=ORDER_SOURCE,
+        source_id=ctx.order.order_id,
+        detail=detail,
+        rule_id=rule_id,
+        occurred_at=ctx.occurred_at,
+        matures_at=ctx.occurred_at + timedelta(days=program.pending_days) if pending else None,
+    )
+    ctx.order.points_awarded += points
+    ctx.effects.append(
+        {
+            "kind": kind,
+            "points": points,
+            "state": entry.state,
+            "entry_id": entry.id,
+            "matures_at": entry.matures_at.isoformat() if entry.matures_at else None,
+            **({"rule_id": rule_id} if rule_id is not None else {}),
+        }
+    )
+    return entry
+
+
+class PointsEarning:
+    """Order handler: base points on `order.paid`, proportional reversal on `order.refunded`."""
+
+    def paid(self, ctx: OrderEventContext) -> None:
+        if ctx.member is None:
+            return
+        tier = tiers.current_tier(ctx.session, ctx.member)
+        rate = Decimal(ctx.program.points_per_unit)
+        multiplier = Decimal(tier.multiplier)
+        points = points_for(ctx.order.eligible_amount, ctx.order.currency, rate, multiplier)
+        detail = {
+            "eligible_amount": ctx.order.eligible_amount,
+            "currency": ctx.order.currency,
+            "points_per_unit": str(rate.normalize()),
+            "tier": tier.name,
+            "multiplier": str(multiplier.normalize()),
+        }
+        ctx.order.detail = {**(ctx.order.detail or {}), "earn": detail}
+        award_order_points(ctx, "earn", points, detail)
+
+    def refunded(self, ctx: OrderEventContext) -> None:
+        order = ctx.order
+        if order.member_id is None or order.points_awarded == 0:
+            return
+        if order.refunded_amount >= order.eligible_amount:
+            target = order.points_awarded  # the last refund takes exactly the remainder
+        else:
+            target = order.points_awarded * order.refunded_amount // order.eligible_amount
+        to_reverse = target - order.points_reversed
+        if to_reverse <= 0:
+            return
+        pending_left, matures_at = ctx.session.execute(
+            select(
+                func.coalesce(func.sum(LedgerEntry.points), 0), func.min(LedgerEntry.matures_at)
+            ).where(
+                LedgerEntry.member_id == order.member_id,
+                LedgerEntry.source_type == ORDER_SOURCE,
+                LedgerEntry.source_id == order.order_id,
+                LedgerEntry.state == PENDING,
+            )
+        ).one()
+        detail = {
+            "refund_id": ctx.refund.refund_id,
+            "refunded_amount": ctx.refund_amount,
+            "order_refunded_total": order.refunded_amount,
+            "eligible_amount": order.eligible_amount,
+            "points_awarded": order.points_awarded,
+            "reversed_before": order.points_reversed,
+        }
+        # Pending points of the order are cancelled first; only the rest is clawed back.
+        cancel = min(to_reverse, int(pending_left))
+        claw = to_reverse - cancel
+        for kind, points, state in (
+            ("reversal", cancel, PENDING),
+            ("clawback", claw, ledger.AVAILABLE),
+        ):
+            if points == 0:
+                continue
+            entry = ledger.post_entry(
+                ctx.session,
+                order.member_id,
+                kind,
+                -points,
+                state=state,
+                source_type=ORDER_SOURCE,
+                source_id=order.order_id,
+                detail=detail,
+                occurred_at=ctx.occurred_at,
+                matures_at=matures_at if state == PENDING else None,
+            )
+            ctx.effects.append(
+                {"kind": kind, "points": -points, "state": state, "entry_id": entry.id}
+            )
+        order.points_reversed += to_reverse
+        ctx.refund.points_reversed = to_reverse

@@ -1,0 +1,41 @@
+"""The plug points through which domains join the core, filled in by `create_app`.
+
+The core never imports a domain: order events reach rewards, gift cards and referrals through
+`order_handlers`; a domain adds fields to the member view through `member_view`, and learns of
+new members through `member_enrolled`.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from flask import current_app
+
+
+class OrderHandler(Protocol):
+    """Any of `paid(ctx)`, `refunded(ctx)`, `canceled(ctx)`; missing ones are skipped."""
+
+
+@dataclass
+class Hooks:
+    order_handlers: list = field(default_factory=list)
+    # (session, member) -> dict of extra top-level fields for the member view
+    member_view: list[Callable] = field(default_factory=list)
+    # (session, member) -> None, called in the enrolling transaction
+    member_enrolled: list[Callable] = field(default_factory=list)
+    # (session, member) -> None, called before a member's personal data is erased
+    member_erased: list[Callable] = field(default_factory=list)
+    # name -> job(session, now, batch_size, progress) -> int (rows changed); see loyalty.jobs
+    jobs: dict[str, Callable] = field(default_factory=dict)
+    # (session) -> None, adds a domain's part of the demo program on first `make run`
+    demo_seed: list[Callable] = field(default_factory=list)
+
+    def dispatch(self, event: str, ctx) -> None:
+        for handler in self.order_handlers:
+            method = getattr(handler, event, None)
+            if method is not None:
+                method(ctx)
+
+
+def hooks() -> Hooks:
+    return current_app.extensions["loyalty.hooks"]

@@ -1,0 +1,145 @@
+"""Scheduled jobs: set-based SQL over ranges of members, one transaction per range.
+
+Each range first locks its members' rows (on PostgreSQL), so the statements that follow see
+every committed entry and nothing new can slip in between them; several machines may run the
+same job at once. A crash loses at most the range in flight, and a re-run picks up the rest:
+every job only touches rows that are still due, so running it again changes nothing.
+"""
+
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, exists, func, insert, literal, select, update
+from sqlalchemy.orm import Session
+
+from loyalty.ledger import AVAILABLE, PENDING, LedgerEntry
+from loyalty.members.models import Member
+from loyalty.program.service import get_program
+from loyalty.types import JSONType
+
+Progress = Callable[[int], None]
+
+
+def member_ranges(session: Session, batch_size: int) -> list[tuple[int, int]]:
+    low, high = session.execute(select(func.min(Member.id), func.max(Member.id))).one()
+    if low is None:
+        return []
+    return [(start, start + batch_size - 1) for start in range(low, high + 1, batch_size)]
+
+
+def in_ranges(
+    session: Session, batch_size: int, progress: Progress | None
+) -> Iterator[tuple[int, int]]:
+    """Yield member id ranges; commit after each so work is resumable and locks are short."""
+    for low, high in member_ranges(session, batch_size):
+        yield low, high
+        session.commit()
+        if progress:
+            progress(1)
+
+
+def lock_members(session: Session, *conditions) -> None:
+    session.execute(select(Member.id).where(*conditions).order_by(Member.id).with_for_update())
+
+
+def mature_points(session: Session, now: datetime, batch_size: int, progress=None) -> int:
+    """Pending points whose return window has passed become available."""
+    changed = 0
+    for low, high in in_ranges(session, batch_size, progress):
+        due = and_(
+            LedgerEntry.member_id.between(low, high),
+            LedgerEntry.state == PENDING,
+            LedgerEntry.matures_at <= now,
+        )
+        lock_members(
+            session,
+            Member.id.between(low, high),
+            exists().where(due, LedgerEntry.member_id == Member.id),
+        )
+        sums = (
+            select(LedgerEntry.member_id, func.sum(LedgerEntry.points).label("points"))
+            .where(due)
+            .group_by(LedgerEntry.member_id)
+            .subquery()
+        )
+        session.execute(
+            update(Member)
+            .where(Member.id == sums.c.member_id)
+            .values(
+                points_pending=Member.points_pending - sums.c.points,
+                points_available=Member.points_available + sums.c.points,
+            ),
+            execution_options={"synchronize_session": False},
+        )
+        result = session.execute(
+            update(LedgerEntry).where(due).values(state=AVAILABLE, matured_at=now),
+            execution_options={"synchronize_session": False},
+        )
+        changed += result.rowcount
+    return changed
+
+
+def expire_points(session: Session, now: datetime, batch_size: int, progress=None) -> int:
+    """Available points of members inactive (no purchase or redemption) for too long expire."""
+    program = get_program(session)
+    if program.expiry_inactive_days is None:
+        return 0
+    cutoff = now - timedelta(days=program.expiry_inactive_days)
+    detail = {"inactive_days": program.expiry_inactive_days, "cutoff": cutoff.isoformat()}
+    changed = 0
+    for low, high in in_ranges(session, batch_size, progress):
+        inactive = and_(
+            Member.id.between(low, high),
+            Member.points_available > 0,
+            func.coalesce(Member.last_activity_at, Member.enrolled_at) <= cutoff,
+        )
+        lock_members(session, inactive)
+        session.execute(
+            insert(LedgerEntry).from_select(
+                [
+                    "member_id",
+                    "kind",
+                    "points",
+                    "state",
+                    "source_type",
+                    "source_id",
+                    "detail",
+                    "occurred_at",
+                    "created_at",
+                ],
+                select(
+                    Member.id,
+                    literal("expire"),
+                    -Member.points_available,
+                    literal(AVAILABLE),
+                    literal("inactivity"),
+                    literal(cutoff.date().isoformat()),
+                    literal(detail, JSONType),
+                    literal(now, LedgerEntry.occurred_at.type),
+                    literal(now, LedgerEntry.created_at.type),
+                ).where(inactive),
+            )  # fmt: skip
+        )
+        result = session.execute(
+            update(Member).where(inactive).values(points_available=0),
+            execution_options={"synchronize_session": False},
+        )
+        changed += result.rowcount
+    return changed
+
+
+def purge_idempotency_keys(session: Session, now: datetime, batch_size: int, progress=None):
+    from flask import current_app
+
+    from loyalty.idempotency import purge_expired
+
+    removed = purge_expired(session, now, current_app.config["IDEMPOTENCY_KEY_TTL_HOURS"])
+    session.commit()
+    return removed
+
+
+CORE_JOBS = {
+    "mature-points": mature_points,
+    "expire-points": expire_points,
+    "purge-idempotency-keys": purge_idempotency_keys,
+}

@@ -1,0 +1,215 @@
+"""The points ledger: append-only entries and the balances they add up to.
+
+Every change of a member's points goes through `post_entry`, which inserts one immutable entry
+and changes the member's materialized balances in the same transaction with a relative
+(and, for spending, conditional) UPDATE — never a read-modify-write in Python. The database
+refuses updates of an entry other than its maturity, and deletes (see the first migration).
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    and_,
+    case,
+    func,
+    literal,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from loyalty.errors import InsufficientPoints
+from loyalty.extensions import Base
+from loyalty.members.models import Member
+from loyalty.types import BigId, JSONType, UTCDateTime, utcnow
+
+PENDING, AVAILABLE = "pending", "available"
+
+# Kinds that count toward "lifetime earned": what the member earned, net of reversals.
+# Spending (redeem), its undoing (redeem_cancel) and expiry do not change it.
+EARNING_KINDS = ("earn", "bonus", "referral", "adjust", "reversal", "clawback")
+KINDS = (*EARNING_KINDS, "redeem", "redeem_cancel", "expire")
+
+
+class LedgerEntry(Base):
+    __tablename__ = "ledger_entries"
+    __table_args__ = (
+        CheckConstraint("points <> 0", name="points_not_zero"),
+        CheckConstraint("state IN ('pending', 'available')", name="state"),
+        CheckConstraint("state = 'available' OR matures_at IS NOT NULL", name="pending_matures"),
+        Index("ix_ledger_entries_member_id_id", "member_id", "id"),
+        Index("ix_ledger_entries_source", "source_type", "source_id"),
+        Index(
+            "ix_ledger_entries_pending_matures_at",
+            "matures_at",
+            postgresql_where=text("state = 'pending'"),
+            sqlite_where=text("state = 'pending'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    member_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("members.id"))
+    kind: Mapped[str] = mapped_column(String(24))
+    points: Mapped[int] = mapped_column(BigInteger)
+    state: Mapped[str] = mapped_column(String(10))
+    # What caused it: ("order", order id), ("refund", "ord_1/re_1"), ("api_key", key id)...
+    source_type: Mapped[str] = mapped_column(String(32))
+    source_id: Mapped[str] = mapped_column(String(300))
+    rule_id: Mapped[int | None] = mapped_column(Integer)
+    # The numbers used to compute it, so it can be explained line by line.
+    detail: Mapped[dict] = mapped_column(JSONType, default=dict)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    matures_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    matured_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+def _expire_balances(session: Session, member_id: int) -> None:
+    """Core UPDATEs bypass the identity map: make a loaded member re-read its balances."""
+    member = session.identity_map.get((Member, (member_id,), None))
+    if member is not None:
+        session.expire(member, ["points_available", "points_pending", "points_lifetime"])
+
+
+def post_entry(
+    session: Session,
+    member_id: int,
+    kind: str,
+    points: int,
+    *,
+    source_type: str,
+    source_id: str,
+    state: str = AVAILABLE,
+    detail: dict | None = None,
+    rule_id: int | None = None,
+    occurred_at: datetime | None = None,
+    matures_at: datetime | None = None,
+    spend: bool = False,
+) -> LedgerEntry:
+    """Append one entry and move the member's balances by it, atomically.
+
+    `spend=True` makes a debit conditional: it succeeds only if `available` covers it at this
+    instant, whatever runs concurrently; otherwise `InsufficientPoints` and nothing changes.
+    Other debits (clawbacks) may take `available` below zero.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"unknown ledger kind {kind!r}")
+    if points == 0:
+        raise ValueError("a ledger entry moves a non-zero number of points")
+    if state not in (PENDING, AVAILABLE):
+        raise ValueError(f"unknown state {state!r}")
+    values = {}
+    if state == PENDING:
+        values["points_pending"] = Member.points_pending + points
+    else:
+        values["points_available"] = Member.points_available + points
+    if kind in EARNING_KINDS:
+        values["points_lifetime"] = Member.points_lifetime + points
+    statement = update(Member).where(Member.id == member_id).values(**values)
+    if spend and points < 0:
+        statement = statement.where(Member.points_available >= -points)
+    result = session.execute(statement, execution_options={"synchronize_session": False})
+    _expire_balances(session, member_id)
+    if result.rowcount != 1:
+        if spend:
+            raise InsufficientPoints(f"This needs {-points} available points.")
+        raise LookupError(f"member {member_id} not found")
+    now = utcnow()
+    entry = LedgerEntry(
+        member_id=member_id,
+        kind=kind,
+        points=points,
+        state=state,
+        source_type=source_type,
+        source_id=source_id,
+        detail=detail or {},
+        rule_id=rule_id,
+        occurred_at=occurred_at or now,
+        created_at=now,
+        matures_at=matures_at,
+    )
+    session.add(entry)
+    session.flush()
+    return entry
+
+
+def lock_member(session: Session, member_id: int) -> Member:
+    """Take the member's row lock: events for one member apply one after another."""
+    return session.execute(
+        select(Member)
+        .where(Member.id == member_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).scalar_one()
+
+
+def entries_for_source(session: Session, source_type: str, source_id: str) -> list[LedgerEntry]:
+    return list(
+        session.scalars(
+            select(LedgerEntry)
+            .where(LedgerEntry.source_type == source_type, LedgerEntry.source_id == source_id)
+            .order_by(LedgerEntry.id)
+        )
+    )
+
+
+@dataclass(frozen=True)
+class Drift:
+    member_id: int
+    customer_id: str | None
+    stored: tuple[int, int, int]
+    computed: tuple[int, int, int]
+
+
+def recomputed_balances():
+    """Per member: (available, pending, lifetime) summed from the entries, as a subquery."""
+    e = LedgerEntry
+    return (
+        select(
+            e.member_id.label("member_id"),
+            func.sum(case((e.state == AVAILABLE, e.points), else_=0)).label("available"),
+            func.sum(case((e.state == PENDING, e.points), else_=0)).label("pending"),
+            func.sum(case((e.kind.in_(EARNING_KINDS), e.points), else_=0)).label("lifetime"),
+        )
+        .group_by(e.member_id)
+        .subquery()
+    )
+
+
+def find_drift(session: Session) -> list[Drift]:
+    """Every member whose stored balances differ from the sum of their entries (one query)."""
+    sums = recomputed_balances()
+    available = func.coalesce(sums.c.available, literal(0))
+    pending = func.coalesce(sums.c.pending, literal(0))
+    lifetime = func.coalesce(sums.c.lifetime, literal(0))
+    rows = session.execute(
+        select(
+            Member.id,
+            Member.customer_id,
+            Member.points_available,
+            Member.points_pending,
+            Member.points_lifetime,
+            available,
+            pending,
+            lifetime,
+        )
+        .outerjoin(sums, sums.c.member_id == Member.id)
+        .where(
+            ~and_(
+                Member.points_available == available,
+                Member.points_pending == pending,
+                Member.points_lifetime == lifetime,
+            )
+        )
+        .order_by(Member.id)
+    )
+    return [Drift(r[0], r[1], (r[2], r[3], r[4]), (int(r[5]), int(r[6]), int(r[7]))) for r in rows]

@@ -1,0 +1,34 @@
+from datetime import datetime
+
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from loyalty.extensions import Base
+from loyalty.types import BigId, UTCDateTime, utcnow
+
+
+class Member(Base):
+    """A shopper enrolled in the program, with the materialized balances of their ledger.
+
+    The balances change only through `loyalty.ledger` (and the set-based jobs), in the same
+    transaction as the entries that explain them; `verify-ledger` recomputes them.
+    """
+
+    __tablename__ = "members"
+    __table_args__ = (CheckConstraint("points_pending >= 0", name="pending_not_negative"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    # The store's customer id; NULL once the member is erased.
+    customer_id: Mapped[str | None] = mapped_column(String(128), unique=True)
+    email: Mapped[str | None] = mapped_column(String(320))
+    email_normalized: Mapped[str | None] = mapped_column(String(320), index=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    birthday: Mapped[str | None] = mapped_column(String(5))  # "MM-DD"
+    enrolled_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    points_available: Mapped[int] = mapped_column(BigInteger, default=0)
+    points_pending: Mapped[int] = mapped_column(BigInteger, default=0)
+    points_lifetime: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Last purchase or redemption: inactivity expiry counts from here.
+    last_activity_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    tier_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("tiers.id"))
+    erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -1,0 +1,71 @@
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from loyalty.audit import record_change
+from loyalty.auth import current_principal, require
+from loyalty.extensions import db
+from loyalty.hooks import hooks
+from loyalty.members import service
+from loyalty.members.schemas import (
+    AdjustmentSchema,
+    EntryPageSchema,
+    EntrySchema,
+    MemberCreateSchema,
+    MemberSchema,
+)
+from loyalty.schemas import PaginationQuery
+
+blp = Blueprint("members", __name__, url_prefix="/v1/members", description="Members")
+
+
+@blp.route("")
+class Members(MethodView):
+    @require("storefront")
+    @blp.arguments(MemberCreateSchema)
+    @blp.response(201, MemberSchema)
+    @blp.alt_response(200, schema=MemberSchema, description="The member already existed")
+    def post(self, data):
+        member, created = service.enroll_from_api(db.session, hooks(), data)
+        return service.member_view(db.session, hooks(), member), 201 if created else 200
+
+
+@blp.route("/<string:customer_id>")
+class MemberView(MethodView):
+    @require("storefront")
+    @blp.response(200, MemberSchema)
+    def get(self, customer_id):
+        member = service.get_member(db.session, customer_id)
+        return service.member_view(db.session, hooks(), member)
+
+    @require("admin")
+    @blp.response(204)
+    def delete(self, customer_id):
+        member = service.get_member(db.session, customer_id, lock=True)
+        service.erase(db.session, hooks(), member)
+        record_change(db.session, "member.erase", "member", member.id, None, None)
+
+
+@blp.route("/<string:customer_id>/activity")
+class Activity(MethodView):
+    @require("storefront")
+    @blp.arguments(PaginationQuery, location="query")
+    @blp.response(200, EntryPageSchema)
+    def get(self, query, customer_id):
+        member = service.get_member(db.session, customer_id)
+        return service.activity(db.session, member, query["limit"], query["cursor"])
+
+
+@blp.route("/<string:customer_id>/adjustments")
+class Adjustments(MethodView):
+    @require("admin")
+    @blp.arguments(AdjustmentSchema)
+    @blp.response(201, EntrySchema)
+    def post(self, data, customer_id):
+        member = service.get_member(db.session, customer_id)
+        actor = current_principal().audit_name
+        entry = service.adjust(db.session, member, data["points"], data["reason"], actor)
+        record_change(
+            db.session, "member.adjust", "member", member.id, None,
+            {"points": data["points"], "reason": data["reason"], "entry_id": entry.id},
+        )  # fmt: skip
+        return service.entry_view(entry)

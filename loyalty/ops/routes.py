@@ -1,0 +1,45 @@
+"""Operations endpoints: liveness, readiness, Prometheus metrics."""
+
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from flask import Blueprint, Response, current_app, jsonify
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from sqlalchemy import text
+
+from loyalty.extensions import db
+
+bp = Blueprint("ops", __name__)
+
+REQUESTS = Counter("loyalty_http_requests_total", "HTTP requests", ["method", "endpoint", "status"])
+LATENCY = Histogram("loyalty_http_request_seconds", "HTTP request latency", ["endpoint"])
+
+
+@bp.get("/healthz")
+def healthz():
+    return jsonify(status="ok")
+
+
+def _head_revision() -> str:
+    migrate = current_app.extensions["migrate"]
+    config = migrate.migrate.get_config(migrate.directory)
+    return ScriptDirectory.from_config(config).get_current_head()
+
+
+@bp.get("/readyz")
+def readyz():
+    try:
+        with db.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+            current = MigrationContext.configure(connection).get_current_revision()
+    except Exception:  # noqa: BLE001 - any failure means "not ready"; details go to the log
+        current_app.logger.exception("readiness check failed")
+        return jsonify(status="unavailable", database=False), 503
+    head = _head_revision()
+    if current != head:
+        return jsonify(status="unavailable", database=True, migration=current, head=head), 503
+    return jsonify(status="ok", database=True, migration=current)
+
+
+@bp.get("/metrics")
+def metrics():
+    return Response(generate_latest(), content_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,22 @@
+from flask import request
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from loyalty.auth import require
+from loyalty.extensions import db
+from loyalty.hooks import hooks
+from loyalty.orders import service
+from loyalty.orders.schemas import EventResultSchema, EventSchema
+
+blp = Blueprint("events", __name__, url_prefix="/v1/events", description="Order events")
+
+
+@blp.route("")
+class Events(MethodView):
+    @require("storefront")
+    @blp.arguments(EventSchema)
+    @blp.response(200, EventResultSchema)
+    def post(self, data):
+        """Apply an order event exactly once; a repeat gets the same answer."""
+        digest = service.body_hash(request.get_json())
+        return service.process_event(db.session, hooks(), data, digest)

@@ -1,0 +1,91 @@
+from datetime import timedelta
+
+from marshmallow import ValidationError, fields, validate, validates_schema
+
+from loyalty.schemas import (
+    AwareDateTime,
+    Currency,
+    Id,
+    Money,
+    Quantity,
+    StrictBoolean,
+    StrictSchema,
+    Text,
+)
+from loyalty.types import utcnow
+
+EVENT_TYPES = ("order.paid", "order.refunded", "order.canceled")
+MAX_FUTURE = timedelta(minutes=5)
+
+
+class LineSchema(StrictSchema):
+    sku = Id(required=True)
+    quantity = Quantity(required=True)
+    unit_price = Money(required=True)
+    discount = Money(load_default=0)
+    category = Text(128, allow_none=True, load_default=None)
+    gift_card = StrictBoolean(load_default=False)
+
+    @validates_schema
+    def _discount_within_line(self, data, **_kwargs):
+        if data["discount"] > data["quantity"] * data["unit_price"]:
+            raise ValidationError("Larger than the line total.", "discount")
+
+
+class OrderSchema(StrictSchema):
+    id = Id(required=True)
+    customer_id = Id(required=True)
+    email = fields.Email(allow_none=True, load_default=None, validate=validate.Length(max=320))
+    name = Text(200, allow_none=True, load_default=None)
+    currency = Currency(required=True)
+    lines = fields.List(fields.Nested(LineSchema), validate=validate.Length(1, 500))
+    shipping = Money(load_default=0)
+    tax = Money(load_default=0)
+    reward_codes = fields.List(Id(), load_default=list, validate=validate.Length(max=20))
+    referral_code = Id(allow_none=True, load_default=None)
+    gift_card_holds = fields.List(Id(), load_default=list, validate=validate.Length(max=20))
+    shipping_address_hash = Text(128, allow_none=True, load_default=None)
+    payment_fingerprint = Text(128, allow_none=True, load_default=None)
+    ip = Text(64, allow_none=True, load_default=None)
+
+
+class RefundLineSchema(StrictSchema):
+    sku = Id(required=True)
+    quantity = Quantity(required=True)
+
+
+class RefundSchema(StrictSchema):
+    id = Id(required=True)
+    amount = Money()
+    lines = fields.List(fields.Nested(RefundLineSchema), validate=validate.Length(1, 500))
+
+    @validates_schema
+    def _amount_or_lines(self, data, **_kwargs):
+        if ("amount" in data) == ("lines" in data):
+            raise ValidationError("Give either `amount` or `lines`.", "amount")
+
+
+class EventSchema(StrictSchema):
+    id = Id(required=True)
+    type = fields.String(required=True, validate=validate.OneOf(EVENT_TYPES))
+    occurred_at = AwareDateTime(required=True)
+    order = fields.Nested(OrderSchema, required=True)
+    refund = fields.Nested(RefundSchema)
+
+    @validates_schema
+    def _by_type(self, data, **_kwargs):
+        if data["occurred_at"] > utcnow() + MAX_FUTURE:
+            raise ValidationError("More than 5 minutes in the future.", "occurred_at")
+        if data["type"] == "order.paid" and "lines" not in data["order"]:
+            raise ValidationError({"lines": ["Required for order.paid."]}, "order")
+        if data["type"] == "order.refunded" and "refund" not in data:
+            raise ValidationError("Required for order.refunded.", "refund")
+        if data["type"] != "order.refunded" and "refund" in data:
+            raise ValidationError("Only for order.refunded.", "refund")
+
+
+class EventResultSchema(StrictSchema):
+    event_id = fields.String()
+    duplicate = fields.Boolean()
+    member = fields.Dict(allow_none=True)
+    effects = fields.List(fields.Dict())

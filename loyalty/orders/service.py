@@ -1,0 +1,263 @@
+"""Order events: validate once, apply exactly once, answer the same way every time.
+
+The flow of an event is one list: the core records the order (or refund, or cancellation),
+then every registered handler reacts in order — earning points, tier spend, reward codes,
+gift card holds, referrals — all in the caller's one transaction.
+"""
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from loyalty.errors import Conflict, ValidationFailed
+from loyalty.hooks import Hooks
+from loyalty.members import service as members
+from loyalty.members.models import Member
+from loyalty.orders.models import Order, OrderRefund, ProcessedEvent
+from loyalty.program.models import Program
+from loyalty.program.service import check_currency, get_program
+
+ORDER_ATTRIBUTES = (
+    "reward_codes",
+    "referral_code",
+    "gift_card_holds",
+    "shipping_address_hash",
+    "payment_fingerprint",
+    "ip",
+    "name",
+    "shipping",
+    "tax",
+)
+
+
+@dataclass
+class OrderEventContext:
+    """What handlers see: the event, the program, the order row and the member (locked)."""
+
+    session: Session
+    program: Program
+    event_id: str
+    type: str
+    occurred_at: datetime
+    payload: dict  # the validated order object of the event
+    order: Order
+    member: Member | None
+    refund: OrderRefund | None = None
+    refund_amount: int = 0  # eligible money refunded by this event
+    effects: list[dict] = field(default_factory=list)
+
+
+def body_hash(payload) -> str:
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def line_eligible_amount(line: dict) -> int:
+    """Line total after discounts; gift card purchases never earn or count toward a tier."""
+    if line.get("gift_card"):
+        return 0
+    return line["quantity"] * line["unit_price"] - line.get("discount", 0)
+
+
+def _replay(event: ProcessedEvent, digest: str) -> dict:
+    if event.body_hash != digest:
+        raise Conflict(f"Event {event.event_id!r} was already received with a different body.")
+    return {**event.response, "duplicate": True}
+
+
+def process_event(session: Session, hooks: Hooks, data: dict, digest: str) -> dict:
+    existing = session.get(ProcessedEvent, data["id"])
+    if existing is not None:
+        return _replay(existing, digest)
+    program = get_program(session)
+    check_currency(program, data["order"]["currency"])
+    record = ProcessedEvent(event_id=data["id"], type=data["type"], body_hash=digest)
+    try:
+        # Concurrent deliveries of one event queue here on the primary key; the first commits,
+        # the others see its row and replay its answer.
+        with session.begin_nested():
+            session.add(record)
+            session.flush()
+    except IntegrityError:
+        existing = session.get(ProcessedEvent, data["id"], populate_existing=True)
+        if existing is None:
+            raise
+        return _replay(existing, digest)
+    apply = {"order.paid": _paid, "order.refunded": _refunded, "order.canceled": _canceled}
+    ctx = apply[data["type"]](session, hooks, program, data)
+    response = {
+        "event_id": data["id"],
+        "duplicate": False,
+        "member": members.member_view(session, hooks, ctx.member) if ctx.member else None,
+        "effects": ctx.effects,
+    }
+    record.response = json.loads(json.dumps(response, default=str))
+    session.flush()
+    return record.response
+
+
+def _find_order(session: Session, order_id: str, *, lock: bool = False) -> Order | None:
+    query = select(Order).where(Order.order_id == order_id)
+    if lock:
+        query = query.with_for_update().execution_options(populate_existing=True)
+    return session.execute(query).scalar_one_or_none()
+
+
+def _insert_order(session: Session, order: Order) -> None:
+    try:
+        with session.begin_nested():
+            session.add(order)
+            session.flush()
+    except IntegrityError as exc:
+        raise Conflict(f"Order {order.order_id!r} was recorded by another event.") from exc
+
+
+def _member_for(session, hooks, program, payload, occurred_at, *, enroll: bool) -> Member | None:
+    member = members.find_member(session, payload["customer_id"], lock=True)
+    if member is None and enroll and program.auto_enroll:
+        members.enroll(
+            session,
+            hooks,
+            payload["customer_id"],
+            payload.get("email"),
+            name=payload.get("name"),
+            enrolled_at=occurred_at,
+        )
+        member = members.find_member(session, payload["customer_id"], lock=True)
+    return member
+
+
+def _paid(session, hooks, program, data) -> OrderEventContext:
+    payload = data["order"]
+    existing = _find_order(session, payload["id"])
+    if existing is not None:
+        state = "canceled" if existing.status == "canceled" else "already paid"
+        raise Conflict(f"Order {payload['id']!r} is {state}.")
+    member = _member_for(session, hooks, program, payload, data["occurred_at"], enroll=True)
+    lines = [{**line, "eligible": line_eligible_amount(line), "refunded_quantity": 0}
+             for line in payload["lines"]]  # fmt: skip
+    goods = sum(line["quantity"] * line["unit_price"] - line["discount"] for line in lines)
+    order = Order(
+        order_id=payload["id"],
+        customer_id=payload["customer_id"],
+        member_id=member.id if member else None,
+        email_normalized=members.normalize_email(payload.get("email")),
+        currency=payload["currency"],
+        status="paid",
+        occurred_at=data["occurred_at"],
+        total_amount=goods + payload["shipping"] + payload["tax"],
+        eligible_amount=sum(line["eligible"] for line in lines),
+        lines=lines,
+        attributes={k: payload.get(k) for k in ORDER_ATTRIBUTES},
+        detail={},
+    )
+    _insert_order(session, order)
+    ctx = OrderEventContext(
+        session, program, data["id"], data["type"], data["occurred_at"], payload, order, member
+    )
+    hooks.dispatch("paid", ctx)
+    if member is not None and (
+        member.last_activity_at is None or member.last_activity_at < data["occurred_at"]
+    ):
+        member.last_activity_at = data["occurred_at"]
+    session.flush()
+    return ctx
+
+
+def _refund_value(order: Order, refund: dict) -> int:
+    """Eligible money a refund is worth; a line refund is its share of the line's amount."""
+    if "amount" in refund:
+        return refund["amount"]
+    lines = [dict(line) for line in order.lines]
+    value = 0
+    for wanted in refund["lines"]:
+        quantity = wanted["quantity"]
+        for line in lines:
+            if line["sku"] != wanted["sku"] or quantity == 0:
+                continue
+            take = min(quantity, line["quantity"] - line["refunded_quantity"])
+            if take == 0:
+                continue
+            before = line["eligible"] * line["refunded_quantity"] // line["quantity"]
+            line["refunded_quantity"] += take
+            value += line["eligible"] * line["refunded_quantity"] // line["quantity"] - before
+            quantity -= take
+        if quantity:
+            raise ValidationFailed(
+                f"Refund of {wanted['quantity']} × {wanted['sku']} exceeds what remains.",
+                errors={"refund": {"lines": [f"Not that many {wanted['sku']} left to refund."]}},
+            )
+    order.lines = lines
+    return value
+
+
+def _refunded(session, hooks, program, data) -> OrderEventContext:
+    payload, refund = data["order"], data["refund"]
+    order = _find_order(session, payload["id"], lock=True)
+    if order is None or order.status != "paid":
+        raise Conflict(f"Order {payload['id']!r} has not been paid here (yet); retry later.")
+    if order.customer_id is not None and order.customer_id != payload["customer_id"]:
+        raise ValidationFailed(errors={"order": {"customer_id": ["Not this order's customer."]}})
+    member = None
+    if order.member_id is not None:
+        member = session.execute(
+            select(Member).where(Member.id == order.member_id).with_for_update()
+        ).scalar_one()
+    amount = _refund_value(order, refund)
+    if amount > order.eligible_amount - order.refunded_amount:
+        raise ValidationFailed(
+            "The refund is larger than what remains of the order.",
+            errors={"refund": {"amount": ["Larger than the eligible amount left to refund."]}},
+            remaining=order.eligible_amount - order.refunded_amount,
+        )
+    row = OrderRefund(
+        order_pk=order.id, refund_id=refund["id"], amount=amount, occurred_at=data["occurred_at"]
+    )
+    try:
+        with session.begin_nested():
+            session.add(row)
+            session.flush()
+    except IntegrityError as exc:
+        raise Conflict(f"Refund {refund['id']!r} was already applied by another event.") from exc
+    order.refunded_amount += amount
+    ctx = OrderEventContext(
+        session, program, data["id"], data["type"], data["occurred_at"], payload, order, member,
+        refund=row, refund_amount=amount,
+    )  # fmt: skip
+    ctx.effects.append({"kind": "refund", "amount": amount, "refund_id": refund["id"]})
+    hooks.dispatch("refunded", ctx)
+    session.flush()
+    return ctx
+
+
+def _canceled(session, hooks, program, data) -> OrderEventContext:
+    payload = data["order"]
+    order = _find_order(session, payload["id"], lock=True)
+    if order is not None and order.status == "paid":
+        raise Conflict(f"Order {payload['id']!r} is paid; send order.refunded instead.")
+    member = members.find_member(session, payload["customer_id"], lock=True)
+    if order is None:
+        order = Order(
+            order_id=payload["id"],
+            customer_id=payload["customer_id"],
+            member_id=member.id if member else None,
+            currency=payload["currency"],
+            status="canceled",
+            occurred_at=data["occurred_at"],
+            lines=[],
+            attributes={k: payload.get(k) for k in ORDER_ATTRIBUTES},
+            detail={},
+        )
+        _insert_order(session, order)
+    ctx = OrderEventContext(
+        session, program, data["id"], data["type"], data["occurred_at"], payload, order, member
+    )
+    ctx.effects.append({"kind": "canceled", "order_id": order.order_id})
+    hooks.dispatch("canceled", ctx)
+    session.flush()
+    return ctx

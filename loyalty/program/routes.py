@@ -1,0 +1,33 @@
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from sqlalchemy import exists, select
+
+from loyalty.audit import record_change
+from loyalty.auth import require
+from loyalty.extensions import db
+from loyalty.orders.models import Order
+from loyalty.program import service
+from loyalty.program.schemas import ProgramSchema, ProgramUpdateSchema
+
+blp = Blueprint("program", __name__, url_prefix="/v1/program", description="Program settings")
+
+
+@blp.route("")
+class ProgramView(MethodView):
+    @require("admin")
+    @blp.response(200, ProgramSchema)
+    def get(self):
+        return service.get_program(db.session)
+
+    @require("admin")
+    @blp.arguments(ProgramUpdateSchema)
+    @blp.response(200, ProgramSchema)
+    def put(self, changes):
+        before = ProgramSchema().dump(service.get_program(db.session))
+        program = service.update_program(
+            db.session, changes, lambda: db.session.scalar(select(exists().where(Order.id > 0)))
+        )
+        record_change(
+            db.session, "program.update", "program", "1", before, ProgramSchema().dump(program)
+        )
+        return program

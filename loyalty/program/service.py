@@ -1,0 +1,40 @@
+from sqlalchemy.orm import Session
+
+from loyalty.errors import Conflict, CurrencyMismatch
+from loyalty.program.models import PROGRAM_ID, Program
+
+# ISO 4217 minor units for currencies that do not have two.
+_EXPONENTS = {
+    "BHD": 3, "BIF": 0, "CLP": 0, "DJF": 0, "GNF": 0, "IQD": 3, "ISK": 0, "JOD": 3, "JPY": 0,
+    "KMF": 0, "KRW": 0, "KWD": 3, "LYD": 3, "OMR": 3, "PYG": 0, "RWF": 0, "TND": 3, "UGX": 0,
+    "UYI": 0, "VND": 0, "VUV": 0, "XAF": 0, "XOF": 0, "XPF": 0,
+}  # fmt: skip
+
+
+def currency_exponent(currency: str) -> int:
+    return _EXPONENTS.get(currency, 2)
+
+
+def get_program(session: Session, *, for_update: bool = False) -> Program:
+    program = session.get(Program, PROGRAM_ID, with_for_update=for_update or None)
+    if program is None:  # the first migration inserts it; only a hand-edited database lacks it
+        raise RuntimeError("program row missing: run `flask --app wsgi db upgrade`")
+    return program
+
+
+def check_currency(program: Program, currency: str) -> None:
+    if currency != program.currency:
+        raise CurrencyMismatch(
+            f"This program runs in {program.currency}; got {currency}.",
+            expected=program.currency,
+        )
+
+
+def update_program(session: Session, changes: dict, has_activity) -> Program:
+    program = get_program(session, for_update=True)
+    if "currency" in changes and changes["currency"] != program.currency and has_activity():
+        raise Conflict("The currency can't change once orders or gift cards exist.")
+    for name, value in changes.items():
+        setattr(program, name, value)
+    session.flush()
+    return program

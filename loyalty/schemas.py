@@ -1,0 +1,113 @@
+"""Shared marshmallow building blocks: strict types and the bounds of API.md."""
+
+from decimal import Decimal, InvalidOperation
+
+from marshmallow import RAISE, Schema, ValidationError, fields, validate
+
+MAX_MONEY = 100_000_000_000
+MAX_POINTS = 1_000_000_000
+MAX_QUANTITY = 1_000_000
+MAX_ID = 128
+
+
+class StrictSchema(Schema):
+    """Unknown fields are an error, never silently dropped."""
+
+    class Meta:
+        unknown = RAISE
+
+
+class StrictBoolean(fields.Boolean):
+    """Only JSON true/false: "yes", 1 and "true" are not booleans."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, bool):
+            raise ValidationError("Not a valid boolean.")
+        return value
+
+
+class DecimalString(fields.Field):
+    """A decimal sent as a JSON string ("1.5"); numbers are refused so nothing goes via float."""
+
+    def __init__(self, *, min_value=None, min_inclusive=True, max_value=None, **kwargs):
+        super().__init__(**kwargs)
+        self.min_value = Decimal(min_value) if min_value is not None else None
+        self.min_inclusive = min_inclusive
+        self.max_value = Decimal(max_value) if max_value is not None else None
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        if value is None:
+            return None
+        return format(Decimal(value).normalize(), "f")
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, str) or len(value) > 32:
+            raise ValidationError('Must be a decimal number written as a string, e.g. "1.5".')
+        try:
+            number = Decimal(value)
+        except InvalidOperation as exc:
+            raise ValidationError("Not a valid decimal number.") from exc
+        if not number.is_finite():
+            raise ValidationError("Not a valid decimal number.")
+        if self.min_value is not None and (
+            number < self.min_value or (number == self.min_value and not self.min_inclusive)
+        ):
+            op = ">=" if self.min_inclusive else ">"
+            raise ValidationError(f"Must be {op} {self.min_value}.")
+        if self.max_value is not None and number > self.max_value:
+            raise ValidationError(f"Must be <= {self.max_value}.")
+        return number
+
+
+def Money(**kwargs):  # noqa: N802 - reads as a type in schemas
+    return fields.Integer(strict=True, validate=validate.Range(0, MAX_MONEY), **kwargs)
+
+
+def PositiveMoney(**kwargs):  # noqa: N802
+    return fields.Integer(strict=True, validate=validate.Range(1, MAX_MONEY), **kwargs)
+
+
+def Points(**kwargs):  # noqa: N802
+    return fields.Integer(strict=True, validate=validate.Range(-MAX_POINTS, MAX_POINTS), **kwargs)
+
+
+def Quantity(**kwargs):  # noqa: N802
+    return fields.Integer(strict=True, validate=validate.Range(1, MAX_QUANTITY), **kwargs)
+
+
+def Id(**kwargs):  # noqa: N802
+    return fields.String(validate=validate.Length(1, MAX_ID), **kwargs)
+
+
+def Text(max_length: int = 500, **kwargs):  # noqa: N802
+    return fields.String(validate=validate.Length(0, max_length), **kwargs)
+
+
+def Currency(**kwargs):  # noqa: N802
+    return fields.String(validate=validate.Regexp(r"^[A-Z]{3}$"), **kwargs)
+
+
+class AwareDateTime(fields.AwareDateTime):
+    """ISO 8601 with an offset on input; UTC with offset on output."""
+
+    def __init__(self, **kwargs):
+        super().__init__(format="iso", **kwargs)
+
+
+class PaginationQuery(StrictSchema):
+    limit = fields.Integer(load_default=50, validate=validate.Range(1, 200))
+    cursor = fields.String(load_default=None, validate=validate.Length(0, 256))
+
+
+class EmptySchema(StrictSchema):
+    """For POSTs that need no input: an empty body (or `{}`) is accepted."""
+
+
+def page_schema(item_schema: type[Schema], name: str) -> type[Schema]:
+    return Schema.from_dict(
+        {
+            "items": fields.List(fields.Nested(item_schema)),
+            "next_cursor": fields.String(allow_none=True),
+        },
+        name=name,
+    )

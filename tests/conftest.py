@@ -1,0 +1,240 @@
+"""Test fixtures: every test database is built by running the migrations.
+
+Fast tests run twice, on SQLite and on PostgreSQL, each inside a transaction rolled back at the
+end. Concurrency tests get a fresh PostgreSQL database cloned from a migrated template and make
+real commits from several connections. Without PostgreSQL, its tests skip and say so; with
+`--require-services` (what `.ci/run` passes) a missing service is a failure instead.
+"""
+
+import hashlib
+import os
+import shutil
+from contextlib import contextmanager
+from pathlib import Path
+
+import psycopg
+import pytest
+from flask_migrate import upgrade
+from flask_sqlalchemy.session import Session as FlaskSession
+from sqlalchemy.orm import scoped_session, sessionmaker
+
+from loyalty import create_app
+from loyalty.auth import create_api_key
+from loyalty.extensions import db
+
+ROOT = Path(__file__).resolve().parent.parent
+PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://127.0.0.1:5432/test")
+# One set of databases per checkout and xdist worker, so parallel runs never meet.
+_SUFFIX = hashlib.sha256(str(ROOT).encode()).hexdigest()[:8]
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--require-services",
+        action="store_true",
+        default=os.environ.get("LOYALTY_REQUIRE_SERVICES") == "1",
+        help="Fail instead of skipping when PostgreSQL or Chromium is missing (CI).",
+    )
+
+
+def service_missing(config, message: str):
+    if config.getoption("--require-services"):
+        pytest.fail(f"{message} (--require-services is set)", pytrace=False)
+    pytest.skip(message)
+
+
+def _worker() -> str:
+    return os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+
+
+def _pg_url(name: str) -> str:
+    base = PG_ADMIN_URL.rsplit("/", 1)[0]
+    return f"{base}/{name}".replace("postgresql://", "postgresql+psycopg://", 1)
+
+
+def _pg_admin(sql: str) -> None:
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=3) as conn:
+        conn.execute(sql)
+
+
+def _pg_available() -> bool:
+    try:
+        _pg_admin("SELECT 1")
+    except psycopg.OperationalError:
+        return False
+    return True
+
+
+def make_app(database_url: str, **config):
+    return create_app(
+        {
+            "TESTING": True,
+            "SQLALCHEMY_DATABASE_URI": database_url,
+            "RATELIMIT_STORAGE_URI": "memory://",
+            "SECRET_KEYS": ["test-secret-old", "test-secret-new"],
+            "SECRET_KEY": "test-secret-new",
+            **config,
+        }
+    )
+
+
+def migrate(app) -> None:
+    with app.app_context():
+        upgrade()
+        db.engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def pg_template(request):
+    """A PostgreSQL database migrated once per run; others are cloned from it."""
+    if not _pg_available():
+        service_missing(request.config, f"PostgreSQL not reachable at {PG_ADMIN_URL}")
+    name = f"loyalty_t_{_SUFFIX}_{_worker()}_tmpl"
+    _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    _pg_admin(f'CREATE DATABASE "{name}"')
+    migrate(make_app(_pg_url(name)))
+    return name
+
+
+def clone_pg(template: str, suffix: str) -> str:
+    name = f"loyalty_t_{_SUFFIX}_{_worker()}_{suffix}"
+    _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    _pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    return _pg_url(name)
+
+
+@pytest.fixture(scope="session")
+def sqlite_url(tmp_path_factory):
+    path = tmp_path_factory.mktemp("sqlite") / "migrated.sqlite3"
+    url = f"sqlite:///{path}"
+    migrate(make_app(url))
+    return url
+
+
+@pytest.fixture(scope="session")
+def _apps(request):
+    return {}
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request):
+    return request.param
+
+
+@pytest.fixture
+def app(request, backend, _apps, tmp_path_factory):
+    """The app on a migrated database of `backend`; one app per backend per run."""
+    if backend not in _apps:
+        if backend == "sqlite":
+            url = request.getfixturevalue("sqlite_url")
+        else:
+            url = clone_pg(request.getfixturevalue("pg_template"), "rb")
+        _apps[backend] = make_app(url)
+    return _apps[backend]
+
+
+class BoundSession(FlaskSession):
+    """Flask-SQLAlchemy's Session picks its own engine; prefer an explicit bind when given."""
+
+    def get_bind(self, mapper=None, clause=None, bind=None, **kwargs):
+        if self.bind is not None:
+            return self.bind
+        return super().get_bind(mapper=mapper, clause=clause, bind=bind, **kwargs)
+
+
+@contextmanager
+def rolled_back(app):
+    """Everything in the block — requests, commits, jobs — is rolled back at its end."""
+    with app.app_context():
+        connection = db.engine.connect()
+        outer = connection.begin()
+        original = db.session
+        db.session = scoped_session(
+            sessionmaker(
+                class_=BoundSession,
+                db=db,
+                bind=connection,
+                join_transaction_mode="create_savepoint",
+                expire_on_commit=False,
+            )
+        )
+        try:
+            yield
+        finally:
+            db.session.remove()
+            db.session = original
+            outer.rollback()
+            connection.close()
+
+
+@pytest.fixture
+def session(app):
+    with rolled_back(app):
+        yield db.session
+
+
+@pytest.fixture
+def client(app, session):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app, session):
+    return app.test_cli_runner()
+
+
+def bearer(key: str) -> dict:
+    return {"Authorization": f"Bearer {key}"}
+
+
+@pytest.fixture
+def keys(session):
+    """API keys of each scope, as ready-made headers."""
+    made = {}
+    for scope in ("admin", "storefront", "reports"):
+        _row, key = create_api_key(session, f"test-{scope}", [scope])
+        made[scope] = bearer(key)
+    session.commit()
+    return made
+
+
+@pytest.fixture
+def admin(keys):
+    return keys["admin"]
+
+
+@pytest.fixture
+def storefront(keys):
+    return keys["storefront"]
+
+
+# --- PostgreSQL with real commits -------------------------------------------------------------
+
+
+@pytest.fixture
+def pg_app(request):
+    """A fresh, migrated PostgreSQL database for one test; real commits, many connections."""
+    url = clone_pg(request.getfixturevalue("pg_template"), "c")
+    app = make_app(url, SQLALCHEMY_ENGINE_OPTIONS={"pool_size": 40, "max_overflow": 10})
+    yield app
+    with app.app_context():
+        db.engine.dispose()
+
+
+@pytest.fixture
+def pg_keys(pg_app):
+    made = {}
+    with pg_app.app_context():
+        for scope in ("admin", "storefront"):
+            _row, key = create_api_key(db.session, f"test-{scope}", [scope])
+            made[scope] = bearer(key)
+        db.session.commit()
+    return made
+
+
+@pytest.fixture(scope="session")
+def chromium(request):
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None:
+        service_missing(request.config, "Chromium not installed (apt-get install chromium)")
+    return path

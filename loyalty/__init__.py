@@ -81,11 +81,18 @@ def register_hooks(app: Flask) -> None:
     from loyalty.earning.service import PointsEarning
     from loyalty.hooks import Hooks
 
-    app.extensions["loyalty.hooks"] = Hooks(
+    hooks = Hooks(
         order_handlers=[
             PointsEarning(),  # points at the tier held before this event
+            # tiers: qualifying spend and upgrades (issue 3)
+            # rewards: consume reward codes (issue 4)
+            # gift cards: capture holds (issue 6)
+            # referrals: convert the referee's first paid order (issue 5)
         ],
     )
+    app.extensions["loyalty.hooks"] = hooks
+    # Each domain adds its jobs, member-view fields and demo data here, e.g.
+    # rewards.init_hooks(hooks).
 
 
 def register_cli(app: Flask) -> None:

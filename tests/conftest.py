@@ -215,7 +215,7 @@ def storefront(keys):
 def pg_app(request):
     """A fresh, migrated PostgreSQL database for one test; real commits, many connections."""
     url = clone_pg(request.getfixturevalue("pg_template"), "c")
-    app = make_app(url, SQLALCHEMY_ENGINE_OPTIONS={"pool_size": 40, "max_overflow": 10})
+    app = make_app(url, SQLALCHEMY_ENGINE_OPTIONS={"pool_size": 10, "max_overflow": 20})
     yield app
     with app.app_context():
         db.engine.dispose()

@@ -60,12 +60,16 @@ def register_request_lifecycle(app: Flask) -> None:
     from loyalty.errors import register_error_handlers
     from loyalty.ops.routes import LATENCY, REQUESTS
 
+    @app.before_request
+    def _start_request():
+        # `g` lives on the app context, which an outer context (CLI, tests) may share between
+        # requests: never let one request's caller leak into the next.
+        for name in ("principal", "idempotency"):
+            g.pop(name, None)
+        g.started = time.perf_counter()
+
     register_error_handlers(app)
     idempotency.register(app)
-
-    @app.before_request
-    def _start_timer():
-        g.started = time.perf_counter()
 
     @app.after_request
     def _observe(response):

@@ -112,8 +112,12 @@ def sqlite_url(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def _apps(request):
-    return {}
+def _apps():
+    apps = {}
+    yield apps
+    for app in apps.values():
+        with app.app_context():
+            db.engine.dispose()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -1,0 +1,109 @@
+"""Exactly-once under real concurrency: many connections committing at once on PostgreSQL."""
+
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from sqlalchemy import func, select
+
+from loyalty.extensions import db
+from loyalty.ledger import LedgerEntry, find_drift
+from loyalty.members.models import Member
+from tests import factories as f
+
+pytestmark = [pytest.mark.postgres, pytest.mark.concurrency]
+
+
+def in_parallel(count: int, call):
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        return list(pool.map(lambda i: call(i), range(count)))
+
+
+def test_same_event_sent_32_times_concurrently_awards_points_once(pg_app, pg_keys):
+    event = f.paid("c_conc", lines=[f.line(unit_price=12345)])
+
+    def send(_):
+        response = pg_app.test_client().post(
+            "/v1/events", json=event, headers=pg_keys["storefront"]
+        )
+        return response.status_code, response.get_json()
+
+    results = in_parallel(32, send)
+    assert {status for status, _ in results} == {200}
+    bodies = [body for _, body in results]
+    assert sum(1 for body in bodies if body["duplicate"] is False) == 1
+    first = next(body for body in bodies if body["duplicate"] is False)
+    for body in bodies:
+        assert {**body, "duplicate": False} == first
+    with pg_app.app_context():
+        member = db.session.scalars(select(Member).where(Member.customer_id == "c_conc")).one()
+        assert (member.points_pending, member.points_lifetime) == (123, 123)
+        assert db.session.scalar(select(func.count()).select_from(LedgerEntry)) == 1
+        assert find_drift(db.session) == []
+
+
+def test_20_concurrent_debits_of_100_from_1000_exactly_10_succeed(pg_app, pg_keys):
+    admin = pg_keys["admin"]
+    client = pg_app.test_client()
+    client.post("/v1/members", json={"id": "c_spend", "email": "s@example.com"}, headers=admin)
+    credit = {"points": 1000, "reason": "opening balance"}
+    assert (
+        client.post("/v1/members/c_spend/adjustments", json=credit, headers=admin).status_code
+        == 201
+    )
+
+    def debit(_):
+        response = pg_app.test_client().post(
+            "/v1/members/c_spend/adjustments",
+            json={"points": -100, "reason": "concurrent spend"},
+            headers=admin,
+        )
+        return response.status_code, response.get_json()[
+            "type"
+        ] if response.status_code != 201 else None
+
+    results = in_parallel(20, debit)
+    assert sorted(results, key=str).count((201, None)) == 10
+    assert [r for r in results if r[0] != 201] == [(422, "insufficient-points")] * 10
+    with pg_app.app_context():
+        member = db.session.scalars(select(Member).where(Member.customer_id == "c_spend")).one()
+        assert member.points_available == 0
+        assert find_drift(db.session) == []
+    result = pg_app.test_cli_runner().invoke(args=["loyalty", "verify-ledger"])
+    assert result.exit_code == 0, result.output
+
+
+def test_concurrent_idempotency_key_runs_the_request_once(pg_app, pg_keys):
+    admin = pg_keys["admin"]
+    client = pg_app.test_client()
+    client.post("/v1/members", json={"id": "c_idem", "email": "i@example.com"}, headers=admin)
+    headers = {**admin, "Idempotency-Key": "adjust-once"}
+
+    def adjust(_):
+        response = pg_app.test_client().post(
+            "/v1/members/c_idem/adjustments", json={"points": 7, "reason": "once"}, headers=headers
+        )
+        return response.status_code, response.get_json()
+
+    results = in_parallel(16, adjust)
+    assert {status for status, _ in results} == {201}
+    assert len({body["id"] for _, body in results}) == 1
+    with pg_app.app_context():
+        member = db.session.scalars(select(Member).where(Member.customer_id == "c_idem")).one()
+        assert member.points_available == 7
+
+
+def test_concurrent_events_for_one_new_customer_enroll_once(pg_app, pg_keys):
+    events = [f.paid("c_new", lines=[f.line(unit_price=1000)]) for _ in range(12)]
+
+    def send(i):
+        return (
+            pg_app.test_client()
+            .post("/v1/events", json=events[i], headers=pg_keys["storefront"])
+            .status_code
+        )
+
+    assert in_parallel(12, send) == [200] * 12
+    with pg_app.app_context():
+        member = db.session.scalars(select(Member).where(Member.customer_id == "c_new")).one()
+        assert member.points_pending == 120
+        assert find_drift(db.session) == []

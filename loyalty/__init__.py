@@ -33,6 +33,7 @@ def create_app(config: dict | None = None) -> Flask:
 def register_extensions(app: Flask) -> None:
     from loyalty import models  # noqa: F401 - every table known to SQLAlchemy and alembic
     from loyalty.extensions import api, db, limiter, migrate
+    from rewards.catalog import models as _reward_models  # noqa: F401
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(app.root_path + "/../migrations"))
@@ -49,8 +50,9 @@ def register_blueprints(app: Flask) -> None:
     from loyalty.ops.routes import bp as ops
     from loyalty.orders.routes import blp as events
     from loyalty.program.routes import blp as program
+    from rewards.catalog.routes import blp as rewards_catalog
 
-    for blueprint in (program, members, events):
+    for blueprint in (program, members, events, rewards_catalog):
         api.register_blueprint(blueprint)
     app.register_blueprint(ops)
 
@@ -84,17 +86,20 @@ def register_hooks(app: Flask) -> None:
     """The flow of an order event, in order: each domain plugs in here and nowhere else."""
     from loyalty.earning.service import PointsEarning
     from loyalty.hooks import Hooks
+    from rewards.catalog import init_hooks as init_reward_catalog
+    from rewards.catalog.service import RewardCodeConsumption
 
     hooks = Hooks(
         order_handlers=[
             PointsEarning(),  # points at the tier held before this event
             # tiers: qualifying spend and upgrades (issue 3)
-            # rewards: consume reward codes (issue 4)
+            RewardCodeConsumption(),  # reward codes used on the order, each exactly once
             # gift cards: capture holds (issue 6)
             # referrals: convert the referee's first paid order (issue 5)
         ],
     )
     app.extensions["loyalty.hooks"] = hooks
+    init_reward_catalog(hooks)  # expire-codes job, erasure, demo rewards
     # Each domain adds its jobs, member-view fields and demo data here, e.g.
     # rewards.init_hooks(hooks).
 

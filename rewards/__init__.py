@@ -1,0 +1,1 @@
+"""Rewards: the points catalog and reward codes (`rewards.catalog`) and gift cards."""

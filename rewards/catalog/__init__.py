@@ -1,0 +1,10 @@
+"""The reward catalog, redemptions and the single-use reward codes honoured at checkout."""
+
+
+def init_hooks(hooks) -> None:
+    """Plug the catalog into the core: code consumption on orders, jobs, erasure, demo data."""
+    from rewards.catalog import service
+
+    hooks.jobs["expire-codes"] = service.expire_codes
+    hooks.member_erased.append(service.forget_member_codes)
+    hooks.demo_seed.append(service.seed_demo_rewards)

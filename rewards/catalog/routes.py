@@ -1,0 +1,131 @@
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from loyalty.audit import record_change
+from loyalty.auth import require
+from loyalty.extensions import db
+from loyalty.members.service import get_member
+from loyalty.schemas import EmptySchema, PaginationQuery
+from rewards.catalog import service
+from rewards.catalog.schemas import (
+    RedeemSchema,
+    RedemptionPageSchema,
+    RedemptionSchema,
+    RewardCreateSchema,
+    RewardListQuery,
+    RewardPageSchema,
+    RewardSchema,
+    RewardSettingsSchema,
+    RewardUpdateSchema,
+    ValidateCodeSchema,
+    ValidationResultSchema,
+)
+
+blp = Blueprint("rewards", __name__, url_prefix="/v1", description="Rewards and reward codes")
+
+
+def _audit(action: str, reward_id, before, after) -> None:
+    record_change(db.session, action, "reward", reward_id, before, after)
+
+
+@blp.route("/rewards")
+class Rewards(MethodView):
+    @require("admin")
+    @blp.arguments(RewardListQuery, location="query")
+    @blp.response(200, RewardPageSchema)
+    def get(self, query):
+        return service.list_rewards(db.session, query["limit"], query["cursor"], query["active"])
+
+    @require("admin")
+    @blp.arguments(RewardCreateSchema)
+    @blp.response(201, RewardSchema)
+    def post(self, data):
+        reward = service.create_reward(db.session, data)
+        view = service.reward_view(db.session, reward)
+        _audit("reward.create", reward.id, None, view)
+        return view
+
+
+@blp.route("/rewards/<int:reward_id>")
+class RewardItem(MethodView):
+    @require("admin")
+    @blp.response(200, RewardSchema)
+    def get(self, reward_id):
+        return service.reward_view(db.session, service.get_reward(db.session, reward_id))
+
+    @require("admin")
+    @blp.arguments(RewardUpdateSchema)
+    @blp.response(200, RewardSchema)
+    def patch(self, changes, reward_id):
+        before = service.reward_view(db.session, service.get_reward(db.session, reward_id))
+        reward = service.update_reward(db.session, reward_id, changes)
+        view = service.reward_view(db.session, reward)
+        _audit("reward.update", reward_id, before, view)
+        return view
+
+    @require("admin")
+    @blp.response(204)
+    def delete(self, reward_id):
+        before = service.reward_view(db.session, service.get_reward(db.session, reward_id))
+        service.delete_reward(db.session, reward_id)
+        _audit("reward.delete", reward_id, before, None)
+
+
+@blp.route("/members/<string:customer_id>/redemptions")
+class Redemptions(MethodView):
+    @require("storefront")
+    @blp.arguments(PaginationQuery, location="query")
+    @blp.response(200, RedemptionPageSchema)
+    def get(self, query, customer_id):
+        member = get_member(db.session, customer_id)
+        return service.list_redemptions(db.session, member, query["limit"], query["cursor"])
+
+    @require("storefront")
+    @blp.arguments(RedeemSchema)
+    @blp.response(201, RedemptionSchema)
+    def post(self, data, customer_id):
+        member = get_member(db.session, customer_id)
+        return service.redeem(db.session, member, data["reward_id"])
+
+
+@blp.route("/redemptions/<int:redemption_id>/cancel")
+class CancelRedemption(MethodView):
+    @require("storefront")
+    @blp.arguments(EmptySchema)
+    @blp.response(200, RedemptionSchema)
+    def post(self, _data, redemption_id):
+        return service.cancel_redemption(db.session, redemption_id)
+
+
+@blp.route("/reward-codes/validate")
+class ValidateCode(MethodView):
+    @require("storefront")
+    @blp.arguments(ValidateCodeSchema)
+    @blp.response(200, ValidationResultSchema)
+    def post(self, data):
+        return service.validate_code(
+            db.session,
+            data["code"],
+            data["customer_id"],
+            data["subtotal"],
+            email=data["email"],
+            order_id=data["order_id"],
+        )
+
+
+@blp.route("/reward-settings")
+class Settings(MethodView):
+    @require("admin")
+    @blp.response(200, RewardSettingsSchema)
+    def get(self):
+        return service.get_settings(db.session)
+
+    @require("admin")
+    @blp.arguments(RewardSettingsSchema)
+    @blp.response(200, RewardSettingsSchema)
+    def put(self, changes):
+        before = RewardSettingsSchema().dump(service.get_settings(db.session))
+        settings = service.update_settings(db.session, changes)
+        after = RewardSettingsSchema().dump(settings)
+        record_change(db.session, "reward_settings.update", "reward_settings", 1, before, after)
+        return settings

@@ -1,0 +1,158 @@
+from marshmallow import ValidationError, fields, validate, validates_schema
+
+from loyalty.schemas import (
+    MAX_POINTS,
+    MAX_QUANTITY,
+    AwareDateTime,
+    Id,
+    Money,
+    StrictBoolean,
+    StrictSchema,
+    Text,
+    page_schema,
+)
+from rewards.catalog.models import KINDS, STATUSES
+
+
+class TierRef(fields.Field):
+    """A tier by name (string) or id (integer); null for no requirement."""
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        return value
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            raise ValidationError("A tier name (string) or id (integer).")
+        if isinstance(value, str) and not 1 <= len(value) <= 64:
+            raise ValidationError("Length must be between 1 and 64.")
+        return value
+
+
+def _optional_range(low, high):
+    return {"allow_none": True, "strict": True, "validate": validate.Range(low, high)}
+
+
+class RewardFields(StrictSchema):
+    name = fields.String(validate=validate.Length(1, 200))
+    description = Text(1000, allow_none=True)
+    points_cost = fields.Integer(strict=True, validate=validate.Range(1, MAX_POINTS))
+    kind = fields.String(validate=validate.OneOf(KINDS))
+    amount = Money(allow_none=True)
+    percent = fields.Integer(**_optional_range(1, 100))
+    sku = Id(allow_none=True)
+    min_order = Money()
+    tier = TierRef(allow_none=True)
+    stock = fields.Integer(**_optional_range(0, MAX_POINTS))
+    per_member_limit = fields.Integer(**_optional_range(1, MAX_QUANTITY))
+    starts_at = AwareDateTime(allow_none=True)
+    ends_at = AwareDateTime(allow_none=True)
+    code_valid_days = fields.Integer(strict=True, validate=validate.Range(1, 3650))
+    active = StrictBoolean()
+
+
+class RewardCreateSchema(RewardFields):
+    name = fields.String(required=True, validate=validate.Length(1, 200))
+    points_cost = fields.Integer(required=True, strict=True, validate=validate.Range(1, MAX_POINTS))
+    kind = fields.String(required=True, validate=validate.OneOf(KINDS))
+    min_order = Money(load_default=0)
+    code_valid_days = fields.Integer(load_default=90, strict=True, validate=validate.Range(1, 3650))
+    active = StrictBoolean(load_default=True)
+
+
+class RewardUpdateSchema(RewardFields):
+    @validates_schema
+    def _not_null(self, data, **_kwargs):
+        for name in ("name", "points_cost", "kind", "min_order", "code_valid_days", "active"):
+            if name in data and data[name] is None:
+                raise ValidationError("May not be null.", name)
+
+
+class RewardSchema(StrictSchema):
+    id = fields.Integer()
+    name = fields.String()
+    description = fields.String(allow_none=True)
+    points_cost = fields.Integer()
+    kind = fields.String()
+    amount = fields.Integer(allow_none=True)
+    percent = fields.Integer(allow_none=True)
+    sku = fields.String(allow_none=True)
+    min_order = fields.Integer()
+    currency = fields.String()
+    tier = fields.String(allow_none=True)
+    tier_id = fields.Integer(allow_none=True)
+    stock = fields.Integer(allow_none=True)
+    per_member_limit = fields.Integer(allow_none=True)
+    starts_at = fields.String(allow_none=True)
+    ends_at = fields.String(allow_none=True)
+    code_valid_days = fields.Integer()
+    active = fields.Boolean()
+    created_at = fields.String()
+
+
+RewardPageSchema = page_schema(RewardSchema, "RewardPage")
+
+
+class RewardListQuery(StrictSchema):
+    limit = fields.Integer(load_default=50, validate=validate.Range(1, 200))
+    cursor = fields.String(load_default=None, validate=validate.Length(0, 256))
+    active = fields.Boolean(load_default=None, allow_none=True)
+
+
+class RedeemSchema(StrictSchema):
+    reward_id = fields.Integer(required=True, strict=True, validate=validate.Range(1, 2**31 - 1))
+
+
+class RedemptionSchema(StrictSchema):
+    id = fields.Integer()
+    code = fields.String()
+    kind = fields.String()
+    amount = fields.Integer(allow_none=True)
+    percent = fields.Integer(allow_none=True)
+    sku = fields.String(allow_none=True)
+    min_order = fields.Integer()
+    first_order_only = fields.Boolean()
+    status = fields.String(metadata={"enum": list(STATUSES)})
+    expires_at = fields.String()
+    created_at = fields.String()
+    used_at = fields.String(allow_none=True)
+    order_id = fields.String(allow_none=True)
+    reward_id = fields.Integer(allow_none=True)
+    points_spent = fields.Integer()
+    reward = fields.Nested(RewardSchema, allow_none=True)
+    canceled_at = fields.String(allow_none=True)
+    expired_at = fields.String(allow_none=True)
+    points_returned = fields.Integer()
+
+
+RedemptionPageSchema = page_schema(RedemptionSchema, "RedemptionPage")
+
+
+class ValidateCodeSchema(StrictSchema):
+    code = Id(required=True)
+    customer_id = Id(required=True)
+    subtotal = Money(required=True)
+    email = fields.Email(allow_none=True, load_default=None, validate=validate.Length(max=320))
+    # Optional: hold the code for this checkout until it is paid or canceled (or times out).
+    order_id = Id(allow_none=True, load_default=None)
+
+
+class DiscountSchema(StrictSchema):
+    kind = fields.String()
+    amount = fields.Integer()
+    percent = fields.Integer()
+    sku = fields.String()
+
+
+class ValidationResultSchema(StrictSchema):
+    valid = fields.Boolean()
+    code = fields.String()
+    reward = fields.Nested(RewardSchema, allow_none=True)
+    discount = fields.Nested(DiscountSchema)
+    expires_at = fields.String()
+    min_order = fields.Integer()
+    reserved_until = fields.String(allow_none=True)
+
+
+class RewardSettingsSchema(StrictSchema):
+    expired_codes_return_points = StrictBoolean()
+    reservation_minutes = fields.Integer(strict=True, validate=validate.Range(1, 7 * 24 * 60))

@@ -1,0 +1,888 @@
+"""Rewards: the catalog, redeeming points for single-use codes, and honouring codes at checkout.
+
+A redemption is one transaction: the member's row is locked (redemptions of one member queue),
+the reward's rules are checked, the stock is taken with a conditional UPDATE (`stock > 0`), the
+points with the ledger's conditional debit, and the code row is inserted — all or nothing.
+A code changes status only with a conditional UPDATE (`WHERE status = 'issued'`), so it is used,
+canceled or expired at most once whatever runs concurrently.
+"""
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, cast, exists, func, insert, literal, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from loyalty import ledger
+from loyalty.codes import normalize_code, random_code
+from loyalty.errors import (
+    CodeInvalid,
+    Conflict,
+    InsufficientPoints,
+    NotFound,
+    RewardUnavailable,
+    ValidationFailed,
+)
+from loyalty.jobs import in_ranges, lock_members
+from loyalty.ledger import AVAILABLE, LedgerEntry
+from loyalty.members.models import Member
+from loyalty.members.service import decode_cursor, encode_cursor, normalize_email
+from loyalty.orders.models import Order
+from loyalty.program.service import get_program
+from loyalty.tiers import service as tiers
+from loyalty.tiers.models import Tier
+from loyalty.types import JSONType, utcnow
+from rewards.catalog.models import (
+    CANCELED,
+    EXPIRED,
+    ISSUED,
+    KINDS,
+    USED,
+    Reward,
+    RewardCode,
+    RewardSettings,
+)
+
+CODE_LENGTH = 16  # 80 bits from `secrets`: guessing a live code is hopeless
+CODE_SOURCE = "reward_code"  # ledger source of redemptions and their returns
+REDEMPTION_SOURCE = "redemption"
+
+# --- settings ---------------------------------------------------------------------------------
+
+
+def get_settings(session: Session, *, for_update: bool = False) -> RewardSettings:
+    settings = session.get(RewardSettings, 1, with_for_update=for_update or None)
+    if settings is None:  # the rewards migration inserts it
+        raise RuntimeError("reward_settings row missing: run `flask --app wsgi db upgrade`")
+    return settings
+
+
+def update_settings(session: Session, changes: dict) -> RewardSettings:
+    settings = get_settings(session, for_update=True)
+    for name, value in changes.items():
+        setattr(settings, name, value)
+    session.flush()
+    return settings
+
+
+# --- catalog ----------------------------------------------------------------------------------
+
+KIND_FIELDS = {"amount_off": "amount", "percent_off": "percent", "free_product": "sku"}
+DISCOUNT_FIELDS = ("amount", "percent", "sku")
+
+
+def _resolve_tier(session: Session, tier) -> int | None:
+    """`tier` is a tier's name or id (or None for no requirement)."""
+    if tier is None:
+        return None
+    if isinstance(tier, int):
+        row = session.get(Tier, tier)
+    else:
+        row = session.scalar(select(Tier).where(Tier.name == tier))
+    if row is None:
+        raise ValidationFailed(errors={"tier": [f"No tier {tier!r}."]})
+    return row.id
+
+
+def _check_kind_fields(values: dict) -> None:
+    kind = values["kind"]
+    errors = {}
+    needed = KIND_FIELDS.get(kind)
+    for name in DISCOUNT_FIELDS:
+        if name == needed and values.get(name) is None:
+            errors[name] = [f"Required for kind {kind}."]
+        elif name != needed and values.get(name) is not None:
+            errors[name] = [f"Not used by kind {kind}."]
+    if kind == "amount_off" and not errors and values["amount"] <= 0:
+        errors["amount"] = ["Must be greater than 0."]
+    starts, ends = values.get("starts_at"), values.get("ends_at")
+    if starts is not None and ends is not None and ends <= starts:
+        errors["ends_at"] = ["Must be after starts_at."]
+    if errors:
+        raise ValidationFailed(errors=errors)
+
+
+def create_reward(session: Session, data: dict) -> Reward:
+    values = dict(data)
+    values["tier_id"] = _resolve_tier(session, values.pop("tier", None))
+    _check_kind_fields(values)
+    reward = Reward(**values)
+    session.add(reward)
+    session.flush()
+    return reward
+
+
+def get_reward(session: Session, reward_id: int, *, include_deleted: bool = False) -> Reward:
+    reward = session.get(Reward, reward_id)
+    if reward is None or (reward.deleted_at is not None and not include_deleted):
+        raise NotFound(f"No reward {reward_id}.")
+    return reward
+
+
+def update_reward(session: Session, reward_id: int, changes: dict) -> Reward:
+    reward = session.get(Reward, reward_id, with_for_update=True)
+    if reward is None or reward.deleted_at is not None:
+        raise NotFound(f"No reward {reward_id}.")
+    changes = dict(changes)
+    if "tier" in changes:
+        changes["tier_id"] = _resolve_tier(session, changes.pop("tier"))
+    if "kind" in changes and changes["kind"] != reward.kind:
+        # Changing the kind drops the old kind's field unless it is given again.
+        for name in DISCOUNT_FIELDS:
+            changes.setdefault(name, None)
+    merged = {c: getattr(reward, c) for c in ("kind", *DISCOUNT_FIELDS, "starts_at", "ends_at")}
+    merged.update({k: v for k, v in changes.items() if k in merged})
+    _check_kind_fields(merged)
+    for name, value in changes.items():
+        setattr(reward, name, value)
+    session.flush()
+    return reward
+
+
+def delete_reward(session: Session, reward_id: int) -> Reward:
+    """Retire the reward: no longer listed or redeemable; codes already issued stay valid."""
+    reward = session.get(Reward, reward_id, with_for_update=True)
+    if reward is None or reward.deleted_at is not None:
+        raise NotFound(f"No reward {reward_id}.")
+    reward.active = False
+    reward.deleted_at = utcnow()
+    session.flush()
+    return reward
+
+
+def list_rewards(
+    session: Session, limit: int, cursor: str | None, active: bool | None = None
+) -> dict:
+    query = select(Reward).where(Reward.deleted_at.is_(None))
+    if active is not None:
+        query = query.where(Reward.active.is_(active))
+    after = decode_cursor(cursor)
+    if after is not None:
+        query = query.where(Reward.id > after)
+    rows = list(session.scalars(query.order_by(Reward.id).limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return {
+        "items": [reward_view(session, r) for r in rows],
+        "next_cursor": encode_cursor(rows[-1].id) if more else None,
+    }
+
+
+def _tier_names(session: Session) -> dict[int, str]:
+    return dict(session.execute(select(Tier.id, Tier.name)).all())
+
+
+def reward_view(session: Session, reward: Reward, tier_names: dict | None = None) -> dict:
+    names = tier_names if tier_names is not None else _tier_names(session)
+    return {
+        "id": reward.id,
+        "name": reward.name,
+        "description": reward.description,
+        "points_cost": reward.points_cost,
+        "kind": reward.kind,
+        "amount": reward.amount,
+        "percent": reward.percent,
+        "sku": reward.sku,
+        "min_order": reward.min_order,
+        "currency": get_program(session).currency,
+        "tier": names.get(reward.tier_id) if reward.tier_id is not None else None,
+        "tier_id": reward.tier_id,
+        "stock": reward.stock,
+        "per_member_limit": reward.per_member_limit,
+        "starts_at": _iso(reward.starts_at),
+        "ends_at": _iso(reward.ends_at),
+        "code_valid_days": reward.code_valid_days,
+        "active": reward.active,
+        "created_at": _iso(reward.created_at),
+    }
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None
+
+
+# --- redemption -------------------------------------------------------------------------------
+
+
+def _member_tier(session: Session, member: Member) -> Tier:
+    return tiers.current_tier(session, member)
+
+
+def _unavailable_reason(
+    session: Session, reward: Reward, member: Member, now: datetime
+) -> str | None:
+    """Why `member` can't redeem `reward` now (points aside), or None."""
+    if (
+        not reward.active
+        or reward.deleted_at is not None
+        or (reward.starts_at is not None and now < reward.starts_at)
+        or (reward.ends_at is not None and now >= reward.ends_at)
+    ):
+        return "inactive"
+    if reward.tier_id is not None:
+        required = session.get(Tier, reward.tier_id)
+        if required is None or _member_tier(session, member).threshold < required.threshold:
+            return "tier_required"
+    if reward.per_member_limit is not None:
+        redeemed = session.scalar(
+            select(func.count(RewardCode.id)).where(
+                RewardCode.reward_id == reward.id,
+                RewardCode.member_id == member.id,
+                RewardCode.status != CANCELED,  # a canceled redemption gives its turn back
+            )
+        )
+        if redeemed >= reward.per_member_limit:
+            return "limit_reached"
+    if reward.stock is not None and reward.stock <= 0:
+        return "out_of_stock"
+    return None
+
+
+_REASON_TEXT = {
+    "inactive": "This reward is not available now.",
+    "tier_required": "This reward needs a higher tier.",
+    "limit_reached": "This member has redeemed this reward as often as allowed.",
+    "out_of_stock": "This reward is out of stock.",
+}
+
+
+def _new_code(session: Session, **values) -> RewardCode:
+    """Insert a code row with a fresh random code (a collision, ~never, just draws again)."""
+    for _attempt in range(5):
+        row = RewardCode(code=random_code(CODE_LENGTH), **values)
+        try:
+            with session.begin_nested():
+                session.add(row)
+                session.flush()
+        except IntegrityError:
+            session.expunge(row)
+            continue
+        return row
+    raise RuntimeError("could not draw a unique reward code")
+
+
+def redeem(session: Session, member: Member, reward_id: int, now: datetime | None = None) -> dict:
+    """Spend the member's points on a reward: one new code, or an error and nothing changed."""
+    now = now or utcnow()
+    reward = session.get(Reward, reward_id)
+    if reward is None or reward.deleted_at is not None:
+        raise NotFound(f"No reward {reward_id}.")
+    with session.begin_nested():  # all or nothing, even for callers that go on after an error
+        member = ledger.lock_member(session, member.id)  # this member's redemptions queue here
+        session.refresh(reward)
+        reason = _unavailable_reason(session, reward, member, now)
+        if reason is not None:
+            raise RewardUnavailable(_REASON_TEXT[reason], reason=reason, reward_id=reward.id)
+        if member.points_available < reward.points_cost:
+            raise InsufficientPoints(
+                f"This reward costs {reward.points_cost} points; "
+                f"{member.points_available} available.",
+                points_cost=reward.points_cost,
+                available=member.points_available,
+            )
+        if reward.stock is not None:
+            taken = session.execute(
+                update(Reward)
+                .where(Reward.id == reward.id, Reward.stock > 0)
+                .values(stock=Reward.stock - 1),
+                execution_options={"synchronize_session": False},
+            )
+            session.expire(reward, ["stock"])
+            if taken.rowcount != 1:
+                raise RewardUnavailable(
+                    _REASON_TEXT["out_of_stock"], reason="out_of_stock", reward_id=reward.id
+                )
+        code = _new_code(
+            session,
+            kind=reward.kind,
+            amount=reward.amount,
+            percent=reward.percent,
+            sku=reward.sku,
+            min_order=reward.min_order,
+            first_order_only=False,
+            customer_id=member.customer_id,
+            member_id=member.id,
+            reward_id=reward.id,
+            points_spent=reward.points_cost,
+            source_type=REDEMPTION_SOURCE,
+            source_id=str(member.id),
+            status=ISSUED,
+            expires_at=now + timedelta(days=reward.code_valid_days),
+            created_at=now,
+        )
+        ledger.post_entry(
+            session,
+            member.id,
+            "redeem",
+            -reward.points_cost,
+            source_type=CODE_SOURCE,
+            source_id=str(code.id),
+            detail={"reward_id": reward.id, "reward": reward.name, "code_id": code.id},
+            occurred_at=now,
+            spend=True,
+        )
+        # A redemption is activity: inactivity expiry counts from the latest one.
+        if member.last_activity_at is None or member.last_activity_at < now:
+            member.last_activity_at = now
+        session.flush()
+    return redemption_view(session, code)
+
+
+def list_rewards_for_member(session: Session, member: Member) -> list[dict]:
+    """The live catalog as this member sees it: `affordable` (enough points now) and
+    `redeemable` (affordable and nothing else in the way, else `unavailable_reason`)."""
+    now = utcnow()
+    rewards = session.scalars(
+        select(Reward)
+        .where(Reward.deleted_at.is_(None), Reward.active.is_(True))
+        .order_by(Reward.points_cost, Reward.id)
+    )
+    names = _tier_names(session)
+    items = []
+    for reward in rewards:
+        reason = _unavailable_reason(session, reward, member, now)
+        if reason == "inactive":  # outside its window: not shown
+            continue
+        affordable = member.points_available >= reward.points_cost
+        items.append(
+            {
+                **reward_view(session, reward, names),
+                "affordable": affordable,
+                "redeemable": affordable and reason is None,
+                "unavailable_reason": reason,
+            }
+        )
+    return items
+
+
+def list_redemptions(session: Session, member: Member, limit: int, cursor: str | None) -> dict:
+    """The member's codes, newest first (redemptions and codes given to them)."""
+    query = select(RewardCode).where(RewardCode.member_id == member.id)
+    before = decode_cursor(cursor)
+    if before is not None:
+        query = query.where(RewardCode.id < before)
+    rows = list(session.scalars(query.order_by(RewardCode.id.desc()).limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    names = _tier_names(session)
+    return {
+        "items": [redemption_view(session, c, names) for c in rows],
+        "next_cursor": encode_cursor(rows[-1].id) if more else None,
+    }
+
+
+def cancel_redemption(
+    session: Session, code_id: int, member: Member | None = None, now: datetime | None = None
+) -> dict:
+    """Cancel an unused code: its points and its stock return. `member` restricts to their own
+    codes (the widget); used, canceled, expired or checkout-reserved codes are a 409."""
+    now = now or utcnow()
+    code = session.get(RewardCode, code_id)
+    if code is None or (member is not None and code.member_id != member.id):
+        raise NotFound(f"No redemption {code_id}.")
+    if code.member_id is not None:
+        ledger.lock_member(session, code.member_id)  # lock order: member, then code, then reward
+    changed = session.execute(
+        update(RewardCode)
+        .where(
+            RewardCode.id == code.id,
+            RewardCode.status == ISSUED,
+            or_(
+                RewardCode.reserved_order_id.is_(None),
+                RewardCode.reserved_until <= now,
+            ),
+        )
+        .values(
+            status=CANCELED,
+            canceled_at=now,
+            points_returned=RewardCode.points_spent,
+            reserved_order_id=None,
+            reserved_until=None,
+        ),
+        execution_options={"synchronize_session": False},
+    )
+    session.refresh(code)
+    if changed.rowcount != 1:
+        if code.status == ISSUED:
+            raise Conflict(
+                "This code is held by a checkout in progress.",
+                reason="reserved",
+                code_status=ISSUED,
+            )
+        raise Conflict(f"This code is {code.status}; only an unused code can be canceled.",
+                       code_status=code.status)  # fmt: skip
+    if code.points_spent and code.member_id is not None:
+        ledger.post_entry(
+            session,
+            code.member_id,
+            "redeem_cancel",
+            code.points_spent,
+            source_type=CODE_SOURCE,
+            source_id=str(code.id),
+            detail={"reason": "canceled", "reward_id": code.reward_id, "code_id": code.id},
+            occurred_at=now,
+        )
+    if code.reward_id is not None:
+        session.execute(
+            update(Reward)
+            .where(Reward.id == code.reward_id, Reward.stock.is_not(None))
+            .values(stock=Reward.stock + 1),
+            execution_options={"synchronize_session": False},
+        )
+    session.flush()
+    return redemption_view(session, code)
+
+
+# --- codes given without points (referral rewards) ---------------------------------------------
+
+
+def issue_reward_code(
+    session: Session,
+    *,
+    kind: str,
+    amount: int | None = None,
+    percent: int | None = None,
+    sku: str | None = None,
+    min_order: int = 0,
+    valid_days: int,
+    customer_id: str | None = None,
+    email: str | None = None,
+    first_order_only: bool = False,
+    source_type: str,
+    source_id: str,
+    member_id: int | None = None,
+    reward_id: int | None = None,
+    points_spent: int = 0,
+) -> RewardCode:
+    """Issue a single-use code that is not bought through the catalog (e.g. a referral friend
+    reward). The owner is a customer id and/or an email (a friend may not be a member yet);
+    `first_order_only` makes it valid only while that customer has no paid order. Takes no
+    points: the caller moves points itself if `points_spent` is given."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown reward kind {kind!r}")
+    values = {"kind": kind, "amount": amount, "percent": percent, "sku": sku}
+    _check_kind_fields(values)
+    if valid_days <= 0:
+        raise ValueError("valid_days must be positive")
+    if member_id is not None and customer_id is None:
+        customer_id = session.scalar(select(Member.customer_id).where(Member.id == member_id))
+    if customer_id is None and not normalize_email(email):
+        raise ValueError("a reward code needs an owner: customer_id, email or member_id")
+    now = utcnow()
+    return _new_code(
+        session,
+        **values,
+        min_order=min_order,
+        first_order_only=first_order_only,
+        customer_id=customer_id,
+        email_normalized=normalize_email(email),
+        member_id=member_id,
+        reward_id=reward_id,
+        points_spent=points_spent,
+        source_type=source_type,
+        source_id=str(source_id),
+        status=ISSUED,
+        expires_at=now + timedelta(days=valid_days),
+        created_at=now,
+    )
+
+
+def reward_code_view(code: RewardCode) -> dict:
+    """A code as the shopper and the storefront see it (JSON-ready)."""
+    return {
+        "id": code.id,
+        "code": code.code,
+        "kind": code.kind,
+        "amount": code.amount,
+        "percent": code.percent,
+        "sku": code.sku,
+        "min_order": code.min_order,
+        "first_order_only": code.first_order_only,
+        "status": code.status,
+        "expires_at": _iso(code.expires_at),
+        "created_at": _iso(code.created_at),
+        "used_at": _iso(code.used_at),
+        "order_id": code.used_order_id,
+        "reward_id": code.reward_id,
+        "points_spent": code.points_spent,
+    }
+
+
+def redemption_view(session: Session, code: RewardCode, tier_names: dict | None = None) -> dict:
+    reward = session.get(Reward, code.reward_id) if code.reward_id is not None else None
+    return {
+        **reward_code_view(code),
+        "reward": reward_view(session, reward, tier_names) if reward is not None else None,
+        "canceled_at": _iso(code.canceled_at),
+        "expired_at": _iso(code.expired_at),
+        "points_returned": code.points_returned,
+    }
+
+
+# --- checkout ---------------------------------------------------------------------------------
+
+
+def find_code(session: Session, text: str) -> RewardCode | None:
+    normalized = normalize_code(text)
+    if not normalized:
+        return None
+    return session.scalar(select(RewardCode).where(RewardCode.code == normalized))
+
+
+def _has_paid_order(
+    session: Session, customer_ids: set, emails: set, excluding: int | None = None
+) -> bool:
+    who = [Order.customer_id.in_(customer_ids)] if customer_ids else []
+    if emails:
+        who.append(Order.email_normalized.in_(emails))
+    if not who:
+        return False
+    paid = [Order.status == "paid", or_(*who)]
+    if excluding is not None:
+        paid.append(Order.id != excluding)  # the order being paid right now
+    return bool(session.scalar(select(exists().where(*paid))))
+
+
+def code_problem(
+    session: Session,
+    code: RewardCode | None,
+    *,
+    customer_id: str | None,
+    email: str | None,
+    subtotal: int,
+    at: datetime,
+    excluding_order: int | None = None,
+) -> str | None:
+    """Why this code can't be used by this customer on this subtotal now, or None."""
+    if code is None:
+        return "unknown"
+    email_normalized = normalize_email(email)
+    owner = (code.customer_id is not None and code.customer_id == customer_id) or (
+        code.email_normalized is not None and code.email_normalized == email_normalized
+    )
+    if not owner:
+        return "wrong_owner"
+    if code.status != ISSUED:
+        return code.status  # used / canceled / expired
+    if code.expires_at <= at:
+        return "expired"
+    if subtotal < code.min_order:
+        return "below_minimum"
+    if code.first_order_only:
+        customers = {c for c in (customer_id, code.customer_id) if c}
+        emails = {e for e in (email_normalized, code.email_normalized) if e}
+        if _has_paid_order(session, customers, emails, excluding_order):
+            return "not_first_order"
+    return None
+
+
+_CODE_REASON_TEXT = {
+    "unknown": "No such code.",
+    "wrong_owner": "This code belongs to another customer.",
+    "used": "This code has already been used.",
+    "expired": "This code has expired.",
+    "canceled": "This code was canceled.",
+    "below_minimum": "The order is below this code's minimum.",
+    "not_first_order": "This code is valid on a first order only.",
+    "reserved": "This code is held by another checkout in progress.",
+}
+
+
+def discount_for(code: RewardCode, subtotal: int) -> dict:
+    """What the code takes off this subtotal (minor units; amounts never exceed it)."""
+    if code.kind == "amount_off":
+        return {"kind": code.kind, "amount": min(code.amount, subtotal)}
+    if code.kind == "percent_off":
+        return {
+            "kind": code.kind,
+            "percent": code.percent,
+            "amount": subtotal * code.percent // 100,
+        }
+    if code.kind == "free_product":
+        return {"kind": code.kind, "sku": code.sku}
+    return {"kind": code.kind}
+
+
+def validate_code(
+    session: Session,
+    text: str,
+    customer_id: str,
+    subtotal: int,
+    *,
+    email: str | None = None,
+    order_id: str | None = None,
+    now: datetime | None = None,
+) -> dict:
+    """Check a code at checkout; with `order_id`, also hold it for that order for a while."""
+    now = now or utcnow()
+    code = find_code(session, text)
+    if code is not None and email is None and code.email_normalized is not None:
+        # The storefront may send only the customer id: take the email we know for them.
+        email = session.scalar(select(Member.email).where(Member.customer_id == customer_id))
+    reason = code_problem(
+        session, code, customer_id=customer_id, email=email, subtotal=subtotal, at=now
+    )
+    if reason is None and order_id is not None:
+        minutes = get_settings(session).reservation_minutes
+        held = session.execute(
+            update(RewardCode)
+            .where(
+                RewardCode.id == code.id,
+                RewardCode.status == ISSUED,
+                or_(
+                    RewardCode.reserved_order_id.is_(None),
+                    RewardCode.reserved_order_id == order_id,
+                    RewardCode.reserved_until <= now,
+                ),
+            )
+            .values(reserved_order_id=order_id, reserved_until=now + timedelta(minutes=minutes)),
+            execution_options={"synchronize_session": False},
+        )
+        session.refresh(code)
+        if held.rowcount != 1:
+            reason = code.status if code.status != ISSUED else "reserved"
+    if reason is not None:
+        raise CodeInvalid(_CODE_REASON_TEXT[reason], reason=reason)
+    reward = session.get(Reward, code.reward_id) if code.reward_id is not None else None
+    return {
+        "valid": True,
+        "code": code.code,
+        "reward": reward_view(session, reward) if reward is not None else None,
+        "discount": discount_for(code, subtotal),
+        "expires_at": _iso(code.expires_at),
+        "min_order": code.min_order,
+        "reserved_until": _iso(code.reserved_until) if order_id else None,
+    }
+
+
+def _order_subtotal(lines: list[dict]) -> int:
+    """Goods before discounts (gift card purchases excluded): what a code's minimum applies to,
+    since line discounts already include the code's own discount by the time the order is paid."""
+    return sum(line["quantity"] * line["unit_price"] for line in lines if not line.get("gift_card"))
+
+
+class RewardCodeConsumption:
+    """Order handler: `order.paid` uses each code listed in `reward_codes` exactly once; a code
+    that can't be used is recorded as refused with its reason (the order itself stands).
+    `order.canceled` releases the codes a checkout held for that order."""
+
+    def paid(self, ctx) -> None:
+        texts = ctx.payload.get("reward_codes") or []
+        if not texts:
+            return
+        now = utcnow()
+        subtotal = _order_subtotal(ctx.order.lines)
+        used = []
+        for text in texts:
+            code = find_code(ctx.session, text)
+            reason = code_problem(
+                ctx.session,
+                code,
+                customer_id=ctx.payload["customer_id"],
+                email=ctx.payload.get("email"),
+                subtotal=subtotal,
+                at=ctx.occurred_at,
+                excluding_order=ctx.order.id,
+            )
+            if reason is None:
+                discount = discount_for(code, subtotal)
+                consumed = ctx.session.execute(
+                    update(RewardCode)
+                    .where(
+                        RewardCode.id == code.id,
+                        RewardCode.status == ISSUED,
+                        or_(
+                            RewardCode.reserved_order_id.is_(None),
+                            RewardCode.reserved_order_id == ctx.order.order_id,
+                            RewardCode.reserved_until <= now,
+                        ),
+                    )
+                    .values(
+                        status=USED,
+                        used_at=ctx.occurred_at,
+                        used_order_id=ctx.order.order_id,
+                        used_discount=discount.get("amount"),
+                        reserved_order_id=None,
+                        reserved_until=None,
+                    ),
+                    execution_options={"synchronize_session": False},
+                )
+                ctx.session.refresh(code)
+                if consumed.rowcount == 1:
+                    used.append(code.code)
+                    ctx.effects.append(
+                        {
+                            "kind": "reward_code_used",
+                            "code": code.code,
+                            "code_id": code.id,
+                            "reward_id": code.reward_id,
+                            "discount": discount,
+                        }
+                    )
+                    continue
+                # Someone else got there first (another order), or a checkout holds it.
+                reason = code.status if code.status != ISSUED else "reserved"
+            ctx.effects.append(
+                {
+                    "kind": "reward_code_rejected",
+                    "code": code.code if code is not None else normalize_code(text),
+                    "reason": reason,
+                }
+            )
+        if used:
+            ctx.order.detail = {**(ctx.order.detail or {}), "reward_codes": used}
+
+    def canceled(self, ctx) -> None:
+        released = (
+            ctx.session.execute(
+                update(RewardCode)
+                .where(
+                    RewardCode.reserved_order_id == ctx.order.order_id, RewardCode.status == ISSUED
+                )
+                .values(reserved_order_id=None, reserved_until=None)
+                .returning(RewardCode.code),
+                execution_options={"synchronize_session": False},
+            )
+            .scalars()
+            .all()
+        )
+        for code in sorted(released):
+            ctx.effects.append({"kind": "reward_code_released", "code": code})
+
+
+# --- jobs and hooks ---------------------------------------------------------------------------
+
+
+def _expire_due(session: Session, due, now: datetime, return_points: bool) -> int:
+    """Expire the codes matching `due` (their members already locked): stock back, and points
+    back if the program says so, with one ledger entry each — all set-based."""
+    # Lock the codes first: a concurrent cancel waits, then finds them expired.
+    session.execute(select(RewardCode.id).where(due).order_by(RewardCode.id).with_for_update())
+    reward_counts = (
+        select(RewardCode.reward_id, func.count().label("n"))
+        .where(due, RewardCode.reward_id.is_not(None))
+        .group_by(RewardCode.reward_id)
+        .subquery()
+    )
+    # Lock the touched rewards in id order, so concurrent runs never deadlock on them.
+    session.execute(
+        select(Reward.id)
+        .where(Reward.id.in_(select(reward_counts.c.reward_id)), Reward.stock.is_not(None))
+        .order_by(Reward.id)
+        .with_for_update()
+    )
+    session.execute(
+        update(Reward)
+        .where(Reward.id == reward_counts.c.reward_id, Reward.stock.is_not(None))
+        .values(stock=Reward.stock + reward_counts.c.n),
+        execution_options={"synchronize_session": False},
+    )
+    if return_points:
+        refundable = and_(due, RewardCode.points_spent > 0, RewardCode.member_id.is_not(None))
+        session.execute(
+            insert(LedgerEntry).from_select(
+                [
+                    "member_id",
+                    "kind",
+                    "points",
+                    "state",
+                    "source_type",
+                    "source_id",
+                    "detail",
+                    "occurred_at",
+                    "created_at",
+                ],
+                select(
+                    RewardCode.member_id,
+                    literal("redeem_cancel"),
+                    RewardCode.points_spent,
+                    literal(AVAILABLE),
+                    literal(CODE_SOURCE),
+                    cast(RewardCode.id, LedgerEntry.source_id.type),
+                    literal({"reason": "expired"}, JSONType),
+                    literal(now, LedgerEntry.occurred_at.type),
+                    literal(now, LedgerEntry.created_at.type),
+                ).where(refundable),
+            )  # fmt: skip
+        )
+        sums = (
+            select(RewardCode.member_id, func.sum(RewardCode.points_spent).label("points"))
+            .where(refundable)
+            .group_by(RewardCode.member_id)
+            .subquery()
+        )
+        session.execute(
+            update(Member)
+            .where(Member.id == sums.c.member_id)
+            .values(points_available=Member.points_available + sums.c.points),
+            execution_options={"synchronize_session": False},
+        )
+    result = session.execute(
+        update(RewardCode)
+        .where(due)
+        .values(
+            status=EXPIRED,
+            expired_at=now,
+            reserved_order_id=None,
+            reserved_until=None,
+            points_returned=RewardCode.points_spent if return_points else 0,
+        ),
+        execution_options={"synchronize_session": False},
+    )
+    return result.rowcount
+
+
+def expire_codes(session: Session, now: datetime, batch_size: int, progress=None) -> int:
+    """Issued codes past their expiry become `expired`; their stock returns, and their points
+    too when `expired_codes_return_points` is set. Idempotent: only `issued` codes are touched."""
+    return_points = get_settings(session).expired_codes_return_points
+    base = and_(RewardCode.status == ISSUED, RewardCode.expires_at <= now)
+    changed = 0
+    for low, high in in_ranges(session, batch_size, progress):
+        due = and_(base, RewardCode.member_id.between(low, high))
+        lock_members(
+            session,
+            Member.id.between(low, high),
+            exists().where(due, RewardCode.member_id == Member.id),
+        )
+        changed += _expire_due(session, due, now, return_points)
+    # Codes of non-members (referral friends): no points to return.
+    changed += _expire_due(session, and_(base, RewardCode.member_id.is_(None)), now, False)
+    session.commit()
+    return changed
+
+
+def forget_member_codes(session: Session, member: Member) -> None:
+    """Erasure: the member's codes keep their numbers but no longer name the customer."""
+    session.execute(
+        update(RewardCode)
+        .where(RewardCode.member_id == member.id)
+        .values(customer_id=None, email_normalized=None),
+        execution_options={"synchronize_session": False},
+    )
+
+
+DEMO_REWARDS = [
+    {"name": "10.00 off", "kind": "amount_off", "amount": 1000, "points_cost": 500,
+     "min_order": 1000, "code_valid_days": 90},
+    {"name": "100.00 off — Rouge exclusive", "kind": "amount_off", "amount": 10000,
+     "points_cost": 2500, "min_order": 10000, "stock": 100, "per_member_limit": 1,
+     "code_valid_days": 30, "tier_name": "Rouge"},
+    {"name": "Free shipping", "kind": "free_shipping", "points_cost": 250, "code_valid_days": 60},
+    {"name": "Deluxe sample", "kind": "free_product", "sku": "SAMPLE-DELUXE", "points_cost": 100,
+     "per_member_limit": 3, "code_valid_days": 60},
+]  # fmt: skip
+
+
+def seed_demo_rewards(session: Session) -> None:
+    """The demo catalog. The Rouge-only reward needs the "Rouge" tier: if it does not exist
+    (yet), it is created inactive, to be switched on once the tier exists."""
+    rouge = session.scalar(select(Tier.id).where(Tier.name == "Rouge"))
+    for item in DEMO_REWARDS:
+        values = dict(item)
+        tier_name = values.pop("tier_name", None)
+        if tier_name is not None:
+            values["tier_id"] = rouge
+            values["active"] = rouge is not None
+        session.add(Reward(**values))
+    session.flush()

@@ -99,9 +99,9 @@ def register_hooks(app: Flask) -> None:
         ],
     )
     app.extensions["loyalty.hooks"] = hooks
-    init_reward_catalog(hooks)  # expire-codes job, erasure, demo rewards
     # Each domain adds its jobs, member-view fields and demo data here, e.g.
     # rewards.init_hooks(hooks).
+    init_reward_catalog(hooks)  # expire-codes job, erasure, demo rewards (after the demo tiers)
 
 
 def register_cli(app: Flask) -> None:

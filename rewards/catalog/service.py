@@ -884,5 +884,7 @@ def seed_demo_rewards(session: Session) -> None:
         if tier_name is not None:
             values["tier_id"] = rouge
             values["active"] = rouge is not None
+            if rouge is None:
+                values["description"] = f"Needs tier {tier_name}: set `tier` before activating."
         session.add(Reward(**values))
     session.flush()

@@ -1,0 +1,13 @@
+"""Referrals: share codes and links, claims, conversion, fraud rules and review (issue 5)."""
+
+
+def init_hooks(hooks) -> None:
+    """Plug referrals into the core: share codes for members, jobs, erasure, demo data.
+    (The order handler is listed in `loyalty.register_hooks`, last.)"""
+    from referrals import service
+
+    hooks.member_enrolled.append(service.give_code)
+    hooks.member_view.append(service.member_view_referral)
+    hooks.member_erased.append(service.forget_member)
+    hooks.jobs["referral-rewards"] = service.issue_due_reward_codes
+    hooks.demo_seed.append(service.seed_demo)

@@ -1,0 +1,171 @@
+"""Fraud rules: each one a stated reason on the referral.
+
+Blocking rules (the referral is refused — 422 on a claim, `rejected` on an order):
+`self_referral`, `already_referred`, `not_new_customer`, `limit_reached`.
+Suspicions (the referral waits for an admin in `review`): `same_ip_as_referrer` — the friend
+writes from an IP the referrer's own orders came from. A shared office or household IP is
+common, so it is a reason to look, not to refuse.
+"""
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import exists, func, or_, select
+from sqlalchemy.orm import Session
+
+from loyalty.members.models import Member
+from loyalty.orders.models import Order
+from referrals.models import CONVERTED, REJECTED, Referral, ReferralSettings
+
+SELF_REFERRAL = "self_referral"
+NOT_NEW_CUSTOMER = "not_new_customer"
+ALREADY_REFERRED = "already_referred"
+LIMIT_REACHED = "limit_reached"
+PROGRAM_DISABLED = "program_disabled"
+SAME_IP_AS_REFERRER = "same_ip_as_referrer"
+
+REFERRER_WINDOW = timedelta(days=30)
+IP_WINDOW = timedelta(days=7)
+
+
+@dataclass(frozen=True)
+class Friend:
+    """What we know of the friend: from a claim, an order, or both."""
+
+    email: str | None  # normalized (loyalty.members.service.normalize_email)
+    customer_id: str | None = None
+    name: str | None = None
+    ip: str | None = None
+    shipping_address_hash: str | None = None
+    payment_fingerprint: str | None = None
+    order_pk: int | None = None  # the order being paid now: it does not make the friend "not new"
+
+
+@dataclass
+class Verdict:
+    reason: str | None = None  # a blocking rule that tripped
+    detail: str = ""
+    flags: list[str] = field(default_factory=list)  # suspicions: send to review
+
+
+def same_name(a: str | None, b: str | None) -> bool:
+    """Case and spacing don't make two people: "ana  LOPEZ" is "Ana Lopez"."""
+    if not a or not b:
+        return False
+    return " ".join(a.casefold().split()) == " ".join(b.casefold().split())
+
+
+def _referrer_orders(referrer: Member):
+    who = [Order.member_id == referrer.id]
+    if referrer.customer_id is not None:
+        who.append(Order.customer_id == referrer.customer_id)
+    return or_(*who)
+
+
+def _referrer_orders_carry(session: Session, referrer: Member, key: str, value: str) -> bool:
+    attribute = Order.attributes[key].as_string()
+    return bool(
+        session.scalar(select(exists().where(_referrer_orders(referrer), attribute == value)))
+    )
+
+
+def self_referral(session: Session, referrer: Member, friend: Friend) -> str | None:
+    """Why the friend looks like the referrer themselves, or None."""
+    if friend.customer_id is not None and friend.customer_id == referrer.customer_id:
+        return "The friend has the referrer's customer id."
+    if friend.email is not None and friend.email == referrer.email_normalized:
+        return "The friend's email is the referrer's mailbox."
+    if same_name(friend.name, referrer.name):
+        return "The friend has the referrer's name."
+    if friend.shipping_address_hash and _referrer_orders_carry(
+        session, referrer, "shipping_address_hash", friend.shipping_address_hash
+    ):
+        return "The friend ships to the referrer's address."
+    if friend.payment_fingerprint and _referrer_orders_carry(
+        session, referrer, "payment_fingerprint", friend.payment_fingerprint
+    ):
+        return "The friend pays with the referrer's payment method."
+    return None
+
+
+def already_referred(session: Session, friend: Friend, referral_id: int | None) -> bool:
+    who = []
+    if friend.email is not None:
+        who.append(Referral.friend_email == friend.email)
+    if friend.customer_id is not None:
+        who.append(Referral.friend_customer_id == friend.customer_id)
+    if not who:
+        return False
+    query = exists().where(or_(*who))
+    if referral_id is not None:
+        query = query.where(Referral.id != referral_id)
+    return bool(session.scalar(select(query)))
+
+
+def has_paid_orders(session: Session, friend: Friend) -> bool:
+    """Paid orders by the friend's customer id or mailbox, other than the one being paid."""
+    who = []
+    if friend.customer_id is not None:
+        who.append(Order.customer_id == friend.customer_id)
+    if friend.email is not None:
+        who.append(Order.email_normalized == friend.email)
+    if not who:
+        return False
+    query = exists().where(Order.status == "paid", or_(*who))
+    if friend.order_pk is not None:
+        query = query.where(Order.id != friend.order_pk)
+    return bool(session.scalar(select(query)))
+
+
+def referrer_conversions(session: Session, referrer_id: int, now: datetime) -> int:
+    return session.scalar(
+        select(func.count(Referral.id)).where(
+            Referral.referrer_id == referrer_id,
+            Referral.status == CONVERTED,
+            Referral.converted_at > now - REFERRER_WINDOW,
+        )
+    )
+
+
+def ip_claims(session: Session, ip: str, now: datetime) -> int:
+    return session.scalar(
+        select(func.count(Referral.id)).where(
+            Referral.ip == ip,
+            Referral.status != REJECTED,
+            Referral.created_at > now - IP_WINDOW,
+        )
+    )
+
+
+def assess(
+    session: Session,
+    settings: ReferralSettings,
+    referrer: Member,
+    friend: Friend,
+    *,
+    now: datetime,
+    count_ip: bool,
+    referral_id: int | None = None,
+) -> Verdict:
+    """Run every rule; the first blocking one wins, suspicions are collected.
+
+    `count_ip`: this is a new referral from `friend.ip` (a claim, or an order that skipped the
+    claim); converting an already claimed referral does not count its IP again.
+    """
+    detail = self_referral(session, referrer, friend)
+    if detail:
+        return Verdict(SELF_REFERRAL, detail)
+    if already_referred(session, friend, referral_id):
+        return Verdict(ALREADY_REFERRED, "This friend has already been referred.")
+    if has_paid_orders(session, friend):
+        return Verdict(NOT_NEW_CUSTOMER, "The friend has ordered before.")
+    cap = settings.max_conversions_per_referrer_30d
+    if cap is not None and referrer_conversions(session, referrer.id, now) >= cap:
+        return Verdict(LIMIT_REACHED, f"The referrer reached {cap} conversions in 30 days.")
+    cap = settings.max_claims_per_ip_7d
+    if count_ip and friend.ip and cap is not None and ip_claims(session, friend.ip, now) >= cap:
+        return Verdict(LIMIT_REACHED, f"{cap} referrals came from this IP in 7 days.")
+    verdict = Verdict()
+    if friend.ip and _referrer_orders_carry(session, referrer, "ip", friend.ip):
+        verdict.flags.append(SAME_IP_AS_REFERRER)
+    return verdict

@@ -1,0 +1,113 @@
+from flask import Blueprint as FlaskBlueprint
+from flask import redirect, request
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from loyalty.audit import record_change
+from loyalty.auth import current_principal, require
+from loyalty.extensions import db
+from loyalty.members.service import get_member
+from loyalty.schemas import PaginationQuery
+from referrals import service
+from referrals.schemas import (
+    ApproveSchema,
+    ClaimResultSchema,
+    ClaimSchema,
+    MemberReferralsSchema,
+    ReferralPageSchema,
+    ReferralProgramSchema,
+    ReferralProgramUpdateSchema,
+    ReferralQuery,
+    ReferralSchema,
+    RejectSchema,
+)
+
+blp = Blueprint("referrals", __name__, url_prefix="/v1", description="Referral program")
+links = FlaskBlueprint("referral_links", __name__)
+
+
+@links.get("/r/<string:code>")
+def follow(code):
+    """A share link: record the click, send the visitor to the landing page with the code."""
+    url = service.follow_link(
+        db.session, code, request.remote_addr, request.headers.get("User-Agent")
+    )
+    return redirect(url, 302)
+
+
+@blp.route("/referral-program")
+class ReferralProgram(MethodView):
+    @require("admin")
+    @blp.response(200, ReferralProgramSchema)
+    def get(self):
+        return service.settings_view(service.get_settings(db.session))
+
+    @require("admin")
+    @blp.arguments(ReferralProgramUpdateSchema)
+    @blp.response(200, ReferralProgramSchema)
+    def put(self, changes):
+        before = service.settings_view(service.get_settings(db.session))
+        after = service.settings_view(service.update_settings(db.session, changes))
+        record_change(db.session, "referral_program.update", "referral_program", "1", before,
+                      after)  # fmt: skip
+        return after
+
+
+@blp.route("/referrals/claim")
+class Claim(MethodView):
+    @require("storefront")
+    @blp.arguments(ClaimSchema)
+    @blp.response(201, ClaimResultSchema)
+    def post(self, data):
+        return service.claim_view(service.claim(db.session, data))
+
+
+@blp.route("/referrals")
+class Referrals(MethodView):
+    @require("admin")
+    @blp.arguments(ReferralQuery, location="query")
+    @blp.response(200, ReferralPageSchema)
+    def get(self, query):
+        return service.list_referrals(
+            db.session, query.get("status"), query["limit"], query["cursor"]
+        )
+
+
+@blp.route("/referrals/<int:referral_id>")
+class ReferralView(MethodView):
+    @require("admin")
+    @blp.response(200, ReferralSchema)
+    def get(self, referral_id):
+        return service.admin_view(db.session, service.get_referral(db.session, referral_id))
+
+
+@blp.route("/referrals/<int:referral_id>/approve")
+class Approve(MethodView):
+    @require("admin")
+    @blp.arguments(ApproveSchema)
+    @blp.response(200, ReferralSchema)
+    def post(self, data, referral_id):
+        actor = current_principal().audit_name
+        referral = service.approve(db.session, referral_id, data.get("note"), actor)
+        return service.admin_view(db.session, referral)
+
+
+@blp.route("/referrals/<int:referral_id>/reject")
+class Reject(MethodView):
+    @require("admin")
+    @blp.arguments(RejectSchema)
+    @blp.response(200, ReferralSchema)
+    def post(self, data, referral_id):
+        actor = current_principal().audit_name
+        referral = service.reject(db.session, referral_id, data["reason"], actor)
+        return service.admin_view(db.session, referral)
+
+
+@blp.route("/members/<string:customer_id>/referrals")
+class MemberReferrals(MethodView):
+    @require("storefront")
+    @blp.arguments(PaginationQuery, location="query")
+    @blp.response(200, MemberReferralsSchema)
+    def get(self, query, customer_id):
+        member = get_member(db.session, customer_id)
+        return service.member_stats(db.session, member, query["limit"], query["cursor"])

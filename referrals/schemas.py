@@ -1,0 +1,136 @@
+from marshmallow import ValidationError, fields, validate, validates_schema
+
+from loyalty.schemas import (
+    MAX_POINTS,
+    Id,
+    Money,
+    PaginationQuery,
+    StrictBoolean,
+    StrictSchema,
+    Text,
+)
+from referrals.models import REWARDED, STATUSES
+
+REWARD_KINDS = ("amount_off", "percent_off", "free_shipping", "free_product")
+
+
+def _cap(**kwargs):
+    return fields.Integer(strict=True, allow_none=True, validate=validate.Range(1, 1_000_000),
+                          **kwargs)  # fmt: skip
+
+
+class FriendRewardSchema(StrictSchema):
+    kind = fields.String(required=True, validate=validate.OneOf(REWARD_KINDS))
+    amount = Money(validate=validate.Range(1, 100_000_000_000))
+    percent = fields.Integer(strict=True, validate=validate.Range(1, 100))
+    sku = Id()
+    min_order = Money(load_default=0)
+    valid_days = fields.Integer(strict=True, load_default=30, validate=validate.Range(1, 3650))
+
+    @validates_schema
+    def _fields_of_kind(self, data, **_kwargs):
+        needed = {"amount_off": "amount", "percent_off": "percent", "free_product": "sku"}
+        need = needed.get(data["kind"])
+        if need and need not in data:
+            raise ValidationError(f"Required for {data['kind']}.", need)
+        for name in ("amount", "percent", "sku"):
+            if name in data and name != need:
+                raise ValidationError(f"Not used by {data['kind']}.", name)
+
+
+class ReferrerRewardSchema(StrictSchema):
+    points = fields.Integer(strict=True, validate=validate.Range(1, MAX_POINTS))
+    reward_id = fields.Integer(strict=True, validate=validate.Range(1, 2**31 - 1))
+
+    @validates_schema
+    def _one_of(self, data, **_kwargs):
+        if ("points" in data) == ("reward_id" in data):
+            raise ValidationError("Give either `points` or `reward_id`.", "points")
+
+
+class ReferralProgramSchema(StrictSchema):
+    enabled = StrictBoolean(required=True)
+    landing_url = fields.Url(
+        required=True, allow_none=True, schemes={"http", "https"}, require_tld=False,
+        validate=validate.Length(max=2000),
+    )  # fmt: skip
+    friend_reward = fields.Nested(FriendRewardSchema, required=True)
+    referrer_reward = fields.Nested(ReferrerRewardSchema, required=True)
+    max_conversions_per_referrer_30d = _cap(required=True)
+    max_claims_per_ip_7d = _cap(required=True)
+    attribution_days = fields.Integer(strict=True, validate=validate.Range(1, 365))
+
+
+class ReferralProgramUpdateSchema(ReferralProgramSchema):
+    """PUT takes the whole object; fields left out keep their value (null caps = no cap)."""
+
+    class Meta:
+        partial = True
+
+
+class ClaimSchema(StrictSchema):
+    code = Id(required=True)
+    email = fields.Email(required=True, validate=validate.Length(max=320))
+    customer_id = Id()
+    name = Text(200)
+    ip = Text(64)
+    user_agent = Text(300)
+    # The signed `click` parameter the share link put on the landing page URL, if forwarded.
+    click = Text(500)
+
+
+class ClaimResultSchema(StrictSchema):
+    referral_id = fields.Integer()
+    status = fields.String()
+    friend_reward = fields.Dict(allow_none=True)
+
+
+class ReferralQuery(PaginationQuery):
+    status = fields.String(validate=validate.OneOf([*STATUSES, REWARDED]))
+
+
+class ApproveSchema(StrictSchema):
+    note = Text(500)
+
+
+class RejectSchema(StrictSchema):
+    reason = fields.String(required=True, validate=validate.Length(1, 500))
+
+
+class ReferralSchema(StrictSchema):
+    id = fields.Integer()
+    code = fields.String()
+    status = fields.String()
+    source = fields.String()
+    referrer_id = fields.String(allow_none=True)
+    friend = fields.Dict()
+    order_id = fields.String(allow_none=True)
+    converted_at = fields.String(allow_none=True)
+    reward = fields.Dict(allow_none=True)
+    created_at = fields.String()
+    ip = fields.String(allow_none=True)
+    user_agent = fields.String(allow_none=True)
+    click_id = fields.Integer(allow_none=True)
+    flags = fields.List(fields.String())
+    reason = fields.String(allow_none=True)
+    note = fields.String(allow_none=True)
+    friend_reward = fields.Dict(allow_none=True)
+    decided_by = fields.String(allow_none=True)
+    decided_at = fields.String(allow_none=True)
+
+
+class ReferralPageSchema(StrictSchema):
+    items = fields.List(fields.Nested(ReferralSchema))
+    next_cursor = fields.String(allow_none=True)
+
+
+class MemberReferralsSchema(ReferralPageSchema):
+    code = fields.String()
+    url = fields.String()
+    clicks = fields.Integer()
+    claims = fields.Integer()
+    conversions = fields.Integer()
+    rewards_pending = fields.Integer()
+    rewards_earned = fields.Integer()
+    points_pending = fields.Integer()
+    points_earned = fields.Integer()

@@ -1,0 +1,740 @@
+"""Referrals: share codes, clicks, claims, conversion on the friend's first paid order,
+the referrer's pending reward, admin review, and the numbers a member sees.
+
+Plain functions over a session: they flush, the request (or the event intake, or the job)
+commits. Rewards for people are reward codes from `rewards.catalog` and points from
+`loyalty.ledger`; nothing here mints codes of its own except the share code itself.
+"""
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from loyalty import ledger
+from loyalty.audit import record_change
+from loyalty.codes import normalize_code, random_code
+from loyalty.errors import Conflict, NotFound, ReferralRejected, ValidationFailed
+from loyalty.ledger import AVAILABLE, PENDING, LedgerEntry
+from loyalty.members.models import Member
+from loyalty.members.service import decode_cursor, encode_cursor, normalize_email
+from loyalty.orders.models import Order
+from loyalty.program.models import Program
+from loyalty.program.service import get_program
+from loyalty.types import utcnow
+from referrals import fraud, links
+from referrals.models import (
+    CLAIMED,
+    CONVERTED,
+    REJECTED,
+    REVIEW,
+    REWARD_CANCELED,
+    REWARD_EARNED,
+    REWARD_PENDING,
+    REWARDED,
+    SETTINGS_ID,
+    Referral,
+    ReferralClick,
+    ReferralCode,
+    ReferralSettings,
+)
+from rewards.catalog import service as catalog
+
+CODE_LENGTH = 8  # 40 bits from the unambiguous alphabet: unguessable enough for a share link
+SOURCE = "referral"  # ledger entries and reward codes name the referral that caused them
+ADMIN_REJECTED = "rejected_by_admin"
+ORDER_REFUNDED = "order_refunded"
+
+
+# --- settings ---------------------------------------------------------------------------------
+
+
+def get_settings(session: Session, *, for_update: bool = False) -> ReferralSettings:
+    settings = session.get(ReferralSettings, SETTINGS_ID, with_for_update=for_update or None)
+    if settings is None:  # the 0005 migration inserts it
+        raise RuntimeError("referral settings row missing: run `flask --app wsgi db upgrade`")
+    return settings
+
+
+def settings_view(settings: ReferralSettings) -> dict:
+    friend = {"kind": settings.friend_reward_kind}
+    for name in ("amount", "percent", "sku"):
+        value = getattr(settings, f"friend_reward_{name}")
+        if value is not None:
+            friend[name] = value
+    friend["min_order"] = settings.friend_reward_min_order
+    friend["valid_days"] = settings.friend_reward_valid_days
+    if settings.referrer_reward_points is not None:
+        referrer = {"points": settings.referrer_reward_points}
+    else:
+        referrer = {"reward_id": settings.referrer_reward_id}
+    return {
+        "enabled": settings.enabled,
+        "landing_url": settings.landing_url,
+        "friend_reward": friend,
+        "referrer_reward": referrer,
+        "max_conversions_per_referrer_30d": settings.max_conversions_per_referrer_30d,
+        "max_claims_per_ip_7d": settings.max_claims_per_ip_7d,
+        "attribution_days": settings.attribution_days,
+    }
+
+
+def update_settings(session: Session, changes: dict) -> ReferralSettings:
+    """PUT semantics per field: what is sent replaces, what is left out stays."""
+    settings = get_settings(session, for_update=True)
+    for name in (
+        "enabled",
+        "landing_url",
+        "max_conversions_per_referrer_30d",
+        "max_claims_per_ip_7d",
+        "attribution_days",
+    ):
+        if name in changes:
+            setattr(settings, name, changes[name])
+    if "friend_reward" in changes:
+        friend = changes["friend_reward"]
+        settings.friend_reward_kind = friend["kind"]
+        settings.friend_reward_amount = friend.get("amount")
+        settings.friend_reward_percent = friend.get("percent")
+        settings.friend_reward_sku = friend.get("sku")
+        settings.friend_reward_min_order = friend.get("min_order", 0)
+        settings.friend_reward_valid_days = friend.get("valid_days", 30)
+    if "referrer_reward" in changes:
+        referrer = changes["referrer_reward"]
+        if "reward_id" in referrer:
+            catalog_reward(session, referrer["reward_id"])
+        settings.referrer_reward_points = referrer.get("points")
+        settings.referrer_reward_id = referrer.get("reward_id")
+    session.flush()
+    return settings
+
+
+def catalog_reward(session: Session, reward_id: int):
+    try:
+        return catalog.get_reward(session, reward_id)
+    except NotFound as exc:
+        raise ValidationFailed(
+            errors={"referrer_reward": {"reward_id": [f"No reward {reward_id} in the catalog."]}}
+        ) from exc
+
+
+# --- share codes and clicks -------------------------------------------------------------------
+
+
+def code_for(session: Session, member_id: int) -> str:
+    """The member's share code, created on first need (members enrolled before referrals
+    existed get theirs lazily). Concurrent first calls agree on one code."""
+    existing = session.scalar(select(ReferralCode.code).where(ReferralCode.member_id == member_id))
+    if existing is not None:
+        return existing
+    for _attempt in range(5):
+        row = ReferralCode(member_id=member_id, code=random_code(CODE_LENGTH))
+        try:
+            with session.begin_nested():
+                session.add(row)
+                session.flush()
+            return row.code
+        except IntegrityError:
+            # Either this member got a code concurrently, or (rarely) the code was taken.
+            existing = session.scalar(
+                select(ReferralCode.code).where(ReferralCode.member_id == member_id)
+            )
+            if existing is not None:
+                return existing
+    raise RuntimeError("could not find a free referral code")
+
+
+def give_code(session: Session, member: Member) -> None:
+    """`member_enrolled` hook."""
+    code_for(session, member.id)
+
+
+def member_view_referral(session: Session, member: Member) -> dict:
+    """`member_view` hook: `"referral": {"code", "url"}`."""
+    if member.erased_at is not None:
+        return {"referral": None}
+    code = code_for(session, member.id)
+    return {"referral": {"code": code, "url": links.share_url(code)}}
+
+
+def find_code(session: Session, text: str) -> ReferralCode:
+    row = session.scalar(select(ReferralCode).where(ReferralCode.code == normalize_code(text)))
+    if row is None:
+        raise NotFound("No such referral code.")
+    return row
+
+
+def follow_link(session: Session, code_text: str, ip: str | None, user_agent: str | None) -> str:
+    """`GET /r/<code>`: record the click, return where to send the visitor."""
+    code = find_code(session, code_text)
+    click = ReferralClick(
+        member_id=code.member_id,
+        ip=ip[:64] if ip else None,
+        user_agent=user_agent[:300] if user_agent else None,
+    )
+    session.add(click)
+    session.flush()
+    settings = get_settings(session)
+    return links.landing_url(settings.landing_url, code.code, links.sign_click(click.id, code.code))
+
+
+# --- claims -----------------------------------------------------------------------------------
+
+
+def _insert(session: Session, referral: Referral) -> None:
+    """One referral per friend: the unique indexes decide between concurrent claims."""
+    try:
+        with session.begin_nested():
+            session.add(referral)
+            session.flush()
+    except IntegrityError as exc:
+        raise ReferralRejected(
+            "This friend has already been referred.", reason=fraud.ALREADY_REFERRED
+        ) from exc
+
+
+def _issue_friend_reward(session: Session, settings: ReferralSettings, referral: Referral) -> None:
+    code = catalog.issue_reward_code(
+        session,
+        kind=settings.friend_reward_kind,
+        amount=settings.friend_reward_amount,
+        percent=settings.friend_reward_percent,
+        sku=settings.friend_reward_sku,
+        min_order=settings.friend_reward_min_order,
+        valid_days=settings.friend_reward_valid_days,
+        customer_id=referral.friend_customer_id,
+        email=referral.friend_email,
+        first_order_only=True,
+        source_type=SOURCE,
+        source_id=str(referral.id),
+    )
+    referral.friend_reward_code_id = code.id
+    referral.friend_reward = catalog.reward_code_view(code)
+
+
+def claim(session: Session, data: dict, *, now: datetime | None = None) -> Referral:
+    """A friend claims a referral (email + code) and, unless it needs review, gets the friend
+    reward. Claims of one referrer queue on the referrer's row, so its caps hold exactly."""
+    now = now or utcnow()
+    settings = get_settings(session)
+    if not settings.enabled:
+        raise ReferralRejected("The referral program is off.", reason=fraud.PROGRAM_DISABLED)
+    code = find_code(session, data["code"])
+    referrer = ledger.lock_member(session, code.member_id)
+    click_id = None
+    if data.get("click"):
+        click_id = links.read_click(data["click"], code.code, settings.attribution_days * 86400)
+    friend = fraud.Friend(
+        email=normalize_email(data["email"]),
+        customer_id=data.get("customer_id"),
+        name=data.get("name"),
+        ip=data.get("ip"),
+    )
+    verdict = fraud.assess(session, settings, referrer, friend, now=now, count_ip=True)
+    if verdict.reason:
+        raise ReferralRejected(verdict.detail, reason=verdict.reason)
+    referral = Referral(
+        referrer_id=referrer.id,
+        code=code.code,
+        status=REVIEW if verdict.flags else CLAIMED,
+        source="claim",
+        friend_email=friend.email,
+        friend_customer_id=friend.customer_id,
+        friend_name=friend.name,
+        ip=friend.ip,
+        user_agent=data.get("user_agent"),
+        click_id=click_id,
+        flags=verdict.flags,
+        created_at=now,
+    )
+    _insert(session, referral)
+    if referral.status == CLAIMED:
+        _issue_friend_reward(session, settings, referral)
+    session.flush()
+    return referral
+
+
+def claim_view(referral: Referral) -> dict:
+    # The reasons for a review stay with the admin: the claimant learns only the status.
+    return {
+        "referral_id": referral.id,
+        "status": referral.status,
+        "friend_reward": referral.friend_reward,
+    }
+
+
+# --- conversion (order handler) ---------------------------------------------------------------
+
+
+def _reward_referrer(
+    session: Session,
+    program: Program,
+    settings: ReferralSettings,
+    referral: Referral,
+    occurred_at: datetime,
+) -> None:
+    """Converted: the referrer's reward, pending for the program's return window."""
+    window = timedelta(days=program.pending_days)
+    pending = program.pending_days > 0
+    referral.status = CONVERTED
+    referral.converted_at = occurred_at
+    referral.reward_matures_at = occurred_at + window
+    referral.reward_state = REWARD_PENDING if pending else REWARD_EARNED
+    if settings.referrer_reward_points is not None:
+        entry = ledger.post_entry(
+            session,
+            referral.referrer_id,
+            "referral",
+            settings.referrer_reward_points,
+            state=PENDING if pending else AVAILABLE,
+            source_type=SOURCE,
+            source_id=str(referral.id),
+            detail={"referral_id": referral.id, "order_id": referral.order_id},
+            occurred_at=occurred_at,
+            matures_at=referral.reward_matures_at if pending else None,
+        )
+        referral.reward_points = settings.referrer_reward_points
+        referral.reward_entry_id = entry.id
+    else:
+        referral.reward_catalog_id = settings.referrer_reward_id
+        if not pending:
+            _issue_referrer_code(session, referral)
+    session.flush()
+
+
+def _issue_referrer_code(session: Session, referral: Referral) -> None:
+    reward = catalog.get_reward(session, referral.reward_catalog_id, include_deleted=True)
+    code = catalog.issue_reward_code(
+        session,
+        kind=reward.kind,
+        amount=reward.amount,
+        percent=reward.percent,
+        sku=reward.sku,
+        min_order=reward.min_order,
+        valid_days=reward.code_valid_days,
+        member_id=referral.referrer_id,
+        reward_id=reward.id,
+        points_spent=0,
+        source_type=SOURCE,
+        source_id=str(referral.id),
+    )
+    referral.reward_code_id = code.id
+    referral.reward_state = REWARD_EARNED
+
+
+def _friend_referral(session: Session, customer_id: str | None, email: str | None):
+    who = []
+    if customer_id is not None:
+        who.append(Referral.friend_customer_id == customer_id)
+    if email is not None:
+        who.append(Referral.friend_email == email)
+    if not who:
+        return None
+    return session.scalars(
+        select(Referral)
+        .where(or_(*who))
+        .order_by(Referral.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).first()
+
+
+def _effect(ctx, referral: Referral | None, status: str, **extra) -> None:
+    ctx.effects.append(
+        {"kind": "referral", "referral_id": referral.id if referral else None, "status": status}
+        | extra
+    )
+
+
+class ReferralConversion:
+    """Order handler: the friend's first paid order converts the referral (creating it first
+    when the order carries a `referral_code` and the friend never claimed); a full refund
+    before the reward matures cancels the reward."""
+
+    def paid(self, ctx) -> None:
+        session, order, payload = ctx.session, ctx.order, ctx.payload
+        referral = _friend_referral(session, order.customer_id, order.email_normalized)
+        fresh = referral is None
+        if fresh:
+            if not payload.get("referral_code"):
+                return
+            settings = get_settings(session)
+            if not settings.enabled:
+                return _effect(ctx, None, "ignored", reason=fraud.PROGRAM_DISABLED)
+            code = session.scalar(
+                select(ReferralCode).where(
+                    ReferralCode.code == normalize_code(payload["referral_code"])
+                )
+            )
+            if code is None:
+                return _effect(ctx, None, "ignored", reason="unknown_code")
+            referral = Referral(
+                referrer_id=code.member_id, code=code.code, status=CLAIMED, source="order",
+                friend_email=order.email_normalized, friend_customer_id=order.customer_id,
+                friend_name=payload.get("name"), ip=payload.get("ip"), flags=[],
+                created_at=ctx.occurred_at,
+            )  # fmt: skip
+        elif referral.status not in (CLAIMED, REVIEW) or referral.order_id is not None:
+            return  # converted, rejected, or waiting for review with its order already
+        else:
+            settings = get_settings(session)
+        referrer = ledger.lock_member(session, referral.referrer_id)
+        friend = fraud.Friend(
+            email=order.email_normalized,
+            customer_id=order.customer_id,
+            name=payload.get("name") or referral.friend_name,
+            ip=payload.get("ip"),
+            shipping_address_hash=payload.get("shipping_address_hash"),
+            payment_fingerprint=payload.get("payment_fingerprint"),
+            order_pk=order.id,
+        )
+        verdict = fraud.assess(
+            session, settings, referrer, friend, now=ctx.occurred_at, count_ip=fresh,
+            referral_id=referral.id,
+        )  # fmt: skip
+        if fresh:
+            if verdict.reason == fraud.ALREADY_REFERRED:
+                return _effect(ctx, None, "ignored", reason=verdict.reason)
+            try:
+                _insert(session, referral)
+            except ReferralRejected:  # the same friend was referred concurrently
+                return _effect(ctx, None, "ignored", reason=fraud.ALREADY_REFERRED)
+        else:
+            if referral.friend_customer_id is None and not fraud.already_referred(
+                session, fraud.Friend(email=None, customer_id=order.customer_id), referral.id
+            ):
+                referral.friend_customer_id = order.customer_id
+        referral.order_id = order.order_id
+        if verdict.reason:
+            referral.status, referral.reason = REJECTED, verdict.reason
+            referral.note = verdict.detail
+            return _effect(ctx, referral, REJECTED, reason=verdict.reason)
+        if verdict.flags or referral.status == REVIEW:
+            referral.status = REVIEW
+            referral.flags = sorted(set(referral.flags or []) | set(verdict.flags))
+            return _effect(ctx, referral, REVIEW)
+        _reward_referrer(session, ctx.program, settings, referral, ctx.occurred_at)
+        _effect(
+            ctx, referral, CONVERTED, referrer_id=referrer.customer_id,
+            reward=reward_view(session, referral),
+        )  # fmt: skip
+
+    def refunded(self, ctx) -> None:
+        order = ctx.order
+        if order.refunded_amount < order.eligible_amount:
+            return  # a partial refund keeps the reward
+        referral = ctx.session.scalars(
+            select(Referral)
+            .where(Referral.order_id == order.order_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        ).first()
+        if referral is None:
+            return
+        if referral.status == REVIEW:
+            referral.status, referral.reason = REJECTED, ORDER_REFUNDED
+            return _effect(ctx, referral, REJECTED, reason=ORDER_REFUNDED)
+        if (
+            referral.status == CONVERTED
+            and referral.reward_state == REWARD_PENDING
+            and ctx.occurred_at < referral.reward_matures_at
+        ):
+            cancel_reward(ctx.session, referral, ctx.refund.refund_id, ctx.occurred_at)
+            _effect(ctx, referral, "reward_canceled", reward=reward_view(ctx.session, referral))
+
+
+def cancel_reward(session: Session, referral: Referral, refund_id: str, occurred_at) -> None:
+    """Undo a reward that has not matured: a pending entry cancels the pending points (both
+    mature together to a net zero); points that a job already matured are clawed back."""
+    ledger.lock_member(session, referral.referrer_id)  # serialize with mature-points
+    if referral.reward_entry_id is not None:
+        entry = session.get(LedgerEntry, referral.reward_entry_id, populate_existing=True)
+        pending = entry.state == PENDING
+        ledger.post_entry(
+            session,
+            referral.referrer_id,
+            "reversal" if pending else "clawback",
+            -entry.points,
+            state=entry.state,
+            source_type=SOURCE,
+            source_id=str(referral.id),
+            detail={"referral_id": referral.id, "order_id": referral.order_id,
+                    "refund_id": refund_id, "reason": ORDER_REFUNDED},
+            occurred_at=occurred_at,
+            matures_at=entry.matures_at if pending else None,
+        )  # fmt: skip
+    referral.reward_state = REWARD_CANCELED
+    session.flush()
+
+
+# --- rewards that mature ----------------------------------------------------------------------
+
+
+def issue_due_reward_codes(session: Session, now: datetime, batch_size: int, progress=None) -> int:
+    """Job `referral-rewards`: a referrer rewarded with a catalog reward gets its code when
+    the return window has passed (points mature through the core's `mature-points`).
+    Several machines may run it: each takes rows the others have not locked."""
+    issued = 0
+    while True:
+        due = list(
+            session.scalars(
+                select(Referral)
+                .where(
+                    Referral.reward_state == REWARD_PENDING,
+                    Referral.reward_catalog_id.is_not(None),
+                    Referral.reward_matures_at <= now,
+                )
+                .order_by(Referral.id)
+                .limit(batch_size)
+                .with_for_update(skip_locked=True)
+            )
+        )
+        for referral in due:
+            _issue_referrer_code(session, referral)
+        session.commit()
+        issued += len(due)
+        if progress:
+            progress(1)
+        if len(due) < batch_size:
+            return issued
+
+
+# --- admin review -----------------------------------------------------------------------------
+
+
+def _locked(session: Session, referral_id: int) -> Referral:
+    referral = session.get(Referral, referral_id, with_for_update=True, populate_existing=True)
+    if referral is None:
+        raise NotFound(f"No referral {referral_id}.")
+    return referral
+
+
+def approve(session: Session, referral_id: int, note: str | None, actor: str) -> Referral:
+    """Approve a referral in review: a claim gets its friend reward; a referral whose order
+    is already paid converts and the referrer's reward is created (pending as usual)."""
+    referral = _locked(session, referral_id)
+    if referral.status != REVIEW:
+        raise Conflict(f"Referral {referral_id} is {referral.status}, not in review.")
+    before = admin_view(session, referral)
+    settings = get_settings(session)
+    if referral.order_id is None:
+        referral.status = CLAIMED
+        _issue_friend_reward(session, settings, referral)
+    else:
+        order = session.scalar(select(Order).where(Order.order_id == referral.order_id))
+        _reward_referrer(session, get_program(session), settings, referral, order.occurred_at)
+    referral.note, referral.decided_by, referral.decided_at = note, actor, utcnow()
+    session.flush()
+    record_change(session, "referral.approve", "referral", referral.id, before,
+                  admin_view(session, referral))  # fmt: skip
+    return referral
+
+
+def reject(session: Session, referral_id: int, note: str, actor: str) -> Referral:
+    referral = _locked(session, referral_id)
+    if referral.status != REVIEW:
+        raise Conflict(f"Referral {referral_id} is {referral.status}, not in review.")
+    before = admin_view(session, referral)
+    referral.status, referral.reason, referral.note = REJECTED, ADMIN_REJECTED, note
+    referral.decided_by, referral.decided_at = actor, utcnow()
+    session.flush()
+    record_change(session, "referral.reject", "referral", referral.id, before,
+                  admin_view(session, referral))  # fmt: skip
+    return referral
+
+
+# --- views and lists --------------------------------------------------------------------------
+
+# A converted referral is "rewarded" once its reward has matured: a code issued by the job, or
+# points that `mature-points` made available (read from the ledger: one source of truth).
+_matured = or_(
+    Referral.reward_state == REWARD_EARNED,
+    and_(Referral.reward_state == REWARD_PENDING, LedgerEntry.state == AVAILABLE),
+)
+EFFECTIVE_STATUS = case(
+    (and_(Referral.status == CONVERTED, _matured), REWARDED), else_=Referral.status
+)
+EFFECTIVE_REWARD_STATE = case(
+    (and_(Referral.reward_state == REWARD_PENDING, LedgerEntry.state == AVAILABLE), REWARD_EARNED),
+    else_=Referral.reward_state,
+)
+
+
+def _with_states(query):
+    return query.add_columns(EFFECTIVE_STATUS, EFFECTIVE_REWARD_STATE).outerjoin(
+        LedgerEntry, LedgerEntry.id == Referral.reward_entry_id
+    )
+
+
+def _states(session: Session, referral: Referral) -> tuple[str, str | None]:
+    row = session.execute(
+        _with_states(select(Referral.id)).where(Referral.id == referral.id)
+    ).one()
+    return row[1], row[2]
+
+
+def reward_view(session: Session, referral: Referral, state: str | None = None) -> dict | None:
+    if referral.reward_state is None:
+        return None
+    if state is None:
+        state = _states(session, referral)[1]
+    view = {"state": state, "matures_at": _iso(referral.reward_matures_at)}
+    if referral.reward_points is not None:
+        view |= {"type": "points", "points": referral.reward_points}
+    else:
+        view |= {"type": "reward", "reward_id": referral.reward_catalog_id,
+                 "code_id": referral.reward_code_id}  # fmt: skip
+    return view
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+def _mask(email: str | None) -> str | None:
+    """What a referrer sees of a friend's email: `a***@example.com`."""
+    if not email:
+        return None
+    local, _, domain = email.partition("@")
+    return f"{local[:1]}***@{domain}"
+
+
+def _view(session, referral: Referral, status: str, reward_state: str | None, *, admin: bool):
+    view = {
+        "id": referral.id,
+        "code": referral.code,
+        "status": status,
+        "source": referral.source,
+        "friend": {
+            "email": referral.friend_email if admin else _mask(referral.friend_email),
+            "customer_id": referral.friend_customer_id if admin else None,
+        },
+        "order_id": referral.order_id,
+        "converted_at": _iso(referral.converted_at),
+        "reward": reward_view(session, referral, reward_state),
+        "created_at": _iso(referral.created_at),
+    }
+    if admin:
+        referrer = session.get(Member, referral.referrer_id)
+        view |= {
+            "referrer_id": referrer.customer_id,
+            "friend": {**view["friend"], "name": referral.friend_name},
+            "ip": referral.ip,
+            "user_agent": referral.user_agent,
+            "click_id": referral.click_id,
+            "flags": list(referral.flags or []),
+            "reason": referral.reason,
+            "note": referral.note,
+            "friend_reward": referral.friend_reward,
+            "decided_by": referral.decided_by,
+            "decided_at": _iso(referral.decided_at),
+        }
+    return view
+
+
+def admin_view(session: Session, referral: Referral) -> dict:
+    status, reward_state = _states(session, referral)
+    return _view(session, referral, status, reward_state, admin=True)
+
+
+def get_referral(session: Session, referral_id: int) -> Referral:
+    referral = session.get(Referral, referral_id)
+    if referral is None:
+        raise NotFound(f"No referral {referral_id}.")
+    return referral
+
+
+def _page(session: Session, query, limit: int, cursor: str | None, *, admin: bool) -> dict:
+    before = decode_cursor(cursor)
+    if before is not None:
+        query = query.where(Referral.id < before)
+    rows = session.execute(query.order_by(Referral.id.desc()).limit(limit + 1)).all()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return {
+        "items": [_view(session, r[0], r[1], r[2], admin=admin) for r in rows],
+        "next_cursor": encode_cursor(rows[-1][0].id) if more else None,
+    }
+
+
+def list_referrals(session: Session, status: str | None, limit: int, cursor: str | None) -> dict:
+    query = _with_states(select(Referral))
+    if status is not None:
+        query = query.where(EFFECTIVE_STATUS == status)
+    return _page(session, query, limit, cursor, admin=True)
+
+
+def member_stats(session: Session, member: Member, limit: int = 50, cursor=None) -> dict:
+    """What a referrer sees: counts, points, and their referrals (friends' emails masked)."""
+    clicks = session.scalar(
+        select(func.count(ReferralClick.id)).where(ReferralClick.member_id == member.id)
+    )
+    mine = Referral.referrer_id == member.id
+    claims, conversions = session.execute(
+        select(
+            func.count(Referral.id).filter(Referral.source == "claim"),
+            func.count(Referral.id).filter(Referral.status == CONVERTED),
+        ).where(mine)
+    ).one()
+    rewards = session.execute(
+        select(
+            EFFECTIVE_REWARD_STATE,
+            func.count(Referral.id),
+            func.coalesce(func.sum(Referral.reward_points), 0),
+        )
+        .outerjoin(LedgerEntry, LedgerEntry.id == Referral.reward_entry_id)
+        .where(mine, Referral.reward_state.is_not(None))
+        .group_by(EFFECTIVE_REWARD_STATE)
+    ).all()
+    by_state = {state: (count, int(points)) for state, count, points in rewards}
+    page = _page(session, _with_states(select(Referral)).where(mine), limit, cursor, admin=False)
+    return {
+        "code": code_for(session, member.id),
+        "url": links.share_url(code_for(session, member.id)),
+        "clicks": clicks,
+        "claims": claims,
+        "conversions": conversions,
+        "rewards_pending": by_state.get(REWARD_PENDING, (0, 0))[0],
+        "rewards_earned": by_state.get(REWARD_EARNED, (0, 0))[0],
+        "points_pending": by_state.get(REWARD_PENDING, (0, 0))[1],
+        "points_earned": by_state.get(REWARD_EARNED, (0, 0))[1],
+        **page,
+    }
+
+
+# --- erasure and demo -------------------------------------------------------------------------
+
+
+def forget_member(session: Session, member: Member) -> None:
+    """`member_erased` hook: the share link dies; as a friend, their details leave our rows."""
+    session.execute(
+        ReferralCode.__table__.delete().where(ReferralCode.member_id == member.id)
+    )
+    who = []
+    if member.customer_id is not None:
+        who.append(Referral.friend_customer_id == member.customer_id)
+    if member.email_normalized is not None:
+        who.append(Referral.friend_email == member.email_normalized)
+    if who:
+        session.execute(
+            update(Referral)
+            .where(or_(*who))
+            .values(friend_email=None, friend_customer_id=None, friend_name=None, ip=None,
+                    user_agent=None),
+            execution_options={"synchronize_session": False},
+        )  # fmt: skip
+
+
+def seed_demo(session: Session) -> None:
+    """Friend: 10.00 off a first order of 40.00 or more. Referrer: 500 points."""
+    settings = get_settings(session, for_update=True)
+    settings.enabled = True
+    settings.friend_reward_kind = "amount_off"
+    settings.friend_reward_amount = 1000
+    settings.friend_reward_percent = None
+    settings.friend_reward_sku = None
+    settings.friend_reward_min_order = 4000
+    settings.referrer_reward_points = 500
+    settings.referrer_reward_id = None
+    session.flush()

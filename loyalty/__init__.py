@@ -33,6 +33,7 @@ def create_app(config: dict | None = None) -> Flask:
 def register_extensions(app: Flask) -> None:
     from loyalty import models  # noqa: F401 - every table known to SQLAlchemy and alembic
     from loyalty.extensions import api, db, limiter, migrate
+    from referrals import models as _referral_models  # noqa: F401
     from rewards.catalog import models as _reward_models  # noqa: F401
 
     db.init_app(app)
@@ -50,11 +51,14 @@ def register_blueprints(app: Flask) -> None:
     from loyalty.ops.routes import bp as ops
     from loyalty.orders.routes import blp as events
     from loyalty.program.routes import blp as program
+    from referrals.routes import blp as referrals
+    from referrals.routes import links as referral_links
     from rewards.catalog.routes import blp as rewards_catalog
 
-    for blueprint in (program, members, events, rewards_catalog):
+    for blueprint in (program, members, events, rewards_catalog, referrals):
         api.register_blueprint(blueprint)
     app.register_blueprint(ops)
+    app.register_blueprint(referral_links)
 
 
 def register_request_lifecycle(app: Flask) -> None:
@@ -86,6 +90,8 @@ def register_hooks(app: Flask) -> None:
     """The flow of an order event, in order: each domain plugs in here and nowhere else."""
     from loyalty.earning.service import PointsEarning
     from loyalty.hooks import Hooks
+    from referrals import init_hooks as init_referrals
+    from referrals.service import ReferralConversion
     from rewards.catalog import init_hooks as init_reward_catalog
     from rewards.catalog.service import RewardCodeConsumption
 
@@ -95,13 +101,14 @@ def register_hooks(app: Flask) -> None:
             # tiers: qualifying spend and upgrades (issue 3)
             RewardCodeConsumption(),  # reward codes used on the order, each exactly once
             # gift cards: capture holds (issue 6)
-            # referrals: convert the referee's first paid order (issue 5)
+            ReferralConversion(),  # the friend's first paid order converts a referral; last
         ],
     )
     app.extensions["loyalty.hooks"] = hooks
     # Each domain adds its jobs, member-view fields and demo data here, e.g.
     # rewards.init_hooks(hooks).
     init_reward_catalog(hooks)  # expire-codes job, erasure, demo rewards (after the demo tiers)
+    init_referrals(hooks)  # share codes, referral-rewards job, erasure, demo settings
 
 
 def register_cli(app: Flask) -> None:

@@ -39,8 +39,10 @@ def read_click(token: str, code: str, max_age_seconds: int) -> int | None:
         return None
     except BadSignature as exc:
         raise ValidationFailed(errors={"click": ["Not a link signed by this service."]}) from exc
-    if not isinstance(data, dict) or data.get("code") != code or not isinstance(
-        data.get("click"), int
+    if (
+        not isinstance(data, dict)
+        or data.get("code") != code
+        or not isinstance(data.get("click"), int)
     ):
         raise ValidationFailed(errors={"click": ["This link belongs to another code."]})
     return data["click"]

@@ -24,8 +24,10 @@ class ReferralSettings(Base):
             "(referrer_reward_points IS NULL) <> (referrer_reward_id IS NULL)",
             name="one_referrer_reward",
         ),
-        CheckConstraint("referrer_reward_points IS NULL OR referrer_reward_points > 0",
-                        name="referrer_points_positive"),  # fmt: skip
+        CheckConstraint(
+            "referrer_reward_points IS NULL OR referrer_reward_points > 0",
+            name="referrer_points_positive",
+        ),  # fmt: skip
         CheckConstraint("friend_reward_min_order >= 0", name="friend_min_order_not_negative"),
         CheckConstraint("friend_reward_valid_days > 0", name="friend_valid_days_positive"),
         CheckConstraint("max_conversions_per_referrer_30d >= 0", name="referrer_cap_not_negative"),

@@ -5,6 +5,7 @@ from loyalty.schemas import (
     Id,
     Money,
     PaginationQuery,
+    PositiveMoney,
     StrictBoolean,
     StrictSchema,
     Text,
@@ -15,13 +16,13 @@ REWARD_KINDS = ("amount_off", "percent_off", "free_shipping", "free_product")
 
 
 def _cap(**kwargs):
-    return fields.Integer(strict=True, allow_none=True, validate=validate.Range(1, 1_000_000),
+    return fields.Integer(strict=True, allow_none=True, validate=validate.Range(0, 1_000_000),
                           **kwargs)  # fmt: skip
 
 
 class FriendRewardSchema(StrictSchema):
     kind = fields.String(required=True, validate=validate.OneOf(REWARD_KINDS))
-    amount = Money(validate=validate.Range(1, 100_000_000_000))
+    amount = PositiveMoney()
     percent = fields.Integer(strict=True, validate=validate.Range(1, 100))
     sku = Id()
     min_order = Money(load_default=0)
@@ -64,8 +65,8 @@ class ReferralProgramSchema(StrictSchema):
 class ReferralProgramUpdateSchema(ReferralProgramSchema):
     """PUT takes the whole object; fields left out keep their value (null caps = no cap)."""
 
-    class Meta:
-        partial = True
+    def __init__(self, **kwargs):
+        super().__init__(partial=True, **kwargs)
 
 
 class ClaimSchema(StrictSchema):

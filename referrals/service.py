@@ -552,25 +552,23 @@ _matured = or_(
     Referral.reward_state == REWARD_EARNED,
     and_(Referral.reward_state == REWARD_PENDING, LedgerEntry.state == AVAILABLE),
 )
-EFFECTIVE_STATUS = case(
+effective_status = case(
     (and_(Referral.status == CONVERTED, _matured), REWARDED), else_=Referral.status
 )
-EFFECTIVE_REWARD_STATE = case(
+effective_reward_state = case(
     (and_(Referral.reward_state == REWARD_PENDING, LedgerEntry.state == AVAILABLE), REWARD_EARNED),
     else_=Referral.reward_state,
 )
 
 
 def _with_states(query):
-    return query.add_columns(EFFECTIVE_STATUS, EFFECTIVE_REWARD_STATE).outerjoin(
+    return query.add_columns(effective_status, effective_reward_state).outerjoin(
         LedgerEntry, LedgerEntry.id == Referral.reward_entry_id
     )
 
 
 def _states(session: Session, referral: Referral) -> tuple[str, str | None]:
-    row = session.execute(
-        _with_states(select(Referral.id)).where(Referral.id == referral.id)
-    ).one()
+    row = session.execute(_with_states(select(Referral.id)).where(Referral.id == referral.id)).one()
     return row[1], row[2]
 
 
@@ -661,7 +659,7 @@ def _page(session: Session, query, limit: int, cursor: str | None, *, admin: boo
 def list_referrals(session: Session, status: str | None, limit: int, cursor: str | None) -> dict:
     query = _with_states(select(Referral))
     if status is not None:
-        query = query.where(EFFECTIVE_STATUS == status)
+        query = query.where(effective_status == status)
     return _page(session, query, limit, cursor, admin=True)
 
 
@@ -679,13 +677,13 @@ def member_stats(session: Session, member: Member, limit: int = 50, cursor=None)
     ).one()
     rewards = session.execute(
         select(
-            EFFECTIVE_REWARD_STATE,
+            effective_reward_state,
             func.count(Referral.id),
             func.coalesce(func.sum(Referral.reward_points), 0),
         )
         .outerjoin(LedgerEntry, LedgerEntry.id == Referral.reward_entry_id)
         .where(mine, Referral.reward_state.is_not(None))
-        .group_by(EFFECTIVE_REWARD_STATE)
+        .group_by(effective_reward_state)
     ).all()
     by_state = {state: (count, int(points)) for state, count, points in rewards}
     page = _page(session, _with_states(select(Referral)).where(mine), limit, cursor, admin=False)
@@ -708,9 +706,7 @@ def member_stats(session: Session, member: Member, limit: int = 50, cursor=None)
 
 def forget_member(session: Session, member: Member) -> None:
     """`member_erased` hook: the share link dies; as a friend, their details leave our rows."""
-    session.execute(
-        ReferralCode.__table__.delete().where(ReferralCode.member_id == member.id)
-    )
+    session.execute(ReferralCode.__table__.delete().where(ReferralCode.member_id == member.id))
     who = []
     if member.customer_id is not None:
         who.append(Referral.friend_customer_id == member.customer_id)

@@ -179,3 +179,43 @@ def test_service_functions_for_the_widget(client, admin, session):
     result = service.redeem(session, member, cheap["id"])
     assert result["status"] == "issued" and result["points_spent"] == 500
     assert member.points_available == 100
+
+
+def test_bad_redemption_input_is_refused_and_changes_nothing(client, admin, storefront, session):
+    make_member(client, admin, points=1000)
+    reward = make_reward(client, admin, stock=2)
+    for body in ({"reward_id": str(reward["id"])}, {"reward_id": reward["id"], "x": 1}, {},
+                 {"reward_id": 2**40}, {"reward_id": None}):  # fmt: skip
+        response = client.post("/v1/members/c_1/redemptions", json=body, headers=storefront)
+        assert response.status_code == 422, (body, response.get_json())
+        assert response.get_json()["type"] == "validation-error"
+    assert redeem(client, storefront, "nobody", reward["id"]).status_code == 404
+    assert points(client, storefront, "c_1")["available"] == 1000
+    assert client.get(f"/v1/rewards/{reward['id']}", headers=admin).json["stock"] == 2
+    assert session.query(LedgerEntry).filter_by(kind="redeem").count() == 0
+    bad_validate = client.post(
+        "/v1/reward-codes/validate",
+        json={"code": "X", "customer_id": "c_1", "subtotal": -1},
+        headers=storefront,
+    )
+    assert bad_validate.status_code == 422
+    assert bad_validate.get_json()["type"] == "validation-error"
+
+
+def test_idempotency_key_redeems_once(client, admin, storefront):
+    make_member(client, admin, points=1000)
+    reward = make_reward(client, admin)
+    headers = {**storefront, "Idempotency-Key": "redeem-1"}
+    first = redeem(client, headers, "c_1", reward["id"])
+    again = redeem(client, headers, "c_1", reward["id"])
+    assert first.status_code == again.status_code == 201
+    assert again.get_json() == first.get_json()
+    assert points(client, storefront, "c_1")["available"] == 500
+
+
+def test_openapi_documents_the_reward_endpoints(client):
+    paths = client.get("/openapi.json").get_json()["paths"]
+    for path in ("/v1/rewards", "/v1/rewards/{reward_id}", "/v1/reward-codes/validate",
+                 "/v1/members/{customer_id}/redemptions",
+                 "/v1/redemptions/{redemption_id}/cancel"):  # fmt: skip
+        assert path in paths

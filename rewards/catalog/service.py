@@ -642,7 +642,10 @@ def validate_code(
         if held.rowcount != 1:
             reason = code.status if code.status != ISSUED else "reserved"
     if reason is not None:
-        raise CodeInvalid(_CODE_REASON_TEXT[reason], reason=reason)
+        detail = _CODE_REASON_TEXT[reason]
+        if reason == "wrong_owner" and code.customer_id is None and email is None:
+            detail = "This code belongs to an email address: send the shopper's `email`."
+        raise CodeInvalid(detail, reason=reason)
     reward = session.get(Reward, code.reward_id) if code.reward_id is not None else None
     return {
         "valid": True,

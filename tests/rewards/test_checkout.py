@@ -234,3 +234,17 @@ def test_demo_seed_adds_the_reward_catalog(client, admin, runner, session):
     assert {"amount_off", "free_shipping", "free_product"} <= kinds
     demo = session.scalar(select(Member).where(Member.customer_id == "demo-shopper"))
     assert demo is not None
+
+
+def test_email_owned_code_asks_for_the_email(client, storefront, session):
+    friend = service.issue_reward_code(
+        session, kind="free_shipping", valid_days=30, email="who@example.com",
+        source_type="referral", source_id="9",
+    )  # fmt: skip
+    session.commit()
+    response = validate(client, storefront, friend.code, customer_id="c_unknown")
+    assert response.status_code == 422
+    assert response.get_json()["reason"] == "wrong_owner"
+    assert "email" in response.get_json()["detail"]
+    ok = validate(client, storefront, friend.code, customer_id="c_unknown", email="WHO@example.com")
+    assert ok.get_json()["discount"] == {"kind": "free_shipping"}

@@ -28,9 +28,9 @@ def _head_revision() -> str:
 @bp.get("/readyz")
 def readyz():
     try:
-        with db.engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
-            current = MigrationContext.configure(connection).get_current_revision()
+        connection = db.session.connection()
+        connection.execute(text("SELECT 1"))
+        current = MigrationContext.configure(connection).get_current_revision()
     except Exception:  # noqa: BLE001 - any failure means "not ready"; details go to the log
         current_app.logger.exception("readiness check failed")
         return jsonify(status="unavailable", database=False), 503

@@ -25,7 +25,7 @@ class ProgramSchema(StrictSchema):
 
 
 class ProgramUpdateSchema(ProgramSchema):
-    """PUT takes the whole object; fields left out keep their value."""
+    """PUT /v1/program: fields left out keep their value."""
 
-    class Meta:
-        partial = True
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, partial=True, **kwargs)

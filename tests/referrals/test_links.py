@@ -1,0 +1,101 @@
+"""Share links: clicks, redirects, and the signed click token a claim may carry."""
+
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from itsdangerous import URLSafeTimedSerializer
+from sqlalchemy import func, select
+
+from loyalty.auth import issue_widget_token
+from loyalty.extensions import db
+from referrals.links import CLICK_SALT
+from referrals.models import Referral, ReferralClick
+from tests.referrals.helpers import claim, code_of, enroll, follow, settings, stats
+
+
+def test_link_records_the_click_and_redirects_with_the_code(client, admin, storefront, app):
+    enroll(client, admin, "ana")
+    code = code_of(client, storefront, "ana")
+    response = client.get(f"/r/{code}", headers={"User-Agent": "Firefox"})
+    assert response.status_code == 302
+    location = urlsplit(response.headers["Location"])
+    assert f"{location.scheme}://{location.netloc}" == app.config["LOYALTY_PUBLIC_URL"]
+    assert parse_qs(location.query)["ref"] == [code]
+    click = db.session.scalars(select(ReferralClick)).one()
+    assert (click.user_agent, click.ip) == ("Firefox", "127.0.0.1")
+    follow(client, code.lower())  # typed in lower case: the same code
+    assert stats(client, storefront, "ana")["clicks"] == 2
+
+
+def test_landing_url_keeps_its_own_query(client, admin, storefront):
+    enroll(client, admin, "ana")
+    settings(client, admin, landing_url="https://shop.example/welcome?utm_source=referral")
+    code = code_of(client, storefront, "ana")
+    location = urlsplit(client.get(f"/r/{code}").headers["Location"])
+    assert (location.netloc, location.path) == ("shop.example", "/welcome")
+    query = parse_qs(location.query)
+    assert (query["utm_source"], query["ref"]) == (["referral"], [code])
+
+
+def test_unknown_code_is_404(client):
+    response = client.get("/r/NOSUCHCD")
+    assert response.status_code == 404
+    assert response.get_json()["type"] == "not-found"
+    assert db.session.scalar(select(func.count()).select_from(ReferralClick)) == 0
+
+
+def test_unknown_code_on_a_claim_is_404(client, storefront):
+    response = claim(client, storefront, "NOSUCHCD", "bea@example.com")
+    assert response.status_code == 404
+
+
+def test_claim_with_the_click_token_is_attributed_to_the_click(client, admin, storefront):
+    enroll(client, admin, "ana")
+    _ref, token = follow(client, code_of(client, storefront, "ana"))
+    code = code_of(client, storefront, "ana")
+    response = claim(client, storefront, code, "bea@example.com", click=token)
+    assert response.status_code == 201
+    item = client.get(f"/v1/referrals/{response.get_json()['referral_id']}", headers=admin)
+    click = db.session.scalars(select(ReferralClick)).one()
+    assert item.get_json()["click_id"] == click.id
+
+
+def tampered(token: str) -> str:
+    payload, _, rest = token.partition(".")
+    return payload[:-1] + ("A" if payload[-1] != "A" else "B") + "." + rest
+
+
+@pytest.mark.parametrize("how", ["tampered", "forged_secret", "other_salt", "other_code"])
+def test_tampered_or_forged_click_token_is_refused(client, admin, storefront, app, how):
+    enroll(client, admin, "ana")
+    enroll(client, admin, "bob")
+    code = code_of(client, storefront, "ana")
+    _ref, token = follow(client, code)
+    if how == "tampered":
+        token = tampered(token)
+    elif how == "forged_secret":
+        token = URLSafeTimedSerializer("guessed-secret", salt=CLICK_SALT).dumps(
+            {"click": 1, "code": code}
+        )
+    elif how == "other_salt":  # a valid widget token is not a click token
+        with app.test_request_context():
+            token = issue_widget_token(1)
+    elif how == "other_code":  # a genuine click on Bob's link moved onto Ana's code
+        _ref, token = follow(client, code_of(client, storefront, "bob"))
+    response = claim(client, storefront, code, "bea@example.com", click=token)
+    assert response.status_code == 422, response.get_json()
+    body = response.get_json()
+    assert body["type"] == "validation-error"
+    assert "click" in body["errors"]
+    assert db.session.scalar(select(func.count()).select_from(Referral)) == 0
+
+
+def test_click_token_signed_with_an_older_secret_still_verifies(client, admin, storefront, app):
+    enroll(client, admin, "ana")
+    code = code_of(client, storefront, "ana")
+    follow(client, code)
+    click = db.session.scalars(select(ReferralClick)).one()
+    old = URLSafeTimedSerializer(app.config["SECRET_KEYS"][0], salt=CLICK_SALT)
+    token = old.dumps({"click": click.id, "code": code})
+    response = claim(client, storefront, code, "bea@example.com", click=token)
+    assert response.status_code == 201, response.get_json()

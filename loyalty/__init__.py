@@ -46,16 +46,18 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
+    from loyalty.earning.routes import blp as earning_rules
     from loyalty.extensions import api
     from loyalty.members.routes import blp as members
     from loyalty.ops.routes import bp as ops
     from loyalty.orders.routes import blp as events
     from loyalty.program.routes import blp as program
+    from loyalty.tiers.routes import blp as tiers
     from referrals.routes import blp as referrals
     from referrals.routes import links as referral_links
     from rewards.catalog.routes import blp as rewards_catalog
 
-    for blueprint in (program, members, events, rewards_catalog, referrals):
+    for blueprint in (program, members, events, tiers, earning_rules, rewards_catalog, referrals):
         api.register_blueprint(blueprint)
     app.register_blueprint(ops)
     app.register_blueprint(referral_links)
@@ -88,8 +90,11 @@ def register_request_lifecycle(app: Flask) -> None:
 
 def register_hooks(app: Flask) -> None:
     """The flow of an order event, in order: each domain plugs in here and nowhere else."""
+    from loyalty.earning import rules as earning_rules
     from loyalty.earning.service import PointsEarning
     from loyalty.hooks import Hooks
+    from loyalty.tiers import service as tiers
+    from loyalty.tiers.demo import seed_demo_tiers
     from referrals import init_hooks as init_referrals
     from referrals.service import ReferralConversion
     from rewards.catalog import init_hooks as init_reward_catalog
@@ -98,13 +103,17 @@ def register_hooks(app: Flask) -> None:
     hooks = Hooks(
         order_handlers=[
             PointsEarning(),  # points at the tier held before this event
-            # tiers: qualifying spend and upgrades (issue 3)
+            tiers.TierQualification(),  # qualifying spend; upgrades apply from the next event
             RewardCodeConsumption(),  # reward codes used on the order, each exactly once
             # gift cards: capture holds (issue 6)
             ReferralConversion(),  # the friend's first paid order converts a referral; last
         ],
     )
     app.extensions["loyalty.hooks"] = hooks
+    hooks.jobs["close-period"] = tiers.close_period
+    hooks.jobs["birthdays"] = earning_rules.award_birthdays
+    hooks.member_enrolled.append(earning_rules.signup_bonus)
+    hooks.demo_seed.append(seed_demo_tiers)
     # Each domain adds its jobs, member-view fields and demo data here, e.g.
     # rewards.init_hooks(hooks).
     init_reward_catalog(hooks)  # expire-codes job, erasure, demo rewards (after the demo tiers)

@@ -2,9 +2,10 @@
 
 from loyalty.audit import AuditLog  # noqa: F401
 from loyalty.auth import ApiKey  # noqa: F401
+from loyalty.earning.models import EarningRule  # noqa: F401
 from loyalty.idempotency import IdempotencyRecord  # noqa: F401
 from loyalty.ledger import LedgerEntry  # noqa: F401
 from loyalty.members.models import Member  # noqa: F401
 from loyalty.orders.models import Order, OrderRefund, ProcessedEvent  # noqa: F401
 from loyalty.program.models import Program  # noqa: F401
-from loyalty.tiers.models import Tier  # noqa: F401
+from loyalty.tiers.models import Tier, TierChange, TierSpend  # noqa: F401

@@ -1,4 +1,4 @@
-"""Earning points on paid orders and reversing them on refunds.
+"""Earning points on paid orders (base rate and bonus rules) and reversing them on refunds.
 
 Points = floor(eligible spend in major units × points_per_unit × tier multiplier), computed
 with Decimal and rounded once. The numbers used are stored on the order and on each entry, so a
@@ -11,6 +11,7 @@ from decimal import ROUND_FLOOR, Decimal
 from sqlalchemy import func, select
 
 from loyalty import ledger
+from loyalty.earning import rules
 from loyalty.ledger import PENDING, LedgerEntry
 from loyalty.orders.service import OrderEventContext
 from loyalty.program.service import currency_exponent
@@ -78,6 +79,8 @@ class PointsEarning:
         }
         ctx.order.detail = {**(ctx.order.detail or {}), "earn": detail}
         award_order_points(ctx, "earn", points, detail)
+        # Bonus rules see the same tier (the one before this event) and the same rate.
+        rules.order_bonuses(ctx, tier, rate, points_for)
 
     def refunded(self, ctx: OrderEventContext) -> None:
         order = ctx.order

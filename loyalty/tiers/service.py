@@ -1,13 +1,49 @@
-"""Tiers: which tier a member holds and how far the next one is."""
+"""Tiers: qualifying spend per period, the tier it earns, and how long that status lasts.
+
+The model in one sentence: every qualifying period of a member is a `TierSpend` row that
+counts toward the tier from its start until the end of the *next* period (`keeps_until`), so
+a member's tier at any moment is the tier of the largest spend among their live rows:
+
+    tier(member, now) = tier_for(max(spend) over rows with starts_at <= now < keeps_until)
+
+That single formula gives "the higher of the tier reached this period and the tier retained
+from the previous one", lets refunds lower this period's tier but never below the retained
+one, and is what the order events, the period close and the preview all evaluate — per member
+(events) or set-based over ranges of members (jobs, tier configuration changes). The result
+is materialized on `members.tier_id`, so reading a member's tier is one primary-key lookup.
+"""
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import (
+    BigInteger,
+    String,
+    and_,
+    case,
+    cast,
+    func,
+    insert,
+    literal,
+    null,
+    or_,
+    select,
+    union_all,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, aliased
 
+from loyalty.audit import record_change
+from loyalty.errors import Conflict, NotFound, ValidationFailed
+from loyalty.jobs import in_ranges, lock_members
 from loyalty.members.models import Member
-from loyalty.tiers.models import Tier
+from loyalty.program.models import Program
+from loyalty.tiers.models import Tier, TierChange, TierSpend
+from loyalty.types import UTCDateTime, utcnow
+
+ROLLING_DAYS = 365
 
 
 @dataclass(frozen=True)
@@ -18,6 +54,16 @@ class Standing:
     ends_at: datetime | None
 
 
+@dataclass(frozen=True)
+class Period:
+    starts_at: datetime
+    ends_at: datetime
+    keeps_until: datetime  # the end of the following period: how long a status reached lasts
+
+
+# --- reading tiers --------------------------------------------------------------------------
+
+
 def all_tiers(session: Session) -> list[Tier]:
     return list(session.scalars(select(Tier).order_by(Tier.threshold)))
 
@@ -26,7 +72,15 @@ def base_tier(session: Session) -> Tier:
     return session.scalars(select(Tier).where(Tier.threshold == 0)).one()
 
 
+def get_tier(session: Session, tier_id: int, *, lock: bool = False) -> Tier:
+    tier = session.get(Tier, tier_id, with_for_update=lock or None)
+    if tier is None:
+        raise NotFound(f"No tier {tier_id}.")
+    return tier
+
+
 def current_tier(session: Session, member: Member) -> Tier:
+    """The member's materialized tier (the tier before whatever event is being applied)."""
     if member.tier_id is not None:
         tier = session.get(Tier, member.tier_id)
         if tier is not None:
@@ -34,7 +88,503 @@ def current_tier(session: Session, member: Member) -> Tier:
     return base_tier(session)
 
 
-def standing(session: Session, member: Member) -> Standing:
+# --- qualifying periods ---------------------------------------------------------------------
+
+
+def period_for(program: Program, member: Member, at: datetime) -> Period:
+    """The qualifying period containing `at`: a calendar year in the program's timezone, or
+    (rolling_365) the member's 365-day membership year counted from their enrolment."""
+    if program.qualifying_period == "rolling_365":
+        length = timedelta(days=ROLLING_DAYS)
+        starts = member.enrolled_at + ((at - member.enrolled_at) // length) * length
+        return Period(starts, starts + length, starts + 2 * length)
+    zone = ZoneInfo(program.timezone)
+    year = at.astimezone(zone).year
+
+    def new_year(y: int) -> datetime:
+        return datetime(y, 1, 1, tzinfo=zone)
+
+    return Period(new_year(year), new_year(year + 1), new_year(year + 2))
+
+
+def add_spend(session: Session, member_id: int, period: Period, delta: int) -> None:
+    """Move a period's spend by `delta` with a relative UPDATE (the caller holds the member's
+    row lock, so the INSERT of a period's first spend cannot race another)."""
+    if delta == 0:
+        return
+    result = session.execute(
+        update(TierSpend)
+        .where(TierSpend.member_id == member_id, TierSpend.starts_at == period.starts_at)
+        .values(spend=TierSpend.spend + delta),
+        execution_options={"synchronize_session": False},
+    )
+    if result.rowcount == 0 and delta > 0:
+        session.add(
+            TierSpend(
+                member_id=member_id,
+                starts_at=period.starts_at,
+                ends_at=period.ends_at,
+                keeps_until=period.keeps_until,
+                spend=delta,
+            )
+        )
+    session.flush()
+
+
+# --- the formula, as SQL --------------------------------------------------------------------
+
+
+def tier_bands(exclude_tier_id: int | None = None):
+    """Tiers as spend bands [low, high): the tier for a spend is the band containing it."""
+    where = [Tier.id != exclude_tier_id] if exclude_tier_id is not None else []
+    return (
+        select(
+            Tier.id.label("id"),
+            Tier.name.label("name"),
+            Tier.threshold.label("low"),
+            func.lead(Tier.threshold).over(order_by=Tier.threshold).label("high"),
+        )
+        .where(*where)
+        .subquery("bands")
+    )
+
+
+def proposed_bands(proposed: list[dict]):
+    """The same bands for a proposed tier list (the preview), as literal rows."""
+    ordered = sorted(proposed, key=lambda t: t["threshold"])
+    rows = []
+    for i, tier in enumerate(ordered):
+        high = ordered[i + 1]["threshold"] if i + 1 < len(ordered) else None
+        rows.append(
+            select(
+                literal(tier["name"], String()).label("name"),
+                literal(tier["threshold"], BigInteger()).label("low"),
+                cast(literal(high) if high is not None else null(), BigInteger()).label("high"),
+            )
+        )
+    return union_all(*rows).subquery("bands")
+
+
+def live_spend(now: datetime, *conditions):
+    """Per member, the largest spend among rows still counting toward the tier at `now`."""
+    at = literal(now, UTCDateTime())
+    return (
+        select(TierSpend.member_id.label("member_id"), func.max(TierSpend.spend).label("spend"))
+        .where(TierSpend.starts_at <= at, TierSpend.keeps_until > at, *conditions)
+        .group_by(TierSpend.member_id)
+        .subquery("live")
+    )
+
+
+def _member_filters(low=None, high=None, member_id=None):
+    """(conditions on members, the same on tier_spend) for one member or an id range."""
+    if member_id is not None:
+        return [Member.id == member_id], [TierSpend.member_id == member_id]
+    if low is not None:
+        return [Member.id.between(low, high)], [TierSpend.member_id.between(low, high)]
+    return [], []
+
+
+def tier_targets(now: datetime, bands, member_conditions, spend_conditions):
+    """Per member: the materialized tier and the tier the formula gives at `now`."""
+    live = live_spend(now, *spend_conditions)
+    spend = func.coalesce(live.c.spend, 0)
+    return (
+        select(
+            Member.id.label("member_id"),
+            Member.tier_id.label("from_id"),
+            bands.c.id.label("to_id"),
+            bands.c.name.label("to_name"),
+            bands.c.low.label("to_threshold"),
+            spend.label("spend"),
+        )
+        .select_from(Member)
+        .outerjoin(live, live.c.member_id == Member.id)
+        .join(bands, and_(spend >= bands.c.low, or_(bands.c.high.is_(None), spend < bands.c.high)))
+        .where(*member_conditions)
+        .subquery("targets")
+    )
+
+
+def apply_tiers(
+    session: Session,
+    now: datetime,
+    reason: str,
+    *,
+    low: int | None = None,
+    high: int | None = None,
+    source_id: str | None = None,
+    exclude_tier_id: int | None = None,
+) -> int:
+    """Set-based: record a tier change for every member whose tier differs from the formula
+    at `now`, then move them. Two statements whatever the number of members; the caller locks
+    the members first (the jobs) or holds the tier configuration lock (admin changes)."""
+    member_conditions, spend_conditions = _member_filters(low, high)
+    targets = tier_targets(now, tier_bands(exclude_tier_id), member_conditions, spend_conditions)
+    old = aliased(Tier)
+    differs = targets.c.from_id.is_distinct_from(targets.c.to_id)
+    changes = (
+        select(
+            targets.c.member_id,
+            targets.c.from_id,
+            old.name,
+            targets.c.to_id,
+            targets.c.to_name,
+            case(
+                (targets.c.to_threshold > func.coalesce(old.threshold, -1), "upgrade"),
+                else_="downgrade",
+            ),
+            literal(reason),
+            literal(source_id),
+            targets.c.spend,
+            literal(now, UTCDateTime()),
+            literal(utcnow(), UTCDateTime()),
+        )
+        .select_from(targets)
+        .outerjoin(old, old.id == targets.c.from_id)
+        .where(differs)
+    )
+    session.execute(
+        insert(TierChange).from_select(
+            [
+                "member_id",
+                "from_tier_id",
+                "from_tier",
+                "to_tier_id",
+                "to_tier",
+                "direction",
+                "reason",
+                "source_id",
+                "qualifying_spend",
+                "occurred_at",
+                "created_at",
+            ],
+            changes,
+        )
+    )
+    result = session.execute(
+        update(Member)
+        .where(Member.id == targets.c.member_id, differs)
+        .values(tier_id=targets.c.to_id),
+        execution_options={"synchronize_session": False},
+    )
+    # Loaded members must re-read the tier the statement gave them.
+    for obj in list(session.identity_map.values()):
+        if isinstance(obj, Member):
+            session.expire(obj, ["tier_id"])
+    return result.rowcount
+
+
+def refresh_member_tier(
+    session: Session, member: Member, now: datetime, reason: str, source_id: str | None
+) -> TierChange | None:
+    """Re-evaluate one member (whose row lock the caller holds); record and apply a change."""
+    member_conditions, spend_conditions = _member_filters(member_id=member.id)
+    targets = tier_targets(now, tier_bands(), member_conditions, spend_conditions)
+    row = session.execute(select(targets)).one()
+    if row.from_id == row.to_id:
+        return None
+    old = session.get(Tier, row.from_id) if row.from_id is not None else None
+    change = TierChange(
+        member_id=member.id,
+        from_tier_id=row.from_id,
+        from_tier=old.name if old else None,
+        to_tier_id=row.to_id,
+        to_tier=row.to_name,
+        direction="upgrade" if old is None or row.to_threshold > old.threshold else "downgrade",
+        reason=reason,
+        source_id=source_id,
+        qualifying_spend=int(row.spend),
+        occurred_at=now,
+    )
+    session.add(change)
+    member.tier_id = row.to_id
+    session.flush()
+    return change
+
+
+def change_view(change: TierChange) -> dict:
+    return {
+        "id": change.id,
+        "from": change.from_tier,
+        "to": change.to_tier,
+        "direction": change.direction,
+        "reason": change.reason,
+        "source_id": change.source_id,
+        "qualifying_spend": change.qualifying_spend,
+        "occurred_at": change.occurred_at,
+    }
+
+
+def tier_changes(session: Session, member: Member, limit: int, before: int | None) -> list:
+    query = select(TierChange).where(TierChange.member_id == member.id)
+    if before is not None:
+        query = query.where(TierChange.id < before)
+    return list(session.scalars(query.order_by(TierChange.id.desc()).limit(limit)))
+
+
+# --- order events ---------------------------------------------------------------------------
+
+
+def _evaluation_time(occurred_at: datetime) -> datetime:
+    # The tier is the member's tier *now*; a back-filled event lands in its own period's
+    # spend (which may still count now, as this or the retained period) but never turns the
+    # clock back.
+    return max(utcnow(), occurred_at)
+
+
+class TierQualification:
+    """Order handler, after earning: count eligible spend in the order's period, re-evaluate
+    the tier (so an upgrade applies from the next event on), and undo spend on refunds."""
+
+    def paid(self, ctx) -> None:
+        member, order = ctx.member, ctx.order
+        if member is None or order.eligible_amount == 0:
+            return
+        period = period_for(ctx.program, member, ctx.occurred_at)
+        add_spend(ctx.session, member.id, period, order.eligible_amount)
+        # Recorded on the order so its refunds reduce the same period, whatever changes later.
+        order.detail = {
+            **(order.detail or {}),
+            "qualifying": {
+                "period_starts_at": period.starts_at.isoformat(),
+                "period_ends_at": period.ends_at.isoformat(),
+                "keeps_until": period.keeps_until.isoformat(),
+                "amount": order.eligible_amount,
+            },
+        }
+        self._refresh(ctx, "order", order.order_id)
+
+    def refunded(self, ctx) -> None:
+        member, order = ctx.member, ctx.order
+        counted = (order.detail or {}).get("qualifying")
+        if member is None or not counted or ctx.refund_amount == 0:
+            return
+        period = Period(
+            datetime.fromisoformat(counted["period_starts_at"]),
+            datetime.fromisoformat(counted["period_ends_at"]),
+            datetime.fromisoformat(counted["keeps_until"]),
+        )
+        add_spend(ctx.session, member.id, period, -ctx.refund_amount)
+        self._refresh(ctx, "refund", f"{order.order_id}/{ctx.refund.refund_id}")
+
+    @staticmethod
+    def _refresh(ctx, reason: str, source_id: str) -> None:
+        change = refresh_member_tier(
+            ctx.session, ctx.member, _evaluation_time(ctx.occurred_at), reason, source_id
+        )
+        if change is not None:
+            ctx.effects.append(
+                {
+                    "kind": "tier_changed",
+                    "from": change.from_tier,
+                    "to": change.to_tier,
+                    "direction": change.direction,
+                    "qualifying_spend": change.qualifying_spend,
+                    "tier_change_id": change.id,
+                }
+            )
+
+
+# --- the member view ------------------------------------------------------------------------
+
+
+def standing(session: Session, member: Member, now: datetime | None = None) -> Standing:
+    now = now or utcnow()
     tier = current_tier(session, member)
-    higher = [t for t in all_tiers(session) if t.threshold > tier.threshold]
-    return Standing(tier, 0, higher[0] if higher else None, None)
+    rows = list(
+        session.scalars(
+            select(TierSpend).where(
+                TierSpend.member_id == member.id,
+                TierSpend.starts_at <= now,
+                TierSpend.keeps_until > now,
+            )
+        )
+    )
+    this_period = max((r.spend for r in rows if r.ends_at > now), default=0)
+    # The status lasts as long as the latest-ending live period whose spend reaches it.
+    ends_at = None
+    if tier.threshold > 0:
+        holding = [r.keeps_until for r in rows if r.spend >= tier.threshold]
+        ends_at = max(holding, default=None)
+    higher = session.scalars(
+        select(Tier).where(Tier.threshold > tier.threshold).order_by(Tier.threshold).limit(1)
+    ).first()
+    return Standing(tier, this_period, higher, ends_at)
+
+
+# --- configuration --------------------------------------------------------------------------
+
+
+def tier_snapshot(tier: Tier) -> dict:
+    return {
+        "id": tier.id,
+        "name": tier.name,
+        "threshold": tier.threshold,
+        "multiplier": format(tier.multiplier.normalize(), "f"),
+        "perks": list(tier.perks or []),
+    }
+
+
+def _lock_configuration(session: Session) -> None:
+    # Tier changes queue on the base tier's row: one configuration change at a time, so the
+    # "exactly one tier at 0 / unique names" checks below cannot race each other.
+    session.execute(select(Tier.id).where(Tier.threshold == 0).with_for_update())
+
+
+def _check_unique(session: Session, name: str | None, threshold: int | None, tier_id=None):
+    others = select(Tier).where(Tier.id != tier_id) if tier_id is not None else select(Tier)
+    if name is not None:
+        clash = session.scalars(others.where(func.lower(Tier.name) == name.lower())).first()
+        if clash is not None:
+            raise Conflict(f"A tier named {clash.name!r} already exists.", field="name")
+    if threshold is not None:
+        clash = session.scalars(others.where(Tier.threshold == threshold)).first()
+        if clash is not None:
+            detail = (
+                f"{clash.name!r} is already the base tier at threshold 0; exactly one tier "
+                "has threshold 0."
+                if threshold == 0
+                else f"{clash.name!r} already has threshold {threshold}."
+            )
+            raise Conflict(detail, field="threshold")
+
+
+def _flush_tier(session: Session) -> None:
+    try:
+        with session.begin_nested():
+            session.flush()
+    except IntegrityError as exc:  # a concurrent change won the unique name or threshold
+        raise Conflict("Another tier has this name or threshold.") from exc
+
+
+def create_tier(session: Session, data: dict) -> Tier:
+    _lock_configuration(session)
+    _check_unique(session, data["name"], data["threshold"])
+    tier = Tier(
+        name=data["name"],
+        threshold=data["threshold"],
+        multiplier=data["multiplier"],
+        perks=data.get("perks", []),
+    )
+    session.add(tier)
+    _flush_tier(session)
+    record_change(session, "tier.create", "tier", tier.id, None, tier_snapshot(tier))
+    lock_members(session)
+    apply_tiers(session, utcnow(), "tier_config", source_id=f"tier:{tier.id}")
+    return tier
+
+
+def update_tier(session: Session, tier_id: int, changes: dict) -> Tier:
+    _lock_configuration(session)
+    tier = get_tier(session, tier_id, lock=True)
+    before = tier_snapshot(tier)
+    if "threshold" in changes and (tier.threshold == 0) != (changes["threshold"] == 0):
+        if tier.threshold == 0:
+            raise Conflict(
+                "The base tier must keep threshold 0 (exactly one tier has threshold 0).",
+                field="threshold",
+            )
+        raise Conflict(
+            "Only the base tier has threshold 0; change the base tier instead.",
+            field="threshold",
+        )
+    _check_unique(session, changes.get("name"), changes.get("threshold"), tier_id=tier.id)
+    if "name" in changes and changes["name"] != tier.name:
+        from loyalty.earning.service import rename_tier_in_rules
+
+        rename_tier_in_rules(session, tier.name, changes["name"])
+    for name, value in changes.items():
+        setattr(tier, name, value)
+    _flush_tier(session)
+    record_change(session, "tier.update", "tier", tier.id, before, tier_snapshot(tier))
+    if "threshold" in changes:
+        lock_members(session)
+        apply_tiers(session, utcnow(), "tier_config", source_id=f"tier:{tier.id}")
+    return tier
+
+
+def delete_tier(session: Session, tier_id: int) -> None:
+    _lock_configuration(session)
+    tier = get_tier(session, tier_id, lock=True)
+    if tier.threshold == 0:
+        raise Conflict("The base tier (threshold 0) can't be deleted.")
+    from loyalty.earning.service import rules_using_tier
+
+    using = rules_using_tier(session, tier.name)
+    if using:
+        raise Conflict(
+            f"Earning rules {', '.join(str(r.id) for r in using)} use tier {tier.name!r}; "
+            "change them first.",
+            rule_ids=[r.id for r in using],
+        )
+    before = tier_snapshot(tier)
+    # Everyone holding it moves to the tier the remaining list gives them, then it goes.
+    lock_members(session)
+    apply_tiers(session, utcnow(), "tier_config", source_id=f"tier:{tier.id}",
+                exclude_tier_id=tier.id)  # fmt: skip
+    session.delete(tier)
+    session.flush()
+    record_change(session, "tier.delete", "tier", tier_id, before, None)
+
+
+def validate_tier_list(tiers: list[dict]) -> None:
+    """A whole tier list as it would be: exactly one at 0, names and thresholds unique."""
+    errors = {}
+    zeros = [t["name"] for t in tiers if t["threshold"] == 0]
+    if len(zeros) != 1:
+        errors["threshold"] = [
+            f"Exactly one tier must have threshold 0; got {len(zeros)}"
+            + (f" ({', '.join(zeros)})." if zeros else ".")
+        ]
+    names = [t["name"].lower() for t in tiers]
+    if len(set(names)) != len(names):
+        dupes = sorted({t["name"] for t in tiers if names.count(t["name"].lower()) > 1})
+        errors["name"] = [f"Tier names must be unique: {', '.join(dupes)}."]
+    thresholds = [t["threshold"] for t in tiers]
+    if len(set(thresholds)) != len(thresholds) and len(zeros) <= 1:
+        errors.setdefault("threshold", []).append("Two tiers can't share a threshold.")
+    if errors:
+        raise ValidationFailed("This tier list is not valid.", errors={"tiers": errors})
+
+
+def preview(session: Session, proposed: list[dict], now: datetime | None = None) -> dict:
+    """How many members would move between which tiers under `proposed`; changes nothing.
+
+    One grouped query: the formula evaluated with the proposed bands, against each member's
+    materialized tier."""
+    validate_tier_list(proposed)
+    now = now or utcnow()
+    bands = proposed_bands(proposed)
+    live = live_spend(now)
+    spend = func.coalesce(live.c.spend, 0)
+    current = aliased(Tier)
+    base_name = select(Tier.name).where(Tier.threshold == 0).scalar_subquery()
+    from_name = func.coalesce(current.name, base_name)
+    rows = session.execute(
+        select(from_name.label("from_name"), bands.c.name.label("to_name"), func.count())
+        .select_from(Member)
+        .outerjoin(live, live.c.member_id == Member.id)
+        .outerjoin(current, current.id == Member.tier_id)
+        .join(bands, and_(spend >= bands.c.low, or_(bands.c.high.is_(None), spend < bands.c.high)))
+        .where(Member.erased_at.is_(None), from_name != bands.c.name)
+        .group_by(from_name, bands.c.name)
+        .order_by(from_name, bands.c.name)
+    )
+    return {"moves": [{"from": f, "to": t, "members": int(n)} for f, t, n in rows]}
+
+
+# --- the period close -----------------------------------------------------------------------
+
+
+def close_period(session: Session, now: datetime, batch_size: int, progress=None) -> int:
+    """Set retained tiers and downgrade those who did not requalify, as of `now`.
+
+    The formula depends only on `now` and the spend rows, so running it once, twice or a week
+    late gives the same tiers. Per range of members: lock them, then two set-based statements
+    (record the changes, move the tiers)."""
+    changed = 0
+    for low, high in in_ranges(session, batch_size, progress):
+        lock_members(session, Member.id.between(low, high))
+        changed += apply_tiers(session, now, "period_close", low=low, high=high)
+    return changed

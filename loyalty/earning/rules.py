@@ -1,0 +1,362 @@
+"""Earning rules: bonuses on top of the base rate, and how overlapping ones combine.
+
+Triggers and what they give:
+- `order` (and `first_order`, only on the member's first paid order): a `multiplier` applies to
+  the eligible amount of the lines matching the rule's `skus`/`categories` (all lines when it
+  names none). Points are multiplied, not added to the rate: a "2×" rule on a line earning 10
+  points makes it earn 20, i.e. a bonus of 10 = floor(amount × rate × tier multiplier × (2 − 1)).
+  Overlapping multiplier rules ADD their bonuses (2× and 3× on the same line earn
+  1 + 1 + 2 = 4× the base, not 6×). Fixed `points` rules give their points once per matching
+  order, and add up too.
+- `signup`: fixed points when a member enrolls. `birthday`: fixed points once per birthday year
+  (`flask loyalty jobs birthdays`).
+Conditions on the order: `tiers` (the member's tier before the event), `min_spend` (the order's
+eligible amount, minor units); all given conditions must hold; `starts_at <= occurred_at <
+ends_at` and `active`. Each rule's bonus is its own ledger entry carrying its `rule_id`, rounded
+down on its own. Order bonuses go through `award_order_points`, so refunds reverse them with
+the order's base points, in proportion, using the numbers recorded when they were earned.
+"""
+
+from datetime import datetime, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import and_, exists, func, insert, literal, or_, select, union_all, update
+from sqlalchemy.orm import Session
+
+from loyalty import ledger
+from loyalty.audit import record_change
+from loyalty.earning.models import EarningRule
+from loyalty.errors import NotFound, ValidationFailed
+from loyalty.jobs import in_ranges, lock_members
+from loyalty.ledger import AVAILABLE, LedgerEntry
+from loyalty.members.models import Member
+from loyalty.members.service import decode_cursor, encode_cursor
+from loyalty.orders.models import Order
+from loyalty.program.service import get_program
+from loyalty.tiers.models import Tier
+from loyalty.types import JSONType, UTCDateTime, utcnow
+
+BIRTHDAY_SOURCE = "birthday"
+SIGNUP_SOURCE = "signup"
+# A birthday bonus missed on the day (job down, member enrolled a few days after) is still
+# given within this many days; never twice for the same birthday.
+BIRTHDAY_LOOKBACK_DAYS = 30
+FIXED_ONLY = ("signup", "birthday")
+
+
+# --- configuration --------------------------------------------------------------------------
+
+
+def rule_view(rule: EarningRule) -> dict:
+    return {
+        "id": rule.id,
+        "name": rule.name,
+        "trigger": rule.trigger,
+        "multiplier": format(rule.multiplier.normalize(), "f") if rule.multiplier else None,
+        "points": rule.points,
+        "conditions": dict(rule.conditions or {}),
+        "starts_at": rule.starts_at,
+        "ends_at": rule.ends_at,
+        "active": rule.active,
+        "created_at": rule.created_at,
+        "updated_at": rule.updated_at,
+    }
+
+
+def _snapshot(rule: EarningRule) -> dict:
+    view = rule_view(rule)
+    for key in ("starts_at", "ends_at", "created_at", "updated_at"):
+        view[key] = view[key].isoformat() if view[key] else None
+    return view
+
+
+def _validate(session: Session, rule: dict) -> None:
+    """The whole rule as it would be (after a PATCH too): one clear 422 listing every problem."""
+    errors: dict[str, list[str]] = {}
+    has_multiplier = rule.get("multiplier") is not None
+    has_points = rule.get("points") is not None
+    if has_multiplier == has_points:
+        errors["points"] = ["Give either `multiplier` or `points`, not both or neither."]
+    conditions = rule.get("conditions") or {}
+    if rule["trigger"] in FIXED_ONLY:
+        if has_multiplier:
+            errors["multiplier"] = [f"A {rule['trigger']} bonus is fixed `points`."]
+        extra = sorted(set(conditions) - {"tiers"})
+        if extra:
+            errors["conditions"] = [
+                f"A {rule['trigger']} rule takes only a `tiers` condition, not {', '.join(extra)}."
+            ]
+    tiers = conditions.get("tiers") or []
+    if tiers:
+        known = set(session.scalars(select(Tier.name).where(Tier.name.in_(tiers))))
+        unknown = [t for t in tiers if t not in known]
+        if unknown:
+            errors.setdefault("conditions", []).append(f"Unknown tiers: {', '.join(unknown)}.")
+    starts, ends = rule.get("starts_at"), rule.get("ends_at")
+    if starts and ends and ends <= starts:
+        errors["ends_at"] = ["Must be after starts_at."]
+    if errors:
+        raise ValidationFailed("This earning rule is not valid.", errors=errors)
+
+
+def get_rule(session: Session, rule_id: int) -> EarningRule:
+    rule = session.get(EarningRule, rule_id)
+    if rule is None:
+        raise NotFound(f"No earning rule {rule_id}.")
+    return rule
+
+
+def list_rules(session: Session, limit: int, cursor: str | None) -> dict:
+    query = select(EarningRule).order_by(EarningRule.id)
+    after = decode_cursor(cursor)
+    if after is not None:
+        query = query.where(EarningRule.id > after)
+    rows = list(session.scalars(query.limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return {
+        "items": [rule_view(r) for r in rows],
+        "next_cursor": encode_cursor(rows[-1].id) if more else None,
+    }
+
+
+def create_rule(session: Session, data: dict) -> EarningRule:
+    data = {"conditions": {}, "active": True, **data}
+    _validate(session, data)
+    rule = EarningRule(**data)
+    session.add(rule)
+    session.flush()
+    record_change(session, "earning_rule.create", "earning_rule", rule.id, None, _snapshot(rule))
+    return rule
+
+
+def update_rule(session: Session, rule_id: int, changes: dict) -> EarningRule:
+    rule = get_rule(session, rule_id)
+    before = _snapshot(rule)
+    merged = {
+        "trigger": rule.trigger,
+        "multiplier": rule.multiplier,
+        "points": rule.points,
+        "conditions": rule.conditions,
+        "starts_at": rule.starts_at,
+        "ends_at": rule.ends_at,
+        **changes,
+    }
+    _validate(session, merged)
+    for name, value in changes.items():
+        setattr(rule, name, value)
+    session.flush()
+    record_change(session, "earning_rule.update", "earning_rule", rule.id, before, _snapshot(rule))
+    return rule
+
+
+def delete_rule(session: Session, rule_id: int) -> None:
+    # Entries keep their rule_id: the id stays meaningful in the audit log's last snapshot.
+    rule = get_rule(session, rule_id)
+    before = _snapshot(rule)
+    session.delete(rule)
+    session.flush()
+    record_change(session, "earning_rule.delete", "earning_rule", rule_id, before, None)
+
+
+def rules_using_tier(session: Session, tier_name: str) -> list[EarningRule]:
+    rules = session.scalars(select(EarningRule).order_by(EarningRule.id))
+    return [r for r in rules if tier_name in ((r.conditions or {}).get("tiers") or [])]
+
+
+def rename_tier_in_rules(session: Session, old: str, new: str) -> None:
+    for rule in rules_using_tier(session, old):
+        tiers = [new if t == old else t for t in rule.conditions["tiers"]]
+        rule.conditions = {**rule.conditions, "tiers": tiers}
+
+
+# --- which rules apply ----------------------------------------------------------------------
+
+
+def live_rules(session: Session, triggers: tuple[str, ...], at: datetime) -> list[EarningRule]:
+    return list(
+        session.scalars(
+            select(EarningRule)
+            .where(
+                EarningRule.trigger.in_(triggers),
+                EarningRule.active.is_(True),
+                or_(EarningRule.starts_at.is_(None), EarningRule.starts_at <= at),
+                or_(EarningRule.ends_at.is_(None), EarningRule.ends_at > at),
+            )
+            .order_by(EarningRule.id)
+        )
+    )
+
+
+def matching_amount(rule: EarningRule, lines: list[dict]) -> int:
+    """Eligible money of the lines the rule's sku/category conditions select."""
+    conditions = rule.conditions or {}
+    skus, categories = conditions.get("skus"), conditions.get("categories")
+    return sum(
+        line["eligible"]
+        for line in lines
+        if (not skus or line["sku"] in skus)
+        and (not categories or line.get("category") in categories)
+    )
+
+
+def is_first_paid_order(session: Session, order: Order) -> bool:
+    earlier = session.scalar(
+        select(func.count())
+        .select_from(Order)
+        .where(Order.member_id == order.member_id, Order.status == "paid", Order.id != order.id)
+    )
+    return earlier == 0
+
+
+def order_bonuses(ctx, tier: Tier, rate: Decimal, points_for) -> None:
+    """Award every live order (and first-order) rule matching this paid order."""
+    from loyalty.earning.service import award_order_points
+
+    order = ctx.order
+    triggers = ("order", "first_order") if is_first_paid_order(ctx.session, order) else ("order",)
+    tier_multiplier = Decimal(tier.multiplier)
+    applied = []
+    for rule in live_rules(ctx.session, triggers, ctx.occurred_at):
+        conditions = rule.conditions or {}
+        if conditions.get("tiers") and tier.name not in conditions["tiers"]:
+            continue
+        if order.eligible_amount < (conditions.get("min_spend") or 0):
+            continue
+        amount = matching_amount(rule, order.lines)
+        if amount <= 0:
+            continue
+        detail = {"rule": rule.name, "trigger": rule.trigger, "matching_amount": amount}
+        if rule.multiplier is not None:
+            extra = Decimal(rule.multiplier) - 1
+            points = points_for(amount, order.currency, rate, tier_multiplier * extra)
+            detail |= {
+                "points_per_unit": str(rate.normalize()),
+                "tier_multiplier": str(tier_multiplier.normalize()),
+                "rule_multiplier": str(Decimal(rule.multiplier).normalize()),
+            }
+        else:
+            points = rule.points
+            detail["fixed_points"] = rule.points
+        if award_order_points(ctx, "bonus", points, detail, rule_id=rule.id) is not None:
+            applied.append({"rule_id": rule.id, "points": points, **detail})
+    if applied:
+        order.detail = {**(order.detail or {}), "bonuses": applied}
+
+
+# --- sign-up and birthday -------------------------------------------------------------------
+
+
+def signup_bonus(session: Session, member: Member) -> None:
+    """`hooks.member_enrolled`: fixed points for each live sign-up rule, available at once."""
+    for rule in live_rules(session, ("signup",), member.enrolled_at):
+        if (rule.conditions or {}).get("tiers"):
+            tier = session.get(Tier, member.tier_id) if member.tier_id else None
+            if tier is None or tier.name not in rule.conditions["tiers"]:
+                continue
+        ledger.post_entry(
+            session,
+            member.id,
+            "bonus",
+            rule.points,
+            source_type=SIGNUP_SOURCE,
+            source_id=str(member.id),
+            detail={"rule": rule.name, "trigger": "signup"},
+            rule_id=rule.id,
+            occurred_at=member.enrolled_at,
+        )
+
+
+def _birthday_days(today, lookback: int):
+    """(MM-DD, birthday year) for each day of the look-back window, as literal rows.
+
+    29 February birthdays are celebrated on 28 February in other years."""
+    rows = {}
+    for back in range(lookback, -1, -1):
+        day = today - timedelta(days=back)
+        rows[day.strftime("%m-%d")] = str(day.year)
+        leap = day.year % 4 == 0 and (day.year % 100 != 0 or day.year % 400 == 0)
+        if day.month == 2 and day.day == 28 and not leap:
+            rows["02-29"] = str(day.year)
+    selects = [
+        select(literal(mmdd).label("mmdd"), literal(year).label("year"))
+        for mmdd, year in rows.items()
+    ]
+    return union_all(*selects).subquery("birthdays")
+
+
+def award_birthdays(session: Session, now: datetime, batch_size: int, progress=None) -> int:
+    """Birthday bonus once per member, rule and birthday year; set-based per range.
+
+    Per range and rule: lock the members, add the points to the balances of those due, insert
+    their entries. "Due" = birthday within the look-back window and no entry of this rule for
+    that birthday year yet, so a re-run (or a late run) gives nothing twice."""
+    program = get_program(session)
+    today = now.astimezone(ZoneInfo(program.timezone)).date()
+    rules = live_rules(session, ("birthday",), now)
+    if not rules:
+        return 0
+    days = _birthday_days(today, BIRTHDAY_LOOKBACK_DAYS)
+    awarded = 0
+    for low, high in in_ranges(session, batch_size, progress):
+        lock_members(
+            session,
+            Member.id.between(low, high),
+            Member.birthday.in_(select(days.c.mmdd)),
+        )
+        for rule in rules:
+            members = [Member.id.between(low, high), Member.erased_at.is_(None)]
+            tiers = (rule.conditions or {}).get("tiers")
+            if tiers:
+                members.append(Member.tier_id.in_(select(Tier.id).where(Tier.name.in_(tiers))))
+            not_given = ~exists().where(
+                LedgerEntry.member_id == Member.id,
+                LedgerEntry.source_type == BIRTHDAY_SOURCE,
+                LedgerEntry.source_id == days.c.year,
+                LedgerEntry.rule_id == rule.id,
+            )
+            due = exists().where(days.c.mmdd == Member.birthday, not_given)
+            session.execute(
+                update(Member)
+                .where(*members, due)
+                .values(
+                    points_available=Member.points_available + rule.points,
+                    points_lifetime=Member.points_lifetime + rule.points,
+                ),
+                execution_options={"synchronize_session": False},
+            )
+            detail = {"rule": rule.name, "trigger": "birthday"}
+            result = session.execute(
+                insert(LedgerEntry).from_select(
+                    [
+                        "member_id",
+                        "kind",
+                        "points",
+                        "state",
+                        "source_type",
+                        "source_id",
+                        "rule_id",
+                        "detail",
+                        "occurred_at",
+                        "created_at",
+                    ],
+                    select(
+                        Member.id,
+                        literal("bonus"),
+                        literal(rule.points),
+                        literal(AVAILABLE),
+                        literal(BIRTHDAY_SOURCE),
+                        days.c.year,
+                        literal(rule.id),
+                        literal(detail, JSONType),
+                        literal(now, UTCDateTime()),
+                        literal(utcnow(), UTCDateTime()),
+                    )
+                    .select_from(Member)
+                    .join(days, and_(days.c.mmdd == Member.birthday))
+                    .where(*members, not_given),
+                )  # fmt: skip
+            )
+            awarded += result.rowcount
+    return awarded

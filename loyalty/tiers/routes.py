@@ -1,0 +1,81 @@
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from loyalty.auth import require
+from loyalty.extensions import db
+from loyalty.members import service as members
+from loyalty.schemas import PaginationQuery
+from loyalty.tiers import service
+from loyalty.tiers.schemas import (
+    PreviewResultSchema,
+    PreviewSchema,
+    TierChangePageSchema,
+    TierListSchema,
+    TierSchema,
+    TierUpdateSchema,
+)
+
+blp = Blueprint("tiers", __name__, url_prefix="/v1", description="Tiers and tier changes")
+
+
+@blp.route("/tiers")
+class Tiers(MethodView):
+    @require("admin")
+    @blp.response(200, TierListSchema)
+    def get(self):
+        """Every tier, lowest threshold first."""
+        return {"items": service.all_tiers(db.session), "next_cursor": None}
+
+    @require("admin")
+    @blp.arguments(TierSchema)
+    @blp.response(201, TierSchema)
+    def post(self, data):
+        """Add a tier; members who now qualify for it move at once."""
+        return service.create_tier(db.session, data)
+
+
+@blp.route("/tiers/preview")
+class TierPreview(MethodView):
+    @require("admin")
+    @blp.arguments(PreviewSchema)
+    @blp.response(200, PreviewResultSchema)
+    def post(self, data):
+        """How many members would move between which tiers under this list; changes nothing."""
+        return service.preview(db.session, data["tiers"])
+
+
+@blp.route("/tiers/<int:tier_id>")
+class TierView(MethodView):
+    @require("admin")
+    @blp.response(200, TierSchema)
+    def get(self, tier_id):
+        return service.get_tier(db.session, tier_id)
+
+    @require("admin")
+    @blp.arguments(TierUpdateSchema)
+    @blp.response(200, TierSchema)
+    def patch(self, changes, tier_id):
+        return service.update_tier(db.session, tier_id, changes)
+
+    @require("admin")
+    @blp.response(204)
+    def delete(self, tier_id):
+        service.delete_tier(db.session, tier_id)
+
+
+@blp.route("/members/<string:customer_id>/tier-changes")
+class MemberTierChanges(MethodView):
+    @require("storefront")
+    @blp.arguments(PaginationQuery, location="query")
+    @blp.response(200, TierChangePageSchema)
+    def get(self, query, customer_id):
+        """The member's tier history, newest first (upgrades, refunds, period closes)."""
+        member = members.get_member(db.session, customer_id)
+        before = members.decode_cursor(query["cursor"])
+        rows = service.tier_changes(db.session, member, query["limit"] + 1, before)
+        more = len(rows) > query["limit"]
+        rows = rows[: query["limit"]]
+        return {
+            "items": [service.change_view(r) for r in rows],
+            "next_cursor": members.encode_cursor(rows[-1].id) if more else None,
+        }

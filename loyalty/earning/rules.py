@@ -317,7 +317,8 @@ def award_birthdays(session: Session, now: datetime, batch_size: int, progress=N
                 LedgerEntry.rule_id == rule.id,
             )
             due = exists().where(days.c.mmdd == Member.birthday, not_given)
-            session.execute(
+            # Each due member gets exactly one entry below: this count is the awards made.
+            result = session.execute(
                 update(Member)
                 .where(*members, due)
                 .values(
@@ -327,7 +328,8 @@ def award_birthdays(session: Session, now: datetime, batch_size: int, progress=N
                 execution_options={"synchronize_session": False},
             )
             detail = {"rule": rule.name, "trigger": "birthday"}
-            result = session.execute(
+            awarded += result.rowcount
+            session.execute(
                 insert(LedgerEntry).from_select(
                     [
                         "member_id",
@@ -358,5 +360,4 @@ def award_birthdays(session: Session, now: datetime, batch_size: int, progress=N
                     .where(*members, not_given),
                 )  # fmt: skip
             )
-            awarded += result.rowcount
     return awarded

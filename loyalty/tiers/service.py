@@ -491,7 +491,7 @@ def update_tier(session: Session, tier_id: int, changes: dict) -> Tier:
         )
     _check_unique(session, changes.get("name"), changes.get("threshold"), tier_id=tier.id)
     if "name" in changes and changes["name"] != tier.name:
-        from loyalty.earning.service import rename_tier_in_rules
+        from loyalty.earning.rules import rename_tier_in_rules
 
         rename_tier_in_rules(session, tier.name, changes["name"])
     for name, value in changes.items():
@@ -509,7 +509,7 @@ def delete_tier(session: Session, tier_id: int) -> None:
     tier = get_tier(session, tier_id, lock=True)
     if tier.threshold == 0:
         raise Conflict("The base tier (threshold 0) can't be deleted.")
-    from loyalty.earning.service import rules_using_tier
+    from loyalty.earning.rules import rules_using_tier
 
     using = rules_using_tier(session, tier.name)
     if using:

@@ -1,0 +1,78 @@
+"""`python -m bench` (what `make bench` runs): measure, print a table, write bench/RESULTS.md.
+
+Every figure is a ratio to a baseline measured in the same run on the same machine, because
+absolute numbers on a shared two-core box mean little. Scale and durations are flags; the
+defaults are what bench/RESULTS.md was produced with.
+"""
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from bench import infra, report
+
+SECTIONS = ("orders", "reads", "jobs")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--sections", default=",".join(SECTIONS), help="comma-separated subset")
+    parser.add_argument("--seconds", type=float, default=10, help="per HTTP measurement")
+    parser.add_argument("--warmup", type=float, default=2, help="per server start")
+    parser.add_argument("--rounds", type=int, default=2, help="app/baseline alternations")
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=infra.GUNICORN_WORKERS, help="gunicorn")
+    parser.add_argument("--threads", type=int, default=infra.GUNICORN_THREADS, help="per worker")
+    parser.add_argument("--http-members", type=int, default=10_000)
+    parser.add_argument("--tokens", type=int, default=200, help="widget tokens for /v1/me")
+    parser.add_argument("--pgbench-scale", type=int, default=16, help=">= connections")
+    parser.add_argument("--members", type=int, default=1_000_000, help="batch job members")
+    parser.add_argument("--entries", type=int, default=10_000_000, help="batch ledger entries")
+    parser.add_argument("--batch-size", type=int, default=None, help="JOB_BATCH_SIZE override")
+    parser.add_argument(
+        "--keep-data", action="store_true", help="keep the generated job data for the next run"
+    )
+    parser.add_argument("--out", type=Path, default=infra.BENCH / "RESULTS.md")
+    parser.add_argument("--json", type=Path, default=None, help="also write raw results here")
+    parser.add_argument("--smoke", action="store_true", help="tiny data, 1 s runs (tests)")
+    opts = parser.parse_args(argv)
+    opts.sections = [s.strip() for s in opts.sections.split(",") if s.strip()]
+    unknown = set(opts.sections) - set(SECTIONS)
+    if unknown:
+        parser.error(f"unknown sections {sorted(unknown)}; choose from {', '.join(SECTIONS)}")
+    if opts.smoke:
+        opts.seconds, opts.warmup, opts.rounds, opts.workers, opts.connections = 1, 0, 1, 1, 4
+        opts.http_members, opts.tokens, opts.pgbench_scale = 200, 20, 1
+        opts.members, opts.entries = 2_000, 20_000
+    return opts
+
+
+def main(argv=None) -> int:
+    opts = parse_args(argv)
+    infra.OUT.mkdir(parents=True, exist_ok=True)
+    infra.GUNICORN_WORKERS, infra.GUNICORN_THREADS = opts.workers, opts.threads
+    started = time.time()
+    results = {"options": {k: str(v) for k, v in vars(opts).items()}, "started": started}
+    if {"orders", "reads"} & set(opts.sections):
+        from bench import http
+
+        infra.ensure_wrk()
+        results.update(http.run(opts))
+    if "jobs" in opts.sections:
+        from bench import jobs
+
+        results["jobs"] = jobs.run(opts)
+    results["elapsed_s"] = round(time.time() - started, 1)
+    results["environment"] = report.environment()
+    print(report.table(results))
+    opts.out.write_text(report.markdown(results))
+    infra.log(f"wrote {opts.out}")
+    if opts.json:
+        opts.json.write_text(json.dumps(results, indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,295 @@
+"""HTTP benchmarks: order events and balance reads, each beside its bare baseline.
+
+One fresh, migrated database holds the app's tables, `--http-members` members made with SQL,
+and pgbench's tables. Servers run one at a time (the machine has two cores and its PostgreSQL
+is shared), and the app and its baseline alternate for `--rounds` rounds so that noise from
+other work on the machine lands on both.
+"""
+
+import json
+import os
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+
+from bench import infra
+from bench.infra import LoadResult, log
+
+LUA = infra.BENCH / "load.lua"
+SECRET = "bench-secret-not-for-production-0123456789abcdef"  # noqa: S105 - throwaway database
+
+
+@dataclass
+class Series:
+    """One thing measured in several rounds."""
+
+    label: str
+    runs: list[LoadResult] = field(default_factory=list)
+
+    @property
+    def rps(self) -> float:
+        seconds = sum(r.seconds for r in self.runs)
+        return sum(r.requests for r in self.runs) / seconds if seconds else 0.0
+
+    @property
+    def p50_ms(self) -> float:
+        return sorted(r.p50_ms for r in self.runs)[len(self.runs) // 2] if self.runs else 0.0
+
+    @property
+    def p99_ms(self) -> float:  # the worst round: a p99 target should hold in every round
+        return max((r.p99_ms for r in self.runs), default=0.0)
+
+    @property
+    def errors(self) -> int:
+        return sum(r.errors for r in self.runs)
+
+    @property
+    def requests(self) -> int:
+        return sum(r.requests for r in self.runs)
+
+    def as_dict(self) -> dict:
+        return {
+            "label": self.label,
+            "rps": round(self.rps, 1),
+            "p50_ms": round(self.p50_ms, 2),
+            "p99_ms": round(self.p99_ms, 2),
+            "requests": self.requests,
+            "errors": self.errors,
+            "rounds": [round(r.rps, 1) for r in self.runs],
+        }
+
+
+def seed_members(url: str, count: int) -> tuple[int, int]:
+    """`count` members bm_1..bm_N with zero balances, in one statement; their id range."""
+    with infra.connect(url) as conn:
+        conn.execute(
+            """
+            INSERT INTO members (customer_id, email, email_normalized, name, enrolled_at,
+                                 points_available, points_pending, points_lifetime, tier_id)
+            SELECT 'bm_' || i, 'bm_' || i || '@example.com', 'bm_' || i || '@example.com',
+                   'Bench ' || i, now() - interval '400 days', 0, 0, 0,
+                   (SELECT id FROM tiers WHERE threshold = 0)
+            FROM generate_series(1, %s) AS i
+            """,
+            (count,),
+        )
+        low, high = conn.execute(
+            "SELECT min(id), max(id) FROM members WHERE customer_id LIKE 'bm_%'"
+        ).fetchone()
+        conn.execute("ANALYZE")
+    return low, high
+
+
+def _load(server, label, seconds, connections, **env) -> LoadResult:
+    if seconds <= 0:  # no warm-up
+        return LoadResult(label, 0, 0.0, 0.0, 0.0, 0.0, 0)
+    return infra.wrk(
+        label,
+        server.base_url,
+        LUA,
+        seconds=seconds,
+        connections=connections,
+        env={name: str(value) for name, value in env.items()},
+    )
+
+
+def _rounds(rounds: int, contenders: list) -> None:
+    """Run each contender once per round, alternating which goes first."""
+    for number in range(rounds):
+        order = contenders if number % 2 == 0 else list(reversed(contenders))
+        for run in order:
+            run(number)
+
+
+def order_events(opts, url: str, key: str, members: int) -> dict:
+    """Section 1: `order.paid` at N connections vs the bare tpcb endpoint vs pgbench itself."""
+    seconds, conns = opts.seconds, opts.connections
+    log(f"pgbench --initialize --scale {opts.pgbench_scale}")
+    infra.pgbench_init(url, opts.pgbench_scale)
+    log(f"pgbench tpcb-like, {conns} clients, {seconds}s")
+    pgbench = infra.pgbench(url, seconds=seconds, clients=conns)
+    app_env = infra.app_env(url, SECRET_KEYS=SECRET)
+    bare = Series("bare Flask tpcb (POST /tpcb)")
+    events = Series("order.paid events (POST /v1/events)")
+    generated = 0
+
+    def run_bare(number):
+        with infra.gunicorn(
+            "bare",
+            "bench.bare_app:app",
+            {**app_env, "BENCH_PGBENCH_SCALE": str(opts.pgbench_scale)},
+        ) as server:
+            _load(server, "warm-up", opts.warmup, conns, BENCH_MODE="post", BENCH_PREFIX="/tpcb")
+            log(f"bare tpcb round {number + 1}")
+            bare.runs.append(
+                _load(server, bare.label, seconds, conns, BENCH_MODE="post", BENCH_PREFIX="/tpcb")
+            )
+
+    def run_events(number):
+        nonlocal generated
+        with infra.gunicorn("app", "wsgi:app", app_env) as server:
+            common = {"BENCH_MODE": "order", "BENCH_KEY": key, "BENCH_COUNT": members}
+            common["BENCH_PREFIX"] = "/v1/events"
+            warm = _load(server, "warm-up", opts.warmup, conns, BENCH_RUN=f"w{number}", **common)
+            log(f"order events round {number + 1}")
+            run = _load(server, events.label, seconds, conns, BENCH_RUN=f"r{number}", **common)
+            events.runs.append(run)
+            generated += warm.generated + run.generated
+            drain(url)
+
+    _rounds(opts.rounds, [run_bare, run_events])
+    check = check_ledger(url, generated)
+    return {
+        "pgbench": _single(pgbench),
+        "bare_tpcb": bare.as_dict(),
+        "events": events.as_dict(),
+        "ratio_bare": events.rps / bare.rps if bare.rps else 0.0,
+        "ratio_pgbench": events.rps / pgbench.rps if pgbench.rps else 0.0,
+        "check": check,
+    }
+
+
+def drain(url: str, timeout: float = 30) -> None:
+    """Let the server finish what wrk sent but stopped waiting for when its time was up.
+
+    Those requests are in the server's socket buffers; stopping gunicorn at once would drop
+    them unread (a real sender would retry them, with the same event id).
+    """
+    last, stable, deadline = -1, 0, time.monotonic() + timeout
+    with infra.connect(url, autocommit=True) as conn:
+        while stable < 3 and time.monotonic() < deadline:
+            count = conn.execute("SELECT count(*) FROM processed_events").fetchone()[0]
+            stable = stable + 1 if count == last else 0
+            last = count
+            time.sleep(0.3)
+
+
+def _single(result: LoadResult) -> dict:
+    return {
+        "label": result.label,
+        "rps": round(result.rps, 1),
+        "p50_ms": round(result.p50_ms, 2),
+        "p99_ms": round(result.p99_ms, 2),
+        "requests": result.requests,
+        "errors": result.errors,
+    }
+
+
+def check_ledger(url: str, generated: int) -> dict:
+    """Zero lost or duplicated points: one earn entry per event sent, and verify-ledger clean."""
+    with infra.connect(url) as conn:
+        entries, distinct_orders, points = conn.execute(
+            "SELECT count(*), count(DISTINCT source_id), coalesce(sum(points), 0)"
+            " FROM ledger_entries WHERE source_type = 'order'"
+        ).fetchone()
+        processed = conn.execute("SELECT count(*) FROM processed_events").fetchone()[0]
+        orders = conn.execute("SELECT count(*) FROM orders").fetchone()[0]
+    verify = infra.flask(url, "loyalty", "verify-ledger", check=False)
+    return {
+        "events_sent": generated,
+        "processed_events": processed,
+        "orders": orders,
+        "ledger_entries": entries,
+        "distinct_orders_in_ledger": distinct_orders,
+        "points": int(points),
+        "verify_ledger_ok": verify.returncode == 0,
+        "verify_ledger_output": (verify.stdout + verify.stderr).strip().splitlines()[-1:],
+        "ok": verify.returncode == 0 and entries == generated == processed == distinct_orders,
+    }
+
+
+def widget_tokens(server, key: str, count: int) -> list[str]:
+    """Tokens from the real endpoint (`POST /v1/widget-tokens`) for members bm_1..bm_count."""
+    tokens = []
+    for i in range(1, count + 1):
+        request = urllib.request.Request(  # noqa: S310 - our own 127.0.0.1 server
+            server.base_url + "/v1/widget-tokens",
+            data=json.dumps({"customer_id": f"bm_{i}"}).encode(),
+            headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+            method="POST",
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+                tokens.append(json.loads(response.read())["token"])
+        except urllib.error.HTTPError as error:
+            if error.code == 429 and tokens:
+                break  # rate-limited: the tokens we have are enough to spread the reads
+            raise
+    return tokens
+
+
+def has_route(server, path: str) -> bool:
+    try:
+        with urllib.request.urlopen(server.base_url + path, timeout=5):  # noqa: S310
+            return True
+    except urllib.error.HTTPError as error:
+        return error.code != 404
+
+
+def balance_reads(opts, url: str, key: str, members: int, id_range: tuple[int, int]) -> dict:
+    """Section 2: GET /v1/members/{id} and GET /v1/me vs a bare primary-key select."""
+    seconds, conns = opts.seconds, opts.connections
+    app_env = infra.app_env(url, SECRET_KEYS=SECRET)
+    low, high = id_range
+    bare = Series("bare Flask PK select (GET /pk/{id})")
+    member = Series("GET /v1/members/{id}")
+    me = Series("GET /v1/me (widget token)")
+    token_file = infra.OUT / "widget-tokens.txt"
+    state = {"me": None}
+
+    def run_bare(number):
+        with infra.gunicorn("bare", "bench.bare_app:app", app_env) as server:
+            # Member ids low..high are contiguous: /pk/ + random(1..n) + offset via the prefix.
+            path = {"BENCH_MODE": "path", "BENCH_PREFIX": "/pk/", "BENCH_COUNT": high}
+            if low != 1:
+                raise RuntimeError("bench members must start at id 1 in a fresh database")
+            _load(server, "warm-up", opts.warmup, conns, **path)
+            log(f"bare PK round {number + 1}")
+            bare.runs.append(_load(server, bare.label, seconds, conns, **path))
+
+    def run_app(number):
+        with infra.gunicorn("app", "wsgi:app", app_env) as server:
+            path = {"BENCH_MODE": "path", "BENCH_PREFIX": "/v1/members/bm_"}
+            path.update(BENCH_COUNT=members, BENCH_KEY=key)
+            _load(server, "warm-up", opts.warmup, conns, **path)
+            log(f"GET /v1/members round {number + 1}")
+            member.runs.append(_load(server, member.label, seconds, conns, **path))
+            if state["me"] is None:
+                state["me"] = has_route(server, "/v1/me") and has_route(server, "/v1/widget-tokens")
+                if state["me"]:
+                    tokens = widget_tokens(server, key, min(members, opts.tokens))
+                    token_file.write_text("\n".join(tokens) + "\n")
+            if state["me"]:
+                mine = {"BENCH_MODE": "token", "BENCH_PREFIX": "/v1/me"}
+                mine["BENCH_TOKENS"] = str(token_file)
+                _load(server, "warm-up", opts.warmup, conns, **mine)
+                log(f"GET /v1/me round {number + 1}")
+                me.runs.append(_load(server, me.label, seconds, conns, **mine))
+
+    _rounds(opts.rounds, [run_bare, run_app])
+    token_file.unlink(missing_ok=True)
+    result = {
+        "bare_pk": bare.as_dict(),
+        "member": member.as_dict(),
+        "ratio_member": member.rps / bare.rps if bare.rps else 0.0,
+        "me": me.as_dict() if state["me"] else None,
+        "ratio_me": me.rps / bare.rps if state["me"] and bare.rps else None,
+    }
+    return result
+
+
+def run(opts) -> dict:
+    """Both HTTP sections on one fresh database, dropped at the end."""
+    name = f"bench_http_{os.getpid()}"
+    results = {}
+    with infra.database(name) as url:
+        log(f"database {name}: migrate, API key, {opts.http_members} members")
+        infra.migrate(url)
+        key = infra.create_api_key(url, "storefront")
+        id_range = seed_members(url, opts.http_members)
+        if "orders" in opts.sections:
+            results["orders"] = order_events(opts, url, key, opts.http_members)
+        if "reads" in opts.sections:
+            results["reads"] = balance_reads(opts, url, key, opts.http_members, id_range)
+    return results

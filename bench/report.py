@@ -1,0 +1,243 @@
+"""The printed table and bench/RESULTS.md, from the results dict the sections return."""
+
+import contextlib
+import os
+import platform
+import subprocess
+import time
+from importlib import metadata
+from pathlib import Path
+
+from bench import infra
+
+ORDERS_TARGET = 0.5  # × bare tpcb endpoint
+READS_TARGET = 0.8  # × bare primary-key endpoint
+READS_P99_MS = 30
+JOBS_TARGET = 2.0  # × hand-written SQL (at most)
+JOBS_RSS_MB = 300
+
+
+def _run(*args: str) -> str:
+    try:
+        return subprocess.run(args, capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "?"
+
+
+def environment() -> dict:
+    cpu, memory = "?", "?"
+    with contextlib.suppress(OSError):
+        models = [line for line in Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")]  # fmt: skip
+        cpu = models[0].split(":", 1)[1].strip() if models else "?"
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        mem_kb = int(Path("/proc/meminfo").read_text().split()[1])
+        memory = f"{mem_kb / 1024 / 1024:.1f} GiB"
+    with infra.connect(infra.PG_ADMIN_URL) as conn:
+        pg = conn.execute("SHOW server_version").fetchone()[0]
+        settings = {
+            name: conn.execute(f"SHOW {name}").fetchone()[0]
+            for name in ("shared_buffers", "work_mem", "synchronous_commit", "max_connections")
+        }
+    versions = {}
+    for package in ("Flask", "SQLAlchemy", "psycopg", "gunicorn", "marshmallow", "flask-smorest"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = "?"
+    return {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory": memory,
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "postgresql": pg,
+        "pg_settings": settings,
+        "wrk": _run("wrk", "--version").splitlines()[0] if _run("wrk", "--version") else "?",
+        "pgbench": _run("pgbench", "--version"),
+        "commit": _run("git", "-C", str(infra.ROOT), "rev-parse", "--short", "HEAD"),
+        "versions": versions,
+        "gunicorn_setup": " ".join(infra.gunicorn_args("<app>", 0)[1:]).replace(
+            "127.0.0.1:0", "127.0.0.1:<port>"
+        ),
+    }
+
+
+def _met(ok: bool | None) -> str:
+    return "n/a" if ok is None else ("MET" if ok else "NOT MET")
+
+
+def rows(results: dict) -> list[tuple[str, str, str, str, str, str]]:
+    """(what, throughput, p50, p99, vs baseline, target) for every figure."""
+    out = []
+    orders = results.get("orders")
+    if orders:
+        for key in ("pgbench", "bare_tpcb", "events"):
+            s = orders[key]
+            out.append(
+                (
+                    s["label"],
+                    f"{s['rps']:.0f}/s",
+                    f"{s['p50_ms']:.1f}",
+                    f"{s['p99_ms']:.1f}",
+                    "",
+                    "",
+                )
+            )
+        check = orders["check"]
+        ok = (
+            orders["ratio_bare"] >= ORDERS_TARGET and check["ok"] and not orders["events"]["errors"]
+        )
+        out.append(
+            (
+                "  events ÷ bare tpcb",
+                "",
+                "",
+                "",
+                f"{orders['ratio_bare']:.2f}",
+                f"≥ {ORDERS_TARGET} {_met(ok)}",
+            )
+        )
+        out.append(("  events ÷ pgbench", "", "", "", f"{orders['ratio_pgbench']:.2f}", ""))
+        out.append(
+            (
+                f"  sent {check['events_sent']}, entries {check['ledger_entries']}, "
+                f"verify-ledger {'clean' if check['verify_ledger_ok'] else 'DRIFT'}",
+                "",
+                "",
+                "",
+                "",
+                _met(check["ok"]),
+            )
+        )
+    reads = results.get("reads")
+    if reads:
+        for key, ratio in (("bare_pk", None), ("member", "ratio_member"), ("me", "ratio_me")):
+            s = reads[key]
+            if s is None:
+                out.append(("GET /v1/me", "not measured", "", "", "", "(endpoint not on main)"))
+                continue
+            target = ""
+            if ratio:
+                ok = reads[ratio] >= READS_TARGET and s["p99_ms"] < READS_P99_MS and not s["errors"]
+                target = f"≥ {READS_TARGET}, p99 < {READS_P99_MS} ms {_met(ok)}"
+            out.append(
+                (
+                    s["label"],
+                    f"{s['rps']:.0f}/s",
+                    f"{s['p50_ms']:.1f}",
+                    f"{s['p99_ms']:.1f}",
+                    f"{reads[ratio]:.2f}" if ratio else "",
+                    target,
+                )
+            )
+    jobs = results.get("jobs")
+    if jobs:
+        for job in jobs["jobs"]:
+            ok = job["ratio"] <= JOBS_TARGET and job["rss_mb"] < JOBS_RSS_MB and job["same_result"]
+            out.append(
+                (
+                    f"job {job['name']} ({job['changed']} rows)",
+                    f"{job['job_s']:.1f} s",
+                    "",
+                    "",
+                    f"{job['ratio']:.2f}",
+                    f"≤ {JOBS_TARGET}, RSS {job['rss_mb']:.0f} MB {_met(ok)}",
+                )
+            )
+            out.append(
+                (
+                    f"  hand-written SQL ({job['sql_changed']} rows)",
+                    f"{job['sql_s']:.1f} s",
+                    "",
+                    "",
+                    "",
+                    "same result" if job["same_result"] else "RESULTS DIFFER",
+                )
+            )
+        for name, reason in jobs.get("skipped", {}).items():
+            out.append((f"job {name}", "not measured", "", "", "", reason))
+    return out
+
+
+HEADER = ("what", "throughput", "p50 ms", "p99 ms", "ratio", "target")
+
+
+def table(results: dict) -> str:
+    body = rows(results)
+    widths = [max(len(str(r[i])) for r in [HEADER, *body]) for i in range(len(HEADER))]
+    line = "  ".join("-" * w for w in widths)
+    fmt = "  ".join(f"{{:{'<' if i == 0 else '>'}{w}}}" for i, w in enumerate(widths))
+    return "\n".join([fmt.format(*HEADER), line, *(fmt.format(*r) for r in body)])
+
+
+def markdown(results: dict) -> str:
+    env = results["environment"]
+    opts = results["options"]
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Produced by `make bench` (`python -m bench`) on {env['date']}, commit {env['commit']}, "
+        f"in {results['elapsed_s']:.0f} s. Every ratio compares two things measured in the same "
+        "run on the same machine, alternating, while other work may have been running on it.",
+        "",
+        "## Results",
+        "",
+        "| " + " | ".join(HEADER) + " |",
+        "| " + " | ".join("---" for _ in HEADER) + " |",
+    ]
+    lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows(results)]
+    lines += ["", "## Details", ""]
+    orders = results.get("orders")
+    if orders:
+        lines.append(
+            f"- Order events, per round (events/s): {orders['events']['rounds']}; bare "
+            f"tpcb per round: {orders['bare_tpcb']['rounds']}; non-2xx or socket errors: "
+            f"{orders['events']['errors']} (app), {orders['bare_tpcb']['errors']} (bare)."
+        )
+        check = orders["check"]
+        lines.append(
+            f"- Ledger check after the order runs: events sent {check['events_sent']}, "
+            f"processed events {check['processed_events']}, orders {check['orders']}, ledger "
+            f"entries {check['ledger_entries']} ({check['distinct_orders_in_ledger']} distinct "
+            f"orders), `verify-ledger`: {' '.join(check['verify_ledger_output'])}"
+        )
+    reads = results.get("reads")
+    if reads:
+        me = reads["me"]
+        lines.append(
+            f"- Balance reads per round (req/s): bare {reads['bare_pk']['rounds']}, "
+            f"members {reads['member']['rounds']}"
+            + (f", me {me['rounds']}" if me else ", /v1/me not on main: not measured")
+            + "."
+        )
+    jobs = results.get("jobs")
+    if jobs:
+        lines.append(
+            f"- Batch data: {jobs['members']:,} members, {jobs['entries']:,} ledger entries, "
+            f"generated with set-based SQL in {jobs['generate_s']:.0f} s; job batch size "
+            f"{jobs['batch_size']}."
+        )
+        for job in jobs["jobs"]:
+            lines.append(
+                f"- `{job['name']}`: job {job['job_s']:.2f} s as the CLI reports it "
+                f"({job['process_s']:.2f} s for the whole process, start-up included), peak RSS "
+                f"{job['rss_mb']:.0f} MB; hand-written statement {job['sql_s']:.2f} s; "
+                f"{job['changed']} vs {job['sql_changed']} rows; results "
+                f"{'identical' if job['same_result'] else 'DIFFER'}."
+            )
+    lines += [
+        "",
+        "## Machine and versions",
+        "",
+        f"- CPU: {env['cpu']}, {env['cores']} cores; memory {env['memory']}; Linux {env['kernel']}",
+        f"- Python {env['python']}; PostgreSQL {env['postgresql']} "
+        + ", ".join(f"{k}={v}" for k, v in env["pg_settings"].items()),
+        "- " + ", ".join(f"{k} {v}" for k, v in env["versions"].items()),
+        f"- {env['wrk']}; {env['pgbench']}",
+        f"- gunicorn (app and baselines): `gunicorn {env['gunicorn_setup']}`",
+        f"- Options: `{' '.join(f'{k}={v}' for k, v in opts.items() if k not in ('out', 'json'))}`",
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,98 @@
+"""`python -m bench --smoke`: every benchmark runs end to end on tiny data.
+
+No timing is asserted — only that each section ran, that the order events left a ledger that
+adds up (one entry per event sent, `verify-ledger` clean), and that each batch job and its
+hand-written statement left identical balances and entries.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import PG_ADMIN_URL, ROOT, _pg_available, service_missing
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture(scope="module")
+def smoke(request, tmp_path_factory):
+    if not _pg_available():
+        service_missing(request.config, f"PostgreSQL not reachable at {PG_ADMIN_URL}")
+    from bench import infra
+
+    try:
+        infra.ensure_wrk()
+    except RuntimeError as exc:
+        service_missing(request.config, str(exc))
+    out = tmp_path_factory.mktemp("bench")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "--smoke",
+            "--out",
+            str(out / "RESULTS.md"),
+            "--json",
+            str(out / "results.json"),
+        ],
+        cwd=ROOT,
+        env={**os.environ, "BENCH_POSTGRES_URL": PG_ADMIN_URL},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return (
+        result.stdout,
+        (out / "RESULTS.md").read_text(),
+        json.loads((out / "results.json").read_text()),
+    )
+
+
+def test_order_events_leave_one_entry_per_event_and_a_clean_ledger(smoke):
+    _table, _markdown, results = smoke
+    orders = results["orders"]
+    check = orders["check"]
+    assert orders["events"]["errors"] == 0
+    assert orders["pgbench"]["requests"] > 0
+    assert check["events_sent"] > 0
+    assert check["ledger_entries"] == check["events_sent"] == check["processed_events"]
+    assert check["verify_ledger_ok"] is True
+    assert check["ok"] is True
+
+
+def test_balance_reads_measure_the_app_and_the_bare_endpoint(smoke):
+    _table, _markdown, results = smoke
+    reads = results["reads"]
+    # On a busy machine a one-second window may see few answers; none may be an error.
+    assert reads["bare_pk"]["errors"] == 0
+    assert reads["member"]["errors"] == 0
+    assert reads["bare_pk"]["label"].startswith("bare Flask PK select")
+    if reads["me"] is not None:
+        assert reads["me"]["errors"] == 0
+
+
+def test_each_job_matches_its_hand_written_statement(smoke):
+    _table, _markdown, results = smoke
+    jobs = {job["name"]: job for job in results["jobs"]["jobs"]}
+    assert {"mature-points", "expire-points"} <= set(jobs)
+    for job in jobs.values():
+        assert job["changed"] > 0, job
+        assert job["changed"] == job["sql_changed"], job
+        assert job["same_result"] is True, job
+        assert job["rss_mb"] > 0
+
+
+def test_table_and_results_file_show_every_figure(smoke):
+    table, markdown, _results = smoke
+    for text in (table, markdown):
+        assert "order.paid events" in text
+        assert "bare Flask tpcb" in text
+        assert "GET /v1/members/{id}" in text
+        assert "job mature-points" in text
+        assert "job expire-points" in text
+    assert "## Machine and versions" in markdown

@@ -45,6 +45,7 @@ CODE_LENGTH = 8  # 40 bits from the unambiguous alphabet: unguessable enough for
 SOURCE = "referral"  # ledger entries and reward codes name the referral that caused them
 ADMIN_REJECTED = "rejected_by_admin"
 ORDER_REFUNDED = "order_refunded"
+REFERRER_ERASED = "referrer_erased"
 
 
 # --- settings ---------------------------------------------------------------------------------
@@ -383,7 +384,9 @@ class ReferralConversion:
         friend = fraud.Friend(
             email=order.email_normalized,
             customer_id=order.customer_id,
-            name=payload.get("name") or referral.friend_name,
+            name=payload.get("name")
+            or referral.friend_name
+            or (ctx.member.name if ctx.member is not None else None),
             ip=payload.get("ip"),
             shipping_address_hash=payload.get("shipping_address_hash"),
             payment_fingerprint=payload.get("payment_fingerprint"),
@@ -406,6 +409,8 @@ class ReferralConversion:
             ):
                 referral.friend_customer_id = order.customer_id
         referral.order_id = order.order_id
+        if referrer.erased_at is not None:  # nobody left to reward
+            verdict = fraud.Verdict(REFERRER_ERASED, "The referrer's account was erased.")
         if verdict.reason:
             referral.status, referral.reason = REJECTED, verdict.reason
             referral.note = verdict.detail

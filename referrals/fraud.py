@@ -88,12 +88,18 @@ def self_referral(session: Session, referrer: Member, friend: Friend) -> str | N
     return None
 
 
-def already_referred(session: Session, friend: Friend, referral_id: int | None) -> bool:
+def same_friend(friend: Friend, customer_column, email_column) -> list:
+    """Conditions matching the friend by customer id or by mailbox (empty: nothing to match)."""
     who = []
-    if friend.email is not None:
-        who.append(Referral.friend_email == friend.email)
     if friend.customer_id is not None:
-        who.append(Referral.friend_customer_id == friend.customer_id)
+        who.append(customer_column == friend.customer_id)
+    if friend.email is not None:
+        who.append(email_column == friend.email)
+    return who
+
+
+def already_referred(session: Session, friend: Friend, referral_id: int | None) -> bool:
+    who = same_friend(friend, Referral.friend_customer_id, Referral.friend_email)
     if not who:
         return False
     query = exists().where(or_(*who))
@@ -104,11 +110,7 @@ def already_referred(session: Session, friend: Friend, referral_id: int | None) 
 
 def has_paid_orders(session: Session, friend: Friend) -> bool:
     """Paid orders by the friend's customer id or mailbox, other than the one being paid."""
-    who = []
-    if friend.customer_id is not None:
-        who.append(Order.customer_id == friend.customer_id)
-    if friend.email is not None:
-        who.append(Order.email_normalized == friend.email)
+    who = same_friend(friend, Order.customer_id, Order.email_normalized)
     if not who:
         return False
     query = exists().where(Order.status == "paid", or_(*who))

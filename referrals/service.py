@@ -324,12 +324,9 @@ def _issue_referrer_code(session: Session, referral: Referral) -> None:
     referral.reward_state = REWARD_EARNED
 
 
-def _friend_referral(session: Session, customer_id: str | None, email: str | None):
-    who = []
-    if customer_id is not None:
-        who.append(Referral.friend_customer_id == customer_id)
-    if email is not None:
-        who.append(Referral.friend_email == email)
+def _friend_referral(session: Session, friend: fraud.Friend) -> Referral | None:
+    """The referral naming this friend, locked: orders of one friend convert it one by one."""
+    who = fraud.same_friend(friend, Referral.friend_customer_id, Referral.friend_email)
     if not who:
         return None
     return session.scalars(
@@ -355,7 +352,8 @@ class ReferralConversion:
 
     def paid(self, ctx) -> None:
         session, order, payload = ctx.session, ctx.order, ctx.payload
-        referral = _friend_referral(session, order.customer_id, order.email_normalized)
+        buyer = fraud.Friend(email=order.email_normalized, customer_id=order.customer_id)
+        referral = _friend_referral(session, buyer)
         fresh = referral is None
         if fresh:
             if not payload.get("referral_code"):
@@ -406,7 +404,7 @@ class ReferralConversion:
         else:
             if referral.friend_customer_id is None and not fraud.already_referred(
                 session, fraud.Friend(email=None, customer_id=order.customer_id), referral.id
-            ):
+            ):  # a claim by email alone: now we know the customer id too
                 referral.friend_customer_id = order.customer_id
         referral.order_id = order.order_id
         if referrer.erased_at is not None:  # nobody left to reward

@@ -219,6 +219,7 @@ def apply_tiers(
     """Set-based: record a tier change for every member whose tier differs from the formula
     at `now`, then move them. Two statements whatever the number of members; the caller locks
     the members first (the jobs) or holds the tier configuration lock (admin changes)."""
+    session.flush()  # the statements below run on the connection, past the ORM's autoflush
     member_conditions, spend_conditions = _member_filters(low, high)
     targets = tier_targets(now, tier_bands(exclude_tier_id), member_conditions, spend_conditions)
     old = aliased(Tier)
@@ -244,25 +245,33 @@ def apply_tiers(
         .outerjoin(old, old.id == targets.c.from_id)
         .where(differs)
     )
-    session.execute(
-        insert(TierChange).from_select(
-            [
-                "member_id",
-                "from_tier_id",
-                "from_tier",
-                "to_tier_id",
-                "to_tier",
-                "direction",
-                "reason",
-                "source_id",
-                "qualifying_spend",
-                "occurred_at",
-                "created_at",
-            ],
-            changes,
+    # Core execution (not the ORM's bulk path) so the INSERT reports how many it recorded.
+    recorded = (
+        session.connection()
+        .execution_options(preserve_rowcount=True)
+        .execute(
+            insert(TierChange.__table__).from_select(
+                [
+                    "member_id",
+                    "from_tier_id",
+                    "from_tier",
+                    "to_tier_id",
+                    "to_tier",
+                    "direction",
+                    "reason",
+                    "source_id",
+                    "qualifying_spend",
+                    "occurred_at",
+                    "created_at",
+                ],
+                changes,
+            )
         )
+        .rowcount
     )
-    result = session.execute(
+    if recorded == 0:
+        return 0
+    session.execute(
         update(Member)
         .where(Member.id == targets.c.member_id, differs)
         .values(tier_id=targets.c.to_id),
@@ -272,7 +281,7 @@ def apply_tiers(
     for obj in list(session.identity_map.values()):
         if isinstance(obj, Member):
             session.expire(obj, ["tier_id"])
-    return result.rowcount
+    return recorded
 
 
 def refresh_member_tier(

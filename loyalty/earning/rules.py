@@ -215,10 +215,14 @@ def order_bonuses(ctx, tier: Tier, rate: Decimal, points_for) -> None:
     from loyalty.earning.service import award_order_points
 
     order = ctx.order
-    triggers = ("order", "first_order") if is_first_paid_order(ctx.session, order) else ("order",)
+    candidates = live_rules(ctx.session, ("order", "first_order"), ctx.occurred_at)
+    if any(r.trigger == "first_order" for r in candidates) and not is_first_paid_order(
+        ctx.session, order
+    ):
+        candidates = [r for r in candidates if r.trigger != "first_order"]
     tier_multiplier = Decimal(tier.multiplier)
     applied = []
-    for rule in live_rules(ctx.session, triggers, ctx.occurred_at):
+    for rule in candidates:
         conditions = rule.conditions or {}
         if conditions.get("tiers") and tier.name not in conditions["tiers"]:
             continue

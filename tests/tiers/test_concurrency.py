@@ -71,3 +71,39 @@ def test_sixteen_concurrent_orders_for_one_member(pg_app, pg_keys):
     assert len(tier_changed) == 2
     result = pg_app.test_cli_runner().invoke(args=["loyalty", "verify-ledger"])
     assert result.exit_code == 0, result.output
+
+
+def test_close_period_from_two_workers_at_once_records_each_change_once(pg_app, pg_keys):
+    from datetime import UTC, datetime
+
+    from loyalty.tiers import service as tiers
+
+    admin, storefront = pg_keys["admin"], pg_keys["storefront"]
+    client = pg_app.test_client()
+    body = {"name": "VIB", "threshold": VIB, "multiplier": "1.25"}
+    assert client.post("/v1/tiers", json=body, headers=admin).status_code == 201
+    for i in range(12):
+        assert (
+            client.post(
+                "/v1/events", json=order(40_000, early_this_year(i), f"m{i}"), headers=storefront
+            ).status_code
+            == 200
+        )
+    # Two years on, nobody requalified: everyone goes back to Member, exactly once.
+    later = datetime(datetime.now(UTC).year + 2, 1, 1, tzinfo=UTC)
+
+    def run(_):
+        with pg_app.app_context():
+            changed = tiers.close_period(db.session, later, batch_size=3)
+            db.session.commit()
+            return changed
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        counts = list(pool.map(run, range(2)))
+    assert sum(counts) == 12
+    with pg_app.app_context():
+        closes = db.session.scalar(
+            select(func.count()).select_from(TierChange).where(TierChange.reason == "period_close")
+        )
+        assert closes == 12
+        assert db.session.scalar(select(func.count(func.distinct(Member.tier_id)))) == 1

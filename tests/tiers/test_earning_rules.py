@@ -210,3 +210,13 @@ def test_rules_are_listed_and_tier_renames_follow(client, admin):
     listed = client.get("/v1/earning-rules?limit=1", headers=admin).get_json()
     assert listed["items"][0]["id"] == made["id"]
     assert listed["items"][0]["conditions"] == {"tiers": ["Very Important"]}
+
+
+def test_tier_condition_uses_the_tier_before_the_event(client, admin, storefront):
+    beauty_insider(client, admin)
+    vib_bonus = rule(client, admin, name="VIB 100", trigger="order", points=100,
+                     conditions={"tiers": ["VIB", "Rouge"]})  # fmt: skip
+    crossing = post_event(client, storefront, f.paid(lines=[f.line(unit_price=40_000)]))
+    assert bonus_points(crossing) == {}  # still Member when this order was placed
+    after = post_event(client, storefront, f.paid(lines=[f.line(unit_price=1_000)]))
+    assert bonus_points(after) == {vib_bonus["id"]: 100}

@@ -178,3 +178,38 @@ def test_standing_of_a_member_without_orders(client, storefront, session):
     assert body["tier"]["name"] == "Member"
     assert body["qualifying_spend"] == 0
     assert body["next_tier"] is None  # only the base tier exists
+
+
+def test_calendar_year_follows_the_program_timezone(client, admin, storefront, session):
+    program = client.get("/v1/program", headers=admin).get_json()
+    program["timezone"] = "America/Los_Angeles"
+    assert client.put("/v1/program", json=program, headers=admin).status_code == 200
+    y = last_year()
+    # 05:00 UTC on 1 January is still 31 December in Los Angeles: it counts in year y.
+    post_event(client, storefront, order(10_000, datetime(y + 1, 1, 1, 5, tzinfo=UTC)))
+    shopper = find_member(session, "c_1")
+    row = session.scalars(select(TierSpend).where(TierSpend.member_id == shopper.id)).one()
+    assert row.starts_at == datetime(y, 1, 1, 8, tzinfo=UTC)  # midnight PST
+    assert row.ends_at == datetime(y + 1, 1, 1, 8, tzinfo=UTC)
+    assert row.keeps_until == datetime(y + 2, 1, 1, 8, tzinfo=UTC)
+
+
+def test_demo_seed_builds_beauty_insider(client, admin, storefront, runner):
+    result = runner.invoke(args=["loyalty", "seed-demo"])
+    assert result.exit_code == 0, result.output
+    listed = client.get("/v1/tiers", headers=admin).get_json()["items"]
+    assert [(t["name"], t["threshold"], t["multiplier"]) for t in listed] == [
+        ("Insider", 0, "1"),
+        ("VIB", 35_000, "1.25"),
+        ("Rouge", 100_000, "1.5"),
+    ]
+    rules = client.get("/v1/earning-rules", headers=admin).get_json()["items"]
+    assert sorted((r["trigger"], r["multiplier"], r["points"]) for r in rules) == [
+        ("birthday", None, 250),
+        ("order", "2", None),
+    ]
+    # The skincare week is on now: a skincare line earns double.
+    event = f.paid(lines=[f.line("CREAM", unit_price=4_000, category="skincare")])
+    body = post_event(client, storefront, event)
+    assert [(e["kind"], e["points"]) for e in body["effects"][:2]] == [("earn", 40), ("bonus", 40)]
+    assert body["member"]["tier"]["name"] == "Insider"

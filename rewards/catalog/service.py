@@ -228,6 +228,7 @@ def _unavailable_reason(
             select(func.count(RewardCode.id)).where(
                 RewardCode.reward_id == reward.id,
                 RewardCode.member_id == member.id,
+                RewardCode.source_type == REDEMPTION_SOURCE,  # codes given (referrals) don't count
                 RewardCode.status != CANCELED,  # a canceled redemption gives its turn back
             )
         )
@@ -255,7 +256,11 @@ def _new_code(session: Session, **values) -> RewardCode:
                 session.add(row)
                 session.flush()
         except IntegrityError:
-            session.expunge(row)
+            if row in session:
+                session.expunge(row)
+            taken = session.scalar(select(exists().where(RewardCode.code == row.code)))
+            if not taken:
+                raise  # not a collision: a real constraint violation
             continue
         return row
     raise RuntimeError("could not draw a unique reward code")

@@ -219,3 +219,31 @@ def test_openapi_documents_the_reward_endpoints(client):
                  "/v1/members/{customer_id}/redemptions",
                  "/v1/redemptions/{redemption_id}/cancel"):  # fmt: skip
         assert path in paths
+
+
+def test_a_code_collision_draws_again(client, admin, session, monkeypatch):
+    make_member(client, admin, points=1000)
+    reward = make_reward(client, admin)
+    member = session.query(Member).filter_by(customer_id="c_1").one()
+    draws = iter(["AAAAAAAAAAAAAAAA", "AAAAAAAAAAAAAAAA", "BBBBBBBBBBBBBBBB"])
+    monkeypatch.setattr(service, "random_code", lambda _length: next(draws))
+    first = service.redeem(session, member, reward["id"])
+    second = service.redeem(session, member, reward["id"])
+    assert (first["code"], second["code"]) == ("AAAAAAAAAAAAAAAA", "BBBBBBBBBBBBBBBB")
+    assert member.points_available == 0
+
+
+def test_codes_given_for_a_reward_do_not_use_up_the_member_limit(client, admin, storefront,
+                                                                  session):  # fmt: skip
+    make_member(client, admin, points=500)
+    reward = make_reward(client, admin, per_member_limit=1)
+    member = session.query(Member).filter_by(customer_id="c_1").one()
+    given = service.issue_reward_code(
+        session, kind="amount_off", amount=1000, valid_days=30, member_id=member.id,
+        reward_id=reward["id"], source_type="referral", source_id="3",
+    )  # fmt: skip
+    session.commit()
+    assert given.customer_id == "c_1"  # the owner is taken from the member
+    assert redeem(client, storefront, "c_1", reward["id"]).status_code == 201
+    again = redeem(client, storefront, "c_1", reward["id"])
+    assert again.status_code == 409 and again.get_json()["reason"] == "limit_reached"

@@ -230,6 +230,8 @@ def test_demo_seed_adds_the_reward_catalog(client, admin, runner, session):
     by_cost = {r["points_cost"]: r for r in items}
     assert by_cost[500]["amount"] == 1000 and by_cost[500]["min_order"] == 1000
     assert by_cost[2500]["amount"] == 10000 and by_cost[2500]["stock"] is not None
+    # The demo tiers are seeded first, so the big reward is Rouge-only and live.
+    assert by_cost[2500]["tier"] == "Rouge" and by_cost[2500]["active"] is True
     kinds = {r["kind"] for r in items}
     assert {"amount_off", "free_shipping", "free_product"} <= kinds
     demo = session.scalar(select(Member).where(Member.customer_id == "demo-shopper"))

@@ -401,21 +401,18 @@ class TierQualification:
 def standing(session: Session, member: Member, now: datetime | None = None) -> Standing:
     now = now or utcnow()
     tier = current_tier(session, member)
+    # Every period so far (one row a year or so): small, and one indexed range read.
     rows = list(
         session.scalars(
-            select(TierSpend).where(
-                TierSpend.member_id == member.id,
-                TierSpend.starts_at <= now,
-                TierSpend.keeps_until > now,
-            )
+            select(TierSpend).where(TierSpend.member_id == member.id, TierSpend.starts_at <= now)
         )
     )
     this_period = max((r.spend for r in rows if r.ends_at > now), default=0)
-    # The status lasts as long as the latest-ending live period whose spend reaches it.
+    # The status lasts as long as the latest-ending period whose spend reaches it. (If the
+    # period close has not run yet, that date may already be past: it says so truthfully.)
     ends_at = None
     if tier.threshold > 0:
-        holding = [r.keeps_until for r in rows if r.spend >= tier.threshold]
-        ends_at = max(holding, default=None)
+        ends_at = max((r.keeps_until for r in rows if r.spend >= tier.threshold), default=None)
     higher = session.scalars(
         select(Tier).where(Tier.threshold > tier.threshold).order_by(Tier.threshold).limit(1)
     ).first()
@@ -590,10 +587,20 @@ def close_period(session: Session, now: datetime, batch_size: int, progress=None
     """Set retained tiers and downgrade those who did not requalify, as of `now`.
 
     The formula depends only on `now` and the spend rows, so running it once, twice or a week
-    late gives the same tiers. Per range of members: lock them, then two set-based statements
-    (record the changes, move the tiers)."""
+    late gives the same tiers. Per range of members: a read-only check whether anyone's tier
+    differs (so the every-minute worker locks nothing when nothing is due); if so, lock the
+    range, then two set-based statements (record the changes, move the tiers)."""
     changed = 0
     for low, high in in_ranges(session, batch_size, progress):
+        if not has_tier_changes(session, now, low, high):
+            continue
         lock_members(session, Member.id.between(low, high))
         changed += apply_tiers(session, now, "period_close", low=low, high=high)
     return changed
+
+
+def has_tier_changes(session: Session, now: datetime, low: int, high: int) -> bool:
+    member_conditions, spend_conditions = _member_filters(low, high)
+    targets = tier_targets(now, tier_bands(), member_conditions, spend_conditions)
+    due = select(targets.c.member_id).where(targets.c.from_id.is_distinct_from(targets.c.to_id))
+    return session.execute(due.limit(1)).first() is not None

@@ -53,14 +53,26 @@ def register_blueprints(app: Flask) -> None:
     from loyalty.orders.routes import blp as events
     from loyalty.program.routes import blp as program
     from loyalty.tiers.routes import blp as tiers
+    from loyalty.widget.routes import me, pages, tokens
     from referrals.routes import blp as referrals
     from referrals.routes import links as referral_links
     from rewards.catalog.routes import blp as rewards_catalog
 
-    for blueprint in (program, members, events, tiers, earning_rules, rewards_catalog, referrals):
+    for blueprint in (
+        program,
+        members,
+        events,
+        tiers,
+        earning_rules,
+        rewards_catalog,
+        referrals,
+        tokens,
+        me,
+    ):
         api.register_blueprint(blueprint)
     app.register_blueprint(ops)
     app.register_blueprint(referral_links)
+    app.register_blueprint(pages)
 
 
 def register_request_lifecycle(app: Flask) -> None:
@@ -72,7 +84,7 @@ def register_request_lifecycle(app: Flask) -> None:
     def _start_request():
         # `g` lives on the app context, which an outer context (CLI, tests) may share between
         # requests: never let one request's caller leak into the next.
-        for name in ("principal", "idempotency"):
+        for name in ("principal", "widget_member", "idempotency"):
             g.pop(name, None)
         g.started = time.perf_counter()
 
@@ -95,10 +107,11 @@ def register_hooks(app: Flask) -> None:
     from loyalty.hooks import Hooks
     from loyalty.tiers import service as tiers
     from loyalty.tiers.demo import seed_demo_tiers
+    from loyalty.widget.seed import seed_demo_shopper
     from referrals import init_hooks as init_referrals
-    from referrals.service import ReferralConversion
+    from referrals.service import ReferralConversion, member_stats
     from rewards.catalog import init_hooks as init_reward_catalog
-    from rewards.catalog.service import RewardCodeConsumption
+    from rewards.catalog.service import RewardCodeConsumption, list_rewards_for_member, redeem
 
     hooks = Hooks(
         order_handlers=[
@@ -118,6 +131,9 @@ def register_hooks(app: Flask) -> None:
     # rewards.init_hooks(hooks).
     init_reward_catalog(hooks)  # expire-codes job, erasure, demo rewards (after the demo tiers)
     init_referrals(hooks)  # share codes, referral-rewards job, erasure, demo settings
+    hooks.member_rewards, hooks.redeem_reward = list_rewards_for_member, redeem  # widget /v1/me
+    hooks.member_referrals = member_stats  # widget /v1/me/referrals
+    hooks.demo_seed.append(seed_demo_shopper)  # last: its order sees the demo tiers and rewards
 
 
 def register_cli(app: Flask) -> None:

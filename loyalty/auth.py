@@ -2,6 +2,10 @@
 
 `Authorization: Bearer lk_...` is an API key; any other bearer value is a widget token, which
 is accepted only on `/v1/me` and below. 401/403 are decided before the body is read.
+
+A widget token names one member twice — by internal id and by the store's customer id — so it
+stops working when that member is erased, and never reaches a member re-created later under
+the same customer id.
 """
 
 import functools
@@ -17,6 +21,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from loyalty.errors import Forbidden, Unauthorized
 from loyalty.extensions import Base, db
+from loyalty.members.models import Member
 from loyalty.types import UTCDateTime, utcnow
 
 SCOPES = ("admin", "storefront", "reports")
@@ -58,6 +63,7 @@ class Principal:
     id: str  # api key id, or the member id for a widget token
     scopes: set = field(default_factory=set)
     member_id: int | None = None
+    customer_id: str | None = None  # for a widget token: the store's id it was issued for
 
     @property
     def audit_name(self) -> str:
@@ -69,8 +75,8 @@ def widget_serializer() -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(current_app.config["SECRET_KEYS"], salt=WIDGET_TOKEN_SALT)
 
 
-def issue_widget_token(member_pk: int) -> str:
-    return widget_serializer().dumps({"m": member_pk})
+def issue_widget_token(member_pk: int, customer_id: str) -> str:
+    return widget_serializer().dumps({"m": member_pk, "c": customer_id})
 
 
 def _bearer() -> str | None:
@@ -98,9 +104,25 @@ def _principal_from_request() -> Principal:
         raise Unauthorized("The widget token has expired.") from exc
     except BadSignature as exc:
         raise Unauthorized("Invalid widget token.") from exc
-    if not isinstance(data, dict) or not isinstance(data.get("m"), int):
+    if (
+        not isinstance(data, dict)
+        or not isinstance(data.get("m"), int)
+        or not isinstance(data.get("c"), str)
+    ):
         raise Unauthorized("Invalid widget token.")
-    return Principal("widget", str(data["m"]), set(), member_id=data["m"])
+    return Principal("widget", str(data["m"]), set(), member_id=data["m"], customer_id=data["c"])
+
+
+def _widget_member(principal: Principal) -> Member:
+    """The member a widget token is for, if it is still the member the token was issued to."""
+    member = db.session.get(Member, principal.member_id)
+    if (
+        member is None
+        or member.erased_at is not None
+        or member.customer_id != principal.customer_id
+    ):
+        raise Unauthorized("This widget token's member no longer exists.")
+    return member
 
 
 def authenticate() -> Principal:
@@ -122,6 +144,7 @@ def require(*scopes: str, widget: bool = False):
             if widget:
                 if principal.kind != "widget":
                     raise Forbidden("This endpoint takes a widget token.")
+                g.widget_member = _widget_member(principal)
             elif principal.kind != "api_key":
                 raise Forbidden("Widget tokens are accepted only on /v1/me.")
             elif "admin" not in principal.scopes and not principal.scopes & set(scopes):
@@ -135,3 +158,8 @@ def require(*scopes: str, widget: bool = False):
 
 def current_principal() -> Principal:
     return authenticate()
+
+
+def current_member() -> Member:
+    """In a `@require(widget=True)` view: the token's member, checked before the body is read."""
+    return g.widget_member

@@ -29,6 +29,13 @@ class Hooks:
     jobs: dict[str, Callable] = field(default_factory=dict)
     # (session) -> None, adds a domain's part of the demo program on first `make run`
     demo_seed: list[Callable] = field(default_factory=list)
+    # What the shopper's widget (/v1/me) shows from the domains; None until a domain sets it.
+    # (session, member) -> list of catalog dicts, each with `affordable`
+    member_rewards: Callable | None = None
+    # (session, member, reward_id) -> the redemption dict (with the reward `code`)
+    redeem_reward: Callable | None = None
+    # (session, member, limit, cursor) -> the member's referral stats, with a page of referrals
+    member_referrals: Callable | None = None
 
     def dispatch(self, event: str, ctx) -> None:
         for handler in self.order_handlers:

@@ -122,7 +122,7 @@ def test_widget_token_is_refused_outside_me(app, client, storefront):
         select(models.Member.id).where(models.Member.customer_id == "c_w")
     )
     with app.test_request_context():
-        token = issue_widget_token(member_pk)
+        token = issue_widget_token(member_pk, "c_w")
     response = client.get("/v1/members/c_w", headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 403
 

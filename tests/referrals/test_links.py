@@ -79,7 +79,7 @@ def test_tampered_or_forged_click_token_is_refused(client, admin, storefront, ap
         )
     elif how == "other_salt":  # a valid widget token is not a click token
         with app.test_request_context():
-            token = issue_widget_token(1)
+            token = issue_widget_token(1, "ana")
     elif how == "other_code":  # a genuine click on Bob's link moved onto Ana's code
         _ref, token = follow(client, code_of(client, storefront, "bob"))
     response = claim(client, storefront, code, "bea@example.com", click=token)

@@ -1,0 +1,196 @@
+"""Widget HTTP layer: token minting (server side), `/v1/me` (browser side), CORS, `/widget.js`.
+
+`/v1/me` answers browsers on the program's `widget_origins` only (CORS, checked per request);
+`/v1/widget-tokens` takes an API key and so is never called from a browser: no CORS there.
+"""
+
+from pathlib import Path
+
+from flask import Blueprint as FlaskBlueprint
+from flask import (
+    Response,
+    current_app,
+    make_response,
+    render_template,
+    request,
+)
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from loyalty.auth import current_member, current_principal, require
+from loyalty.errors import NotFound
+from loyalty.extensions import db, limiter
+from loyalty.hooks import hooks
+from loyalty.members import service as members
+from loyalty.members.schemas import EntryPageSchema
+from loyalty.schemas import PaginationQuery
+from loyalty.seed import DEMO_CUSTOMER
+from loyalty.widget import service
+from loyalty.widget.schemas import (
+    MeSchema,
+    MyRedemptionRequestSchema,
+    MyRewardsSchema,
+    WidgetTokenRequestSchema,
+    WidgetTokenSchema,
+)
+
+tokens = Blueprint(
+    "widget-tokens", __name__, url_prefix="/v1/widget-tokens", description="Widget tokens"
+)
+me = Blueprint("me", __name__, url_prefix="/v1/me", description="The shopper's own view (widget)")
+pages = FlaskBlueprint("widget", __name__, template_folder="templates")
+STATIC = Path(__file__).parent / "static"
+
+CORS_ALLOW_HEADERS = "Authorization, Content-Type, Idempotency-Key"
+CORS_EXPOSE_HEADERS = "Retry-After, Idempotent-Replayed"
+CORS_MAX_AGE = "600"
+
+
+def _per_member() -> str:
+    principal = current_principal()
+    return f"widget:{principal.member_id}:{principal.customer_id}"
+
+
+# Inside `@require(widget=True)`: the key is the token's member, not the shopper's IP, and one
+# allowance covers every /v1/me read; redeeming has its own, smaller one.
+read_limit = limiter.shared_limit(
+    lambda: current_app.config["WIDGET_RATE_LIMIT"], scope="widget-read", key_func=_per_member
+)
+redeem_limit = limiter.shared_limit(
+    lambda: current_app.config["WIDGET_REDEEM_RATE_LIMIT"],
+    scope="widget-redeem",
+    key_func=_per_member,
+)
+
+
+@tokens.route("")
+class WidgetTokens(MethodView):
+    @require("storefront")
+    @tokens.arguments(WidgetTokenRequestSchema)
+    @tokens.response(201, WidgetTokenSchema)
+    def post(self, data):
+        """Mint a short-lived token for one member, to hand to that shopper's browser."""
+        return service.mint_token(db.session, data["customer_id"])
+
+
+@me.route("")
+class Me(MethodView):
+    @require(widget=True)
+    @read_limit
+    @me.response(200, MeSchema)
+    def get(self):
+        """The token's member: points, tier, progress to the next tier, referral link."""
+        return service.me(db.session, hooks(), current_member())
+
+
+@me.route("/activity")
+class MyActivity(MethodView):
+    @require(widget=True)
+    @read_limit
+    @me.arguments(PaginationQuery, location="query")
+    @me.response(200, EntryPageSchema)
+    def get(self, query):
+        """The token's member's ledger, newest first."""
+        return members.activity(db.session, current_member(), query["limit"], query["cursor"])
+
+
+@me.route("/rewards")
+class MyRewards(MethodView):
+    @require(widget=True)
+    @read_limit
+    @me.response(200, MyRewardsSchema)
+    def get(self):
+        """The live catalog for the token's member, each with `affordable` and `redeemable`."""
+        return service.rewards(db.session, hooks(), current_member())
+
+
+@me.route("/redemptions")
+class MyRedemptions(MethodView):
+    @require(widget=True)
+    @redeem_limit
+    @me.arguments(MyRedemptionRequestSchema)
+    @me.response(201)
+    def post(self, data):
+        """Spend the token's member's points on a reward; the answer carries the reward `code`."""
+        return service.redeem(db.session, hooks(), current_member(), data["reward_id"])
+
+
+@me.route("/referrals")
+class MyReferrals(MethodView):
+    @require(widget=True)
+    @read_limit
+    @me.arguments(PaginationQuery, location="query")
+    @me.response(200)
+    def get(self, query):
+        """The token's member's share link and referral stats (friends' emails masked)."""
+        return service.referrals(
+            db.session, hooks(), current_member(), query["limit"], query["cursor"]
+        )
+
+
+# --- CORS for /v1/me: the program's widget origins, read per request -------------------------
+
+
+@me.before_request
+def _preflight():
+    if request.method != "OPTIONS":
+        return None
+    response = make_response("", 204)
+    if _allow_origin(response):
+        response.headers["Access-Control-Allow-Methods"] = "GET, POST"
+        response.headers["Access-Control-Allow-Headers"] = CORS_ALLOW_HEADERS
+        response.headers["Access-Control-Max-Age"] = CORS_MAX_AGE
+    return response
+
+
+@me.after_request
+def _cors(response: Response) -> Response:
+    if request.method != "OPTIONS" and _allow_origin(response):
+        response.headers["Access-Control-Expose-Headers"] = CORS_EXPOSE_HEADERS
+    return response
+
+
+def _allow_origin(response: Response) -> bool:
+    response.vary.add("Origin")
+    origin = request.headers.get("Origin")
+    if not service.origin_allowed(db.session, origin):
+        return False
+    response.headers["Access-Control-Allow-Origin"] = origin
+    return True
+
+
+# --- The script and the demo storefront --------------------------------------------------------
+
+
+@pages.get("/widget.js")
+def widget_js():
+    response = Response((STATIC / "widget.js").read_bytes(), mimetype="text/javascript")
+    response.cache_control.public = True
+    response.cache_control.max_age = 300
+    response.add_etag()
+    return response.make_conditional(request)
+
+
+def _demo_only():
+    if current_app.config["LOYALTY_ENV"] == "production":
+        raise NotFound()
+
+
+@pages.get("/demo")
+def demo():
+    """A pretend storefront embedding the widget for the seeded member (not in production)."""
+    _demo_only()
+    try:
+        minted = service.mint_token(db.session, DEMO_CUSTOMER)
+    except NotFound:
+        return render_template("widget/demo_missing.html"), 404
+    api = request.url_root.rstrip("/")  # this server, whatever host and port it was opened on
+    return render_template("widget/demo.html", token=minted["token"], api=api)
+
+
+@pages.post("/demo/widget-token")
+def demo_token():
+    """What a storefront's own server does when the widget's token expires: mint a new one."""
+    _demo_only()
+    minted = service.mint_token(db.session, DEMO_CUSTOMER)
+    return {"token": minted["token"], "expires_at": minted["expires_at"].isoformat()}

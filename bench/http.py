@@ -235,7 +235,7 @@ def balance_reads(opts, url: str, key: str, members: int, id_range: tuple[int, i
     bare = Series("bare Flask PK select (GET /pk/{id})")
     member = Series("GET /v1/members/{id}")
     me = Series("GET /v1/me (widget token)")
-    token_file = infra.OUT / "widget-tokens.txt"
+    token_file = infra.OUT / f"widget-tokens-{os.getpid()}.txt"
     state = {"me": None}
 
     def run_bare(number):

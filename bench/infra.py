@@ -114,20 +114,23 @@ class ChildResult:
 
 def run_measured(args: list[str], env: dict | None = None, cwd: Path = ROOT) -> ChildResult:
     """Run a child; its wall time and its own peak RSS (wait4 rusage, not all children)."""
-    out_path, err_path = OUT / "child.out", OUT / "child.err"
+    out_path, err_path = OUT / f"child-{os.getpid()}.out", OUT / f"child-{os.getpid()}.err"
     with open(out_path, "w") as out, open(err_path, "w") as err:
         started = time.perf_counter()
         process = subprocess.Popen(args, cwd=cwd, env=env, stdout=out, stderr=err)
         _pid, status, usage = os.wait4(process.pid, 0)
         seconds = time.perf_counter() - started
     process.returncode = os.waitstatus_to_exitcode(status)
-    return ChildResult(
+    result = ChildResult(
         process.returncode,
         out_path.read_text(),
         err_path.read_text(),
         seconds,
         usage.ru_maxrss / 1024,  # Linux reports KiB
     )
+    out_path.unlink()
+    err_path.unlink()
+    return result
 
 
 # --- gunicorn ---------------------------------------------------------------------------------
@@ -175,7 +178,7 @@ def gunicorn_args(module: str, port: int) -> list[str]:
 def gunicorn(name: str, module: str, env: dict, ready_path: str = "/healthz"):
     port = free_port()
     OUT.mkdir(parents=True, exist_ok=True)
-    log_path = OUT / f"gunicorn-{name}.log"
+    log_path = OUT / f"gunicorn-{name}-{os.getpid()}.log"
     with open(log_path, "w") as log_file:
         process = subprocess.Popen(
             gunicorn_args(module, port),
@@ -191,6 +194,7 @@ def gunicorn(name: str, module: str, env: dict, ready_path: str = "/healthz"):
         yield server
     finally:
         stop(process)
+    log_path.unlink()  # kept only when something failed
 
 
 def _wait_ready(server: Server, path: str, timeout: float = 60) -> None:
@@ -321,7 +325,7 @@ def pgbench_init(url: str, scale: int) -> None:
 
 def pgbench(url: str, *, seconds: float, clients: int = 16, threads: int = 2) -> LoadResult:
     """pgbench's built-in tpcb-like transaction, latencies from its per-transaction log."""
-    logdir = OUT / "pgbench"
+    logdir = OUT / f"pgbench-{os.getpid()}"
     shutil.rmtree(logdir, ignore_errors=True)
     logdir.mkdir(parents=True)
     result = subprocess.run(

@@ -85,6 +85,35 @@ def generate(url: str, members: int, per_member: int) -> None:
             """,
             {"now": NOW, "members": members, "per": per_member},
         )
+        # Two qualifying periods per member: last year's (no longer counting at NOW, so the
+        # close moves those it was holding up) and this year's; tiers at 350 and 1,000 units.
+        conn.execute(
+            "INSERT INTO tiers (name, threshold, multiplier, perks, created_at)"
+            " VALUES ('VIB', 35000, 1.25, '[]', %(now)s), ('Rouge', 100000, 1.5, '[]', %(now)s)",
+            {"now": NOW},
+        )
+        conn.execute(
+            """
+            INSERT INTO tier_spend (member_id, starts_at, ends_at, keeps_until, spend)
+            SELECT i, p.starts_at, p.ends_at, p.keeps_until, (i * p.factor) %% 150000
+            FROM generate_series(1, %(members)s) AS i
+            CROSS JOIN (VALUES (timestamptz '2024-01-01Z', timestamptz '2025-01-01Z',
+                                timestamptz '2026-01-01Z', 37),
+                               (timestamptz '2025-01-01Z', timestamptz '2026-01-01Z',
+                                timestamptz '2027-01-01Z', 53))
+                 AS p(starts_at, ends_at, keeps_until, factor)
+            """,
+            {"members": members},
+        )
+        conn.execute(
+            """
+            UPDATE members SET tier_id = (
+                SELECT t.id FROM tiers t
+                WHERE t.threshold <= greatest((members.id * 37) % 150000,
+                                              (members.id * 53) % 150000)
+                ORDER BY t.threshold DESC LIMIT 1)
+            """
+        )
         conn.execute("SET session_replication_role = DEFAULT")
         for _name, definition in indexes:
             conn.execute(definition)
@@ -100,8 +129,16 @@ def fingerprint(url: str) -> dict:
             """
             SELECT count(*), sum(points_available), sum(points_pending), sum(points_lifetime),
                    sum(hashtext(id || ':' || points_available || ':' || points_pending || ':'
-                                || points_lifetime)::bigint)
+                                || points_lifetime || ':' || coalesce(tier_id, 0))::bigint)
             FROM members
+            """
+        ).fetchone()
+        changes = conn.execute(
+            """
+            SELECT count(*), sum(hashtext(member_id || ':' || coalesce(from_tier_id, 0) || ':'
+                                          || to_tier_id || ':' || direction || ':' || reason
+                                          || ':' || qualifying_spend)::bigint)
+            FROM tier_changes
             """
         ).fetchone()
         entries = conn.execute(
@@ -156,6 +193,42 @@ SELECT (SELECT count(*) FROM zeroed), (SELECT count(*) FROM entries)
 """
 
 
+CLOSE_PERIOD_SQL = """
+WITH bands AS (
+    SELECT id, name, threshold AS low, lead(threshold) OVER (ORDER BY threshold) AS high
+    FROM tiers
+), live AS (
+    SELECT member_id, max(spend) AS spend FROM tier_spend
+    WHERE starts_at <= %(now)s AND keeps_until > %(now)s
+    GROUP BY member_id
+), targets AS (
+    SELECT m.id AS member_id, m.tier_id AS from_id, b.id AS to_id, b.name AS to_name,
+           b.low AS to_threshold, coalesce(live.spend, 0) AS spend
+    FROM members m
+    LEFT JOIN live ON live.member_id = m.id
+    JOIN bands b ON coalesce(live.spend, 0) >= b.low
+                AND (b.high IS NULL OR coalesce(live.spend, 0) < b.high)
+    WHERE m.tier_id IS DISTINCT FROM b.id
+    FOR UPDATE OF m
+), changes AS (
+    INSERT INTO tier_changes (member_id, from_tier_id, from_tier, to_tier_id, to_tier,
+                              direction, reason, source_id, qualifying_spend, occurred_at,
+                              created_at)
+    SELECT t.member_id, t.from_id, old.name, t.to_id, t.to_name,
+           CASE WHEN t.to_threshold > coalesce(old.threshold, -1) THEN 'upgrade'
+                ELSE 'downgrade' END,
+           'period_close', NULL, t.spend, %(now)s, now()
+    FROM targets t LEFT JOIN tiers old ON old.id = t.from_id
+    RETURNING 1
+), moved AS (
+    UPDATE members SET tier_id = targets.to_id FROM targets
+    WHERE members.id = targets.member_id
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM moved), (SELECT count(*) FROM changes)
+"""
+
+
 def _expire_params() -> dict:
     cutoff = NOW - timedelta(days=EXPIRY_DAYS)
     detail = f'{{"inactive_days": {EXPIRY_DAYS}, "cutoff": "{cutoff.isoformat()}"}}'
@@ -171,6 +244,7 @@ def _expire_params() -> dict:
 STATEMENTS = {
     "mature-points": (MATURE_SQL, lambda: {"now": NOW}, 0),
     "expire-points": (EXPIRE_SQL, _expire_params, 0),
+    "close-period": (CLOSE_PERIOD_SQL, lambda: {"now": NOW}, 0),
 }
 
 
@@ -221,7 +295,11 @@ def available_jobs(url: str) -> list[str]:
 def run(opts) -> dict:
     members, entries = opts.members, opts.entries
     per_member = max(2, entries // members)
+    # A fixed name only when kept for the next run; otherwise one per process, so that
+    # concurrent runs (the smoke test in several checkouts) never share a database.
     generated_name = f"bench_jobs_{members}_{per_member}"
+    if not opts.keep_data:
+        generated_name += f"_{os.getpid()}"
     result = {"members": members, "entries": members * per_member, "jobs": [], "skipped": {}}
     started = time.perf_counter()
     reuse = opts.keep_data and infra.database_exists(generated_name)

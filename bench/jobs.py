@@ -95,23 +95,24 @@ def generate(url: str, members: int, per_member: int) -> None:
         conn.execute(
             """
             INSERT INTO tier_spend (member_id, starts_at, ends_at, keeps_until, spend)
-            SELECT i, p.starts_at, p.ends_at, p.keeps_until, (i * p.factor) %% 150000
+            SELECT i, p.starts_at, p.ends_at, p.keeps_until,
+                   abs(hashtext(i || p.salt)) %% 150000
             FROM generate_series(1, %(members)s) AS i
             CROSS JOIN (VALUES (timestamptz '2024-01-01Z', timestamptz '2025-01-01Z',
-                                timestamptz '2026-01-01Z', 37),
+                                timestamptz '2026-01-01Z', 'a'),
                                (timestamptz '2025-01-01Z', timestamptz '2026-01-01Z',
-                                timestamptz '2027-01-01Z', 53))
-                 AS p(starts_at, ends_at, keeps_until, factor)
+                                timestamptz '2027-01-01Z', 'b'))
+                 AS p(starts_at, ends_at, keeps_until, salt)
             """,
             {"members": members},
         )
         conn.execute(
             """
             UPDATE members SET tier_id = (
-                SELECT t.id FROM tiers t
-                WHERE t.threshold <= greatest((members.id * 37) % 150000,
-                                              (members.id * 53) % 150000)
+                SELECT t.id FROM tiers t WHERE t.threshold <= best.spend
                 ORDER BY t.threshold DESC LIMIT 1)
+            FROM (SELECT member_id, max(spend) AS spend FROM tier_spend GROUP BY member_id) best
+            WHERE best.member_id = members.id
             """
         )
         conn.execute("SET session_replication_role = DEFAULT")
@@ -152,6 +153,7 @@ def fingerprint(url: str) -> dict:
     return {
         "members": [int(v or 0) for v in members],
         "entries": [tuple(map(str, r)) for r in entries],
+        "tier_changes": [int(v or 0) for v in changes],
     }
 
 

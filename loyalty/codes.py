@@ -11,6 +11,11 @@ _TYPO_FIXES = str.maketrans({"O": "0", "I": "1", "L": "1", "U": "V"})
 
 
 def random_code(length: int, alphabet: str = UNAMBIGUOUS) -> str:
+    if len(alphabet) == 32:
+        # 5 bits a symbol, all drawn at once: exactly uniform, and one system call instead of
+        # one per character (a million codes in seconds, not minutes).
+        bits = int.from_bytes(secrets.token_bytes((5 * length + 7) // 8), "big")
+        return "".join(alphabet[(bits >> (5 * i)) & 31] for i in range(length))
     return "".join(secrets.choice(alphabet) for _ in range(length))
 
 

@@ -56,6 +56,7 @@ def register_blueprints(app: Flask) -> None:
     from loyalty.widget.routes import me, pages, tokens
     from referrals.routes import blp as referrals
     from referrals.routes import links as referral_links
+    from rewards import giftcards
     from rewards.catalog.routes import blp as rewards_catalog
 
     for blueprint in (
@@ -69,6 +70,8 @@ def register_blueprints(app: Flask) -> None:
         tokens,
         me,
     ):
+        api.register_blueprint(blueprint)
+    for blueprint in giftcards.blueprints():
         api.register_blueprint(blueprint)
     app.register_blueprint(ops)
     app.register_blueprint(referral_links)
@@ -110,15 +113,17 @@ def register_hooks(app: Flask) -> None:
     from loyalty.widget.seed import seed_demo_shopper
     from referrals import init_hooks as init_referrals
     from referrals.service import ReferralConversion, member_stats
+    from rewards import giftcards
     from rewards.catalog import init_hooks as init_reward_catalog
     from rewards.catalog.service import RewardCodeConsumption, list_rewards_for_member, redeem
+    from rewards.giftcards.service import GiftCardHolds
 
     hooks = Hooks(
         order_handlers=[
             PointsEarning(),  # points at the tier held before this event
             tiers.TierQualification(),  # qualifying spend; upgrades apply from the next event
             RewardCodeConsumption(),  # reward codes used on the order, each exactly once
-            # gift cards: capture holds (issue 6)
+            GiftCardHolds(),  # capture the order's gift card holds; cancellation voids them
             ReferralConversion(),  # the friend's first paid order converts a referral; last
         ],
     )
@@ -131,6 +136,7 @@ def register_hooks(app: Flask) -> None:
     # rewards.init_hooks(hooks).
     init_reward_catalog(hooks)  # expire-codes job, erasure, demo rewards (after the demo tiers)
     init_referrals(hooks)  # share codes, referral-rewards job, erasure, demo settings
+    giftcards.init_hooks(hooks)  # expire-holds, expire-gift-cards jobs; a demo card
     hooks.member_rewards, hooks.redeem_reward = list_rewards_for_member, redeem  # widget /v1/me
     hooks.member_referrals = member_stats  # widget /v1/me/referrals
     hooks.demo_seed.append(seed_demo_shopper)  # last: its order sees the demo tiers and rewards

@@ -1,0 +1,19 @@
+"""Prepaid gift cards: secure codes, two-phase spending, Stripe purchases (issue 6)."""
+
+from loyalty.hooks import Hooks
+
+
+def init_hooks(hooks: Hooks) -> None:
+    from rewards.giftcards import service, throttle
+    from rewards.giftcards.seed import seed_demo_card
+
+    hooks.jobs["expire-holds"] = service.expire_holds
+    hooks.jobs["expire-gift-cards"] = service.expire_cards  # after expire-holds: needs none open
+    hooks.jobs["purge-gift-card-lookups"] = throttle.purge_lookup_failures
+    hooks.demo_seed.append(seed_demo_card)
+
+
+def blueprints() -> list:
+    from rewards.giftcards.routes import blp, holds_blp, webhooks_blp
+
+    return [blp, holds_blp, webhooks_blp]

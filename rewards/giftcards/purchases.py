@@ -1,0 +1,117 @@
+"""Buying a gift card with Stripe Checkout: start a session, issue the card once it is paid."""
+
+import logging
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from loyalty.program.models import Program
+from loyalty.program.service import check_currency
+from rewards.giftcards import service
+from rewards.giftcards.models import GiftCardPurchase
+from rewards.giftcards.payments import PaymentGateway
+
+log = logging.getLogger(__name__)
+
+MARKER = "loyalty_gift_card"  # metadata key that marks a Checkout session as ours
+PAID_EVENTS = ("checkout.session.completed", "checkout.session.async_payment_succeeded")
+
+
+def start_checkout(session: Session, gateway: PaymentGateway, program: Program, data: dict) -> dict:
+    check_currency(program, data["currency"])
+    metadata = {MARKER: "1", "purchaser_email": data["purchaser_email"]}
+    if data.get("recipient_email"):
+        metadata["recipient_email"] = data["recipient_email"]
+    checkout = gateway.create_checkout_session(
+        amount=data["amount"],
+        currency=data["currency"],
+        purchaser_email=data["purchaser_email"],
+        success_url=data["success_url"],
+        cancel_url=data["cancel_url"],
+        metadata=metadata,
+    )
+    session.add(
+        GiftCardPurchase(
+            session_id=checkout.id,
+            amount=data["amount"],
+            currency=data["currency"],
+            purchaser_email=data["purchaser_email"],
+            recipient_email=data.get("recipient_email"),
+            status="open",
+        )
+    )
+    session.flush()
+    return {"session_id": checkout.id, "url": checkout.url}
+
+
+def _purchase_for(session: Session, checkout: dict) -> GiftCardPurchase | None:
+    """Our record of this session; rebuilt from its metadata if our commit was lost."""
+    query = select(GiftCardPurchase).where(GiftCardPurchase.session_id == checkout["id"])
+    purchase = session.scalar(query)
+    metadata = checkout.get("metadata") or {}
+    if purchase is not None or metadata.get(MARKER) != "1":
+        return purchase
+    try:
+        with session.begin_nested():
+            session.add(
+                GiftCardPurchase(
+                    session_id=checkout["id"],
+                    amount=checkout["amount_total"],
+                    currency=checkout["currency"].upper(),
+                    purchaser_email=metadata.get("purchaser_email") or "",
+                    recipient_email=metadata.get("recipient_email"),
+                    status="open",
+                )
+            )
+            session.flush()
+    except IntegrityError:
+        pass  # a concurrent delivery of the same event recorded it first
+    return session.scalar(query)
+
+
+def handle_stripe_event(
+    session: Session, program: Program, event: dict, secrets: list[str], now: datetime
+) -> dict:
+    """Issue the card of a paid session exactly once, however often Stripe repeats the event."""
+    kind = event.get("type")
+    if kind not in PAID_EVENTS:
+        return {"received": True, "result": "ignored"}
+    checkout = event["data"]["object"]
+    if kind == "checkout.session.completed" and checkout.get("payment_status") != "paid":
+        return {"received": True, "result": "awaiting_payment"}
+    purchase = _purchase_for(session, checkout)
+    if purchase is None:
+        return {"received": True, "result": "ignored"}
+    # The one transition open → completed; a repeat (even a concurrent one) finds it done.
+    claimed = session.execute(
+        update(GiftCardPurchase)
+        .where(GiftCardPurchase.id == purchase.id, GiftCardPurchase.status == "open")
+        .values(status="completed", completed_at=now),
+        execution_options={"synchronize_session": False},
+    )
+    if claimed.rowcount != 1:
+        return {"received": True, "result": "duplicate"}
+    issued = service.issue_card(
+        session,
+        program,
+        # The verified session is authoritative for what was paid.
+        amount=checkout["amount_total"],
+        currency=checkout["currency"].upper(),
+        secrets=secrets,
+        actor=f"stripe:{event.get('id')}",
+        source="stripe",
+        now=now,
+        detail={"checkout_session": checkout["id"]},
+    )
+    session.execute(
+        update(GiftCardPurchase)
+        .where(GiftCardPurchase.id == purchase.id)
+        .values(card_id=issued.card.id),
+        execution_options={"synchronize_session": False},
+    )
+    session.flush()
+    # TODO(outbound events): hand `issued.code` to the recipient's delivery (email/SMS hook).
+    log.info("gift card %s issued for checkout session %s", issued.card.id, checkout["id"])
+    return {"received": True, "result": "issued", "card_id": issued.card.id}

@@ -1,0 +1,224 @@
+import logging
+
+from flask import after_this_request, current_app, request
+from flask.views import MethodView
+from flask_limiter.util import get_remote_address
+from flask_smorest import Blueprint
+
+from loyalty.audit import record_change
+from loyalty.auth import current_principal, require
+from loyalty.errors import DomainError
+from loyalty.extensions import db, limiter
+from loyalty.program.service import get_program
+from loyalty.schemas import EmptySchema
+from loyalty.types import utcnow
+from rewards.giftcards import codes, purchases, service, throttle
+from rewards.giftcards.payments import InvalidWebhook, PaymentGateway, StripeGateway
+from rewards.giftcards.schemas import (
+    GiftCardCaptureSchema,
+    GiftCardCheckoutCreateSchema,
+    GiftCardCheckoutSchema,
+    GiftCardCodeSchema,
+    GiftCardCreateSchema,
+    GiftCardDetailSchema,
+    GiftCardHoldCreateSchema,
+    GiftCardHoldSchema,
+    GiftCardListQuery,
+    GiftCardLookupResultSchema,
+    GiftCardPageSchema,
+    GiftCardRefundSchema,
+    GiftCardSchema,
+    IssuedGiftCardSchema,
+    StripeWebhookResultSchema,
+)
+
+log = logging.getLogger(__name__)
+
+blp = Blueprint("gift_cards", __name__, url_prefix="/v1/gift-cards", description="Gift cards")
+holds_blp = Blueprint(
+    "gift_card_holds", __name__, url_prefix="/v1/gift-card-holds", description="Gift card holds"
+)
+webhooks_blp = Blueprint(
+    "stripe_webhooks", __name__, url_prefix="/v1/webhooks", description="Stripe webhooks"
+)
+
+
+class InvalidSignature(DomainError):
+    status, type, title = 400, "invalid-signature", "Webhook signature not valid"
+
+
+def _secrets() -> list[str]:
+    return current_app.config["SECRET_KEYS"]
+
+
+def _actor() -> str:
+    return current_principal().audit_name
+
+
+def _audit(action: str, card_id: int, after: dict) -> None:
+    record_change(db.session, action, "gift_card", card_id, None, after)
+
+
+def gateway() -> PaymentGateway:
+    """Stripe, configured from the environment; tests may put another gateway in its place."""
+    if "giftcards.gateway" not in current_app.extensions:
+        config = current_app.config
+        current_app.extensions["giftcards.gateway"] = StripeGateway(
+            config["STRIPE_API_KEY"], config["STRIPE_WEBHOOK_SECRETS"], config["STRIPE_API_BASE"]
+        )
+    return current_app.extensions["giftcards.gateway"]
+
+
+def _commit_after_rollback(write) -> None:
+    """Run `write` after the failed request's transaction has rolled back, and commit it."""
+
+    @after_this_request
+    def _persist(response):
+        db.session.rollback()
+        try:
+            write()
+        except Exception:  # the 404 still stands; losing one failure count is not worth a 500
+            db.session.rollback()
+            log.exception("could not record a failed gift card lookup")
+        return response
+
+
+def lockout():
+    url = current_app.config.get("REDIS_URL")
+    if not url:
+        return throttle.DatabaseLockout(db.session, _commit_after_rollback)
+    if "giftcards.redis" not in current_app.extensions:
+        import redis
+
+        current_app.extensions["giftcards.redis"] = redis.Redis.from_url(url)
+    return throttle.RedisLockout(current_app.extensions["giftcards.redis"])
+
+
+@blp.route("")
+class GiftCards(MethodView):
+    @require("admin")
+    @blp.arguments(GiftCardCreateSchema)
+    @blp.response(201, IssuedGiftCardSchema)
+    def post(self, data):
+        """Issue a card; the response is the only place its code ever appears."""
+        now = utcnow()
+        issued = service.issue_card(
+            db.session, get_program(db.session), secrets=_secrets(), actor=_actor(), now=now,
+            **data,
+        )  # fmt: skip
+        view = service.card_view(issued.card, now)
+        _audit("gift_card.issue", issued.card.id, GiftCardSchema().dump(view))
+        return {**view, "code": codes.display(issued.code)}
+
+    @require("admin")
+    @blp.arguments(GiftCardListQuery, location="query")
+    @blp.response(200, GiftCardPageSchema)
+    def get(self, query):
+        return service.list_cards(db.session, utcnow(), **query)
+
+
+@blp.route("/<int:card_id>")
+class GiftCardView(MethodView):
+    @require("admin")
+    @blp.response(200, GiftCardDetailSchema)
+    def get(self, card_id):
+        return service.card_detail(db.session, service.get_card(db.session, card_id), utcnow())
+
+
+@blp.route("/<int:card_id>/disable")
+class Disable(MethodView):
+    @require("admin")
+    @blp.arguments(EmptySchema)
+    @blp.response(200, GiftCardSchema)
+    def post(self, _data, card_id):
+        view = service.disable(db.session, card_id, utcnow(), _actor())
+        _audit("gift_card.disable", card_id, GiftCardSchema().dump(view))
+        return view
+
+
+@blp.route("/<int:card_id>/refunds")
+class Refunds(MethodView):
+    @require("admin")
+    @blp.arguments(GiftCardRefundSchema)
+    @blp.response(201, GiftCardSchema)
+    def post(self, data, card_id):
+        view = service.refund(
+            db.session, card_id, data["amount"], data["order_id"], utcnow(), _actor()
+        )
+        _audit("gift_card.refund", card_id, {**data, "balance": view["balance"]})
+        return view
+
+
+@blp.route("/lookup")
+class Lookup(MethodView):
+    @require("storefront")
+    @limiter.limit(f"{throttle.LOOKUPS_PER_MINUTE} per minute", key_func=get_remote_address)
+    @blp.arguments(GiftCardCodeSchema)
+    @blp.response(200, GiftCardLookupResultSchema)
+    def post(self, data):
+        """Balance by code. Anything but a live card is the same 404, and counts as a failure."""
+        return service.lookup(
+            db.session, lockout(), get_remote_address(), data["code"], _secrets(), utcnow()
+        )
+
+
+@blp.route("/holds")
+class Holds(MethodView):
+    @require("storefront")
+    @blp.arguments(GiftCardHoldCreateSchema)
+    @blp.response(201, GiftCardHoldSchema)
+    def post(self, data):
+        return service.create_hold(
+            db.session,
+            code_text=data["code"],
+            amount=data["amount"],
+            order_id=data["order_id"],
+            expires_in=data.get("expires_in", service.DEFAULT_HOLD_SECONDS),
+            secrets=_secrets(),
+            now=utcnow(),
+            actor=_actor(),
+        )
+
+
+@holds_blp.route("/<int:hold_id>/capture")
+class Capture(MethodView):
+    @require("storefront")
+    @holds_blp.arguments(GiftCardCaptureSchema)
+    @holds_blp.response(200, GiftCardHoldSchema)
+    def post(self, data, hold_id):
+        """Capture all of the hold, or `amount` of it; the rest goes back to the card."""
+        return service.capture_hold(db.session, hold_id, data.get("amount"), utcnow(), _actor())
+
+
+@holds_blp.route("/<int:hold_id>/void")
+class Void(MethodView):
+    @require("storefront")
+    @holds_blp.arguments(EmptySchema)
+    @holds_blp.response(200, GiftCardHoldSchema)
+    def post(self, _data, hold_id):
+        return service.void_hold(db.session, hold_id, utcnow(), _actor())
+
+
+@blp.route("/checkout-sessions")
+class CheckoutSessions(MethodView):
+    @require("storefront")
+    @blp.arguments(GiftCardCheckoutCreateSchema)
+    @blp.response(201, GiftCardCheckoutSchema)
+    def post(self, data):
+        """Start a Stripe Checkout session selling a card; the card is issued when it is paid."""
+        return purchases.start_checkout(db.session, gateway(), get_program(db.session), data)
+
+
+@webhooks_blp.route("/stripe")
+class StripeWebhook(MethodView):
+    @webhooks_blp.response(200, StripeWebhookResultSchema)
+    def post(self):
+        """Stripe-signed events; a paid gift card session issues its card exactly once."""
+        payload = request.get_data()
+        try:
+            event = gateway().verify_webhook(payload, request.headers.get("Stripe-Signature"))
+        except InvalidWebhook as exc:
+            raise InvalidSignature(str(exc)) from exc
+        return purchases.handle_stripe_event(
+            db.session, get_program(db.session), event, _secrets(), utcnow()
+        )

@@ -1,0 +1,606 @@
+"""Gift cards: issue, look up, hold, capture, void, refund, disable, expire.
+
+Every movement of value is one immutable `GiftCardTransaction` plus a relative UPDATE of the
+card's materialized amounts in the same transaction. Spending is conditional (`WHERE balance >=
+:amount`); resolving a hold is conditional on the hold still being active, so it happens at most
+once. Lock order is always the card row first, then its holds, so concurrent operations queue
+instead of deadlocking.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, func, insert, literal, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from loyalty.errors import Conflict, InsufficientFunds, NotFound, ValidationFailed
+from loyalty.members.service import decode_cursor, encode_cursor
+from loyalty.program.models import Program
+from loyalty.program.service import check_currency
+from loyalty.types import utcnow
+from rewards.giftcards import codes
+from rewards.giftcards.models import GiftCard, GiftCardHold, GiftCardTransaction
+
+DEFAULT_HOLD_SECONDS = 3600
+MAX_HOLD_SECONDS = 7 * 24 * 3600
+
+_NO_SYNC = {"synchronize_session": False}
+
+
+@dataclass
+class Issued:
+    card: GiftCard
+    code: str  # the only moment the full code exists outside the holder's hands
+
+
+# --- reading -----------------------------------------------------------------------------------
+
+
+def is_live(card: GiftCard, now: datetime) -> bool:
+    """Spendable: active and not past its expiry."""
+    return card.status == "active" and (card.expires_at is None or card.expires_at > now)
+
+
+def effective_status(card: GiftCard, now: datetime) -> str:
+    if card.status == "active" and not is_live(card, now):
+        return "expired"  # past expiry; the expire-gift-cards job will write it down
+    return card.status
+
+
+def card_view(card: GiftCard, now: datetime) -> dict:
+    return {
+        "id": card.id,
+        "last4": card.last4,
+        "balance": card.balance,
+        "currency": card.currency,
+        "status": effective_status(card, now),
+        "expires_at": card.expires_at,
+        "source": card.source,
+        "paid_amount": card.paid_amount,
+        "bonus_amount": card.bonus_amount,
+        "held_amount": card.held_amount,
+        "captured_amount": card.captured_amount,
+        "refunded_amount": card.refunded_amount,
+        "adjusted_amount": card.adjusted_amount,
+        "expired_amount": card.expired_amount,
+        "note": card.note,
+        "created_at": card.created_at,
+        "disabled_at": card.disabled_at,
+    }
+
+
+def transaction_view(txn: GiftCardTransaction) -> dict:
+    return {
+        "id": txn.id,
+        "kind": txn.kind,
+        "amount": txn.amount,
+        "balance_change": txn.balance_change,
+        "hold_id": txn.hold_id,
+        "order_id": txn.order_id,
+        "actor": txn.actor,
+        "detail": txn.detail or {},
+        "created_at": txn.created_at,
+    }
+
+
+def hold_view(hold: GiftCardHold, card: GiftCard) -> dict:
+    return {
+        "id": hold.id,
+        "amount": hold.amount,
+        "captured_amount": hold.captured_amount,
+        "status": hold.status,
+        "order_id": hold.order_id,
+        "created_at": hold.created_at,
+        "expires_at": hold.expires_at,
+        "resolved_at": hold.resolved_at,
+        "card": {"id": card.id, "last4": card.last4, "balance": card.balance},
+    }
+
+
+def get_card(session: Session, card_id: int) -> GiftCard:
+    card = session.get(GiftCard, card_id)
+    if card is None:
+        raise NotFound(f"No gift card {card_id}.")
+    return card
+
+
+def card_detail(session: Session, card: GiftCard, now: datetime) -> dict:
+    transactions = session.scalars(
+        select(GiftCardTransaction)
+        .where(GiftCardTransaction.card_id == card.id)
+        .order_by(GiftCardTransaction.id)
+    )
+    return {**card_view(card, now), "transactions": [transaction_view(t) for t in transactions]}
+
+
+def list_cards(
+    session: Session,
+    now: datetime,
+    *,
+    limit: int,
+    cursor: str | None = None,
+    status: str | None = None,
+    source: str | None = None,
+) -> dict:
+    query = select(GiftCard)
+    not_expired = or_(GiftCard.expires_at.is_(None), GiftCard.expires_at > now)
+    if status == "active":
+        query = query.where(GiftCard.status == "active", not_expired)
+    elif status == "expired":
+        query = query.where(
+            or_(GiftCard.status == "expired", and_(GiftCard.status == "active", ~not_expired))
+        )
+    elif status == "disabled":
+        query = query.where(GiftCard.status == "disabled")
+    if source is not None:
+        query = query.where(GiftCard.source == source)
+    before = decode_cursor(cursor)
+    if before is not None:
+        query = query.where(GiftCard.id < before)
+    rows = list(session.scalars(query.order_by(GiftCard.id.desc()).limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return {
+        "items": [card_view(card, now) for card in rows],
+        "next_cursor": encode_cursor(rows[-1].id) if more else None,
+    }
+
+
+def find_live_card(
+    session: Session, code_text: str, secrets: list[str], now: datetime
+) -> GiftCard | None:
+    """The live card with this code, or None — unknown, malformed, disabled and expired alike."""
+    code = codes.parse(code_text)
+    if code is None:
+        return None
+    hashes = codes.candidate_hashes(code, secrets)
+    card = session.scalar(select(GiftCard).where(GiftCard.code_hash.in_(hashes)))
+    if card is None or not is_live(card, now):
+        return None
+    if card.code_hash != hashes[0]:
+        card.code_hash = hashes[0]  # found under a retired secret: move it to the newest
+    return card
+
+
+def lookup(session: Session, lockout, client: str, code_text: str, secrets, now) -> dict:
+    """Balance check by code. Refused while `client` is locked out; a miss counts against it."""
+    lockout.check(client, now)
+    card = find_live_card(session, code_text, secrets, now)
+    if card is None:
+        lockout.record_failure(client, now)
+        raise NotFound("No live gift card has this code.")
+    view = card_view(card, now)
+    return {key: view[key] for key in ("last4", "balance", "currency", "status", "expires_at")}
+
+
+# --- issuing -----------------------------------------------------------------------------------
+
+
+def _record(session: Session, card_id: int, kind: str, amount: int, balance_change: int, actor,
+            *, hold_id=None, order_id=None, detail=None) -> None:  # fmt: skip
+    session.add(
+        GiftCardTransaction(
+            card_id=card_id,
+            kind=kind,
+            amount=amount,
+            balance_change=balance_change,
+            hold_id=hold_id,
+            order_id=order_id,
+            actor=actor,
+            detail=detail or {},
+        )
+    )
+
+
+def issue_card(
+    session: Session,
+    program: Program,
+    *,
+    amount: int,
+    currency: str,
+    secrets: list[str],
+    actor: str,
+    source: str = "admin",
+    bonus_amount: int = 0,
+    expires_at: datetime | None = None,
+    note: str | None = None,
+    now: datetime,
+    detail: dict | None = None,
+) -> Issued:
+    check_currency(program, currency)
+    if amount + bonus_amount <= 0:
+        raise ValidationFailed(errors={"amount": ["A card needs some value."]})
+    if expires_at is not None and expires_at <= now:
+        raise ValidationFailed(errors={"expires_at": ["Must be in the future."]})
+    for _attempt in range(
+        3
+    ):  # 80 random bits: a collision is astronomically unlikely, not impossible
+        code = codes.new_code()
+        card = GiftCard(
+            code_hash=codes.code_hash(code, secrets[-1]),
+            last4=code[-4:],
+            currency=currency,
+            status="active",
+            source=source,
+            paid_amount=amount,
+            bonus_amount=bonus_amount,
+            refunded_amount=0,
+            adjusted_amount=0,
+            captured_amount=0,
+            held_amount=0,
+            expired_amount=0,
+            balance=amount + bonus_amount,
+            expires_at=expires_at,
+            note=note,
+            created_at=now,
+        )
+        try:
+            with session.begin_nested():
+                session.add(card)
+                session.flush()
+            break
+        except IntegrityError:
+            continue
+    else:
+        raise RuntimeError("could not draw an unused gift card code")
+    _record(
+        session, card.id, "issue", card.balance, card.balance, actor,
+        detail={"paid": amount, "bonus": bonus_amount, "source": source, **(detail or {})},
+    )  # fmt: skip
+    session.flush()
+    return Issued(card, code)
+
+
+# --- holds -------------------------------------------------------------------------------------
+
+
+def _refresh(session: Session, card: GiftCard) -> GiftCard:
+    session.refresh(card)
+    return card
+
+
+def create_hold(
+    session: Session,
+    *,
+    code_text: str,
+    amount: int,
+    order_id: str,
+    secrets: list[str],
+    now: datetime,
+    actor: str,
+    expires_in: int = DEFAULT_HOLD_SECONDS,
+) -> dict:
+    card = find_live_card(session, code_text, secrets, now)
+    if card is None:
+        raise NotFound("No live gift card has this code.")
+    reserved = session.execute(
+        update(GiftCard)
+        .where(
+            GiftCard.id == card.id,
+            GiftCard.status == "active",
+            or_(GiftCard.expires_at.is_(None), GiftCard.expires_at > now),
+            GiftCard.balance >= amount,
+        )
+        .values(balance=GiftCard.balance - amount, held_amount=GiftCard.held_amount + amount),
+        execution_options=_NO_SYNC,
+    )
+    _refresh(session, card)
+    if reserved.rowcount != 1:
+        if not is_live(card, now):
+            raise NotFound("No live gift card has this code.")
+        raise InsufficientFunds(
+            f"The card has {card.balance} available; {amount} was asked.",
+            available=card.balance,
+            currency=card.currency,
+        )
+    hold = GiftCardHold(
+        card_id=card.id,
+        amount=amount,
+        captured_amount=0,
+        order_id=order_id,
+        status="active",
+        created_at=now,
+        expires_at=now + timedelta(seconds=expires_in),
+    )
+    session.add(hold)
+    session.flush()
+    _record(session, card.id, "hold", amount, -amount, actor, hold_id=hold.id, order_id=order_id)
+    session.flush()
+    return hold_view(hold, card)
+
+
+def get_hold(session: Session, hold_id: int) -> GiftCardHold:
+    hold = session.get(GiftCardHold, hold_id)
+    if hold is None:
+        raise NotFound(f"No gift card hold {hold_id}.")
+    return hold
+
+
+def _lock_card(session: Session, card_id: int) -> None:
+    session.execute(select(GiftCard.id).where(GiftCard.id == card_id).with_for_update())
+
+
+def _resolve(session: Session, hold: GiftCardHold, capture: int, now: datetime, actor: str):
+    """Capture `capture` of the hold (0 = void) and release the rest — once, or Conflict."""
+    _lock_card(session, hold.card_id)
+    resolved = session.execute(
+        update(GiftCardHold)
+        .where(
+            GiftCardHold.id == hold.id,
+            GiftCardHold.status == "active",
+            GiftCardHold.expires_at > now,
+        )
+        .values(
+            status="captured" if capture else "voided", captured_amount=capture, resolved_at=now
+        ),
+        execution_options=_NO_SYNC,
+    )
+    session.refresh(hold)
+    if resolved.rowcount != 1:
+        state = "expired" if hold.status == "active" else hold.status
+        raise Conflict(f"Hold {hold.id} is already {state}.", hold_status=state)
+    release = hold.amount - capture
+    session.execute(
+        update(GiftCard)
+        .where(GiftCard.id == hold.card_id)
+        .values(
+            held_amount=GiftCard.held_amount - hold.amount,
+            captured_amount=GiftCard.captured_amount + capture,
+            balance=GiftCard.balance + release,
+        ),
+        execution_options=_NO_SYNC,
+    )
+    if capture:
+        _record(session, hold.card_id, "capture", capture, 0, actor,
+                hold_id=hold.id, order_id=hold.order_id)  # fmt: skip
+    if release:
+        _record(session, hold.card_id, "release", release, release, actor,
+                hold_id=hold.id, order_id=hold.order_id)  # fmt: skip
+    session.flush()
+    card = _refresh(session, session.get(GiftCard, hold.card_id))
+    return hold_view(hold, card)
+
+
+def capture_hold(
+    session: Session, hold_id: int, amount: int | None, now: datetime, actor: str
+) -> dict:
+    hold = get_hold(session, hold_id)
+    capture = hold.amount if amount is None else amount
+    if capture > hold.amount:
+        raise ValidationFailed(
+            errors={"amount": [f"More than the {hold.amount} held."]}, held=hold.amount
+        )
+    return _resolve(session, hold, capture, now, actor)
+
+
+def void_hold(session: Session, hold_id: int, now: datetime, actor: str) -> dict:
+    return _resolve(session, get_hold(session, hold_id), 0, now, actor)
+
+
+# --- refunds and disabling ---------------------------------------------------------------------
+
+
+def refund(
+    session: Session, card_id: int, amount: int, order_id: str, now: datetime, actor: str
+) -> dict:
+    """Credit back what an order captured from this card (never more than it captured)."""
+    card = session.get(GiftCard, card_id, with_for_update=True)
+    if card is None:
+        raise NotFound(f"No gift card {card_id}.")
+    if not is_live(card, now):
+        raise Conflict(f"Gift card {card_id} is {effective_status(card, now)}.")
+    moved = dict(
+        session.execute(
+            select(GiftCardTransaction.kind, func.sum(GiftCardTransaction.amount))
+            .where(
+                GiftCardTransaction.card_id == card_id,
+                GiftCardTransaction.order_id == order_id,
+                GiftCardTransaction.kind.in_(("capture", "refund")),
+            )
+            .group_by(GiftCardTransaction.kind)
+        ).all()
+    )
+    refundable = int(moved.get("capture") or 0) - int(moved.get("refund") or 0)
+    if amount > refundable:
+        raise ValidationFailed(
+            f"Order {order_id!r} has {refundable} left to refund to this card.",
+            errors={"amount": [f"More than the {refundable} left to refund for this order."]},
+            refundable=refundable,
+        )
+    session.execute(
+        update(GiftCard)
+        .where(GiftCard.id == card_id)
+        .values(
+            refunded_amount=GiftCard.refunded_amount + amount, balance=GiftCard.balance + amount
+        ),
+        execution_options=_NO_SYNC,
+    )
+    _record(session, card_id, "refund", amount, amount, actor, order_id=order_id)
+    session.flush()
+    return card_view(_refresh(session, card), now)
+
+
+def disable(session: Session, card_id: int, now: datetime, actor: str) -> dict:
+    """For good: the card is never spendable again and its active holds are released."""
+    card = session.get(GiftCard, card_id, with_for_update=True)
+    if card is None:
+        raise NotFound(f"No gift card {card_id}.")
+    if card.status == "disabled":
+        return card_view(card, now)
+    released = session.execute(
+        update(GiftCardHold)
+        .where(GiftCardHold.card_id == card_id, GiftCardHold.status == "active")
+        .values(status="voided", resolved_at=now)
+        .returning(GiftCardHold.id, GiftCardHold.amount, GiftCardHold.order_id),
+        execution_options=_NO_SYNC,
+    ).all()
+    total = sum(row.amount for row in released)
+    session.execute(
+        update(GiftCard)
+        .where(GiftCard.id == card_id)
+        .values(
+            status="disabled",
+            disabled_at=now,
+            held_amount=GiftCard.held_amount - total,
+            balance=GiftCard.balance + total,
+        ),
+        execution_options=_NO_SYNC,
+    )
+    for row in released:
+        _record(session, card_id, "release", row.amount, row.amount, actor,
+                hold_id=row.id, order_id=row.order_id, detail={"reason": "disabled"})  # fmt: skip
+    session.flush()
+    return card_view(_refresh(session, card), now)
+
+
+# --- order events ------------------------------------------------------------------------------
+
+
+def _hold_ids(values) -> list[int]:
+    ids = []
+    for value in values or []:
+        try:
+            ids.append(int(value))
+        except (TypeError, ValueError):
+            ids.append(-1)  # never a hold: reported as not found
+    return ids
+
+
+class GiftCardHolds:
+    """`order.paid` captures the order's listed holds; `order.canceled` voids its holds."""
+
+    def paid(self, ctx) -> None:
+        listed = ctx.payload.get("gift_card_holds") or []
+        for raw, hold_id in zip(listed, _hold_ids(listed), strict=True):
+            ctx.effects.append(self._apply(ctx, raw, hold_id, capture=True))
+
+    def canceled(self, ctx) -> None:
+        listed = _hold_ids(ctx.payload.get("gift_card_holds"))
+        of_order = ctx.session.scalars(
+            select(GiftCardHold.id).where(
+                GiftCardHold.order_id == ctx.order.order_id, GiftCardHold.status == "active"
+            )
+        ).all()
+        for hold_id in dict.fromkeys([*listed, *of_order]):
+            ctx.effects.append(self._apply(ctx, str(hold_id), hold_id, capture=False))
+
+    @staticmethod
+    def _apply(ctx, raw: str, hold_id: int, *, capture: bool) -> dict:
+        kind = "gift_card_capture" if capture else "gift_card_void"
+        effect = {"kind": kind, "hold_id": raw}
+        hold = ctx.session.get(GiftCardHold, hold_id) if hold_id > 0 else None
+        if hold is None:
+            return {**effect, "status": "failed", "reason": "not_found"}
+        if hold.order_id != ctx.order.order_id:
+            return {**effect, "status": "failed", "reason": "other_order"}
+        actor = f"event:{ctx.event_id}"
+        try:
+            with ctx.session.begin_nested():
+                # Holds resolve against the clock, not the event's (possibly back-dated) time.
+                amount = hold.amount if capture else 0
+                result = _resolve(ctx.session, hold, amount, utcnow(), actor)
+        except Conflict as error:
+            return {
+                **effect,
+                "status": "failed",
+                "reason": error.extra.get("hold_status", "conflict"),
+            }
+        return {**effect, "status": result["status"], "amount": result["captured_amount"]}
+
+
+# --- jobs --------------------------------------------------------------------------------------
+
+
+def expire_holds(session: Session, now: datetime, batch_size: int, progress=None) -> int:
+    """Release holds past their expiry, a batch per transaction; safe to run anywhere at once."""
+    changed = 0
+    due = and_(GiftCardHold.status == "active", GiftCardHold.expires_at <= now)
+    while True:
+        hold_ids = session.scalars(
+            select(GiftCardHold.id).where(due).order_by(GiftCardHold.id).limit(batch_size)
+        ).all()
+        if not hold_ids:
+            return changed
+        card_ids = select(GiftCardHold.card_id).where(GiftCardHold.id.in_(hold_ids))
+        session.execute(  # card rows first, as every other operation does
+            select(GiftCard.id).where(GiftCard.id.in_(card_ids)).order_by(GiftCard.id)
+            .with_for_update()
+        )  # fmt: skip
+        expired = session.execute(
+            update(GiftCardHold)
+            .where(GiftCardHold.id.in_(hold_ids), due)
+            .values(status="expired", resolved_at=now)
+            .returning(
+                GiftCardHold.id, GiftCardHold.card_id, GiftCardHold.amount, GiftCardHold.order_id
+            ),
+            execution_options=_NO_SYNC,
+        ).all()
+        if expired:
+            session.execute(
+                insert(GiftCardTransaction),
+                [
+                    {"card_id": row.card_id, "kind": "release", "amount": row.amount,
+                     "balance_change": row.amount, "hold_id": row.id, "order_id": row.order_id,
+                     "actor": "job:expire-holds", "detail": {"reason": "expired"},
+                     "created_at": now}
+                    for row in expired
+                ],
+            )  # fmt: skip
+            totals: dict[int, int] = {}
+            for row in expired:
+                totals[row.card_id] = totals.get(row.card_id, 0) + row.amount
+            for card_id, total in totals.items():
+                session.execute(
+                    update(GiftCard)
+                    .where(GiftCard.id == card_id)
+                    .values(
+                        held_amount=GiftCard.held_amount - total,
+                        balance=GiftCard.balance + total,
+                    ),
+                    execution_options=_NO_SYNC,
+                )
+        session.commit()
+        changed += len(expired)
+        if progress:
+            progress(0)
+
+
+def expire_cards(session: Session, now: datetime, batch_size: int, progress=None) -> int:
+    """Cards past their expiry lose what is left (an `expire` transaction) once no hold is open."""
+    changed = 0
+    due = and_(GiftCard.status == "active", GiftCard.expires_at <= now, GiftCard.held_amount == 0)
+    while True:
+        card_ids = session.scalars(
+            select(GiftCard.id).where(due).order_by(GiftCard.id).limit(batch_size)
+            .with_for_update(skip_locked=True)
+        ).all()  # fmt: skip
+        if not card_ids:
+            return changed
+        in_batch = and_(GiftCard.id.in_(card_ids), due)
+        session.execute(
+            insert(GiftCardTransaction).from_select(
+                ["card_id", "kind", "amount", "balance_change", "actor", "detail", "created_at"],
+                select(
+                    GiftCard.id,
+                    literal("expire"),
+                    GiftCard.balance,
+                    -GiftCard.balance,
+                    literal("job:expire-gift-cards"),
+                    literal({"reason": "expired"}, GiftCardTransaction.detail.type),
+                    literal(now, GiftCardTransaction.created_at.type),
+                ).where(in_batch, GiftCard.balance > 0),
+            )
+        )
+        result = session.execute(
+            update(GiftCard)
+            .where(in_batch)
+            .values(
+                status="expired",
+                expired_amount=GiftCard.expired_amount + GiftCard.balance,
+                balance=0,
+            ),
+            execution_options=_NO_SYNC,
+        )
+        session.commit()
+        changed += result.rowcount

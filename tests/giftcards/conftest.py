@@ -1,0 +1,33 @@
+import pytest
+
+from loyalty.extensions import limiter
+from tests.giftcards.fake_stripe import API_KEY, FakeStripe
+
+WEBHOOK_SECRETS = ["whsec_old_secret", "whsec_new_secret"]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_rate_limits():
+    """Flask-Limiter's memory storage outlives one test; start each with clean counters."""
+    yield
+    if limiter._storage is not None:
+        limiter.reset()
+
+
+def configure_stripe(app, base_url: str):
+    app.config.update(
+        STRIPE_API_KEY=API_KEY, STRIPE_WEBHOOK_SECRETS=WEBHOOK_SECRETS, STRIPE_API_BASE=base_url
+    )
+    app.extensions.pop("giftcards.gateway", None)  # rebuilt from this config on first use
+
+
+@pytest.fixture
+def fake_stripe(app):
+    before = {
+        k: app.config[k] for k in ("STRIPE_API_KEY", "STRIPE_WEBHOOK_SECRETS", "STRIPE_API_BASE")
+    }
+    with FakeStripe() as fake:
+        configure_stripe(app, fake.url)
+        yield fake
+    app.config.update(before)
+    app.extensions.pop("giftcards.gateway", None)

@@ -5,6 +5,7 @@
 """
 
 import json
+import time
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -84,5 +85,16 @@ class StripeGateway:
                 continue
             except ValueError as exc:
                 raise InvalidWebhook("payload is not JSON") from exc
+            if _signed_at(signature) > time.time() + self.tolerance:
+                # stripe-python only refuses old timestamps; one from the future is as suspect.
+                raise InvalidWebhook("timestamp is in the future")
             return json.loads(payload)
         raise InvalidWebhook("no webhook secret matches the signature (or it is too old)")
+
+
+def _signed_at(signature: str) -> int:
+    for item in signature.split(","):
+        key, _, value = item.strip().partition("=")
+        if key == "t" and value.isdigit():
+            return int(value)
+    raise InvalidWebhook("no timestamp in Stripe-Signature")

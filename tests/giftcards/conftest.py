@@ -22,7 +22,7 @@ def configure_stripe(app, base_url: str):
 
 
 @pytest.fixture
-def fake_stripe(app):
+def stripe_api(app):
     before = {
         k: app.config[k] for k in ("STRIPE_API_KEY", "STRIPE_WEBHOOK_SECRETS", "STRIPE_API_BASE")
     }

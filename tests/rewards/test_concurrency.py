@@ -155,3 +155,40 @@ def test_per_member_limit_holds_under_concurrent_redemptions(pg_app, pg_keys):
         member = db.session.scalars(select(Member).where(Member.customer_id == "c_limit")).one()
         assert member.points_available == 9000
     assert_ledger_clean(pg_app)
+
+
+def test_cancel_racing_the_order_that_uses_the_code_has_one_winner(pg_app, pg_keys):
+    client = pg_app.test_client()
+    make_member(client, pg_keys["admin"], "c_race", points=3000)
+    reward = make_reward(client, pg_keys["admin"], stock=6)
+    codes = [redeem(client, pg_keys["storefront"], "c_race", reward["id"]).get_json()
+             for _ in range(6)]  # fmt: skip
+
+    def act(i):
+        code = codes[i // 2]
+        if i % 2 == 0:
+            response = pg_app.test_client().post(
+                f"/v1/redemptions/{code['id']}/cancel", headers=pg_keys["storefront"]
+            )
+            return "cancel", response.status_code
+        event = f.paid("c_race", lines=[f.line(unit_price=5000)], reward_codes=[code["code"]])
+        response = pg_app.test_client().post(
+            "/v1/events", json=event, headers=pg_keys["storefront"]
+        )
+        effect = next(
+            e for e in response.get_json()["effects"] if e["kind"].startswith("reward_code")
+        )
+        return "pay", effect.get("reason", effect["kind"])
+
+    results = in_parallel(12, act)
+    canceled = 0
+    for k in range(6):
+        cancel, pay = results[2 * k][1], results[2 * k + 1][1]
+        # Either the cancel won (the order is refused: canceled) or the order did (cancel: 409).
+        assert (cancel, pay) in {(200, "canceled"), (409, "reward_code_used")}, (cancel, pay)
+        canceled += cancel == 200
+    with pg_app.app_context():
+        member = db.session.scalars(select(Member).where(Member.customer_id == "c_race")).one()
+        assert member.points_available == 500 * canceled
+        assert db.session.get(Reward, reward["id"]).stock == canceled
+    assert_ledger_clean(pg_app)

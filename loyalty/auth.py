@@ -110,7 +110,13 @@ def _principal_from_request() -> Principal:
         or not isinstance(data.get("c"), str)
     ):
         raise Unauthorized("Invalid widget token.")
-    return Principal("widget", str(data["m"]), set(), member_id=data["m"], customer_id=data["c"])
+    principal = Principal(
+        "widget", str(data["m"]), set(), member_id=data["m"], customer_id=data["c"]
+    )
+    # Checked here, not only in the /v1/me views: nothing (an idempotent replay included) may
+    # answer a token whose member is gone.
+    g.widget_member = _widget_member(principal)
+    return principal
 
 
 def _widget_member(principal: Principal) -> Member:
@@ -144,7 +150,6 @@ def require(*scopes: str, widget: bool = False):
             if widget:
                 if principal.kind != "widget":
                     raise Forbidden("This endpoint takes a widget token.")
-                g.widget_member = _widget_member(principal)
             elif principal.kind != "api_key":
                 raise Forbidden("Widget tokens are accepted only on /v1/me.")
             elif "admin" not in principal.scopes and not principal.scopes & set(scopes):

@@ -197,8 +197,17 @@ def test_an_erased_or_recreated_member_is_not_reachable_with_an_old_token(
     client, admin, storefront, two_members
 ):
     ana = bearer(two_members["ana"])
+    reward = create_reward(client, admin, "5 off", 100)
+    give_points(client, admin, "ana", 100)
+    redeem = {**ana, "Idempotency-Key": "before-erasure"}
+    body = {"reward_id": reward["id"]}
+    assert client.post("/v1/me/redemptions", json=body, headers=redeem).status_code == 201
     assert client.delete("/v1/members/ana", headers=admin).status_code == 204
     assert client.get("/v1/me", headers=ana).status_code == 401
+    # Not even a replay of its own earlier answer (which carried the reward code).
+    replay = client.post("/v1/me/redemptions", json=body, headers=redeem)
+    assert replay.status_code == 401
+    assert "code" not in replay.get_json()
     enroll(client, storefront, "ana")  # a new member under the same customer id
     response = client.get("/v1/me", headers=ana)
     assert response.status_code == 401

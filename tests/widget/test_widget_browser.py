@@ -108,6 +108,10 @@ def test_demo_page_shows_balance_tier_redeems_and_copies(live, browser):
     balance = page.locator('[data-testid="balance"]')
     assert balance.inner_text() == f"{available:,}"
     assert page.locator('[data-testid="tier"]').inner_text() == me["tier"]["name"]
+    progress = page.locator('[data-testid="tier-progress"]')
+    expected_percent = me["qualifying_spend"] * 100 // me["next_tier"]["threshold"]
+    assert progress.get_attribute("aria-valuenow") == str(expected_percent)
+    assert me["next_tier"]["name"] in progress.get_attribute("aria-label")
     pending = page.locator('[data-testid="pending"]').inner_text()
     assert f"{me['points']['pending']:,} pending" in pending
 
@@ -220,3 +224,29 @@ def test_demo_token_endpoint_renews_the_demo_shoppers_token(live):
     body = client.post("/demo/widget-token").get_json()
     me = client.get("/v1/me", headers=bearer(body["token"])).get_json()
     assert me["id"] == DEMO_CUSTOMER
+
+
+def test_widget_renews_an_expired_token_from_the_merchants_server(live, browser):
+    app, base, admin = live
+    fresh = widget_token(app, admin)
+    renewals = []
+
+    def merchant(environ, start_response):
+        if environ["REQUEST_METHOD"] == "POST" and environ["PATH_INFO"] == "/loyalty-token":
+            renewals.append(1)
+            start_response("200 OK", [("Content-Type", "application/json")])
+            return [f'{{"token": "{fresh}"}}'.encode()]
+        page = MERCHANT_PAGE.format(api=base, token="expired-or-tampered").replace(
+            'data-target="#rewards"', 'data-target="#rewards" data-token-url="/loyalty-token"'
+        )
+        start_response("200 OK", [("Content-Type", "text/html; charset=utf-8")])
+        return [page.encode()]
+
+    with ServerThread(merchant) as shop:
+        set_widget_origins(app, admin, [shop.url])
+        page = browser.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        page.goto(shop.url)
+        page.locator('[data-testid="balance"]').wait_for()
+        assert len(renewals) == 1  # the panel's parallel requests share one renewal
+        page.close()

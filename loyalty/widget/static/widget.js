@@ -65,7 +65,25 @@
     "input{font:inherit;font-size:.9rem;flex:1;min-width:0;min-height:44px;padding:0 12px;",
     "border:1px solid #d9d3db;border-radius:10px;background:#faf9fb;color:#1c1b22}",
     ".stats{display:flex;gap:16px;margin:10px 0 0;flex-wrap:wrap}",
-    ".copied{font-size:.85rem;color:#17462a;min-height:1.2em;margin:6px 0 0}",
+    ".copied{font-size:.85rem;color:#17462a;margin:6px 0 0}",
+    ".copied:empty{margin:0}",
+    ".strong{color:#1c1b22;font-weight:650}",
+    ".tier-row h3{margin:0}",
+    ".tier-row+.tier-row{margin-top:10px}",
+    ".perks{display:flex;flex-wrap:wrap;gap:6px;margin-top:12px}",
+    ".perks li{font-size:.8rem;color:#4a4450;background:#f6f4f7;border-radius:999px;padding:3px 10px}",
+    ".perks li::before{content:'\\2713\\00a0';color:var(--accent)}",
+    ".reward-why{margin:2px 0 0;font-size:.8rem;color:#8a5a6e}",
+    ".stats span{background:#f6f4f7;border-radius:999px;padding:3px 10px;font-size:.8rem}",
+    "details{margin:0}",
+    "summary{cursor:pointer;font-weight:650;font-size:.95rem;min-height:28px;list-style-position:inside}",
+    "summary:focus-visible{outline:3px solid #b9a1ff;outline-offset:2px;border-radius:6px}",
+    ".activity{margin-top:12px;gap:0}",
+    ".activity li{display:flex;justify-content:space-between;gap:12px;padding:9px 0;",
+    "border-top:1px solid #f1eef2;font-size:.88rem}",
+    ".activity li:first-child{border-top:0}",
+    ".plus{color:#17663a;font-weight:650;white-space:nowrap}",
+    ".minus{color:#7a1f1f;font-weight:650;white-space:nowrap}",
     ".loading,.failed{padding:22px;color:#5f5a66}",
     ".sr{position:absolute;width:1px;height:1px;padding:0;margin:-1px;overflow:hidden;",
     "clip:rect(0,0,0,0);white-space:nowrap;border:0}",
@@ -137,10 +155,16 @@
       headers["Idempotency-Key"] = idempotencyKey();
       init.body = JSON.stringify(body);
     }
+    var sentWith = self.token;
     return fetch(self.api + path, init).then(function (res) {
       if (res.status === 401 && self.getToken && !retried) {
-        return Promise.resolve(self.getToken()).then(function (token) {
-          self.token = token;
+        // Parallel requests that all met the expired token share one renewal.
+        if (self.token === sentWith && !self.renewing) {
+          self.renewing = Promise.resolve(self.getToken()).then(function (token) {
+            self.token = token;
+          }).finally(function () { self.renewing = null; });
+        }
+        return Promise.resolve(self.renewing).then(function () {
           return self.request(method, path, body, true);
         });
       }
@@ -167,11 +191,13 @@
     return Promise.all([
       self.request("GET", "/v1/me"),
       optional(self.request("GET", "/v1/me/rewards")),
-      optional(self.request("GET", "/v1/me/referrals")),
+      optional(self.request("GET", "/v1/me/referrals?limit=1")),
+      optional(self.request("GET", "/v1/me/activity?limit=5")),
     ]).then(function (results) {
       self.state.me = results[0];
       self.state.rewards = results[1] ? results[1].items || [] : null;
       self.state.referrals = results[2];
+      self.state.activity = results[3] ? results[3].items || [] : null;
       self.render();
     }).catch(function (error) {
       self.fail(error);
@@ -230,6 +256,7 @@
     if (this.state.rewards) this.view.appendChild(this.renderRewards());
     var referral = this.renderReferral();
     if (referral) this.view.appendChild(referral);
+    if (this.state.activity && this.state.activity.length) this.view.appendChild(this.renderActivity());
     if (focused) {
       var again = this.root.querySelector('[data-focus="' + focused + '"]');
       if (again && !again.disabled) again.focus();
@@ -239,15 +266,18 @@
   Widget.prototype.renderTier = function (me) {
     var tier = me.tier || {};
     var next = me.next_tier;
+    var spend = me.qualifying_spend || 0;
     var children = [
-      h("h3", { id: "lw-tier-heading", text: "Your tier" }),
+      h("div", { class: "tier-row" }, [
+        h("h3", { id: "lw-tier-heading", text: "Your tier" }),
+        next ? h("span", { class: "muted", text: "Next: " + next.name }) : null,
+      ]),
       h("div", { class: "tier-row" }, [
         h("span", { class: "badge", "data-testid": "tier", text: tier.name || "Member" }),
         tier.ends_at ? h("span", { class: "muted", text: "Status through " + this.fmtDate(tier.ends_at) }) : null,
       ]),
     ];
     if (next) {
-      var spend = me.qualifying_spend || 0;
       var percent = next.threshold > 0 ? Math.min(100, Math.floor((spend / next.threshold) * 100)) : 100;
       children.push(h("div", {
         class: "bar", role: "progressbar", "aria-label": "Progress to " + next.name,
@@ -255,10 +285,17 @@
         "aria-valuetext": this.fmtMoney(spend) + " of " + this.fmtMoney(next.threshold) + " spent",
         "data-testid": "tier-progress",
       }, [h("div", { class: "fill", style: "width:" + percent + "%" })]));
-      children.push(h("p", { class: "muted", "data-testid": "next-tier",
-        text: "Spend " + this.fmtMoney(next.remaining_spend) + " more to reach " + next.name + "." }));
+      children.push(h("p", { class: "muted", "data-testid": "next-tier" }, [
+        h("strong", { class: "strong", text: this.fmtMoney(spend) }),
+        " of " + this.fmtMoney(next.threshold) + " · spend " + this.fmtMoney(next.remaining_spend) +
+          " more to reach " + next.name + ".",
+      ]));
     } else {
-      children.push(h("p", { class: "muted", text: "You've reached our top tier. Thank you!" }));
+      children.push(h("p", { class: "muted tier-top", text: "You've reached our top tier. Thank you!" }));
+    }
+    if (tier.perks && tier.perks.length) {
+      children.push(h("ul", { class: "perks", "aria-label": (tier.name || "Tier") + " perks" },
+        tier.perks.map(function (perk) { return h("li", { text: perk }); })));
     }
     return h("section", { class: "section", "aria-labelledby": "lw-tier-heading" }, children);
   };
@@ -283,9 +320,16 @@
       var ok = canRedeem(reward);
       var armed = self.state.armed === reward.id;
       var cost = self.fmtNumber(reward.points_cost) + " points";
-      var why = reward.affordable
-        ? (LOCKED_REASONS[reward.unavailable_reason] || function () { return "Not available"; })(reward)
-        : self.fmtNumber(Math.max(0, reward.points_cost - available)) + " more points to unlock";
+      var reasons = [];
+      if (reward.unavailable_reason) {
+        reasons.push((LOCKED_REASONS[reward.unavailable_reason] || function () {
+          return "Not available";
+        })(reward));
+      }
+      if (!reward.affordable) {
+        reasons.push(self.fmtNumber(Math.max(0, reward.points_cost - available)) + " more points");
+      }
+      var why = reasons.join(" · ");
       var button = h("button", {
         type: "button",
         "data-focus": "reward-" + reward.id,
@@ -307,7 +351,8 @@
         "data-reward-id": reward.id }, [
         h("div", {}, [
           h("p", { class: "reward-name", text: reward.name }),
-          h("p", { class: "reward-cost", text: cost + (ok ? "" : " · " + why) }),
+          h("p", { class: "reward-cost", text: cost }),
+          ok ? null : h("p", { class: "reward-why", text: why }),
           armed ? h("p", { class: "reward-cost", text: "Press Confirm to spend " + cost + "." }) : null,
         ]),
         button,
@@ -402,6 +447,43 @@
     ]);
   };
 
+  function describeEntry(entry) {
+    var detail = entry.detail || {};
+    var source = entry.source || {};
+    switch (entry.kind) {
+      case "earn": return "Order " + source.id;
+      case "redeem": return "Redeemed " + (detail.reward || "a reward");
+      case "redeem_cancel": return "Redemption canceled";
+      case "referral": return "Referral reward";
+      case "expire": return "Points expired";
+      case "reversal": case "clawback": return "Refund";
+      default: return detail.reason || detail.rule_name || (entry.kind.charAt(0).toUpperCase() + entry.kind.slice(1));
+    }
+  }
+
+  Widget.prototype.renderActivity = function () {
+    var self = this;
+    var open = self.root.querySelector("details");
+    var items = self.state.activity.map(function (entry) {
+      var sign = entry.points > 0 ? "+" : "−";
+      return h("li", {}, [
+        h("span", {}, [
+          h("span", { text: describeEntry(entry) }),
+          h("span", { class: "muted", text: " · " + self.fmtDate(entry.occurred_at) +
+            (entry.state === "pending" ? " · pending" : "") }),
+        ]),
+        h("span", { class: entry.points > 0 ? "plus" : "minus",
+          text: sign + self.fmtNumber(Math.abs(entry.points)) }),
+      ]);
+    });
+    return h("section", { class: "section" }, [
+      h("details", { open: open && open.open }, [
+        h("summary", { text: "Recent activity" }),
+        h("ul", { class: "activity", "aria-label": "Recent points activity" }, items),
+      ]),
+    ]);
+  };
+
   Widget.prototype.copy = function (text, statusNode, message) {
     function done(ok) {
       statusNode.textContent = ok ? message : "Select the text and copy it by hand.";
@@ -432,9 +514,11 @@
     return Promise.all([
       self.request("GET", "/v1/me"),
       self.state.rewards ? optional(self.request("GET", "/v1/me/rewards")) : null,
+      self.state.activity ? optional(self.request("GET", "/v1/me/activity?limit=5")) : null,
     ]).then(function (results) {
       self.state.me = results[0];
       if (results[1]) self.state.rewards = results[1].items || [];
+      if (results[2]) self.state.activity = results[2].items || [];
     });
   };
 

@@ -305,7 +305,8 @@ def test_no_cors_on_server_side_endpoints(client, admin, storefront):
 # --- rate limits -----------------------------------------------------------------------------
 
 
-def test_widget_endpoints_are_rate_limited_per_member(client, storefront, app, monkeypatch):
+def test_widget_endpoints_are_rate_limited_per_member(client, admin, storefront, app, monkeypatch):
+    set_origins(client, admin, [ALLOWED])
     monkeypatch.setitem(app.config, "WIDGET_RATE_LIMIT", "3/minute")
     # Customer ids unique to this run: counters live in the process-wide limiter storage.
     stamp = str(time.time_ns())
@@ -315,10 +316,13 @@ def test_widget_endpoints_are_rate_limited_per_member(client, storefront, app, m
     second = bearer(mint(client, storefront, f"rl-b-{stamp}"))
     statuses = [client.get("/v1/me", headers=first).status_code for _ in range(3)]
     assert statuses == [200, 200, 200]
-    limited = client.get("/v1/me/activity", headers=first)
+    limited = client.get("/v1/me/activity", headers={**first, "Origin": ALLOWED})
     assert limited.status_code == 429
     assert limited.get_json()["type"] == "rate-limited"
     assert int(limited.headers["Retry-After"]) > 0
+    # The widget's page can read the answer and when to retry.
+    assert limited.headers["Access-Control-Allow-Origin"] == ALLOWED
+    assert "Retry-After" in limited.headers["Access-Control-Expose-Headers"]
     # Another member's token has its own allowance.
     assert client.get("/v1/me", headers=second).status_code == 200
 

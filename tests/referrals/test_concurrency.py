@@ -6,9 +6,12 @@ import pytest
 from sqlalchemy import func, select
 
 from loyalty.extensions import db
+from loyalty.ledger import find_drift
+from loyalty.members.models import Member
 from referrals.models import Referral
 from referrals.service import SOURCE
 from rewards.catalog.models import RewardCode
+from tests import factories as f
 from tests.referrals.helpers import code_of, enroll
 
 pytestmark = [pytest.mark.postgres, pytest.mark.concurrency]
@@ -45,3 +48,37 @@ def test_20_concurrent_claims_of_one_friend_make_one_referral(pg_app, pg_keys):
             select(func.count()).select_from(RewardCode).where(RewardCode.source_type == SOURCE)
         )
         assert codes_issued == 1
+
+
+def test_concurrent_first_orders_of_one_friend_convert_once(pg_app, pg_keys):
+    """A claimed friend and an unclaimed one each place several 'first' orders at once
+    (different order ids, each carrying the code): each friend converts exactly once."""
+    client = pg_app.test_client()
+    enroll(client, pg_keys["admin"], "ana", "ana@example.com")
+    code = code_of(client, pg_keys["storefront"], "ana")
+    response = client.post("/v1/referrals/claim", json={"code": code, "email": "bea@example.com"},
+                           headers=pg_keys["storefront"])  # fmt: skip
+    assert response.status_code == 201
+    events = [f.paid(friend, email=f"{friend}@example.com", referral_code=code)
+              for friend in ("bea", "cleo") for _ in range(6)]  # fmt: skip
+
+    def send(i):
+        response = pg_app.test_client().post(
+            "/v1/events", json=events[i], headers=pg_keys["storefront"]
+        )
+        return response.status_code, response.get_json()
+
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        results = list(pool.map(send, range(len(events))))
+    assert {status for status, _ in results} == {200}, results
+    converted = [e for _, body in results for e in body["effects"]
+                 if e["kind"] == "referral" and e["status"] == "converted"]  # fmt: skip
+    assert len(converted) == 2
+    with pg_app.app_context():
+        rows = db.session.scalars(select(Referral).order_by(Referral.id)).all()
+        assert [(r.friend_email, r.status) for r in rows] == [
+            ("bea@example.com", "converted"), ("cleo@example.com", "converted"),
+        ]  # fmt: skip
+        ana = db.session.scalars(select(Member).where(Member.customer_id == "ana")).one()
+        assert ana.points_pending == 1000
+        assert find_drift(db.session) == []

@@ -129,6 +129,9 @@ class GiftCardPurchase(Base):
     )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The card's code, sealed (see codes.seal) until the storefront collects it, once.
+    sealed_code: Mapped[str | None] = mapped_column(String(32))
+    code_revealed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class GiftCardLookupFailure(Base):

@@ -7,10 +7,11 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from loyalty.errors import Conflict, NotFound
 from loyalty.program.models import Program
 from loyalty.program.service import check_currency
-from rewards.giftcards import service
-from rewards.giftcards.models import GiftCardPurchase
+from rewards.giftcards import codes, service
+from rewards.giftcards.models import GiftCard, GiftCardPurchase
 from rewards.giftcards.payments import PaymentGateway
 
 log = logging.getLogger(__name__)
@@ -108,10 +109,39 @@ def handle_stripe_event(
     session.execute(
         update(GiftCardPurchase)
         .where(GiftCardPurchase.id == purchase.id)
-        .values(card_id=issued.card.id),
+        .values(
+            card_id=issued.card.id,
+            sealed_code=codes.seal(issued.code, checkout["id"], secrets[-1]),
+        ),
         execution_options={"synchronize_session": False},
     )
     session.flush()
-    # TODO(outbound events): hand `issued.code` to the recipient's delivery (email/SMS hook).
     log.info("gift card %s issued for checkout session %s", issued.card.id, checkout["id"])
     return {"received": True, "result": "issued", "card_id": issued.card.id}
+
+
+def reveal_code(session: Session, session_id: str, secrets: list[str], now: datetime) -> dict:
+    """The bought card's code, once: the storefront shows or sends it; then it is gone."""
+    purchase = session.scalar(
+        select(GiftCardPurchase)
+        .where(GiftCardPurchase.session_id == session_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    if purchase is None:
+        raise NotFound(f"No gift card checkout session {session_id!r}.")
+    if purchase.card_id is None:
+        raise Conflict("Stripe has not reported this session paid yet.", reason="awaiting_payment")
+    if purchase.sealed_code is None:
+        raise Conflict("This card's code was already collected.", reason="already_revealed")
+    card = session.get(GiftCard, purchase.card_id)
+    code = codes.unseal(purchase.sealed_code, session_id, secrets, card.code_hash)
+    if code is None:
+        raise Conflict("The secret that sealed this code is no longer configured.",
+                       reason="secret_retired")  # fmt: skip
+    purchase.sealed_code = None
+    purchase.code_revealed_at = now
+    session.flush()
+    view = service.card_view(card, now)
+    shown = {key: view[key] for key in ("last4", "balance", "currency", "expires_at")}
+    return {"code": codes.display(code), "card_id": card.id, **shown}

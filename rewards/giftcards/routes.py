@@ -27,6 +27,7 @@ from rewards.giftcards.schemas import (
     GiftCardLookupResultSchema,
     GiftCardPageSchema,
     GiftCardRefundSchema,
+    GiftCardRevealedCodeSchema,
     GiftCardSchema,
     IssuedGiftCardSchema,
     StripeWebhookResultSchema,
@@ -207,6 +208,16 @@ class CheckoutSessions(MethodView):
     def post(self, data):
         """Start a Stripe Checkout session selling a card; the card is issued when it is paid."""
         return purchases.start_checkout(db.session, gateway(), get_program(db.session), data)
+
+
+@blp.route("/checkout-sessions/<string:session_id>/code")
+class CheckoutCode(MethodView):
+    @require("storefront")
+    @blp.arguments(EmptySchema)
+    @blp.response(200, GiftCardRevealedCodeSchema)
+    def post(self, _data, session_id):
+        """The bought card's code, once (409 before payment and after it was collected)."""
+        return purchases.reveal_code(db.session, session_id, _secrets(), utcnow())
 
 
 @webhooks_blp.route("/stripe")

@@ -137,3 +137,12 @@ class StripeWebhookResultSchema(StrictSchema):
     received = fields.Boolean()
     result = fields.String()
     card_id = fields.Integer()
+
+
+class GiftCardRevealedCodeSchema(StrictSchema):
+    code = fields.String()
+    card_id = fields.Integer()
+    last4 = fields.String()
+    balance = fields.Integer()
+    currency = fields.String()
+    expires_at = AwareDateTime(allow_none=True)

@@ -5,9 +5,11 @@ import time
 
 from sqlalchemy import func, select
 
+from rewards.giftcards import codes
 from rewards.giftcards.models import GiftCard, GiftCardPurchase, GiftCardTransaction
 from tests.giftcards import fake_stripe
 from tests.giftcards.conftest import WEBHOOK_SECRETS
+from tests.giftcards.helpers import lookup
 
 CHECKOUT = {
     "amount": 5000,
@@ -184,3 +186,37 @@ def test_forged_stale_or_altered_webhooks_are_400_and_change_nothing(
     assert counts(session) == before
     # ...while the genuine one, signed with the older of two rotating secrets, is accepted.
     assert deliver(client, payload, secret=WEBHOOK_SECRETS[0]).get_json()["result"] == "issued"
+
+
+def test_the_bought_cards_code_is_collected_once_then_erased(
+    client, storefront, stripe_api, session
+):
+    session_id = start(client, storefront)["session_id"]
+    url = f"/v1/gift-cards/checkout-sessions/{session_id}/code"
+    early = client.post(url, headers=storefront)
+    assert early.status_code == 409 and early.get_json()["reason"] == "awaiting_payment"
+    card_id = deliver(client, fake_stripe.event(stripe_api.pay(session_id))).get_json()["card_id"]
+    purchase = session.scalar(
+        select(GiftCardPurchase).where(GiftCardPurchase.session_id == session_id)
+    )
+    sealed = purchase.sealed_code
+    assert sealed is not None
+    shown = client.post(url, headers=storefront)
+    assert shown.status_code == 200, shown.get_json()
+    body = shown.get_json()
+    assert body["card_id"] == card_id and body["balance"] == 5000
+    code = codes.parse(body["code"])
+    assert code[-4:] == body["last4"] and code not in sealed.upper()
+    # The code opens the card...
+    assert lookup(client, storefront, body["code"]).get_json()["balance"] == 5000
+    # ...and is never shown again: nothing of it is left to unseal.
+    again = client.post(url, headers=storefront)
+    assert again.status_code == 409 and again.get_json()["reason"] == "already_revealed"
+    session.expire_all()
+    assert session.get(GiftCardPurchase, purchase.id).sealed_code is None
+    assert (
+        client.post(
+            "/v1/gift-cards/checkout-sessions/cs_unknown/code", headers=storefront
+        ).status_code
+        == 404
+    )

@@ -15,6 +15,7 @@ from loyalty.types import utcnow
 from rewards.giftcards import codes, purchases, service, throttle
 from rewards.giftcards.payments import InvalidWebhook, PaymentGateway, StripeGateway
 from rewards.giftcards.schemas import (
+    GiftCardAdjustmentSchema,
     GiftCardCaptureSchema,
     GiftCardCheckoutCreateSchema,
     GiftCardCheckoutSchema,
@@ -147,6 +148,20 @@ class Refunds(MethodView):
             db.session, card_id, data["amount"], data["order_id"], utcnow(), _actor()
         )
         _audit("gift_card.refund", card_id, {**data, "balance": view["balance"]})
+        return view
+
+
+@blp.route("/<int:card_id>/adjustments")
+class Adjustments(MethodView):
+    @require("admin")
+    @blp.arguments(GiftCardAdjustmentSchema)
+    @blp.response(201, GiftCardSchema)
+    def post(self, data, card_id):
+        """Correct a card's balance (signed amount); recorded as an `adjust` transaction."""
+        view = service.adjust(
+            db.session, card_id, data["amount"], data["reason"], utcnow(), _actor()
+        )
+        _audit("gift_card.adjust", card_id, {**data, "balance": view["balance"]})
         return view
 
 

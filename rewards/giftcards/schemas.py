@@ -1,6 +1,7 @@
 from marshmallow import fields, validate
 
 from loyalty.schemas import (
+    MAX_MONEY,
     AwareDateTime,
     Currency,
     Id,
@@ -74,6 +75,16 @@ class GiftCardListQuery(PaginationQuery):
 class GiftCardRefundSchema(StrictSchema):
     amount = PositiveMoney(required=True)
     order_id = Id(required=True)
+
+
+class GiftCardAdjustmentSchema(StrictSchema):
+    amount = fields.Integer(
+        required=True,
+        strict=True,
+        validate=[validate.Range(-MAX_MONEY, MAX_MONEY), validate.NoneOf([0])],
+        metadata={"description": "Signed, minor units: + credits, - debits (never below 0)."},
+    )
+    reason = fields.String(required=True, validate=validate.Length(1, 500))
 
 
 class GiftCardCodeSchema(StrictSchema):

@@ -421,6 +421,32 @@ def refund(
     return card_view(_refresh(session, card), now)
 
 
+def adjust(
+    session: Session, card_id: int, amount: int, reason: str, now: datetime, actor: str
+) -> dict:
+    """An admin correction, signed; a debit only if the balance covers it at this instant."""
+    card = get_card(session, card_id)
+    if not is_live(card, now):
+        raise Conflict(f"Gift card {card_id} is {effective_status(card, now)}.")
+    changed = session.execute(
+        update(GiftCard)
+        .where(GiftCard.id == card_id, GiftCard.balance >= -amount)
+        .values(
+            adjusted_amount=GiftCard.adjusted_amount + amount, balance=GiftCard.balance + amount
+        ),
+        execution_options=_NO_SYNC,
+    )
+    _refresh(session, card)
+    if changed.rowcount != 1:
+        raise InsufficientFunds(
+            f"The card has {card.balance} available; {-amount} was asked.",
+            available=card.balance,
+        )
+    _record(session, card_id, "adjust", abs(amount), amount, actor, detail={"reason": reason})
+    session.flush()
+    return card_view(card, now)
+
+
 def disable(session: Session, card_id: int, now: datetime, actor: str) -> dict:
     """For good: the card is never spendable again and its active holds are released."""
     card = session.get(GiftCard, card_id, with_for_update=True)

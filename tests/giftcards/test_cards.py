@@ -310,3 +310,34 @@ def test_rotated_secret_still_finds_old_cards_and_rehashes_them(
         assert lookup(client, storefront, gc["code"]).status_code == 200
     finally:
         app.config["SECRET_KEYS"] = old
+
+
+def test_admin_adjustments_are_signed_and_never_overdraw(client, admin):
+    gc = issue(client, admin, amount=1000)
+    url = f"/v1/gift-cards/{gc['id']}/adjustments"
+    credit = client.post(url, json={"amount": 250, "reason": "goodwill"}, headers=admin)
+    assert credit.status_code == 201, credit.get_json()
+    assert credit.get_json()["balance"] == 1250 and credit.get_json()["adjusted_amount"] == 250
+    debit = client.post(url, json={"amount": -1250, "reason": "fraud"}, headers=admin)
+    assert debit.status_code == 201 and debit.get_json()["balance"] == 0
+    over = client.post(url, json={"amount": -1, "reason": "more"}, headers=admin)
+    assert over.status_code == 422 and over.get_json()["type"] == "insufficient-funds"
+    zero = client.post(url, json={"amount": 0, "reason": "nothing"}, headers=admin)
+    assert zero.status_code == 422
+    read = card(client, admin, gc["id"])
+    assert [(t["kind"], t["balance_change"]) for t in read["transactions"]][1:] == [
+        ("adjust", 250),
+        ("adjust", -1250),
+    ]
+    assert read["transactions"][1]["detail"] == {"reason": "goodwill"}
+
+
+def test_demo_seed_adds_a_card_with_the_documented_code(runner, client, storefront, session):
+    from rewards.giftcards.seed import DEMO_CODE
+
+    result = runner.invoke(args=["loyalty", "seed-demo"])
+    assert result.exit_code == 0, result.output
+    response = lookup(client, storefront, "dem0-g1ft-card-2026")
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["balance"] == 5000 and response.get_json()["last4"] == "2026"
+    assert normalize_code("DEM0-G1FT-CARD-2026") == DEMO_CODE

@@ -131,8 +131,8 @@ class TierMachine(RuleBasedStateMachine):
 def test_tiers_match_model(app):
     TierMachine.app = app
     TierMachine.TestCase.settings = settings(
-        max_examples=25,
-        stateful_step_count=25,
+        max_examples=20,
+        stateful_step_count=20,
         deadline=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
     )

@@ -601,7 +601,9 @@ def _mask(email: str | None) -> str | None:
     return f"{local[:1]}***@{domain}"
 
 
-def _view(session, referral: Referral, status: str, reward_state: str | None, *, admin: bool):
+def _view(session, referral: Referral, status: str, reward_state: str | None, *, admin=None):
+    """A referral as its referrer sees it, or, given `admin` ({member id: customer id} of the
+    referrers), as an admin does."""
     view = {
         "id": referral.id,
         "code": referral.code,
@@ -616,10 +618,9 @@ def _view(session, referral: Referral, status: str, reward_state: str | None, *,
         "reward": reward_view(session, referral, reward_state),
         "created_at": _iso(referral.created_at),
     }
-    if admin:
-        referrer = session.get(Member, referral.referrer_id)
+    if admin is not None:
         view |= {
-            "referrer_id": referrer.customer_id,
+            "referrer_id": admin.get(referral.referrer_id),
             "friend": {**view["friend"], "name": referral.friend_name},
             "ip": referral.ip,
             "user_agent": referral.user_agent,
@@ -636,7 +637,8 @@ def _view(session, referral: Referral, status: str, reward_state: str | None, *,
 
 def admin_view(session: Session, referral: Referral) -> dict:
     status, reward_state = _states(session, referral)
-    return _view(session, referral, status, reward_state, admin=True)
+    referrers = _customer_ids(session, [referral])
+    return _view(session, referral, status, reward_state, admin=referrers)
 
 
 def get_referral(session: Session, referral_id: int) -> Referral:
@@ -646,6 +648,13 @@ def get_referral(session: Session, referral_id: int) -> Referral:
     return referral
 
 
+def _customer_ids(session: Session, referrals) -> dict:
+    ids = {r.referrer_id for r in referrals}
+    return dict(
+        session.execute(select(Member.id, Member.customer_id).where(Member.id.in_(ids))).all()
+    )
+
+
 def _page(session: Session, query, limit: int, cursor: str | None, *, admin: bool) -> dict:
     before = decode_cursor(cursor)
     if before is not None:
@@ -653,8 +662,9 @@ def _page(session: Session, query, limit: int, cursor: str | None, *, admin: boo
     rows = session.execute(query.order_by(Referral.id.desc()).limit(limit + 1)).all()
     more = len(rows) > limit
     rows = rows[:limit]
+    referrers = _customer_ids(session, [r[0] for r in rows]) if admin else None
     return {
-        "items": [_view(session, r[0], r[1], r[2], admin=admin) for r in rows],
+        "items": [_view(session, r[0], r[1], r[2], admin=referrers) for r in rows],
         "next_cursor": encode_cursor(rows[-1][0].id) if more else None,
     }
 
@@ -690,9 +700,10 @@ def member_stats(session: Session, member: Member, limit: int = 50, cursor=None)
     ).all()
     by_state = {state: (count, int(points)) for state, count, points in rewards}
     page = _page(session, _with_states(select(Referral)).where(mine), limit, cursor, admin=False)
+    code = code_for(session, member.id)
     return {
-        "code": code_for(session, member.id),
-        "url": links.share_url(code_for(session, member.id)),
+        "code": code,
+        "url": links.share_url(code),
         "clicks": clicks,
         "claims": claims,
         "conversions": conversions,
@@ -710,11 +721,8 @@ def member_stats(session: Session, member: Member, limit: int = 50, cursor=None)
 def forget_member(session: Session, member: Member) -> None:
     """`member_erased` hook: the share link dies; as a friend, their details leave our rows."""
     session.execute(ReferralCode.__table__.delete().where(ReferralCode.member_id == member.id))
-    who = []
-    if member.customer_id is not None:
-        who.append(Referral.friend_customer_id == member.customer_id)
-    if member.email_normalized is not None:
-        who.append(Referral.friend_email == member.email_normalized)
+    as_friend = fraud.Friend(email=member.email_normalized, customer_id=member.customer_id)
+    who = fraud.same_friend(as_friend, Referral.friend_customer_id, Referral.friend_email)
     if who:
         session.execute(
             update(Referral)

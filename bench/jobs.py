@@ -24,6 +24,10 @@ EXPIRY_DAYS = 365
 PENDING_DAYS = 30
 
 
+# Member i's qualifying spend in period `salt`, as SQL: deterministic, 0..1,499.99 units.
+SPEND = "(abs(hashtext(i || '{salt}')) %% 150000)"
+
+
 def _points(member: str, k: str) -> str:
     """Points of member i's k-th entry, as SQL: deterministic, 10..99."""
     return f"(10 + ({member} * 7 + {k} * 13) %% 90)"
@@ -41,6 +45,19 @@ def generate(url: str, members: int, per_member: int) -> None:
             "UPDATE program SET expiry_inactive_days = %s, pending_days = %s",
             (EXPIRY_DAYS, PENDING_DAYS),
         )
+        # Tiers at 350 and 1,000 units; each member holds the tier of the larger of their
+        # two period spends (see tier_spend below), as the tier rules would have set it.
+        conn.execute(
+            "INSERT INTO tiers (name, threshold, multiplier, perks, created_at)"
+            " VALUES ('VIB', 35000, 1.25, '[]', %(now)s), ('Rouge', 100000, 1.5, '[]', %(now)s)",
+            {"now": NOW},
+        )
+        base, vib, rouge = (
+            conn.execute("SELECT id FROM tiers WHERE threshold = %s", (threshold,)).fetchone()[0]
+            for threshold in (0, 35000, 100000)
+        )
+        best = f"greatest({SPEND.format(salt='a')}, {SPEND.format(salt='b')})"
+        tier = f"CASE WHEN {best} >= 100000 THEN {rouge} WHEN {best} >= 35000 THEN {vib} ELSE {base} END"  # noqa: E501
         conn.execute(
             f"""
             INSERT INTO members (id, customer_id, email, email_normalized, name, enrolled_at,
@@ -51,7 +68,7 @@ def generate(url: str, members: int, per_member: int) -> None:
                    coalesce({available}, 0), {pending}, coalesce({available}, 0) + {pending},
                    CASE WHEN i %% 3 = 0 THEN %(now)s - interval '500 days'
                         ELSE %(now)s - interval '10 days' END,
-                   (SELECT id FROM tiers WHERE threshold = 0)
+                   {tier}
             FROM generate_series(1, %(members)s) AS i
             """,
             {"now": NOW, "members": members},
@@ -86,17 +103,12 @@ def generate(url: str, members: int, per_member: int) -> None:
             {"now": NOW, "members": members, "per": per_member},
         )
         # Two qualifying periods per member: last year's (no longer counting at NOW, so the
-        # close moves those it was holding up) and this year's; tiers at 350 and 1,000 units.
+        # close moves those it was holding up) and this year's.
         conn.execute(
-            "INSERT INTO tiers (name, threshold, multiplier, perks, created_at)"
-            " VALUES ('VIB', 35000, 1.25, '[]', %(now)s), ('Rouge', 100000, 1.5, '[]', %(now)s)",
-            {"now": NOW},
-        )
-        conn.execute(
-            """
+            f"""
             INSERT INTO tier_spend (member_id, starts_at, ends_at, keeps_until, spend)
             SELECT i, p.starts_at, p.ends_at, p.keeps_until,
-                   abs(hashtext(i || p.salt)) %% 150000
+                   {SPEND.format(salt="' || p.salt || '")}
             FROM generate_series(1, %(members)s) AS i
             CROSS JOIN (VALUES (timestamptz '2024-01-01Z', timestamptz '2025-01-01Z',
                                 timestamptz '2026-01-01Z', 'a'),
@@ -106,20 +118,12 @@ def generate(url: str, members: int, per_member: int) -> None:
             """,
             {"members": members},
         )
-        conn.execute(
-            """
-            UPDATE members SET tier_id = (
-                SELECT t.id FROM tiers t WHERE t.threshold <= best.spend
-                ORDER BY t.threshold DESC LIMIT 1)
-            FROM (SELECT member_id, max(spend) AS spend FROM tier_spend GROUP BY member_id) best
-            WHERE best.member_id = members.id
-            """
-        )
         conn.execute("SET session_replication_role = DEFAULT")
         for _name, definition in indexes:
             conn.execute(definition)
         conn.execute("VACUUM ANALYZE members")
         conn.execute("VACUUM ANALYZE ledger_entries")
+        conn.execute("VACUUM ANALYZE tier_spend")
         conn.execute("CHECKPOINT")
 
 

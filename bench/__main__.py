@@ -25,7 +25,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--workers", type=int, default=infra.GUNICORN_WORKERS, help="gunicorn")
     parser.add_argument("--threads", type=int, default=infra.GUNICORN_THREADS, help="per worker")
-    parser.add_argument("--http-members", type=int, default=10_000)
+    parser.add_argument("--http-members", type=int, default=5_000)
     parser.add_argument("--tokens", type=int, default=200, help="widget tokens for /v1/me")
     parser.add_argument("--pgbench-scale", type=int, default=16, help=">= connections")
     parser.add_argument("--members", type=int, default=1_000_000, help="batch job members")

@@ -77,8 +77,33 @@ def seed_members(url: str, count: int) -> tuple[int, int]:
         low, high = conn.execute(
             "SELECT min(id), max(id) FROM members WHERE customer_id LIKE 'bm_%'"
         ).fetchone()
+        conn.commit()
+    enrolled(url, low, high)
+    with infra.connect(url, autocommit=True) as conn:
         conn.execute("ANALYZE")
     return low, high
+
+
+def enrolled(url: str, low: int, high: int) -> None:
+    """Run every domain's `member_enrolled` hook for the members made with SQL (referral share
+    codes, signup bonuses...), so they look like members enrolled through the API."""
+    from sqlalchemy import select
+
+    from loyalty import create_app
+    from loyalty.extensions import db
+    from loyalty.hooks import hooks
+    from loyalty.members.models import Member
+
+    app = create_app(
+        {"SQLALCHEMY_DATABASE_URI": url.replace("postgresql://", "postgresql+psycopg://")}
+    )
+    with app.app_context():
+        members = db.session.scalars(select(Member).where(Member.id.between(low, high)))
+        for member in members:
+            for hook in hooks().member_enrolled:
+                hook(db.session, member)
+        db.session.commit()
+        db.engine.dispose()
 
 
 def _load(server, label, seconds, connections, **env) -> LoadResult:

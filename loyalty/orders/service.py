@@ -10,7 +10,9 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -21,6 +23,7 @@ from loyalty.members.models import Member
 from loyalty.orders.models import Order, OrderRefund, ProcessedEvent
 from loyalty.program.models import Program
 from loyalty.program.service import check_currency, get_program
+from loyalty.types import utcnow
 
 ORDER_ATTRIBUTES = (
     "reward_codes",
@@ -70,24 +73,32 @@ def _replay(event: ProcessedEvent, digest: str) -> dict:
     return {**event.response, "duplicate": True}
 
 
+def _claim(session: Session, data: dict, digest: str) -> bool:
+    """Insert the event's row unless one exists: True if this delivery is the one to apply it.
+
+    One statement (INSERT ... ON CONFLICT DO NOTHING RETURNING). Concurrent deliveries of one
+    event queue on the primary key: the first commits, the others then insert nothing and
+    replay its answer; if the first rolls back, the next one claims the event instead.
+    """
+    dialect = session.get_bind().dialect.name
+    insert_ = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    statement = (
+        insert_(ProcessedEvent)
+        .values(event_id=data["id"], type=data["type"], body_hash=digest, created_at=utcnow())
+        .on_conflict_do_nothing(index_elements=["event_id"])
+        .returning(ProcessedEvent.event_id)
+    )
+    return session.execute(statement).first() is not None
+
+
 def process_event(session: Session, hooks: Hooks, data: dict, digest: str) -> dict:
-    existing = session.get(ProcessedEvent, data["id"])
-    if existing is not None:
+    if not _claim(session, data, digest):
+        existing = session.get(ProcessedEvent, data["id"], populate_existing=True)
+        if existing is None:  # purged between the two statements: the sender retries
+            raise Conflict(f"Event {data['id']!r} is being processed; retry.")
         return _replay(existing, digest)
     program = get_program(session)
     check_currency(program, data["order"]["currency"])
-    record = ProcessedEvent(event_id=data["id"], type=data["type"], body_hash=digest)
-    try:
-        # Concurrent deliveries of one event queue here on the primary key; the first commits,
-        # the others see its row and replay its answer.
-        with session.begin_nested():
-            session.add(record)
-            session.flush()
-    except IntegrityError:
-        existing = session.get(ProcessedEvent, data["id"], populate_existing=True)
-        if existing is None:
-            raise
-        return _replay(existing, digest)
     apply = {"order.paid": _paid, "order.refunded": _refunded, "order.canceled": _canceled}
     ctx = apply[data["type"]](session, hooks, program, data)
     response = {
@@ -96,9 +107,13 @@ def process_event(session: Session, hooks: Hooks, data: dict, digest: str) -> di
         "member": members.member_view(session, hooks, ctx.member) if ctx.member else None,
         "effects": ctx.effects,
     }
-    record.response = json.loads(json.dumps(response, default=str))
-    session.flush()
-    return record.response
+    response = json.loads(json.dumps(response, default=str))
+    session.execute(
+        update(ProcessedEvent)
+        .where(ProcessedEvent.event_id == data["id"])
+        .values(response=response)
+    )
+    return response
 
 
 def _find_order(session: Session, order_id: str, *, lock: bool = False) -> Order | None:

@@ -25,6 +25,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.orm.attributes import set_committed_value
 
 from loyalty.errors import InsufficientPoints
 from loyalty.extensions import Base
@@ -73,11 +74,16 @@ class LedgerEntry(Base):
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
-def _expire_balances(session: Session, member_id: int) -> None:
-    """Core UPDATEs bypass the identity map: make a loaded member re-read its balances."""
+BALANCES = ("points_available", "points_pending", "points_lifetime")
+
+
+def _refresh_balances(session: Session, member_id: int, row) -> None:
+    """Core UPDATEs bypass the identity map: give a loaded member the balances the UPDATE
+    returned (what a re-read in this transaction would see, without the round trip)."""
     member = session.identity_map.get((Member, (member_id,), None))
     if member is not None:
-        session.expire(member, ["points_available", "points_pending", "points_lifetime"])
+        for name, value in zip(BALANCES, row, strict=True):
+            set_committed_value(member, name, value)
 
 
 def post_entry(
@@ -117,12 +123,13 @@ def post_entry(
     statement = update(Member).where(Member.id == member_id).values(**values)
     if spend and points < 0:
         statement = statement.where(Member.points_available >= -points)
-    result = session.execute(statement, execution_options={"synchronize_session": False})
-    _expire_balances(session, member_id)
-    if result.rowcount != 1:
+    statement = statement.returning(*(getattr(Member, name) for name in BALANCES))
+    row = session.execute(statement, execution_options={"synchronize_session": False}).first()
+    if row is None:
         if spend:
             raise InsufficientPoints(f"This needs {-points} available points.")
         raise LookupError(f"member {member_id} not found")
+    _refresh_balances(session, member_id, row)
     now = utcnow()
     entry = LedgerEntry(
         member_id=member_id,

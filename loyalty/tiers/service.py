@@ -400,7 +400,11 @@ class TierQualification:
 
 def standing(session: Session, member: Member, now: datetime | None = None) -> Standing:
     now = now or utcnow()
-    tier = current_tier(session, member)
+    # A handful of rows: one read gives the member's tier and the next one up.
+    tiers = all_tiers(session)
+    tier = next((t for t in tiers if t.id == member.tier_id), None) or next(
+        t for t in tiers if t.threshold == 0
+    )
     # Every period so far (one row a year or so): small, and one indexed range read.
     rows = list(
         session.scalars(
@@ -413,9 +417,7 @@ def standing(session: Session, member: Member, now: datetime | None = None) -> S
     ends_at = None
     if tier.threshold > 0:
         ends_at = max((r.keeps_until for r in rows if r.spend >= tier.threshold), default=None)
-    higher = session.scalars(
-        select(Tier).where(Tier.threshold > tier.threshold).order_by(Tier.threshold).limit(1)
-    ).first()
+    higher = next((t for t in tiers if t.threshold > tier.threshold), None)
     return Standing(tier, this_period, higher, ends_at)
 
 

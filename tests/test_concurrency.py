@@ -107,3 +107,27 @@ def test_concurrent_events_for_one_new_customer_enroll_once(pg_app, pg_keys):
         member = db.session.scalars(select(Member).where(Member.customer_id == "c_new")).one()
         assert member.points_pending == 120
         assert find_drift(db.session) == []
+
+
+def test_one_order_paid_by_16_different_events_at_once_is_recorded_once(pg_app, pg_keys):
+    """Distinct event ids, same order id, all at once: one 200, the rest 409, one award."""
+    lines = [f.line(unit_price=5000)]
+
+    def send(i):
+        event = f.paid("c_race", order_id="ord_race", lines=lines, event_id=f"evt_race_{i}")
+        response = pg_app.test_client().post(
+            "/v1/events", json=event, headers=pg_keys["storefront"]
+        )
+        return response.status_code, response.get_json()
+
+    results = in_parallel(16, send)
+    statuses = sorted(status for status, _ in results)
+    assert statuses == [200] + [409] * 15, results
+    # Most lose the race on the order's unique id itself (they looked before it was committed).
+    raced = [body for status, body in results if "recorded by another event" in str(body)]
+    assert raced, results
+    with pg_app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(LedgerEntry)) == 1
+        member = db.session.scalars(select(Member).where(Member.customer_id == "c_race")).one()
+        assert (member.points_pending, member.points_lifetime) == (50, 50)
+        assert find_drift(db.session) == []

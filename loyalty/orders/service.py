@@ -124,10 +124,11 @@ def _find_order(session: Session, order_id: str, *, lock: bool = False) -> Order
 
 
 def _insert_order(session: Session, order: Order) -> None:
+    # No savepoint: losing the race on the unique order id ends the whole event with a 409,
+    # and the request's transaction is rolled back anyway (it saves two round trips).
+    session.add(order)
     try:
-        with session.begin_nested():
-            session.add(order)
-            session.flush()
+        session.flush()
     except IntegrityError as exc:
         raise Conflict(f"Order {order.order_id!r} was recorded by another event.") from exc
 

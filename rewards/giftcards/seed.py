@@ -6,7 +6,6 @@ from sqlalchemy.orm import Session
 from loyalty.program.service import get_program
 from loyalty.types import utcnow
 from rewards.giftcards import codes, service
-from rewards.giftcards.models import GiftCard
 
 # Public on purpose (demo data only): the code of the demo card, 50.00 in the program currency.
 DEMO_CODE = "DEM0G1FTCARD2026"
@@ -21,6 +20,6 @@ def seed_demo_card(session: Session) -> None:
         actor="demo.seed", now=utcnow(), note="Demo card (code in README)",
     )  # fmt: skip
     # Give it the documented code instead of the random one (stored, like any code, as a hash).
-    session.get(GiftCard, issued.card.id).code_hash = codes.code_hash(DEMO_CODE, secrets[-1])
+    issued.card.code_hash = codes.code_hash(DEMO_CODE, secrets[-1])
     issued.card.last4 = DEMO_CODE[-4:]
     session.flush()

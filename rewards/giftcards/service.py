@@ -213,9 +213,8 @@ def issue_card(
         raise ValidationFailed(errors={"amount": ["A card needs some value."]})
     if expires_at is not None and expires_at <= now:
         raise ValidationFailed(errors={"expires_at": ["Must be in the future."]})
-    for _attempt in range(
-        3
-    ):  # 80 random bits: a collision is astronomically unlikely, not impossible
+    # 80 random bits: a collision is astronomically unlikely, but not impossible.
+    for _attempt in range(3):
         code = codes.new_code()
         card = GiftCard(
             code_hash=codes.code_hash(code, secrets[-1]),
@@ -484,12 +483,10 @@ def disable(session: Session, card_id: int, now: datetime, actor: str) -> dict:
 
 
 def _hold_ids(values) -> list[int]:
+    """Hold ids as sent (strings); anything that can't be one becomes -1, reported not found."""
     ids = []
     for value in values or []:
-        try:
-            ids.append(int(value))
-        except (TypeError, ValueError):
-            ids.append(-1)  # never a hold: reported as not found
+        ids.append(int(value) if str(value).isdigit() and 0 < int(value) < 2**63 else -1)
     return ids
 
 

@@ -246,7 +246,7 @@ def test_order_paid_captures_its_holds_and_earns_on_what_the_card_paid(client, a
     event = f.paid(
         order_id="ord_gc",
         lines=[f.line("S1", unit_price=6000)],
-        gift_card_holds=[str(held["id"]), "12345678"],
+        gift_card_holds=[str(held["id"]), "12345678", "99999999999999999999", "-1"],
     )
     response = client.post("/v1/events", json=event, headers=storefront)
     assert response.status_code == 200, response.get_json()
@@ -254,8 +254,9 @@ def test_order_paid_captures_its_holds_and_earns_on_what_the_card_paid(client, a
     assert effects[0]["kind"] == "earn" and effects[0]["points"] == 60  # paying with a card earns
     assert {"kind": "gift_card_capture", "hold_id": str(held["id"]), "status": "captured",
             "amount": 6000} in effects  # fmt: skip
-    assert {"kind": "gift_card_capture", "hold_id": "12345678", "status": "failed",
-            "reason": "not_found"} in effects  # fmt: skip
+    for wrong in ("12345678", "99999999999999999999", "-1"):
+        assert {"kind": "gift_card_capture", "hold_id": wrong, "status": "failed",
+                "reason": "not_found"} in effects  # fmt: skip
     assert card(client, admin, gc["id"])["captured_amount"] == 6000
 
 

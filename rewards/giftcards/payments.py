@@ -20,8 +20,10 @@ class PaymentProviderError(DomainError):
     status, type, title = 502, "payment-provider-error", "The payment provider failed"
 
 
-class InvalidWebhook(Exception):
+class InvalidWebhook(DomainError):
     """Bad signature, stale timestamp, or not JSON: answer 400 and change nothing."""
+
+    status, type, title = 400, "invalid-signature", "Webhook signature not valid"
 
 
 @dataclass

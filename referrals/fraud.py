@@ -14,6 +14,7 @@ from sqlalchemy import exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from loyalty.members.models import Member
+from loyalty.orders import service as orders
 from loyalty.orders.models import Order
 from referrals.models import CONVERTED, REJECTED, Referral, ReferralSettings
 
@@ -110,13 +111,12 @@ def already_referred(session: Session, friend: Friend, referral_id: int | None) 
 
 def has_paid_orders(session: Session, friend: Friend) -> bool:
     """Paid orders by the friend's customer id or mailbox, other than the one being paid."""
-    who = same_friend(friend, Order.customer_id, Order.email_normalized)
-    if not who:
-        return False
-    query = exists().where(Order.status == "paid", or_(*who))
-    if friend.order_pk is not None:
-        query = query.where(Order.id != friend.order_pk)
-    return bool(session.scalar(select(query)))
+    return orders.has_paid_orders(
+        session,
+        customer_ids=(friend.customer_id,),
+        emails=(friend.email,),
+        excluding_order_pk=friend.order_pk,
+    )
 
 
 def referrer_conversions(session: Session, referrer_id: int, now: datetime) -> int:

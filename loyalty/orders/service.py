@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import exists, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -65,6 +65,33 @@ def line_eligible_amount(line: dict) -> int:
     if line.get("gift_card"):
         return 0
     return line["quantity"] * line["unit_price"] - line.get("discount", 0)
+
+
+def has_paid_orders(
+    session: Session,
+    *,
+    customer_ids=(),
+    emails=(),
+    excluding_order_pk: int | None = None,
+) -> bool:
+    """Has this shopper (any of these customer ids or normalized emails) paid an order here?
+
+    The one answer to "is this a first order / a new customer", for first-order rewards and
+    referrals alike; `excluding_order_pk` leaves out the order being paid right now.
+    """
+    who = []
+    customer_ids = {c for c in customer_ids if c}
+    emails = {e for e in emails if e}
+    if customer_ids:
+        who.append(Order.customer_id.in_(customer_ids))
+    if emails:
+        who.append(Order.email_normalized.in_(emails))
+    if not who:
+        return False
+    paid = exists().where(Order.status == "paid", or_(*who))
+    if excluding_order_pk is not None:
+        paid = paid.where(Order.id != excluding_order_pk)
+    return bool(session.scalar(select(paid)))
 
 
 def _replay(event: ProcessedEvent, digest: str) -> dict:

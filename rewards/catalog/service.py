@@ -27,7 +27,7 @@ from loyalty.jobs import in_ranges, lock_members
 from loyalty.ledger import AVAILABLE, LedgerEntry
 from loyalty.members.models import Member
 from loyalty.members.service import decode_cursor, encode_cursor, normalize_email
-from loyalty.orders.models import Order
+from loyalty.orders.service import has_paid_orders
 from loyalty.program.service import get_program
 from loyalty.tiers import service as tiers
 from loyalty.tiers.models import Tier
@@ -534,20 +534,6 @@ def find_code(session: Session, text: str) -> RewardCode | None:
     return session.scalar(select(RewardCode).where(RewardCode.code == normalized))
 
 
-def _has_paid_order(
-    session: Session, customer_ids: set, emails: set, excluding: int | None = None
-) -> bool:
-    who = [Order.customer_id.in_(customer_ids)] if customer_ids else []
-    if emails:
-        who.append(Order.email_normalized.in_(emails))
-    if not who:
-        return False
-    paid = [Order.status == "paid", or_(*who)]
-    if excluding is not None:
-        paid.append(Order.id != excluding)  # the order being paid right now
-    return bool(session.scalar(select(exists().where(*paid))))
-
-
 def code_problem(
     session: Session,
     code: RewardCode | None,
@@ -573,11 +559,13 @@ def code_problem(
         return "expired"
     if subtotal < code.min_order:
         return "below_minimum"
-    if code.first_order_only:
-        customers = {c for c in (customer_id, code.customer_id) if c}
-        emails = {e for e in (email_normalized, code.email_normalized) if e}
-        if _has_paid_order(session, customers, emails, excluding_order):
-            return "not_first_order"
+    if code.first_order_only and has_paid_orders(
+        session,
+        customer_ids=(customer_id, code.customer_id),
+        emails=(email_normalized, code.email_normalized),
+        excluding_order_pk=excluding_order,
+    ):
+        return "not_first_order"
     return None
 
 

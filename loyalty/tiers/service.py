@@ -335,13 +335,6 @@ def tier_changes(session: Session, member: Member, limit: int, before: int | Non
 # --- order events ---------------------------------------------------------------------------
 
 
-def _evaluation_time(occurred_at: datetime) -> datetime:
-    # The tier is the member's tier *now*; a back-filled event lands in its own period's
-    # spend (which may still count now, as this or the retained period) but never turns the
-    # clock back.
-    return max(utcnow(), occurred_at)
-
-
 class TierQualification:
     """Order handler, after earning: count eligible spend in the order's period, re-evaluate
     the tier (so an upgrade applies from the next event on), and undo spend on refunds."""
@@ -379,9 +372,9 @@ class TierQualification:
 
     @staticmethod
     def _refresh(ctx, reason: str, source_id: str) -> None:
-        change = refresh_member_tier(
-            ctx.session, ctx.member, _evaluation_time(ctx.occurred_at), reason, source_id
-        )
+        # The tier is the member's tier *now* (the same clock as the period close): a
+        # back-filled event lands in its own period's spend, which counts if still live.
+        change = refresh_member_tier(ctx.session, ctx.member, utcnow(), reason, source_id)
         if change is not None:
             ctx.effects.append(
                 {

@@ -213,3 +213,20 @@ def test_demo_seed_builds_beauty_insider(client, admin, storefront, runner):
     body = post_event(client, storefront, event)
     assert [(e["kind"], e["points"]) for e in body["effects"][:2]] == [("earn", 40), ("bonus", 40)]
     assert body["member"]["tier"]["name"] == "Insider"
+
+
+def test_tier_changes_are_paginated_newest_first(client, admin, storefront):
+    beauty_insider(client, admin)
+    post_event(client, storefront, order(40_000, early_this_year(1)))
+    post_event(client, storefront, order(70_000, early_this_year(2)))
+    first = client.get("/v1/members/c_1/tier-changes?limit=1", headers=storefront).get_json()
+    assert [(c["from"], c["to"], c["direction"]) for c in first["items"]] == [
+        ("VIB", "Rouge", "upgrade")
+    ]
+    rest = client.get(
+        f"/v1/members/c_1/tier-changes?limit=1&cursor={first['next_cursor']}", headers=storefront
+    ).get_json()
+    assert [(c["from"], c["to"]) for c in rest["items"]] == [("Member", "VIB")]
+    assert rest["next_cursor"] is None
+    missing = client.get("/v1/members/nobody/tier-changes", headers=storefront)
+    assert missing.status_code == 404

@@ -29,6 +29,8 @@ class Hooks:
     jobs: dict[str, Callable] = field(default_factory=dict)
     # (session) -> None, adds a domain's part of the demo program on first `make run`
     demo_seed: list[Callable] = field(default_factory=list)
+    # (session) -> bool: this domain holds money in the program currency (it can't change then)
+    money_in_currency: list[Callable] = field(default_factory=list)
     # What the shopper's widget (/v1/me) shows from the domains; None until a domain sets it.
     # (session, member) -> list of catalog dicts, each with `affordable`
     member_rewards: Callable | None = None

@@ -1,11 +1,10 @@
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from sqlalchemy import exists, select
 
 from loyalty.audit import record_change
 from loyalty.auth import require
 from loyalty.extensions import db
-from loyalty.orders.models import Order
+from loyalty.hooks import hooks
 from loyalty.program import service
 from loyalty.program.schemas import ProgramSchema, ProgramUpdateSchema
 
@@ -25,7 +24,7 @@ class ProgramView(MethodView):
     def put(self, changes):
         before = ProgramSchema().dump(service.get_program(db.session))
         program = service.update_program(
-            db.session, changes, lambda: db.session.scalar(select(exists().where(Order.id > 0)))
+            db.session, changes, lambda: service.money_in_currency(db.session, hooks())
         )
         record_change(
             db.session, "program.update", "program", "1", before, ProgramSchema().dump(program)

@@ -1,6 +1,8 @@
+from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
 from loyalty.errors import Conflict, CurrencyMismatch
+from loyalty.orders.models import Order
 from loyalty.program.models import PROGRAM_ID, Program
 
 # ISO 4217 minor units for currencies that do not have two.
@@ -28,6 +30,13 @@ def check_currency(program: Program, currency: str) -> None:
             f"This program runs in {program.currency}; got {currency}.",
             expected=program.currency,
         )
+
+
+def money_in_currency(session: Session, hooks) -> bool:
+    """Orders, or any domain's money (gift cards...), already recorded in the program currency."""
+    if session.scalar(select(exists().where(Order.id.is_not(None)))):
+        return True
+    return any(check(session) for check in hooks.money_in_currency)
 
 
 def update_program(session: Session, changes: dict, has_activity) -> Program:

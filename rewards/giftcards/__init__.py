@@ -11,6 +11,7 @@ def init_hooks(hooks: Hooks) -> None:
     hooks.jobs["expire-gift-cards"] = service.expire_cards  # after expire-holds: needs none open
     hooks.jobs["purge-gift-card-lookups"] = throttle.purge_lookup_failures
     hooks.demo_seed.append(seed_demo_card)
+    hooks.money_in_currency.append(service.any_cards)
 
 
 def blueprints() -> list:

@@ -10,7 +10,7 @@ instead of deadlocking.
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, insert, literal, or_, select, update
+from sqlalchemy import and_, exists, func, insert, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -627,3 +627,8 @@ def expire_cards(session: Session, now: datetime, batch_size: int, progress=None
         )
         session.commit()
         changed += result.rowcount
+
+
+def any_cards(session: Session) -> bool:
+    """Cards hold money in the program currency: it can't change once one exists."""
+    return bool(session.scalar(select(exists().where(GiftCard.id.is_not(None)))))

@@ -342,3 +342,13 @@ def test_demo_seed_adds_a_card_with_the_documented_code(runner, client, storefro
     assert response.status_code == 200, response.get_json()
     assert response.get_json()["balance"] == 5000 and response.get_json()["last4"] == "2026"
     assert normalize_code("DEM0-G1FT-CARD-2026") == DEMO_CODE
+
+
+def test_program_currency_is_locked_once_a_gift_card_exists(client, admin):
+    assert client.put("/v1/program", json={"currency": "EUR"}, headers=admin).status_code == 200
+    assert client.put("/v1/program", json={"currency": "USD"}, headers=admin).status_code == 200
+    issued = client.post("/v1/gift-cards", json={"amount": 5000, "currency": "USD"}, headers=admin)
+    assert issued.status_code == 201
+    refused = client.put("/v1/program", json={"currency": "EUR"}, headers=admin)
+    assert refused.status_code == 409 and refused.get_json()["type"] == "conflict"
+    assert client.get("/v1/program", headers=admin).get_json()["currency"] == "USD"

@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, exists, func, insert, literal, or_, select, union_all, update
+from sqlalchemy import and_, exists, insert, literal, or_, select, union_all, update
 from sqlalchemy.orm import Session
 
 from loyalty import ledger
@@ -33,6 +33,7 @@ from loyalty.ledger import AVAILABLE, LedgerEntry
 from loyalty.members.models import Member
 from loyalty.members.service import decode_cursor, encode_cursor
 from loyalty.orders.models import Order
+from loyalty.orders.service import has_paid_orders
 from loyalty.program.service import get_program
 from loyalty.tiers.models import Tier
 from loyalty.types import JSONType, UTCDateTime, utcnow
@@ -202,12 +203,13 @@ def matching_amount(rule: EarningRule, lines: list[dict]) -> int:
 
 
 def is_first_paid_order(session: Session, order: Order) -> bool:
-    earlier = session.scalar(
-        select(func.count())
-        .select_from(Order)
-        .where(Order.member_id == order.member_id, Order.status == "paid", Order.id != order.id)
+    """The shared rule (same customer id or mailbox), as first-order rewards and referrals use."""
+    return not has_paid_orders(
+        session,
+        customer_ids=[order.customer_id],
+        emails=[order.email_normalized],
+        excluding_order_pk=order.id,
     )
-    return earlier == 0
 
 
 def order_bonuses(ctx, tier: Tier, rate: Decimal, points_for) -> None:

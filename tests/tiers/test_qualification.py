@@ -230,3 +230,20 @@ def test_tier_changes_are_paginated_newest_first(client, admin, storefront):
     assert rest["next_cursor"] is None
     missing = client.get("/v1/members/nobody/tier-changes", headers=storefront)
     assert missing.status_code == 404
+
+
+def test_rolling_365_status_ends_with_the_following_membership_year(
+    client, admin, storefront, runner
+):
+    beauty_insider(client, admin)
+    program = client.get("/v1/program", headers=admin).get_json()
+    program["qualifying_period"] = "rolling_365"
+    assert client.put("/v1/program", json=program, headers=admin).status_code == 200
+    enrolled = at(last_year(), 1, 10)
+    post_event(client, storefront, order(40_000, enrolled))  # VIB in membership year 0
+    assert member(client, storefront)["tier"]["name"] == "VIB"
+    # Kept through membership year 1; the close after it (its own date) downgrades.
+    assert "0 changed" in close_period(runner, enrolled + timedelta(days=729))
+    assert "1 changed" in close_period(runner, enrolled + timedelta(days=730))
+    assert "0 changed" in close_period(runner, enrolled + timedelta(days=731))
+    assert member(client, storefront)["tier"]["name"] == "Member"

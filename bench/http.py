@@ -317,4 +317,62 @@ def run(opts) -> dict:
             results["orders"] = order_events(opts, url, key, opts.http_members)
         if "reads" in opts.sections:
             results["reads"] = balance_reads(opts, url, key, opts.http_members, id_range)
+        # Last: it sends two more events, after the ledger check of the measured ones.
+        results["statements"] = statements_per_request(url, key, opts.http_members)
     return results
+
+
+def statements_per_request(url: str, key: str, members: int) -> dict:
+    """SQL statements (COMMIT/ROLLBACK included) one request makes, counted in-process with
+    the test client; the bare baselines make 6 (tpcb: five + COMMIT) and 2 (SELECT + the
+    pool's ROLLBACK). Both sides also ping the connection on checkout (pool_pre_ping)."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import event
+
+    from loyalty import create_app
+    from loyalty.extensions import db
+
+    app = create_app(
+        {"SQLALCHEMY_DATABASE_URI": url.replace("postgresql://", "postgresql+psycopg://")}
+    )
+    client = app.test_client()
+    headers = {"Authorization": f"Bearer {key}"}
+    count = [0]
+    customer = f"bm_{members}"
+
+    def paid(n: int) -> dict:
+        at = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+        return {"id": f"evt_count_{n}", "type": "order.paid", "occurred_at": at,
+                "order": {"id": f"ord_count_{n}", "customer_id": customer, "currency": "USD",
+                          "email": f"{customer}@example.com",
+                          "lines": [{"sku": "S1", "quantity": 1, "unit_price": 4200}]}}  # fmt: skip
+
+    def counted(call) -> int:
+        count[0] = 0
+        response = call()
+        if response.status_code != 200:
+            raise RuntimeError(f"{response.status_code}: {response.get_data(as_text=True)}")
+        return count[0]
+
+    with app.app_context():
+        engine = db.engine
+
+        def on_statement(*_args):
+            count[0] += 1
+
+        event.listen(engine, "before_cursor_execute", on_statement)
+        event.listen(engine, "commit", on_statement)
+        event.listen(engine, "rollback", on_statement)
+        client.post("/v1/events", json=paid(1), headers=headers)  # the member's first order
+        member_path = f"/v1/members/{customer}"
+        result = {
+            "order.paid": counted(lambda: client.post("/v1/events", json=paid(2), headers=headers)),
+            "GET /v1/members/{id}": counted(lambda: client.get(member_path, headers=headers)),
+        }
+        token = client.post("/v1/widget-tokens", json={"customer_id": customer}, headers=headers)
+        if token.status_code in (200, 201):
+            widget = {"Authorization": f"Bearer {token.get_json()['token']}"}
+            result["GET /v1/me"] = counted(lambda: client.get("/v1/me", headers=widget))
+        engine.dispose()
+    return result

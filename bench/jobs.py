@@ -310,7 +310,8 @@ def run(opts) -> dict:
     started = time.perf_counter()
     reuse = opts.keep_data and infra.database_exists(generated_name)
     if reuse:
-        log(f"reusing {generated_name} (--keep-data)")
+        log(f"reusing {generated_name} (--keep-data); migrating it to the current head")
+        infra.migrate(infra.pg_url(generated_name))
     else:
         infra.drop_database(generated_name)
         infra.admin(f'CREATE DATABASE "{generated_name}"')

@@ -203,6 +203,14 @@ def markdown(results: dict) -> str:
             f"entries {check['ledger_entries']} ({check['distinct_orders_in_ledger']} distinct "
             f"orders), `verify-ledger`: {' '.join(check['verify_ledger_output'])}"
         )
+    statements = results.get("statements")
+    if statements:
+        lines.append(
+            "- SQL statements per request (COMMIT included; connection ping on checkout not "
+            "counted, both sides have it): "
+            + ", ".join(f"{k} {v}" for k, v in statements.items())
+            + "; bare tpcb 6 (five + COMMIT), bare PK select 2 (SELECT + the pool's ROLLBACK)."
+        )
     reads = results.get("reads")
     if reads:
         me = reads["me"]

@@ -13,6 +13,7 @@ inactive for longer than the program's expiry window.
 
 import os
 import re
+import subprocess
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -311,8 +312,12 @@ def run(opts) -> dict:
     reuse = opts.keep_data and infra.database_exists(generated_name)
     if reuse:
         log(f"reusing {generated_name} (--keep-data); migrating it to the current head")
-        infra.migrate(infra.pg_url(generated_name))
-    else:
+        try:
+            infra.migrate(infra.pg_url(generated_name))
+        except subprocess.CalledProcessError:  # history rewritten since: start afresh
+            log(f"{generated_name} does not migrate to the current head: regenerating")
+            reuse = False
+    if not reuse:
         infra.drop_database(generated_name)
         infra.admin(f'CREATE DATABASE "{generated_name}"')
         try:

@@ -40,6 +40,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=infra.BENCH / "RESULTS.md")
     parser.add_argument("--json", type=Path, default=None, help="also write raw results here")
     parser.add_argument("--smoke", action="store_true", help="tiny data, 1 s runs (tests)")
+    parser.add_argument(
+        "--render", type=Path, default=None, help="only rewrite --out from a --json of a run"
+    )
     opts = parser.parse_args(argv)
     opts.sections = [s.strip() for s in opts.sections.split(",") if s.strip()]
     unknown = set(opts.sections) - set(SECTIONS)
@@ -54,6 +57,11 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     opts = parse_args(argv)
+    if opts.render:
+        results = json.loads(opts.render.read_text())
+        print(report.table(results))
+        opts.out.write_text(report.markdown(results))
+        return 0
     infra.OUT.mkdir(parents=True, exist_ok=True)
     infra.GUNICORN_WORKERS, infra.GUNICORN_THREADS = opts.workers, opts.threads
     started = time.time()

@@ -47,6 +47,7 @@ def environment() -> dict:
             versions[package] = "?"
     return {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "load": " ".join(f"{v:.1f}" for v in os.getloadavg()),
         "cpu": cpu,
         "cores": os.cpu_count(),
         "memory": memory,
@@ -161,6 +162,22 @@ def rows(results: dict) -> list[tuple[str, str, str, str, str, str]]:
     return out
 
 
+METHOD = [
+    "- Baselines run on the app's own stack: the same gunicorn command, psycopg 3 and "
+    "SQLAlchemy connection pool (with `pool_pre_ping`, as `create_app` sets), without "
+    "authentication, validation, ORM, idempotency or domain hooks. Throughput is all answers over "
+    "all measured seconds of the rounds; p50 is the median round's, p99 the worst round's.",
+    "- Events sent are the requests the wrk script really wrote (`bench/load.lua`); the server is "
+    "left to finish those wrk stopped waiting for before the ledger is checked.",
+    "- The HTTP gap is mostly the number of statements per request (listed above) on a machine "
+    "where every round trip and every millisecond of Python competes for two cores: the bare "
+    "endpoints do one or five statements, the app authenticates the key, claims the event, "
+    "locks the member, runs every domain's handler and answers with the member view.",
+    "- Batch jobs run as `flask --app wsgi loyalty jobs NAME --now ...` in their own process "
+    "(its peak RSS from wait4), the hand-written statement over psycopg on a file copy of the "
+    "same generated database; the time compared is the job's own (as the CLI prints it).",
+]
+
 HEADER = ("what", "throughput", "p50 ms", "p99 ms", "ratio", "target")
 
 
@@ -178,9 +195,10 @@ def markdown(results: dict) -> str:
     lines = [
         "# Benchmarks",
         "",
-        f"Produced by `make bench` (`python -m bench`) on {env['date']}, commit {env['commit']}, "
-        f"in {results['elapsed_s']:.0f} s. Every ratio compares two things measured in the same "
-        "run on the same machine, alternating, while other work may have been running on it.",
+        f"Produced by `python -m bench` (what `make bench` runs; options at the end) on "
+        f"{env['date']}, commit {env['commit']}, in {results['elapsed_s']:.0f} s. Every ratio "
+        "compares two things measured in the same run on the same machine, alternating, while "
+        f"other work may have been running on it (load average {env.get('load', '?')}).",
         "",
         "## Results",
         "",
@@ -235,6 +253,7 @@ def markdown(results: dict) -> str:
                 f"{job['changed']} vs {job['sql_changed']} rows; results "
                 f"{'identical' if job['same_result'] else 'DIFFER'}."
             )
+    lines += ["", "## How to read this", "", *METHOD]
     lines += [
         "",
         "## Machine and versions",

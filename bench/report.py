@@ -242,8 +242,13 @@ def markdown(results: dict) -> str:
     if jobs:
         lines.append(
             f"- Batch data: {jobs['members']:,} members, {jobs['entries']:,} ledger entries, "
-            f"generated with set-based SQL in {jobs['generate_s']:.0f} s; job batch size "
-            f"{jobs['batch_size']}."
+            + (
+                "generated with set-based SQL by an earlier run and reused (`--keep-data`, "
+                "migrated to the current head)"
+                if jobs.get("reused")
+                else f"generated with set-based SQL in {jobs['generate_s']:.0f} s"
+            )
+            + f"; job batch size {jobs['batch_size']}."
         )
         for job in jobs["jobs"]:
             lines.append(

@@ -31,12 +31,16 @@ def create_app(config: dict | None = None) -> Flask:
 
 
 def register_extensions(app: Flask) -> None:
-    from loyalty import models  # noqa: F401 - every table known to SQLAlchemy and alembic
+    from loyalty import (
+        cache,
+        models,  # noqa: F401 - every table known to SQLAlchemy and alembic
+    )
     from loyalty.extensions import api, db, limiter, migrate
     from referrals import models as _referral_models  # noqa: F401
     from rewards.catalog import models as _reward_models  # noqa: F401
 
     db.init_app(app)
+    cache.init_app(app)
     migrate.init_app(app, db, directory=str(app.root_path + "/../migrations"))
     api.init_app(app)
     app.config.setdefault("RATELIMIT_STORAGE_URI", app.config["REDIS_URL"] or "memory://")

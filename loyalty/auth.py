@@ -19,6 +19,7 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import JSON, Integer, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from loyalty import cache
 from loyalty.errors import Forbidden, Unauthorized
 from loyalty.extensions import Base, db
 from loyalty.members.models import Member
@@ -40,6 +41,9 @@ class ApiKey(Base):
     scopes: Mapped[list] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+cache.watch(ApiKey, "api_keys")
 
 
 def hash_key(key: str) -> str:
@@ -92,12 +96,12 @@ def _principal_from_request() -> Principal:
     if token is None:
         raise Unauthorized("Send `Authorization: Bearer <key or widget token>`.")
     if token.startswith(KEY_PREFIX):
-        row = db.session.execute(
-            select(ApiKey).where(ApiKey.key_hash == hash_key(token), ApiKey.revoked_at.is_(None))
-        ).scalar_one_or_none()
-        if row is None:
+        digest = hash_key(token)
+        found = cache.cached(db.session, "api_keys", digest, lambda: _live_key(digest))
+        if found is None:
             raise Unauthorized("Unknown or revoked API key.")
-        return Principal("api_key", str(row.id), set(row.scopes))
+        key_id, scopes = found
+        return Principal("api_key", key_id, set(scopes))
     try:
         data = widget_serializer().loads(token, max_age=current_app.config["WIDGET_TOKEN_MAX_AGE"])
     except SignatureExpired as exc:
@@ -117,6 +121,15 @@ def _principal_from_request() -> Principal:
     # answer a token whose member is gone.
     g.widget_member = _widget_member(principal)
     return principal
+
+
+def _live_key(digest: str) -> tuple[str, tuple[str, ...]] | None:
+    row = db.session.execute(
+        select(ApiKey.id, ApiKey.scopes).where(
+            ApiKey.key_hash == digest, ApiKey.revoked_at.is_(None)
+        )
+    ).first()
+    return (str(row.id), tuple(row.scopes)) if row is not None else None
 
 
 def _widget_member(principal: Principal) -> Member:

@@ -47,6 +47,9 @@ def from_environment(instance_path: str, env: dict | None = None) -> dict:
         "WIDGET_REDEEM_RATE_LIMIT": env.get("WIDGET_REDEEM_RATE_LIMIT", "10/minute"),
         "IDEMPOTENCY_KEY_TTL_HOURS": int(env.get("IDEMPOTENCY_KEY_TTL_HOURS", "48")),
         "JOB_BATCH_SIZE": int(env.get("JOB_BATCH_SIZE", "5000")),
+        # How long a worker may keep API keys, program settings, tiers and earning rules it
+        # read (see loyalty/cache.py); changes reach other workers within this time. 0: off.
+        "CONFIG_CACHE_SECONDS": float(env.get("CONFIG_CACHE_SECONDS", "5")),
     }
 
 

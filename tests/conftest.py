@@ -18,7 +18,7 @@ from flask_migrate import upgrade
 from flask_sqlalchemy.session import Session as FlaskSession
 from sqlalchemy.orm import scoped_session, sessionmaker
 
-from loyalty import create_app
+from loyalty import cache, create_app
 from loyalty.auth import create_api_key
 from loyalty.extensions import db
 
@@ -150,6 +150,7 @@ class BoundSession(FlaskSession):
 def rolled_back(app):
     """Everything in the block — requests, commits, jobs — is rolled back at its end."""
     with app.app_context():
+        cache.clear_all()  # nothing cached from another test's rolled-back rows
         connection = db.engine.connect()
         outer = connection.begin()
         original = db.session
@@ -169,6 +170,7 @@ def rolled_back(app):
             db.session = original
             outer.rollback()
             connection.close()
+            cache.clear_all()
 
 
 @pytest.fixture

@@ -1,0 +1,136 @@
+"""Where a request's time goes, in-process: `python -m bench.profile [member|me|order|bare]...`.
+
+Runs requests through Flask's test client against a PostgreSQL database of its own (made and
+migrated on first use, kept between runs; `--fresh` remakes it) and prints, per request kind,
+milliseconds of wall and CPU time per request and SQL statements per request, beside the bare
+baselines of `bench/bare_app.py`. `--pyinstrument` adds a call tree per kind.
+
+No gunicorn, no load generator, no other process competing: a quick, repeatable way to see
+what a change to the hot paths does before running `make bench`.
+"""
+
+import argparse
+import os
+import random
+import sys
+import time
+from datetime import UTC, datetime
+
+from bench import http, infra
+
+MEMBERS = 2000
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m bench.profile", description=__doc__)
+    parser.add_argument(
+        "kinds", nargs="*", default=["bare", "member", "me", "bare-tpcb", "order"],
+        help="bare (PK select), member, me, bare-tpcb, order",
+    )  # fmt: skip
+    parser.add_argument("-n", type=int, default=500, help="requests per kind (after warm-up)")
+    parser.add_argument("--db", default=f"bench_profile_{os.environ.get('USER', 'u')}")
+    parser.add_argument("--fresh", action="store_true", help="drop and remake the database")
+    parser.add_argument("--pyinstrument", action="store_true", help="print a call tree per kind")
+    return parser.parse_args(argv)
+
+
+def prepare(name: str, fresh: bool) -> tuple[str, str]:
+    url = infra.pg_url(name)
+    key_file = infra.OUT / f"{name}.key"
+    if fresh or not infra.database_exists(name) or not key_file.exists():
+        infra.drop_database(name)
+        infra.admin(f'CREATE DATABASE "{name}"')
+        infra.migrate(url)
+        key_file.parent.mkdir(exist_ok=True)
+        key_file.write_text(infra.create_api_key(url, "storefront"))
+        http.seed_members(url, MEMBERS)
+    else:
+        infra.migrate(url)
+    return url, key_file.read_text().strip()
+
+
+def requests_for(url: str, key: str) -> dict:
+    from bench.bare_app import app as bare_app
+    from loyalty import create_app
+
+    app = create_app(
+        {
+            "SQLALCHEMY_DATABASE_URI": url.replace("postgresql://", "postgresql+psycopg://"),
+            "SECRET_KEYS": [http.SECRET],
+            "SECRET_KEY": http.SECRET,
+            "WIDGET_RATE_LIMIT": "1000000/minute",
+        }
+    )
+    client, bare = app.test_client(), bare_app.test_client()
+    headers = {"Authorization": f"Bearer {key}"}
+    made = client.post("/v1/widget-tokens", json={"customer_id": "bm_7"}, headers=headers)
+    widget = {"Authorization": f"Bearer {made.get_json()['token']}"}
+    run = f"{os.getpid()}_{time.time_ns()}"
+    counter = [0]
+
+    def order():
+        counter[0] += 1
+        customer = f"bm_{random.randint(1, MEMBERS)}"
+        at = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+        ident = f"{run}_{counter[0]}"
+        body = {"id": f"evt_{ident}", "type": "order.paid", "occurred_at": at,
+                "order": {"id": f"ord_{ident}", "customer_id": customer, "currency": "USD",
+                          "email": f"{customer}@example.com", "shipping": 500, "tax": 800,
+                          "lines": [{"sku": "S1", "quantity": 2, "unit_price": 4200}]}}  # fmt: skip
+        return client.post("/v1/events", json=body, headers=headers)
+
+    return app, {
+        "bare": lambda: bare.get(f"/pk/{random.randint(1, MEMBERS)}"),
+        "bare-tpcb": lambda: bare.post("/tpcb"),
+        "member": lambda: client.get(
+            f"/v1/members/bm_{random.randint(1, MEMBERS)}", headers=headers
+        ),
+        "me": lambda: client.get("/v1/me", headers=widget),
+        "order": order,
+    }
+
+
+def main(argv=None) -> int:
+    opts = parse_args(argv)
+    url, key = prepare(opts.db, opts.fresh)
+    os.environ["DATABASE_URL"] = url  # bench.bare_app reads it at import
+    if "bare-tpcb" in opts.kinds:
+        infra.pgbench_init(url, 1)
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    statements = [0]
+
+    def count(*_args):
+        statements[0] += 1
+
+    for name in ("before_cursor_execute", "commit", "rollback"):
+        event.listen(Engine, name, count)
+    app, kinds = requests_for(url, key)
+    print(f"{'kind':<10} {'wall ms':>8} {'cpu ms':>8} {'statements':>11}")
+    for kind in opts.kinds:
+        call = kinds[kind]
+        for _ in range(30):
+            response = call()
+            if response.status_code != 200:
+                sys.exit(f"{kind}: {response.status_code} {response.get_data(as_text=True)}")
+        statements[0] = 0
+        wall, cpu = time.perf_counter(), time.process_time()
+        for _ in range(opts.n):
+            call()
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        per = 1000 / opts.n
+        print(f"{kind:<10} {wall * per:8.3f} {cpu * per:8.3f} {statements[0] / opts.n:11.1f}")
+        if opts.pyinstrument:
+            from pyinstrument import Profiler
+
+            profiler = Profiler(interval=0.0002)
+            with profiler:
+                for _ in range(opts.n):
+                    call()
+            print(profiler.output_text(unicode=False, color=False, time="percent_of_total"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -7,9 +7,11 @@ from datetime import datetime
 import click
 from flask import current_app
 from flask.cli import AppGroup
+from sqlalchemy import select
 
 from loyalty import jobs as core_jobs
-from loyalty.auth import SCOPES, create_api_key
+from loyalty.audit import record_change
+from loyalty.auth import SCOPES, ApiKey, create_api_key
 from loyalty.extensions import db
 from loyalty.hooks import hooks
 from loyalty.ledger import find_drift
@@ -28,6 +30,36 @@ def create_key(name, scopes):
     db.session.commit()
     click.echo(f"Created API key {row.id} ({', '.join(row.scopes)}). Store it now:", err=False)
     click.echo(key)
+
+
+@api_keys_cli.command("list")
+def list_keys():
+    """Every key: id, prefix, name, scopes, created, revoked."""
+    for row in db.session.scalars(select(ApiKey).order_by(ApiKey.id)):
+        revoked = f"revoked {row.revoked_at.isoformat()}" if row.revoked_at else "active"
+        click.echo(
+            f"{row.id}\t{row.prefix}…\t{row.name}\t{','.join(row.scopes)}\t"
+            f"created {row.created_at.isoformat()}\t{revoked}"
+        )
+
+
+@api_keys_cli.command("revoke")
+@click.argument("key_id", type=int)
+def revoke_key(key_id):
+    """Revoke a key by id: refused at once by this process, by every worker within
+    CONFIG_CACHE_SECONDS."""
+    row = db.session.get(ApiKey, key_id, with_for_update=True)
+    if row is None:
+        raise click.ClickException(f"No API key {key_id}.")
+    if row.revoked_at is None:
+        row.revoked_at = utcnow()
+        record_change(
+            db.session, "api_key.revoke", "api_key", row.id, {"revoked_at": None},
+            {"revoked_at": row.revoked_at.isoformat()},
+        )  # fmt: skip
+        db.session.commit()
+    seconds = current_app.config["CONFIG_CACHE_SECONDS"]
+    click.echo(f"Revoked API key {row.id} ({row.prefix}…); workers refuse it within {seconds:g}s.")
 
 
 def all_jobs() -> dict:

@@ -26,12 +26,15 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    literal_column,
     null,
     or_,
     select,
     union_all,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
@@ -107,28 +110,72 @@ def period_for(program: Program, member: Member, at: datetime) -> Period:
     return Period(new_year(year), new_year(year + 1), new_year(year + 2))
 
 
-def add_spend(session: Session, member_id: int, period: Period, delta: int) -> None:
-    """Move a period's spend by `delta` with a relative UPDATE (the caller holds the member's
-    row lock, so the INSERT of a period's first spend cannot race another)."""
-    if delta == 0:
-        return
-    result = session.execute(
-        update(TierSpend)
-        .where(TierSpend.member_id == member_id, TierSpend.starts_at == period.starts_at)
-        .values(spend=TierSpend.spend + delta),
-        execution_options={"synchronize_session": False},
+def add_spend(
+    session: Session, member_id: int, period: Period, delta: int, now: datetime
+) -> tuple[int, int] | None:
+    """Move a period's spend by `delta` and evaluate the tier formula at `now`: one statement.
+
+    A rise is an upsert (INSERT ... ON CONFLICT DO UPDATE; the primary key is the member and the
+    period's start), a fall a relative UPDATE; both RETURN, after the change, the member's
+    largest live spend and the id of the tier it earns — the formula of the module docstring,
+    read against the tiers as committed (the caller holds the member's row lock, which tier
+    configuration changes take too). None when there is no such period to lower.
+    """
+    table = TierSpend.__table__
+    dialect = session.get_bind().dialect.name
+    at = literal(now, UTCDateTime())
+    # This row after the change, if it is live at `now` (named by hand: SQLAlchemy does not
+    # correlate a RETURNING clause's subqueries with the statement's table) ...
+    starts_at, keeps_until, spend = (
+        literal_column(f"{table.name}.{name}") for name in ("starts_at", "keeps_until", "spend")
     )
-    if result.rowcount == 0 and delta > 0:
-        session.add(
-            TierSpend(
-                member_id=member_id,
-                starts_at=period.starts_at,
-                ends_at=period.ends_at,
-                keeps_until=period.keeps_until,
-                spend=delta,
-            )
+    this_row = case((and_(starts_at <= at, keeps_until > at), spend), else_=0)
+    # ... and the member's other live rows, which the statement does not touch.
+    other = table.alias("other")
+    others = (
+        select(func.max(other.c.spend))
+        .where(
+            other.c.member_id == member_id,
+            other.c.starts_at != literal(period.starts_at, UTCDateTime()),
+            other.c.starts_at <= at,
+            other.c.keeps_until > at,
         )
-    session.flush()
+        .scalar_subquery()
+    )
+    greatest = func.greatest if dialect == "postgresql" else func.max  # SQLite: scalar max()
+    live = greatest(this_row, func.coalesce(others, 0))
+    tier_id = (
+        select(Tier.id)
+        .where(Tier.threshold <= live)
+        .order_by(Tier.threshold.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    returning = (live.label("spend"), tier_id.label("tier_id"))
+    if delta > 0:
+        insert_ = postgresql_insert if dialect == "postgresql" else sqlite_insert
+        statement = insert_(table).values(
+            member_id=member_id,
+            starts_at=period.starts_at,
+            ends_at=period.ends_at,
+            keeps_until=period.keeps_until,
+            spend=delta,
+        )
+        statement = statement.on_conflict_do_update(
+            index_elements=[table.c.member_id, table.c.starts_at],
+            set_={"spend": table.c.spend + statement.excluded.spend},
+        ).returning(*returning)
+    else:
+        statement = (
+            update(table)
+            .where(table.c.member_id == member_id, table.c.starts_at == period.starts_at)
+            .values(spend=table.c.spend + delta)
+            .returning(*returning)
+        )
+    # On the connection: nothing the ORM holds pending bears on these rows, and leaving it
+    # pending lets the event's last flush write each row once.
+    row = session.connection().execute(statement).first()
+    return None if row is None else (int(row.spend), row.tier_id)
 
 
 # --- the formula, as SQL --------------------------------------------------------------------
@@ -293,21 +340,35 @@ def refresh_member_tier(
     row = session.execute(select(targets)).one()
     if row.from_id == row.to_id:
         return None
-    old = session.get(Tier, row.from_id) if row.from_id is not None else None
+    return _change_tier(session, member, row.to_id, int(row.spend), now, reason, source_id)
+
+
+def _change_tier(
+    session: Session,
+    member: Member,
+    to_id: int,
+    spend: int,
+    now: datetime,
+    reason: str,
+    source_id: str | None,
+) -> TierChange:
+    """Record and apply one member's move to tier `to_id` (the caller holds the row lock)."""
+    old = session.get(Tier, member.tier_id) if member.tier_id is not None else None
+    new = session.get(Tier, to_id)
     change = TierChange(
         member_id=member.id,
-        from_tier_id=row.from_id,
+        from_tier_id=member.tier_id,
         from_tier=old.name if old else None,
-        to_tier_id=row.to_id,
-        to_tier=row.to_name,
-        direction="upgrade" if old is None or row.to_threshold > old.threshold else "downgrade",
+        to_tier_id=to_id,
+        to_tier=new.name,
+        direction="upgrade" if old is None or new.threshold > old.threshold else "downgrade",
         reason=reason,
         source_id=source_id,
-        qualifying_spend=int(row.spend),
+        qualifying_spend=spend,
         occurred_at=now,
     )
     session.add(change)
-    member.tier_id = row.to_id
+    member.tier_id = to_id
     session.flush()
     return change
 
@@ -337,14 +398,17 @@ def tier_changes(session: Session, member: Member, limit: int, before: int | Non
 
 class TierQualification:
     """Order handler, after earning: count eligible spend in the order's period, re-evaluate
-    the tier (so an upgrade applies from the next event on), and undo spend on refunds."""
+    the tier (so an upgrade applies from the next event on), and undo spend on refunds.
+
+    One statement per event when the tier stays (the spend change, which also evaluates the
+    formula); a change of tier adds its record. The order's `detail` is left to the event's
+    final flush, so it joins whatever else the event writes to the order row."""
 
     def paid(self, ctx) -> None:
         member, order = ctx.member, ctx.order
         if member is None or order.eligible_amount == 0:
             return
         period = period_for(ctx.program, member, ctx.occurred_at)
-        add_spend(ctx.session, member.id, period, order.eligible_amount)
         # Recorded on the order so its refunds reduce the same period, whatever changes later.
         order.detail = {
             **(order.detail or {}),
@@ -355,7 +419,7 @@ class TierQualification:
                 "amount": order.eligible_amount,
             },
         }
-        self._refresh(ctx, "order", order.order_id)
+        self._apply(ctx, period, order.eligible_amount, "order", order.order_id)
 
     def refunded(self, ctx) -> None:
         member, order = ctx.member, ctx.order
@@ -367,14 +431,23 @@ class TierQualification:
             datetime.fromisoformat(counted["period_ends_at"]),
             datetime.fromisoformat(counted["keeps_until"]),
         )
-        add_spend(ctx.session, member.id, period, -ctx.refund_amount)
-        self._refresh(ctx, "refund", f"{order.order_id}/{ctx.refund.refund_id}")
+        source_id = f"{order.order_id}/{ctx.refund.refund_id}"
+        self._apply(ctx, period, -ctx.refund_amount, "refund", source_id)
 
     @staticmethod
-    def _refresh(ctx, reason: str, source_id: str) -> None:
+    def _apply(ctx, period: Period, delta: int, reason: str, source_id: str) -> None:
         # The tier is the member's tier *now* (the same clock as the period close): a
         # back-filled event lands in its own period's spend, which counts if still live.
-        change = refresh_member_tier(ctx.session, ctx.member, utcnow(), reason, source_id)
+        now = utcnow()
+        member = ctx.member
+        result = add_spend(ctx.session, member.id, period, delta, now)
+        if result is None:  # no spend row to lower: re-evaluate the member on its own
+            change = refresh_member_tier(ctx.session, member, now, reason, source_id)
+        elif result[1] == member.tier_id:
+            return  # the formula gives the tier the member holds: nothing to record
+        else:
+            change = _change_tier(ctx.session, member, result[1], result[0], now, reason,
+                                  source_id)  # fmt: skip
         if change is not None:
             ctx.effects.append(
                 {

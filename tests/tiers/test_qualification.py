@@ -8,6 +8,7 @@ from loyalty.members.service import find_member
 from loyalty.tiers import service as tiers
 from loyalty.tiers.models import TierChange, TierSpend
 from tests import factories as f
+from tests.statements import of_handler, touching
 from tests.tiers.helpers import (
     at,
     beauty_insider,
@@ -245,3 +246,51 @@ def test_rolling_365_status_ends_with_the_following_membership_year(
     assert "1 changed" in close_period(runner, enrolled + timedelta(days=730))
     assert "0 changed" in close_period(runner, enrolled + timedelta(days=731))
     assert member(client, storefront)["tier"]["name"] == "Member"
+
+
+def test_an_order_that_keeps_the_tier_counts_spend_and_evaluates_it_in_one_statement(
+    client, admin, storefront, session
+):
+    beauty_insider(client, admin)
+    first = order(10_000, early_this_year(5))
+    second = order(10_000, early_this_year(6))
+    with of_handler(tiers.TierQualification) as calls:
+        post_event(client, storefront, first)  # the year's first spend: the upsert inserts
+        body = post_event(client, storefront, second)  # and then adds
+        # A refund lowers the period with one UPDATE ... RETURNING.
+        refund = post_event(client, storefront, f.refunded(second["order"]["id"], amount=1))
+        # Nothing eligible: nothing to count, nothing to send.
+        post_event(client, storefront, f.paid(lines=[f.line("GC", gift_card=True)]))
+    assert (tier_change(body), tier_change(refund)) == (None, None)
+    # The spend change also evaluates the formula: no SELECT of tiers or spend rows, no flush.
+    assert [[s.split(" ")[0] for s in call] for call in calls] == [
+        ["INSERT"],
+        ["INSERT"],
+        ["UPDATE"],
+        [],
+    ]
+    assert all(touching(call, "tier_spend") == call for call in calls)
+    assert member(client, storefront)["qualifying_spend"] == 19_999
+
+
+def test_an_order_applies_a_downgrade_the_period_close_has_not_made_yet(
+    client, admin, storefront, session, monkeypatch
+):
+    beauty_insider(client, admin)
+    y = last_year()
+    with monkeypatch.context() as clock:  # back then: the events evaluate the tier at (y, 7)
+        clock.setattr(tiers, "utcnow", lambda: at(y, 7))
+        rouge = post_event(client, storefront, order(110_000, at(y - 1, 6)))
+        assert tier_change(rouge) == ("Member", "Rouge")
+        post_event(client, storefront, order(40_000, at(y, 6)))  # VIB's worth in y
+    # Rouge reached in y - 1 lasted until this new year, and no period close ran since. A
+    # small order now moves Rouge → VIB: the formula, not just its own period's spend.
+    body = post_event(client, storefront, order(1_000, early_this_year(5)))
+    assert tier_change(body) == ("Rouge", "VIB")
+    change = session.scalars(select(TierChange).order_by(TierChange.id.desc())).first()
+    assert (change.reason, change.direction, change.qualifying_spend) == (
+        "order",
+        "downgrade",
+        40_000,
+    )
+    assert member(client, storefront)["tier"]["name"] == "VIB"

@@ -56,6 +56,7 @@ def register_blueprints(app: Flask) -> None:
     from loyalty.ops.routes import bp as ops
     from loyalty.orders.routes import blp as events
     from loyalty.program.routes import blp as program
+    from loyalty.reports.routes import blp as reports
     from loyalty.tiers.routes import blp as tiers
     from loyalty.widget.routes import me, pages, tokens
     from referrals.routes import blp as referrals
@@ -71,6 +72,7 @@ def register_blueprints(app: Flask) -> None:
         earning_rules,
         rewards_catalog,
         referrals,
+        reports,
         tokens,
         me,
     ):

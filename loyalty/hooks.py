@@ -38,6 +38,9 @@ class Hooks:
     redeem_reward: Callable | None = None
     # (session, member, limit, cursor) -> the member's referral stats, with a page of referrals
     member_referrals: Callable | None = None
+    # Cohorts a domain adds to /v1/reports/cohorts?by=NAME: name -> () -> a selectable of
+    # (`customer_id`, `cohort` label), at most one row per customer (the rest are "none").
+    report_cohorts: dict[str, Callable] = field(default_factory=dict)
 
     def dispatch(self, event: str, ctx) -> None:
         for handler in self.order_handlers:

@@ -2,12 +2,14 @@
 
 
 def init_hooks(hooks) -> None:
-    """Plug referrals into the core: share codes for members, jobs, erasure, demo data.
+    """Plug referrals into the core: share codes for members, jobs, erasure, demo data,
+    the `referral` report cohort.
     (The order handler is listed in `loyalty.register_hooks`, last.)"""
-    from referrals import service
+    from referrals import reports, service
 
     hooks.member_enrolled.append(service.give_code)
     hooks.member_view.append(service.member_view_referral)
     hooks.member_erased.append(service.forget_member)
     hooks.jobs["referral-rewards"] = service.issue_due_reward_codes
     hooks.demo_seed.append(service.seed_demo)
+    hooks.report_cohorts["referral"] = reports.referral_cohorts

@@ -1,0 +1,1 @@
+"""Retention reports: retention rates, cohorts and RFM segments over the orders seen."""

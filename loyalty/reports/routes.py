@@ -1,0 +1,122 @@
+from flask import Response, stream_with_context
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from marshmallow import RAISE
+
+from loyalty.auth import require
+from loyalty.extensions import db
+from loyalty.hooks import hooks
+from loyalty.reports import service
+from loyalty.reports.schemas import (
+    CohortQuery,
+    CohortsSchema,
+    RetentionQuery,
+    RetentionSchema,
+    SegmentQuery,
+    SegmentsSchema,
+)
+from loyalty.types import utcnow
+
+blp = Blueprint(
+    "reports",
+    __name__,
+    url_prefix="/v1/reports",
+    description=(
+        "Retention reports over the paid orders the service has seen (admin or reports scope). "
+        "An order's value is its net eligible spend: goods after discounts, without tax, "
+        "shipping or gift card purchases, minus refunds; money in minor units. Rates and "
+        "averages are decimal strings with two places (rates in percent), null when there is "
+        "nothing to divide by. Dates are midnight UTC; periods are [from, to)."
+    ),
+)
+
+
+@blp.route("/retention")
+class Retention(MethodView):
+    @require("reports")
+    @blp.arguments(RetentionQuery, location="query", unknown=RAISE)
+    @blp.response(200, RetentionSchema)
+    def get(self, query):
+        """Retention over [from, to), overall and split by member / non-member orders.
+
+        E (`customers`) = customers with a paid order in [from, to); N (`new_customers`) = those
+        whose first paid order ever is in the period; S (`customers_at_start`) = customers with
+        a paid order before `from`. `retention_rate` = ((E − N) / S) × 100: the share of the
+        customers the store had at the start who bought again during the period.
+        `repeat_purchase_rate` = percent of E with two or more orders in the period;
+        `orders_per_customer` = orders in the period / E; `avg_days_between_orders` = mean gap
+        between consecutive orders of one customer within the period; `clv` = mean net spend,
+        from the first order up to `to`, of the E customers. The members / non-members blocks
+        compute the same over orders with / without a member (a customer may be in both).
+        """
+        return service.retention(db.session, query["from_"], query["to"])
+
+
+@blp.route("/cohorts")
+class Cohorts(MethodView):
+    @require("reports")
+    @blp.arguments(CohortQuery, location="query", unknown=RAISE)
+    @blp.response(200, CohortsSchema)
+    def get(self, query):
+        """Customers grouped by the month (UTC, `YYYY-MM`) of their first paid order, or by
+        `referral` ("referred" when a paid order of theirs converted a referral) or `reward`
+        (the reward of the first code they used); others are in the cohort "none".
+
+        Per cohort: customers, their paid orders and net revenue to date, the percent of them
+        with two or more orders, orders per customer, revenue per customer (`clv`), and
+        `retention[k]`: customers with a paid order k calendar months after their first one
+        (k = 0 is everyone), up to the latest month with an order.
+        """
+        return service.cohorts(db.session, query["by"], hooks().report_cohorts)
+
+
+@blp.route("/segments")
+class Segments(MethodView):
+    @require("reports")
+    @blp.arguments(SegmentQuery, location="query", unknown=RAISE)
+    @blp.response(200, SegmentsSchema)
+    @blp.alt_response(
+        200,
+        schema={"type": "string"},
+        content_type="text/csv",
+        description="`?format=csv`: one row per member",
+        example="segment,customer_id,recency_days,frequency,monetary\n",
+        success=True,
+    )
+    def get(self, query):
+        """RFM segments of live members, as of `as_of` (default now); each member is in one.
+
+        Per member: recency (days since the last paid order), frequency (paid orders) and
+        monetary (net spend). Active = last order within `active_days`. High value = net spend
+        ≥ `high_value_min`, by default the spend of the buyer ranked ⌊high_value_top × buyers⌋
+        (at least 1st) from the top (ties included). Low AOV = average order value below
+        `low_aov_max`, by default the lower median of buyers' average order values. In this
+        order: `new_subscribers` (no paid order), `loyal_high_value` (high value, active),
+        `at_risk_high_value` (high value, inactive), `low_value_inactive` (inactive),
+        `frequent_low_aov` (active, ≥ `frequent_orders` orders, low AOV), `other_active`.
+        `?format=csv` streams one row per member: segment, customer_id, recency_days,
+        frequency, monetary.
+        """
+        as_of = query["as_of"] or utcnow()
+        thresholds = service.segment_thresholds(
+            db.session,
+            as_of=as_of,
+            active_days=query["active_days"],
+            frequent_orders=query["frequent_orders"],
+            high_value_top=query["high_value_top"],
+            high_value_min=query["high_value_min"],
+            low_aov_max=query["low_aov_max"],
+        )
+        if query["format"] == "json":
+            return service.segments(
+                db.session,
+                as_of=as_of,
+                thresholds=thresholds,
+                member_ids_limit=query["member_ids_limit"],
+            )
+        rows = service.segment_rows(db.session, as_of=as_of, thresholds=thresholds)
+        return Response(
+            stream_with_context(service.segments_csv(rows)),
+            mimetype="text/csv",
+            headers={"Content-Disposition": 'attachment; filename="segments.csv"'},
+        )

@@ -324,6 +324,8 @@ def test_segments_as_of_a_past_moment_ignore_later_orders(client, reports, shopp
         "from=2026-03-01T00:00:00&to=2026-04-01",  # no offset
         "from=2026-02-30&to=2026-04-01",
         "from=yesterday&to=2026-04-01",
+        "from=2026-03-01 00:00:00%2B00:00&to=2026-04-01",  # not the documented form
+        "from=2026-03-01%0A&to=2026-04-01",
         "from=0001-01-01T00:00:00%2B01:00&to=2026-04-01",
         "from=2026-03-01&to=2026-04-01&limit=5",  # unknown parameter
     ],

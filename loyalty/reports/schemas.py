@@ -14,6 +14,8 @@ MAX_RANGE_DAYS = 3660  # ten years: the longest period one retention report cove
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST = datetime(9000, 1, 1, tzinfo=UTC)
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_MOMENT_PATTERN = r"^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2}))?$"
+_MOMENT = re.compile(_MOMENT_PATTERN)
 
 
 class ReportMoment(fields.Field):
@@ -21,14 +23,19 @@ class ReportMoment(fields.Field):
 
     def __init__(self, **kwargs):
         kwargs.setdefault("metadata", {}).update(
-            {"type": "string", "example": "2026-01-01", "description": self.__doc__}
+            {
+                "type": "string",
+                "pattern": _MOMENT_PATTERN,
+                "example": "2026-01-01",
+                "description": self.__doc__,
+            }
         )
         super().__init__(**kwargs)
 
     def _deserialize(self, value, attr, data, **kwargs):
-        if not isinstance(value, str) or len(value) > 40:
+        if not isinstance(value, str) or not _MOMENT.fullmatch(value):
             raise ValidationError("An ISO 8601 date or datetime with an offset.")
-        if _DATE.match(value):
+        if _DATE.fullmatch(value):
             try:
                 moment = datetime.fromisoformat(value).replace(tzinfo=UTC)
             except ValueError as exc:

@@ -114,13 +114,7 @@ def _principal_from_request() -> Principal:
         or not isinstance(data.get("c"), str)
     ):
         raise Unauthorized("Invalid widget token.")
-    principal = Principal(
-        "widget", str(data["m"]), set(), member_id=data["m"], customer_id=data["c"]
-    )
-    # Checked here, not only in the /v1/me views: nothing (an idempotent replay included) may
-    # answer a token whose member is gone.
-    g.widget_member = _widget_member(principal)
-    return principal
+    return Principal("widget", str(data["m"]), set(), member_id=data["m"], customer_id=data["c"])
 
 
 def _live_key(digest: str) -> tuple[str, tuple[str, ...]] | None:
@@ -132,34 +126,55 @@ def _live_key(digest: str) -> tuple[str, tuple[str, ...]] | None:
     return (str(row.id), tuple(row.scopes)) if row is not None else None
 
 
+def widget_member_conditions(member_id, customer_id) -> list:
+    """A token's member (`member_id`, `customer_id`: its values or bind parameters), as long
+    as it is the member the token was issued to: the same internal id and customer id, not
+    erased (an erased and re-created member is another)."""
+    return [
+        Member.id == member_id,
+        Member.customer_id == customer_id,
+        Member.erased_at.is_(None),
+    ]
+
+
+def widget_member_gone() -> Unauthorized:
+    return Unauthorized("This widget token's member no longer exists.")
+
+
 def _widget_member(principal: Principal) -> Member:
-    """The member a widget token is for, if it is still the member the token was issued to."""
-    member = db.session.get(Member, principal.member_id)
-    if (
-        member is None
-        or member.erased_at is not None
-        or member.customer_id != principal.customer_id
-    ):
-        raise Unauthorized("This widget token's member no longer exists.")
+    conditions = widget_member_conditions(principal.member_id, principal.customer_id)
+    query = select(Member).where(*conditions)
+    member = db.session.execute(query).scalar_one_or_none()
+    if member is None:
+        raise widget_member_gone()
     return member
 
 
-def authenticate() -> Principal:
+def authenticate(*, check_member: bool = True) -> Principal:
+    """The caller; for a widget token, also its member's check (see `require`)."""
     if "principal" not in g:
         g.principal = _principal_from_request()
-    return g.principal
+    principal = g.principal
+    if check_member and principal.kind == "widget" and "widget_member" not in g:
+        # Checked here, not only in the /v1/me views: nothing (an idempotent replay included)
+        # may answer a token whose member is gone.
+        g.widget_member = _widget_member(principal)
+    return principal
 
 
-def require(*scopes: str, widget: bool = False):
+def require(*scopes: str, widget: bool = False, member_checked_by_view: bool = False):
     """Decorate a view: callers need an API key with one of `scopes` (admin passes all).
 
-    `widget=True` marks the `/v1/me` views, which take a widget token and nothing else.
+    `widget=True` marks the `/v1/me` views, which take a widget token and nothing else; the
+    token's member is checked (401 when gone) before the view runs — or, with
+    `member_checked_by_view=True`, by the view itself, in the one query that reads it
+    (`widget_member_conditions`, 401 `widget_member_gone()` when it finds nothing).
     """
 
     def decorator(view):
         @functools.wraps(view)
         def wrapper(*args, **kwargs):
-            principal = authenticate()
+            principal = authenticate(check_member=not member_checked_by_view)
             if widget:
                 if principal.kind != "widget":
                     raise Forbidden("This endpoint takes a widget token.")
@@ -175,9 +190,11 @@ def require(*scopes: str, widget: bool = False):
 
 
 def current_principal() -> Principal:
-    return authenticate()
+    """The caller `require` accepted (no further check: `require` made it)."""
+    return authenticate(check_member=False)
 
 
 def current_member() -> Member:
     """In a `@require(widget=True)` view: the token's member, checked before the body is read."""
+    authenticate()
     return g.widget_member

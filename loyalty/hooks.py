@@ -16,11 +16,24 @@ class OrderHandler(Protocol):
     """Any of `paid(ctx)`, `refunded(ctx)`, `canceled(ctx)`; missing ones are skipped."""
 
 
+@dataclass(frozen=True)
+class MemberViewPart:
+    """A domain's fields in the member view, read in the view's one SELECT (no round trip).
+
+    `column()`: a scalar subquery correlated to `members` (the `Member` entity), one value;
+    `fields(session, member, value)`: the top-level fields it adds, from that value and the
+    member's row (`id`, `customer_id`, `erased_at`, ...).
+    """
+
+    column: Callable
+    fields: Callable
+
+
 @dataclass
 class Hooks:
     order_handlers: list = field(default_factory=list)
-    # (session, member) -> dict of extra top-level fields for the member view
-    member_view: list[Callable] = field(default_factory=list)
+    # fields a domain adds to the member view (see MemberViewPart)
+    member_view: list[MemberViewPart] = field(default_factory=list)
     # (session, member) -> None, called in the enrolling transaction
     member_enrolled: list[Callable] = field(default_factory=list)
     # (session, member) -> None, called before a member's personal data is erased

@@ -8,7 +8,7 @@ def init_hooks(hooks) -> None:
     from referrals import reports, service
 
     hooks.member_enrolled.append(service.give_code)
-    hooks.member_view.append(service.member_view_referral)
+    hooks.member_view.append(service.MEMBER_VIEW)
     hooks.member_erased.append(service.forget_member)
     hooks.jobs["referral-rewards"] = service.issue_due_reward_codes
     hooks.demo_seed.append(service.seed_demo)

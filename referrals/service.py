@@ -16,6 +16,7 @@ from loyalty import ledger
 from loyalty.audit import record_change
 from loyalty.codes import normalize_code, random_code
 from loyalty.errors import Conflict, NotFound, ReferralRejected, ValidationFailed
+from loyalty.hooks import MemberViewPart
 from loyalty.ledger import AVAILABLE, PENDING, LedgerEntry
 from loyalty.members.models import Member
 from loyalty.members.service import decode_cursor, encode_cursor, normalize_email
@@ -151,12 +152,21 @@ def give_code(session: Session, member: Member) -> None:
     code_for(session, member.id)
 
 
-def member_view_referral(session: Session, member: Member) -> dict:
-    """`member_view` hook: `"referral": {"code", "url"}`."""
+def share_code_column():
+    """The member's share code, as a subquery correlated to `members` (the member view's)."""
+    return select(ReferralCode.code).where(ReferralCode.member_id == Member.id).scalar_subquery()
+
+
+def referral_fields(session: Session, member, code: str | None) -> dict:
+    """`member_view` part: `"referral": {"code", "url"}` (none for an erased member)."""
     if member.erased_at is not None:
         return {"referral": None}
-    code = code_for(session, member.id)
+    if code is None:  # enrolled before referrals existed: the code is made on first need
+        code = code_for(session, member.id)
     return {"referral": {"code": code, "url": links.share_url(code)}}
+
+
+MEMBER_VIEW = MemberViewPart(share_code_column, referral_fields)
 
 
 def find_code(session: Session, text: str) -> ReferralCode:

@@ -34,8 +34,7 @@ class MemberView(MethodView):
     @require("storefront")
     @blp.response(200, MemberSchema)
     def get(self, customer_id):
-        member = service.get_member(db.session, customer_id)
-        return service.member_view(db.session, hooks(), member)
+        return service.get_member_view(db.session, hooks(), customer_id)
 
     @require("admin")
     @blp.response(204)

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
     BigInteger,
+    Select,
     String,
     and_,
     case,
@@ -47,14 +48,6 @@ from loyalty.tiers.models import Tier, TierChange, TierSpend
 from loyalty.types import UTCDateTime, utcnow
 
 ROLLING_DAYS = 365
-
-
-@dataclass(frozen=True)
-class Standing:
-    tier: Tier
-    qualifying_spend: int
-    next_tier: Tier | None
-    ends_at: datetime | None
 
 
 @dataclass(frozen=True)
@@ -464,27 +457,80 @@ class TierQualification:
 # --- the member view ------------------------------------------------------------------------
 
 
-def standing(session: Session, member: Member, now: datetime | None = None) -> Standing:
-    now = now or utcnow()
-    # A handful of rows: one read gives the member's tier and the next one up.
-    tiers = all_tiers(session)
-    tier = next((t for t in tiers if t.id == member.tier_id), None) or next(
-        t for t in tiers if t.threshold == 0
+def with_standing(query: Select, now) -> Select:
+    """`query` (a select from members) plus the member's standing at `now`, as columns named
+    `standing_*` (read them with `standing_view`): no extra round trip.
+
+    - the tier: the materialized `members.tier_id`, or the base tier (threshold 0) without one;
+    - the next tier up: the lowest threshold above the tier's;
+    - this period's qualifying spend: the largest spend among rows whose own period contains
+      `now` (0 without one);
+    - how long the status lasts: the latest `keeps_until` among periods (started by `now`)
+      whose spend reaches the tier — none for the base tier. If the period close has not run
+      yet, that date may already be past: it says so truthfully.
+
+    `now` is a datetime or a bind parameter (typed `UTCDateTime`).
+    """
+    if isinstance(now, datetime):
+        now = literal(now, UTCDateTime())
+    tier, higher = aliased(Tier, name="standing_tier"), aliased(Tier, name="standing_next")
+    base_id = select(Tier.id).where(Tier.threshold == 0).scalar_subquery()
+    next_threshold = (
+        select(func.min(Tier.threshold)).where(Tier.threshold > tier.threshold).scalar_subquery()
     )
-    # Every period so far (one row a year or so): small, and one indexed range read.
-    rows = list(
-        session.scalars(
-            select(TierSpend).where(TierSpend.member_id == member.id, TierSpend.starts_at <= now)
+    started = [TierSpend.member_id == Member.id, TierSpend.starts_at <= now]
+    this_period = (
+        select(func.max(TierSpend.spend)).where(*started, TierSpend.ends_at > now).scalar_subquery()
+    )
+    kept_until = (
+        select(func.max(TierSpend.keeps_until))
+        .where(*started, TierSpend.spend >= tier.threshold)
+        .scalar_subquery()
+    )
+    return (
+        query.join_from(Member, tier, tier.id == func.coalesce(Member.tier_id, base_id))
+        .outerjoin_from(tier, higher, higher.threshold == next_threshold)
+        .add_columns(
+            tier.id.label("standing_tier_id"),
+            tier.name.label("standing_tier_name"),
+            tier.multiplier.label("standing_tier_multiplier"),
+            tier.perks.label("standing_tier_perks"),
+            case((tier.threshold > 0, kept_until), else_=null()).label("standing_ends_at"),
+            func.coalesce(this_period, 0).label("standing_spend"),
+            higher.name.label("standing_next_name"),
+            higher.threshold.label("standing_next_threshold"),
         )
     )
-    this_period = max((r.spend for r in rows if r.ends_at > now), default=0)
-    # The status lasts as long as the latest-ending period whose spend reaches it. (If the
-    # period close has not run yet, that date may already be past: it says so truthfully.)
-    ends_at = None
-    if tier.threshold > 0:
-        ends_at = max((r.keeps_until for r in rows if r.spend >= tier.threshold), default=None)
-    higher = next((t for t in tiers if t.threshold > tier.threshold), None)
-    return Standing(tier, this_period, higher, ends_at)
+
+
+def standing_view(row) -> dict:
+    """The member view's `tier`, `qualifying_spend` and `next_tier`, from `with_standing`."""
+    spend = int(row.standing_spend)
+    ends_at = row.standing_ends_at
+    next_threshold = row.standing_next_threshold
+    return {
+        "tier": {
+            "id": row.standing_tier_id,
+            "name": row.standing_tier_name,
+            "multiplier": format(row.standing_tier_multiplier.normalize(), "f"),
+            "perks": list(row.standing_tier_perks or []),
+            "ends_at": ends_at.isoformat() if ends_at is not None else None,
+        },
+        "qualifying_spend": spend,
+        "next_tier": None
+        if next_threshold is None
+        else {
+            "name": row.standing_next_name,
+            "threshold": next_threshold,
+            "remaining_spend": max(0, next_threshold - spend),
+        },
+    }
+
+
+def standing(session: Session, member: Member, now: datetime | None = None) -> dict:
+    """One member's `standing_view` at `now` (default: now)."""
+    query = with_standing(select(Member.id), now or utcnow()).where(Member.id == member.id)
+    return standing_view(session.execute(query).one())
 
 
 # --- configuration --------------------------------------------------------------------------

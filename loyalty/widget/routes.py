@@ -75,12 +75,12 @@ class WidgetTokens(MethodView):
 
 @me.route("")
 class Me(MethodView):
-    @require(widget=True)
+    @require(widget=True, member_checked_by_view=True)
     @read_limit
     @me.response(200, MeSchema)
     def get(self):
         """The token's member: points, tier, progress to the next tier, referral link."""
-        return service.me(db.session, hooks(), current_member())
+        return service.me(db.session, hooks(), current_principal())
 
 
 @me.route("/activity")

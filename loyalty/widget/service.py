@@ -9,13 +9,20 @@ import time
 from datetime import UTC, datetime
 
 from flask import current_app
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
-from loyalty.auth import issue_widget_token
+from loyalty.auth import (
+    Principal,
+    issue_widget_token,
+    widget_member_conditions,
+    widget_member_gone,
+)
 from loyalty.errors import NotFound
 from loyalty.hooks import Hooks
 from loyalty.members import service as members
 from loyalty.members.models import Member
+from loyalty.program.models import PROGRAM_ID, Program
 from loyalty.program.service import get_program
 
 
@@ -29,10 +36,24 @@ def mint_token(session: Session, customer_id: str) -> dict:
     return {"token": token, "expires_at": expires_at}
 
 
-def me(session: Session, hooks: Hooks, member: Member) -> dict:
-    """The member view, plus what a browser needs to format it (the program's currency)."""
-    view = members.member_view(session, hooks, member)
-    view["currency"] = get_program(session).currency
+TOKEN_MEMBER_VIEW = members.ViewQuery(
+    lambda: widget_member_conditions(bindparam("member_id"), bindparam("customer_id")),
+    extra=lambda: [
+        select(Program.currency).where(Program.id == PROGRAM_ID).scalar_subquery().label("currency")
+    ],
+)
+
+
+def me(session: Session, hooks: Hooks, principal: Principal) -> dict:
+    """The token's member's view, plus what a browser needs to format it (the program's
+    currency) — and the check that the member is still the token's, all in one statement."""
+    found = TOKEN_MEMBER_VIEW.find(
+        session, hooks, member_id=principal.member_id, customer_id=principal.customer_id
+    )
+    if found is None:
+        raise widget_member_gone()
+    view, row = found
+    view["currency"] = row.currency
     return view
 
 

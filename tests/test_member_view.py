@@ -4,15 +4,15 @@ one statement."""
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import delete, event, update
+from sqlalchemy import delete, update
 
-from loyalty.extensions import db
 from loyalty.hooks import Hooks, hooks
 from loyalty.members import service as members
 from loyalty.members.models import Member
 from referrals.models import ReferralCode
 from tests import factories as f
 from tests.conftest import bearer
+from tests.statements import recorded
 from tests.tiers.helpers import at, beauty_insider, last_year, order, post_event
 
 
@@ -154,15 +154,7 @@ def test_the_view_is_one_select(client, storefront, path):
     post_event(client, storefront, f.paid("c_1"))
     headers = token(client, storefront) if path == "/v1/me" else storefront
     get(client, path, headers)  # warm: the API key is cached from here on
-    selects = []
-
-    def seen(_conn, _cursor, statement, *_args):
-        if statement.lstrip().upper().startswith("SELECT"):
-            selects.append(statement)
-
-    event.listen(db.engine, "before_cursor_execute", seen)
-    try:
+    with recorded() as sent:
         get(client, path, headers)
-    finally:
-        event.remove(db.engine, "before_cursor_execute", seen)
-    assert len(selects) == 1, selects
+    selects = [s for s in sent if s.upper().startswith("SELECT")]
+    assert len(selects) == 1, sent

@@ -62,7 +62,7 @@ def history(client, admin):
 MARCH = "/v1/reports/retention?from=2026-03-01&to=2026-04-01"
 
 
-def test_retention_numbers_overall_and_by_membership(client, reports, history):
+def test_retention_numbers_overall_and_by_membership(client, admin, reports, history):
     response = client.get(MARCH, headers=reports)
     assert response.status_code == 200, response.get_json()
     body = response.get_json()
@@ -110,6 +110,15 @@ def test_retention_numbers_overall_and_by_membership(client, reports, history):
         "clv": 6000,
         "retention_rate": "0.00",
     }
+    # Erasing a member takes their customer id off their orders, not their orders out of history.
+    assert client.delete("/v1/members/m1", headers=admin).status_code == 204
+    assert client.get(MARCH, headers=reports).get_json() == body
+    cohorts = client.get("/v1/reports/cohorts", headers=reports).get_json()["items"]
+    assert [(row["cohort"], row["customers"], row["retention"]) for row in cohorts] == [
+        ("2026-01", 1, [1, 0, 0, 0]),
+        ("2026-02", 1, [1, 1, 0]),
+        ("2026-03", 2, [2, 1]),
+    ]
 
 
 def test_retention_with_offsets_and_an_empty_period(client, reports, history):
@@ -169,7 +178,7 @@ def test_cohorts_by_first_order_month(client, reports, history):
 
 
 def test_cohorts_by_referral_and_by_reward(client, admin, storefront, reports):
-    from tests.referrals.helpers import code_of
+    from tests.referrals.helpers import claim, code_of
     from tests.rewards.helpers import make_member, make_reward, redeem
 
     now = datetime.now(UTC)
@@ -184,6 +193,18 @@ def test_cohorts_by_referral_and_by_reward(client, admin, storefront, reports):
     body = client.post("/v1/events", json=friend, headers=storefront).get_json()
     assert [e["status"] for e in body["effects"] if e["kind"] == "referral"] == ["converted"]
     pay(client, storefront, "bea", 1000, now - timedelta(days=1))
+    # dan claims ana's referral and pays his first order with the friend's reward code.
+    claimed = claim(client, storefront, code, "dan@example.com", customer_id="dan")
+    assert claimed.status_code == 201, claimed.get_json()
+    first = f.paid(
+        "dan",
+        lines=[f.line(unit_price=6000, discount=1000)],
+        occurred_at=now - timedelta(hours=2),
+        reward_codes=[claimed.get_json()["friend_reward"]["code"]],
+    )
+    body = client.post("/v1/events", json=first, headers=storefront).get_json()
+    assert [e["kind"] for e in body["effects"]].count("reward_code_used") == 1
+    assert [e["status"] for e in body["effects"] if e["kind"] == "referral"] == ["converted"]
 
     make_member(client, admin, "cleo", points=1000)
     reward = make_reward(client, admin, name="Ten off")
@@ -205,8 +226,12 @@ def test_cohorts_by_referral_and_by_reward(client, admin, storefront, reports):
             for row in response.get_json()["items"]
         }
 
-    assert rows("referral") == {"none": (2, 2, 8000), "referred": (1, 2, 7000)}
-    assert rows("reward") == {"none": (2, 3, 12000), "Ten off": (1, 1, 3000)}
+    assert rows("referral") == {"none": (2, 2, 8000), "referred": (2, 3, 12000)}
+    assert rows("reward") == {
+        "none": (2, 3, 12000),  # ana, bea
+        "Ten off": (1, 1, 3000),  # cleo's catalog reward
+        "referral": (1, 1, 5000),  # dan's friend reward
+    }
 
 
 def test_a_cohort_no_domain_registered_is_a_validation_error(client, app, reports, monkeypatch):

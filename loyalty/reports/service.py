@@ -3,8 +3,9 @@
 Every number comes from a few aggregate queries (no Python loop per member or order). An
 order's value is its net eligible spend: `eligible_amount − refunded_amount` (goods after
 discounts; tax, shipping and gift card purchases excluded; refunds subtracted) — the same money
-that counts toward tiers. A customer is a store customer id; "members" are the orders whose
-`member_id` is set, "non-members" those without. Times are UTC.
+that counts toward tiers. A customer is a store customer id (an erased member stays one
+anonymous customer); "members" are the orders whose `member_id` is set, "non-members" those
+without. Times are UTC.
 """
 
 import csv
@@ -15,6 +16,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from sqlalchemy import (
     Integer,
+    String,
     and_,
     case,
     cast,
@@ -46,6 +48,9 @@ _SECONDS_PER_DAY = Decimal(86400)
 
 ORDER_VALUE = Order.eligible_amount - Order.refunded_amount
 PAID = Order.status == "paid"
+# Who bought: the store's customer id; an erased member's orders lose it but keep the member,
+# so their history still counts, as one anonymous customer.
+CUSTOMER = func.coalesce(Order.customer_id, literal("erased:") + cast(Order.member_id, String))
 
 
 def _decimal(numerator, denominator, scale=1) -> str | None:
@@ -105,8 +110,8 @@ def _retention_block(session: Session, start: datetime, end: datetime, scope) ->
             func.min(case((in_period, epoch))).label("first_epoch"),
             func.max(case((in_period, epoch))).label("last_epoch"),
         )
-        .where(PAID, Order.customer_id.is_not(None), Order.occurred_at < end)
-        .group_by(Order.customer_id)
+        .where(PAID, Order.occurred_at < end)
+        .group_by(CUSTOMER)
     )
     if scope is not None:
         customers = customers.where(scope)
@@ -163,13 +168,13 @@ def cohorts(session: Session, by: str, sources: dict[str, Callable]) -> dict:
     first_month = _month_index(session, func.min(Order.occurred_at))
     per_customer = (
         select(
-            Order.customer_id.label("customer_id"),
+            CUSTOMER.label("customer_id"),
             first_month.label("first_month"),
             func.count().label("orders"),
             func.sum(ORDER_VALUE).label("revenue"),
         )
-        .where(PAID, Order.customer_id.is_not(None))
-        .group_by(Order.customer_id)
+        .where(PAID)
+        .group_by(CUSTOMER)
         .subquery()
     )
     if by == "first_order_month":
@@ -201,9 +206,9 @@ def cohorts(session: Session, by: str, sources: dict[str, Callable]) -> dict:
         select(
             customers.c.cohort,
             months_since.label("k"),
-            func.count(func.distinct(Order.customer_id)).label("customers"),
+            func.count(func.distinct(CUSTOMER)).label("customers"),
         )
-        .join(customers, customers.c.customer_id == Order.customer_id)
+        .join(customers, customers.c.customer_id == CUSTOMER)
         .where(PAID)
         .group_by(customers.c.cohort, months_since)
     ).all()

@@ -308,6 +308,15 @@ def test_each_segment_gets_the_member_built_for_it(client, reports, shoppers):
     assert custom["thresholds"]["high_value_top"] is None
 
 
+def test_a_buyer_whose_orders_were_all_refunded_is_not_high_value(client, admin, reports):
+    order_id = pay(client, admin, "c_back", 5000, datetime.now(UTC) - timedelta(days=2))
+    refund = f.refunded(order_id, "c_back", amount=5000)
+    assert client.post("/v1/events", json=refund, headers=admin).status_code == 200
+    body = client.get("/v1/reports/segments", headers=reports).get_json()
+    assert body["thresholds"]["high_value_min"] == 0  # the top (only) buyer's net spend
+    assert segments_of(body)["other_active"] == ["c_back"]
+
+
 def test_segments_as_csv(client, reports, shoppers):
     response = client.get("/v1/reports/segments?format=csv&high_value_top=0.4", headers=reports)
     assert response.status_code == 200

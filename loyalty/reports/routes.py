@@ -89,9 +89,9 @@ class Segments(MethodView):
         Per member: recency (days since the last paid order), frequency (paid orders) and
         monetary (net spend). Active = last order within `active_days`. High value = net spend
         ≥ `high_value_min`, by default the spend of the buyer ranked ⌊high_value_top × buyers⌋
-        (at least 1st) from the top (ties included). Low AOV = average order value below
-        `low_aov_max`, by default the lower median of buyers' average order values. In this
-        order: `new_subscribers` (no paid order), `loyal_high_value` (high value, active),
+        (at least 1st) from the top (ties included), and above 0. Low AOV = average order
+        value below `low_aov_max`, by default the lower median of buyers' average order values.
+        In this order: `new_subscribers` (no paid order), `loyal_high_value` (high value, active),
         `at_risk_high_value` (high value, inactive), `low_value_inactive` (inactive),
         `frequent_low_aov` (active, ≥ `frequent_orders` orders, low AOV), `other_active`.
         `?format=csv` streams one row per member: segment, customer_id, recency_days,

@@ -400,7 +400,8 @@ def _segmented(stats, thresholds: dict, as_of: datetime):
     if thresholds["high_value_min"] is None:
         high_value = literal(False)
     else:
-        high_value = stats.c.monetary >= thresholds["high_value_min"]
+        # Net spend of 0 (every order refunded) is never high value, whatever the threshold.
+        high_value = and_(stats.c.monetary >= thresholds["high_value_min"], stats.c.monetary > 0)
     if thresholds["low_aov_max"] is None:
         low_aov = literal(False)
     else:  # monetary / frequency < low_aov_max, in integers

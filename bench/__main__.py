@@ -43,6 +43,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         "--render", type=Path, default=None, help="only rewrite --out from a --json of a run"
     )
+    parser.add_argument(
+        "--jobs-from",
+        type=Path,
+        default=None,
+        help="report the batch jobs of an earlier run's --json instead of running them",
+    )
     opts = parser.parse_args(argv)
     opts.sections = [s.strip() for s in opts.sections.split(",") if s.strip()]
     unknown = set(opts.sections) - set(SECTIONS)
@@ -71,7 +77,14 @@ def main(argv=None) -> int:
 
         infra.ensure_wrk()
         results.update(http.run(opts))
-    if "jobs" in opts.sections:
+    if opts.jobs_from:
+        earlier = json.loads(opts.jobs_from.read_text())
+        env = earlier["environment"]
+        results["jobs"] = {
+            **earlier["jobs"],
+            "from_run": {k: env.get(k) for k in ("date", "commit", "load")},
+        }
+    elif "jobs" in opts.sections:
         from bench import jobs
 
         results["jobs"] = jobs.run(opts)

@@ -250,6 +250,13 @@ def markdown(results: dict) -> str:
             )
             + f"; job batch size {jobs['batch_size']}."
         )
+        earlier = jobs.get("from_run")
+        if earlier:
+            lines.append(
+                f"- The batch jobs were measured by an earlier run (`--jobs-from`): "
+                f"{earlier['date']}, commit {earlier['commit']}, load average "
+                f"{earlier['load']}; the HTTP sections by this one."
+            )
         for job in jobs["jobs"]:
             lines.append(
                 f"- `{job['name']}`: job {job['job_s']:.2f} s as the CLI reports it "

@@ -19,7 +19,9 @@ from sqlalchemy import (
     and_,
     case,
     func,
+    insert,
     literal,
+    or_,
     select,
     text,
     update,
@@ -75,15 +77,24 @@ class LedgerEntry(Base):
 
 
 BALANCES = ("points_available", "points_pending", "points_lifetime")
+_members = Member.__table__
+_entries = LedgerEntry.__table__
 
 
-def _refresh_balances(session: Session, member_id: int, row) -> None:
-    """Core UPDATEs bypass the identity map: give a loaded member the balances the UPDATE
+def _refresh_member(session: Session, member_id: int, row) -> None:
+    """Core UPDATEs bypass the identity map: give a loaded member the values the UPDATE
     returned (what a re-read in this transaction would see, without the round trip)."""
     member = session.identity_map.get((Member, (member_id,), None))
     if member is not None:
-        for name, value in zip(BALANCES, row, strict=True):
+        for name, value in row._mapping.items():
             set_committed_value(member, name, value)
+
+
+def activity_moved_to(at: datetime):
+    """SET value for `members.last_activity_at`: `at` if later than what it holds, never back."""
+    column = _members.c.last_activity_at
+    later = or_(column.is_(None), column < at)
+    return case((later, literal(at, UTCDateTime())), else_=column)
 
 
 def post_entry(
@@ -100,12 +111,18 @@ def post_entry(
     occurred_at: datetime | None = None,
     matures_at: datetime | None = None,
     spend: bool = False,
+    activity_at: datetime | None = None,
 ) -> LedgerEntry:
     """Append one entry and move the member's balances by it, atomically.
 
     `spend=True` makes a debit conditional: it succeeds only if `available` covers it at this
     instant, whatever runs concurrently; otherwise `InsufficientPoints` and nothing changes.
-    Other debits (clawbacks) may take `available` below zero.
+    Other debits (clawbacks) may take `available` below zero. `activity_at` also moves the
+    member's `last_activity_at` forward to it (never back), in the same UPDATE.
+
+    Two statements, both Core: the UPDATE of the balances (RETURNING them) and the INSERT of
+    the entry (RETURNING its id). The entry returned is a plain, unattached `LedgerEntry`
+    holding what was inserted.
     """
     if kind not in KINDS:
         raise ValueError(f"unknown ledger kind {kind!r}")
@@ -113,40 +130,45 @@ def post_entry(
         raise ValueError("a ledger entry moves a non-zero number of points")
     if state not in (PENDING, AVAILABLE):
         raise ValueError(f"unknown state {state!r}")
+    c = _members.c
     values = {}
     if state == PENDING:
-        values["points_pending"] = Member.points_pending + points
+        values["points_pending"] = c.points_pending + points
     else:
-        values["points_available"] = Member.points_available + points
+        values["points_available"] = c.points_available + points
     if kind in EARNING_KINDS:
-        values["points_lifetime"] = Member.points_lifetime + points
-    statement = update(Member).where(Member.id == member_id).values(**values)
+        values["points_lifetime"] = c.points_lifetime + points
+    returned = [c.points_available, c.points_pending, c.points_lifetime]
+    if activity_at is not None:
+        values["last_activity_at"] = activity_moved_to(activity_at)
+        returned.append(c.last_activity_at)
+    statement = update(_members).where(c.id == member_id).values(**values)
     if spend and points < 0:
-        statement = statement.where(Member.points_available >= -points)
-    statement = statement.returning(*(getattr(Member, name) for name in BALANCES))
-    row = session.execute(statement, execution_options={"synchronize_session": False}).first()
+        statement = statement.where(c.points_available >= -points)
+    row = session.execute(statement.returning(*returned)).first()
     if row is None:
         if spend:
             raise InsufficientPoints(f"This needs {-points} available points.")
         raise LookupError(f"member {member_id} not found")
-    _refresh_balances(session, member_id, row)
+    _refresh_member(session, member_id, row)
     now = utcnow()
-    entry = LedgerEntry(
-        member_id=member_id,
-        kind=kind,
-        points=points,
-        state=state,
-        source_type=source_type,
-        source_id=source_id,
-        detail=detail or {},
-        rule_id=rule_id,
-        occurred_at=occurred_at or now,
-        created_at=now,
-        matures_at=matures_at,
-    )
-    session.add(entry)
-    session.flush()
-    return entry
+    entry = {
+        "member_id": member_id,
+        "kind": kind,
+        "points": points,
+        "state": state,
+        "source_type": source_type,
+        "source_id": source_id,
+        "detail": detail or {},
+        "rule_id": rule_id,
+        "occurred_at": occurred_at or now,
+        "created_at": now,
+        "matures_at": matures_at,
+        "matured_at": None,
+        "expires_at": None,
+    }
+    entry_id = session.execute(insert(_entries).values(entry).returning(_entries.c.id)).scalar_one()
+    return LedgerEntry(id=entry_id, **entry)
 
 
 def lock_member(session: Session, member_id: int) -> Member:

@@ -2,6 +2,9 @@
 
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import select
+
+from loyalty.members.models import Member
 from tests import factories as f
 
 
@@ -94,3 +97,76 @@ def test_other_currency_is_refused(client, storefront):
     assert response.status_code == 422
     assert response.get_json()["type"] == "currency-mismatch"
     assert client.get("/v1/members/c_1", headers=storefront).status_code == 404
+
+
+def test_an_order_paid_or_canceled_already_is_409_and_changes_nothing(client, storefront):
+    paid = f.paid(lines=[f.line(unit_price=5000)])
+    assert post_event(client, storefront, paid).status_code == 200
+    again = f.paid("c_other", order_id=paid["order"]["id"], lines=[f.line(unit_price=9000)])
+    response = post_event(client, storefront, again)
+    assert response.status_code == 409
+    assert "already paid" in response.get_json()["detail"]
+    assert client.get("/v1/members/c_other", headers=storefront).status_code == 404  # no enrol
+    assert member(client, storefront)["points"]["pending"] == 50
+
+    canceled = f.canceled("ord_gone")
+    assert post_event(client, storefront, canceled).status_code == 200
+    response = post_event(client, storefront, f.paid(order_id="ord_gone"))
+    assert response.status_code == 409
+    assert "canceled" in response.get_json()["detail"]
+    assert member(client, storefront)["points"]["pending"] == 50
+
+
+def test_paid_orders_move_last_activity_forward_only(client, storefront, session):
+    def last_activity():
+        session.expire_all()
+        return session.scalars(select(Member.last_activity_at)).one()
+
+    now = datetime.now(UTC).replace(microsecond=0)
+    gift_card_only = f.paid(lines=[f.line(unit_price=2500, gift_card=True)], occurred_at=now)
+    assert post_event(client, storefront, gift_card_only).get_json()["effects"] == []
+    assert last_activity() == now  # no points, still activity
+    earlier = f.paid(occurred_at=now - timedelta(days=3))
+    assert post_event(client, storefront, earlier).get_json()["effects"][0]["points"] == 50
+    assert last_activity() == now  # a back-dated order does not move it back
+    later = now + timedelta(seconds=5)
+    post_event(client, storefront, f.paid(occurred_at=later))
+    assert last_activity() == later
+
+
+def test_program_and_rule_changes_apply_to_the_very_next_event(client, admin, storefront):
+    """The program and the earning rules are cached per worker; a change made through the
+    API clears the cache when it commits, so the very next event already uses it."""
+    now = datetime.now(UTC)
+
+    def effects(customer_id="c_1", occurred_at=None):
+        event = f.paid(customer_id, lines=[f.line(unit_price=10_000)], occurred_at=occurred_at)
+        body = post_event(client, storefront, event).get_json()
+        return [(e["kind"], e["points"], e["state"]) for e in body["effects"]], body["member"]
+
+    assert effects()[0] == [("earn", 100, "pending")]  # program and rules now cached
+    change = {"points_per_unit": "2", "pending_days": 0}
+    assert client.put("/v1/program", json=change, headers=admin).status_code == 200
+    assert effects()[0] == [("earn", 200, "available")]
+
+    made = client.post(
+        "/v1/earning-rules",
+        json={"name": "Ten more", "trigger": "order", "points": 10,
+              "ends_at": (now - timedelta(hours=1)).isoformat()},
+        headers=admin,
+    ).get_json()  # fmt: skip
+    assert effects(occurred_at=now - timedelta(hours=2))[0] == [
+        ("earn", 200, "available"),
+        ("bonus", 10, "available"),
+    ]
+    assert effects()[0] == [("earn", 200, "available")]  # the same cached rule, expired now
+    changed = client.patch(
+        f"/v1/earning-rules/{made['id']}", json={"points": 20, "ends_at": None}, headers=admin
+    )
+    assert changed.status_code == 200
+    assert effects()[0] == [("earn", 200, "available"), ("bonus", 20, "available")]
+    assert client.delete(f"/v1/earning-rules/{made['id']}", headers=admin).status_code == 204
+    assert effects()[0] == [("earn", 200, "available")]
+
+    assert client.put("/v1/program", json={"auto_enroll": False}, headers=admin).status_code == 200
+    assert effects("c_stranger") == ([], None)

@@ -17,6 +17,7 @@ down on its own. Order bonuses go through `award_order_points`, so refunds rever
 the order's base points, in proportion, using the numbers recorded when they were earned.
 """
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -24,7 +25,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import and_, exists, insert, literal, or_, select, union_all, update
 from sqlalchemy.orm import Session
 
-from loyalty import ledger
+from loyalty import cache, ledger
 from loyalty.audit import record_change
 from loyalty.earning.models import EarningRule
 from loyalty.errors import NotFound, ValidationFailed
@@ -44,6 +45,8 @@ SIGNUP_SOURCE = "signup"
 # given within this many days; never twice for the same birthday.
 BIRTHDAY_LOOKBACK_DAYS = 30
 FIXED_ONLY = ("signup", "birthday")
+
+cache.watch(EarningRule, "earning_rules")
 
 
 # --- configuration --------------------------------------------------------------------------
@@ -190,7 +193,46 @@ def live_rules(session: Session, triggers: tuple[str, ...], at: datetime) -> lis
     )
 
 
-def matching_amount(rule: EarningRule, lines: list[dict]) -> int:
+@dataclass(frozen=True)
+class Rule:
+    """An active rule as plain values, as the per-worker cache keeps it (read-only)."""
+
+    id: int
+    name: str
+    trigger: str
+    multiplier: Decimal | None
+    points: int | None
+    conditions: dict
+    starts_at: datetime | None
+    ends_at: datetime | None
+
+
+def cached_rules(session: Session, triggers: tuple[str, ...], at: datetime) -> list[Rule]:
+    """`live_rules` for the events' hot path: the active rules of these triggers come from the
+    per-worker cache (a change through this worker clears it when it commits), and the time
+    window is checked here against `at`."""
+
+    def load() -> tuple[Rule, ...]:
+        rows = session.scalars(
+            select(EarningRule)
+            .where(EarningRule.trigger.in_(triggers), EarningRule.active.is_(True))
+            .order_by(EarningRule.id)
+        )
+        return tuple(
+            Rule(r.id, r.name, r.trigger, r.multiplier, r.points, dict(r.conditions or {}),
+                 r.starts_at, r.ends_at)
+            for r in rows
+        )  # fmt: skip
+
+    return [
+        rule
+        for rule in cache.cached(session, "earning_rules", triggers, load)
+        if (rule.starts_at is None or rule.starts_at <= at)
+        and (rule.ends_at is None or rule.ends_at > at)
+    ]
+
+
+def matching_amount(rule: Rule | EarningRule, lines: list[dict]) -> int:
     """Eligible money of the lines the rule's sku/category conditions select."""
     conditions = rule.conditions or {}
     skus, categories = conditions.get("skus"), conditions.get("categories")
@@ -217,7 +259,7 @@ def order_bonuses(ctx, tier: Tier, rate: Decimal, points_for) -> None:
     from loyalty.earning.service import award_order_points
 
     order = ctx.order
-    candidates = live_rules(ctx.session, ("order", "first_order"), ctx.occurred_at)
+    candidates = cached_rules(ctx.session, ("order", "first_order"), ctx.occurred_at)
     if any(r.trigger == "first_order" for r in candidates) and not is_first_paid_order(
         ctx.session, order
     ):
@@ -256,7 +298,7 @@ def order_bonuses(ctx, tier: Tier, rate: Decimal, points_for) -> None:
 
 def signup_bonus(session: Session, member: Member) -> None:
     """`hooks.member_enrolled`: fixed points for each live sign-up rule, available at once."""
-    for rule in live_rules(session, ("signup",), member.enrolled_at):
+    for rule in cached_rules(session, ("signup",), member.enrolled_at):
         if (rule.conditions or {}).get("tiers"):
             tier = session.get(Tier, member.tier_id) if member.tier_id else None
             if tier is None or tier.name not in rule.conditions["tiers"]:

@@ -45,6 +45,7 @@ def award_order_points(
         rule_id=rule_id,
         occurred_at=ctx.occurred_at,
         matures_at=ctx.occurred_at + timedelta(days=program.pending_days) if pending else None,
+        activity_at=ctx.occurred_at,  # the paid order is the member's activity
     )
     ctx.order.points_awarded += points
     ctx.effects.append(
@@ -66,7 +67,7 @@ class PointsEarning:
     def paid(self, ctx: OrderEventContext) -> None:
         if ctx.member is None:
             return
-        tier = tiers.current_tier(ctx.session, ctx.member)
+        tier = ctx.tier or tiers.current_tier(ctx.session, ctx.member)
         rate = Decimal(ctx.program.points_per_unit)
         multiplier = Decimal(tier.multiplier)
         points = points_for(ctx.order.eligible_amount, ctx.order.currency, rate, multiplier)

@@ -15,14 +15,16 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
+from loyalty import ledger
 from loyalty.errors import Conflict, ValidationFailed
 from loyalty.hooks import Hooks
 from loyalty.members import service as members
 from loyalty.members.models import Member
 from loyalty.orders.models import Order, OrderRefund, ProcessedEvent
-from loyalty.program.models import Program
-from loyalty.program.service import check_currency, get_program
+from loyalty.program.service import ProgramSettings, check_currency, program_settings
+from loyalty.tiers.models import Tier
 from loyalty.types import utcnow
 
 ORDER_ATTRIBUTES = (
@@ -40,10 +42,16 @@ ORDER_ATTRIBUTES = (
 
 @dataclass
 class OrderEventContext:
-    """What handlers see: the event, the program, the order row and the member (locked)."""
+    """What handlers see: the event, the program, the order row and the member (locked).
+
+    On `order.paid`, `order` is a plain `Order` holding the row just inserted (its `id`
+    included) but not attached to the session: handlers assign its fields (`detail`,
+    `points_awarded`...) and `_paid` writes whatever changed in one UPDATE after the last
+    handler. `program` is the cached `ProgramSettings` (plain values, read-only).
+    """
 
     session: Session
-    program: Program
+    program: ProgramSettings
     event_id: str
     type: str
     occurred_at: datetime
@@ -51,6 +59,8 @@ class OrderEventContext:
     order: Order
     member: Member | None
     refund: OrderRefund | None = None
+    # order.paid: the member's tier before this event, read with the member's row.
+    tier: Tier | None = None
     refund_amount: int = 0  # eligible money refunded by this event
     effects: list[dict] = field(default_factory=list)
 
@@ -124,7 +134,7 @@ def process_event(session: Session, hooks: Hooks, data: dict, digest: str) -> di
         if existing is None:  # purged between the two statements: the sender retries
             raise Conflict(f"Event {data['id']!r} is being processed; retry.")
         return _replay(existing, digest)
-    program = get_program(session)
+    program = program_settings(session)
     check_currency(program, data["order"]["currency"])
     apply = {"order.paid": _paid, "order.refunded": _refunded, "order.canceled": _canceled}
     ctx = apply[data["type"]](session, hooks, program, data)
@@ -160,9 +170,22 @@ def _insert_order(session: Session, order: Order) -> None:
         raise Conflict(f"Order {order.order_id!r} was recorded by another event.") from exc
 
 
-def _member_for(session, hooks, program, payload, occurred_at, *, enroll: bool) -> Member | None:
-    member = members.find_member(session, payload["customer_id"], lock=True)
-    if member is None and enroll and program.auto_enroll:
+def _lock_member(session: Session, customer_id: str) -> tuple[Member | None, Tier | None]:
+    """The member's row, locked, and their tier (which earning reads), in one statement."""
+    row = session.execute(
+        select(Member, Tier)
+        .outerjoin(Tier, Tier.id == Member.tier_id)
+        .where(Member.customer_id == customer_id)
+        .with_for_update(of=Member)
+        .execution_options(populate_existing=True)
+    ).first()
+    return (row[0], row[1]) if row is not None else (None, None)
+
+
+def _member_for(session, hooks, program, payload, occurred_at):
+    """The paying member (enrolled now if the program says so) and their tier, locked."""
+    member, tier = _lock_member(session, payload["customer_id"])
+    if member is None and program.auto_enroll:
         members.enroll(
             session,
             hooks,
@@ -171,43 +194,92 @@ def _member_for(session, hooks, program, payload, occurred_at, *, enroll: bool) 
             name=payload.get("name"),
             enrolled_at=occurred_at,
         )
-        member = members.find_member(session, payload["customer_id"], lock=True)
-    return member
+        member, tier = _lock_member(session, payload["customer_id"])
+    return member, tier
+
+
+def _insert_paid_order(session: Session, row: dict) -> int:
+    """INSERT the order unless its id is known (one statement); 409 if it is."""
+    dialect = session.get_bind().dialect.name
+    insert_ = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    table = Order.__table__
+    order_pk = session.execute(
+        insert_(table)
+        .values(row)
+        .on_conflict_do_nothing(index_elements=["order_id"])
+        .returning(table.c.id)
+    ).scalar()
+    if order_pk is None:
+        # Paid or canceled by another event (a concurrent one waited for it to commit).
+        status = session.scalar(select(Order.status).where(Order.order_id == row["order_id"]))
+        state = "canceled" if status == "canceled" else "already paid"
+        raise Conflict(f"Order {row['order_id']!r} was recorded by another event: it is {state}.")
+    return order_pk
+
+
+_ORDER_FIELDS = tuple(Order.__table__.c.keys())
+
+
+def _write_order_changes(session: Session, order: Order, inserted: dict) -> None:
+    """One UPDATE of what the handlers changed on the (unattached) paid order, if anything."""
+    changes = {}
+    for name in _ORDER_FIELDS:
+        value = getattr(order, name)
+        if name != "id" and value is not inserted[name] and value != inserted[name]:
+            changes[name] = value
+    if changes:
+        table = Order.__table__
+        session.execute(update(table).where(table.c.id == order.id).values(changes))
+
+
+def _touch_activity(session: Session, member: Member, at: datetime) -> None:
+    """Move `last_activity_at` forward to `at` unless earning already did (same UPDATE)."""
+    if member.last_activity_at is not None and member.last_activity_at >= at:
+        return
+    c = Member.__table__.c
+    value = session.execute(
+        update(Member.__table__)
+        .where(c.id == member.id)
+        .values(last_activity_at=ledger.activity_moved_to(at))
+        .returning(c.last_activity_at)
+    ).scalar_one()
+    set_committed_value(member, "last_activity_at", value)
 
 
 def _paid(session, hooks, program, data) -> OrderEventContext:
-    payload = data["order"]
-    existing = _find_order(session, payload["id"])
-    if existing is not None:
-        state = "canceled" if existing.status == "canceled" else "already paid"
-        raise Conflict(f"Order {payload['id']!r} is {state}.")
-    member = _member_for(session, hooks, program, payload, data["occurred_at"], enroll=True)
+    payload, occurred_at = data["order"], data["occurred_at"]
+    member, tier = _member_for(session, hooks, program, payload, occurred_at)
     lines = [{**line, "eligible": line_eligible_amount(line), "refunded_quantity": 0}
              for line in payload["lines"]]  # fmt: skip
     goods = sum(line["quantity"] * line["unit_price"] - line["discount"] for line in lines)
-    order = Order(
-        order_id=payload["id"],
-        customer_id=payload["customer_id"],
-        member_id=member.id if member else None,
-        email_normalized=members.normalize_email(payload.get("email")),
-        currency=payload["currency"],
-        status="paid",
-        occurred_at=data["occurred_at"],
-        total_amount=goods + payload["shipping"] + payload["tax"],
-        eligible_amount=sum(line["eligible"] for line in lines),
-        lines=lines,
-        attributes={k: payload.get(k) for k in ORDER_ATTRIBUTES},
-        detail={},
-    )
-    _insert_order(session, order)
+    row = {
+        "order_id": payload["id"],
+        "customer_id": payload["customer_id"],
+        "member_id": member.id if member else None,
+        "email_normalized": members.normalize_email(payload.get("email")),
+        "currency": payload["currency"],
+        "status": "paid",
+        "occurred_at": occurred_at,
+        "total_amount": goods + payload["shipping"] + payload["tax"],
+        "eligible_amount": sum(line["eligible"] for line in lines),
+        "refunded_amount": 0,
+        "points_awarded": 0,
+        "points_reversed": 0,
+        "lines": lines,
+        "attributes": {k: payload.get(k) for k in ORDER_ATTRIBUTES},
+        "detail": {},
+        "created_at": utcnow(),
+    }
+    order_pk = _insert_paid_order(session, row)
+    # The handlers' view of the row: their changes are written once, below.
+    order = Order(**{**row, "id": order_pk, "detail": {}})
     ctx = OrderEventContext(
-        session, program, data["id"], data["type"], data["occurred_at"], payload, order, member
+        session, program, data["id"], data["type"], occurred_at, payload, order, member, tier=tier
     )
     hooks.dispatch("paid", ctx)
-    if member is not None and (
-        member.last_activity_at is None or member.last_activity_at < data["occurred_at"]
-    ):
-        member.last_activity_at = data["occurred_at"]
+    _write_order_changes(session, order, row)
+    if member is not None:
+        _touch_activity(session, member, occurred_at)
     session.flush()
     return ctx
 

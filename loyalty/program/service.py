@@ -1,6 +1,11 @@
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
+from loyalty import cache
 from loyalty.errors import Conflict, CurrencyMismatch
 from loyalty.orders.models import Order
 from loyalty.program.models import PROGRAM_ID, Program
@@ -17,6 +22,40 @@ def currency_exponent(currency: str) -> int:
     return _EXPONENTS.get(currency, 2)
 
 
+cache.watch(Program, "program")
+
+
+@dataclass(frozen=True)
+class ProgramSettings:
+    """The program row as plain values: what order events read, from the per-worker cache."""
+
+    id: int
+    currency: str
+    timezone: str
+    points_per_unit: Decimal
+    pending_days: int
+    expiry_inactive_days: int | None
+    qualifying_period: str
+    auto_enroll: bool
+    widget_origins: tuple[str, ...]
+    updated_at: datetime
+
+
+def program_settings(session: Session) -> ProgramSettings:
+    """The program's settings, cached per worker (see loyalty.cache): a change through this
+    worker is seen by its very next request, other workers' within CONFIG_CACHE_SECONDS."""
+
+    def load() -> ProgramSettings:
+        p = get_program(session)
+        return ProgramSettings(
+            p.id, p.currency, p.timezone, p.points_per_unit, p.pending_days,
+            p.expiry_inactive_days, p.qualifying_period, p.auto_enroll,
+            tuple(p.widget_origins or ()), p.updated_at,
+        )  # fmt: skip
+
+    return cache.cached(session, "program", PROGRAM_ID, load)
+
+
 def get_program(session: Session, *, for_update: bool = False) -> Program:
     program = session.get(Program, PROGRAM_ID, with_for_update=for_update or None)
     if program is None:  # the first migration inserts it; only a hand-edited database lacks it
@@ -24,7 +63,7 @@ def get_program(session: Session, *, for_update: bool = False) -> Program:
     return program
 
 
-def check_currency(program: Program, currency: str) -> None:
+def check_currency(program: Program | ProgramSettings, currency: str) -> None:
     if currency != program.currency:
         raise CurrencyMismatch(
             f"This program runs in {program.currency}; got {currency}.",

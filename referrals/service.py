@@ -232,16 +232,16 @@ def claim(session: Session, data: dict, *, now: datetime | None = None) -> Refer
     if not settings.enabled:
         raise ReferralRejected("The referral program is off.", reason=fraud.PROGRAM_DISABLED)
     code = find_code(session, data["code"])
-    referrer = ledger.lock_member(session, code.member_id)
-    click_id = None
-    if data.get("click"):
-        click_id = links.read_click(data["click"], code.code, settings.attribution_days * 86400)
     friend = fraud.Friend(
         email=normalize_email(data["email"]),
         customer_id=data.get("customer_id"),
         name=data.get("name"),
         ip=data.get("ip"),
     )
+    referrer = ledger.lock_member(session, code.member_id)
+    click_id = None
+    if data.get("click"):
+        click_id = links.read_click(data["click"], code.code, settings.attribution_days * 86400)
     verdict = fraud.assess(session, settings, referrer, friend, now=now, count_ip=True)
     if verdict.reason:
         raise ReferralRejected(verdict.detail, reason=verdict.reason)
@@ -260,6 +260,7 @@ def claim(session: Session, data: dict, *, now: datetime | None = None) -> Refer
         created_at=now,
     )
     _insert(session, referral)
+    _mark_friend_members(session, friend)
     if referral.status == CLAIMED:
         _issue_friend_reward(session, settings, referral)
     session.flush()
@@ -334,18 +335,42 @@ def _issue_referrer_code(session: Session, referral: Referral) -> None:
     referral.reward_state = REWARD_EARNED
 
 
-def _friend_referral(session: Session, friend: fraud.Friend) -> Referral | None:
-    """The referral naming this friend, locked: orders of one friend convert it one by one."""
+def _friend_referrals(session: Session, friend: fraud.Friend) -> list[Referral]:
+    """The referrals naming this friend (at most one by customer id, one by mailbox), oldest
+    first, locked: orders of one friend convert them one by one."""
     who = fraud.same_friend(friend, Referral.friend_customer_id, Referral.friend_email)
     if not who:
-        return None
-    return session.scalars(
-        select(Referral)
-        .where(or_(*who))
-        .order_by(Referral.id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).first()
+        return []
+    return list(
+        session.scalars(
+            select(Referral)
+            .where(or_(*who))
+            .order_by(Referral.id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+    )
+
+
+def _waits_for_order(referral: Referral) -> bool:
+    """Would the friend's next paid order convert (or reject) this referral?"""
+    return referral.status in (CLAIMED, REVIEW) and referral.order_id is None
+
+
+def _mark_friend_members(session: Session, friend: fraud.Friend) -> None:
+    """A new claim names this friend: their member rows (if any) must look on the next order.
+
+    The UPDATE waits for an order event holding such a row; that order did not see this
+    uncommitted claim (nor would it have before members carried the mark), and orders after
+    it see the mark and the committed claim. Rows are locked in id order."""
+    who = fraud.same_friend(friend, Member.customer_id, Member.email_normalized)
+    if not who:
+        return
+    named = select(Member.id).where(or_(*who)).order_by(Member.id).with_for_update()
+    session.execute(
+        update(Member).where(Member.id.in_(named)).values(referral_check=True),
+        execution_options={"synchronize_session": False},
+    )
 
 
 def _effect(ctx, referral: Referral | None, status: str, **extra) -> None:
@@ -361,9 +386,31 @@ class ReferralConversion:
     before the reward matures cancels the reward."""
 
     def paid(self, ctx) -> None:
+        member, order = ctx.member, ctx.order
+        # Does this order's buyer (customer id, mailbox) name no one but the member?
+        buyer_is_member = member is not None and order.email_normalized in (
+            None,
+            member.email_normalized,
+        )
+        if buyer_is_member and not member.referral_check and not ctx.payload.get("referral_code"):
+            return  # no referral waits for this member's order: nothing to look up
+        found = _friend_referrals(
+            ctx.session,
+            fraud.Friend(email=order.email_normalized, customer_id=order.customer_id),
+        )
+        self._convert(ctx, found[0] if found else None)
+        if (
+            buyer_is_member
+            and member.referral_check
+            and order.email_normalized == member.email_normalized
+            and not any(_waits_for_order(r) for r in found)
+        ):
+            # Everything naming the member was looked at, and nothing waits any more; a
+            # later claim naming them sets the mark again (under this row's lock).
+            member.referral_check = False
+
+    def _convert(self, ctx, referral: Referral | None) -> None:
         session, order, payload = ctx.session, ctx.order, ctx.payload
-        buyer = fraud.Friend(email=order.email_normalized, customer_id=order.customer_id)
-        referral = _friend_referral(session, buyer)
         fresh = referral is None
         if fresh:
             if not payload.get("referral_code"):

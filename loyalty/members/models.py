@@ -1,6 +1,6 @@
 from datetime import datetime
 
-from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Integer, String
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Integer, String, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from loyalty.extensions import Base
@@ -32,3 +32,7 @@ class Member(Base):
     last_activity_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     tier_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("tiers.id"))
     erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Referrals: may a referral still waiting for its order name this member (by customer id
+    # or mailbox)? True from enrolment and whenever a claim names them; a paid order that
+    # finds none clears it, so the orders after it need not look (see referrals.service).
+    referral_check: Mapped[bool] = mapped_column(default=True, server_default=true())

@@ -200,16 +200,19 @@ def cohorts(session: Session, by: str, sources: dict[str, Callable]) -> dict:
         .group_by(customers.c.cohort)
         .order_by(customers.c.cohort)
     ).all()
-    # Customers of each cohort with a paid order k months after their own first one.
-    months_since = _month_index(session, Order.occurred_at) - customers.c.first_month
-    counts = session.execute(
-        select(
-            customers.c.cohort,
-            months_since.label("k"),
-            func.count(func.distinct(CUSTOMER)).label("customers"),
-        )
-        .join(customers, customers.c.customer_id == CUSTOMER)
+    # Customers of each cohort with a paid order k months after their own first one: first the
+    # distinct (customer, month) pairs, so the count needs no DISTINCT (hash aggregates only).
+    month = _month_index(session, Order.occurred_at)
+    active_months = (
+        select(CUSTOMER.label("customer_id"), month.label("month"))
         .where(PAID)
+        .group_by(CUSTOMER, month)
+        .subquery()
+    )
+    months_since = active_months.c.month - customers.c.first_month
+    counts = session.execute(
+        select(customers.c.cohort, months_since.label("k"), func.count().label("customers"))
+        .join(customers, customers.c.customer_id == active_months.c.customer_id)
         .group_by(customers.c.cohort, months_since)
     ).all()
     last_month = session.scalar(

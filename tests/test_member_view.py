@@ -9,6 +9,8 @@ from sqlalchemy import delete, update
 from loyalty.hooks import Hooks, hooks
 from loyalty.members import service as members
 from loyalty.members.models import Member
+from loyalty.members.schemas import MemberSchema
+from loyalty.widget.schemas import MeSchema
 from referrals.models import ReferralCode
 from tests import factories as f
 from tests.conftest import bearer
@@ -71,7 +73,23 @@ def test_view_of_a_member_in_a_higher_tier_with_spend_in_two_periods(
         "referral": {"code": code, "url": f"{app.config['LOYALTY_PUBLIC_URL']}/r/{code}"},
     }
     # The widget shows the same member view, with the program's currency.
-    assert get(client, "/v1/me", token(client, storefront)) == {**view, "currency": "USD"}
+    me = get(client, "/v1/me", token(client, storefront))
+    assert me == {**view, "currency": "USD"}
+    # Both are sent as they are, without a dump: they must already be what the schemas give.
+    assert MemberSchema().dump(view) == view
+    assert MeSchema().dump(me) == me
+
+
+@pytest.mark.parametrize("path", ["/v1/members/c_1", "/v1/me"])
+def test_views_are_their_schemas_dump_also_with_nulls(client, storefront, session, path):
+    enroll(client, storefront)
+    session.execute(delete(ReferralCode).where(ReferralCode.member_id == member_pk(session)))
+    session.execute(update(Member).where(Member.customer_id == "c_1").values(name=None))
+    headers = token(client, storefront) if path == "/v1/me" else storefront
+    view = get(client, path, headers)
+    assert (view["name"], view["birthday"], view["tier"]["ends_at"]) == (None, None, None)
+    schema = MeSchema() if path == "/v1/me" else MemberSchema()
+    assert schema.dump(view) == view
 
 
 def test_a_member_without_a_tier_shows_the_base_tier(client, admin, storefront, session):
@@ -115,6 +133,9 @@ def test_without_the_referrals_domain_the_view_has_no_referral(client, storefron
     core_only, _row = members.BY_ID.find(session, Hooks(), member_id=pk)
     assert with_referrals["referral"] is not None
     assert core_only == {**with_referrals, "referral": None}
+    # Sent without a dump: the values themselves (not only their JSON) are the schema's.
+    for view in (with_referrals, core_only):
+        assert MemberSchema().dump(view) == view
 
 
 def test_an_erased_member_view_is_anonymous_and_has_no_referral(client, admin, session):

@@ -327,6 +327,39 @@ def test_widget_endpoints_are_rate_limited_per_member(client, admin, storefront,
     assert client.get("/v1/me", headers=second).status_code == 200
 
 
+def test_widget_reads_say_how_much_of_the_allowance_is_left(client, storefront, app, monkeypatch):
+    monkeypatch.setitem(app.config, "WIDGET_RATE_LIMIT", "5/minute")
+    customer = f"rl-h-{time.time_ns()}"
+    enroll(client, storefront, customer)
+    token = bearer(mint(client, storefront, customer))
+    first = client.get("/v1/me", headers=token)
+    second = client.get("/v1/me/activity", headers=token)
+    assert first.headers["X-RateLimit-Limit"] == second.headers["X-RateLimit-Limit"] == "5"
+    assert (first.headers["X-RateLimit-Remaining"], second.headers["X-RateLimit-Remaining"]) == (
+        "4",
+        "3",
+    )
+    assert int(first.headers["X-RateLimit-Reset"]) > time.time()
+    assert 0 <= int(first.headers["Retry-After"]) <= 60
+    for _ in range(3):
+        client.get("/v1/me", headers=token)
+    limited = client.get("/v1/me", headers=token)
+    assert limited.status_code == 429
+    assert limited.get_json()["detail"] == "5 per 1 minute"
+    assert 1 <= int(limited.headers["Retry-After"]) <= 61
+
+
+def test_rate_limits_can_be_switched_off(client, storefront, monkeypatch):
+    from loyalty.extensions import limiter
+
+    monkeypatch.setattr(limiter, "enabled", False)
+    monkeypatch.setitem(client.application.config, "WIDGET_RATE_LIMIT", "1/minute")
+    customer = f"rl-off-{time.time_ns()}"
+    enroll(client, storefront, customer)
+    token = bearer(mint(client, storefront, customer))
+    assert [client.get("/v1/me", headers=token).status_code for _ in range(3)] == [200] * 3
+
+
 # --- rewards through the widget ----------------------------------------------------------------
 
 

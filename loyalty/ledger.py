@@ -8,6 +8,7 @@ refuses updates of an entry other than its maturity, and deletes (see the first 
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 
 from sqlalchemy import (
     BigInteger,
@@ -17,6 +18,7 @@ from sqlalchemy import (
     Integer,
     String,
     and_,
+    bindparam,
     case,
     func,
     insert,
@@ -28,6 +30,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column
 from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.sql.elements import BindParameter
 
 from loyalty.errors import InsufficientPoints
 from loyalty.extensions import Base
@@ -90,11 +93,41 @@ def _refresh_member(session: Session, member_id: int, row) -> None:
             set_committed_value(member, name, value)
 
 
-def activity_moved_to(at: datetime):
-    """SET value for `members.last_activity_at`: `at` if later than what it holds, never back."""
+ACTIVITY_AT = bindparam("activity_at", type_=UTCDateTime())
+
+
+def activity_moved_to(at=ACTIVITY_AT):
+    """SET value for `members.last_activity_at`: `at` (by default the bind parameter
+    `activity_at`) if later than what it holds; never back."""
     column = _members.c.last_activity_at
-    later = or_(column.is_(None), column < at)
-    return case((later, literal(at, UTCDateTime())), else_=column)
+    if not isinstance(at, BindParameter):
+        at = literal(at, UTCDateTime())
+    return case((or_(column.is_(None), column < at), at), else_=column)
+
+
+@cache
+def _balances_update(state: str, earning: bool, spend: bool, activity: bool):
+    """UPDATE members ... RETURNING the balances, for one shape of entry (built once)."""
+    c = _members.c
+    points = bindparam("points", type_=BigInteger())
+    values = {}
+    if state == PENDING:
+        values["points_pending"] = c.points_pending + points
+    else:
+        values["points_available"] = c.points_available + points
+    if earning:
+        values["points_lifetime"] = c.points_lifetime + points
+    returned = [c.points_available, c.points_pending, c.points_lifetime]
+    if activity:
+        values["last_activity_at"] = activity_moved_to()
+        returned.append(c.last_activity_at)
+    statement = update(_members).where(c.id == bindparam("member_key")).values(**values)
+    if spend:
+        statement = statement.where(c.points_available + points >= 0)
+    return statement.returning(*returned)
+
+
+_INSERT_ENTRY = insert(_entries).returning(_entries.c.id)
 
 
 def post_entry(
@@ -120,9 +153,9 @@ def post_entry(
     Other debits (clawbacks) may take `available` below zero. `activity_at` also moves the
     member's `last_activity_at` forward to it (never back), in the same UPDATE.
 
-    Two statements, both Core: the UPDATE of the balances (RETURNING them) and the INSERT of
-    the entry (RETURNING its id). The entry returned is a plain, unattached `LedgerEntry`
-    holding what was inserted.
+    Two statements, both Core and built once: the UPDATE of the balances (RETURNING them) and
+    the INSERT of the entry (RETURNING its id). The entry returned is a plain, unattached
+    `LedgerEntry` holding what was inserted.
     """
     if kind not in KINDS:
         raise ValueError(f"unknown ledger kind {kind!r}")
@@ -130,22 +163,13 @@ def post_entry(
         raise ValueError("a ledger entry moves a non-zero number of points")
     if state not in (PENDING, AVAILABLE):
         raise ValueError(f"unknown state {state!r}")
-    c = _members.c
-    values = {}
-    if state == PENDING:
-        values["points_pending"] = c.points_pending + points
-    else:
-        values["points_available"] = c.points_available + points
-    if kind in EARNING_KINDS:
-        values["points_lifetime"] = c.points_lifetime + points
-    returned = [c.points_available, c.points_pending, c.points_lifetime]
+    statement = _balances_update(
+        state, kind in EARNING_KINDS, spend and points < 0, activity_at is not None
+    )
+    params = {"member_key": member_id, "points": points}
     if activity_at is not None:
-        values["last_activity_at"] = activity_moved_to(activity_at)
-        returned.append(c.last_activity_at)
-    statement = update(_members).where(c.id == member_id).values(**values)
-    if spend and points < 0:
-        statement = statement.where(c.points_available >= -points)
-    row = session.execute(statement.returning(*returned)).first()
+        params["activity_at"] = activity_at
+    row = session.execute(statement, params).first()
     if row is None:
         if spend:
             raise InsufficientPoints(f"This needs {-points} available points.")
@@ -167,7 +191,7 @@ def post_entry(
         "matured_at": None,
         "expires_at": None,
     }
-    entry_id = session.execute(insert(_entries).values(entry).returning(_entries.c.id)).scalar_one()
+    entry_id = session.execute(_INSERT_ENTRY, entry).scalar_one()
     return LedgerEntry(id=entry_id, **entry)
 
 

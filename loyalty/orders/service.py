@@ -9,8 +9,9 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cache
 
-from sqlalchemy import exists, or_, select, update
+from sqlalchemy import bindparam, exists, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -117,15 +118,48 @@ def _claim(session: Session, data: dict, digest: str) -> bool:
     event queue on the primary key: the first commits, the others then insert nothing and
     replay its answer; if the first rolls back, the next one claims the event instead.
     """
-    dialect = session.get_bind().dialect.name
+    row = {
+        "event_id": data["id"],
+        "type": data["type"],
+        "body_hash": digest,
+        "created_at": utcnow(),
+    }
+    statement = _insert_new(session, _EVENTS, "event_id", "event_id")
+    return session.execute(statement, row).first() is not None
+
+
+# The hot path's statements are built once (per dialect) and run with parameters: building
+# and caching a statement anew each time cost more CPU than the round trip it makes.
+_EVENTS, _ORDERS, _MEMBERS = ProcessedEvent.__table__, Order.__table__, Member.__table__
+
+
+@cache
+def _insert_new_statement(dialect: str, table, key: str, returned: str):
     insert_ = postgresql_insert if dialect == "postgresql" else sqlite_insert
-    statement = (
-        insert_(ProcessedEvent)
-        .values(event_id=data["id"], type=data["type"], body_hash=digest, created_at=utcnow())
-        .on_conflict_do_nothing(index_elements=["event_id"])
-        .returning(ProcessedEvent.event_id)
-    )
-    return session.execute(statement).first() is not None
+    return insert_(table).on_conflict_do_nothing(index_elements=[key]).returning(table.c[returned])
+
+
+def _insert_new(session: Session, table, key: str, returned: str):
+    """INSERT ... ON CONFLICT (key) DO NOTHING RETURNING `returned`; values at execution."""
+    return _insert_new_statement(session.get_bind().dialect.name, table, key, returned)
+
+
+_STORE_RESPONSE = update(_EVENTS).where(_EVENTS.c.event_id == bindparam("event_key"))
+_LOCK_MEMBER = (
+    select(Member, Tier)
+    .outerjoin(Tier, Tier.id == Member.tier_id)
+    .where(Member.customer_id == bindparam("customer_id"))
+    .with_for_update(of=Member)
+    .execution_options(populate_existing=True)
+)
+# SET whichever columns the parameters name (besides `order_pk`).
+_UPDATE_ORDER = update(_ORDERS).where(_ORDERS.c.id == bindparam("order_pk"))
+_TOUCH_ACTIVITY = (
+    update(_MEMBERS)
+    .where(_MEMBERS.c.id == bindparam("member_key"))
+    .values(last_activity_at=ledger.activity_moved_to())
+    .returning(_MEMBERS.c.last_activity_at)
+)
 
 
 def process_event(session: Session, hooks: Hooks, data: dict, digest: str) -> dict:
@@ -145,11 +179,7 @@ def process_event(session: Session, hooks: Hooks, data: dict, digest: str) -> di
         "effects": ctx.effects,
     }
     response = json.loads(json.dumps(response, default=str))
-    session.execute(
-        update(ProcessedEvent)
-        .where(ProcessedEvent.event_id == data["id"])
-        .values(response=response)
-    )
+    session.execute(_STORE_RESPONSE, {"response": response, "event_key": data["id"]})
     return response
 
 
@@ -172,13 +202,7 @@ def _insert_order(session: Session, order: Order) -> None:
 
 def _lock_member(session: Session, customer_id: str) -> tuple[Member | None, Tier | None]:
     """The member's row, locked, and their tier (which earning reads), in one statement."""
-    row = session.execute(
-        select(Member, Tier)
-        .outerjoin(Tier, Tier.id == Member.tier_id)
-        .where(Member.customer_id == customer_id)
-        .with_for_update(of=Member)
-        .execution_options(populate_existing=True)
-    ).first()
+    row = session.execute(_LOCK_MEMBER, {"customer_id": customer_id}).first()
     return (row[0], row[1]) if row is not None else (None, None)
 
 
@@ -200,15 +224,7 @@ def _member_for(session, hooks, program, payload, occurred_at):
 
 def _insert_paid_order(session: Session, row: dict) -> int:
     """INSERT the order unless its id is known (one statement); 409 if it is."""
-    dialect = session.get_bind().dialect.name
-    insert_ = postgresql_insert if dialect == "postgresql" else sqlite_insert
-    table = Order.__table__
-    order_pk = session.execute(
-        insert_(table)
-        .values(row)
-        .on_conflict_do_nothing(index_elements=["order_id"])
-        .returning(table.c.id)
-    ).scalar()
+    order_pk = session.execute(_insert_new(session, _ORDERS, "order_id", "id"), row).scalar()
     if order_pk is None:
         # Paid or canceled by another event (a concurrent one waited for it to commit).
         status = session.scalar(select(Order.status).where(Order.order_id == row["order_id"]))
@@ -217,7 +233,7 @@ def _insert_paid_order(session: Session, row: dict) -> int:
     return order_pk
 
 
-_ORDER_FIELDS = tuple(Order.__table__.c.keys())
+_ORDER_FIELDS = tuple(column.key for column in _ORDERS.c if column.key != "id")
 
 
 def _write_order_changes(session: Session, order: Order, inserted: dict) -> None:
@@ -225,24 +241,18 @@ def _write_order_changes(session: Session, order: Order, inserted: dict) -> None
     changes = {}
     for name in _ORDER_FIELDS:
         value = getattr(order, name)
-        if name != "id" and value is not inserted[name] and value != inserted[name]:
+        if value is not inserted[name] and value != inserted[name]:
             changes[name] = value
     if changes:
-        table = Order.__table__
-        session.execute(update(table).where(table.c.id == order.id).values(changes))
+        session.execute(_UPDATE_ORDER, {**changes, "order_pk": order.id})
 
 
 def _touch_activity(session: Session, member: Member, at: datetime) -> None:
     """Move `last_activity_at` forward to `at` unless earning already did (same UPDATE)."""
     if member.last_activity_at is not None and member.last_activity_at >= at:
         return
-    c = Member.__table__.c
-    value = session.execute(
-        update(Member.__table__)
-        .where(c.id == member.id)
-        .values(last_activity_at=ledger.activity_moved_to(at))
-        .returning(c.last_activity_at)
-    ).scalar_one()
+    params = {"member_key": member.id, "activity_at": at}
+    value = session.execute(_TOUCH_ACTIVITY, params).scalar_one()
     set_committed_value(member, "last_activity_at", value)
 
 

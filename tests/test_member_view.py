@@ -169,12 +169,23 @@ def test_a_token_whose_member_is_gone_reads_nothing(client, admin, storefront, s
     assert "points" not in response.get_json()
 
 
-@pytest.mark.parametrize("path", ["/v1/members/c_1", "/v1/me"])
-def test_the_view_is_one_select(client, storefront, path):
+@pytest.mark.parametrize(
+    ("path", "origin"),
+    [("/v1/members/c_1", None), ("/v1/me", None), ("/v1/me", "https://shop.example.com")],
+)
+def test_the_view_is_one_select(client, admin, storefront, path, origin):
+    program = get(client, "/v1/program", admin)
+    program["widget_origins"] = ["https://shop.example.com"]
+    assert client.put("/v1/program", json=program, headers=admin).status_code == 200
     enroll(client, storefront)
     post_event(client, storefront, f.paid("c_1"))
     headers = token(client, storefront) if path == "/v1/me" else storefront
-    get(client, path, headers)  # warm: the API key is cached from here on
+    if origin:
+        headers = {**headers, "Origin": origin}
+    # Warm: the API key and the program's settings (CORS) are cached from here on.
+    warm = client.get(path, headers=headers)
+    assert warm.status_code == 200
+    assert warm.headers.get("Access-Control-Allow-Origin") == origin
     with recorded() as sent:
         get(client, path, headers)
     selects = [s for s in sent if s.upper().startswith("SELECT")]

@@ -23,7 +23,7 @@ from loyalty.hooks import Hooks
 from loyalty.members import service as members
 from loyalty.members.models import Member
 from loyalty.program.models import PROGRAM_ID, Program
-from loyalty.program.service import get_program
+from loyalty.program.service import program_settings
 
 
 def mint_token(session: Session, customer_id: str) -> dict:
@@ -76,7 +76,9 @@ def referrals(session: Session, hooks: Hooks, member: Member, limit: int, cursor
 
 
 def origin_allowed(session: Session, origin: str | None) -> bool:
-    """Browsers on these origins may call `/v1/me` (read per request: admins change it live)."""
+    """Browsers on these origins may call `/v1/me` (the program's settings: a change reaches
+    every worker within CONFIG_CACHE_SECONDS, this one at once)."""
     if not origin:
         return False
-    return origin.rstrip("/") in {o.rstrip("/") for o in get_program(session).widget_origins or []}
+    allowed = program_settings(session).widget_origins
+    return origin.rstrip("/") in {o.rstrip("/") for o in allowed}

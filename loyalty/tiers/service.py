@@ -22,6 +22,7 @@ from sqlalchemy import (
     Select,
     String,
     and_,
+    bindparam,
     case,
     cast,
     func,
@@ -114,9 +115,39 @@ def add_spend(
     read against the tiers as committed (the caller holds the member's row lock, which tier
     configuration changes take too). None when there is no such period to lower.
     """
-    table = TierSpend.__table__
     dialect = session.get_bind().dialect.name
-    at = literal(now, UTCDateTime())
+    statement = _SPEND_STATEMENTS.get((dialect, delta > 0))
+    if statement is None:
+        statement = _SPEND_STATEMENTS[dialect, delta > 0] = _spend_statement(dialect, delta > 0)
+    # On the connection: nothing the ORM holds pending bears on these rows, and leaving it
+    # pending lets the event's last flush write each row once.
+    row = (
+        session.connection()
+        .execute(
+            statement,
+            {
+                "spender_id": member_id,
+                "period_starts_at": period.starts_at,
+                "period_ends_at": period.ends_at,
+                "period_keeps_until": period.keeps_until,
+                "delta": delta,
+                "now": now,
+            },
+        )
+        .first()
+    )
+    return None if row is None else (int(row.spend), row.tier_id)
+
+
+_SPEND_STATEMENTS: dict = {}  # (dialect, rise) -> the statement, built once with parameters
+
+
+def _spend_statement(dialect: str, rise: bool):
+    table = TierSpend.__table__
+    member_id = bindparam("spender_id", type_=BigInteger())
+    starts = bindparam("period_starts_at", type_=UTCDateTime())
+    delta = bindparam("delta", type_=BigInteger())
+    at = bindparam("now", type_=UTCDateTime())
     # This row after the change, if it is live at `now` (named by hand: SQLAlchemy does not
     # correlate a RETURNING clause's subqueries with the statement's table) ...
     starts_at, keeps_until, spend = (
@@ -129,7 +160,7 @@ def add_spend(
         select(func.max(other.c.spend))
         .where(
             other.c.member_id == member_id,
-            other.c.starts_at != literal(period.starts_at, UTCDateTime()),
+            other.c.starts_at != starts,
             other.c.starts_at <= at,
             other.c.keeps_until > at,
         )
@@ -145,30 +176,25 @@ def add_spend(
         .scalar_subquery()
     )
     returning = (live.label("spend"), tier_id.label("tier_id"))
-    if delta > 0:
-        insert_ = postgresql_insert if dialect == "postgresql" else sqlite_insert
-        statement = insert_(table).values(
-            member_id=member_id,
-            starts_at=period.starts_at,
-            ends_at=period.ends_at,
-            keeps_until=period.keeps_until,
-            spend=delta,
-        )
-        statement = statement.on_conflict_do_update(
-            index_elements=[table.c.member_id, table.c.starts_at],
-            set_={"spend": table.c.spend + statement.excluded.spend},
-        ).returning(*returning)
-    else:
-        statement = (
+    if not rise:
+        return (
             update(table)
-            .where(table.c.member_id == member_id, table.c.starts_at == period.starts_at)
+            .where(table.c.member_id == member_id, table.c.starts_at == starts)
             .values(spend=table.c.spend + delta)
             .returning(*returning)
         )
-    # On the connection: nothing the ORM holds pending bears on these rows, and leaving it
-    # pending lets the event's last flush write each row once.
-    row = session.connection().execute(statement).first()
-    return None if row is None else (int(row.spend), row.tier_id)
+    insert_ = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    statement = insert_(table).values(
+        member_id=member_id,
+        starts_at=starts,
+        ends_at=bindparam("period_ends_at", type_=UTCDateTime()),
+        keeps_until=bindparam("period_keeps_until", type_=UTCDateTime()),
+        spend=delta,
+    )
+    return statement.on_conflict_do_update(
+        index_elements=[table.c.member_id, table.c.starts_at],
+        set_={"spend": table.c.spend + statement.excluded.spend},
+    ).returning(*returning)
 
 
 # --- the formula, as SQL --------------------------------------------------------------------

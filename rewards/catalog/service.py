@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, cast, exists, func, insert, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from loyalty import ledger
 from loyalty.codes import normalize_code, random_code
@@ -682,6 +683,14 @@ class RewardCodeConsumption:
             )
             if reason is None:
                 discount = discount_for(code, subtotal)
+                values = {
+                    "status": USED,
+                    "used_at": ctx.occurred_at,
+                    "used_order_id": ctx.order.order_id,
+                    "used_discount": discount.get("amount"),
+                    "reserved_order_id": None,
+                    "reserved_until": None,
+                }
                 consumed = ctx.session.execute(
                     update(RewardCode)
                     .where(
@@ -693,18 +702,13 @@ class RewardCodeConsumption:
                             RewardCode.reserved_until <= now,
                         ),
                     )
-                    .values(
-                        status=USED,
-                        used_at=ctx.occurred_at,
-                        used_order_id=ctx.order.order_id,
-                        used_discount=discount.get("amount"),
-                        reserved_order_id=None,
-                        reserved_until=None,
-                    ),
+                    .values(values)
+                    .returning(RewardCode.id),
                     execution_options={"synchronize_session": False},
-                )
-                ctx.session.refresh(code)
-                if consumed.rowcount == 1:
+                ).first()
+                if consumed is not None:
+                    for name, value in values.items():  # the row as written: no re-read
+                        set_committed_value(code, name, value)
                     used.append(code.code)
                     ctx.effects.append(
                         {
@@ -716,6 +720,7 @@ class RewardCodeConsumption:
                         }
                     )
                     continue
+                ctx.session.refresh(code)
                 # Someone else got there first (another order), or a checkout holds it.
                 reason = code.status if code.status != ISSUED else "reserved"
             ctx.effects.append(

@@ -10,6 +10,7 @@ from rewards.catalog import service
 from rewards.catalog.models import RewardCode
 from tests import factories as f
 from tests.rewards.helpers import make_member, make_reward, points, redeem, validate
+from tests.statements import of_handler, touching
 
 
 def issue(client, admin, storefront, customer_id="c_1", **reward_fields):
@@ -250,3 +251,16 @@ def test_email_owned_code_asks_for_the_email(client, storefront, session):
     assert "email" in response.get_json()["detail"]
     ok = validate(client, storefront, friend.code, customer_id="c_unknown", email="WHO@example.com")
     assert ok.get_json()["discount"] == {"kind": "free_shipping"}
+
+
+def test_an_order_costs_reward_code_statements_only_for_the_codes_it_lists(
+    client, admin, storefront
+):
+    code = issue(client, admin, storefront)
+    with of_handler(service.RewardCodeConsumption) as calls:
+        assert client.post("/v1/events", json=f.paid(), headers=storefront).status_code == 200
+        _, body = pay(client, storefront, code["code"])
+    assert code_effects(body)[0]["kind"] == "reward_code_used"
+    assert calls[0] == []
+    # Find the code, use it with UPDATE ... RETURNING: the row as written is not read back.
+    assert [s.split(" ")[0] for s in touching(calls[1], "reward_codes")] == ["SELECT", "UPDATE"]

@@ -26,6 +26,8 @@ DEFAULT_HOLD_SECONDS = 3600
 MAX_HOLD_SECONDS = 7 * 24 * 3600
 
 _NO_SYNC = {"synchronize_session": False}
+# UPDATE ... RETURNING the row as an entity: loaded objects take the values as written.
+_RETURNED = {"synchronize_session": False, "populate_existing": True}
 
 
 @dataclass
@@ -321,7 +323,10 @@ def _lock_card(session: Session, card_id: int) -> None:
 
 
 def _resolve(session: Session, hold: GiftCardHold, capture: int, now: datetime, actor: str):
-    """Capture `capture` of the hold (0 = void) and release the rest — once, or Conflict."""
+    """Capture `capture` of the hold (0 = void) and release the rest — once, or Conflict.
+
+    Nothing is written before the Conflict (the card's row lock aside); the UPDATEs return the
+    rows they wrote, so neither the hold nor the card is read again."""
     _lock_card(session, hold.card_id)
     resolved = session.execute(
         update(GiftCardHold)
@@ -332,24 +337,26 @@ def _resolve(session: Session, hold: GiftCardHold, capture: int, now: datetime, 
         )
         .values(
             status="captured" if capture else "voided", captured_amount=capture, resolved_at=now
-        ),
-        execution_options=_NO_SYNC,
-    )
-    session.refresh(hold)
-    if resolved.rowcount != 1:
+        )
+        .returning(GiftCardHold),
+        execution_options=_RETURNED,
+    ).first()
+    if resolved is None:
+        session.refresh(hold)
         state = "expired" if hold.status == "active" else hold.status
         raise Conflict(f"Hold {hold.id} is already {state}.", hold_status=state)
     release = hold.amount - capture
-    session.execute(
+    card = session.scalars(
         update(GiftCard)
         .where(GiftCard.id == hold.card_id)
         .values(
             held_amount=GiftCard.held_amount - hold.amount,
             captured_amount=GiftCard.captured_amount + capture,
             balance=GiftCard.balance + release,
-        ),
-        execution_options=_NO_SYNC,
-    )
+        )
+        .returning(GiftCard),
+        execution_options=_RETURNED,
+    ).one()
     if capture:
         _record(session, hold.card_id, "capture", capture, 0, actor,
                 hold_id=hold.id, order_id=hold.order_id)  # fmt: skip
@@ -357,7 +364,6 @@ def _resolve(session: Session, hold: GiftCardHold, capture: int, now: datetime, 
         _record(session, hold.card_id, "release", release, release, actor,
                 hold_id=hold.id, order_id=hold.order_id)  # fmt: skip
     session.flush()
-    card = _refresh(session, session.get(GiftCard, hold.card_id))
     return hold_view(hold, card)
 
 
@@ -519,10 +525,10 @@ class GiftCardHolds:
             return {**effect, "status": "failed", "reason": "other_order"}
         actor = f"event:{ctx.event_id}"
         try:
-            with ctx.session.begin_nested():
-                # Holds resolve against the clock, not the event's (possibly back-dated) time.
-                amount = hold.amount if capture else 0
-                result = _resolve(ctx.session, hold, amount, utcnow(), actor)
+            # Holds resolve against the clock, not the event's (possibly back-dated) time. No
+            # savepoint: a refused hold raises before `_resolve` writes anything.
+            amount = hold.amount if capture else 0
+            result = _resolve(ctx.session, hold, amount, utcnow(), actor)
         except Conflict as error:
             return {
                 **effect,

@@ -8,8 +8,10 @@ from sqlalchemy import select, text
 from loyalty.codes import normalize_code
 from rewards.giftcards import codes
 from rewards.giftcards.models import GiftCard, GiftCardTransaction
+from rewards.giftcards.service import GiftCardHolds
 from tests import factories as f
 from tests.giftcards.helpers import card, hold, issue, lookup
+from tests.statements import of_handler
 
 
 def test_issue_shows_the_code_once_and_stores_only_its_keyed_hash(client, admin, session, app):
@@ -352,3 +354,31 @@ def test_program_currency_is_locked_once_a_gift_card_exists(client, admin):
     refused = client.put("/v1/program", json={"currency": "EUR"}, headers=admin)
     assert refused.status_code == 409 and refused.get_json()["type"] == "conflict"
     assert client.get("/v1/program", headers=admin).get_json()["currency"] == "USD"
+
+
+def test_order_paid_captures_a_hold_without_reading_back_what_it_wrote(client, admin, storefront):
+    gc = issue(client, admin, amount=10000)
+    held = hold(client, storefront, gc["code"], 6000, order_id="ord_gc2").get_json()
+    paid = f.paid(order_id="ord_gc2", lines=[f.line(unit_price=6000)],
+                  gift_card_holds=[str(held["id"])])  # fmt: skip
+    with of_handler(GiftCardHolds) as calls:
+        assert client.post("/v1/events", json=f.paid(), headers=storefront).status_code == 200
+        response = client.post("/v1/events", json=paid, headers=storefront)
+    assert response.status_code == 200, response.get_json()
+    assert calls[0] == []  # no holds listed: nothing sent
+    # The hold, the card's lock, the two UPDATEs (RETURNING what they wrote), the capture.
+    assert [" ".join(s.split(" ")[:2]) for s in calls[1]] == [
+        "SELECT gift_card_holds.id,",
+        "SELECT gift_cards.id",
+        "UPDATE gift_card_holds",
+        "UPDATE gift_cards",
+        "INSERT INTO",
+    ]
+    assert card(client, admin, gc["id"])["balance"] == 4000
+    again = hold(client, storefront, gc["code"], 1000, order_id="ord_gc3").get_json()
+    assert (
+        client.post(f"/v1/gift-card-holds/{again['id']}/void", headers=storefront).json["card"][
+            "balance"
+        ]
+        == 4000
+    )

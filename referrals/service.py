@@ -238,6 +238,7 @@ def claim(session: Session, data: dict, *, now: datetime | None = None) -> Refer
         name=data.get("name"),
         ip=data.get("ip"),
     )
+    _mark_friend_members(session, friend)  # the friend's rows first, as order events lock
     referrer = ledger.lock_member(session, code.member_id)
     click_id = None
     if data.get("click"):
@@ -260,7 +261,6 @@ def claim(session: Session, data: dict, *, now: datetime | None = None) -> Refer
         created_at=now,
     )
     _insert(session, referral)
-    _mark_friend_members(session, friend)
     if referral.status == CLAIMED:
         _issue_friend_reward(session, settings, referral)
     session.flush()
@@ -358,11 +358,13 @@ def _waits_for_order(referral: Referral) -> bool:
 
 
 def _mark_friend_members(session: Session, friend: fraud.Friend) -> None:
-    """A new claim names this friend: their member rows (if any) must look on the next order.
+    """A claim names this friend: their member rows (if any) must look on the next order.
 
-    The UPDATE waits for an order event holding such a row; that order did not see this
-    uncommitted claim (nor would it have before members carried the mark), and orders after
-    it see the mark and the committed claim. Rows are locked in id order."""
+    Taken first, before the referrer's row: an order event locks its buyer, then the
+    referrer, and so does a claim — so the two queue instead of deadlocking. An order holding
+    the friend's row finishes first (the claim then sees its paid order, or its referral);
+    an order after the claim sees the mark and the committed claim. A refused claim rolls
+    the mark back with everything else. Rows are locked in id order."""
     who = fraud.same_friend(friend, Member.customer_id, Member.email_normalized)
     if not who:
         return

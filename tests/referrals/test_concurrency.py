@@ -82,3 +82,42 @@ def test_concurrent_first_orders_of_one_friend_convert_once(pg_app, pg_keys):
         ana = db.session.scalars(select(Member).where(Member.customer_id == "ana")).one()
         assert ana.points_pending == 1000
         assert find_drift(db.session) == []
+
+
+def test_a_claim_racing_the_friends_first_order_ends_with_one_referral(pg_app, pg_keys):
+    """A friend (a member without orders) claims through one referrer while their first order
+    arrives carrying another referrer's code, many friends at once: no request fails, each
+    friend ends with one referral, and the friend's member mark agrees with what waits."""
+    client = pg_app.test_client()
+    admin, storefront = pg_keys["admin"], pg_keys["storefront"]
+    enroll(client, admin, "ana", "ana@example.com")
+    enroll(client, admin, "bob", "bob@example.com")
+    ana, bob = code_of(client, storefront, "ana"), code_of(client, storefront, "bob")
+    friends = [f"friend{i}" for i in range(8)]
+    for friend in friends:
+        enroll(client, admin, friend, f"{friend}@example.com")
+
+    def send(job):
+        kind, friend = job
+        if kind == "claim":
+            body = {"code": ana, "email": f"{friend}@example.com", "customer_id": friend}
+            response = pg_app.test_client().post("/v1/referrals/claim", json=body,
+                                                 headers=storefront)  # fmt: skip
+        else:
+            event = f.paid(friend, email=f"{friend}@example.com", referral_code=bob)
+            response = pg_app.test_client().post("/v1/events", json=event, headers=storefront)
+        return response.status_code, response.get_json()
+
+    jobs = [(kind, friend) for friend in friends for kind in ("claim", "order")]
+    with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
+        results = list(pool.map(send, jobs))
+    assert {status for status, _ in results} <= {200, 201, 422}, results
+    with pg_app.app_context():
+        for friend in friends:
+            rows = db.session.scalars(
+                select(Referral).where(Referral.friend_customer_id == friend)
+            ).all()
+            assert len(rows) == 1, friend
+            member = db.session.scalars(select(Member).where(Member.customer_id == friend)).one()
+            if rows[0].status in ("claimed", "review") and rows[0].order_id is None:
+                assert member.referral_check  # its next order will look

@@ -26,11 +26,11 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    true,
     update,
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column
 from sqlalchemy.orm.attributes import set_committed_value
-from sqlalchemy.sql.elements import BindParameter
 
 from loyalty.errors import InsufficientPoints
 from loyalty.extensions import Base
@@ -84,24 +84,19 @@ _members = Member.__table__
 _entries = LedgerEntry.__table__
 
 
-def _refresh_member(session: Session, member_id: int, row) -> None:
+def _refresh_member(session: Session, member_id: int, row, names) -> None:
     """Core UPDATEs bypass the identity map: give a loaded member the values the UPDATE
     returned (what a re-read in this transaction would see, without the round trip)."""
     member = session.identity_map.get((Member, (member_id,), None))
     if member is not None:
-        for name, value in row._mapping.items():
-            set_committed_value(member, name, value)
+        for name in names:
+            set_committed_value(member, name, row._mapping[name])
 
 
-ACTIVITY_AT = bindparam("activity_at", type_=UTCDateTime())
-
-
-def activity_moved_to(at=ACTIVITY_AT):
-    """SET value for `members.last_activity_at`: `at` (by default the bind parameter
-    `activity_at`) if later than what it holds; never back."""
-    column = _members.c.last_activity_at
-    if not isinstance(at, BindParameter):
-        at = literal(at, UTCDateTime())
+def activity_moved_to():
+    """SET value for `members.last_activity_at`: the bind parameter `activity_at` if it is
+    later than what the column holds; never back."""
+    column, at = _members.c.last_activity_at, bindparam("activity_at", type_=UTCDateTime())
     return case((or_(column.is_(None), column < at), at), else_=column)
 
 
@@ -117,10 +112,9 @@ def _balances_update(state: str, earning: bool, spend: bool, activity: bool):
         values["points_available"] = c.points_available + points
     if earning:
         values["points_lifetime"] = c.points_lifetime + points
-    returned = [c.points_available, c.points_pending, c.points_lifetime]
     if activity:
         values["last_activity_at"] = activity_moved_to()
-        returned.append(c.last_activity_at)
+    returned = [c.id, *(c[name] for name in _balances_returned(activity))]
     statement = update(_members).where(c.id == bindparam("member_key")).values(**values)
     if spend:
         statement = statement.where(c.points_available + points >= 0)
@@ -128,6 +122,33 @@ def _balances_update(state: str, earning: bool, spend: bool, activity: bool):
 
 
 _INSERT_ENTRY = insert(_entries).returning(_entries.c.id)
+_ENTRY_VALUES = ("kind", "points", "state", "source_type", "source_id", "rule_id", "detail",
+                 "occurred_at", "created_at", "matures_at")  # fmt: skip
+
+
+@cache
+def _post_in_one_statement(state: str, earning: bool, spend: bool, activity: bool):
+    """PostgreSQL: the UPDATE and the INSERT as one statement. The entry is inserted from the
+    UPDATE's RETURNING, so when no member row is updated (a spend not covered, an unknown
+    member) nothing is inserted and no row comes back."""
+    moved = _balances_update(state, earning, spend, activity).cte("moved")
+    c = _entries.c
+    values = [
+        bindparam("points" if name == "points" else f"entry_{name}", type_=c[name].type)
+        for name in _ENTRY_VALUES
+    ]
+    entry = (
+        insert(_entries)
+        .from_select(["member_id", *_ENTRY_VALUES], select(moved.c.id, *values))
+        .returning(c.id)
+        .cte("entry")
+    )
+    balances = [moved.c[name] for name in _balances_returned(activity)]
+    return select(entry.c.id.label("entry_id"), *balances).select_from(moved).join(entry, true())
+
+
+def _balances_returned(activity: bool) -> tuple[str, ...]:
+    return (*BALANCES, "last_activity_at") if activity else BALANCES
 
 
 def post_entry(
@@ -153,9 +174,9 @@ def post_entry(
     Other debits (clawbacks) may take `available` below zero. `activity_at` also moves the
     member's `last_activity_at` forward to it (never back), in the same UPDATE.
 
-    Two statements, both Core and built once: the UPDATE of the balances (RETURNING them) and
-    the INSERT of the entry (RETURNING its id). The entry returned is a plain, unattached
-    `LedgerEntry` holding what was inserted.
+    Core statements built once: on PostgreSQL one (the INSERT of the entry selects from the
+    UPDATE of the balances), elsewhere the UPDATE then the INSERT. The entry returned is a
+    plain, unattached `LedgerEntry` holding what was inserted.
     """
     if kind not in KINDS:
         raise ValueError(f"unknown ledger kind {kind!r}")
@@ -163,18 +184,7 @@ def post_entry(
         raise ValueError("a ledger entry moves a non-zero number of points")
     if state not in (PENDING, AVAILABLE):
         raise ValueError(f"unknown state {state!r}")
-    statement = _balances_update(
-        state, kind in EARNING_KINDS, spend and points < 0, activity_at is not None
-    )
-    params = {"member_key": member_id, "points": points}
-    if activity_at is not None:
-        params["activity_at"] = activity_at
-    row = session.execute(statement, params).first()
-    if row is None:
-        if spend:
-            raise InsufficientPoints(f"This needs {-points} available points.")
-        raise LookupError(f"member {member_id} not found")
-    _refresh_member(session, member_id, row)
+    shape = (state, kind in EARNING_KINDS, spend and points < 0, activity_at is not None)
     now = utcnow()
     entry = {
         "member_id": member_id,
@@ -191,7 +201,23 @@ def post_entry(
         "matured_at": None,
         "expires_at": None,
     }
-    entry_id = session.execute(_INSERT_ENTRY, entry).scalar_one()
+    params = {"member_key": member_id, "points": points}
+    if activity_at is not None:
+        params["activity_at"] = activity_at
+    if session.get_bind().dialect.name == "postgresql":
+        params.update((f"entry_{name}", entry[name]) for name in _ENTRY_VALUES)
+        row = session.execute(_post_in_one_statement(*shape), params).first()
+    else:
+        row = session.execute(_balances_update(*shape), params).first()
+    if row is None:
+        if spend:
+            raise InsufficientPoints(f"This needs {-points} available points.")
+        raise LookupError(f"member {member_id} not found")
+    _refresh_member(session, member_id, row, _balances_returned(activity_at is not None))
+    if "entry_id" in row._mapping:
+        entry_id = row.entry_id
+    else:
+        entry_id = session.execute(_INSERT_ENTRY, entry).scalar_one()
     return LedgerEntry(id=entry_id, **entry)
 
 

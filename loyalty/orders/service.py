@@ -9,7 +9,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import cache
+from functools import cache, lru_cache
 
 from sqlalchemy import bindparam, exists, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -64,6 +64,9 @@ class OrderEventContext:
     tier: Tier | None = None
     refund_amount: int = 0  # eligible money refunded by this event
     effects: list[dict] = field(default_factory=list)
+    # Set by the core after the handlers: what they changed on the paid order, written with
+    # the event's answer.
+    order_changes: dict = field(default_factory=dict)
 
 
 def body_hash(payload) -> str:
@@ -179,8 +182,31 @@ def process_event(session: Session, hooks: Hooks, data: dict, digest: str) -> di
         "effects": ctx.effects,
     }
     response = json.loads(json.dumps(response, default=str))
-    session.execute(_STORE_RESPONSE, {"response": response, "event_key": data["id"]})
+    _store_answer(session, data["id"], response, ctx)
     return response
+
+
+def _store_answer(session: Session, event_id: str, response: dict, ctx) -> None:
+    """The answer into the event's row; the handlers' changes to a paid order go with it (on
+    PostgreSQL in the same statement, as a data-modifying CTE)."""
+    params = {"response": response, "event_key": event_id}
+    changes = ctx.order_changes
+    if not changes:
+        session.execute(_STORE_RESPONSE, params)
+    elif session.get_bind().dialect.name == "postgresql":
+        params |= {f"order_{name}": value for name, value in changes.items()}
+        statement = _store_answer_and_order(tuple(changes))
+        session.execute(statement, {**params, "order_pk": ctx.order.id})
+    else:
+        session.execute(_UPDATE_ORDER, {**changes, "order_pk": ctx.order.id})
+        session.execute(_STORE_RESPONSE, params)
+
+
+@lru_cache(maxsize=64)
+def _store_answer_and_order(names: tuple[str, ...]):
+    values = {name: bindparam(f"order_{name}", type_=_ORDERS.c[name].type) for name in names}
+    changed = update(_ORDERS).where(_ORDERS.c.id == bindparam("order_pk")).values(values)
+    return _STORE_RESPONSE.add_cte(changed.cte("order_changes"))
 
 
 def _find_order(session: Session, order_id: str, *, lock: bool = False) -> Order | None:
@@ -236,15 +262,14 @@ def _insert_paid_order(session: Session, row: dict) -> int:
 _ORDER_FIELDS = tuple(column.key for column in _ORDERS.c if column.key != "id")
 
 
-def _write_order_changes(session: Session, order: Order, inserted: dict) -> None:
-    """One UPDATE of what the handlers changed on the (unattached) paid order, if anything."""
+def _order_changes(order: Order, inserted: dict) -> dict:
+    """What the handlers changed on the (unattached) paid order."""
     changes = {}
     for name in _ORDER_FIELDS:
         value = getattr(order, name)
         if value is not inserted[name] and value != inserted[name]:
             changes[name] = value
-    if changes:
-        session.execute(_UPDATE_ORDER, {**changes, "order_pk": order.id})
+    return changes
 
 
 def _touch_activity(session: Session, member: Member, at: datetime) -> None:
@@ -287,7 +312,7 @@ def _paid(session, hooks, program, data) -> OrderEventContext:
         session, program, data["id"], data["type"], occurred_at, payload, order, member, tier=tier
     )
     hooks.dispatch("paid", ctx)
-    _write_order_changes(session, order, row)
+    ctx.order_changes = _order_changes(order, row)  # written with the event's answer
     if member is not None:
         _touch_activity(session, member, occurred_at)
     session.flush()

@@ -5,6 +5,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from flask_migrate import downgrade, upgrade
+from sqlalchemy import text
 
 from loyalty.extensions import db
 from tests.conftest import clone_pg, make_app
@@ -68,3 +69,46 @@ def test_fresh_database_has_the_default_program_and_base_tier(client, admin):
     assert program["expiry_inactive_days"] is None
     assert program["qualifying_period"] == "calendar_year"
     assert program["auto_enroll"] is True
+
+
+def _marks_after_0008(url, *, at_head: bool):
+    """0008 marks exactly the members a waiting referral names (by customer id or mailbox)."""
+    app = make_app(url)
+    with app.app_context():
+        (downgrade if at_head else upgrade)(revision="0007")
+        with db.engine.begin() as conn:
+            conn.execute(text(
+                "INSERT INTO members (customer_id, email_normalized, enrolled_at, points_available,"
+                " points_pending, points_lifetime) VALUES"
+                " ('by_id', 'x@example.com', :t, 0, 0, 0), ('by_mail', 'bea@example.com', :t, 0,"
+                " 0, 0), ('done', 'cleo@example.com', :t, 0, 0, 0), ('nobody', NULL, :t, 0, 0, 0)"
+            ), {"t": "2026-01-01 00:00:00+00:00"})  # fmt: skip
+            referrer = conn.execute(text("SELECT id FROM members WHERE customer_id = 'nobody'"))
+            referrer = referrer.scalar()
+            rows = [("claimed", "by_id", None, None), ("review", None, "bea@example.com", None),
+                    ("claimed", None, "cleo@example.com", "ord_1")]  # fmt: skip
+            for status, customer_id, email, order_id in rows:
+                conn.execute(text(
+                    "INSERT INTO referrals (referrer_id, code, status, source, friend_customer_id,"
+                    " friend_email, order_id, flags, created_at, updated_at) VALUES (:r, 'C',"
+                    " :s, 'claim', :c, :e, :o, '[]', :t, :t)"
+                ), {"r": referrer, "s": status, "c": customer_id, "e": email, "o": order_id,
+                    "t": "2026-01-01 00:00:00+00:00"})  # fmt: skip
+        upgrade(revision="0008")
+        with db.engine.connect() as conn:
+            marks = dict(
+                conn.execute(text("SELECT customer_id, referral_check FROM members")).all()
+            )
+        db.engine.dispose()
+    assert {k: bool(v) for k, v in marks.items()} == {
+        "by_id": True, "by_mail": True, "done": False, "nobody": False,
+    }  # fmt: skip
+
+
+def test_0008_marks_the_members_waiting_referrals_name_on_sqlite(tmp_path):
+    _marks_after_0008(f"sqlite:///{tmp_path / 'marks.sqlite3'}", at_head=False)
+
+
+@pytest.mark.postgres
+def test_0008_marks_the_members_waiting_referrals_name_on_postgresql(pg_template):
+    _marks_after_0008(clone_pg(pg_template, "marks"), at_head=True)

@@ -1,6 +1,6 @@
 from datetime import datetime
 
-from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Integer, String, true
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Integer, String, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from loyalty.extensions import Base
@@ -33,6 +33,7 @@ class Member(Base):
     tier_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("tiers.id"))
     erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Referrals: may a referral still waiting for its order name this member (by customer id
-    # or mailbox)? True from enrolment and whenever a claim names them; a paid order that
-    # finds none clears it, so the orders after it need not look (see referrals.service).
-    referral_check: Mapped[bool] = mapped_column(default=True, server_default=true())
+    # or mailbox)? True from enrolment (a claim may come first) and whenever a claim names
+    # them; a paid order that finds none clears it, so the orders after it need not look (see
+    # referrals.service). Rows inserted by SQL without it (bulk loads) start false.
+    referral_check: Mapped[bool] = mapped_column(default=True, server_default=false())

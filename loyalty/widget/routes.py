@@ -4,8 +4,6 @@
 `/v1/widget-tokens` takes an API key and so is never called from a browser: no CORS there.
 """
 
-import functools
-import time
 from pathlib import Path
 
 from flask import Blueprint as FlaskBlueprint
@@ -19,17 +17,17 @@ from flask import (
 )
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from limits import parse_many
 
 from loyalty.auth import current_member, current_principal, require
-from loyalty.errors import NotFound, RateLimited
-from loyalty.extensions import db, limiter
+from loyalty.errors import NotFound
+from loyalty.extensions import db
 from loyalty.hooks import hooks
 from loyalty.members import service as members
 from loyalty.members.schemas import EntryPageSchema
 from loyalty.schemas import PaginationQuery
 from loyalty.seed import DEMO_CUSTOMER
 from loyalty.widget import service
+from loyalty.widget.ratelimit import member_limit
 from loyalty.widget.schemas import (
     MeSchema,
     MyRedemptionRequestSchema,
@@ -55,50 +53,10 @@ def _per_member() -> str:
     return f"widget:{principal.member_id}:{principal.customer_id}"
 
 
-@functools.cache
-def _parsed(limit: str) -> list:
-    return sorted(parse_many(limit))
-
-
-def member_limit(config_key: str, scope: str):
-    """Inside `@require(widget=True)`: a rate limit keyed by the token's member, not the
-    shopper's IP; every view with the same `scope` shares one allowance.
-
-    Counted with Flask-Limiter's strategy and storage (Redis with `REDIS_URL`: shared by every
-    process) and answered like it (429 `rate-limited` with `Retry-After`; `X-RateLimit-*` and
-    `Retry-After` headers on the view's answer), without its per-request machinery, which cost
-    the widget's reads more than the rest of the request.
-    """
-
-    def decorator(view):
-        @functools.wraps(view)
-        def wrapper(*args, **kwargs):
-            if not limiter.enabled:
-                return view(*args, **kwargs)
-            strategy, key = limiter.limiter, _per_member()
-            items = _parsed(current_app.config[config_key])
-            for item in items:
-                if not strategy.hit(item, scope, key):
-                    reset_at = strategy.get_window_stats(item, scope, key).reset_time + 1
-                    raise RateLimited(str(item), retry_after=max(1, int(reset_at - time.time())))
-            response = view(*args, **kwargs)
-            item = items[0]
-            stats = strategy.get_window_stats(item, scope, key)
-            reset_at = int(stats.reset_time + 1)
-            response.headers["X-RateLimit-Limit"] = str(item.amount)
-            response.headers["X-RateLimit-Remaining"] = str(stats.remaining)
-            response.headers["X-RateLimit-Reset"] = str(reset_at)
-            response.headers["Retry-After"] = str(int(reset_at - time.time()))
-            return response
-
-        return wrapper
-
-    return decorator
-
-
-# One allowance covers every /v1/me read; redeeming has its own, smaller one.
-read_limit = member_limit("WIDGET_RATE_LIMIT", "widget-read")
-redeem_limit = member_limit("WIDGET_REDEEM_RATE_LIMIT", "widget-redeem")
+# Inside `@require(widget=True)`, keyed by the token's member: one allowance covers every /v1/me
+# read; redeeming has its own, smaller one.
+read_limit = member_limit(_per_member, "WIDGET_RATE_LIMIT", "widget-read")
+redeem_limit = member_limit(_per_member, "WIDGET_REDEEM_RATE_LIMIT", "widget-redeem")
 
 
 @tokens.route("")

@@ -67,7 +67,10 @@ class StorageWindows:
 def _counters():
     strategy = limiter.limiter
     if isinstance(strategy, FixedWindowRateLimiter) and isinstance(strategy.storage, MemoryStorage):
-        return current_app.extensions.setdefault("loyalty.widget-windows", ProcessWindows())
+        windows = current_app.extensions.get("loyalty.widget-windows")
+        if windows is None:
+            windows = current_app.extensions["loyalty.widget-windows"] = ProcessWindows()
+        return windows
     return StorageWindows(strategy)
 
 

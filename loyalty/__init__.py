@@ -3,12 +3,24 @@
 import time
 
 from flask import Flask, g, request
+from flask.sessions import SessionInterface
 
 from loyalty.config import check_production, from_environment
 
 
+class NoCookieSession(SessionInterface):
+    """The API is stateless (bearer keys and widget tokens): no cookie session is read or
+    written, so no request pays for opening one."""
+
+    def open_session(self, app, request):
+        return None  # Flask hands the request a NullSession
+
+
+
+
 def create_app(config: dict | None = None) -> Flask:
     app = Flask(__name__, instance_relative_config=True)
+    app.session_interface = NoCookieSession()
     app.config.update(from_environment(app.instance_path))
     app.config.update(
         API_TITLE="Loyalty API",
@@ -33,9 +45,10 @@ def create_app(config: dict | None = None) -> Flask:
 def register_extensions(app: Flask) -> None:
     from loyalty import (
         cache,
+        ratelimit,
         models,  # noqa: F401 - every table known to SQLAlchemy and alembic
     )
-    from loyalty.extensions import api, db, limiter, migrate
+    from loyalty.extensions import api, db, migrate
     from referrals import models as _referral_models  # noqa: F401
     from rewards.catalog import models as _reward_models  # noqa: F401
 
@@ -43,8 +56,7 @@ def register_extensions(app: Flask) -> None:
     cache.init_app(app)
     migrate.init_app(app, db, directory=str(app.root_path + "/../migrations"))
     api.init_app(app)
-    app.config.setdefault("RATELIMIT_STORAGE_URI", app.config["REDIS_URL"] or "memory://")
-    limiter.init_app(app)
+    ratelimit.init_app(app)
     api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
     api.spec.options["security"] = [{"bearer": []}]
 

@@ -1,7 +1,5 @@
 """Extensions, created unbound and `init_app`ed by the factory."""
 
-from flask_limiter import Limiter
-from flask_limiter.util import get_remote_address
 from flask_migrate import Migrate
 from flask_smorest import Api
 from flask_sqlalchemy import SQLAlchemy
@@ -25,7 +23,6 @@ class Base(DeclarativeBase):
 db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
 migrate = Migrate(compare_type=True, render_as_batch=True)
 api = Api()
-limiter = Limiter(key_func=get_remote_address, default_limits=[], headers_enabled=True)
 
 
 @event.listens_for(Engine, "connect")

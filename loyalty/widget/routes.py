@@ -24,10 +24,10 @@ from loyalty.extensions import db
 from loyalty.hooks import hooks
 from loyalty.members import service as members
 from loyalty.members.schemas import EntryPageSchema
+from loyalty.ratelimit import limit
 from loyalty.schemas import PaginationQuery
 from loyalty.seed import DEMO_CUSTOMER
 from loyalty.widget import service
-from loyalty.widget.ratelimit import member_limit
 from loyalty.widget.schemas import (
     MeSchema,
     MyRedemptionRequestSchema,
@@ -55,8 +55,8 @@ def _per_member() -> str:
 
 # Inside `@require(widget=True)`, keyed by the token's member: one allowance covers every /v1/me
 # read; redeeming has its own, smaller one.
-read_limit = member_limit(_per_member, "WIDGET_RATE_LIMIT", "widget-read")
-redeem_limit = member_limit(_per_member, "WIDGET_REDEEM_RATE_LIMIT", "widget-redeem")
+read_limit = limit("widget-read", _per_member, config_key="WIDGET_RATE_LIMIT")
+redeem_limit = limit("widget-redeem", _per_member, config_key="WIDGET_REDEEM_RATE_LIMIT")
 
 
 @tokens.route("")

@@ -2,12 +2,12 @@ import logging
 
 from flask import after_this_request, current_app, request
 from flask.views import MethodView
-from flask_limiter.util import get_remote_address
 from flask_smorest import Blueprint
 
 from loyalty.audit import record_change
 from loyalty.auth import current_principal, require
-from loyalty.extensions import db, limiter
+from loyalty.extensions import db
+from loyalty.ratelimit import limit
 from loyalty.program.service import get_program
 from loyalty.schemas import EmptySchema
 from loyalty.types import utcnow
@@ -42,6 +42,11 @@ holds_blp = Blueprint(
 webhooks_blp = Blueprint(
     "stripe_webhooks", __name__, url_prefix="/v1/webhooks", description="Stripe webhooks"
 )
+
+
+def _caller_ip() -> str:
+    """The client a lookup is counted against (behind a proxy: configure it to set the peer)."""
+    return request.remote_addr or "127.0.0.1"
 
 
 def _secrets() -> list[str]:
@@ -163,13 +168,13 @@ class Adjustments(MethodView):
 @blp.route("/lookup")
 class Lookup(MethodView):
     @require("storefront")
-    @limiter.limit(f"{throttle.LOOKUPS_PER_MINUTE} per minute", key_func=get_remote_address)
+    @limit("giftcard-lookup", _caller_ip, limits=f"{throttle.LOOKUPS_PER_MINUTE} per minute")
     @blp.arguments(GiftCardCodeSchema)
     @blp.response(200, GiftCardLookupResultSchema)
     def post(self, data):
         """Balance by code. Anything but a live card is the same 404, and counts as a failure."""
         return service.lookup(
-            db.session, lockout(), get_remote_address(), data["code"], _secrets(), utcnow()
+            db.session, lockout(), _caller_ip(), data["code"], _secrets(), utcnow()
         )
 
 

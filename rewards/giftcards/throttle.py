@@ -2,7 +2,7 @@
 
 The counts must be shared by every process and machine, so they live in Redis when `REDIS_URL`
 is set and in the database otherwise — never in one process's memory. (The plain per-minute
-cap on lookups is Flask-Limiter's, on its own storage; see routes.)
+cap on lookups is `loyalty.ratelimit`'s, on its own storage; see routes.)
 """
 
 import math

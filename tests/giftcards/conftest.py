@@ -1,17 +1,16 @@
 import pytest
 
-from loyalty.extensions import limiter
+from loyalty import ratelimit
 from tests.giftcards.fake_stripe import API_KEY, FakeStripe
 
 WEBHOOK_SECRETS = ["whsec_old_secret", "whsec_new_secret"]
 
 
 @pytest.fixture(autouse=True)
-def _fresh_rate_limits():
-    """Flask-Limiter's memory storage outlives one test; start each with clean counters."""
+def _fresh_rate_limits(app):
+    """The rate limit counters outlive one test; start each with clean counters."""
     yield
-    if limiter._storage is not None:
-        limiter.reset()
+    ratelimit.reset(app)
 
 
 def configure_stripe(app, base_url: str):

@@ -1,13 +1,20 @@
-"""The widget's rate limits: one allowance per member (not per IP) and scope.
+"""Rate limits: fixed windows per key and scope, counted with `limits` (the engine under
+Flask-Limiter), checked only by the views that carry a limit.
 
-Counted on Flask-Limiter's storage and strategy (Redis with `REDIS_URL`: shared by every process)
-and answered like Flask-Limiter answers (429 `rate-limited` with `Retry-After`; `X-RateLimit-*`
-and `Retry-After` headers on the view's answer), without its per-request limit resolution, which
-cost a widget read more than the rest of the request.
+- The widget: one allowance per member (not per IP) and scope (`WIDGET_RATE_LIMIT`,
+  `WIDGET_REDEEM_RATE_LIMIT`).
+- Gift card balance lookups: per caller IP.
 
-Without Redis (`memory://`, counters per process as documented) the fixed windows are kept here:
+Answers are what Flask-Limiter's would be: 429 `rate-limited` with `Retry-After`, and
+`X-RateLimit-*` and `Retry-After` headers on the view's answer. Flask-Limiter itself is not
+used: its `before_request` hook resolved limits for every request of every route, which cost a
+balance read more CPU than its own query.
+
+With `REDIS_URL` (storage `RATELIMIT_STORAGE_URI`) the counters live in Redis, shared by every
+process. Without it (`memory://`) they are this process's: the windows are kept here, because
 limits' MemoryStorage starts a thread on nearly every hit to expire old keys, and under
-gunicorn's threads that made a widget read take twice as long.
+gunicorn's threads that made a widget read take twice as long. `RATELIMIT_ENABLED=False` turns
+every limit off.
 """
 
 import functools
@@ -15,13 +22,12 @@ import threading
 import time
 from collections.abc import Callable
 
-from flask import current_app
+from flask import Flask, current_app
 from limits import RateLimitItem, parse_many
-from limits.storage import MemoryStorage
+from limits.storage import storage_from_string
 from limits.strategies import FixedWindowRateLimiter
 
 from loyalty.errors import RateLimited
-from loyalty.extensions import limiter
 
 SWEEP_SECONDS = 60.0
 
@@ -51,9 +57,13 @@ class ProcessWindows:
             window[1] += 1
             return True, item.amount - window[1], window[0]
 
+    def clear(self) -> None:
+        with self._lock:
+            self._windows.clear()
+
 
 class StorageWindows:
-    """The same, on Flask-Limiter's own strategy and storage (e.g. Redis)."""
+    """The same, on a `limits` strategy and storage (Redis: shared by every process)."""
 
     def __init__(self, strategy):
         self.strategy = strategy
@@ -64,14 +74,24 @@ class StorageWindows:
         return allowed, max(0, stats.remaining), stats.reset_time
 
 
-def _counters():
-    strategy = limiter.limiter
-    if isinstance(strategy, FixedWindowRateLimiter) and isinstance(strategy.storage, MemoryStorage):
-        windows = current_app.extensions.get("loyalty.widget-windows")
-        if windows is None:
-            windows = current_app.extensions["loyalty.widget-windows"] = ProcessWindows()
-        return windows
-    return StorageWindows(strategy)
+def init_app(app: Flask) -> None:
+    app.config.setdefault("RATELIMIT_ENABLED", True)
+    app.config.setdefault("RATELIMIT_STORAGE_URI", app.config.get("REDIS_URL") or "memory://")
+    uri = app.config["RATELIMIT_STORAGE_URI"]
+    if uri.startswith("memory://"):
+        counters = ProcessWindows()
+    else:
+        counters = StorageWindows(FixedWindowRateLimiter(storage_from_string(uri)))
+    app.extensions["loyalty.ratelimit"] = counters
+
+
+def reset(app: Flask) -> None:
+    """Forget every counter (tests)."""
+    counters = app.extensions["loyalty.ratelimit"]
+    if isinstance(counters, ProcessWindows):
+        counters.clear()
+    else:
+        counters.strategy.storage.reset()
 
 
 @functools.cache
@@ -79,24 +99,25 @@ def _parsed(limit: str) -> list[RateLimitItem]:
     return sorted(parse_many(limit))
 
 
-def member_limit(key_func: Callable[[], str], config_key: str, scope: str):
-    """Decorate a view: at most `config_key`'s limits (e.g. "120/minute") per `key_func()`,
-    shared by every view with the same `scope`."""
+def limit(scope: str, key_func: Callable[[], str], *, config_key: str = "", limits: str = ""):
+    """Decorate a view: at most `limits` (e.g. "30/minute"), or the limits in config
+    `config_key`, per `key_func()`; shared by every view with the same `scope`."""
 
     def decorator(view):
         @functools.wraps(view)
         def wrapper(*args, **kwargs):
-            if not limiter.enabled:
+            config = current_app.config
+            if not config["RATELIMIT_ENABLED"]:
                 return view(*args, **kwargs)
-            counters, key = _counters(), key_func()
+            counters, key = current_app.extensions["loyalty.ratelimit"], key_func()
             first = None
-            for item in _parsed(current_app.config[config_key]):
+            for item in _parsed(config[config_key] if config_key else limits):
                 allowed, remaining, reset_time = counters.hit(item, scope, key)
                 reset_at = int(reset_time + 1)
                 if not allowed:
                     raise RateLimited(str(item), retry_after=max(1, int(reset_at - time.time())))
                 first = first or (item, remaining, reset_at)
-            response = view(*args, **kwargs)
+            response = current_app.make_response(view(*args, **kwargs))
             item, remaining, reset_at = first
             response.headers["X-RateLimit-Limit"] = str(item.amount)
             response.headers["X-RateLimit-Remaining"] = str(remaining)

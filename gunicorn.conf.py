@@ -1,0 +1,6 @@
+import gc
+
+
+def post_worker_init(worker):
+    gc.collect()
+    gc.freeze()

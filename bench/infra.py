@@ -154,21 +154,19 @@ class Server:
 
 
 def gunicorn_args(module: str, port: int) -> list[str]:
-    # The one setup both the app and the bare baselines run under: a process per core and
-    # then some (requests wait on PostgreSQL), threads so 16 connections are all being served.
+    # The one setup both the app and the bare baselines run under: the repository's
+    # gunicorn.conf.py (what the README runs in production), workers and threads from flags.
     return [
         str(VENV_BIN / "gunicorn"),
+        "--config",
+        str(ROOT / "gunicorn.conf.py"),
         module,
         "--bind",
         f"127.0.0.1:{port}",
         "--workers",
         str(GUNICORN_WORKERS),
-        "--worker-class",
-        "gthread",
         "--threads",
         str(GUNICORN_THREADS),
-        "--keep-alive",
-        "30",
         "--log-level",
         "warning",
     ]

@@ -59,9 +59,9 @@ def environment() -> dict:
         "pgbench": _run("pgbench", "--version"),
         "commit": _run("git", "-C", str(infra.ROOT), "rev-parse", "--short", "HEAD"),
         "versions": versions,
-        "gunicorn_setup": " ".join(infra.gunicorn_args("<app>", 0)[1:]).replace(
-            "127.0.0.1:0", "127.0.0.1:<port>"
-        ),
+        "gunicorn_setup": " ".join(infra.gunicorn_args("<app>", 0)[1:])
+        .replace("127.0.0.1:0", "127.0.0.1:<port>")
+        .replace(f"{infra.ROOT}/", ""),
     }
 
 

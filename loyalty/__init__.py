@@ -16,8 +16,6 @@ class NoCookieSession(SessionInterface):
         return None  # Flask hands the request a NullSession
 
 
-
-
 def create_app(config: dict | None = None) -> Flask:
     app = Flask(__name__, instance_relative_config=True)
     app.session_interface = NoCookieSession()
@@ -45,8 +43,8 @@ def create_app(config: dict | None = None) -> Flask:
 def register_extensions(app: Flask) -> None:
     from loyalty import (
         cache,
-        ratelimit,
         models,  # noqa: F401 - every table known to SQLAlchemy and alembic
+        ratelimit,
     )
     from loyalty.extensions import api, db, migrate
     from referrals import models as _referral_models  # noqa: F401

@@ -42,7 +42,7 @@ def from_environment(instance_path: str, env: dict | None = None) -> dict:
         "REDIS_URL": env.get("REDIS_URL", ""),
         "LOYALTY_PUBLIC_URL": env.get("LOYALTY_PUBLIC_URL", "http://127.0.0.1:5000").rstrip("/"),
         "WIDGET_TOKEN_MAX_AGE": int(env.get("WIDGET_TOKEN_MAX_AGE", "900")),
-        # Per widget token's member, on the /v1/me endpoints (`limits` syntax: "120/minute;1000/hour").
+        # Per widget token's member on /v1/me (`limits` syntax, e.g. "120/minute;1000/hour").
         "WIDGET_RATE_LIMIT": env.get("WIDGET_RATE_LIMIT", "120/minute"),
         "WIDGET_REDEEM_RATE_LIMIT": env.get("WIDGET_REDEEM_RATE_LIMIT", "10/minute"),
         "IDEMPOTENCY_KEY_TTL_HOURS": int(env.get("IDEMPOTENCY_KEY_TTL_HOURS", "48")),

@@ -41,3 +41,18 @@ def test_unknown_path_and_method_are_problem_json(client, admin):
     assert missing.status_code == 404 and missing.content_type == "application/problem+json"
     wrong = client.delete("/v1/events", headers=admin)
     assert wrong.status_code == 405 and wrong.get_json()["type"] == "method-not-allowed"
+
+
+def test_gunicorn_config_freezes_what_a_worker_loaded_out_of_the_collectors_reach():
+    import gc
+    import runpy
+    from pathlib import Path
+
+    config = runpy.run_path(str(Path(__file__).parents[1] / "gunicorn.conf.py"))
+    assert (config["worker_class"], config["workers"], config["threads"]) == ("gthread", 4, 4)
+    gc.unfreeze()
+    try:
+        config["post_worker_init"](None)
+        assert gc.get_freeze_count() > 10_000  # the app, its schemas and mappers: all loaded
+    finally:
+        gc.unfreeze()

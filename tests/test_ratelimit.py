@@ -73,7 +73,10 @@ def test_a_limited_view_answers_429_problem_with_retry_after_once_the_allowance_
     client = limited_app("memory://").test_client()
     first, second, third = (client.get("/limited?who=ana") for _ in range(3))
     assert [first.status_code, second.status_code, third.status_code] == [200, 200, 429]
-    assert (first.headers["X-RateLimit-Limit"], first.headers["X-RateLimit-Remaining"]) == ("2", "1")
+    assert (first.headers["X-RateLimit-Limit"], first.headers["X-RateLimit-Remaining"]) == (
+        "2",
+        "1",
+    )
     assert second.headers["X-RateLimit-Remaining"] == "0"
     assert third.mimetype == "application/problem+json"
     assert third.get_json()["type"] == "rate-limited"

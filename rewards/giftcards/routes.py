@@ -7,8 +7,8 @@ from flask_smorest import Blueprint
 from loyalty.audit import record_change
 from loyalty.auth import current_principal, require
 from loyalty.extensions import db
-from loyalty.ratelimit import limit
 from loyalty.program.service import get_program
+from loyalty.ratelimit import limit
 from loyalty.schemas import EmptySchema
 from loyalty.types import utcnow
 from rewards.giftcards import codes, purchases, service, throttle

@@ -317,9 +317,23 @@ def run(opts) -> dict:
             results["orders"] = order_events(opts, url, key, opts.http_members)
         if "reads" in opts.sections:
             results["reads"] = balance_reads(opts, url, key, opts.http_members, id_range)
-        # Last: it sends two more events, after the ledger check of the measured ones.
+        # Last: these send more events, after the ledger check of the measured ones.
         results["statements"] = statements_per_request(url, key, opts.http_members)
+        results["in_process"] = in_process(opts, url, key)
     return results
+
+
+def in_process(opts, url: str, key: str) -> dict:
+    """CPU per request in this process with Flask's test client (`bench.profile`): what one
+    request costs in Python, without gunicorn, wrk or the other requests competing."""
+    from bench import profile
+
+    names = ["bare", "member", "me"]
+    if "orders" in opts.sections:  # pgbench's tables are there
+        names += ["bare-tpcb", "order"]
+    n = 50 if opts.smoke else 2000
+    log(f"in-process CPU per request ({n} each): {', '.join(names)}")
+    return profile.measure(url, key, names, n, members=opts.http_members)
 
 
 def statements_per_request(url: str, key: str, members: int) -> dict:

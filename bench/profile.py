@@ -49,7 +49,7 @@ def prepare(name: str, fresh: bool) -> tuple[str, str]:
     return url, key_file.read_text().strip()
 
 
-def requests_for(url: str, key: str) -> dict:
+def requests_for(url: str, key: str, members: int = MEMBERS) -> dict:
     from bench.bare_app import app as bare_app
     from loyalty import create_app
 
@@ -70,7 +70,7 @@ def requests_for(url: str, key: str) -> dict:
 
     def order():
         counter[0] += 1
-        customer = f"bm_{random.randint(1, MEMBERS)}"
+        customer = f"bm_{random.randint(1, members)}"
         at = datetime.now(UTC).isoformat().replace("+00:00", "Z")
         ident = f"{run}_{counter[0]}"
         body = {"id": f"evt_{ident}", "type": "order.paid", "occurred_at": at,
@@ -80,22 +80,21 @@ def requests_for(url: str, key: str) -> dict:
         return client.post("/v1/events", json=body, headers=headers)
 
     return app, {
-        "bare": lambda: bare.get(f"/pk/{random.randint(1, MEMBERS)}"),
+        "bare": lambda: bare.get(f"/pk/{random.randint(1, members)}"),
         "bare-tpcb": lambda: bare.post("/tpcb"),
         "member": lambda: client.get(
-            f"/v1/members/bm_{random.randint(1, MEMBERS)}", headers=headers
+            f"/v1/members/bm_{random.randint(1, members)}", headers=headers
         ),
         "me": lambda: client.get("/v1/me", headers=widget),
         "order": order,
     }
 
 
-def main(argv=None) -> int:
-    opts = parse_args(argv)
-    url, key = prepare(opts.db, opts.fresh)
+def measure(url: str, key: str, names: list[str], n: int, members: int = MEMBERS, on_kind=None):
+    """{kind: {wall_ms, cpu_ms, statements}} per request, after a warm-up of 30 requests.
+
+    `url` must hold members bm_1..bm_`members` and, for bare-tpcb, pgbench's tables."""
     os.environ["DATABASE_URL"] = url  # bench.bare_app reads it at import
-    if "bare-tpcb" in opts.kinds:
-        infra.pgbench_init(url, 1)
     from sqlalchemy import event
     from sqlalchemy.engine import Engine
 
@@ -104,23 +103,48 @@ def main(argv=None) -> int:
     def count(*_args):
         statements[0] += 1
 
+    _app, kinds = requests_for(url, key, members)
+    results = {}
     for name in ("before_cursor_execute", "commit", "rollback"):
         event.listen(Engine, name, count)
-    app, kinds = requests_for(url, key)
+    try:
+        for kind in names:
+            call = kinds[kind]
+            for _ in range(30):
+                response = call()
+                if response.status_code != 200:
+                    text = response.get_data(as_text=True)
+                    raise RuntimeError(f"{kind}: {response.status_code} {text}")
+            statements[0] = 0
+            wall, cpu = time.perf_counter(), time.process_time()
+            for _ in range(n):
+                call()
+            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+            results[kind] = {
+                "wall_ms": round(wall * 1000 / n, 3),
+                "cpu_ms": round(cpu * 1000 / n, 3),
+                "statements": round(statements[0] / n, 1),
+            }
+            if on_kind:
+                on_kind(kind, results[kind], call)
+    finally:
+        for name in ("before_cursor_execute", "commit", "rollback"):
+            event.remove(Engine, name, count)
+    return results
+
+
+def main(argv=None) -> int:
+    opts = parse_args(argv)
+    url, key = prepare(opts.db, opts.fresh)
+    if "bare-tpcb" in opts.kinds:
+        infra.pgbench_init(url, 1)
     print(f"{'kind':<10} {'wall ms':>8} {'cpu ms':>8} {'statements':>11}")
-    for kind in opts.kinds:
-        call = kinds[kind]
-        for _ in range(30):
-            response = call()
-            if response.status_code != 200:
-                sys.exit(f"{kind}: {response.status_code} {response.get_data(as_text=True)}")
-        statements[0] = 0
-        wall, cpu = time.perf_counter(), time.process_time()
-        for _ in range(opts.n):
-            call()
-        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-        per = 1000 / opts.n
-        print(f"{kind:<10} {wall * per:8.3f} {cpu * per:8.3f} {statements[0] / opts.n:11.1f}")
+
+    def show(kind, result, call):
+        print(
+            f"{kind:<10} {result['wall_ms']:8.3f} {result['cpu_ms']:8.3f}"
+            f" {result['statements']:11.1f}"
+        )
         if opts.pyinstrument:
             from pyinstrument import Profiler
 
@@ -129,6 +153,11 @@ def main(argv=None) -> int:
                 for _ in range(opts.n):
                     call()
             print(profiler.output_text(unicode=False, color=False, time="percent_of_total"))
+
+    try:
+        measure(url, key, opts.kinds, opts.n, on_kind=show)
+    except RuntimeError as exc:
+        sys.exit(str(exc))
     return 0
 
 

@@ -169,10 +169,16 @@ METHOD = [
     "all measured seconds of the rounds; p50 is the median round's, p99 the worst round's.",
     "- Events sent are the requests the wrk script really wrote (`bench/load.lua`); the server is "
     "left to finish those wrk stopped waiting for before the ledger is checked.",
-    "- The HTTP gap is mostly the number of statements per request (listed above) on a machine "
-    "where every round trip and every millisecond of Python competes for two cores: the bare "
-    "endpoints do one or five statements, the app authenticates the key, claims the event, "
-    "locks the member, runs every domain's handler and answers with the member view.",
+    "- The HTTP gap is Python CPU per request (in-process figures above), on a machine where "
+    "gunicorn, PostgreSQL and wrk share two cores: the statements are few (listed above), but "
+    "the app authenticates the key, validates the body, claims the event, locks the member, "
+    "runs every domain's handler and answers with the member view (tier standing, referral "
+    "code), where the bare endpoints run one or five statements.",
+    "- p99 at 16 keep-alive connections depends on how gunicorn's workers split them: each "
+    "worker accepts what it can, and one 20 s read run (2026-12-02, `GET /v1/members`) "
+    "served 9189, 8902, 6973 and 952 requests in its four workers — the connections on the "
+    "busiest worker wait longest. It "
+    "holds for the bare endpoints too (same gunicorn.conf.py).",
     "- Batch jobs run as `flask --app wsgi loyalty jobs NAME --now ...` in their own process "
     "(its peak RSS from wait4), the hand-written statement over psycopg on a file copy of the "
     "same generated database; the time compared is the job's own (as the CLI prints it).",
@@ -228,6 +234,22 @@ def markdown(results: dict) -> str:
             "counted, both sides have it): "
             + ", ".join(f"{k} {v}" for k, v in statements.items())
             + "; bare tpcb 6 (five + COMMIT), bare PK select 2 (SELECT + the pool's ROLLBACK)."
+        )
+    cpu = results.get("in_process")
+    if cpu:
+        pairs = [("member", "bare"), ("me", "bare"), ("order", "bare-tpcb")]
+        lines.append(
+            "- In-process CPU per request (`bench.profile`: Flask's test client in one thread, "
+            "no gunicorn, wrk or other requests; ms): "
+            + ", ".join(f"{kind} {v['cpu_ms']:.2f}" for kind, v in cpu.items())
+            + "; as ratios like the table's (baseline's CPU ÷ the app's): "
+            + ", ".join(
+                f"{kind} {cpu[base]['cpu_ms'] / cpu[kind]['cpu_ms']:.2f}"
+                for kind, base in pairs
+                if kind in cpu and base in cpu
+            )
+            + " (the HTTP ratios above follow these: both sides spend the rest of their CPU "
+            "in gunicorn, PostgreSQL and wrk)."
         )
     reads = results.get("reads")
     if reads:

@@ -76,6 +76,19 @@ def test_balance_reads_measure_the_app_and_the_bare_endpoint(smoke):
         assert reads["me"]["errors"] == 0
 
 
+def test_in_process_cost_per_request_is_measured_for_every_kind(smoke):
+    _table, markdown, results = smoke
+    cpu = results["in_process"]
+    assert set(cpu) == {"bare", "member", "me", "bare-tpcb", "order"}
+    for kind, figures in cpu.items():
+        assert figures["cpu_ms"] > 0, kind
+    # The statement counts the report states come from the same requests.
+    assert cpu["bare"]["statements"] == 2.0
+    assert cpu["bare-tpcb"]["statements"] == 6.0
+    assert cpu["member"]["statements"] == results["statements"]["GET /v1/members/{id}"]
+    assert "In-process CPU per request" in markdown
+
+
 def test_each_job_matches_its_hand_written_statement(smoke):
     _table, _markdown, results = smoke
     jobs = {job["name"]: job for job in results["jobs"]["jobs"]}

@@ -7,6 +7,7 @@ from loyalty.extensions import db
 from loyalty.hooks import hooks
 from loyalty.orders import service
 from loyalty.orders.schemas import EventResultSchema, EventSchema
+from loyalty.retry import on_deadlock
 
 blp = Blueprint("events", __name__, url_prefix="/v1/events", description="Order events")
 
@@ -19,4 +20,8 @@ class Events(MethodView):
     def post(self, data):
         """Apply an order event exactly once; a repeat gets the same answer."""
         digest = service.body_hash(request.get_json())
-        return service.process_event(db.session, hooks(), data, digest)
+        return on_deadlock(
+            db.session,
+            lambda: service.process_event(db.session, hooks(), data, digest),
+            f"Event {data['id']!r}",
+        )

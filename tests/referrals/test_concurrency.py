@@ -121,3 +121,36 @@ def test_a_claim_racing_the_friends_first_order_ends_with_one_referral(pg_app, p
             member = db.session.scalars(select(Member).where(Member.customer_id == friend)).one()
             if rows[0].status in ("claimed", "review") and rows[0].order_id is None:
                 assert member.referral_check  # its next order will look
+
+
+def test_two_members_who_referred_each_other_order_at_once(pg_app, pg_keys):
+    """Ana claimed through Bob's code and Bob through Ana's; their first orders arrive at once.
+    Each order locks its buyer and then the referrer — the other buyer — so the two
+    transactions can deadlock in PostgreSQL; the loser is retried, not answered with a 500."""
+    client = pg_app.test_client()
+    admin, storefront = pg_keys["admin"], pg_keys["storefront"]
+    pairs = [(f"ana{i}", f"bob{i}") for i in range(6)]
+    for ana, bob in pairs:
+        enroll(client, admin, ana, f"{ana}@example.com")
+        enroll(client, admin, bob, f"{bob}@example.com")
+        for friend, referrer in ((ana, bob), (bob, ana)):
+            code = code_of(client, storefront, referrer)
+            body = {"code": code, "email": f"{friend}@example.com", "customer_id": friend}
+            response = client.post("/v1/referrals/claim", json=body, headers=storefront)
+            assert response.status_code == 201, response.get_json()
+    events = [f.paid(who, email=f"{who}@example.com") for pair in pairs for who in pair]
+
+    def send(event):
+        response = pg_app.test_client().post("/v1/events", json=event, headers=storefront)
+        return response.status_code, response.get_json()
+
+    with ThreadPoolExecutor(max_workers=len(events)) as pool:
+        results = list(pool.map(send, events))
+    assert [status for status, _ in results] == [200] * len(events), results
+    converted = [e for _, body in results for e in body["effects"]
+                 if e["kind"] == "referral" and e["status"] == "converted"]  # fmt: skip
+    assert len(converted) == len(events)
+    with pg_app.app_context():
+        statuses = db.session.scalars(select(Referral.status)).all()
+        assert statuses == ["converted"] * len(events)
+        assert find_drift(db.session) == []

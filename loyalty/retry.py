@@ -1,0 +1,44 @@
+"""Run a request's unit of work again when PostgreSQL chose it as a deadlock's victim.
+
+Lock order is designed to avoid deadlocks (buyer, then referrer; rewards and gift cards in id
+order), but some cycles come from the data itself: two members who referred each other place
+their first orders at once, and each order locks its buyer and then the other. PostgreSQL
+breaks the cycle by failing one transaction (SQLSTATE 40P01); that transaction changed
+nothing, so it is rolled back and run again from the start, after a short random pause. An
+order event is all-or-nothing and idempotent, which makes this safe.
+"""
+
+import random
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+
+from loyalty.errors import Conflict
+
+T = TypeVar("T")
+
+RETRYABLE = {"40P01", "40001"}  # deadlock_detected, serialization_failure
+ATTEMPTS = 4
+
+
+def retryable(exc: DBAPIError) -> bool:
+    return getattr(exc.orig, "sqlstate", None) in RETRYABLE
+
+
+def on_deadlock(session: Session, work: Callable[[], T], what: str) -> T:
+    """`work()`; if the database aborts it as a deadlock victim, roll back and run it again
+    (up to ATTEMPTS times in all), then answer 409 `conflict` so the sender retries later."""
+    for attempt in range(ATTEMPTS):
+        try:
+            return work()
+        except DBAPIError as exc:
+            if not retryable(exc):
+                raise
+            session.rollback()
+            if attempt == ATTEMPTS - 1:
+                raise Conflict(f"{what} collided with concurrent changes; retry.") from exc
+            time.sleep(random.uniform(0, 0.005 * 2**attempt))  # noqa: S311 - jitter, not secrets
+    raise AssertionError("unreachable")

@@ -20,7 +20,7 @@ from sqlalchemy import JSON, Integer, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from loyalty import cache
-from loyalty.errors import Forbidden, Unauthorized
+from loyalty.errors import Forbidden, Unauthorized, ValidationFailed
 from loyalty.extensions import Base, db
 from loyalty.members.models import Member
 from loyalty.types import UTCDateTime, utcnow
@@ -162,6 +162,12 @@ def authenticate(*, check_member: bool = True) -> Principal:
     return principal
 
 
+def _declares_query(view) -> bool:
+    """Does this view take query parameters (a flask-smorest query schema below `require`)?"""
+    arguments = getattr(view, "_apidoc", {}).get("arguments", {})
+    return any(parameter.get("in") == "query" for parameter in arguments.get("parameters", []))
+
+
 def require(*scopes: str, widget: bool = False, member_checked_by_view: bool = False):
     """Decorate a view: callers need an API key with one of `scopes` (admin passes all).
 
@@ -172,6 +178,8 @@ def require(*scopes: str, widget: bool = False, member_checked_by_view: bool = F
     """
 
     def decorator(view):
+        takes_query = _declares_query(view)
+
         @functools.wraps(view)
         def wrapper(*args, **kwargs):
             principal = authenticate(check_member=not member_checked_by_view)
@@ -182,6 +190,13 @@ def require(*scopes: str, widget: bool = False, member_checked_by_view: bool = F
                 raise Forbidden("Widget tokens are accepted only on /v1/me.")
             elif "admin" not in principal.scopes and not principal.scopes & set(scopes):
                 raise Forbidden(f"This needs an API key with scope {' or '.join(scopes)}.")
+            if request.args and not takes_query:
+                # As a query schema refuses unknown parameters (loyalty.extensions.Blueprint),
+                # an endpoint without one refuses any.
+                unknown = {name: ["Unknown field."] for name in request.args}
+                raise ValidationFailed(
+                    "See `errors` for each invalid field.", errors={"query": unknown}
+                )
             return view(*args, **kwargs)
 
         return wrapper

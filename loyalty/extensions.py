@@ -1,11 +1,13 @@
 """Extensions, created unbound and `init_app`ed by the factory."""
 
+import flask_smorest
 from flask_migrate import Migrate
 from flask_smorest import Api
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase
+from webargs.flaskparser import FlaskParser
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -14,6 +16,14 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+class Blueprint(flask_smorest.Blueprint):
+    """flask-smorest's Blueprint, except that each argument schema's own `unknown` decides in
+    every location: webargs would drop unknown query parameters; our schemas (StrictSchema)
+    refuse them, as they refuse unknown body fields."""
+
+    ARGUMENTS_PARSER = FlaskParser(unknown=None)
 
 
 class Base(DeclarativeBase):

@@ -1,11 +1,10 @@
 from flask import Blueprint as FlaskBlueprint
 from flask import redirect, request
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from loyalty.audit import record_change
 from loyalty.auth import current_principal, require
-from loyalty.extensions import db
+from loyalty.extensions import Blueprint, db
 from loyalty.members.service import get_member
 from loyalty.schemas import PaginationQuery
 from referrals import service

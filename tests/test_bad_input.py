@@ -176,3 +176,28 @@ def test_other_members_ids_are_404_not_someone_elses_data(client, admin):
     response = client.post("/v1/members/nobody/adjustments", json=adjust, headers=admin)
     assert response.status_code == 404
     assert response.get_json()["type"] == "not-found"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/members/c_q?expand=orders",  # takes no query parameters
+        "/v1/members/c_q/activity?limit=2&sort=desc",  # takes limit and cursor only
+        "/v1/rewards?bogus=1",
+    ],
+)
+def test_unknown_query_parameters_are_validation_errors(client, admin, path):
+    client.post("/v1/members", json={"id": "c_q", "email": "q@example.com"}, headers=admin)
+    response = client.get(path, headers=admin)
+    assert response.status_code == 422
+    assert response.mimetype == "application/problem+json"
+    wrong = path.split("?")[1].split("&")[-1].split("=")[0]
+    assert response.get_json()["errors"] == {"query": {wrong: ["Unknown field."]}}
+    # The known ones still work, and credentials are checked before the query string.
+    assert client.get(path.split("?")[0], headers=admin).status_code == 200
+    assert client.get(path).status_code == 401
+    # A POST without query parameters refuses them too, and changes nothing.
+    before = row_counts()
+    body = {"id": "c_q2", "email": "q2@example.com"}
+    assert client.post("/v1/members?dry_run=1", json=body, headers=admin).status_code == 422
+    assert row_counts() == before

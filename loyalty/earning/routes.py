@@ -1,5 +1,4 @@
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from loyalty.auth import require
 from loyalty.earning import rules
@@ -8,7 +7,7 @@ from loyalty.earning.schemas import (
     EarningRuleSchema,
     EarningRuleUpdateSchema,
 )
-from loyalty.extensions import db
+from loyalty.extensions import Blueprint, db
 from loyalty.schemas import PaginationQuery
 
 blp = Blueprint(

@@ -1,10 +1,9 @@
 from flask import jsonify
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from loyalty.audit import record_change
 from loyalty.auth import current_principal, require
-from loyalty.extensions import db
+from loyalty.extensions import Blueprint, db
 from loyalty.hooks import hooks
 from loyalty.members import service
 from loyalty.members.schemas import (

@@ -1,9 +1,8 @@
 from flask import request
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from loyalty.auth import require
-from loyalty.extensions import db
+from loyalty.extensions import Blueprint, db
 from loyalty.hooks import hooks
 from loyalty.orders import service
 from loyalty.orders.schemas import EventResultSchema, EventSchema

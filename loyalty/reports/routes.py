@@ -1,10 +1,9 @@
 from flask import Response, stream_with_context
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import RAISE
 
 from loyalty.auth import require
-from loyalty.extensions import db
+from loyalty.extensions import Blueprint, db
 from loyalty.hooks import hooks
 from loyalty.reports import service
 from loyalty.reports.schemas import (

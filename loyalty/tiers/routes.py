@@ -1,8 +1,7 @@
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from loyalty.auth import require
-from loyalty.extensions import db
+from loyalty.extensions import Blueprint, db
 from loyalty.members import service as members
 from loyalty.schemas import PaginationQuery
 from loyalty.tiers import service

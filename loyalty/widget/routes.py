@@ -16,11 +16,10 @@ from flask import (
     request,
 )
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from loyalty.auth import current_member, current_principal, require
 from loyalty.errors import NotFound
-from loyalty.extensions import db
+from loyalty.extensions import Blueprint, db
 from loyalty.hooks import hooks
 from loyalty.members import service as members
 from loyalty.members.schemas import EntryPageSchema

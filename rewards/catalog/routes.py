@@ -1,9 +1,8 @@
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from loyalty.audit import record_change
 from loyalty.auth import require
-from loyalty.extensions import db
+from loyalty.extensions import Blueprint, db
 from loyalty.members.service import get_member
 from loyalty.schemas import EmptySchema, PaginationQuery
 from rewards.catalog import service

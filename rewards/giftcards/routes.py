@@ -2,11 +2,10 @@ import logging
 
 from flask import after_this_request, current_app, request
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from loyalty.audit import record_change
 from loyalty.auth import current_principal, require
-from loyalty.extensions import db
+from loyalty.extensions import Blueprint, db
 from loyalty.program.service import get_program
 from loyalty.ratelimit import limit
 from loyalty.schemas import EmptySchema

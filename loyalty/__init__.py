@@ -68,6 +68,7 @@ def register_blueprints(app: Flask) -> None:
     from loyalty.program.routes import blp as program
     from loyalty.reports.routes import blp as reports
     from loyalty.tiers.routes import blp as tiers
+    from loyalty.webhooks.routes import blp as webhooks
     from loyalty.widget.routes import me, pages, tokens
     from referrals.routes import blp as referrals
     from referrals.routes import links as referral_links
@@ -85,6 +86,7 @@ def register_blueprints(app: Flask) -> None:
         reports,
         tokens,
         me,
+        webhooks,
     ):
         api.register_blueprint(blueprint)
     for blueprint in giftcards.blueprints():

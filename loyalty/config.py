@@ -50,6 +50,15 @@ def from_environment(instance_path: str, env: dict | None = None) -> dict:
         # How long a worker may keep API keys, program settings, tiers and earning rules it
         # read (see loyalty/cache.py); changes reach other workers within this time. 0: off.
         "CONFIG_CACHE_SECONDS": float(env.get("CONFIG_CACHE_SECONDS", "5")),
+        # `points.expiring` webhooks go out this many days before inactivity expiry.
+        "POINTS_EXPIRY_WARNING_DAYS": int(env.get("POINTS_EXPIRY_WARNING_DAYS", "7")),
+        # Outbound webhooks (loyalty/webhooks/delivery.py): deliveries claimed per round, the
+        # HTTP timeout, attempts before giving up, and the backoff (doubling, capped).
+        "WEBHOOK_BATCH_SIZE": int(env.get("WEBHOOK_BATCH_SIZE", "50")),
+        "WEBHOOK_TIMEOUT_SECONDS": float(env.get("WEBHOOK_TIMEOUT_SECONDS", "5")),
+        "WEBHOOK_MAX_ATTEMPTS": int(env.get("WEBHOOK_MAX_ATTEMPTS", "12")),
+        "WEBHOOK_RETRY_SECONDS": float(env.get("WEBHOOK_RETRY_SECONDS", "30")),
+        "WEBHOOK_RETRY_MAX_SECONDS": float(env.get("WEBHOOK_RETRY_MAX_SECONDS", "21600")),
     }
 
 

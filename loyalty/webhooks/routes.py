@@ -1,0 +1,72 @@
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from loyalty.audit import record_change
+from loyalty.auth import require
+from loyalty.extensions import db
+from loyalty.members.service import decode_cursor, encode_cursor
+from loyalty.schemas import PaginationQuery
+from loyalty.webhooks import service
+from loyalty.webhooks.schemas import (
+    CreatedEndpointSchema,
+    DeliveryPageSchema,
+    EndpointCreateSchema,
+    EndpointListSchema,
+)
+
+blp = Blueprint(
+    "webhooks", __name__, url_prefix="/v1", description="Outbound webhooks (Standard Webhooks)"
+)
+
+
+def _audit(action: str, endpoint_id, before, after) -> None:
+    record_change(db.session, action, "webhook_endpoint", endpoint_id, before, after)
+
+
+@blp.route("/webhook-endpoints")
+class WebhookEndpoints(MethodView):
+    @require("admin")
+    @blp.response(200, EndpointListSchema)
+    def get(self):
+        """The live endpoints (their secrets are never shown again)."""
+        items = [service.endpoint_view(e) for e in service.list_endpoints(db.session)]
+        return {"items": items, "next_cursor": None}
+
+    @require("admin")
+    @blp.arguments(EndpointCreateSchema)
+    @blp.response(201, CreatedEndpointSchema)
+    def post(self, data):
+        """Subscribe a URL to event types; the answer carries the signing secret, once."""
+        endpoint = service.create_endpoint(db.session, data["url"], data["events"])
+        view = service.endpoint_view(endpoint)
+        _audit("webhook_endpoint.create", endpoint.id, None, CreatedEndpointSchema().dump(view))
+        return {**view, "secret": endpoint.secret}
+
+
+@blp.route("/webhook-endpoints/<int:endpoint_id>")
+class WebhookEndpointItem(MethodView):
+    @require("admin")
+    @blp.response(204)
+    def delete(self, endpoint_id):
+        """Stop sending to this endpoint; its undelivered messages are dropped."""
+        endpoint = service.delete_endpoint(db.session, endpoint_id)
+        before = CreatedEndpointSchema().dump(service.endpoint_view(endpoint))
+        _audit("webhook_endpoint.delete", endpoint.id, before, None)
+
+
+@blp.route("/webhook-endpoints/<int:endpoint_id>/deliveries")
+class WebhookDeliveries(MethodView):
+    @require("admin")
+    @blp.arguments(PaginationQuery, location="query")
+    @blp.response(200, DeliveryPageSchema)
+    def get(self, query, endpoint_id):
+        """The endpoint's deliveries, newest first: attempts, last answer, delivered or gave up."""
+        rows = service.list_deliveries(
+            db.session, endpoint_id, query["limit"] + 1, decode_cursor(query["cursor"])
+        )
+        more = len(rows) > query["limit"]
+        rows = rows[: query["limit"]]
+        return {
+            "items": [service.delivery_view(d, m) for d, m in rows],
+            "next_cursor": encode_cursor(rows[-1][0].id) if more else None,
+        }

@@ -1,0 +1,61 @@
+from flask import current_app
+from marshmallow import ValidationError, fields, validate, validates
+
+from loyalty.schemas import AwareDateTime, StrictSchema
+from loyalty.webhooks.service import EVENT_TYPES
+
+MAX_URL = 2048
+
+
+class EndpointCreateSchema(StrictSchema):
+    url = fields.URL(
+        required=True,
+        schemes={"http", "https"},
+        require_tld=False,  # an internal host name or an address is a fine receiver
+        validate=validate.Length(max=MAX_URL),
+    )
+    events = fields.List(
+        fields.String(validate=validate.OneOf(EVENT_TYPES)),
+        required=True,
+        validate=validate.Length(1, len(EVENT_TYPES)),
+    )
+
+    @validates("url")
+    def _https_in_production(self, value, **_kwargs):
+        if current_app.config["LOYALTY_ENV"] == "production" and not value.startswith("https:"):
+            raise ValidationError("Must be an https URL in production.")
+
+
+class EndpointSchema(StrictSchema):
+    id = fields.Integer()
+    url = fields.String()
+    events = fields.List(fields.String())
+    created_at = AwareDateTime()
+
+
+class CreatedEndpointSchema(EndpointSchema):
+    secret = fields.String(metadata={"description": "Signing secret: shown only here, once."})
+
+
+class EndpointListSchema(StrictSchema):
+    items = fields.List(fields.Nested(EndpointSchema))
+    next_cursor = fields.String(allow_none=True)
+
+
+class DeliverySchema(StrictSchema):
+    id = fields.Integer()
+    message_id = fields.String()
+    type = fields.String()
+    status = fields.String(metadata={"description": "pending | delivered | failed (gave up)"})
+    attempts = fields.Integer()
+    next_attempt_at = AwareDateTime(allow_none=True)
+    last_attempt_at = AwareDateTime(allow_none=True)
+    last_status = fields.Integer(allow_none=True)
+    last_error = fields.String(allow_none=True)
+    delivered_at = AwareDateTime(allow_none=True)
+    gave_up_at = AwareDateTime(allow_none=True)
+
+
+class DeliveryPageSchema(StrictSchema):
+    items = fields.List(fields.Nested(DeliverySchema))
+    next_cursor = fields.String(allow_none=True)

@@ -1,0 +1,252 @@
+"""The outbox and the endpoints that read it.
+
+`emit` writes one message and a delivery per endpoint subscribed to its type, in the caller's
+transaction. Which endpoints subscribe to what is read through the per-worker cache
+(`loyalty.cache`, name "webhook_endpoints"), so an event nobody subscribes to costs no SQL at
+all: the order hot path pays nothing until a merchant adds an endpoint. Creating or deleting
+an endpoint clears this worker's cache at once; other workers see it within
+`CONFIG_CACHE_SECONDS`.
+"""
+
+import base64
+import secrets
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import BigInteger, Interval, Select, String, cast, func, insert, literal, select
+from sqlalchemy import delete as sql_delete
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from loyalty import cache
+from loyalty.errors import NotFound
+from loyalty.types import utcnow
+from loyalty.webhooks.models import WebhookDelivery, WebhookEndpoint, WebhookMessage
+
+EVENT_TYPES = (
+    "points.earned",
+    "points.expiring",
+    "tier.changed",
+    "reward.issued",
+    "referral.converted",
+    "gift_card.issued",
+)
+SECRET_PREFIX = "whsec_"  # noqa: S105 - the format's prefix, not a secret
+SECRET_BYTES = 24
+CACHE = "webhook_endpoints"
+
+cache.watch(WebhookEndpoint, CACHE)
+
+_MESSAGES, _DELIVERIES = WebhookMessage.__table__, WebhookDelivery.__table__
+
+
+def iso(moment: datetime | None) -> str | None:
+    """Times in payloads: ISO 8601 in UTC, with its offset."""
+    return moment.astimezone(UTC).isoformat() if moment is not None else None
+
+
+# --- who listens ------------------------------------------------------------------------------
+
+
+def _load_subscriptions(session: Session) -> dict[str, tuple[int, ...]]:
+    rows = session.execute(
+        select(WebhookEndpoint.id, WebhookEndpoint.events)
+        .where(WebhookEndpoint.deleted_at.is_(None))
+        .order_by(WebhookEndpoint.id)
+    )
+    by_type: dict[str, list[int]] = {}
+    for endpoint_id, events in rows:
+        for event_type in events:
+            by_type.setdefault(event_type, []).append(endpoint_id)
+    return {event_type: tuple(ids) for event_type, ids in by_type.items()}
+
+
+def subscribed(session: Session, event_type: str) -> tuple[int, ...]:
+    """Ids of the live endpoints subscribed to `event_type` (cached: usually no SQL)."""
+    return cache.cached(session, CACHE, "all", lambda: _load_subscriptions(session)).get(
+        event_type, ()
+    )
+
+
+# --- writing the outbox -----------------------------------------------------------------------
+
+
+def _add_deliveries(session, message_ids, endpoint_ids, due_at: datetime) -> None:
+    session.execute(
+        insert(_DELIVERIES),
+        [
+            {"message_id": m, "endpoint_id": e, "attempts": 0, "next_attempt_at": due_at}
+            for m in message_ids
+            for e in endpoint_ids
+        ],
+    )
+
+
+def emit(session: Session, event_type: str, data: dict, *, at: datetime | None = None):
+    """Report an event: a message and its deliveries, in the caller's transaction. No SQL
+    when no endpoint subscribes to `event_type`. Returns the message id (None: nobody)."""
+    [message_id] = emit_many(session, event_type, [data], at=at) or [None]
+    return message_id
+
+
+def emit_many(session: Session, event_type: str, items: list[dict], *, at=None) -> list[int]:
+    """`emit` for many events of one type: two statements whatever their number."""
+    assert event_type in EVENT_TYPES, event_type
+    endpoint_ids = subscribed(session, event_type)
+    if not endpoint_ids or not items:
+        return []
+    at = at or utcnow()
+    rows = [{"type": event_type, "data": data, "created_at": at} for data in items]
+    message_ids = list(
+        session.scalars(
+            insert(_MESSAGES).returning(_MESSAGES.c.id, sort_by_parameter_order=True), rows
+        )
+    )
+    _add_deliveries(session, message_ids, endpoint_ids, at)
+    return message_ids
+
+
+def emit_selected(session: Session, event_type: str, rows: Select, *, at: datetime) -> int:
+    """Set-based `emit`: one message per row of `rows` (columns `data`, a JSON object built in
+    SQL, and `dedupe_key`), in one INSERT ... SELECT; a row whose key was already sent is
+    skipped. Returns how many messages were written."""
+    assert event_type in EVENT_TYPES, event_type
+    endpoint_ids = subscribed(session, event_type)
+    if not endpoint_ids:
+        return 0
+    rows = rows.subquery("events")
+    created_at = literal(at, _MESSAGES.c.created_at.type)
+    source = select(rows.c.data, rows.c.dedupe_key, literal(event_type), created_at).where(
+        rows.c.dedupe_key.is_not(None)  # a WHERE also keeps SQLite's parser unambiguous
+    )
+    postgresql = session.get_bind().dialect.name == "postgresql"
+    insert_ = postgresql_insert if postgresql else sqlite_insert
+    statement = (
+        insert_(_MESSAGES)
+        .from_select(["data", "dedupe_key", "type", "created_at"], source)
+        .on_conflict_do_nothing(index_elements=["dedupe_key"])
+        .returning(_MESSAGES.c.id)
+    )
+    message_ids = list(session.scalars(statement))
+    if message_ids:
+        _add_deliveries(session, message_ids, endpoint_ids, at)
+    return len(message_ids)
+
+
+# --- building event data in SQL (for `emit_selected`) ------------------------------------------
+
+
+def json_object(dialect: str, **fields):
+    """A JSON object built by the database from column expressions."""
+    build = func.jsonb_build_object if dialect == "postgresql" else func.json_object
+    args = [part for name, value in fields.items() for part in (literal(name), value)]
+    return build(*args)
+
+
+def iso_sql(dialect: str, moment, plus_days: int = 0):
+    """A UTC timestamp column as ISO 8601 text with its offset (seconds), `plus_days` later."""
+    if dialect == "postgresql":
+        shifted = moment + literal(timedelta(days=plus_days), Interval())
+        return func.to_char(func.timezone("UTC", shifted), 'YYYY-MM-DD"T"HH24:MI:SS"+00:00"')
+    return func.strftime("%Y-%m-%dT%H:%M:%S+00:00", moment, f"+{plus_days} days")
+
+
+def epoch_sql(dialect: str, moment):
+    """A timestamp column as whole Unix seconds, as text (for dedupe keys)."""
+    if dialect == "postgresql":
+        return cast(cast(func.extract("epoch", moment), BigInteger), String)
+    return func.strftime("%s", moment)
+
+
+# --- endpoints (admin) ------------------------------------------------------------------------
+
+
+def new_secret() -> str:
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(SECRET_BYTES)).decode()
+
+
+def endpoint_view(endpoint: WebhookEndpoint) -> dict:
+    """An endpoint as the API shows it, without its secret (shown once, at creation)."""
+    return {
+        "id": endpoint.id,
+        "url": endpoint.url,
+        "events": list(endpoint.events),
+        "created_at": endpoint.created_at,
+    }
+
+
+def list_endpoints(session: Session) -> list[WebhookEndpoint]:
+    return list(
+        session.scalars(
+            select(WebhookEndpoint)
+            .where(WebhookEndpoint.deleted_at.is_(None))
+            .order_by(WebhookEndpoint.id)
+        )
+    )
+
+
+def create_endpoint(session: Session, url: str, events: list[str]) -> WebhookEndpoint:
+    endpoint = WebhookEndpoint(
+        url=url, events=sorted(set(events)), secret=new_secret(), created_at=utcnow()
+    )
+    session.add(endpoint)
+    session.flush()
+    return endpoint
+
+
+def get_endpoint(session: Session, endpoint_id: int) -> WebhookEndpoint:
+    endpoint = session.get(WebhookEndpoint, endpoint_id)
+    if endpoint is None or endpoint.deleted_at is not None:
+        raise NotFound(f"No webhook endpoint {endpoint_id}.")
+    return endpoint
+
+
+def delete_endpoint(session: Session, endpoint_id: int) -> WebhookEndpoint:
+    """Nothing more is sent to it: its undelivered messages are dropped, not given up."""
+    endpoint = get_endpoint(session, endpoint_id)
+    endpoint.deleted_at = utcnow()
+    session.flush()
+    session.execute(
+        sql_delete(WebhookDelivery).where(
+            WebhookDelivery.endpoint_id == endpoint.id,
+            WebhookDelivery.delivered_at.is_(None),
+            WebhookDelivery.gave_up_at.is_(None),
+        ),
+        execution_options={"synchronize_session": False},
+    )
+    return endpoint
+
+
+def delivery_view(delivery: WebhookDelivery, message: WebhookMessage) -> dict:
+    return {
+        "id": delivery.id,
+        "message_id": f"msg_{message.id}",
+        "type": message.type,
+        "attempts": delivery.attempts,
+        "status": (
+            "delivered" if delivery.delivered_at else "failed" if delivery.gave_up_at else "pending"
+        ),
+        "next_attempt_at": (
+            None if delivery.delivered_at or delivery.gave_up_at else delivery.next_attempt_at
+        ),
+        "last_attempt_at": delivery.last_attempt_at,
+        "last_status": delivery.last_status,
+        "last_error": delivery.last_error,
+        "delivered_at": delivery.delivered_at,
+        "gave_up_at": delivery.gave_up_at,
+    }
+
+
+def list_deliveries(session: Session, endpoint_id: int, limit: int, before: int | None):
+    """An endpoint's deliveries, newest first, with their message (deleted endpoints too)."""
+    if session.get(WebhookEndpoint, endpoint_id) is None:
+        raise NotFound(f"No webhook endpoint {endpoint_id}.")
+    query = (
+        select(WebhookDelivery, WebhookMessage)
+        .join(WebhookMessage, WebhookMessage.id == WebhookDelivery.message_id)
+        .where(WebhookDelivery.endpoint_id == endpoint_id)
+    )
+    if before is not None:
+        query = query.where(WebhookDelivery.id < before)
+    rows = session.execute(query.order_by(WebhookDelivery.id.desc()).limit(limit)).all()
+    return [(delivery, message) for delivery, message in rows]

@@ -12,7 +12,7 @@ from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from loyalty import ledger
+from loyalty import ledger, webhooks
 from loyalty.audit import record_change
 from loyalty.codes import normalize_code, random_code
 from loyalty.errors import Conflict, NotFound, ReferralRejected, ValidationFailed
@@ -313,6 +313,29 @@ def _reward_referrer(
         if not pending:
             _issue_referrer_code(session, referral)
     session.flush()
+    if webhooks.subscribed(session, "referral.converted"):
+        _emit_converted(session, referral)
+
+
+def _emit_converted(session: Session, referral: Referral) -> None:
+    referrer = session.get(Member, referral.referrer_id)  # usually locked and loaded already
+    webhooks.emit(
+        session,
+        "referral.converted",
+        {
+            "referral_id": referral.id,
+            "referrer_customer_id": referrer.customer_id,
+            "friend_customer_id": referral.friend_customer_id,
+            "order_id": referral.order_id,
+            "reward": {
+                "points": referral.reward_points,
+                "reward_id": referral.reward_catalog_id,
+                "state": referral.reward_state,
+                "matures_at": webhooks.iso(referral.reward_matures_at),
+            },
+            "converted_at": webhooks.iso(referral.converted_at),
+        },
+    )
 
 
 def _issue_referrer_code(session: Session, referral: Referral) -> None:

@@ -10,7 +10,7 @@ from decimal import ROUND_FLOOR, Decimal
 
 from sqlalchemy import func, select
 
-from loyalty import ledger
+from loyalty import ledger, webhooks
 from loyalty.earning import rules
 from loyalty.ledger import PENDING, LedgerEntry
 from loyalty.orders.service import OrderEventContext
@@ -61,6 +61,12 @@ def award_order_points(
     return entry
 
 
+def _earned_matures_at(ctx: OrderEventContext) -> str | None:
+    if ctx.program.pending_days <= 0:
+        return None
+    return webhooks.iso(ctx.occurred_at + timedelta(days=ctx.program.pending_days))
+
+
 class PointsEarning:
     """Order handler: base points on `order.paid`, proportional reversal on `order.refunded`."""
 
@@ -82,6 +88,19 @@ class PointsEarning:
         award_order_points(ctx, "earn", points, detail)
         # Bonus rules see the same tier (the one before this event) and the same rate.
         rules.order_bonuses(ctx, tier, rate, points_for)
+        if ctx.order.points_awarded > 0:
+            webhooks.emit(
+                ctx.session,
+                "points.earned",
+                {
+                    "customer_id": ctx.member.customer_id,
+                    "order_id": ctx.order.order_id,
+                    "points": ctx.order.points_awarded,
+                    "state": PENDING if ctx.program.pending_days > 0 else ledger.AVAILABLE,
+                    "matures_at": _earned_matures_at(ctx),
+                    "occurred_at": webhooks.iso(ctx.occurred_at),
+                },
+            )
 
     def refunded(self, ctx: OrderEventContext) -> None:
         order = ctx.order

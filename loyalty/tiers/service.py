@@ -40,6 +40,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
+from loyalty import webhooks
 from loyalty.audit import record_change
 from loyalty.errors import Conflict, NotFound, ValidationFailed
 from loyalty.jobs import in_ranges, lock_members
@@ -311,30 +312,30 @@ def apply_tiers(
         .outerjoin(old, old.id == targets.c.from_id)
         .where(differs)
     )
-    # Core execution (not the ORM's bulk path) so the INSERT reports how many it recorded.
-    recorded = (
-        session.connection()
-        .execution_options(preserve_rowcount=True)
-        .execute(
-            insert(TierChange.__table__).from_select(
-                [
-                    "member_id",
-                    "from_tier_id",
-                    "from_tier",
-                    "to_tier_id",
-                    "to_tier",
-                    "direction",
-                    "reason",
-                    "source_id",
-                    "qualifying_spend",
-                    "occurred_at",
-                    "created_at",
-                ],
-                changes,
-            )
-        )
-        .rowcount
+    record = insert(TierChange.__table__).from_select(
+        [
+            "member_id",
+            "from_tier_id",
+            "from_tier",
+            "to_tier_id",
+            "to_tier",
+            "direction",
+            "reason",
+            "source_id",
+            "qualifying_spend",
+            "occurred_at",
+            "created_at",
+        ],
+        changes,
     )
+    # Core execution (not the ORM's bulk path) so the INSERT reports how many it recorded.
+    connection = session.connection().execution_options(preserve_rowcount=True)
+    if webhooks.subscribed(session, "tier.changed"):
+        change_ids = connection.execute(record.returning(TierChange.id)).scalars().all()
+        _emit_tier_changes(session, change_ids)
+        recorded = len(change_ids)
+    else:
+        recorded = connection.execute(record).rowcount
     if recorded == 0:
         return 0
     session.execute(
@@ -389,7 +390,37 @@ def _change_tier(
     session.add(change)
     member.tier_id = to_id
     session.flush()
+    webhooks.emit(session, "tier.changed", tier_change_event(change, member.customer_id))
     return change
+
+
+def tier_change_event(change: TierChange, customer_id: str | None) -> dict:
+    """The `tier.changed` webhook's data."""
+    return {
+        "customer_id": customer_id,
+        "tier_change_id": change.id,
+        "from": change.from_tier,
+        "to": change.to_tier,
+        "direction": change.direction,
+        "reason": change.reason,
+        "qualifying_spend": change.qualifying_spend,
+        "occurred_at": webhooks.iso(change.occurred_at),
+    }
+
+
+def _emit_tier_changes(session: Session, change_ids: list[int]) -> None:
+    """`tier.changed` for changes recorded set-based: one read, one batch of messages."""
+    if not change_ids:
+        return
+    rows = session.execute(
+        select(TierChange, Member.customer_id)
+        .join(Member, Member.id == TierChange.member_id)
+        .where(TierChange.id.in_(change_ids))
+        .order_by(TierChange.id)
+    ).all()
+    webhooks.emit_many(
+        session, "tier.changed", [tier_change_event(change, cid) for change, cid in rows]
+    )
 
 
 def change_view(change: TierChange) -> dict:

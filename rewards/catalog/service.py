@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from loyalty import ledger
+from loyalty import ledger, webhooks
 from loyalty.codes import normalize_code, random_code
 from loyalty.errors import (
     CodeInvalid,
@@ -263,8 +263,29 @@ def _new_code(session: Session, **values) -> RewardCode:
             if not taken:
                 raise  # not a collision: a real constraint violation
             continue
+        webhooks.emit(session, "reward.issued", reward_issued_event(row))
         return row
     raise RuntimeError("could not draw a unique reward code")
+
+
+def reward_issued_event(code: RewardCode) -> dict:
+    """The `reward.issued` webhook's data: the code, so the merchant's tools can send it."""
+    return {
+        "reward_code_id": code.id,
+        "code": code.code,
+        "customer_id": code.customer_id,
+        "email": code.email_normalized,
+        "reward_id": code.reward_id,
+        "source": code.source_type,
+        "kind": code.kind,
+        "amount": code.amount,
+        "percent": code.percent,
+        "sku": code.sku,
+        "min_order": code.min_order,
+        "first_order_only": code.first_order_only,
+        "points_spent": code.points_spent,
+        "expires_at": webhooks.iso(code.expires_at),
+    }
 
 
 def redeem(session: Session, member: Member, reward_id: int, now: datetime | None = None) -> dict:

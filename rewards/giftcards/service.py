@@ -14,6 +14,7 @@ from sqlalchemy import and_, exists, func, insert, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from loyalty import webhooks
 from loyalty.errors import Conflict, InsufficientFunds, NotFound, ValidationFailed
 from loyalty.members.service import decode_cursor, encode_cursor
 from loyalty.program.models import Program
@@ -250,6 +251,23 @@ def issue_card(
         detail={"paid": amount, "bonus": bonus_amount, "source": source, **(detail or {})},
     )  # fmt: skip
     session.flush()
+    # Never the code: it is shown once, to the issuer, and stored only as a keyed hash.
+    webhooks.emit(
+        session,
+        "gift_card.issued",
+        {
+            "gift_card_id": card.id,
+            "last4": card.last4,
+            "currency": card.currency,
+            "amount": amount,
+            "bonus_amount": bonus_amount,
+            "balance": card.balance,
+            "source": source,
+            "expires_at": webhooks.iso(expires_at),
+            **(detail or {}),
+        },
+        at=now,
+    )
     return Issued(card, code)
 
 

@@ -9,13 +9,15 @@ every job only touches rows that are still due, so running it again changes noth
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, exists, func, insert, literal, select, update
+from flask import current_app
+from sqlalchemy import String, and_, cast, exists, func, insert, literal, select, update
 from sqlalchemy.orm import Session
 
 from loyalty.ledger import AVAILABLE, PENDING, LedgerEntry
 from loyalty.members.models import Member
 from loyalty.program.service import get_program
 from loyalty.types import JSONType
+from loyalty.webhooks import service as webhooks
 
 Progress = Callable[[int], None]
 
@@ -86,8 +88,14 @@ def expire_points(session: Session, now: datetime, batch_size: int, progress=Non
         return 0
     cutoff = now - timedelta(days=program.expiry_inactive_days)
     detail = {"inactive_days": program.expiry_inactive_days, "cutoff": cutoff.isoformat()}
+    warning_days = current_app.config["POINTS_EXPIRY_WARNING_DAYS"]
+    warn = warning_days > 0 and webhooks.subscribed(session, "points.expiring")
     changed = 0
     for low, high in in_ranges(session, batch_size, progress):
+        if warn:
+            warn_expiring_points(
+                session, now, program.expiry_inactive_days, warning_days, low, high
+            )
         inactive = and_(
             Member.id.between(low, high),
             Member.points_available > 0,
@@ -128,9 +136,36 @@ def expire_points(session: Session, now: datetime, batch_size: int, progress=Non
     return changed
 
 
-def purge_idempotency_keys(session: Session, now: datetime, batch_size: int, progress=None):
-    from flask import current_app
+def warn_expiring_points(
+    session: Session, now: datetime, inactive_days: int, warning_days: int, low: int, high: int
+) -> int:
+    """`points.expiring` for members whose points expire within `warning_days` of `now`: one
+    INSERT ... SELECT for the range, at most once per member and expiry (the expiry is keyed by
+    the activity it counts from, so new activity and a later expiry warn again)."""
+    dialect = session.get_bind().dialect.name
+    activity = func.coalesce(Member.last_activity_at, Member.enrolled_at)
+    cutoff = now - timedelta(days=inactive_days)
+    key = literal("points.expiring:") + cast(Member.id, String) + literal(":")
+    rows = select(
+        webhooks.json_object(
+            dialect,
+            customer_id=Member.customer_id,
+            points=Member.points_available,
+            expires_at=webhooks.iso_sql(dialect, activity, inactive_days),
+            last_activity_at=webhooks.iso_sql(dialect, activity),
+        ).label("data"),
+        (key + webhooks.epoch_sql(dialect, activity)).label("dedupe_key"),
+    ).where(
+        Member.id.between(low, high),
+        Member.points_available > 0,
+        Member.customer_id.is_not(None),  # erased members are not written to
+        activity > cutoff,  # not expired yet (the job's expiry step takes those)
+        activity <= cutoff + timedelta(days=warning_days),
+    )
+    return webhooks.emit_selected(session, "points.expiring", rows, at=now)
 
+
+def purge_idempotency_keys(session: Session, now: datetime, batch_size: int, progress=None):
     from loyalty.idempotency import purge_expired
 
     removed = purge_expired(session, now, current_app.config["IDEMPOTENCY_KEY_TTL_HOURS"])

@@ -16,6 +16,7 @@ is then given up (`gave_up_at`), visible in the endpoint's deliveries.
 import base64
 import hashlib
 import hmac
+import http.client
 import json
 import time
 import urllib.error
@@ -74,7 +75,7 @@ def post(url: str, headers: dict, body: bytes, timeout: float) -> Outcome:
             return Outcome(response.status, None)
     except urllib.error.HTTPError as exc:
         return Outcome(exc.code, f"HTTP {exc.code}")
-    except (urllib.error.URLError, OSError, ValueError) as exc:
+    except (urllib.error.URLError, OSError, http.client.HTTPException, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
         return Outcome(None, f"{type(exc).__name__}: {reason}"[:500])
 
@@ -182,7 +183,8 @@ _RECORD = (
 
 
 def deliver_webhooks(session: Session, now: datetime, batch_size: int, progress=None) -> int:
-    """Send every delivery due at `now`, a batch at a time; returns how many were delivered."""
+    """Send every delivery due at `now`, `WEBHOOK_BATCH_SIZE` at a time (`batch_size`, the
+    members per range of the other jobs, does not apply); returns how many were delivered."""
     settings = Settings.from_config(current_app.config)
     delivered = 0
     while True:

@@ -217,18 +217,21 @@ def delete_endpoint(session: Session, endpoint_id: int) -> WebhookEndpoint:
     return endpoint
 
 
+def delivery_status(delivery: WebhookDelivery) -> str:
+    if delivery.delivered_at is not None:
+        return "delivered"
+    return "failed" if delivery.gave_up_at is not None else "pending"
+
+
 def delivery_view(delivery: WebhookDelivery, message: WebhookMessage) -> dict:
+    status = delivery_status(delivery)
     return {
         "id": delivery.id,
         "message_id": f"msg_{message.id}",
         "type": message.type,
         "attempts": delivery.attempts,
-        "status": (
-            "delivered" if delivery.delivered_at else "failed" if delivery.gave_up_at else "pending"
-        ),
-        "next_attempt_at": (
-            None if delivery.delivered_at or delivery.gave_up_at else delivery.next_attempt_at
-        ),
+        "status": status,
+        "next_attempt_at": delivery.next_attempt_at if status == "pending" else None,
         "last_attempt_at": delivery.last_attempt_at,
         "last_status": delivery.last_status,
         "last_error": delivery.last_error,
@@ -248,5 +251,4 @@ def list_deliveries(session: Session, endpoint_id: int, limit: int, before: int 
     )
     if before is not None:
         query = query.where(WebhookDelivery.id < before)
-    rows = session.execute(query.order_by(WebhookDelivery.id.desc()).limit(limit)).all()
-    return [(delivery, message) for delivery, message in rows]
+    return session.execute(query.order_by(WebhookDelivery.id.desc()).limit(limit)).all()

@@ -1,9 +1,8 @@
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from loyalty.audit import record_change
 from loyalty.auth import require
-from loyalty.extensions import db
+from loyalty.extensions import Blueprint, db
 from loyalty.members.service import decode_cursor, encode_cursor
 from loyalty.schemas import PaginationQuery
 from loyalty.webhooks import service

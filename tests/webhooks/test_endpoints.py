@@ -93,3 +93,16 @@ def test_only_admins_manage_endpoints(client, keys):
         assert response.status_code == 403
     assert client.post("/v1/webhook-endpoints", json=body).status_code == 401
     assert client.delete("/v1/webhook-endpoints/1", headers=keys["storefront"]).status_code == 403
+
+
+def test_unknown_query_parameters_are_refused(client, admin):
+    created = create_endpoint(client, admin, URL, ["points.earned"])
+    for path in (
+        "/v1/webhook-endpoints?active=1",
+        f"/v1/webhook-endpoints/{created['id']}/deliveries?status=failed",
+    ):
+        response = client.get(path, headers=admin)
+        assert response.status_code == 422
+        assert list(response.get_json()["errors"]["query"]) == [path.split("?")[1].split("=")[0]]
+    path = f"/v1/webhook-endpoints/{created['id']}/deliveries?limit=1"
+    assert client.get(path, headers=admin).status_code == 200

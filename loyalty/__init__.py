@@ -128,7 +128,7 @@ def register_hooks(app: Flask) -> None:
     from loyalty.hooks import Hooks
     from loyalty.tiers import service as tiers
     from loyalty.tiers.demo import seed_demo_tiers
-    from loyalty.webhooks.delivery import deliver_webhooks
+    from loyalty.webhooks.delivery import deliver_webhooks, purge_webhooks
     from loyalty.widget.seed import seed_demo_shopper
     from referrals import init_hooks as init_referrals
     from referrals.service import ReferralConversion, member_stats
@@ -159,6 +159,7 @@ def register_hooks(app: Flask) -> None:
     hooks.member_rewards, hooks.redeem_reward = list_rewards_for_member, redeem  # widget /v1/me
     hooks.member_referrals = member_stats  # widget /v1/me/referrals
     hooks.demo_seed.append(seed_demo_shopper)  # last: its order sees the demo tiers and rewards
+    hooks.jobs["purge-webhooks"] = purge_webhooks
     # Last of the jobs, so `run-due` sends what the jobs before it reported.
     hooks.jobs["deliver-webhooks"] = deliver_webhooks
 

@@ -59,6 +59,8 @@ def from_environment(instance_path: str, env: dict | None = None) -> dict:
         "WEBHOOK_MAX_ATTEMPTS": int(env.get("WEBHOOK_MAX_ATTEMPTS", "12")),
         "WEBHOOK_RETRY_SECONDS": float(env.get("WEBHOOK_RETRY_SECONDS", "30")),
         "WEBHOOK_RETRY_MAX_SECONDS": float(env.get("WEBHOOK_RETRY_MAX_SECONDS", "21600")),
+        # purge-webhooks forgets messages older than this once each of their deliveries is done.
+        "WEBHOOK_RETENTION_DAYS": int(env.get("WEBHOOK_RETENTION_DAYS", "30")),
     }
 
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, delete, exists, or_, select, update
 from sqlalchemy.orm import Session
 
 from loyalty.webhooks.models import WebhookDelivery, WebhookEndpoint, WebhookMessage
@@ -209,3 +209,27 @@ def deliver_webhooks(session: Session, now: datetime, batch_size: int, progress=
             delivered += outcome.delivered
         session.execute(_RECORD, results)
         session.commit()
+
+
+def purge_webhooks(session: Session, now: datetime, batch_size: int, progress=None) -> int:
+    """`purge-webhooks`: forget what is done. Deliveries that were delivered or given up, of
+    messages older than `WEBHOOK_RETENTION_DAYS`, then those messages once none of their
+    deliveries is left. Never less than `POINTS_EXPIRY_WARNING_DAYS` + 1 days: an expiry
+    warning's message is what keeps the same warning from going out twice, and it matters
+    until that expiry has passed. Returns how many rows were removed."""
+    config = current_app.config
+    days = max(config["WEBHOOK_RETENTION_DAYS"], config["POINTS_EXPIRY_WARNING_DAYS"] + 1)
+    before = now - timedelta(days=days)
+    old = select(WebhookMessage.id).where(WebhookMessage.created_at < before)
+    done = or_(WebhookDelivery.delivered_at.is_not(None), WebhookDelivery.gave_up_at.is_not(None))
+    removed = session.execute(
+        delete(WebhookDelivery).where(WebhookDelivery.message_id.in_(old), done),
+        execution_options={"synchronize_session": False},
+    ).rowcount
+    left = select(WebhookDelivery.id).where(WebhookDelivery.message_id == WebhookMessage.id)
+    removed += session.execute(
+        delete(WebhookMessage).where(WebhookMessage.created_at < before, ~exists(left)),
+        execution_options={"synchronize_session": False},
+    ).rowcount
+    session.commit()
+    return removed

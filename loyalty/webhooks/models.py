@@ -39,7 +39,7 @@ class WebhookMessage(Base):
     # Events that must be sent at most once per fact (e.g. one expiry warning per member per
     # expiry) carry a key naming the fact; NULL for the others.
     dedupe_key: Mapped[str | None] = mapped_column(String(200), unique=True)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
 
 class WebhookDelivery(Base):

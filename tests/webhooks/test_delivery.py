@@ -4,12 +4,21 @@ official library accepts, retries with backoff, giving up, and deleted endpoints
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import update
 from standardwebhooks import WebhookVerificationError
 
+from loyalty.extensions import db
 from loyalty.types import utcnow
+from loyalty.webhooks.models import WebhookDelivery, WebhookMessage
 from tests import factories as f
 from tests.tiers.helpers import post_event
-from tests.webhooks.helpers import create_endpoint, deliveries, messages, run_job
+from tests.webhooks.helpers import (
+    count_deliveries,
+    create_endpoint,
+    deliveries,
+    messages,
+    run_job,
+)
 from tests.webhooks.receiver import Receiver
 
 
@@ -157,3 +166,52 @@ def test_run_due_sends_what_the_jobs_before_it_reported(client, admin, storefron
         [request] = receiver.requests
     payload = request.verified(endpoint["secret"])
     assert (payload["type"], payload["data"]["customer_id"]) == ("points.expiring", "c_due")
+
+
+def test_purge_forgets_finished_deliveries_and_their_messages_after_the_retention(
+    client, admin, storefront, runner, app, monkeypatch
+):
+    monkeypatch.setitem(app.config, "WEBHOOK_MAX_ATTEMPTS", 1)
+    with Receiver(statuses=[500]) as failing, Receiver() as working:
+        create_endpoint(client, admin, failing.url, ["points.earned"])  # gives up at once
+        create_endpoint(client, admin, working.url, ["points.earned"])
+        post_event(client, storefront, f.paid("c_old"))
+        t0 = utcnow() + timedelta(seconds=1)
+        run_job(runner, "deliver-webhooks", t0)
+    # A newer message, still waiting for an endpoint that is down.
+    with Receiver() as later:
+        create_endpoint(client, admin, later.url, ["tier.changed"])
+    monkeypatch.setitem(app.config, "WEBHOOK_MAX_ATTEMPTS", 12)
+    post_event(client, storefront, f.paid("c_new"))
+    db.session.rollback()
+    assert len(messages()) == 2 and count_deliveries() == 4  # 2 + 2 (points.earned x2 endpoints)
+
+    # Within the retention nothing goes, whatever its state.
+    assert "purge-webhooks: 0 changed" in run_job(runner, "purge-webhooks", t0 + timedelta(days=29))
+    # After it: the first message's two finished deliveries and the message itself.
+    later_now = t0 + timedelta(days=31)
+    output = run_job(runner, "purge-webhooks", later_now)
+    db.session.rollback()
+    remaining = messages()
+    assert [m.data["customer_id"] for m in remaining] == ["c_new"]
+    assert count_deliveries() == 2  # c_new's: not finished, kept however old
+    assert "purge-webhooks: 3 changed" in output
+    # A message with an unfinished delivery is kept; once it is done, the next purge takes it.
+    db.session.execute(update(WebhookDelivery).values(delivered_at=later_now))
+    db.session.commit()
+    assert "purge-webhooks: 3 changed" in run_job(runner, "purge-webhooks", later_now)
+    db.session.rollback()
+    assert messages() == [] and count_deliveries() == 0
+
+
+def test_purge_keeps_expiry_warnings_while_they_still_prevent_a_repeat(
+    client, admin, runner, app, monkeypatch
+):
+    monkeypatch.setitem(app.config, "WEBHOOK_RETENTION_DAYS", 1)
+    monkeypatch.setitem(app.config, "POINTS_EXPIRY_WARNING_DAYS", 7)
+    create_endpoint(client, admin, "http://127.0.0.1:9/hook", ["points.earned"])
+    now = utcnow()
+    db.session.add(WebhookMessage(type="points.expiring", data={}, dedupe_key="k", created_at=now))
+    db.session.commit()
+    assert "0 changed" in run_job(runner, "purge-webhooks", now + timedelta(days=7, hours=23))
+    assert "1 changed" in run_job(runner, "purge-webhooks", now + timedelta(days=8, hours=1))

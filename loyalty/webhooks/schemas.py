@@ -1,7 +1,7 @@
 from flask import current_app
 from marshmallow import ValidationError, fields, validate, validates
 
-from loyalty.schemas import AwareDateTime, StrictSchema
+from loyalty.schemas import AwareDateTime, StrictSchema, page_schema
 from loyalty.webhooks.service import EVENT_TYPES
 
 MAX_URL = 2048
@@ -37,9 +37,7 @@ class CreatedEndpointSchema(EndpointSchema):
     secret = fields.String(metadata={"description": "Signing secret: shown only here, once."})
 
 
-class EndpointListSchema(StrictSchema):
-    items = fields.List(fields.Nested(EndpointSchema))
-    next_cursor = fields.String(allow_none=True)
+EndpointListSchema = page_schema(EndpointSchema, "WebhookEndpointPage")
 
 
 class DeliverySchema(StrictSchema):
@@ -56,6 +54,4 @@ class DeliverySchema(StrictSchema):
     gave_up_at = AwareDateTime(allow_none=True)
 
 
-class DeliveryPageSchema(StrictSchema):
-    items = fields.List(fields.Nested(DeliverySchema))
-    next_cursor = fields.String(allow_none=True)
+DeliveryPageSchema = page_schema(DeliverySchema, "WebhookDeliveryPage")

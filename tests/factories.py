@@ -86,3 +86,13 @@ def canceled(order_id, customer_id="c_1", *, event_id=None, occurred_at=None, cu
         "occurred_at": iso(occurred_at or datetime.now(UTC)),
         "order": {"id": order_id, "customer_id": customer_id, "currency": currency},
     }
+
+
+def run_job(runner, name: str, now: datetime | None = None) -> str:
+    """`flask loyalty jobs NAME [--now ...]` through the app's CLI runner; its output."""
+    args = ["loyalty", "jobs", name]
+    if now is not None:
+        args += ["--now", now.isoformat()]
+    result = runner.invoke(args=args)
+    assert result.exit_code == 0, result.output
+    return result.output

@@ -268,23 +268,20 @@ def _new_code(session: Session, **values) -> RewardCode:
     raise RuntimeError("could not draw a unique reward code")
 
 
+# What a code is worth and when it ends, as `reward_code_view` shows it.
+_CODE_TERMS = ("code", "reward_id", "kind", "amount", "percent", "sku", "min_order",
+               "first_order_only", "points_spent", "expires_at")  # fmt: skip
+
+
 def reward_issued_event(code: RewardCode) -> dict:
     """The `reward.issued` webhook's data: the code, so the merchant's tools can send it."""
+    view = reward_code_view(code)
     return {
         "reward_code_id": code.id,
-        "code": code.code,
         "customer_id": code.customer_id,
         "email": code.email_normalized,
-        "reward_id": code.reward_id,
         "source": code.source_type,
-        "kind": code.kind,
-        "amount": code.amount,
-        "percent": code.percent,
-        "sku": code.sku,
-        "min_order": code.min_order,
-        "first_order_only": code.first_order_only,
-        "points_spent": code.points_spent,
-        "expires_at": webhooks.iso(code.expires_at),
+        **{name: view[name] for name in _CODE_TERMS},
     }
 
 

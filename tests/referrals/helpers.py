@@ -4,6 +4,7 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
 from tests import factories as f
+from tests.factories import run_job  # noqa: F401 - the referral tests import it from here
 
 
 def enroll(client, admin, customer_id, email=None, name=None):
@@ -63,15 +64,6 @@ def settings(client, admin, **changes):
     response = client.put("/v1/referral-program", json=changes, headers=admin)
     assert response.status_code == 200, response.get_json()
     return response.get_json()
-
-
-def run_job(runner, name, when=None):
-    args = ["loyalty", "jobs", name]
-    if when is not None:
-        args += ["--now", when.isoformat()]
-    result = runner.invoke(args=args)
-    assert result.exit_code == 0, result.output
-    return result.output
 
 
 def verify_ledger(runner):

@@ -1,11 +1,10 @@
 """Builders for the webhook tests: endpoints through the admin API, jobs through the CLI."""
 
-from datetime import datetime
-
 from sqlalchemy import func, select
 
 from loyalty.extensions import db
 from loyalty.webhooks.models import WebhookDelivery, WebhookMessage
+from tests.factories import run_job  # noqa: F401 - the webhook tests import it from here
 
 
 def create_endpoint(client, admin, url, events):
@@ -13,15 +12,6 @@ def create_endpoint(client, admin, url, events):
                            headers=admin)  # fmt: skip
     assert response.status_code == 201, response.get_json()
     return response.get_json()
-
-
-def run_job(runner, name: str, now: datetime | None = None) -> str:
-    args = ["loyalty", "jobs", name]
-    if now is not None:
-        args += ["--now", now.isoformat()]
-    result = runner.invoke(args=args)
-    assert result.exit_code == 0, result.output
-    return result.output
 
 
 def messages(event_type: str | None = None) -> list[WebhookMessage]:

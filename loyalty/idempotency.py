@@ -83,6 +83,8 @@ def _before_request():
 
 def _after_request(response: Response) -> Response:
     """Commit the request's transaction (with its idempotency record) or roll it back."""
+    if not db.session.registry.has():
+        return response  # the request never used the session: nothing to commit
     session = db.session
     if response.status_code >= 400:
         session.rollback()

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from loyalty import ledger
 from loyalty.errors import Conflict, NotFound, ValidationFailed
+from loyalty.extensions import read_connection, session_started
 from loyalty.hooks import Hooks
 from loyalty.ledger import LedgerEntry
 from loyalty.members.models import Member
@@ -135,11 +136,20 @@ class ViewQuery:
         return built
 
     def find(self, session: Session, hooks: Hooks, **params):
-        """(view, row) of the member the parameters find, or None."""
+        """(view, row) of the member the parameters find, or None.
+
+        Inside a transaction (an order event's, say) it reads through it, after its changes;
+        a request that has not begun one reads on a pooled connection of its own: one
+        statement needs no transaction, and the request has none to begin and commit."""
         statement = self.statement(hooks)
-        session.flush()  # an order event's changes first (nothing to do on a plain read)
-        # On the connection: the ORM's execution path would double the CPU this read costs.
-        row = session.connection().execute(statement, {"now": utcnow(), **params}).one_or_none()
+        params = {"now": utcnow(), **params}
+        if session_started(session):
+            session.flush()
+            # On the connection: the ORM's execution path would double the CPU this costs.
+            row = session.connection().execute(statement, params).one_or_none()
+        else:
+            with read_connection(session) as connection:
+                row = connection.execute(statement, params).one_or_none()
         return None if row is None else (view_from_row(session, hooks, row), row)
 
 

@@ -4,13 +4,14 @@ import base64
 import binascii
 from collections.abc import Callable
 
-from sqlalchemy import Select, bindparam, select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from loyalty import ledger
 from loyalty.errors import Conflict, NotFound, ValidationFailed
 from loyalty.extensions import read_connection, session_started
+from loyalty.fastsql import FastSelect
 from loyalty.hooks import Hooks
 from loyalty.ledger import LedgerEntry
 from loyalty.members.models import Member
@@ -122,16 +123,16 @@ class ViewQuery:
 
     def __init__(self, conditions: Callable[[], list], extra: Callable[[], list] = list):
         self._conditions, self._extra = conditions, extra
-        self._built: dict[tuple, Select] = {}
+        self._built: dict[tuple, FastSelect] = {}
 
-    def statement(self, hooks: Hooks) -> Select:
+    def statement(self, hooks: Hooks) -> FastSelect:
         parts = tuple(hooks.member_view)
         built = self._built.get(parts)
         if built is None:
             columns = [part.column().label(f"part_{i}") for i, part in enumerate(parts)]
             query = select(*VIEW_COLUMNS, *columns, *self._extra())
             now = bindparam("now", type_=UTCDateTime())
-            built = tiers.with_standing(query, now).where(*self._conditions())
+            built = FastSelect(tiers.with_standing(query, now).where(*self._conditions()))
             self._built[parts] = built
         return built
 
@@ -145,11 +146,10 @@ class ViewQuery:
         params = {"now": utcnow(), **params}
         if session_started(session):
             session.flush()
-            # On the connection: the ORM's execution path would double the CPU this costs.
-            row = session.connection().execute(statement, params).one_or_none()
+            row = statement.one_or_none(session.connection(), params)
         else:
             with read_connection(session) as connection:
-                row = connection.execute(statement, params).one_or_none()
+                row = statement.one_or_none(connection, params)
         return None if row is None else (view_from_row(session, hooks, row), row)
 
 

@@ -1,0 +1,70 @@
+"""`FastSelect` (the member view's statement on the driver's cursor) gives what SQLAlchemy's
+own execution gives: the same names and the same values, typed the same way."""
+
+from datetime import UTC, datetime
+
+from sqlalchemy import bindparam, select
+
+from loyalty.extensions import db
+from loyalty.fastsql import FastSelect
+from loyalty.hooks import hooks
+from loyalty.members import service as members
+from loyalty.members.models import Member
+from loyalty.tiers.models import Tier
+from tests.conftest import bearer
+from tests.statements import recorded
+from tests.tiers.helpers import at, beauty_insider, last_year, order, post_event
+
+
+def test_the_view_row_equals_sqlalchemys_row(client, admin, storefront, session):
+    beauty_insider(client, admin)
+    body = {"id": "c_1", "email": "c_1@example.com", "name": "Ana", "birthday": "04-02"}
+    assert client.post("/v1/members", json=body, headers=storefront).status_code == 201
+    post_event(client, storefront, order(40_000, at(last_year(), 6)))  # a tier, an end date
+    statement = members.BY_CUSTOMER_ID.statement(hooks())
+    params = {"now": datetime.now(UTC), "customer_id": "c_1"}
+    connection = session.connection()
+    expected = connection.execute(statement.statement, params).one()
+    with recorded() as sent:
+        row = statement.one_or_none(connection, params)
+    assert row._asdict() == expected._asdict()
+    assert [type(value) for value in row] == [type(value) for value in expected]
+    assert row.enrolled_at.tzinfo is UTC and row.standing_ends_at.tzinfo is UTC
+    assert len(sent) == 1  # heard by before_cursor_execute listeners, as any statement
+    assert statement.one_or_none(connection, {**params, "customer_id": "nobody"}) is None
+
+
+def test_binds_pass_their_types_processors(session):
+    """A datetime bound to a UTC column is converted as SQLAlchemy converts it (aware, UTC)."""
+    statement = FastSelect(
+        select(Member.id, Tier.name)
+        .join(Tier, Tier.threshold == 0)
+        .where(Member.enrolled_at <= bindparam("at", type_=Member.enrolled_at.type))
+        .where(Member.customer_id == bindparam("customer_id"))
+    )
+    members.enroll(session, hooks(), "c_2", None, enrolled_at=datetime(2024, 1, 1, tzinfo=UTC))
+    session.flush()
+    connection = session.connection()
+    found = statement.one_or_none(connection, {"at": datetime.now(UTC), "customer_id": "c_2"})
+    assert found is not None and found.name
+    early = {"at": datetime(2023, 1, 1, tzinfo=UTC), "customer_id": "c_2"}
+    assert statement.one_or_none(connection, early) is None
+
+
+def test_a_read_only_request_opens_no_session_transaction(client, storefront, app):
+    """GET /v1/members/{id} reads on a connection of its own: no flush, no commit."""
+    assert client.post("/v1/members", json={"id": "c_3", "email": "c_3@example.com"}, headers=storefront).status_code == 201
+    with recorded() as sent:
+        response = client.get("/v1/members/c_3", headers=storefront)
+    assert response.status_code == 200
+    assert [s.split(" ")[0] for s in sent] == ["SELECT"]
+    assert db.session.registry.has() is False or not db.session().in_transaction()
+
+
+def test_widget_me_reads_through_the_same_statement(client, storefront):
+    assert client.post("/v1/members", json={"id": "c_4", "email": "c_4@example.com"}, headers=storefront).status_code == 201
+    made = client.post("/v1/widget-tokens", json={"customer_id": "c_4"}, headers=storefront)
+    with recorded() as sent:
+        response = client.get("/v1/me", headers=bearer(made.get_json()["token"]))
+    assert response.status_code == 200 and response.get_json()["id"] == "c_4"
+    assert len(sent) == 1

@@ -53,7 +53,12 @@ def test_binds_pass_their_types_processors(session):
 
 def test_a_read_only_request_opens_no_session_transaction(client, storefront, app):
     """GET /v1/members/{id} reads on a connection of its own: no flush, no commit."""
-    assert client.post("/v1/members", json={"id": "c_3", "email": "c_3@example.com"}, headers=storefront).status_code == 201
+    assert (
+        client.post(
+            "/v1/members", json={"id": "c_3", "email": "c_3@example.com"}, headers=storefront
+        ).status_code
+        == 201
+    )
     with recorded() as sent:
         response = client.get("/v1/members/c_3", headers=storefront)
     assert response.status_code == 200
@@ -62,7 +67,12 @@ def test_a_read_only_request_opens_no_session_transaction(client, storefront, ap
 
 
 def test_widget_me_reads_through_the_same_statement(client, storefront):
-    assert client.post("/v1/members", json={"id": "c_4", "email": "c_4@example.com"}, headers=storefront).status_code == 201
+    assert (
+        client.post(
+            "/v1/members", json={"id": "c_4", "email": "c_4@example.com"}, headers=storefront
+        ).status_code
+        == 201
+    )
     made = client.post("/v1/widget-tokens", json={"customer_id": "c_4"}, headers=storefront)
     with recorded() as sent:
         response = client.get("/v1/me", headers=bearer(made.get_json()["token"]))

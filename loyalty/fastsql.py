@@ -1,76 +1,130 @@
-"""One hot SELECT, run on the driver's cursor on PostgreSQL: the member view's.
+"""The hot path's statements, run on the driver's cursor on PostgreSQL.
 
-SQLAlchemy's execution path costs about as much CPU as the statement's whole round trip:
-per execution it builds the execution context, fires its events and, above all, turns the
-driver's `cursor.description` into result metadata — psycopg makes a `Column` object per
-column per execution, and the member view has nineteen. `FastSelect` compiles its statement
-once per dialect and, on PostgreSQL, sends it on the connection's psycopg cursor (prepared)
-and applies the columns' own result processors, so what comes out is what SQLAlchemy gives:
-the same values, with the same names. Elsewhere (SQLite) it is plain `connection.execute`.
+SQLAlchemy's execution path costs about as much CPU as a statement's whole round trip: per
+execution it builds the execution context, fires its events and, above all, turns the driver's
+`cursor.description` into result metadata — psycopg makes a `Column` object per column per
+execution, and the member view has nineteen. `FastStatement` compiles its statement once per
+dialect (and, for an INSERT or UPDATE, per set of parameter names, as SQLAlchemy does) and, on
+PostgreSQL, sends it on the connection's psycopg cursor (prepared), applying the columns' own
+bind and result processors: what comes out is what SQLAlchemy gives, the same values under the
+same names. Elsewhere (SQLite) it is plain `connection.execute`.
 
-The statement is still SQLAlchemy's (Core, built once), bind values still pass the types'
-bind processors, `before_cursor_execute` listeners still hear it (the tests and `bench` count
-statements that way) and the statement runs in the connection's transaction, if it has one.
+The statements stay SQLAlchemy Core, built once; `before_cursor_execute` listeners still hear
+each one (the tests and `bench` count statements that way), and each runs in the connection's
+transaction. Like `Connection.execute` of a Core statement, nothing is flushed first.
 """
 
 from collections import namedtuple
+from functools import cache
 
-from sqlalchemy import Select
 from sqlalchemy.engine import Connection
 
 
-class FastSelect:
-    def __init__(self, statement: Select):
+class FastStatement:
+    def __init__(self, statement):
         self.statement = statement
-        self._compiled: dict[str, list] = {}  # dialect name -> what running it needs
+        # (dialect name, parameter names or None) -> what running it needs
+        self._compiled: dict[tuple, list] = {}
 
-    def _prepare(self, dialect) -> list:
-        compiled = self.statement.compile(dialect=dialect)
+    def _prepare(self, dialect, keys) -> list:
+        compiled = self.statement.compile(
+            dialect=dialect, column_keys=list(keys) if keys is not None else None
+        )
         defaults = dict(compiled.construct_params(_check=False))  # the literals' values
         binds = {
             bind.key: processor
             for bind in compiled.binds.values()
             if (processor := bind.type.dialect_impl(dialect).bind_processor(dialect)) is not None
         }
-        row_type = namedtuple("Row", list(self.statement.selected_columns.keys()))
+        columns = list(self.statement.exported_columns)
+        row_type = _row_type(tuple(self.statement.exported_columns.keys())) if columns else None
         return [str(compiled), defaults, binds, row_type, None]  # result processors: later
 
     def _processors(self, dialect, description) -> list:
         """The columns' result processors for the types the driver reports (as SQLAlchemy
         picks them: a NUMERIC's depends on the type code)."""
-        columns = self.statement.selected_columns
+        columns = self.statement.exported_columns
         return [
             column.type.dialect_impl(dialect).result_processor(dialect, described.type_code)
             for column, described in zip(columns, description, strict=True)
         ]
 
-    def one_or_none(self, connection: Connection, params: dict):
-        """The one row the statement finds with `params` (a named tuple), or None."""
+    def _rows(self, connection: Connection, params: dict) -> list:
         dialect = connection.dialect
-        if dialect.name != "postgresql":
-            return connection.execute(self.statement, params).one_or_none()
-        prepared = self._compiled.get(dialect.name)
+        # An INSERT or UPDATE compiles to the parameters it is given (SET/VALUES columns).
+        keys = None if self.statement.is_select else frozenset(params)
+        prepared = self._compiled.get((dialect.name, keys))
         if prepared is None:
-            prepared = self._compiled[dialect.name] = self._prepare(dialect)
+            prepared = self._compiled[dialect.name, keys] = self._prepare(dialect, keys)
         sql, defaults, binds, row_type, processors = prepared
         values = {**defaults, **params}
         for name, processor in binds.items():
-            values[name] = processor(values[name])
+            if name in values:
+                values[name] = processor(values[name])
         cursor = connection.connection.driver_connection.cursor()
         try:
             for listener in connection.dispatch.before_cursor_execute:
                 listener(connection, cursor, sql, values, None, False)
             cursor.execute(sql, values, prepare=True)
+            if row_type is None:
+                return []
             rows = cursor.fetchall()
             if processors is None:
                 processors = prepared[4] = self._processors(dialect, cursor.description)
         finally:
             cursor.close()
-        if not rows:
-            return None
+        return [
+            row_type._make(
+                value if processor is None or value is None else processor(value)
+                for processor, value in zip(processors, row, strict=True)
+            )
+            for row in rows
+        ]
+
+    def first(self, connection: Connection, params: dict):
+        """The first row (a named tuple with `_mapping`, like SQLAlchemy's), or None."""
+        if connection.dialect.name != "postgresql":
+            return connection.execute(self.statement, params).first()
+        rows = self._rows(connection, params)
+        return rows[0] if rows else None
+
+    def one_or_none(self, connection: Connection, params: dict):
+        """The one row the statement finds, or None; more than one is an error."""
+        if connection.dialect.name != "postgresql":
+            return connection.execute(self.statement, params).one_or_none()
+        rows = self._rows(connection, params)
         if len(rows) > 1:
-            raise RuntimeError("FastSelect.one_or_none: more than one row")
-        return row_type._make(
-            value if processor is None or value is None else processor(value)
-            for processor, value in zip(processors, rows[0], strict=True)
-        )
+            raise RuntimeError("FastStatement.one_or_none: more than one row")
+        return rows[0] if rows else None
+
+    def scalar(self, connection: Connection, params: dict):
+        """The first column of the first row, or None."""
+        row = self.first(connection, params)
+        return None if row is None else row[0]
+
+    def execute(self, connection: Connection, params: dict) -> None:
+        """Run it for its effect."""
+        if connection.dialect.name != "postgresql":
+            connection.execute(self.statement, params)
+        else:
+            self._rows(connection, params)
+
+
+FastSelect = FastStatement
+
+_FAST: dict = {}
+
+
+def fast(statement) -> FastStatement:
+    """The `FastStatement` of a statement built once (a module constant or a cached build)."""
+    found = _FAST.get(statement)
+    if found is None:
+        found = _FAST[statement] = FastStatement(statement)
+    return found
+
+
+@cache
+def _row_type(names: tuple[str, ...]):
+    base = namedtuple("Row", names)
+    # `_mapping` as on SQLAlchemy's rows, for callers that read a row either way.
+    return type("Row", (base,), {"__slots__": (), "_mapping": property(base._asdict)})

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from sqlalchemy import bindparam, select
 
 from loyalty.extensions import db
-from loyalty.fastsql import FastSelect
+from loyalty.fastsql import FastSelect, fast
 from loyalty.hooks import hooks
 from loyalty.members import service as members
 from loyalty.members.models import Member
@@ -78,3 +78,26 @@ def test_widget_me_reads_through_the_same_statement(client, storefront):
         response = client.get("/v1/me", headers=bearer(made.get_json()["token"]))
     assert response.status_code == 200 and response.get_json()["id"] == "c_4"
     assert len(sent) == 1
+
+
+def test_insert_and_update_compile_to_the_parameters_given(session):
+    """An INSERT ... ON CONFLICT DO NOTHING RETURNING (the event claim) and an UPDATE whose
+    SET columns are the parameters' names, as `Connection.execute` would run them."""
+    from loyalty.orders import service as orders
+    from loyalty.orders.models import ProcessedEvent
+
+    statement = fast(orders._insert_new(session, orders._EVENTS, "event_id", "event_id"))
+    row = {
+        "event_id": "evt_fast",
+        "type": "order.paid",
+        "body_hash": "h",
+        "created_at": at(2025, 1),
+    }
+    connection = session.connection()
+    assert statement.first(connection, row) == ("evt_fast",)
+    assert statement.first(connection, row) is None  # already claimed: nothing inserted
+    answer = {"event_id": "evt_fast", "effects": [{"kind": "earn", "points": 3}]}
+    fast(orders._STORE_RESPONSE).execute(connection, {"response": answer, "event_key": "evt_fast"})
+    stored = session.get(ProcessedEvent, "evt_fast", populate_existing=True)
+    assert stored.response == answer and stored.body_hash == "h"
+    assert stored.created_at == at(2025, 1)

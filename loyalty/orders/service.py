@@ -20,6 +20,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from loyalty import ledger
 from loyalty.errors import Conflict, ValidationFailed
+from loyalty.fastsql import fast
 from loyalty.hooks import Hooks
 from loyalty.members import service as members
 from loyalty.members.models import Member
@@ -128,7 +129,7 @@ def _claim(session: Session, data: dict, digest: str) -> bool:
         "created_at": utcnow(),
     }
     statement = _insert_new(session, _EVENTS, "event_id", "event_id")
-    return session.execute(statement, row).first() is not None
+    return fast(statement).first(session.connection(), row) is not None
 
 
 # The hot path's statements are built once (per dialect) and run with parameters: building
@@ -192,11 +193,11 @@ def _store_answer(session: Session, event_id: str, response: dict, ctx) -> None:
     params = {"response": response, "event_key": event_id}
     changes = ctx.order_changes
     if not changes:
-        session.execute(_STORE_RESPONSE, params)
+        fast(_STORE_RESPONSE).execute(session.connection(), params)
     elif session.get_bind().dialect.name == "postgresql":
         params |= {f"order_{name}": value for name, value in changes.items()}
         statement = _store_answer_and_order(tuple(changes))
-        session.execute(statement, {**params, "order_pk": ctx.order.id})
+        fast(statement).execute(session.connection(), {**params, "order_pk": ctx.order.id})
     else:
         session.execute(_UPDATE_ORDER, {**changes, "order_pk": ctx.order.id})
         session.execute(_STORE_RESPONSE, params)
@@ -250,7 +251,9 @@ def _member_for(session, hooks, program, payload, occurred_at):
 
 def _insert_paid_order(session: Session, row: dict) -> int:
     """INSERT the order unless its id is known (one statement); 409 if it is."""
-    order_pk = session.execute(_insert_new(session, _ORDERS, "order_id", "id"), row).scalar()
+    order_pk = fast(_insert_new(session, _ORDERS, "order_id", "id")).scalar(
+        session.connection(), row
+    )
     if order_pk is None:
         # Paid or canceled by another event (a concurrent one waited for it to commit).
         status = session.scalar(select(Order.status).where(Order.order_id == row["order_id"]))

@@ -43,6 +43,7 @@ from sqlalchemy.orm import Session, aliased
 from loyalty import webhooks
 from loyalty.audit import record_change
 from loyalty.errors import Conflict, NotFound, ValidationFailed
+from loyalty.fastsql import fast
 from loyalty.jobs import in_ranges, lock_members
 from loyalty.members.models import Member
 from loyalty.program.models import Program
@@ -122,20 +123,16 @@ def add_spend(
         statement = _SPEND_STATEMENTS[dialect, delta > 0] = _spend_statement(dialect, delta > 0)
     # On the connection: nothing the ORM holds pending bears on these rows, and leaving it
     # pending lets the event's last flush write each row once.
-    row = (
-        session.connection()
-        .execute(
-            statement,
-            {
-                "spender_id": member_id,
-                "period_starts_at": period.starts_at,
-                "period_ends_at": period.ends_at,
-                "period_keeps_until": period.keeps_until,
-                "delta": delta,
-                "now": now,
-            },
-        )
-        .first()
+    row = fast(statement).first(
+        session.connection(),
+        {
+            "spender_id": member_id,
+            "period_starts_at": period.starts_at,
+            "period_ends_at": period.ends_at,
+            "period_keeps_until": period.keeps_until,
+            "delta": delta,
+            "now": now,
+        },
     )
     return None if row is None else (int(row.spend), row.tier_id)
 

@@ -11,11 +11,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache, lru_cache
 
-from sqlalchemy import bindparam, exists, or_, select, update
+from sqlalchemy import Boolean, bindparam, exists, literal, or_, select, true, update
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
 from loyalty import ledger
@@ -167,15 +168,28 @@ _TOUCH_ACTIVITY = (
 
 
 def process_event(session: Session, hooks: Hooks, data: dict, digest: str) -> dict:
-    if not _claim(session, data, digest):
+    program = program_settings(session)
+    started = None
+    if (
+        data["type"] == "order.paid"
+        and data["order"]["currency"] == program.currency
+        and session.get_bind().dialect.name == "postgresql"
+    ):
+        started = _claim_and_place(session, program, data, digest)
+        claimed = started is not None
+    else:
+        claimed = _claim(session, data, digest)
+    if not claimed:
         existing = session.get(ProcessedEvent, data["id"], populate_existing=True)
         if existing is None:  # purged between the two statements: the sender retries
             raise Conflict(f"Event {data['id']!r} is being processed; retry.")
         return _replay(existing, digest)
-    program = program_settings(session)
     check_currency(program, data["order"]["currency"])
-    apply = {"order.paid": _paid, "order.refunded": _refunded, "order.canceled": _canceled}
-    ctx = apply[data["type"]](session, hooks, program, data)
+    if started is not None:
+        ctx = _paid(session, hooks, program, data, started)
+    else:
+        apply = {"order.paid": _paid, "order.refunded": _refunded, "order.canceled": _canceled}
+        ctx = apply[data["type"]](session, hooks, program, data)
     response = {
         "event_id": data["id"],
         "duplicate": False,
@@ -255,11 +269,138 @@ def _insert_paid_order(session: Session, row: dict) -> int:
         session.connection(), row
     )
     if order_pk is None:
-        # Paid or canceled by another event (a concurrent one waited for it to commit).
-        status = session.scalar(select(Order.status).where(Order.order_id == row["order_id"]))
-        state = "canceled" if status == "canceled" else "already paid"
-        raise Conflict(f"Order {row['order_id']!r} was recorded by another event: it is {state}.")
+        _order_taken(session, row["order_id"])
     return order_pk
+
+
+def _order_taken(session: Session, order_id: str):
+    """409: the order was paid or canceled by another event (a concurrent one waited for it
+    to commit)."""
+    status = session.scalar(select(Order.status).where(Order.order_id == order_id))
+    state = "canceled" if status == "canceled" else "already paid"
+    raise Conflict(f"Order {order_id!r} was recorded by another event: it is {state}.")
+
+
+# --- order.paid on PostgreSQL: claim, member lock and order insert in one statement ----------
+
+
+@dataclass
+class _Started:
+    member: Member | None
+    tier: Tier | None
+    row: dict  # the order row as inserted
+    order_pk: int | None  # None: not inserted (no member yet to enrol, or the order was taken)
+
+
+_MEMBER_ATTRS = tuple(attr.key for attr in sa_inspect(Member).column_attrs)
+_TIER_ATTRS = tuple(attr.key for attr in sa_inspect(Tier).column_attrs)
+_TIERS = Tier.__table__
+
+
+@cache
+def _claim_and_place_statement():
+    """One statement doing what `_claim`, `_lock_member` and `_insert_paid_order` do, in that
+    order (each step reads the one before it, which orders them):
+
+    - `claim`: the event's row, unless it exists (INSERT ... ON CONFLICT DO NOTHING);
+    - `locked`: if claimed, the member's row, locked (FOR UPDATE; after waiting for a lock,
+      PostgreSQL returns the row as the other transaction committed it);
+    - `placed`: if claimed, and the member was found or is not needed (no auto-enrolment),
+      the order (ON CONFLICT (order_id) DO NOTHING), with the locked member's id;
+
+    and it answers with the claim, the order's id and the member's and their tier's columns.
+    """
+    claim = (
+        postgresql_insert(_EVENTS)
+        .values(
+            event_id=bindparam("event_id"),
+            type=bindparam("event_type"),
+            body_hash=bindparam("body_hash"),
+            created_at=bindparam("event_created_at", type_=_EVENTS.c.created_at.type),
+        )
+        .on_conflict_do_nothing(index_elements=["event_id"])
+        .returning(_EVENTS.c.event_id)
+        .cte("claim")
+    )
+    claimed = exists(select(claim.c.event_id))
+    locked = (
+        select(_MEMBERS)
+        .where(_MEMBERS.c.customer_id == bindparam("customer_id"), claimed)
+        .with_for_update()
+        .cte("locked")
+    )
+    order_columns = [c for c in _ORDERS.c if c.key != "id"]
+    values = [
+        select(locked.c.id).scalar_subquery() if c.key == "member_id"
+        else bindparam(f"order_{c.key}", type_=c.type)
+        for c in order_columns
+    ]  # fmt: skip
+    placed = (
+        postgresql_insert(_ORDERS)
+        .from_select(
+            [c.key for c in order_columns],
+            select(*values).where(
+                claimed,
+                or_(bindparam("member_optional", type_=Boolean()), exists(select(locked.c.id))),
+            ),
+        )
+        .on_conflict_do_nothing(index_elements=["order_id"])
+        .returning(_ORDERS.c.id)
+        .cte("placed")
+    )
+    one = select(literal(1).label("one")).subquery("one")
+    return (
+        select(
+            select(claim.c.event_id).scalar_subquery().label("claimed"),
+            select(placed.c.id).scalar_subquery().label("order_pk"),
+            *(locked.c[name].label(f"m_{name}") for name in _MEMBER_ATTRS),
+            *(_TIERS.c[name].label(f"t_{name}") for name in _TIER_ATTRS),
+        )
+        .select_from(one)
+        .outerjoin(locked, true())
+        .outerjoin(_TIERS, _TIERS.c.id == locked.c.tier_id)
+    )
+
+
+def _attached(session: Session, model, values: dict):
+    """The session's instance of `model` holding `values` as just loaded (what a query with
+    populate_existing gives), without another query."""
+    instance = session.identity_map.get(sa_inspect(model).identity_key_from_primary_key(
+        (values["id"],)
+    ))  # fmt: skip
+    if instance is not None:
+        for name, value in values.items():
+            set_committed_value(instance, name, value)
+        return instance
+    instance = model(**values)
+    make_transient_to_detached(instance)  # loaded state: no history, nothing to flush
+    session.add(instance)
+    return instance
+
+
+def _claim_and_place(session: Session, program, data: dict, digest: str) -> _Started | None:
+    """order.paid on PostgreSQL: None if the event was claimed before (replay it)."""
+    payload = data["order"]
+    row = _order_row(payload, data["occurred_at"], None)
+    params = {f"order_{name}": value for name, value in row.items() if name != "member_id"}
+    params |= {
+        "event_id": data["id"],
+        "event_type": data["type"],
+        "body_hash": digest,
+        "event_created_at": row["created_at"],
+        "customer_id": payload["customer_id"],
+        "member_optional": not program.auto_enroll,
+    }
+    found = fast(_claim_and_place_statement()).first(session.connection(), params)
+    if found.claimed is None:
+        return None
+    member = tier = None
+    if found.m_id is not None:
+        member = _attached(session, Member, {n: getattr(found, f"m_{n}") for n in _MEMBER_ATTRS})
+        row["member_id"] = member.id
+    if found.t_id is not None:
+        tier = _attached(session, Tier, {n: getattr(found, f"t_{n}") for n in _TIER_ATTRS})
+    return _Started(member, tier, row, found.order_pk)
 
 
 _ORDER_FIELDS = tuple(column.key for column in _ORDERS.c if column.key != "id")
@@ -284,16 +425,15 @@ def _touch_activity(session: Session, member: Member, at: datetime) -> None:
     set_committed_value(member, "last_activity_at", value)
 
 
-def _paid(session, hooks, program, data) -> OrderEventContext:
-    payload, occurred_at = data["order"], data["occurred_at"]
-    member, tier = _member_for(session, hooks, program, payload, occurred_at)
+def _order_row(payload: dict, occurred_at: datetime, member_id: int | None) -> dict:
+    """The paid order's row, as inserted."""
     lines = [{**line, "eligible": line_eligible_amount(line), "refunded_quantity": 0}
              for line in payload["lines"]]  # fmt: skip
     goods = sum(line["quantity"] * line["unit_price"] - line["discount"] for line in lines)
-    row = {
+    return {
         "order_id": payload["id"],
         "customer_id": payload["customer_id"],
-        "member_id": member.id if member else None,
+        "member_id": member_id,
         "email_normalized": members.normalize_email(payload.get("email")),
         "currency": payload["currency"],
         "status": "paid",
@@ -308,7 +448,18 @@ def _paid(session, hooks, program, data) -> OrderEventContext:
         "detail": {},
         "created_at": utcnow(),
     }
-    order_pk = _insert_paid_order(session, row)
+
+
+def _paid(session, hooks, program, data, started=None) -> OrderEventContext:
+    payload, occurred_at = data["order"], data["occurred_at"]
+    if started is not None and started.order_pk is not None:
+        member, tier, row, order_pk = started.member, started.tier, started.row, started.order_pk
+    else:
+        if started is not None and (started.member is not None or not program.auto_enroll):
+            _order_taken(session, payload["id"])  # the member is there: the order was not new
+        member, tier = _member_for(session, hooks, program, payload, occurred_at)
+        row = _order_row(payload, occurred_at, member.id if member else None)
+        order_pk = _insert_paid_order(session, row)
     # The handlers' view of the row: their changes are written once, below.
     order = Order(**{**row, "id": order_pk, "detail": {}})
     ctx = OrderEventContext(

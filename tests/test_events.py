@@ -1,5 +1,6 @@
 """Order events over HTTP: earning, refunds, idempotency, cancellation."""
 
+import pytest
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
@@ -170,3 +171,37 @@ def test_program_and_rule_changes_apply_to_the_very_next_event(client, admin, st
 
     assert client.put("/v1/program", json={"auto_enroll": False}, headers=admin).status_code == 200
     assert effects("c_stranger") == ([], None)
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+def test_paid_order_on_postgresql_claims_locks_and_inserts_in_one_statement(client, storefront):
+    """A known member's order.paid: the claim, the member lock and the order insert are one
+    statement; then earning, tier spend, the member view and the stored answer."""
+    from tests.statements import recorded
+
+    assert post_event(client, storefront, f.paid("c_one")).status_code == 200  # enrols
+    event = f.paid("c_one", lines=[f.line(unit_price=7000)])
+    with recorded() as sent:
+        response = post_event(client, storefront, event)
+    assert response.status_code == 200
+    assert response.get_json()["member"]["points"]["pending"] == 50 + 70
+    sent = [s for s in sent if "SAVEPOINT" not in s]  # the tests' own transaction nesting
+    assert sent[0].startswith("WITH claim AS (INSERT INTO processed_events")
+    assert "FOR UPDATE" in sent[0] and "INSERT INTO orders" in sent[0]
+    assert len(sent) == 5, sent  # + COMMIT: as many as pgbench's tpcb-like transaction
+    again = post_event(client, storefront, event)
+    assert again.status_code == 200 and again.get_json()["duplicate"] is True
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+def test_paid_order_of_a_taken_order_id_is_a_conflict_and_changes_nothing(client, storefront):
+    first = f.paid("c_two")
+    assert post_event(client, storefront, first).status_code == 200
+    before = member(client, storefront, "c_two")
+    other = f.paid("c_two")
+    other["order"]["id"] = first["order"]["id"]
+    response = client.post("/v1/events", json=other, headers=storefront)
+    assert response.status_code == 409 and "already paid" in response.get_json()["detail"]
+    assert member(client, storefront, "c_two") == before
+    retry = client.post("/v1/events", json=other, headers=storefront)
+    assert retry.status_code == 409  # the event was not claimed: it is answered again, not replayed

@@ -1,8 +1,8 @@
 """Order events over HTTP: earning, refunds, idempotency, cancellation."""
 
-import pytest
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import select
 
 from loyalty.members.models import Member

@@ -34,7 +34,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from loyalty.errors import InsufficientPoints
 from loyalty.extensions import Base
-from loyalty.fastsql import fast
+from loyalty.fastsql import built, fast
 from loyalty.members.models import Member
 from loyalty.types import BigId, JSONType, UTCDateTime, utcnow
 
@@ -219,7 +219,7 @@ def post_entry(
         entry_id = row.entry_id
     else:
         entry_id = session.execute(_INSERT_ENTRY, entry).scalar_one()
-    return LedgerEntry(id=entry_id, **entry)
+    return built(LedgerEntry, {"id": entry_id, **entry})
 
 
 def lock_member(session: Session, member_id: int) -> Member:

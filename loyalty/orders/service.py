@@ -21,7 +21,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from loyalty import ledger
 from loyalty.errors import Conflict, ValidationFailed
-from loyalty.fastsql import fast
+from loyalty.fastsql import built, fast
 from loyalty.hooks import Hooks
 from loyalty.members import service as members
 from loyalty.members.models import Member
@@ -372,7 +372,7 @@ def _attached(session: Session, model, values: dict):
         for name, value in values.items():
             set_committed_value(instance, name, value)
         return instance
-    instance = model(**values)
+    instance = built(model, values)
     make_transient_to_detached(instance)  # loaded state: no history, nothing to flush
     session.add(instance)
     return instance
@@ -461,7 +461,7 @@ def _paid(session, hooks, program, data, started=None) -> OrderEventContext:
         row = _order_row(payload, occurred_at, member.id if member else None)
         order_pk = _insert_paid_order(session, row)
     # The handlers' view of the row: their changes are written once, below.
-    order = Order(**{**row, "id": order_pk, "detail": {}})
+    order = built(Order, {**row, "id": order_pk, "detail": {}})
     ctx = OrderEventContext(
         session, program, data["id"], data["type"], occurred_at, payload, order, member, tier=tier
     )

@@ -19,8 +19,9 @@ class Events(MethodView):
     def post(self, data):
         """Apply an order event exactly once; a repeat gets the same answer."""
         digest = service.body_hash(request.get_json())
+        session = db.session()  # the request's session itself: no proxy lookup per use
         return on_deadlock(
-            db.session,
-            lambda: service.process_event(db.session, hooks(), data, digest),
+            session,
+            lambda: service.process_event(session, hooks(), data, digest),
             f"Event {data['id']!r}",
         )

@@ -65,6 +65,9 @@ def tpcb():
 def member_by_pk(member_id):
     with engine.connect() as conn:
         row = conn.execute(MEMBER_BY_PK, {"id": member_id}).one_or_none()
+        # COMMIT, as the app's reads end (loyalty.extensions.read_connection): psycopg keeps
+        # its prepared statements across a COMMIT and drops them all on the pool's ROLLBACK.
+        conn.commit()
     if row is None:
         return jsonify(error="not found"), 404
     return jsonify(id=row.id, available=row[1], pending=row[2], lifetime=row[3])

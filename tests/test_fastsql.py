@@ -101,3 +101,20 @@ def test_insert_and_update_compile_to_the_parameters_given(session):
     stored = session.get(ProcessedEvent, "evt_fast", populate_existing=True)
     assert stored.response == answer and stored.body_hash == "h"
     assert stored.created_at == at(2025, 1)
+
+
+def test_reads_keep_the_connections_prepared_statements(pg_app, pg_keys):
+    """A read ends with COMMIT, not the pool's ROLLBACK (on which psycopg deallocates every
+    prepared statement): the member view is parsed and planned once per connection."""
+    from sqlalchemy import text
+
+    client = pg_app.test_client()
+    storefront = pg_keys["storefront"]
+    body = {"id": "c_prep", "email": "c_prep@example.com"}
+    assert client.post("/v1/members", json=body, headers=storefront).status_code == 201
+    for _ in range(3):
+        assert client.get("/v1/members/c_prep", headers=storefront).status_code == 200
+    # The one pooled connection the requests used:
+    with pg_app.app_context(), db.engine.connect() as connection:
+        prepared = connection.execute(text("SELECT statement FROM pg_prepared_statements"))
+        assert any("FROM members" in s and "standing_tier" in s for s in prepared.scalars())

@@ -320,7 +320,25 @@ def run(opts) -> dict:
         # Last: these send more events, after the ledger check of the measured ones.
         results["statements"] = statements_per_request(url, key, opts.http_members)
         results["in_process"] = in_process(opts, url, key)
+        results["instructions"] = instructions(opts, url, key)
     return results
+
+
+def instructions(opts, url: str, key: str) -> dict:
+    """Instructions per request under callgrind (`bench.instructions`): the in-process
+    figure the host's load does not move. {"skipped": reason} without valgrind."""
+    from bench import instructions as counted
+
+    reason = counted.unavailable()
+    if reason:
+        log(f"instructions per request: skipped, {reason}")
+        return {"skipped": reason}
+    names = ["bare", "member", "me"]
+    if "orders" in opts.sections:
+        names += ["bare-tpcb", "order"]
+    n = 10 if opts.smoke else 100
+    log(f"instructions per request under callgrind ({n} each): {', '.join(names)}")
+    return counted.measure(url, key, names, n, members=opts.http_members)
 
 
 def in_process(opts, url: str, key: str) -> dict:
@@ -338,8 +356,8 @@ def in_process(opts, url: str, key: str) -> dict:
 
 def statements_per_request(url: str, key: str, members: int) -> dict:
     """SQL statements (COMMIT/ROLLBACK included) one request makes, counted in-process with
-    the test client; the bare baselines make 6 (tpcb: five + COMMIT) and 2 (SELECT + the
-    pool's ROLLBACK). Both sides also ping the connection on checkout (pool_pre_ping)."""
+    the test client; the bare baselines make 6 (tpcb: five + COMMIT) and 2 (SELECT +
+    COMMIT). Both sides also ping the connection on checkout (pool_pre_ping)."""
     from datetime import UTC, datetime
 
     from sqlalchemy import event

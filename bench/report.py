@@ -233,7 +233,7 @@ def markdown(results: dict) -> str:
             "- SQL statements per request (COMMIT included; connection ping on checkout not "
             "counted, both sides have it): "
             + ", ".join(f"{k} {v}" for k, v in statements.items())
-            + "; bare tpcb 6 (five + COMMIT), bare PK select 2 (SELECT + the pool's ROLLBACK)."
+            + "; bare tpcb 6 (five + COMMIT), bare PK select 2 (SELECT + COMMIT). Reads end with COMMIT on both sides: psycopg drops its prepared statements on every ROLLBACK."
         )
     cpu = results.get("in_process")
     if cpu:
@@ -251,6 +251,24 @@ def markdown(results: dict) -> str:
             + " (the HTTP ratios above follow these: both sides spend the rest of their CPU "
             "in gunicorn, PostgreSQL and wrk)."
         )
+    counted = results.get("instructions")
+    if counted and "skipped" not in counted:
+        pairs = [("member", "bare"), ("me", "bare"), ("order", "bare-tpcb")]
+        lines.append(
+            "- Instructions per request (`bench.instructions`: the same requests in-process, "
+            "counted by valgrind's callgrind, so the host's load does not move them; "
+            "thousands): "
+            + ", ".join(f"{kind} {v}" for kind, v in counted.items())
+            + "; as ratios (baseline's ÷ the app's): "
+            + ", ".join(
+                f"{kind} {counted[base] / counted[kind]:.2f}"
+                for kind, base in pairs
+                if kind in counted and base in counted
+            )
+            + "."
+        )
+    elif counted:
+        lines.append(f"- Instructions per request: not counted ({counted['skipped']}).")
     reads = results.get("reads")
     if reads:
         me = reads["me"]

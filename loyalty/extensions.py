@@ -84,14 +84,9 @@ def read_connection(session: Session | scoped_session):
     if isinstance(bind, Connection):
         yield bind
         return
-    with (bind or db.engine).connect() as connection:
+    with (bind or db.engine).connect() as connection, connection.begin():
+        # Ended with COMMIT (the `begin` block) rather than the pool's ROLLBACK on return:
+        # psycopg drops every prepared statement of the connection on ROLLBACK (DEALLOCATE
+        # ALL), so the member view would be parsed and planned again on every read — it
+        # tripled the PostgreSQL CPU of a read. On an error it rolls back.
         yield connection
-        # End the read with COMMIT rather than the pool's ROLLBACK on return: psycopg drops
-        # every prepared statement of the connection on ROLLBACK (DEALLOCATE ALL), so the
-        # member view would be parsed and planned again on every read — it tripled the
-        # PostgreSQL CPU of a read. (FastStatement runs on the driver's cursor: SQLAlchemy
-        # may not know a transaction began, so this commits the driver's.)
-        if connection.in_transaction():
-            connection.commit()
-        else:
-            connection.connection.dbapi_connection.commit()

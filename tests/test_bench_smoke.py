@@ -89,6 +89,21 @@ def test_in_process_cost_per_request_is_measured_for_every_kind(smoke):
     assert "In-process CPU per request" in markdown
 
 
+def test_instructions_per_request_are_counted_when_valgrind_is_there(smoke):
+    from bench import instructions
+
+    _table, markdown, results = smoke
+    counted = results["instructions"]
+    if instructions.unavailable():
+        assert counted == {"skipped": instructions.unavailable()}
+        assert "Instructions per request: not counted" in markdown
+        return
+    assert set(counted) == {"bare", "member", "me", "bare-tpcb", "order"}
+    assert all(count > 100 for count in counted.values()), counted  # thousands
+    assert counted["order"] > counted["bare-tpcb"] and counted["member"] > counted["bare"]
+    assert "Instructions per request (`bench.instructions`" in markdown
+
+
 def test_each_job_matches_its_hand_written_statement(smoke):
     _table, _markdown, results = smoke
     jobs = {job["name"]: job for job in results["jobs"]["jobs"]}

@@ -233,7 +233,8 @@ def markdown(results: dict) -> str:
             "- SQL statements per request (COMMIT included; connection ping on checkout not "
             "counted, both sides have it): "
             + ", ".join(f"{k} {v}" for k, v in statements.items())
-            + "; bare tpcb 6 (five + COMMIT), bare PK select 2 (SELECT + COMMIT). Reads end with COMMIT on both sides: psycopg drops its prepared statements on every ROLLBACK."
+            + "; bare tpcb 6 (five + COMMIT), bare PK select 2 (SELECT + COMMIT). Reads end "
+            "with COMMIT on both sides: psycopg drops its prepared statements on every ROLLBACK."
         )
     cpu = results.get("in_process")
     if cpu:

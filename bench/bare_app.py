@@ -7,6 +7,10 @@ on top of these is what the ratios measure.
 - `POST /tpcb`: pgbench's tpcb-like transaction (five statements, one commit) on the
   `pgbench_*` tables that `pgbench --initialize` created in the same database.
 - `GET /pk/<id>`: one primary-key select of a member's balances.
+
+`/tpcb-raw` and `/pk-raw/<id>` do the same on psycopg's cursor instead of through
+SQLAlchemy's `Connection.execute` (the way the app's hot statements run, `loyalty.fastsql`):
+`bench.instructions` counts them too, so a reader sees what that part of the app's gain is worth.
 """
 
 import os
@@ -71,3 +75,38 @@ def member_by_pk(member_id):
     if row is None:
         return jsonify(error="not found"), 404
     return jsonify(id=row.id, available=row[1], pending=row[2], lifetime=row[3])
+
+
+TPCB_RAW = [str(statement.compile(engine)) for statement in TPCB]
+MEMBER_BY_PK_RAW = str(MEMBER_BY_PK.compile(engine))
+
+
+@app.post("/tpcb-raw")
+def tpcb_raw():
+    params = {
+        "aid": random.randint(1, 100_000 * SCALE),
+        "bid": random.randint(1, SCALE),
+        "tid": random.randint(1, 10 * SCALE),
+        "delta": random.randint(-5000, 5000),
+    }
+    with engine.connect() as conn:
+        cursor = conn.connection.driver_connection.cursor()
+        balance = None
+        for sql in TPCB_RAW:
+            cursor.execute(sql, params, prepare=True)
+            if cursor.description is not None:
+                balance = cursor.fetchone()[0]
+        conn.connection.dbapi_connection.commit()
+    return jsonify(aid=params["aid"], abalance=balance)
+
+
+@app.get("/pk-raw/<int:member_id>")
+def member_by_pk_raw(member_id):
+    with engine.connect() as conn:
+        cursor = conn.connection.driver_connection.cursor()
+        cursor.execute(MEMBER_BY_PK_RAW, {"id": member_id}, prepare=True)
+        row = cursor.fetchone()
+        conn.connection.dbapi_connection.commit()
+    if row is None:
+        return jsonify(error="not found"), 404
+    return jsonify(id=row[0], available=row[1], pending=row[2], lifetime=row[3])

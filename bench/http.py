@@ -333,9 +333,9 @@ def instructions(opts, url: str, key: str) -> dict:
     if reason:
         log(f"instructions per request: skipped, {reason}")
         return {"skipped": reason}
-    names = ["bare", "member", "me"]
+    names = ["bare", "bare-raw", "member", "me"]
     if "orders" in opts.sections:
-        names += ["bare-tpcb", "order"]
+        names += ["bare-tpcb", "bare-tpcb-raw", "order"]
     n = 10 if opts.smoke else 100
     log(f"instructions per request under callgrind ({n} each): {', '.join(names)}")
     return counted.measure(url, key, names, n, members=opts.http_members)

@@ -25,7 +25,7 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(prog="python -m bench.profile", description=__doc__)
     parser.add_argument(
         "kinds", nargs="*", default=["bare", "member", "me", "bare-tpcb", "order"],
-        help="bare (PK select), member, me, bare-tpcb, order",
+        help="bare (PK select), member, me, bare-tpcb, order; bare-raw, bare-tpcb-raw",
     )  # fmt: skip
     parser.add_argument("-n", type=int, default=500, help="requests per kind (after warm-up)")
     parser.add_argument("--db", default=f"bench_profile_{os.environ.get('USER', 'u')}")
@@ -82,6 +82,8 @@ def requests_for(url: str, key: str, members: int = MEMBERS) -> dict:
     return app, {
         "bare": lambda: bare.get(f"/pk/{random.randint(1, members)}"),
         "bare-tpcb": lambda: bare.post("/tpcb"),
+        "bare-raw": lambda: bare.get(f"/pk-raw/{random.randint(1, members)}"),
+        "bare-tpcb-raw": lambda: bare.post("/tpcb-raw"),
         "member": lambda: client.get(
             f"/v1/members/bm_{random.randint(1, members)}", headers=headers
         ),

@@ -98,9 +98,11 @@ def test_instructions_per_request_are_counted_when_valgrind_is_there(smoke):
         assert counted == {"skipped": instructions.unavailable()}
         assert "Instructions per request: not counted" in markdown
         return
-    assert set(counted) == {"bare", "member", "me", "bare-tpcb", "order"}
+    kinds = {"bare", "bare-raw", "member", "me", "bare-tpcb", "bare-tpcb-raw", "order"}
+    assert set(counted) == kinds
     assert all(count > 100 for count in counted.values()), counted  # thousands
     assert counted["order"] > counted["bare-tpcb"] and counted["member"] > counted["bare"]
+    assert counted["bare-raw"] < counted["bare"] and counted["bare-tpcb-raw"] < counted["bare-tpcb"]
     assert "Instructions per request (`bench.instructions`" in markdown
 
 

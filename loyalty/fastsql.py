@@ -30,6 +30,11 @@ class FastStatement:
         compiled = self.statement.compile(
             dialect=dialect, column_keys=list(keys) if keys is not None else None
         )
+        prefetch = [*compiled.insert_prefetch, *compiled.update_prefetch]
+        if prefetch:
+            # SQLAlchemy computes these Python-side defaults per execution; this does not.
+            names = ", ".join(column.key for column in prefetch)
+            raise ValueError(f"FastStatement: give a value for {names} (Python-side defaults)")
         defaults = dict(compiled.construct_params(_check=False))  # the literals' values
         binds = {
             bind.key: processor

@@ -3,6 +3,7 @@ own execution gives: the same names and the same values, typed the same way."""
 
 from datetime import UTC, datetime
 
+import pytest
 from sqlalchemy import bindparam, select
 
 from loyalty.extensions import db
@@ -118,3 +119,17 @@ def test_reads_keep_the_connections_prepared_statements(pg_app, pg_keys):
     with pg_app.app_context(), db.engine.connect() as connection:
         prepared = connection.execute(text("SELECT statement FROM pg_prepared_statements"))
         assert any("FROM members" in s and "standing_tier" in s for s in prepared.scalars())
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+def test_a_column_left_to_its_python_default_is_refused_not_nulled(session):
+    """SQLAlchemy fills Python-side defaults (`default=utcnow`) per execution; FastStatement
+    does not, so it refuses a statement that relies on one instead of inserting NULL."""
+    from sqlalchemy import insert
+
+    from loyalty.orders.models import ProcessedEvent
+
+    statement = fast(insert(ProcessedEvent.__table__))
+    row = {"event_id": "evt_default", "type": "order.paid", "body_hash": "h"}  # no created_at
+    with pytest.raises(ValueError, match="created_at"):
+        statement.execute(session.connection(), row)

@@ -17,6 +17,16 @@ def _list(value: str | None) -> list[str]:
     return [item.strip() for item in (value or "").split(",") if item.strip()]
 
 
+def _bool(value: str | None, *, default: bool) -> bool:
+    if value is None or value.strip() == "":
+        return default
+    if value.strip().lower() in ("1", "true", "yes", "on"):
+        return True
+    if value.strip().lower() in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"not a boolean: {value!r} (use true or false)")
+
+
 def default_database_url(instance_path: str) -> str:
     Path(instance_path).mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{Path(instance_path) / 'loyalty.sqlite3'}"
@@ -61,6 +71,13 @@ def from_environment(instance_path: str, env: dict | None = None) -> dict:
         "WEBHOOK_RETRY_MAX_SECONDS": float(env.get("WEBHOOK_RETRY_MAX_SECONDS", "21600")),
         # purge-webhooks forgets messages older than this once each of their deliveries is done.
         "WEBHOOK_RETENTION_DAYS": int(env.get("WEBHOOK_RETENTION_DAYS", "30")),
+        # May webhooks go to loopback, private, link-local (cloud metadata) or other internal
+        # addresses? Off in production (no request forgery into the operator's network), on
+        # elsewhere so a receiver on localhost works while developing.
+        "WEBHOOK_ALLOW_PRIVATE": _bool(
+            env.get("WEBHOOK_ALLOW_PRIVATE"),
+            default=env.get("LOYALTY_ENV", "development") != "production",
+        ),
     }
 
 

@@ -17,6 +17,7 @@ import base64
 import hashlib
 import hmac
 import http.client
+import ipaddress
 import json
 import time
 import urllib.error
@@ -55,7 +56,55 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
         return None  # a redirect is an answer like any other non-2xx: the attempt failed
 
 
-_OPENER = urllib.request.build_opener(_NoRedirects)
+def blocked_address(address: str) -> bool:
+    """Is this IP address inside the operator's own network or machine — loopback, private,
+    link-local (cloud metadata at 169.254.169.254), unique-local, multicast, reserved,
+    unspecified — rather than somewhere on the internet?"""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return not ip.is_global or ip.is_multicast
+
+
+class BlockedAddress(OSError):
+    pass
+
+
+class _Guarded:
+    """An HTTP(S) connection that, once connected, checks the address it really reached:
+    a name that resolves — or is re-bound after a check — to an internal address is refused
+    before the request is sent (WEBHOOK_ALLOW_PRIVATE off)."""
+
+    def connect(self):
+        super().connect()
+        peer = self.sock.getpeername()[0]
+        if blocked_address(peer):
+            self.sock.close()
+            raise BlockedAddress(f"{peer} is an internal address (WEBHOOK_ALLOW_PRIVATE is off)")
+
+
+class _GuardedHTTP(_Guarded, http.client.HTTPConnection):
+    pass
+
+
+class _GuardedHTTPS(_Guarded, http.client.HTTPSConnection):
+    pass
+
+
+class _GuardedHTTPHandler(urllib.request.HTTPHandler):
+    def http_open(self, req):
+        return self.do_open(_GuardedHTTP, req)
+
+
+class _GuardedHTTPSHandler(urllib.request.HTTPSHandler):
+    def https_open(self, req):
+        return self.do_open(
+            _GuardedHTTPS, req, context=self._context, check_hostname=self._check_hostname
+        )
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects, _GuardedHTTPHandler, _GuardedHTTPSHandler)
+_OPEN_TO_PRIVATE = urllib.request.build_opener(_NoRedirects)
 
 
 @dataclass
@@ -68,10 +117,13 @@ class Outcome:
         return self.status is not None and 200 <= self.status < 300
 
 
-def post(url: str, headers: dict, body: bytes, timeout: float) -> Outcome:
+def post(
+    url: str, headers: dict, body: bytes, timeout: float, allow_private: bool = False
+) -> Outcome:
     request = urllib.request.Request(url, data=body, headers=headers, method="POST")  # noqa: S310 - http(s) only, checked at creation
+    opener = _OPEN_TO_PRIVATE if allow_private else _OPENER
     try:
-        with _OPENER.open(request, timeout=timeout) as response:
+        with opener.open(request, timeout=timeout) as response:
             return Outcome(response.status, None)
     except urllib.error.HTTPError as exc:
         return Outcome(exc.code, f"HTTP {exc.code}")
@@ -87,6 +139,7 @@ class Settings:
     max_attempts: int
     retry_seconds: float
     retry_max_seconds: float
+    allow_private: bool = False
 
     @classmethod
     def from_config(cls, config) -> "Settings":
@@ -96,6 +149,7 @@ class Settings:
             config["WEBHOOK_MAX_ATTEMPTS"],
             config["WEBHOOK_RETRY_SECONDS"],
             config["WEBHOOK_RETRY_MAX_SECONDS"],
+            config["WEBHOOK_ALLOW_PRIVATE"],
         )
 
     def backoff(self, attempts: int) -> timedelta:
@@ -155,7 +209,7 @@ def _claim(session: Session, now: datetime, settings: Settings) -> list:
     ).all()
 
 
-def _send(row, timeout: float) -> Outcome:
+def _send(row, settings: "Settings") -> Outcome:
     msg_id = message_id(row.message_pk)
     body = body_of(row.type, row.created_at, row.data)
     timestamp = int(time.time())  # the receiver checks it against its own clock
@@ -166,7 +220,7 @@ def _send(row, timeout: float) -> Outcome:
         "webhook-timestamp": str(timestamp),
         "webhook-signature": sign(row.secret, msg_id, timestamp, body),
     }
-    return post(row.url, headers, body, timeout)
+    return post(row.url, headers, body, settings.timeout, settings.allow_private)
 
 
 _RECORD = (
@@ -194,7 +248,7 @@ def deliver_webhooks(session: Session, now: datetime, batch_size: int, progress=
             return delivered
         results = []
         for row in rows:
-            outcome = _send(row, settings.timeout)
+            outcome = _send(row, settings)
             gave_up = not outcome.delivered and row.attempts >= settings.max_attempts
             results.append(
                 {

@@ -1,7 +1,10 @@
+from urllib.parse import urlsplit
+
 from flask import current_app
 from marshmallow import ValidationError, fields, validate, validates
 
 from loyalty.schemas import AwareDateTime, StrictSchema, page_schema
+from loyalty.webhooks.delivery import blocked_address
 from loyalty.webhooks.service import EVENT_TYPES
 
 MAX_URL = 2048
@@ -24,6 +27,23 @@ class EndpointCreateSchema(StrictSchema):
     def _https_in_production(self, value, **_kwargs):
         if current_app.config["LOYALTY_ENV"] == "production" and not value.startswith("https:"):
             raise ValidationError("Must be an https URL in production.")
+
+    @validates("url")
+    def _not_internal(self, value, **_kwargs):
+        """Early word for an address that delivery would refuse anyway (it checks the address
+        each connection really reaches, whatever the name resolves to then)."""
+        if current_app.config["WEBHOOK_ALLOW_PRIVATE"]:
+            return
+        host = (urlsplit(value).hostname or "").rstrip(".").lower()
+        try:
+            internal = blocked_address(host)
+        except ValueError:  # a name, not an address
+            internal = host == "localhost" or host.endswith(".localhost")
+        if internal:
+            raise ValidationError(
+                "An internal address (loopback, private, link-local); set "
+                "WEBHOOK_ALLOW_PRIVATE=true to allow one."
+            )
 
 
 class EndpointSchema(StrictSchema):

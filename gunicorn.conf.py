@@ -6,6 +6,8 @@ this file by itself when started from this directory). Flags on the command line
 
 import gc
 import os
+import shutil
+import tempfile
 
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 # Requests spend much of their time waiting on PostgreSQL: a few processes per core, each
@@ -25,3 +27,32 @@ def post_worker_init(worker):
     """
     gc.collect()
     gc.freeze()
+
+
+# /metrics answers for every worker, not only the one that takes the scrape: prometheus_client's
+# multiprocess mode, where each worker keeps its counters in files of one directory and
+# /metrics adds them up. PROMETHEUS_MULTIPROC_DIR, when set, names the directory; otherwise
+# one of this server's own is made in the temporary directory and removed on exit.
+_made_metrics_dir = None
+
+
+def on_starting(server):
+    global _made_metrics_dir
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not directory:
+        directory = _made_metrics_dir = tempfile.mkdtemp(prefix="loyalty-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory  # the workers inherit it
+    else:
+        shutil.rmtree(directory, ignore_errors=True)  # last run's counters are not this run's
+        os.makedirs(directory, exist_ok=True)
+
+
+def child_exit(server, worker):
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    if _made_metrics_dir:
+        shutil.rmtree(_made_metrics_dir, ignore_errors=True)

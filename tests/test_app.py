@@ -56,3 +56,90 @@ def test_gunicorn_config_freezes_what_a_worker_loaded_out_of_the_collectors_reac
         assert gc.get_freeze_count() > 10_000  # the app, its schemas and mappers: all loaded
     finally:
         gc.unfreeze()
+
+
+def test_metrics_under_gunicorn_add_up_every_workers_requests(tmp_path):
+    """gunicorn.conf.py with two workers: it starts, serves, and every scrape counts every
+    request made so far. (Which worker takes which connection is gunicorn's choice, often the
+    same one: the next test checks the adding up across processes deterministically.)"""
+    import re
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+    from pathlib import Path
+
+    root = Path(__file__).parents[1]
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'metrics.sqlite3'}",
+        "GUNICORN_BIND": f"127.0.0.1:{port}",
+        "GUNICORN_WORKERS": "2",
+        "GUNICORN_THREADS": "1",
+    }
+    gunicorn = Path(sys.executable).parent / "gunicorn"
+    server = subprocess.Popen(
+        [str(gunicorn), "--config", "gunicorn.conf.py", "wsgi:app", "--log-level", "warning"],
+        cwd=root,
+        env=env,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+
+    def get(path):
+        with urllib.request.urlopen(base + path, timeout=10) as response:  # noqa: S310
+            return response.read().decode()
+
+    try:
+        for _ in range(100):
+            try:
+                get("/healthz")
+                break
+            except OSError:
+                time.sleep(0.2)
+        for _ in range(40):
+            get("/healthz")
+        pattern = (
+            r'loyalty_http_requests_total\{endpoint="/healthz",method="GET",status="200"\} (\S+)'
+        )
+        for _ in range(6):
+            counted = float(re.search(pattern, get("/metrics")).group(1))
+            assert counted >= 41  # the 40 and the readiness probe's one, whichever worker answers
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_metrics_add_up_the_processes_sharing_a_multiprocess_directory(tmp_path):
+    """What gunicorn.conf.py sets up, without gunicorn's say in who takes which request: two
+    processes (as two workers) serve 3 and 5 requests; a third scrapes /metrics and counts 8."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).parents[1]
+    directory = tmp_path / "metrics"
+    directory.mkdir()
+    env = {
+        **os.environ,
+        "PROMETHEUS_MULTIPROC_DIR": str(directory),
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'm.sqlite3'}",
+        "PYTHONPATH": str(root),
+    }
+    serve = (
+        "import sys\nfrom loyalty import create_app\nclient = create_app().test_client()\n"
+        "for _ in range(int(sys.argv[1])):\n    assert client.get('/healthz').status_code == 200\n"
+        "text = client.get('/metrics').get_data(as_text=True)\nprint(text)\n"
+    )
+    for requests in (3, 5):
+        subprocess.run([sys.executable, "-c", serve, str(requests)], env=env, check=True)
+    scraped = subprocess.run(
+        [sys.executable, "-c", serve, "0"], env=env, check=True, capture_output=True, text=True
+    ).stdout
+    line = 'loyalty_http_requests_total{endpoint="/healthz",method="GET",status="200"} 8.0'
+    assert line in scraped

@@ -1,9 +1,18 @@
 """Operations endpoints: liveness, readiness, Prometheus metrics."""
 
+import os
+
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from flask import Blueprint, Response, current_app, jsonify
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 from sqlalchemy import text
 
 from loyalty.extensions import db
@@ -42,4 +51,10 @@ def readyz():
 
 @bp.get("/metrics")
 def metrics():
+    """Every worker's metrics under gunicorn (gunicorn.conf.py sets PROMETHEUS_MULTIPROC_DIR:
+    each worker writes its values to files there, added up here); this process's otherwise."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
     return Response(generate_latest(), content_type=CONTENT_TYPE_LATEST)

@@ -48,14 +48,19 @@ def healthz():
     return jsonify(status="ok")
 
 
-@app.post("/tpcb")
-def tpcb():
-    params = {
+def _tpcb_params() -> dict:
+    """pgbench's tpcb-like choice: a random account, teller and branch, and a delta."""
+    return {
         "aid": random.randint(1, 100_000 * SCALE),
         "bid": random.randint(1, SCALE),
         "tid": random.randint(1, 10 * SCALE),
         "delta": random.randint(-5000, 5000),
     }
+
+
+@app.post("/tpcb")
+def tpcb():
+    params = _tpcb_params()
     with engine.begin() as conn:
         balance = None
         for statement in TPCB:
@@ -83,12 +88,7 @@ MEMBER_BY_PK_RAW = str(MEMBER_BY_PK.compile(engine))
 
 @app.post("/tpcb-raw")
 def tpcb_raw():
-    params = {
-        "aid": random.randint(1, 100_000 * SCALE),
-        "bid": random.randint(1, SCALE),
-        "tid": random.randint(1, 10 * SCALE),
-        "delta": random.randint(-5000, 5000),
-    }
+    params = _tpcb_params()
     with engine.connect() as conn:
         cursor = conn.connection.driver_connection.cursor()
         balance = None

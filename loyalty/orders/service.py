@@ -10,6 +10,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache, lru_cache
+from typing import NoReturn
 
 from sqlalchemy import Boolean, bindparam, exists, literal, or_, select, true, update
 from sqlalchemy import inspect as sa_inspect
@@ -273,7 +274,7 @@ def _insert_paid_order(session: Session, row: dict) -> int:
     return order_pk
 
 
-def _order_taken(session: Session, order_id: str):
+def _order_taken(session: Session, order_id: str) -> NoReturn:
     """409: the order was paid or canceled by another event (a concurrent one waited for it
     to commit)."""
     status = session.scalar(select(Order.status).where(Order.order_id == order_id))

@@ -41,8 +41,8 @@ class FastStatement:
             for bind in compiled.binds.values()
             if (processor := bind.type.dialect_impl(dialect).bind_processor(dialect)) is not None
         }
-        columns = list(self.statement.exported_columns)
-        row_type = _row_type(tuple(self.statement.exported_columns.keys())) if columns else None
+        names = tuple(self.statement.exported_columns.keys())
+        row_type = _row_type(names) if names else None  # None: no rows come back
         return [str(compiled), defaults, binds, row_type, None]  # result processors: later
 
     def _processors(self, dialect, description) -> list:
@@ -114,8 +114,6 @@ class FastStatement:
         else:
             self._rows(connection, params)
 
-
-FastSelect = FastStatement
 
 _FAST: dict = {}
 

@@ -1,4 +1,4 @@
-"""`FastSelect` (the member view's statement on the driver's cursor) gives what SQLAlchemy's
+"""`FastStatement` (the member view's statement on the driver's cursor) gives what SQLAlchemy's
 own execution gives: the same names and the same values, typed the same way."""
 
 from datetime import UTC, datetime
@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import bindparam, select
 
 from loyalty.extensions import db
-from loyalty.fastsql import FastSelect, fast
+from loyalty.fastsql import FastStatement, fast
 from loyalty.hooks import hooks
 from loyalty.members import service as members
 from loyalty.members.models import Member
@@ -37,7 +37,7 @@ def test_the_view_row_equals_sqlalchemys_row(client, admin, storefront, session)
 
 def test_binds_pass_their_types_processors(session):
     """A datetime bound to a UTC column is converted as SQLAlchemy converts it (aware, UTC)."""
-    statement = FastSelect(
+    statement = FastStatement(
         select(Member.id, Tier.name)
         .join(Tier, Tier.threshold == 0)
         .where(Member.enrolled_at <= bindparam("at", type_=Member.enrolled_at.type))

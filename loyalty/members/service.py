@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from loyalty import ledger
 from loyalty.errors import Conflict, NotFound, ValidationFailed
 from loyalty.extensions import read_connection, session_started
-from loyalty.fastsql import FastSelect
+from loyalty.fastsql import FastStatement
 from loyalty.hooks import Hooks
 from loyalty.ledger import LedgerEntry
 from loyalty.members.models import Member
@@ -123,16 +123,16 @@ class ViewQuery:
 
     def __init__(self, conditions: Callable[[], list], extra: Callable[[], list] = list):
         self._conditions, self._extra = conditions, extra
-        self._built: dict[tuple, FastSelect] = {}
+        self._built: dict[tuple, FastStatement] = {}
 
-    def statement(self, hooks: Hooks) -> FastSelect:
+    def statement(self, hooks: Hooks) -> FastStatement:
         parts = tuple(hooks.member_view)
         built = self._built.get(parts)
         if built is None:
             columns = [part.column().label(f"part_{i}") for i, part in enumerate(parts)]
             query = select(*VIEW_COLUMNS, *columns, *self._extra())
             now = bindparam("now", type_=UTCDateTime())
-            built = FastSelect(tiers.with_standing(query, now).where(*self._conditions()))
+            built = FastStatement(tiers.with_standing(query, now).where(*self._conditions()))
             self._built[parts] = built
         return built
 

@@ -123,20 +123,37 @@ def register_request_lifecycle(app: Flask) -> None:
     @app.before_request
     def _start_request():
         # `g` lives on the app context, which an outer context (CLI, tests) may share between
-        # requests: never let one request's caller leak into the next.
-        for name in ("principal", "widget_member", "idempotency"):
-            g.pop(name, None)
-        g.started = time.perf_counter()
+        # requests: never let one request's caller leak into the next. (Under gunicorn every
+        # request has a context, and a `g`, of its own: nothing to clear.)
+        names = vars(g._get_current_object())
+        if names:
+            for name in ("principal", "widget_member", "idempotency"):
+                names.pop(name, None)
+        names["started"] = time.perf_counter()
 
     register_error_handlers(app)
     idempotency.register(app)
 
+    # The labelled children of the request metrics, by (method, route, status): a bounded set,
+    # as routes and statuses are; looking them up in prometheus_client costs more per request.
+    children: dict[tuple, tuple] = {}
+
     @app.after_request
     def _observe(response):
-        endpoint = request.url_rule.rule if request.url_rule else "unmatched"
-        REQUESTS.labels(request.method, endpoint, response.status_code).inc()
-        if "started" in g:
-            LATENCY.labels(endpoint).observe(time.perf_counter() - g.started)
+        req = request._get_current_object()
+        rule = req.url_rule
+        labels = (req.method, rule.rule if rule else "unmatched", response.status_code)
+        counter_and_histogram = children.get(labels)
+        if counter_and_histogram is None:
+            counter_and_histogram = children[labels] = (
+                REQUESTS.labels(*labels),
+                LATENCY.labels(labels[1]),
+            )
+        counter, histogram = counter_and_histogram
+        counter.inc()
+        started = g.get("started")
+        if started is not None:
+            histogram.observe(time.perf_counter() - started)
         return response
 
 

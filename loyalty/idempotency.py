@@ -68,8 +68,10 @@ def _replay(record: IdempotencyRecord, fingerprint: str) -> Response:
 
 
 def _before_request():
+    if request.method not in MUTATING:
+        return None
     key = request.headers.get(HEADER)
-    if key is None or request.method not in MUTATING or request.path.startswith(EXEMPT_PREFIXES):
+    if key is None or request.path.startswith(EXEMPT_PREFIXES):
         return None
     if not 1 <= len(key) <= 255:
         raise ValidationFailed(errors={HEADER: ["Must be 1 to 255 characters."]})

@@ -195,6 +195,50 @@ def test_old_secret_token_reads_its_member(client, session, storefront):
     assert response.get_json()["id"] == "ana"
 
 
+def test_a_token_already_accepted_still_expires_and_still_needs_a_current_secret(
+    client, session, storefront, app, monkeypatch
+):
+    """This process remembers tokens whose signature it checked (loyalty.auth.VerifiedTokens):
+    a remembered token is refused all the same once it is too old, and once the secret it
+    was signed with leaves SECRET_KEYS."""
+    enroll(client, storefront, "ana")
+    token = mint(client, storefront, "ana")
+    old_secret_token = serializer(["test-secret-old"]).dumps(
+        {"m": member_pk(session, "ana"), "c": "ana"}
+    )
+    assert client.get("/v1/me", headers=bearer(token)).status_code == 200
+    assert client.get("/v1/me", headers=bearer(old_secret_token)).status_code == 200
+
+    max_age, now = app.config["WIDGET_TOKEN_MAX_AGE"], time.time()
+    monkeypatch.setattr(time, "time", lambda: now + max_age - 5)
+    assert client.get("/v1/me", headers=bearer(token)).status_code == 200  # remembered, valid
+    monkeypatch.setattr(time, "time", lambda: now + max_age + 5)
+    expired = client.get("/v1/me", headers=bearer(token))
+    assert expired.status_code == 401
+    assert "expired" in expired.get_json()["detail"]
+    monkeypatch.undo()
+
+    # Rotation done: the old secret is dropped, and tokens signed with it stop working at once.
+    monkeypatch.setitem(app.config, "SECRET_KEYS", ["test-secret-new"])
+    assert client.get("/v1/me", headers=bearer(old_secret_token)).status_code == 401
+    assert client.get("/v1/me", headers=bearer(token)).status_code == 200
+
+
+def test_remembered_tokens_are_bounded(client, session, storefront, app, monkeypatch):
+    from loyalty.auth import VerifiedTokens
+
+    monkeypatch.setattr(VerifiedTokens, "SIZE", 3)
+    enroll(client, storefront, "ana")
+    pk = member_pk(session, "ana")
+    tokens = [
+        serializer(["test-secret-new"]).dumps({"m": pk, "c": "ana", "n": n}) for n in range(5)
+    ]
+    for token in tokens:
+        assert client.get("/v1/me", headers=bearer(token)).status_code == 200
+    remembered = app.extensions["loyalty.verified_tokens"].tokens
+    assert list(remembered) == tokens[2:]  # the oldest went first
+
+
 def test_an_erased_or_recreated_member_is_not_reachable_with_an_old_token(
     client, admin, storefront, two_members
 ):

@@ -44,7 +44,7 @@ class ProcessWindows:
 
     def hit(self, item: RateLimitItem, *identifiers: str) -> tuple[bool, int, float]:
         """Count one hit unless the window is full: (allowed, remaining, reset_time)."""
-        key, now = item.key_for(*identifiers), time.time()
+        key, now = (item, *identifiers), time.time()  # limits' key_for, without the string
         with self._lock:
             if now >= self._next_sweep:
                 self._windows = {k: w for k, w in self._windows.items() if w[0] > now}
@@ -106,10 +106,11 @@ def limit(scope: str, key_func: Callable[[], str], *, config_key: str = "", limi
     def decorator(view):
         @functools.wraps(view)
         def wrapper(*args, **kwargs):
-            config = current_app.config
+            app = current_app._get_current_object()
+            config = app.config
             if not config["RATELIMIT_ENABLED"]:
                 return view(*args, **kwargs)
-            counters, key = current_app.extensions["loyalty.ratelimit"], key_func()
+            counters, key = app.extensions["loyalty.ratelimit"], key_func()
             first = None
             for item in _parsed(config[config_key] if config_key else limits):
                 allowed, remaining, reset_time = counters.hit(item, scope, key)
@@ -117,12 +118,13 @@ def limit(scope: str, key_func: Callable[[], str], *, config_key: str = "", limi
                 if not allowed:
                     raise RateLimited(str(item), retry_after=max(1, int(reset_at - time.time())))
                 first = first or (item, remaining, reset_at)
-            response = current_app.make_response(view(*args, **kwargs))
+            response = app.make_response(view(*args, **kwargs))
             item, remaining, reset_at = first
-            response.headers["X-RateLimit-Limit"] = str(item.amount)
-            response.headers["X-RateLimit-Remaining"] = str(remaining)
-            response.headers["X-RateLimit-Reset"] = str(reset_at)
-            response.headers["Retry-After"] = str(int(reset_at - time.time()))
+            headers = response.headers  # the view's own answer: none of these is there yet
+            headers.add("X-RateLimit-Limit", str(item.amount))
+            headers.add("X-RateLimit-Remaining", str(remaining))
+            headers.add("X-RateLimit-Reset", str(reset_at))
+            headers.add("Retry-After", str(int(reset_at - time.time())))
             return response
 
         return wrapper

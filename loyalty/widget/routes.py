@@ -147,7 +147,10 @@ def _cors(response: Response) -> Response:
 
 
 def _allow_origin(response: Response) -> bool:
-    response.vary.add("Origin")
+    if "Vary" in response.headers:
+        response.vary.add("Origin")
+    else:  # the usual case, without parsing a Vary header that is not there
+        response.headers.add("Vary", "Origin")
     origin = request.headers.get("Origin")
     if not service.origin_allowed(db.session, origin):
         return False

@@ -9,13 +9,54 @@ import os
 import shutil
 import tempfile
 
+from gunicorn.workers.gthread import ThreadWorker
+
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 # Requests spend much of their time waiting on PostgreSQL: a few processes per core, each
 # with a few threads, keep every core busy while some requests wait.
 workers = int(os.environ.get("GUNICORN_WORKERS", "4"))
-worker_class = "gthread"
 threads = int(os.environ.get("GUNICORN_THREADS", "4"))
 keepalive = 30
+
+
+class BalancedThreadWorker(ThreadWorker):
+    """gunicorn's gthread worker, except that it takes a new connection only while one of its
+    threads is free.
+
+    The stock worker accepts whatever its poller sees, busy or not (benoitc/gunicorn#3433):
+    16 keep-alive clients arriving together could land 8, 4, 2 and 2 on four workers, and the
+    one with 8 — its 4 threads sharing one GIL — answered at half the speed of the rest for
+    as long as the connections lived (the benchmark saw whole rounds at half throughput). Here
+    a worker whose threads are all taken stops listening, and a connection waits in the
+    backlog for a worker that can start on it at once. Idle keep-alive connections hold no
+    thread, so they do not stop a worker from accepting.
+
+    Only `worker_connections` (read before each poll) and the two places a request enters and
+    leaves the thread pool (both on the worker's main thread) are touched.
+    """
+
+    def __init__(self, *args, **kwargs):
+        self.busy = 0  # requests submitted to the thread pool and not yet finished
+        super().__init__(*args, **kwargs)
+
+    @property
+    def worker_connections(self):
+        return self._worker_connections if self.busy < self.cfg.threads else 0
+
+    @worker_connections.setter
+    def worker_connections(self, value):
+        self._worker_connections = value
+
+    def enqueue_req(self, conn):
+        self.busy += 1
+        super().enqueue_req(conn)
+
+    def finish_request(self, conn, fs):
+        self.busy -= 1
+        super().finish_request(conn, fs)
+
+
+worker_class = BalancedThreadWorker
 
 
 def post_worker_init(worker):

@@ -48,14 +48,88 @@ def test_gunicorn_config_freezes_what_a_worker_loaded_out_of_the_collectors_reac
     import runpy
     from pathlib import Path
 
+    from gunicorn.workers.gthread import ThreadWorker
+
     config = runpy.run_path(str(Path(__file__).parents[1] / "gunicorn.conf.py"))
-    assert (config["worker_class"], config["workers"], config["threads"]) == ("gthread", 4, 4)
+    assert (config["workers"], config["threads"]) == (4, 4)
+    assert issubclass(config["worker_class"], ThreadWorker)  # gthread, balanced
     gc.unfreeze()
     try:
         config["post_worker_init"](None)
         assert gc.get_freeze_count() > 10_000  # the app, its schemas and mappers: all loaded
     finally:
         gc.unfreeze()
+
+
+def test_gunicorn_workers_take_connections_only_while_they_have_a_free_thread(tmp_path):
+    """Two workers of two threads, four keep-alive clients arriving together, each request
+    slow: every worker serves exactly two connections, whatever the kernel's wake-up order.
+    (The stock gthread worker accepts while busy and often takes three or all four.)"""
+    import http.client
+    import socket
+    import subprocess
+    import sys
+    import threading
+    import time
+    from collections import Counter
+    from pathlib import Path
+
+    root = Path(__file__).parents[1]
+    (tmp_path / "slow_app.py").write_text(
+        "import os, time\n"
+        "def app(environ, start_response):\n"
+        "    time.sleep(0.3)\n"
+        "    body = str(os.getpid()).encode()\n"
+        "    start_response('200 OK', [('Content-Length', str(len(body)))])\n"
+        "    return [body]\n"
+    )
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {"PATH": "/usr/bin:/bin", "GUNICORN_BIND": f"127.0.0.1:{port}",
+           "GUNICORN_WORKERS": "2", "GUNICORN_THREADS": "2"}  # fmt: skip
+    gunicorn = Path(sys.executable).parent / "gunicorn"
+    server = subprocess.Popen(
+        [str(gunicorn), "--config", str(root / "gunicorn.conf.py"), "--chdir", str(tmp_path),
+         "slow_app:app", "--log-level", "warning"],
+        cwd=root, env=env, start_new_session=True,
+    )  # fmt: skip
+
+    def pids_of_one_connection(results, ready):
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+        ready.wait()
+        pids = set()
+        for _ in range(3):  # one connection, kept alive
+            connection.request("GET", "/")
+            pids.add(connection.getresponse().read().decode())
+        connection.close()
+        results.append(pids)
+
+    try:
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.2)
+        time.sleep(1)  # both workers up
+        for _ in range(3):
+            results, ready = [], threading.Event()
+            clients = [
+                threading.Thread(target=pids_of_one_connection, args=(results, ready))
+                for _ in range(4)
+            ]
+            for client in clients:
+                client.start()
+            ready.set()
+            for client in clients:
+                client.join()
+            assert all(len(pids) == 1 for pids in results)  # keep-alive: one worker each
+            per_worker = Counter(next(iter(pids)) for pids in results)
+            assert sorted(per_worker.values()) == [2, 2], per_worker
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
 
 
 def test_metrics_under_gunicorn_add_up_every_workers_requests(tmp_path):

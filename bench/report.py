@@ -183,11 +183,13 @@ METHOD = [
     "triggers, JSON columns; measured under load, PostgreSQL spent about twice tpcb's CPU per "
     "request. The app also authenticates the key, validates the body and runs every domain's "
     "handler. A read's one SELECT joins the tier standing and the referral code.",
-    "- p99 at 16 keep-alive connections depends on how gunicorn's workers split them: each "
-    "worker accepts what it can, and one 20 s read run (2026-12-02, `GET /v1/members`) "
-    "served 9189, 8902, 6973 and 952 requests in its four workers — the connections on the "
-    "busiest worker wait longest. It "
-    "holds for the bare endpoints too (same gunicorn.conf.py).",
+    "- p99 at 16 keep-alive connections: gunicorn's stock gthread worker accepts whatever it "
+    "sees, busy or not, and one 20 s read run (2026-12-02) served 9189, 8902, 6973 and 952 "
+    "requests in its four workers; whole rounds ran at half speed when one worker held most "
+    "connections. Since 2026-12-05 `gunicorn.conf.py` runs `BalancedThreadWorker` (a worker "
+    "accepts only while a thread is free): 16 connections split 4/4/4/4, on both sides. What "
+    "is left of the p99 is queueing on two cores shared by 16 PostgreSQL backends, 16 gunicorn "
+    "threads and wrk: the bare endpoints' p99 is about three times their mean too.",
     "- Batch jobs run as `flask --app wsgi loyalty jobs NAME --now ...` in their own process "
     "(its peak RSS from wait4), the hand-written statement over psycopg on a file copy of the "
     "same generated database; the time compared is the job's own (as the CLI prints it).",

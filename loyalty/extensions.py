@@ -69,31 +69,6 @@ def session_started(session: Session | scoped_session) -> bool:
     return session.in_transaction()
 
 
-_CONNECTION = "loyalty.connection"  # session.info: (transaction, its connection)
-
-
-def connection(session: Session | scoped_session) -> Connection:
-    """`session.connection()`, looked up once per transaction of the session.
-
-    An order event runs five statements on its transaction's connection; each
-    `session.connection()` resolved the bind and walked the transaction's state machine again,
-    a tenth of the event's Python. The connection is remembered with the (root) transaction it
-    belongs to, and used only while that very transaction is the session's: after a commit or
-    a rollback the session begins another, and this asks SQLAlchemy again. Savepoints run on
-    their root transaction's connection, so they share it.
-    """
-    if isinstance(session, scoped_session):
-        session = session()
-    transaction = session.get_transaction()
-    if transaction is not None:
-        known = session.info.get(_CONNECTION)
-        if known is not None and known[0] is transaction and transaction.is_active:
-            return known[1]
-    found = session.connection()
-    session.info[_CONNECTION] = (session.get_transaction(), found)
-    return found
-
-
 @contextmanager
 def read_connection(session: Session | scoped_session):
     """A connection for one read-only statement of a request whose session has not begun.

@@ -33,7 +33,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from sqlalchemy.orm.attributes import set_committed_value
 
 from loyalty.errors import InsufficientPoints
-from loyalty.extensions import Base, connection
+from loyalty.extensions import Base
 from loyalty.fastsql import built, fast
 from loyalty.members.models import Member
 from loyalty.types import BigId, JSONType, UTCDateTime, utcnow
@@ -207,7 +207,7 @@ def post_entry(
         params["activity_at"] = activity_at
     if session.get_bind().dialect.name == "postgresql":
         params.update((f"entry_{name}", entry[name]) for name in _ENTRY_VALUES)
-        row = fast(_post_in_one_statement(*shape)).first(connection(session), params)
+        row = fast(_post_in_one_statement(*shape)).first(session.connection(), params)
     else:
         row = session.execute(_balances_update(*shape), params).first()
     if row is None:

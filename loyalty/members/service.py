@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from loyalty import ledger
 from loyalty.errors import Conflict, NotFound, ValidationFailed
-from loyalty.extensions import connection, read_connection, session_started
+from loyalty.extensions import read_connection, session_started
 from loyalty.fastsql import FastStatement
 from loyalty.hooks import Hooks
 from loyalty.ledger import LedgerEntry
@@ -146,10 +146,10 @@ class ViewQuery:
         params = {"now": utcnow(), **params}
         if session_started(session):
             session.flush()
-            row = statement.one_or_none(connection(session), params)
+            row = statement.one_or_none(session.connection(), params)
         else:
-            with read_connection(session) as own:
-                row = statement.one_or_none(own, params)
+            with read_connection(session) as connection:
+                row = statement.one_or_none(connection, params)
         return None if row is None else (view_from_row(session, hooks, row), row)
 
 

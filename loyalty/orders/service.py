@@ -22,7 +22,6 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from loyalty import ledger
 from loyalty.errors import Conflict, ValidationFailed
-from loyalty.extensions import connection
 from loyalty.fastsql import built, fast
 from loyalty.hooks import Hooks
 from loyalty.members import service as members
@@ -132,7 +131,7 @@ def _claim(session: Session, data: dict, digest: str) -> bool:
         "created_at": utcnow(),
     }
     statement = _insert_new(session, _EVENTS, "event_id", "event_id")
-    return fast(statement).first(connection(session), row) is not None
+    return fast(statement).first(session.connection(), row) is not None
 
 
 # The hot path's statements are built once (per dialect) and run with parameters: building
@@ -209,11 +208,11 @@ def _store_answer(session: Session, event_id: str, response: dict, ctx) -> None:
     params = {"response": response, "event_key": event_id}
     changes = ctx.order_changes
     if not changes:
-        fast(_STORE_RESPONSE).execute(connection(session), params)
+        fast(_STORE_RESPONSE).execute(session.connection(), params)
     elif session.get_bind().dialect.name == "postgresql":
         params |= {f"order_{name}": value for name, value in changes.items()}
         statement = _store_answer_and_order(tuple(changes))
-        fast(statement).execute(connection(session), {**params, "order_pk": ctx.order.id})
+        fast(statement).execute(session.connection(), {**params, "order_pk": ctx.order.id})
     else:
         session.execute(_UPDATE_ORDER, {**changes, "order_pk": ctx.order.id})
         session.execute(_STORE_RESPONSE, params)
@@ -268,7 +267,7 @@ def _member_for(session, hooks, program, payload, occurred_at):
 def _insert_paid_order(session: Session, row: dict) -> int:
     """INSERT the order unless its id is known (one statement); 409 if it is."""
     order_pk = fast(_insert_new(session, _ORDERS, "order_id", "id")).scalar(
-        connection(session), row
+        session.connection(), row
     )
     if order_pk is None:
         _order_taken(session, row["order_id"])
@@ -393,7 +392,7 @@ def _claim_and_place(session: Session, program, data: dict, digest: str) -> _Sta
         "customer_id": payload["customer_id"],
         "member_optional": not program.auto_enroll,
     }
-    found = fast(_claim_and_place_statement()).first(connection(session), params)
+    found = fast(_claim_and_place_statement()).first(session.connection(), params)
     if found.claimed is None:
         return None
     member = tier = None

@@ -43,7 +43,6 @@ from sqlalchemy.orm import Session, aliased
 from loyalty import webhooks
 from loyalty.audit import record_change
 from loyalty.errors import Conflict, NotFound, ValidationFailed
-from loyalty.extensions import connection
 from loyalty.fastsql import fast
 from loyalty.jobs import in_ranges, lock_members
 from loyalty.members.models import Member
@@ -125,7 +124,7 @@ def add_spend(
     # On the connection: nothing the ORM holds pending bears on these rows, and leaving it
     # pending lets the event's last flush write each row once.
     row = fast(statement).first(
-        connection(session),
+        session.connection(),
         {
             "spender_id": member_id,
             "period_starts_at": period.starts_at,

@@ -54,6 +54,27 @@ def test_same_event_replays_same_answer_and_different_body_conflicts(client, sto
     assert conflict.content_type == "application/problem+json"
 
 
+def test_answer_is_sent_as_stored_in_jsonify_form_and_replayed_equal(client, storefront, session):
+    """The answer is encoded once for its row and its response: the body is Flask's compact,
+    sorted JSON (what jsonify sends), the row holds the same document, a replay matches."""
+    import json
+
+    from loyalty.orders.models import ProcessedEvent
+
+    event = f.paid(lines=[f.line("S1", quantity=1, unit_price=1234)])
+    response = post_event(client, storefront, event)
+    assert response.status_code == 200 and response.content_type == "application/json"
+    body = response.get_json()
+    assert set(body) == {"event_id", "duplicate", "member", "effects"}
+    assert response.get_data(as_text=True) == (
+        json.dumps(body, sort_keys=True, separators=(",", ":")) + "\n"
+    )
+    stored = session.get(ProcessedEvent, event["id"], populate_existing=True)
+    assert stored.response == body
+    again = post_event(client, storefront, event).get_json()
+    assert again == {**body, "duplicate": True}
+
+
 def test_refunds_reverse_proportionally_and_last_one_takes_the_remainder(client, storefront):
     event = f.paid(lines=[f.line("A", quantity=3, unit_price=3333)])  # 99.99 → 99 points
     post_event(client, storefront, event)

@@ -1,4 +1,4 @@
-from flask import request
+from flask import current_app, request
 from flask.views import MethodView
 
 from loyalty.auth import require
@@ -20,8 +20,10 @@ class Events(MethodView):
         """Apply an order event exactly once; a repeat gets the same answer."""
         digest = service.body_hash(request.get_json())
         session = db.session()  # the request's session itself: no proxy lookup per use
-        return on_deadlock(
+        answer = on_deadlock(
             session,
-            lambda: service.process_event(session, hooks(), data, digest),
+            lambda: service.answer_event(session, hooks(), data, digest),
             f"Event {data['id']!r}",
         )
+        # Sent as encoded for the event's row (EventResultSchema's fields, as jsonify sends).
+        return current_app.response_class(f"{answer}\n", mimetype="application/json")

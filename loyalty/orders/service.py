@@ -12,8 +12,9 @@ from datetime import datetime
 from functools import cache, lru_cache
 from typing import NoReturn
 
-from sqlalchemy import Boolean, bindparam, exists, literal, or_, select, true, update
+from sqlalchemy import Boolean, Text, bindparam, cast, exists, literal, or_, select, true, update
 from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -151,6 +152,8 @@ def _insert_new(session: Session, table, key: str, returned: str):
 
 
 _STORE_RESPONSE = update(_EVENTS).where(_EVENTS.c.event_id == bindparam("event_key"))
+# PostgreSQL: the answer given as the JSON text already encoded (the server parses it either way).
+_STORE_ANSWER = _STORE_RESPONSE.values(response=cast(bindparam("answer", type_=Text()), JSONB))
 _LOCK_MEMBER = (
     select(Member, Tier)
     .outerjoin(Tier, Tier.id == Member.tier_id)
@@ -169,6 +172,19 @@ _TOUCH_ACTIVITY = (
 
 
 def process_event(session: Session, hooks: Hooks, data: dict, digest: str) -> dict:
+    """The event applied (or replayed): its answer."""
+    return json.loads(answer_event(session, hooks, data, digest))
+
+
+def encode_answer(answer: dict) -> str:
+    """An answer as JSON text, encoded once for both its row and its response: Flask's compact
+    form with sorted keys (what `jsonify` sends), anything not JSON-native as its str()."""
+    return json.dumps(answer, default=str, sort_keys=True, separators=(",", ":"))
+
+
+def answer_event(session: Session, hooks: Hooks, data: dict, digest: str) -> str:
+    """Apply the event exactly once; its answer as JSON text (`encode_answer`), the same
+    answer every time it is sent again."""
     program = program_settings(session)
     started = None
     if (
@@ -184,45 +200,47 @@ def process_event(session: Session, hooks: Hooks, data: dict, digest: str) -> di
         existing = session.get(ProcessedEvent, data["id"], populate_existing=True)
         if existing is None:  # purged between the two statements: the sender retries
             raise Conflict(f"Event {data['id']!r} is being processed; retry.")
-        return _replay(existing, digest)
+        return encode_answer(_replay(existing, digest))
     check_currency(program, data["order"]["currency"])
     if started is not None:
         ctx = _paid(session, hooks, program, data, started)
     else:
         apply = {"order.paid": _paid, "order.refunded": _refunded, "order.canceled": _canceled}
         ctx = apply[data["type"]](session, hooks, program, data)
-    response = {
+    answer = encode_answer({
         "event_id": data["id"],
         "duplicate": False,
         "member": members.member_view(session, hooks, ctx.member) if ctx.member else None,
         "effects": ctx.effects,
-    }
-    response = json.loads(json.dumps(response, default=str))
-    _store_answer(session, data["id"], response, ctx)
-    return response
+    })  # fmt: skip
+    _store_answer(session, data["id"], answer, ctx)
+    return answer
 
 
-def _store_answer(session: Session, event_id: str, response: dict, ctx) -> None:
-    """The answer into the event's row; the handlers' changes to a paid order go with it (on
-    PostgreSQL in the same statement, as a data-modifying CTE)."""
-    params = {"response": response, "event_key": event_id}
+def _store_answer(session: Session, event_id: str, answer: str, ctx) -> None:
+    """The answer (JSON text) into the event's row; the handlers' changes to a paid order go
+    with it (on PostgreSQL in the same statement, as a data-modifying CTE)."""
     changes = ctx.order_changes
+    if session.get_bind().dialect.name != "postgresql":
+        if changes:
+            session.execute(_UPDATE_ORDER, {**changes, "order_pk": ctx.order.id})
+        params = {"response": json.loads(answer), "event_key": event_id}
+        session.execute(_STORE_RESPONSE, params)
+        return
+    params = {"answer": answer, "event_key": event_id}
     if not changes:
-        fast(_STORE_RESPONSE).execute(session.connection(), params)
-    elif session.get_bind().dialect.name == "postgresql":
+        fast(_STORE_ANSWER).execute(session.connection(), params)
+    else:
         params |= {f"order_{name}": value for name, value in changes.items()}
         statement = _store_answer_and_order(tuple(changes))
         fast(statement).execute(session.connection(), {**params, "order_pk": ctx.order.id})
-    else:
-        session.execute(_UPDATE_ORDER, {**changes, "order_pk": ctx.order.id})
-        session.execute(_STORE_RESPONSE, params)
 
 
 @lru_cache(maxsize=64)
 def _store_answer_and_order(names: tuple[str, ...]):
     values = {name: bindparam(f"order_{name}", type_=_ORDERS.c[name].type) for name in names}
     changed = update(_ORDERS).where(_ORDERS.c.id == bindparam("order_pk")).values(values)
-    return _STORE_RESPONSE.add_cte(changed.cte("order_changes"))
+    return _STORE_ANSWER.add_cte(changed.cte("order_changes"))
 
 
 def _find_order(session: Session, order_id: str, *, lock: bool = False) -> Order | None:

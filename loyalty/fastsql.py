@@ -49,10 +49,12 @@ class FastStatement:
         """The columns' result processors for the types the driver reports (as SQLAlchemy
         picks them: a NUMERIC's depends on the type code)."""
         columns = self.statement.exported_columns
-        return [
+        processors = [
             column.type.dialect_impl(dialect).result_processor(dialect, described.type_code)
             for column, described in zip(columns, description, strict=True)
         ]
+        # (index, processor) of the columns that have one: the rest pass through as read.
+        return [(index, found) for index, found in enumerate(processors) if found is not None]
 
     def _rows(self, connection: Connection, params: dict) -> list:
         dialect = connection.dialect
@@ -78,13 +80,16 @@ class FastStatement:
                 processors = prepared[4] = self._processors(dialect, cursor.description)
         finally:
             cursor.close()
-        return [
-            row_type._make(
-                value if processor is None or value is None else processor(value)
-                for processor, value in zip(processors, row, strict=True)
-            )
-            for row in rows
-        ]
+        if not processors:  # no column needs converting
+            return [row_type._make(row) for row in rows]
+        converted = []
+        for row in rows:
+            values = list(row)
+            for index, processor in processors:
+                if values[index] is not None:
+                    values[index] = processor(values[index])
+            converted.append(row_type._make(values))
+        return converted
 
     def first(self, connection: Connection, params: dict):
         """The first row (a named tuple with `_mapping`, like SQLAlchemy's), or None."""

@@ -418,7 +418,8 @@ def _claim_and_place(session: Session, program, data: dict, digest: str) -> _Sta
         member = _attached(session, Member, {n: getattr(found, f"m_{n}") for n in _MEMBER_ATTRS})
         row["member_id"] = member.id
     if found.t_id is not None:
-        tier = _attached(session, Tier, {n: getattr(found, f"t_{n}") for n in _TIER_ATTRS})
+        # Read only (earning's rate and name): a snapshot, not a row of the session.
+        tier = built(Tier, {n: getattr(found, f"t_{n}") for n in _TIER_ATTRS})
     return _Started(member, tier, row, found.order_pk)
 
 

@@ -132,6 +132,7 @@ def order_events(opts, url: str, key: str, members: int) -> dict:
     seconds, conns = opts.seconds, opts.connections
     log(f"pgbench --initialize --scale {opts.pgbench_scale}")
     infra.pgbench_init(url, opts.pgbench_scale)
+    infra.settle(url)
     log(f"pgbench tpcb-like, {conns} clients, {seconds}s")
     pgbench = infra.pgbench(url, seconds=seconds, clients=conns)
     app_env = infra.app_env(url, SECRET_KEYS=SECRET)
@@ -255,6 +256,7 @@ def has_route(server, path: str) -> bool:
 def balance_reads(opts, url: str, key: str, members: int, id_range: tuple[int, int]) -> dict:
     """Section 2: GET /v1/members/{id} and GET /v1/me vs a bare primary-key select."""
     seconds, conns = opts.seconds, opts.connections
+    infra.settle(url)  # the order rounds' writes are not the reads' to flush
     app_env = infra.app_env(url, SECRET_KEYS=SECRET)
     low, high = id_range
     bare = Series("bare Flask PK select (GET /pk/{id})")

@@ -64,6 +64,17 @@ def database(name: str, template: str | None = None, keep: bool = False):
             drop_database(name)
 
 
+def settle(url: str) -> None:
+    """VACUUM ANALYZE and CHECKPOINT before a measurement, as pgbench vacuums after loading.
+
+    Loading pgbench's tables and the members leaves hundreds of megabytes of dirty pages: the
+    checkpoint that writes them out (and the full-page images every page's next change then
+    costs in the WAL) would otherwise land in whichever round runs when it comes."""
+    with connect(url, autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE")
+        conn.execute("CHECKPOINT")
+
+
 def database_exists(name: str) -> bool:
     with psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5) as conn:
         return conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()

@@ -96,7 +96,7 @@ def rows(results: dict) -> list[tuple[str, str, str, str, str, str]]:
                 "",
                 "",
                 "",
-                f"{orders['ratio_bare']:.2f}",
+                f"{orders['ratio_bare']:.3f}",
                 f"≥ {ORDERS_TARGET} {_met(ok)}",
             )
         )
@@ -129,7 +129,7 @@ def rows(results: dict) -> list[tuple[str, str, str, str, str, str]]:
                     f"{s['rps']:.0f}/s",
                     f"{s['p50_ms']:.1f}",
                     f"{s['p99_ms']:.1f}",
-                    f"{reads[ratio]:.2f}" if ratio else "",
+                    f"{reads[ratio]:.3f}" if ratio else "",
                     target,
                 )
             )

@@ -65,11 +65,10 @@ def database(name: str, template: str | None = None, keep: bool = False):
 
 
 def settle(url: str) -> None:
-    """VACUUM ANALYZE and CHECKPOINT before a measurement, as pgbench vacuums after loading.
-
-    Loading pgbench's tables and the members leaves hundreds of megabytes of dirty pages: the
-    checkpoint that writes them out (and the full-page images every page's next change then
-    costs in the WAL) would otherwise land in whichever round runs when it comes."""
+    """VACUUM ANALYZE and CHECKPOINT before a measurement, as pgbench vacuums after loading
+    and the jobs section does after generating: the dirty pages of loading are written out
+    before the rounds rather than during one of them. (It did not explain the lower first
+    events round RESULTS.md shows; that round is still lower with it.)"""
     with connect(url, autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE")
         conn.execute("CHECKPOINT")

@@ -147,6 +147,7 @@ def order_events(opts, url: str, key: str, members: int) -> dict:
             {**app_env, "BENCH_PGBENCH_SCALE": str(opts.pgbench_scale)},
         ) as server:
             _load(server, "warm-up", opts.warmup, conns, BENCH_MODE="post", BENCH_PREFIX="/tpcb")
+            infra.analyze(url)  # as on the events' side
             log(f"bare tpcb round {number + 1}")
             bare.runs.append(
                 _load(server, bare.label, seconds, conns, BENCH_MODE="post", BENCH_PREFIX="/tpcb")
@@ -158,6 +159,7 @@ def order_events(opts, url: str, key: str, members: int) -> dict:
             common = {"BENCH_MODE": "order", "BENCH_KEY": key, "BENCH_COUNT": members}
             common["BENCH_PREFIX"] = "/v1/events"
             warm = _load(server, "warm-up", opts.warmup, conns, BENCH_RUN=f"w{number}", **common)
+            infra.analyze(url)  # the tables the warm-up grew: autovacuum's job in production
             log(f"order events round {number + 1}")
             run = _load(server, events.label, seconds, conns, BENCH_RUN=f"r{number}", **common)
             events.runs.append(run)

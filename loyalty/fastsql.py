@@ -11,7 +11,10 @@ same names. Elsewhere (SQLite) it is plain `connection.execute`.
 
 The statements stay SQLAlchemy Core, built once; `before_cursor_execute` listeners still hear
 each one (the tests and `bench` count statements that way), and each runs in the connection's
-transaction. Like `Connection.execute` of a Core statement, nothing is flushed first.
+transaction, on one psycopg cursor kept per connection. A driver error comes out wrapped as
+SQLAlchemy wraps it (`IntegrityError`, `OperationalError`... with `.orig`), so callers catch the
+same exceptions either way. Like `Connection.execute` of a Core statement, nothing is flushed
+first.
 """
 
 from collections import namedtuple
@@ -68,18 +71,21 @@ class FastStatement:
         for name, processor in binds.items():
             if name in values:
                 values[name] = processor(values[name])
-        cursor = connection.connection.driver_connection.cursor()
+        cursor = _cursor(connection)
+        for listener in connection.dispatch.before_cursor_execute:
+            listener(connection, cursor, sql, values, None, False)
         try:
-            for listener in connection.dispatch.before_cursor_execute:
-                listener(connection, cursor, sql, values, None, False)
             cursor.execute(sql, values, prepare=True)
-            if row_type is None:
-                return []
-            rows = cursor.fetchall()
-            if processors is None:
-                processors = prepared[4] = self._processors(dialect, cursor.description)
-        finally:
-            cursor.close()
+            rows = cursor.fetchall() if row_type is not None else []
+        except BaseException as exc:
+            # As SQLAlchemy's own execution does: the driver's error wrapped (IntegrityError,
+            # OperationalError... with `.orig`, which callers such as `on_deadlock` read), a
+            # lost connection invalidated, `handle_error` listeners told. It always raises.
+            connection._handle_dbapi_exception(exc, sql, values, cursor, None)
+        if row_type is None:
+            return []
+        if processors is None:
+            processors = prepared[4] = self._processors(dialect, cursor.description)
         if not processors:  # no column needs converting
             return [row_type._make(row) for row in rows]
         converted = []
@@ -118,6 +124,19 @@ class FastStatement:
             connection.execute(self.statement, params)
         else:
             self._rows(connection, params)
+
+
+def _cursor(connection: Connection):
+    """The psycopg cursor these statements run on, one per database connection, kept in the
+    pool's `info` of that connection (which lives as long as the connection does): a new
+    cursor per statement costs its set-up and, above all, its adapters' lookups of a dumper
+    per parameter type, which a kept cursor has cached."""
+    pooled = connection.connection
+    driver = pooled.driver_connection
+    cursor = pooled.info.get("fastsql_cursor")
+    if cursor is None or cursor.connection is not driver or cursor.closed:
+        cursor = pooled.info["fastsql_cursor"] = driver.cursor()
+    return cursor
 
 
 _FAST: dict = {}

@@ -133,3 +133,31 @@ def test_a_column_left_to_its_python_default_is_refused_not_nulled(session):
     row = {"event_id": "evt_default", "type": "order.paid", "body_hash": "h"}  # no created_at
     with pytest.raises(ValueError, match="created_at"):
         statement.execute(session.connection(), row)
+
+
+def test_statements_share_one_cursor_per_connection_and_survive_an_error(pg_app, pg_keys):
+    """The cursor is kept with its connection (set-up and dumper lookups once); a statement
+    that fails raises SQLAlchemy's wrapped error (what `on_deadlock` reads), as SQLAlchemy's
+    own execution does, and the next statement after the rollback runs on a fresh cursor."""
+    from sqlalchemy.exc import DBAPIError
+
+    statement = fast(select(Member.id).where(Member.customer_id == bindparam("customer_id")))
+    failing = fast(select(Member.id).where(Member.id == bindparam("member_id")))
+    client = pg_app.test_client()
+    body = {"id": "c_cursor", "email": "c_cursor@example.com"}
+    assert client.post("/v1/members", json=body, headers=pg_keys["storefront"]).status_code == 201
+    with pg_app.app_context(), db.engine.connect() as connection:
+        found = statement.scalar(connection, {"customer_id": "c_cursor"})
+        kept = connection.connection.info["fastsql_cursor"]
+        assert found is not None
+        assert statement.scalar(connection, {"customer_id": "nobody"}) is None
+        assert connection.connection.info["fastsql_cursor"] is kept
+        with pytest.raises(DBAPIError) as raised:
+            failing.scalar(connection, {"member_id": "not a number"})
+        assert raised.value.orig.sqlstate == "22P02"  # the driver's error, as `.orig`
+        connection.rollback()
+        assert statement.scalar(connection, {"customer_id": "c_cursor"}) == found
+        fresh = connection.connection.info["fastsql_cursor"]
+        assert fresh is not kept and not fresh.closed
+        assert statement.scalar(connection, {"customer_id": "c_cursor"}) == found
+        assert connection.connection.info["fastsql_cursor"] is fresh

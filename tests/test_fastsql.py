@@ -161,3 +161,48 @@ def test_statements_share_one_cursor_per_connection_and_survive_an_error(pg_app,
         assert fresh is not kept and not fresh.closed
         assert statement.scalar(connection, {"customer_id": "c_cursor"}) == found
         assert connection.connection.info["fastsql_cursor"] is fresh
+
+
+def test_a_deadlock_in_a_fast_statement_is_one_on_deadlock_retries(pg_app, pg_keys):
+    """Two transactions lock two members in opposite orders through FastStatements: PostgreSQL
+    fails one (40P01), and what it raises is the wrapped error `on_deadlock` retries."""
+    import threading
+
+    from sqlalchemy import update
+    from sqlalchemy.exc import DBAPIError
+
+    from loyalty.retry import retryable
+
+    client = pg_app.test_client()
+    for name in ("c_dl_1", "c_dl_2"):
+        body = {"id": name, "email": f"{name}@example.com"}
+        assert client.post("/v1/members", json=body, headers=pg_keys["storefront"]).status_code
+    touch = fast(
+        update(Member.__table__)
+        .where(Member.__table__.c.customer_id == bindparam("who"))
+        .values(name=bindparam("new_name"))
+    )
+    both_locked_one = threading.Barrier(2, timeout=10)
+    raised: list[BaseException] = []
+
+    def lock(first: str, second: str) -> None:
+        with pg_app.app_context(), db.engine.connect() as connection:
+            try:
+                touch.execute(connection, {"who": first, "new_name": first})
+                both_locked_one.wait()
+                touch.execute(connection, {"who": second, "new_name": first})
+                connection.commit()
+            except DBAPIError as exc:
+                raised.append(exc)
+                connection.rollback()
+
+    threads = [
+        threading.Thread(target=lock, args=("c_dl_1", "c_dl_2")),
+        threading.Thread(target=lock, args=("c_dl_2", "c_dl_1")),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert len(raised) == 1, raised  # one victim; the other committed
+    assert raised[0].orig.sqlstate == "40P01" and retryable(raised[0])

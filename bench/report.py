@@ -37,7 +37,13 @@ def environment() -> dict:
         pg = conn.execute("SHOW server_version").fetchone()[0]
         settings = {
             name: conn.execute(f"SHOW {name}").fetchone()[0]
-            for name in ("shared_buffers", "work_mem", "synchronous_commit", "max_connections")
+            for name in (
+                "shared_buffers",
+                "work_mem",
+                "synchronous_commit",
+                "max_connections",
+                "autovacuum",
+            )
         }
     versions = {}
     for package in ("Flask", "SQLAlchemy", "psycopg", "gunicorn", "marshmallow", "flask-smorest"):
@@ -173,6 +179,13 @@ METHOD = [
     "Reads end with COMMIT on both sides (psycopg drops its prepared statements on every "
     "ROLLBACK). Throughput is all answers over all measured seconds of the rounds; p50 is the "
     "median round's, p99 the worst round's.",
+    "- Statistics: each section starts with VACUUM ANALYZE and CHECKPOINT, and each round runs "
+    "ANALYZE after its warm-up, on both sides: what autovacuum does on a production server once "
+    "a table has grown (autovacuum is off on this machine's PostgreSQL). The app's statements are "
+    "prepared once per connection and planned for the table sizes PostgreSQL knows; without "
+    "it, plans made while the event tables were empty scanned all of `tier_spend` on every "
+    "event for a whole round, which ran at about two thirds of the speed of the rounds after it "
+    "(the lower first round of earlier RESULTS.md files).",
     "- Events sent are the requests the wrk script really wrote (`bench/load.lua`); the server is "
     "left to finish those wrk stopped waiting for before the ledger is checked.",
     "- The HTTP gap is Python CPU per request (in-process figures above) and PostgreSQL's own "

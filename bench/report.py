@@ -179,8 +179,9 @@ METHOD = [
     "Reads end with COMMIT on both sides (psycopg drops its prepared statements on every "
     "ROLLBACK). Throughput is all answers over all measured seconds of the rounds; p50 is the "
     "median round's, p99 the worst round's.",
-    "- Statistics: each section starts with VACUUM ANALYZE and CHECKPOINT, and each round runs "
-    "ANALYZE after its warm-up, on both sides: what autovacuum does on a production server once "
+    "- Statistics: each section starts with VACUUM ANALYZE and CHECKPOINT, and each order round "
+    "(events and bare tpcb) runs ANALYZE after its warm-up: what autovacuum does on a production "
+    "server once "
     "a table has grown (autovacuum is off on this machine's PostgreSQL). The app's statements are "
     "prepared once per connection and planned for the table sizes PostgreSQL knows; without "
     "it, plans made while the event tables were empty scanned all of `tier_spend` on every "

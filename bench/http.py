@@ -361,7 +361,8 @@ def in_process(opts, url: str, key: str) -> dict:
 def statements_per_request(url: str, key: str, members: int) -> dict:
     """SQL statements (COMMIT/ROLLBACK included) one request makes, counted in-process with
     the test client; the bare baselines make 6 (tpcb: five + COMMIT) and 2 (SELECT +
-    COMMIT). Both sides also ping the connection on checkout (pool_pre_ping)."""
+    COMMIT), the app's reads 1 (autocommit). Both sides also ping the connection on checkout
+    (pool_pre_ping)."""
     from datetime import UTC, datetime
 
     from sqlalchemy import event

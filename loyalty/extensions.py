@@ -84,9 +84,15 @@ def read_connection(session: Session | scoped_session):
     if isinstance(bind, Connection):
         yield bind
         return
-    with (bind or db.engine).connect() as connection, connection.begin():
-        # Ended with COMMIT (the `begin` block) rather than the pool's ROLLBACK on return:
-        # psycopg drops every prepared statement of the connection on ROLLBACK (DEALLOCATE
-        # ALL), so the member view would be parsed and planned again on every read — it
-        # tripled the PostgreSQL CPU of a read. On an error it rolls back.
-        yield connection
+    with (bind or db.engine).connect() as connection:
+        if connection.dialect.name == "postgresql":
+            # Autocommit: the statement is its own transaction, without the BEGIN and COMMIT
+            # that psycopg would otherwise send as round trips of their own (half of a read's
+            # round trips). Nothing is begun, so the pool's reset on return sends no ROLLBACK,
+            # on which psycopg would drop every prepared statement of the connection
+            # (DEALLOCATE ALL) and the member view would be planned again on every read.
+            connection.execution_options(isolation_level="AUTOCOMMIT")
+            yield connection
+            return
+        with connection.begin():  # SQLite: ended with COMMIT; on an error it rolls back
+            yield connection

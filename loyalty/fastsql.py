@@ -9,12 +9,12 @@ PostgreSQL, sends it on the connection's psycopg cursor (prepared), applying the
 bind and result processors: what comes out is what SQLAlchemy gives, the same values under the
 same names. Elsewhere (SQLite) it is plain `connection.execute`.
 
-The statements stay SQLAlchemy Core, built once; `before_cursor_execute` listeners still hear
-each one (the tests and `bench` count statements that way), and each runs in the connection's
-transaction, on one psycopg cursor kept per connection. A driver error comes out wrapped as
-SQLAlchemy wraps it (`IntegrityError`, `OperationalError`... with `.orig`), so callers catch the
-same exceptions either way. Like `Connection.execute` of a Core statement, nothing is flushed
-first.
+The statements stay SQLAlchemy Core, built once; `before_cursor_execute` and
+`after_cursor_execute` listeners still hear each one (the tests and `bench` count statements
+that way), and each runs in the connection's transaction, on one psycopg cursor kept per
+connection. A driver error comes out wrapped as SQLAlchemy wraps it (`IntegrityError`,
+`OperationalError`... with `.orig`), so callers catch the same exceptions either way. Like
+`Connection.execute` of a Core statement, nothing is flushed first.
 """
 
 from collections import namedtuple
@@ -82,6 +82,8 @@ class FastStatement:
             # OperationalError... with `.orig`, which callers such as `on_deadlock` read), a
             # lost connection invalidated, `handle_error` listeners told. It always raises.
             connection._handle_dbapi_exception(exc, sql, values, cursor, None)
+        for listener in connection.dispatch.after_cursor_execute:
+            listener(connection, cursor, sql, values, None, False)
         if row_type is None:
             return []
         if processors is None:

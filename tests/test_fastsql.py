@@ -206,3 +206,36 @@ def test_a_deadlock_in_a_fast_statement_is_one_on_deadlock_retries(pg_app, pg_ke
         thread.join(timeout=30)
     assert len(raised) == 1, raised  # one victim; the other committed
     assert raised[0].orig.sqlstate == "40P01" and retryable(raised[0])
+
+
+def test_a_read_runs_in_autocommit_without_begin_or_commit(pg_app, pg_keys):
+    """GET /v1/members/{id} on PostgreSQL: its one SELECT is its own transaction (psycopg in
+    autocommit sends no BEGIN before it and no COMMIT after it: two round trips fewer), and
+    the connection goes back to the pool idle, out of autocommit, its prepared statements
+    kept."""
+    from sqlalchemy import event, text
+
+    client = pg_app.test_client()
+    storefront = pg_keys["storefront"]
+    body = {"id": "c_auto", "email": "c_auto@example.com"}
+    assert client.post("/v1/members", json=body, headers=storefront).status_code == 201
+    seen = []
+
+    def on_statement(connection, _cursor, statement, *_args):
+        driver = connection.connection.driver_connection
+        seen.append((statement, driver.autocommit, driver.info.transaction_status.name))
+
+    with pg_app.app_context():
+        engine = db.engine
+    event.listen(engine, "after_cursor_execute", on_statement)
+    try:
+        assert client.get("/v1/members/c_auto", headers=storefront).status_code == 200
+    finally:
+        event.remove(engine, "after_cursor_execute", on_statement)
+    views = [(auto, status) for sql, auto, status in seen if "standing_tier" in sql]
+    assert views == [(True, "IDLE")]  # autocommit: no transaction left open after it
+    with pg_app.app_context(), db.engine.connect() as connection:
+        driver = connection.connection.driver_connection
+        assert driver.autocommit is False  # the pool gave it back as it was
+        prepared = connection.execute(text("SELECT statement FROM pg_prepared_statements"))
+        assert any("standing_tier" in s for s in prepared.scalars())

@@ -17,6 +17,11 @@ JOBS_TARGET = 2.0  # × hand-written SQL (at most)
 JOBS_RSS_MB = 300
 
 
+def _p99s(series: dict) -> list | str:
+    """Each round's p99 (runs recorded before it was kept have none)."""
+    return series.get("p99_rounds", "not recorded")
+
+
 def _run(*args: str) -> str:
     try:
         return subprocess.run(args, capture_output=True, text=True, timeout=10).stdout.strip()
@@ -245,7 +250,9 @@ def markdown(results: dict) -> str:
     if orders:
         lines.append(
             f"- Order events, per round (events/s): {orders['events']['rounds']}; bare "
-            f"tpcb per round: {orders['bare_tpcb']['rounds']}; non-2xx or socket errors: "
+            f"tpcb per round: {orders['bare_tpcb']['rounds']}; p99 per round (ms): events "
+            f"{_p99s(orders['events'])}, bare tpcb {_p99s(orders['bare_tpcb'])}; "
+            f"non-2xx or socket errors: "
             f"{orders['events']['errors']} (app), {orders['bare_tpcb']['errors']} (bare)."
         )
         check = orders["check"]
@@ -312,6 +319,9 @@ def markdown(results: dict) -> str:
             f"- Balance reads per round (req/s): bare {reads['bare_pk']['rounds']}, "
             f"members {reads['member']['rounds']}"
             + (f", me {me['rounds']}" if me else ", /v1/me not on main: not measured")
+            + "; p99 per round (ms): "
+            + f"bare {_p99s(reads['bare_pk'])}, members {_p99s(reads['member'])}"
+            + (f", me {_p99s(me)}" if me else "")
             + "."
         )
     jobs = results.get("jobs")

@@ -57,7 +57,7 @@ class Series:
             "requests": self.requests,
             "errors": self.errors,
             "rounds": [round(r.rps, 1) for r in self.runs],
-            "p99_rounds": [round(r.p99_ms, 1) for r in self.runs],
+            "p99_rounds": [round(r.p99_ms, 2) for r in self.runs],
         }
 
 

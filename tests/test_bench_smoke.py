@@ -71,7 +71,7 @@ def test_balance_reads_measure_the_app_and_the_bare_endpoint(smoke):
     # The reported p99 is the worst round's, and every round's is kept so a reader can see which.
     for series in (reads["bare_pk"], reads["member"]):
         assert len(series["p99_rounds"]) == len(series["rounds"]) >= 1
-        assert abs(series["p99_ms"] - max(series["p99_rounds"])) <= 0.05
+        assert series["p99_ms"] == max(series["p99_rounds"])
     assert f"members {reads['member']['p99_rounds']}" in markdown
     # On a busy machine a one-second window may see few answers; none may be an error.
     assert reads["bare_pk"]["errors"] == 0

@@ -79,6 +79,7 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
+    from loyalty import inputs
     from loyalty.earning.routes import blp as earning_rules
     from loyalty.extensions import api
     from loyalty.members.routes import blp as members
@@ -94,6 +95,7 @@ def register_blueprints(app: Flask) -> None:
     from rewards import giftcards
     from rewards.catalog.routes import blp as rewards_catalog
 
+    inputs.register_converters(app)
     for blueprint in (
         program,
         members,
@@ -116,7 +118,7 @@ def register_blueprints(app: Flask) -> None:
 
 
 def register_request_lifecycle(app: Flask) -> None:
-    from loyalty import idempotency
+    from loyalty import idempotency, inputs
     from loyalty.errors import register_error_handlers
     from loyalty.ops.routes import LATENCY, REQUESTS
 
@@ -132,6 +134,7 @@ def register_request_lifecycle(app: Flask) -> None:
         names["started"] = time.perf_counter()
 
     register_error_handlers(app)
+    inputs.init_app(app)  # before idempotency reads (and stores) its header
     idempotency.register(app)
 
     # The labelled children of the request metrics, by (method, route, status): a bounded set,

@@ -26,6 +26,14 @@ class StrictBoolean(fields.Boolean):
         return value
 
 
+class Whole(fields.Nested):
+    """A nested object that replaces the stored one whole: its required fields stay required
+    when the parent is loaded partially (a PUT whose left-out fields keep their value)."""
+
+    def _deserialize(self, value, attr, data, partial=None, **kwargs):
+        return super()._deserialize(value, attr, data, partial=None, **kwargs)
+
+
 class DecimalString(fields.Field):
     """A decimal sent as a JSON string ("1.5"); numbers are refused so nothing goes via float."""
 

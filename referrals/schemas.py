@@ -9,6 +9,7 @@ from loyalty.schemas import (
     StrictBoolean,
     StrictSchema,
     Text,
+    Whole,
 )
 from referrals.models import REWARDED, STATUSES
 
@@ -55,8 +56,8 @@ class ReferralProgramSchema(StrictSchema):
         required=True, allow_none=True, schemes={"http", "https"}, require_tld=False,
         validate=validate.Length(max=2000),
     )  # fmt: skip
-    friend_reward = fields.Nested(FriendRewardSchema, required=True)
-    referrer_reward = fields.Nested(ReferrerRewardSchema, required=True)
+    friend_reward = Whole(FriendRewardSchema, required=True)
+    referrer_reward = Whole(ReferrerRewardSchema, required=True)
     max_conversions_per_referrer_30d = _cap(required=True)
     max_claims_per_ip_7d = _cap(required=True)
     attribution_days = fields.Integer(strict=True, validate=validate.Range(1, 365))

@@ -30,7 +30,7 @@ class EarningRules(MethodView):
         return rules.rule_view(rules.create_rule(db.session, data))
 
 
-@blp.route("/<int:rule_id>")
+@blp.route("/<int32:rule_id>")
 class EarningRuleView(MethodView):
     @require("admin")
     @blp.response(200, EarningRuleSchema)

@@ -16,6 +16,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from sqlalchemy import (
     Integer,
+    Numeric,
     String,
     and_,
     case,
@@ -408,7 +409,11 @@ def _segmented(stats, thresholds: dict, as_of: datetime):
     if thresholds["low_aov_max"] is None:
         low_aov = literal(False)
     else:  # monetary / frequency < low_aov_max, in integers
-        low_aov = stats.c.monetary < stats.c.frequency * thresholds["low_aov_max"]
+        # As NUMERIC: the threshold goes up to MAX_MONEY, past what an INTEGER parameter holds
+        # (the product too), and the computed median is a decimal.
+        low_aov = stats.c.monetary < stats.c.frequency * literal(
+            thresholds["low_aov_max"], Numeric()
+        )
     segment = case(
         (stats.c.frequency == 0, "new_subscribers"),
         (and_(high_value, active), "loyal_high_value"),

@@ -43,7 +43,7 @@ class TierPreview(MethodView):
         return service.preview(db.session, data["tiers"])
 
 
-@blp.route("/tiers/<int:tier_id>")
+@blp.route("/tiers/<int32:tier_id>")
 class TierView(MethodView):
     @require("admin")
     @blp.response(200, TierSchema)

@@ -42,7 +42,7 @@ class WebhookEndpoints(MethodView):
         return {**view, "secret": endpoint.secret}
 
 
-@blp.route("/webhook-endpoints/<int:endpoint_id>")
+@blp.route("/webhook-endpoints/<int32:endpoint_id>")
 class WebhookEndpointItem(MethodView):
     @require("admin")
     @blp.response(204)
@@ -53,7 +53,7 @@ class WebhookEndpointItem(MethodView):
         _audit("webhook_endpoint.delete", endpoint.id, before, None)
 
 
-@blp.route("/webhook-endpoints/<int:endpoint_id>/deliveries")
+@blp.route("/webhook-endpoints/<int32:endpoint_id>/deliveries")
 class WebhookDeliveries(MethodView):
     @require("admin")
     @blp.arguments(PaginationQuery, location="query")

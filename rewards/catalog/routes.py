@@ -45,7 +45,7 @@ class Rewards(MethodView):
         return view
 
 
-@blp.route("/rewards/<int:reward_id>")
+@blp.route("/rewards/<int32:reward_id>")
 class RewardItem(MethodView):
     @require("admin")
     @blp.response(200, RewardSchema)

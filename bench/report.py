@@ -187,12 +187,15 @@ METHOD = [
     "SELECT, COMMIT); neither side sends a ROLLBACK, on which psycopg drops its prepared "
     "statements. Throughput is all answers over all measured seconds of the rounds; p50 is the "
     "median round's, p99 the worst round's.",
-    "- This file is one run, and the verdicts move with the host. On 2026-12-05 the same code "
+    "- This file is one run, and the verdicts move with the host. On 2026-12-05 the same hot paths "
     "gave events ÷ bare tpcb 0.457–0.464 in four runs on a busier machine of the same kind "
     "(load average 2–4 from other work, the bare PK endpoint's own p99 up to 62 ms) and "
-    "0.537–0.560 in five on a quieter one; one full run on the quieter machine had a single "
-    "GET /v1/members round with a p99 of 77.6 ms (the other rounds 17–22 ms). Run `make bench` "
-    "on your own machine rather than trusting these figures.",
+    "0.533–0.560 in seven on a quieter one. There, 78 of 80 read rounds (GET /v1/members and "
+    "GET /v1/me, ten runs) had a p99 of 15–24 ms; two GET /v1/members rounds, each in a "
+    "different full run, had 77.6 and 32.7 ms, with their round's throughput no lower than the "
+    "others' (no garbage collection or CPU steal in the workers was found to match). Those two "
+    "runs missed the p99 target in that one round; run `make bench` on your own machine "
+    "rather than trusting these figures.",
     "- Statistics: each section starts with VACUUM ANALYZE and CHECKPOINT, and each order round "
     "(events and bare tpcb) runs ANALYZE after its warm-up: what autovacuum does on a production "
     "server once "

@@ -11,6 +11,9 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import DeclarativeBase, Session, scoped_session
 from webargs.flaskparser import FlaskParser
 
+from loyalty.errors import PROBLEM_JSON
+from loyalty.schemas import ProblemSchema
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -32,9 +35,25 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
+class ProblemApi(Api):
+    """flask-smorest's Api, documenting the error responses the app really sends: the
+    problem+json body of `loyalty.errors`, in its own media type (flask-smorest would
+    document its own error body, as application/json)."""
+
+    ERROR_SCHEMA = ProblemSchema
+
+    def _register_responses(self):
+        success = self.DEFAULT_RESPONSE_CONTENT_TYPE
+        self.DEFAULT_RESPONSE_CONTENT_TYPE = PROBLEM_JSON
+        try:
+            super()._register_responses()
+        finally:
+            self.DEFAULT_RESPONSE_CONTENT_TYPE = success
+
+
 db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
 migrate = Migrate(compare_type=True, render_as_batch=True)
-api = Api()
+api = ProblemApi()
 
 
 @event.listens_for(Engine, "connect")

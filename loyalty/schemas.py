@@ -2,7 +2,7 @@
 
 from decimal import Decimal, InvalidOperation
 
-from marshmallow import RAISE, Schema, ValidationError, fields, validate
+from marshmallow import INCLUDE, RAISE, Schema, ValidationError, fields, validate
 
 MAX_MONEY = 100_000_000_000
 MAX_POINTS = 1_000_000_000
@@ -15,6 +15,20 @@ class StrictSchema(Schema):
 
     class Meta:
         unknown = RAISE
+
+
+class ProblemSchema(Schema):
+    """Every error body (RFC 9457 problem+json, `loyalty.errors`), as /openapi.json documents
+    it. Extra facts about an error (`reason`, `expected`...) are further top-level members."""
+
+    class Meta:
+        unknown = INCLUDE
+
+    type = fields.String(required=True, metadata={"description": "Stable slug, e.g. not-found"})
+    title = fields.String(required=True)
+    status = fields.Integer(required=True)
+    detail = fields.String()
+    errors = fields.Dict(metadata={"description": "Field name -> messages (or nested fields)"})
 
 
 class StrictBoolean(fields.Boolean):

@@ -57,6 +57,9 @@ def from_environment(instance_path: str, env: dict | None = None) -> dict:
         "WIDGET_REDEEM_RATE_LIMIT": env.get("WIDGET_REDEEM_RATE_LIMIT", "10/minute"),
         "IDEMPOTENCY_KEY_TTL_HOURS": int(env.get("IDEMPOTENCY_KEY_TTL_HOURS", "48")),
         "JOB_BATCH_SIZE": int(env.get("JOB_BATCH_SIZE", "5000")),
+        # Larger request bodies are refused (413) before they are read. An order.paid at the
+        # schema's limits (500 lines) is about 200 KB.
+        "MAX_CONTENT_LENGTH": int(env.get("MAX_BODY_BYTES", str(1024 * 1024))),
         # How long a worker may keep API keys, program settings, tiers and earning rules it
         # read (see loyalty/cache.py); changes reach other workers within this time. 0: off.
         "CONFIG_CACHE_SECONDS": float(env.get("CONFIG_CACHE_SECONDS", "5")),

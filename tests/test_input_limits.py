@@ -192,3 +192,16 @@ def _fuzz(operation, headers, failures):
             case.validate_response(response, checks=ERROR_CHECKS)
 
     check()
+
+
+def test_a_body_over_the_limit_is_refused_before_it_is_read(app, client, storefront):
+    before = row_counts()
+    event = f.paid("c_big", order_id="o_big", event_id="e_big")
+    event["order"]["name"] = "x" * (app.config["MAX_CONTENT_LENGTH"] + 1)
+    response = client.post("/v1/events", json=event, headers=storefront)
+    assert response.status_code == 413
+    assert response.mimetype == "application/problem+json"
+    # Without a key too: the size is refused before anyone is authenticated.
+    response = client.post("/v1/events", json=event)
+    assert response.status_code == 413
+    assert row_counts() == before

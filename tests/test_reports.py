@@ -263,6 +263,26 @@ def segments_of(body):
     return {item["segment"]: item["member_ids"] for item in body["items"]}
 
 
+def test_a_fractional_median_order_value_is_floored_on_both_databases(client, admin, reports):
+    """PostgreSQL's median AOV is a decimal (sum() is NUMERIC): floored, as on SQLite, so both
+    put the same members in frequent_low_aov and show the threshold they used."""
+    now = datetime.now(UTC)
+    amounts = {
+        "x": [500],
+        "f": [1000, 1000, 1000, 1000, 1001],  # AOV 1000.2: below 1000.33, not below 1000
+        "m": [1000, 1000, 1001],  # AOV 1000.33: the median of five buyers
+        "y": [5000],
+        "z": [6000],
+    }
+    for customer, paid in amounts.items():
+        for days, amount in enumerate(paid, start=1):
+            pay(client, admin, customer, amount, now - timedelta(days=days))
+    body = client.get("/v1/reports/segments?high_value_min=1000000", headers=reports).get_json()
+    assert body["thresholds"]["low_aov_max"] == 1000
+    assert "f" not in segments_of(body)["frequent_low_aov"]
+    assert "f" in segments_of(body)["other_active"]
+
+
 def test_each_segment_gets_the_member_built_for_it(client, reports, shoppers):
     response = client.get("/v1/reports/segments?high_value_top=0.4", headers=reports)
     assert response.status_code == 200, response.get_json()

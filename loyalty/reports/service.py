@@ -15,8 +15,8 @@ from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 from sqlalchemy import (
+    BigInteger,
     Integer,
-    Numeric,
     String,
     and_,
     case,
@@ -395,8 +395,10 @@ def _median_aov(session: Session, buyers, buyer_count: int) -> int | None:
     """The lower median of buyers' average order values, in whole minor units (floored)."""
     if not buyer_count:
         return None
-    aov = buyers.c.monetary / buyers.c.frequency  # integer division on both databases
-    return session.scalar(select(aov).order_by(aov).offset((buyer_count - 1) // 2).limit(1))
+    aov = buyers.c.monetary / buyers.c.frequency  # a decimal on PostgreSQL (sum is NUMERIC)
+    median = session.scalar(select(aov).order_by(aov).offset((buyer_count - 1) // 2).limit(1))
+    # Floored here, so both databases compare with (and the answer shows) the same integer.
+    return None if median is None else int(median)
 
 
 def _segmented(stats, thresholds: dict, as_of: datetime):
@@ -409,10 +411,9 @@ def _segmented(stats, thresholds: dict, as_of: datetime):
     if thresholds["low_aov_max"] is None:
         low_aov = literal(False)
     else:  # monetary / frequency < low_aov_max, in integers
-        # As NUMERIC: the threshold goes up to MAX_MONEY, past what an INTEGER parameter holds
-        # (the product too), and the computed median is a decimal.
+        # As BIGINT: the threshold goes up to MAX_MONEY, past what an INTEGER parameter holds.
         low_aov = stats.c.monetary < stats.c.frequency * literal(
-            thresholds["low_aov_max"], Numeric()
+            thresholds["low_aov_max"], BigInteger
         )
     segment = case(
         (stats.c.frequency == 0, "new_subscribers"),

@@ -220,3 +220,17 @@ def test_the_bought_cards_code_is_collected_once_then_erased(
         ).status_code
         == 404
     )
+
+
+def test_a_nul_in_a_field_the_app_never_reads_does_not_refuse_stripes_event(
+    client, storefront, stripe_api, session
+):
+    # Refused once, Stripe's event would be refused on every retry: the card never issued.
+    session_id = start(client, storefront)["session_id"]
+    paid = stripe_api.pay(session_id)
+    paid["customer_details"] = {"name": "Ana\u0000"}
+    payload = fake_stripe.event(paid)
+    assert b"\\u0000" in payload
+    response = deliver(client, payload)
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["result"] == "issued"

@@ -30,15 +30,16 @@ MESSAGE = "NUL characters (U+0000) are not allowed."
 class IdConverter(IntegerConverter):
     """`<int:name>`: the id of a row in a BIGINT-keyed table."""
 
-    def __init__(self, url_map, fixed_digits=0, min=1, max=INT64_MAX, signed=False):  # noqa: A002
-        super().__init__(url_map, fixed_digits, min, max, signed)
+    MAX = INT64_MAX
+
+    def __init__(self, url_map, fixed_digits=0, min=1, max=None, signed=False):  # noqa: A002
+        super().__init__(url_map, fixed_digits, min, self.MAX if max is None else max, signed)
 
 
-class Int32IdConverter(IntegerConverter):
+class Int32IdConverter(IdConverter):
     """`<int32:name>`: the id of a row in an INTEGER-keyed table (tiers, rules, rewards...)."""
 
-    def __init__(self, url_map, fixed_digits=0, min=1, max=INT32_MAX, signed=False):  # noqa: A002
-        super().__init__(url_map, fixed_digits, min, max, signed)
+    MAX = INT32_MAX
 
 
 def register_converters(app: Flask) -> None:

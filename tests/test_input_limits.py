@@ -7,7 +7,7 @@ from PostgreSQL, a KeyError in a validator) until `loyalty.inputs` and the fixes
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from schemathesis.checks import content_type_conformance, response_schema_conformance
 from sqlalchemy import func, select
 
@@ -15,6 +15,7 @@ from loyalty import models
 from loyalty.extensions import db
 from loyalty.inputs import INT32_MAX, INT64_MAX
 from tests import factories as f
+from tests.openapi import generated_requests
 
 BIGINT_IDS = [
     ("GET", "/v1/referrals/{}"),
@@ -174,13 +175,7 @@ def test_no_generated_request_gets_a_server_error(app, client, keys):
 
 
 def _fuzz(operation, headers, failures):
-    @settings(
-        max_examples=15,
-        deadline=None,
-        derandomize=True,
-        suppress_health_check=list(HealthCheck),
-        database=None,
-    )
+    @generated_requests(max_examples=15)
     @given(case=operation.as_strategy())
     def check(case):
         case.headers = {**(case.headers or {}), **headers}

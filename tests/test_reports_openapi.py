@@ -4,10 +4,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from schemathesis.checks import content_type_conformance, positive_data_acceptance
 
 from tests import factories as f
+from tests.openapi import generated_requests
 
 REPORTS = ("/v1/reports/retention", "/v1/reports/cohorts", "/v1/reports/segments")
 
@@ -21,13 +22,7 @@ def test_reports_conform_to_their_openapi_document(app, client, keys, path):
     schema = schemathesis.openapi.from_wsgi("/openapi.json", app)
     operation = schema[path]["GET"]
 
-    @settings(
-        max_examples=25,
-        deadline=None,
-        derandomize=True,
-        suppress_health_check=list(HealthCheck),
-        database=None,
-    )
+    @generated_requests(max_examples=25)
     @given(case=operation.as_strategy())
     def check(case):
         case.headers = {**(case.headers or {}), **keys["reports"]}

@@ -25,7 +25,10 @@ URL_REFUSED = (
     "Not a URL webhooks may be sent to: http or https, a port from 1 to 65535 and a host on "
     "the internet (internal addresses only with WEBHOOK_ALLOW_PRIVATE=true)."
 )
-ADDRESS_REFUSED = "Refused: not an address webhooks may be sent to (WEBHOOK_ALLOW_PRIVATE is off)."
+ADDRESS_REFUSED = (
+    "Refused: the host resolves to no address webhooks may be sent to "
+    "(WEBHOOK_ALLOW_PRIVATE is off)."
+)
 
 # Prefixes whose addresses carry an IPv4 address in their last 32 bits: the IPv4 one decides.
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
@@ -93,12 +96,18 @@ def url_refused(url: str, allow_private: bool) -> bool:
 
 def connect_checked(address, timeout=socket._GLOBAL_DEFAULT_TIMEOUT, source_address=None):
     """`socket.create_connection` that first resolves the host once, refuses the lot if any
-    address it resolves to is internal (`RefusedAddress`, before any packet is sent to it),
-    and then connects only to those checked addresses, in the resolver's order."""
+    address it resolves to is internal, or if it resolves to none (`RefusedAddress`, before
+    any packet is sent to it), and then connects only to those checked addresses, in the
+    resolver's order."""
     host, port = address
     if not isinstance(port, int) or not 1 <= port <= 65535:
         raise RefusedAddress()
-    resolved = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)
+    try:
+        resolved = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)
+    except socket.gaierror:
+        # Read the same as an internal answer: which internal names exist is not for an admin
+        # to learn from the difference.
+        raise RefusedAddress() from None
     if not resolved or any(blocked_address(info[4][0]) for info in resolved):
         raise RefusedAddress()
     error = None

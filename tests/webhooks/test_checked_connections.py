@@ -43,6 +43,8 @@ def resolver(monkeypatch):
     def getaddrinfo(host, port, *args, **kwargs):
         if isinstance(host, str) and host.endswith(".test"):
             asked.append(host)
+            if not answers.get(host):
+                raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
             address = answers[host].pop(0)
             return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port))]
         return real(host, port, *args, **kwargs)
@@ -75,6 +77,14 @@ def test_a_name_re_bound_to_an_internal_address_is_refused_before_connecting(
         outcome = post(f"http://hooks.test:{receiver.server.server_port}/", {}, b"{}", 5)
         assert (outcome.status, outcome.error) == (None, targets.ADDRESS_REFUSED)
         assert receiver.requests == []
+
+
+def test_a_name_that_does_not_resolve_reads_like_a_refused_one(
+    loopback_plays_the_internet, resolver
+):
+    """Else the difference would tell which internal names exist."""
+    outcome = post("http://gone.test/hooks", {}, b"{}", 5)
+    assert (outcome.status, outcome.error) == (None, targets.ADDRESS_REFUSED)
 
 
 def _certificate_for(name: str, directory) -> tuple[str, str]:

@@ -17,6 +17,10 @@ class NoCookieSession(SessionInterface):
         return None  # Flask hands the request a NullSession
 
 
+NOSNIFF = (("X-Content-Type-Options", "nosniff"),)
+NOSNIFF_NO_STORE = (*NOSNIFF, ("Cache-Control", "no-store"))
+
+
 class LoyaltyFlask(Flask):
     """Flask, asking once per function whether it is a coroutine function, and sending the
     headers every answer needs.
@@ -30,7 +34,7 @@ class LoyaltyFlask(Flask):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self._no_store: dict[str | None, bool] = {}
+        self._added_headers: dict[str | None, tuple] = {}
 
     def ensure_sync(self, func):
         key = getattr(func, "__func__", func)
@@ -43,19 +47,18 @@ class LoyaltyFlask(Flask):
         """After every `after_request` hook, on every answer (errors and 404s included):
         `nosniff`, so a browser never runs an answer as a type other than the one declared;
         and `no-store` — answers carry codes, secrets, tokens and members' data — unless the
-        view chose its own caching (`own_cache_control`). Decided once per endpoint, added
-        without reading the headers already there."""
+        view chose its own caching (`own_cache_control`). Decided once per endpoint."""
         response = super().process_response(response)
-        headers = response.headers
-        headers.add("X-Content-Type-Options", "nosniff")
-        rule = request.url_rule
+        rule = request._get_current_object().url_rule
         endpoint = rule.endpoint if rule is not None else None
-        no_store = self._no_store.get(endpoint)
-        if no_store is None:
+        added = self._added_headers.get(endpoint)
+        if added is None:
             view = self.view_functions.get(endpoint)
-            no_store = self._no_store[endpoint] = not getattr(view, "own_cache_control", False)
-        if no_store:
-            headers.add("Cache-Control", "no-store")
+            own = getattr(view, "own_cache_control", False)
+            added = self._added_headers[endpoint] = NOSNIFF if own else NOSNIFF_NO_STORE
+        # Constant, valid pairs appended to werkzeug's list of them: `Headers.add` checks each
+        # value first, and two of those cost thirty times as much on every request.
+        response.headers._list.extend(added)
         return response
 
 

@@ -30,7 +30,7 @@ ADDRESS_REFUSED = (
     "(WEBHOOK_ALLOW_PRIVATE is off)."
 )
 
-# Prefixes whose addresses carry an IPv4 address in their last 32 bits: the IPv4 one decides.
+# NAT64's well-known prefix: an address in it carries an IPv4 address in its last 32 bits.
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 # Local-use NAT64 (RFC 8215) translates inside the operator's own network.
 _LOCAL_NAT64 = ipaddress.ip_network("64:ff9b:1::/48")

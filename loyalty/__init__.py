@@ -17,8 +17,13 @@ class NoCookieSession(SessionInterface):
         return None  # Flask hands the request a NullSession
 
 
+NOSNIFF = (("X-Content-Type-Options", "nosniff"),)
+NOSNIFF_NO_STORE = (*NOSNIFF, ("Cache-Control", "no-store"))
+
+
 class LoyaltyFlask(Flask):
-    """Flask, asking once per function whether it is a coroutine function.
+    """Flask, asking once per function whether it is a coroutine function, and sending the
+    headers every answer needs.
 
     Flask (and flask-smorest) call `ensure_sync` on every hook and view of every request,
     and `inspect.iscoroutinefunction` costs ~2% of a request's CPU; a function's answer never
@@ -27,12 +32,40 @@ class LoyaltyFlask(Flask):
 
     _coroutine: dict = {}
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._added_headers: dict[str | None, tuple] = {}
+
     def ensure_sync(self, func):
         key = getattr(func, "__func__", func)
         coroutine = self._coroutine.get(key)
         if coroutine is None:
             coroutine = self._coroutine[key] = iscoroutinefunction(func)
         return self.async_to_sync(func) if coroutine else func
+
+    def process_response(self, response):
+        """After every `after_request` hook, on every answer (errors and 404s included):
+        `nosniff`, so a browser never runs an answer as a type other than the one declared;
+        and `no-store` — answers carry codes, secrets, tokens and members' data — unless the
+        view chose its own caching (`own_cache_control`). Decided once per endpoint."""
+        response = super().process_response(response)
+        rule = request._get_current_object().url_rule
+        endpoint = rule.endpoint if rule is not None else None
+        added = self._added_headers.get(endpoint)
+        if added is None:
+            view = self.view_functions.get(endpoint)
+            own = getattr(view, "own_cache_control", False)
+            added = self._added_headers[endpoint] = NOSNIFF if own else NOSNIFF_NO_STORE
+        # Constant, valid pairs appended to werkzeug's list of them: `Headers.add` checks each
+        # value first, and two of those cost thirty times as much on every request.
+        response.headers._list.extend(added)
+        return response
+
+
+def own_cache_control(view):
+    """Mark a view that sets its own `Cache-Control` (public content), so none is added."""
+    view.own_cache_control = True
+    return view
 
 
 def create_app(config: dict | None = None) -> Flask:

@@ -74,6 +74,9 @@ def from_environment(instance_path: str, env: dict | None = None) -> dict:
         "WEBHOOK_RETRY_MAX_SECONDS": float(env.get("WEBHOOK_RETRY_MAX_SECONDS", "21600")),
         # purge-webhooks forgets messages older than this once each of their deliveries is done.
         "WEBHOOK_RETENTION_DAYS": int(env.get("WEBHOOK_RETENTION_DAYS", "30")),
+        # `Authorization: Bearer <token>` to scrape /metrics; unset: open outside production,
+        # closed (403) in production.
+        "METRICS_TOKEN": env.get("METRICS_TOKEN", ""),
         # May webhooks go to loopback, private, link-local (cloud metadata) or other internal
         # addresses? Off in production (no request forgery into the operator's network), on
         # elsewhere so a receiver on localhost works while developing.

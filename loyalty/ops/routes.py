@@ -1,10 +1,11 @@
 """Operations endpoints: liveness, readiness, Prometheus metrics."""
 
+import hmac
 import os
 
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from flask import Blueprint, Response, current_app, jsonify
+from flask import Blueprint, Response, current_app, jsonify, request
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -15,6 +16,7 @@ from prometheus_client import (
 )
 from sqlalchemy import text
 
+from loyalty.errors import Forbidden, Unauthorized
 from loyalty.extensions import db
 
 bp = Blueprint("ops", __name__)
@@ -49,10 +51,29 @@ def readyz():
     return jsonify(status="ok", database=True, migration=current)
 
 
+def _check_scraper() -> None:
+    """With METRICS_TOKEN set, only `Authorization: Bearer <METRICS_TOKEN>` may scrape; unset,
+    metrics are open outside production and closed in it (they name every route and show
+    the traffic)."""
+    token = current_app.config["METRICS_TOKEN"]
+    if not token:
+        if current_app.config["LOYALTY_ENV"] == "production":
+            raise Forbidden("Set METRICS_TOKEN to scrape /metrics in production.")
+        return
+    sent = request.authorization
+    if (
+        sent is None
+        or sent.type != "bearer"
+        or not hmac.compare_digest((sent.token or "").encode(), token.encode())
+    ):
+        raise Unauthorized("Send `Authorization: Bearer <METRICS_TOKEN>`.")
+
+
 @bp.get("/metrics")
 def metrics():
     """Every worker's metrics under gunicorn (gunicorn.conf.py sets PROMETHEUS_MULTIPROC_DIR:
     each worker writes its values to files there, added up here); this process's otherwise."""
+    _check_scraper()
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)

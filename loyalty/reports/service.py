@@ -333,12 +333,27 @@ def segment_rows(session: Session, *, as_of: datetime, thresholds: dict) -> Iter
         yield row.segment, row.customer_id, recency, row.frequency, row.monetary
 
 
+# A spreadsheet opening the file runs a cell that starts with one of these as a formula
+# (`=HYPERLINK(...)`, `@SUM(...)`, `+cmd|...`): OWASP's "CSV injection". Customer ids are the
+# store's text, so such a cell gets a leading single quote and reads as text. Numbers are ours.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value):
+    """A value as a CSV cell no spreadsheet takes for a formula (None: empty)."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def segments_csv(rows: Iterator[tuple]) -> Iterator[str]:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     for count, row in enumerate(rows, 1):
-        writer.writerow(["" if value is None else value for value in row])
+        writer.writerow([csv_cell(value) for value in row])
         if count % 500 == 0:
             yield buffer.getvalue()
             buffer.seek(0)

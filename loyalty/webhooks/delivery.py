@@ -11,13 +11,16 @@ A 2xx answer delivers; anything else (an error status, a redirect, a timeout, a 
 connection) is retried after `WEBHOOK_RETRY_SECONDS × 2^(attempts − 1)`, at most
 `WEBHOOK_RETRY_MAX_SECONDS`, until `WEBHOOK_MAX_ATTEMPTS` attempts have failed: the delivery
 is then given up (`gave_up_at`), visible in the endpoint's deliveries.
+
+With WEBHOOK_ALLOW_PRIVATE off, each connection resolves its host, checks every address and
+connects only to a checked one (`loyalty.webhooks.targets`): an internal address is refused
+before any packet goes to it, and recorded with one text whatever the address.
 """
 
 import base64
 import hashlib
 import hmac
 import http.client
-import ipaddress
 import json
 import time
 import urllib.error
@@ -31,6 +34,7 @@ from sqlalchemy.orm import Session
 
 from loyalty.webhooks.models import WebhookDelivery, WebhookEndpoint, WebhookMessage
 from loyalty.webhooks.service import SECRET_PREFIX, iso
+from loyalty.webhooks.targets import ADDRESS_REFUSED, RefusedAddress, connect_checked
 
 USER_AGENT = "loyalty-webhooks/1"
 
@@ -56,54 +60,35 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
         return None  # a redirect is an answer like any other non-2xx: the attempt failed
 
 
-def blocked_address(address: str) -> bool:
-    """Is this IP address inside the operator's own network or machine — loopback, private,
-    link-local (cloud metadata at 169.254.169.254), unique-local, multicast, reserved,
-    unspecified — rather than somewhere on the internet?"""
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return not ip.is_global or ip.is_multicast
+class _Checked:
+    """An HTTP(S) connection that opens its socket with `targets.connect_checked`
+    (WEBHOOK_ALLOW_PRIVATE off): resolved and checked before connecting, pinned to a checked
+    address. http.client opens every connection's socket through `_create_connection`."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._create_connection = connect_checked
 
 
-class BlockedAddress(OSError):
+class _CheckedHTTP(_Checked, http.client.HTTPConnection):
     pass
 
 
-class _Guarded:
-    """An HTTP(S) connection that, once connected, checks the address it really reached:
-    a name that resolves — or is re-bound after a check — to an internal address is refused
-    before the request is sent (WEBHOOK_ALLOW_PRIVATE off)."""
-
-    def connect(self):
-        super().connect()
-        peer = self.sock.getpeername()[0]
-        if blocked_address(peer):
-            self.sock.close()
-            raise BlockedAddress(f"{peer} is an internal address (WEBHOOK_ALLOW_PRIVATE is off)")
-
-
-class _GuardedHTTP(_Guarded, http.client.HTTPConnection):
+class _CheckedHTTPS(_Checked, http.client.HTTPSConnection):
     pass
 
 
-class _GuardedHTTPS(_Guarded, http.client.HTTPSConnection):
-    pass
-
-
-class _GuardedHTTPHandler(urllib.request.HTTPHandler):
+class _CheckedHTTPHandler(urllib.request.HTTPHandler):
     def http_open(self, req):
-        return self.do_open(_GuardedHTTP, req)
+        return self.do_open(_CheckedHTTP, req)
 
 
-class _GuardedHTTPSHandler(urllib.request.HTTPSHandler):
+class _CheckedHTTPSHandler(urllib.request.HTTPSHandler):
     def https_open(self, req):
-        return self.do_open(
-            _GuardedHTTPS, req, context=self._context, check_hostname=self._check_hostname
-        )
+        return self.do_open(_CheckedHTTPS, req, context=self._context)
 
 
-_OPENER = urllib.request.build_opener(_NoRedirects, _GuardedHTTPHandler, _GuardedHTTPSHandler)
+_OPENER = urllib.request.build_opener(_NoRedirects, _CheckedHTTPHandler, _CheckedHTTPSHandler)
 _OPEN_TO_PRIVATE = urllib.request.build_opener(_NoRedirects)
 
 
@@ -129,6 +114,8 @@ def post(
         return Outcome(exc.code, f"HTTP {exc.code}")
     except (urllib.error.URLError, OSError, http.client.HTTPException, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
+        if isinstance(reason, RefusedAddress):
+            return Outcome(None, ADDRESS_REFUSED)  # one text, whichever address and rule
         return Outcome(None, f"{type(exc).__name__}: {reason}"[:500])
 
 

@@ -1,11 +1,9 @@
-from urllib.parse import urlsplit
-
 from flask import current_app
 from marshmallow import ValidationError, fields, validate, validates
 
 from loyalty.schemas import AwareDateTime, StrictSchema, page_schema
-from loyalty.webhooks.delivery import blocked_address
 from loyalty.webhooks.service import EVENT_TYPES
+from loyalty.webhooks.targets import URL_REFUSED, url_refused
 
 MAX_URL = 2048
 
@@ -15,6 +13,9 @@ class EndpointCreateSchema(StrictSchema):
         required=True,
         schemes={"http", "https"},
         require_tld=False,  # an internal host name or an address is a fine receiver
+        # The same words as every refused address: a spelling this validator refuses
+        # (`127.1`, `[::ffff:127.0.0.1]`) must not read differently from one refused later.
+        error_messages={"invalid": URL_REFUSED},
         validate=validate.Length(max=MAX_URL),
     )
     events = fields.List(
@@ -29,21 +30,9 @@ class EndpointCreateSchema(StrictSchema):
             raise ValidationError("Must be an https URL in production.")
 
     @validates("url")
-    def _not_internal(self, value, **_kwargs):
-        """Early word for an address that delivery would refuse anyway (it checks the address
-        each connection really reaches, whatever the name resolves to then)."""
-        if current_app.config["WEBHOOK_ALLOW_PRIVATE"]:
-            return
-        host = (urlsplit(value).hostname or "").rstrip(".").lower()
-        try:
-            internal = blocked_address(host)
-        except ValueError:  # a name, not an address
-            internal = host == "localhost" or host.endswith(".localhost")
-        if internal:
-            raise ValidationError(
-                "An internal address (loopback, private, link-local); set "
-                "WEBHOOK_ALLOW_PRIVATE=true to allow one."
-            )
+    def _allowed_target(self, value, **_kwargs):
+        if url_refused(value, current_app.config["WEBHOOK_ALLOW_PRIVATE"]):
+            raise ValidationError(URL_REFUSED)
 
 
 class EndpointSchema(StrictSchema):

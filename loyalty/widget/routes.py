@@ -17,6 +17,7 @@ from flask import (
 )
 from flask.views import MethodView
 
+from loyalty import own_cache_control
 from loyalty.auth import current_member, current_principal, require
 from loyalty.errors import NotFound
 from loyalty.extensions import Blueprint, db
@@ -162,6 +163,7 @@ def _allow_origin(response: Response) -> bool:
 
 
 @pages.get("/widget.js")
+@own_cache_control
 def widget_js():
     response = Response((STATIC / "widget.js").read_bytes(), mimetype="text/javascript")
     response.cache_control.public = True

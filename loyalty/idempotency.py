@@ -17,7 +17,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from loyalty.auth import authenticate
 from loyalty.errors import DomainError, IdempotencyConflict, ValidationFailed, domain_error_response
 from loyalty.extensions import Base, db
-from loyalty.sealing import IDEMPOTENT_REPLY, sealer
+from loyalty.sealing import IDEMPOTENT_REPLY, Unsealable, sealer
 from loyalty.types import BigId, UTCDateTime, utcnow
 
 HEADER = "Idempotency-Key"
@@ -37,7 +37,7 @@ class IdempotencyRecord(Base):
     status_code: Mapped[int] = mapped_column(Integer)
     content_type: Mapped[str] = mapped_column(String(100))
     # The reply sealed (loyalty.sealing): it may carry a gift card code, a webhook secret or a
-    # widget token, which the database never holds in the clear. Read it with `reply_body`.
+    # widget token, which the database never holds in the clear. Read it with `open_body`.
     body: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
@@ -53,11 +53,13 @@ def request_fingerprint() -> str:
 
 
 def seal_body(text: str) -> str:
+    """A reply as stored (sealed)."""
     return sealer(IDEMPOTENT_REPLY).seal(text)
 
 
-def reply_body(record: IdempotencyRecord) -> str:
-    return sealer(IDEMPOTENT_REPLY).unseal(record.body)
+def open_body(stored: str) -> str:
+    """A stored reply's text (`loyalty.sealing.Unsealable` if no key opens it)."""
+    return sealer(IDEMPOTENT_REPLY).unseal(stored)
 
 
 def _find(session: Session, principal: str, key: str) -> IdempotencyRecord | None:
@@ -73,9 +75,13 @@ def _replay(record: IdempotencyRecord, fingerprint: str) -> Response:
         raise IdempotencyConflict(
             "This Idempotency-Key was used with a different request; use a new key."
         )
-    response = Response(
-        reply_body(record), status=record.status_code, content_type=record.content_type
-    )
+    try:
+        body = open_body(record.body)
+    except Unsealable as exc:
+        raise IdempotencyConflict(
+            "The answer stored for this Idempotency-Key can no longer be read; use a new key."
+        ) from exc
+    response = Response(body, status=record.status_code, content_type=record.content_type)
     response.headers["Idempotent-Replayed"] = "true"
     return response
 

@@ -15,7 +15,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from loyalty.auth import authenticate
-from loyalty.errors import DomainError, IdempotencyConflict, ValidationFailed, domain_error_response
+from loyalty.errors import (
+    Conflict,
+    DomainError,
+    IdempotencyConflict,
+    ValidationFailed,
+    domain_error_response,
+)
 from loyalty.extensions import Base, db
 from loyalty.sealing import IDEMPOTENT_REPLY, Unsealable, sealer
 from loyalty.types import BigId, UTCDateTime, utcnow
@@ -78,7 +84,8 @@ def _replay(record: IdempotencyRecord, fingerprint: str) -> Response:
     try:
         body = open_body(record.body)
     except Unsealable as exc:
-        raise IdempotencyConflict(
+        # Sealed under a secret since dropped from SECRET_KEYS: no answer to give again.
+        raise Conflict(
             "The answer stored for this Idempotency-Key can no longer be read; use a new key."
         ) from exc
     response = Response(body, status=record.status_code, content_type=record.content_type)

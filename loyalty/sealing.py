@@ -16,6 +16,7 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from flask import current_app
+from sqlalchemy import select, update
 
 IDEMPOTENT_REPLY = "idempotent-reply"
 WEBHOOK_SECRET = "webhook-secret"  # noqa: S105 - a purpose's name, not a secret
@@ -67,3 +68,34 @@ class Sealer:
 def sealer(purpose: str) -> Sealer:
     """The app's sealer for `purpose` (its SECRET_KEYS)."""
     return Sealer(current_app.config["SECRET_KEYS"], purpose)
+
+
+def reseal_column(session, column, purpose: str, secrets: list[str], batch: int = 500):
+    """Seal every value of `column` (a mapped attribute of a model with one integer primary
+    key) under the newest secret. Returns (resealed, unreadable): values that no key opens
+    are left as they are."""
+    model = column.class_
+    [key] = model.__mapper__.primary_key
+    sealer_ = Sealer(secrets, purpose)
+    resealed = unreadable = 0
+    last = None
+    while True:
+        query = select(key, column).where(column.is_not(None)).order_by(key).limit(batch)
+        if last is not None:
+            query = query.where(key > last)
+        rows = session.execute(query).all()
+        if not rows:
+            return resealed, unreadable
+        for row_key, token in rows:
+            try:
+                new = sealer_.reseal(token)
+            except Unsealable:
+                unreadable += 1
+                continue
+            session.execute(
+                update(model).where(key == row_key).values({column.key: new}),
+                execution_options={"synchronize_session": False},
+            )
+            resealed += 1
+        last = rows[-1][0]
+        session.commit()  # one batch per transaction: a long run holds no lock for long

@@ -109,14 +109,20 @@ def _scrub_json_rows(session: Session, model, key, columns: Iterable, identity: 
             )
 
 
-def member_order_ids(session: Session, member: Member) -> list[str]:
-    """The orders of the member: theirs by member, by customer id, or by their mailbox."""
+def owned_orders(member: Member):
+    """Where-clause: the member's orders, by member or by customer id (paid before enrolling)."""
     who = [Order.member_id == member.id]
     if member.customer_id:
         who.append(Order.customer_id == member.customer_id)
-    if member.email_normalized:
-        who.append(Order.email_normalized == member.email_normalized)
-    return list(session.scalars(select(Order.order_id).where(or_(*who))))
+    return or_(*who)
+
+
+def orders_of(member: Member):
+    """Where-clause: the orders naming the member: `owned_orders` and those from their mailbox
+    (a guest checkout)."""
+    if not member.email_normalized:
+        return owned_orders(member)
+    return or_(owned_orders(member), Order.email_normalized == member.email_normalized)
 
 
 def scrub_event_answers(session: Session, member: Member, order_ids) -> None:
@@ -185,7 +191,8 @@ def scrub_stored_copies(session: Session, member: Member) -> None:
     whose effects name the member in other customers' answers scrubs those in its
     `member_erased` hook, with `scrub_event_answers`.)"""
     identity = Identity.of(member)
-    scrub_event_answers(session, member, member_order_ids(session, member))
+    order_ids = session.scalars(select(Order.order_id).where(orders_of(member))).all()
+    scrub_event_answers(session, member, order_ids)
     scrub_idempotent_replies(session, identity)
     _scrub_json_rows(
         session, WebhookMessage, WebhookMessage.id, [WebhookMessage.data], identity,

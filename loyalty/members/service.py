@@ -4,7 +4,7 @@ import base64
 import binascii
 from collections.abc import Callable
 
-from sqlalchemy import bindparam, or_, select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -279,12 +279,7 @@ def export(session: Session, hooks: Hooks, member: Member) -> dict:
     entries = session.scalars(
         select(LedgerEntry).where(LedgerEntry.member_id == member.id).order_by(LedgerEntry.id)
     )
-    theirs = [Order.member_id == member.id]
-    if member.customer_id:
-        theirs.append(Order.customer_id == member.customer_id)
-    if member.email_normalized:
-        theirs.append(Order.email_normalized == member.email_normalized)
-    orders = session.scalars(select(Order).where(or_(*theirs)).order_by(Order.id))
+    orders = session.scalars(select(Order).where(erasure.orders_of(member)).order_by(Order.id))
     changes = session.scalars(
         select(TierChange).where(TierChange.member_id == member.id).order_by(TierChange.id)
     )
@@ -309,12 +304,9 @@ def erase(session: Session, hooks: Hooks, member: Member) -> None:
     for hook in hooks.member_erased:
         hook(session, member)
     erasure.scrub_stored_copies(session, member)
-    theirs = [Order.member_id == member.id]
-    if member.customer_id:
-        theirs.append(Order.customer_id == member.customer_id)
     session.execute(
         update(Order)
-        .where(or_(*theirs))
+        .where(erasure.owned_orders(member))
         .values(customer_id=None, email_normalized=None, attributes={})
     )
     if member.email_normalized:  # a guest order from their mailbox: not theirs, their email

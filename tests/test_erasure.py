@@ -3,7 +3,9 @@
 and the export shows everything held about them first."""
 
 import pytest
+from sqlalchemy import update
 
+from loyalty.orders.models import ProcessedEvent
 from loyalty.webhooks.service import EVENT_TYPES
 from tests import factories as f
 from tests.dump import found_in_database
@@ -152,3 +154,26 @@ def test_erasure_leaves_no_copy_anywhere_in_the_database(
     assert (body["id"], body["email"], body["name"], body["birthday"]) == (None,) * 4
     assert body["points"] == life["enrolled"]["points"]
     assert found_in_database(*PERSONAL) == []  # replaying wrote nothing back
+
+
+def test_erasure_finds_answers_stored_before_events_kept_their_order_and_guest_orders(
+    client, admin, storefront, session
+):
+    ok(client.post("/v1/members", headers=admin,
+                   json={"id": CUSTOMER_ID, "email": EMAIL, "name": NAME}), 201)  # fmt: skip
+    old = f.paid(CUSTOMER_ID, email=EMAIL)
+    ok(client.post("/v1/events", json=old, headers=storefront))
+    # As a row written before `order_id` was kept.
+    session.execute(update(ProcessedEvent).values(order_id=None))
+    # A guest checkout from their mailbox (not enrolled: another account would be another's).
+    ok(client.put("/v1/program", json={"auto_enroll": False}, headers=admin))
+    guest = f.paid("guest-77", email=EMAIL.upper())
+    ok(client.post("/v1/events", json=guest, headers=storefront))
+
+    assert client.delete(f"/v1/members/{CUSTOMER_ID}", headers=admin).status_code == 204
+
+    assert found_in_database(*PERSONAL) == []
+    replay = ok(client.post("/v1/events", json=old, headers=storefront)).get_json()
+    assert replay["member"] is None and replay["duplicate"] is True
+    # The guest's order keeps its own customer id, not the member's mailbox.
+    assert found_in_database("guest-77") == ["guest-77"]

@@ -138,6 +138,28 @@ def verify_ledger():
     click.echo("ledger ok: every balance equals the sum of its entries")
 
 
+@loyalty_cli.command("reseal")
+def reseal():
+    """Seal every sealed value (webhook secrets, stored replies) under the newest of
+    SECRET_KEYS, so the older entries can then leave the list."""
+    from loyalty.idempotency import IdempotencyRecord
+    from loyalty.sealing import IDEMPOTENT_REPLY, WEBHOOK_SECRET, reseal_column
+    from loyalty.webhooks.models import WebhookEndpoint
+
+    keys = current_app.config["SECRET_KEYS"]
+    failed = 0
+    for name, column, purpose in (
+        ("webhook secrets", WebhookEndpoint.secret, WEBHOOK_SECRET),
+        ("stored replies", IdempotencyRecord.body, IDEMPOTENT_REPLY),
+    ):
+        done, unreadable = reseal_column(db.session, column, purpose, keys)
+        db.session.commit()
+        click.echo(f"{name}: {done} resealed, {unreadable} opened by no key")
+        failed += unreadable
+    if failed:
+        sys.exit(1)
+
+
 @loyalty_cli.command("seed-demo")
 def seed_demo():
     """Add the demo program once (a second run changes nothing)."""

@@ -27,6 +27,12 @@ def _bool(value: str | None, *, default: bool) -> bool:
     raise ConfigError(f"not a boolean: {value!r} (use true or false)")
 
 
+def secret_keys(env: dict | None = None) -> list[str]:
+    """SECRET_KEYS as a list, newest last (the development secret when unset)."""
+    env = os.environ if env is None else env
+    return _list(env.get("SECRET_KEYS")) or [DEFAULT_SECRET]
+
+
 def default_database_url(instance_path: str) -> str:
     Path(instance_path).mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{Path(instance_path) / 'loyalty.sqlite3'}"
@@ -39,13 +45,13 @@ def from_environment(instance_path: str, env: dict | None = None) -> dict:
     for prefix in ("postgres://", "postgresql://"):
         if database_url.startswith(prefix):
             database_url = "postgresql+psycopg://" + database_url[len(prefix) :]
-    secret_keys = _list(env.get("SECRET_KEYS")) or [DEFAULT_SECRET]
+    keys = secret_keys(env)
     return {
         "LOYALTY_ENV": env.get("LOYALTY_ENV", "development"),
         "SQLALCHEMY_DATABASE_URI": database_url,
-        # Newest last: new tokens are signed with it, all of them are accepted.
-        "SECRET_KEYS": secret_keys,
-        "SECRET_KEY": secret_keys[-1],
+        # Newest last: new tokens are signed (and values sealed) with it, all are accepted.
+        "SECRET_KEYS": keys,
+        "SECRET_KEY": keys[-1],
         "STRIPE_API_KEY": env.get("STRIPE_API_KEY", ""),
         "STRIPE_WEBHOOK_SECRETS": _list(env.get("STRIPE_WEBHOOK_SECRETS")),
         "STRIPE_API_BASE": env.get("STRIPE_API_BASE", ""),

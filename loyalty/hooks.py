@@ -38,6 +38,8 @@ class Hooks:
     member_enrolled: list[Callable] = field(default_factory=list)
     # (session, member) -> None, called before a member's personal data is erased
     member_erased: list[Callable] = field(default_factory=list)
+    # Sections a domain adds to a member's export: name -> (session, member) -> JSON-ready value
+    member_export: dict[str, Callable] = field(default_factory=dict)
     # name -> job(session, now, batch_size, progress) -> int (rows changed); see loyalty.jobs
     jobs: dict[str, Callable] = field(default_factory=dict)
     # (session) -> None, adds a domain's part of the demo program on first `make run`

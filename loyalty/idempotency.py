@@ -15,8 +15,15 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from loyalty.auth import authenticate
-from loyalty.errors import DomainError, IdempotencyConflict, ValidationFailed, domain_error_response
+from loyalty.errors import (
+    Conflict,
+    DomainError,
+    IdempotencyConflict,
+    ValidationFailed,
+    domain_error_response,
+)
 from loyalty.extensions import Base, db
+from loyalty.sealing import IDEMPOTENT_REPLY, Unsealable, sealer
 from loyalty.types import BigId, UTCDateTime, utcnow
 
 HEADER = "Idempotency-Key"
@@ -35,6 +42,8 @@ class IdempotencyRecord(Base):
     request_hash: Mapped[str] = mapped_column(String(64))
     status_code: Mapped[int] = mapped_column(Integer)
     content_type: Mapped[str] = mapped_column(String(100))
+    # The reply sealed (loyalty.sealing): it may carry a gift card code, a webhook secret or a
+    # widget token, which the database never holds in the clear. Read it with `open_body`.
     body: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
@@ -47,6 +56,16 @@ def request_fingerprint() -> str:
         canonical = body.decode("latin-1")
     text = f"{request.method} {request.path}?{request.query_string.decode()} {canonical}"
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def seal_body(text: str) -> str:
+    """A reply as stored (sealed)."""
+    return sealer(IDEMPOTENT_REPLY).seal(text)
+
+
+def open_body(stored: str) -> str:
+    """A stored reply's text (`loyalty.sealing.Unsealable` if no key opens it)."""
+    return sealer(IDEMPOTENT_REPLY).unseal(stored)
 
 
 def _find(session: Session, principal: str, key: str) -> IdempotencyRecord | None:
@@ -62,7 +81,14 @@ def _replay(record: IdempotencyRecord, fingerprint: str) -> Response:
         raise IdempotencyConflict(
             "This Idempotency-Key was used with a different request; use a new key."
         )
-    response = Response(record.body, status=record.status_code, content_type=record.content_type)
+    try:
+        body = open_body(record.body)
+    except Unsealable as exc:
+        # Sealed under a secret since dropped from SECRET_KEYS: no answer to give again.
+        raise Conflict(
+            "The answer stored for this Idempotency-Key can no longer be read; use a new key."
+        ) from exc
+    response = Response(body, status=record.status_code, content_type=record.content_type)
     response.headers["Idempotent-Replayed"] = "true"
     return response
 
@@ -101,7 +127,7 @@ def _after_request(response: Response) -> Response:
                 request_hash=fingerprint,
                 status_code=response.status_code,
                 content_type=response.content_type or "application/json",
-                body=response.get_data(as_text=True),
+                body=seal_body(response.get_data(as_text=True)),
             )
         )
     try:

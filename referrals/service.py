@@ -12,7 +12,7 @@ from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from loyalty import ledger, webhooks
+from loyalty import erasure, ledger, webhooks
 from loyalty.audit import record_change
 from loyalty.codes import normalize_code, random_code
 from loyalty.errors import Conflict, NotFound, ReferralRejected, ValidationFailed
@@ -801,8 +801,16 @@ def member_stats(session: Session, member: Member, limit: int = 50, cursor=None)
 
 
 def forget_member(session: Session, member: Member) -> None:
-    """`member_erased` hook: the share link dies; as a friend, their details leave our rows."""
+    """`member_erased` hook: the share link dies; as a friend, their details leave our rows;
+    as a referrer, the answers of their friends' converting orders stop naming them."""
     session.execute(ReferralCode.__table__.delete().where(ReferralCode.member_id == member.id))
+    converting = session.scalars(
+        select(Referral.order_id).where(
+            Referral.referrer_id == member.id, Referral.order_id.is_not(None)
+        )
+    ).all()
+    if converting:
+        erasure.scrub_event_answers(session, member, converting)
     as_friend = fraud.Friend(email=member.email_normalized, customer_id=member.customer_id)
     who = fraud.same_friend(as_friend, Referral.friend_customer_id, Referral.friend_email)
     if who:
@@ -813,6 +821,42 @@ def forget_member(session: Session, member: Member) -> None:
                     user_agent=None),
             execution_options={"synchronize_session": False},
         )  # fmt: skip
+
+
+def export_member(session: Session, member: Member) -> dict:
+    """The member's export: their share code, the friends they referred (as they see them,
+    emails masked: those are the friends' data) and the referrals naming them as a friend."""
+    code = session.scalar(select(ReferralCode.code).where(ReferralCode.member_id == member.id))
+    referred = session.execute(
+        _with_states(select(Referral))
+        .where(Referral.referrer_id == member.id)
+        .order_by(Referral.id)
+    ).all()
+    as_friend = []
+    friend = fraud.Friend(email=member.email_normalized, customer_id=member.customer_id)
+    who = fraud.same_friend(friend, Referral.friend_customer_id, Referral.friend_email)
+    if who:
+        rows = session.execute(
+            _with_states(select(Referral)).where(or_(*who)).order_by(Referral.id)
+        ).all()
+        for referral, status, reward_state in rows:
+            view = _view(session, referral, status, reward_state)
+            view |= {
+                "friend": {
+                    "email": referral.friend_email,
+                    "customer_id": referral.friend_customer_id,
+                    "name": referral.friend_name,
+                },
+                "ip": referral.ip,
+                "user_agent": referral.user_agent,
+                "friend_reward": referral.friend_reward,
+            }
+            as_friend.append(view)
+    return {
+        "code": code,
+        "referred": [_view(session, r, s, rs) for r, s, rs in referred],
+        "as_friend": as_friend,
+    }
 
 
 def seed_demo(session: Session) -> None:

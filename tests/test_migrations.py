@@ -1,5 +1,7 @@
 """Migrations are the schema: one linear history, up and down, matching the models."""
 
+import json
+
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -112,3 +114,69 @@ def test_0008_marks_the_members_waiting_referrals_name_on_sqlite(tmp_path):
 @pytest.mark.postgres
 def test_0008_marks_the_members_waiting_referrals_name_on_postgresql(pg_template):
     _marks_after_0008(clone_pg(pg_template, "marks"), at_head=True)
+
+
+def _sealing_by_0013(url, *, at_head: bool):
+    """0013 seals webhook secrets and stored replies (downgrading opens them again), and takes
+    the view of members erased earlier out of stored event answers."""
+    from loyalty.sealing import IDEMPOTENT_REPLY, WEBHOOK_SECRET, Sealer
+
+    app = make_app(url)
+    secret, reply = "whsec_" + "Q" * 32, '{"code":"ABCD-EFGH-JKLM-NPQR"}\n'
+    erased = {"event_id": "evt_gone", "duplicate": False, "effects": [],
+              "member": {"id": "gone", "email": "gone@example.com"}}  # fmt: skip
+    converted = {"kind": "referral", "status": "converted", "referrer_id": "gone"}
+    kept = {"event_id": "evt_here", "duplicate": False, "member": {"id": "here"},
+            "effects": [converted]}  # fmt: skip
+    with app.app_context():
+        (downgrade if at_head else upgrade)(revision="0010")
+        with db.engine.begin() as conn:
+            conn.execute(text(
+                "INSERT INTO webhook_endpoints (url, events, secret, created_at)"
+                " VALUES ('http://127.0.0.1:9/h', '[]', :s, :t)"
+            ), {"s": secret, "t": "2026-01-01 00:00:00+00:00"})  # fmt: skip
+            conn.execute(text(
+                "INSERT INTO idempotency_keys (principal, key, request_hash, status_code,"
+                " content_type, body, created_at) VALUES ('api_key:1', 'k', 'h', 201,"
+                " 'application/json', :b, :t)"
+            ), {"b": reply, "t": "2026-01-01 00:00:00+00:00"})  # fmt: skip
+            conn.execute(text(
+                "INSERT INTO members (customer_id, enrolled_at, points_available, points_pending,"
+                " points_lifetime) VALUES ('here', :t, 0, 0, 0)"
+            ), {"t": "2026-01-01 00:00:00+00:00"})  # fmt: skip
+            for answer in (erased, kept):
+                conn.execute(text(
+                    "INSERT INTO processed_events (event_id, type, body_hash, response, created_at)"
+                    " VALUES (:e, 'order.paid', 'h', :r, :t)"
+                ), {"e": answer["event_id"], "r": json.dumps(answer),
+                    "t": "2026-01-01 00:00:00+00:00"})  # fmt: skip
+        upgrade()
+        with db.engine.connect() as conn:
+            stored_secret = conn.execute(text("SELECT secret FROM webhook_endpoints")).scalar()
+            stored_reply = conn.execute(text("SELECT body FROM idempotency_keys")).scalar()
+            answers = dict(
+                conn.execute(text("SELECT event_id, response FROM processed_events")).all()
+            )
+        keys = app.config["SECRET_KEYS"]
+        assert secret not in stored_secret and "ABCD" not in stored_reply
+        assert Sealer(keys, WEBHOOK_SECRET).unseal(stored_secret) == secret
+        assert Sealer(keys, IDEMPOTENT_REPLY).unseal(stored_reply) == reply
+        answers = {k: json.loads(v) if isinstance(v, str) else v for k, v in answers.items()}
+        assert answers["evt_gone"] == {**erased, "member": None}
+        assert answers["evt_here"]["member"] == {"id": "here"}
+        assert answers["evt_here"]["effects"][0]["referrer_id"] is None
+        downgrade(revision="0010")
+        with db.engine.connect() as conn:
+            assert conn.execute(text("SELECT secret FROM webhook_endpoints")).scalar() == secret
+            assert conn.execute(text("SELECT body FROM idempotency_keys")).scalar() == reply
+        upgrade()
+        db.engine.dispose()
+
+
+def test_0013_seals_secrets_and_replies_on_sqlite(tmp_path):
+    _sealing_by_0013(f"sqlite:///{tmp_path / 'sealing.sqlite3'}", at_head=False)
+
+
+@pytest.mark.postgres
+def test_0013_seals_secrets_and_replies_on_postgresql(pg_template):
+    _sealing_by_0013(clone_pg(pg_template, "sealing"), at_head=True)

@@ -11,6 +11,7 @@ from loyalty.members.schemas import (
     EntryPageSchema,
     EntrySchema,
     MemberCreateSchema,
+    MemberExportSchema,
     MemberSchema,
 )
 from loyalty.schemas import PaginationQuery
@@ -43,6 +44,16 @@ class MemberView(MethodView):
         member = service.get_member(db.session, customer_id, lock=True)
         service.erase(db.session, hooks(), member)
         record_change(db.session, "member.erase", "member", member.id, None, None)
+
+
+@blp.route("/<string:customer_id>/export")
+class Export(MethodView):
+    @require("admin")
+    @blp.response(200, MemberExportSchema)
+    def get(self, customer_id):
+        """Everything held about the member (what erasure removes)."""
+        member = service.get_member(db.session, customer_id)
+        return service.export(db.session, hooks(), member)
 
 
 @blp.route("/<string:customer_id>/activity")

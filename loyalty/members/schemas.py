@@ -76,6 +76,18 @@ class EntryPageSchema(StrictSchema):
     next_cursor = fields.String(allow_none=True)
 
 
+class MemberExportSchema(StrictSchema):
+    profile = fields.Nested(MemberSchema)
+    ledger = fields.List(fields.Nested(EntrySchema))
+    orders = fields.List(fields.Dict(), metadata={"description": "By member, id or mailbox."})
+    tier_history = fields.List(fields.Dict())
+    codes = fields.List(fields.Dict(), metadata={"description": "Reward codes."})
+    referrals = fields.Dict(
+        metadata={"description": "Share code, friends referred, referrals naming them."}
+    )
+    gift_card_purchases = fields.List(fields.Dict())
+
+
 class AdjustmentSchema(StrictSchema):
     points = fields.Integer(
         strict=True,

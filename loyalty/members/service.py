@@ -8,7 +8,7 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from loyalty import ledger
+from loyalty import erasure, ledger
 from loyalty.errors import Conflict, NotFound, ValidationFailed
 from loyalty.extensions import read_connection, session_started
 from loyalty.fastsql import FastStatement
@@ -17,6 +17,7 @@ from loyalty.ledger import LedgerEntry
 from loyalty.members.models import Member
 from loyalty.orders.models import Order
 from loyalty.tiers import service as tiers
+from loyalty.tiers.models import TierChange
 from loyalty.types import UTCDateTime, utcnow
 
 GMAIL_DOMAINS = {"gmail.com", "googlemail.com"}
@@ -248,15 +249,72 @@ def adjust(session: Session, member: Member, points: int, reason: str, actor: st
     )
 
 
+def _iso(moment) -> str | None:
+    return moment.isoformat() if moment is not None else None
+
+
+def order_export(order: Order) -> dict:
+    return {
+        "id": order.order_id,
+        "customer_id": order.customer_id,
+        "email": order.email_normalized,
+        "status": order.status,
+        "currency": order.currency,
+        "occurred_at": _iso(order.occurred_at),
+        "total_amount": order.total_amount,
+        "eligible_amount": order.eligible_amount,
+        "refunded_amount": order.refunded_amount,
+        "points_awarded": order.points_awarded,
+        "points_reversed": order.points_reversed,
+        "lines": order.lines,
+        "attributes": order.attributes,
+        "detail": order.detail,
+    }
+
+
+def export(session: Session, hooks: Hooks, member: Member) -> dict:
+    """`GET /v1/members/{id}/export`: everything held about the member — their view, every
+    ledger entry, their orders (by member, customer id or mailbox), tier history, and each
+    domain's section (`hooks.member_export`: codes, referrals, gift card purchases)."""
+    entries = session.scalars(
+        select(LedgerEntry).where(LedgerEntry.member_id == member.id).order_by(LedgerEntry.id)
+    )
+    orders = session.scalars(select(Order).where(erasure.orders_of(member)).order_by(Order.id))
+    changes = session.scalars(
+        select(TierChange).where(TierChange.member_id == member.id).order_by(TierChange.id)
+    )
+    return {
+        "profile": member_view(session, hooks, member),
+        "ledger": [entry_view(entry) for entry in entries],
+        "orders": [order_export(order) for order in orders],
+        "tier_history": [
+            {**tiers.change_view(change), "occurred_at": _iso(change.occurred_at)}
+            for change in changes
+        ],
+        **{name: part(session, member) for name, part in hooks.member_export.items()},
+    }
+
+
 def erase(session: Session, hooks: Hooks, member: Member) -> None:
-    """Forget who the member was; keep the ledger (anonymously) so the books still add up."""
+    """Forget who the member was; keep the ledger (anonymously) so the books still add up.
+
+    No copy of their email, name or customer id is left: the domains scrub theirs (hooks),
+    then the stored answers, outbox and audit log are redacted (`loyalty.erasure`), then their
+    orders (by member, customer id or mailbox) and their own row."""
     for hook in hooks.member_erased:
         hook(session, member)
+    erasure.scrub_stored_copies(session, member)
     session.execute(
         update(Order)
-        .where(Order.member_id == member.id)
+        .where(erasure.owned_orders(member))
         .values(customer_id=None, email_normalized=None, attributes={})
     )
+    if member.email_normalized:  # a guest order from their mailbox: not theirs, their email
+        session.execute(
+            update(Order)
+            .where(Order.email_normalized == member.email_normalized)
+            .values(email_normalized=None, attributes={})
+        )
     member.customer_id = None
     member.email = None
     member.email_normalized = None

@@ -18,6 +18,9 @@ class ProcessedEvent(Base):
 
     event_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     type: Mapped[str] = mapped_column(String(32))
+    # The event's order: erasing its customer finds (and redacts) the stored answer through
+    # it. NULL for events recorded before it was kept (erasure searches their answers).
+    order_id: Mapped[str | None] = mapped_column(String(128), index=True)
     body_hash: Mapped[str] = mapped_column(String(64))
     response: Mapped[dict | None] = mapped_column(JSONType)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

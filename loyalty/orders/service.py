@@ -128,6 +128,7 @@ def _claim(session: Session, data: dict, digest: str) -> bool:
     row = {
         "event_id": data["id"],
         "type": data["type"],
+        "order_id": data["order"]["id"],
         "body_hash": digest,
         "created_at": utcnow(),
     }
@@ -334,6 +335,7 @@ def _claim_and_place_statement():
         .values(
             event_id=bindparam("event_id"),
             type=bindparam("event_type"),
+            order_id=bindparam("event_order_id"),
             body_hash=bindparam("body_hash"),
             created_at=bindparam("event_created_at", type_=_EVENTS.c.created_at.type),
         )
@@ -405,6 +407,7 @@ def _claim_and_place(session: Session, program, data: dict, digest: str) -> _Sta
     params |= {
         "event_id": data["id"],
         "event_type": data["type"],
+        "event_order_id": payload["id"],
         "body_hash": digest,
         "event_created_at": row["created_at"],
         "customer_id": payload["customer_id"],

@@ -32,6 +32,7 @@ from flask import current_app
 from sqlalchemy import bindparam, delete, exists, or_, select, update
 from sqlalchemy.orm import Session
 
+from loyalty.sealing import WEBHOOK_SECRET, Sealer, Unsealable
 from loyalty.webhooks.models import WebhookDelivery, WebhookEndpoint, WebhookMessage
 from loyalty.webhooks.service import SECRET_PREFIX, iso
 from loyalty.webhooks.targets import ADDRESS_REFUSED, RefusedAddress, connect_checked
@@ -127,6 +128,8 @@ class Settings:
     retry_seconds: float
     retry_max_seconds: float
     allow_private: bool = False
+    # SECRET_KEYS: the endpoints' signing secrets are stored sealed under them.
+    secret_keys: tuple[str, ...] = ()
 
     @classmethod
     def from_config(cls, config) -> "Settings":
@@ -137,6 +140,7 @@ class Settings:
             config["WEBHOOK_RETRY_SECONDS"],
             config["WEBHOOK_RETRY_MAX_SECONDS"],
             config["WEBHOOK_ALLOW_PRIVATE"],
+            tuple(config["SECRET_KEYS"]),
         )
 
     def backoff(self, attempts: int) -> timedelta:
@@ -199,13 +203,18 @@ def _claim(session: Session, now: datetime, settings: Settings) -> list:
 def _send(row, settings: "Settings") -> Outcome:
     msg_id = message_id(row.message_pk)
     body = body_of(row.type, row.created_at, row.data)
+    try:
+        secret = Sealer(settings.secret_keys, WEBHOOK_SECRET).unseal(row.secret)
+    except Unsealable:
+        # Sealed under a secret since dropped from SECRET_KEYS: retried, in case it returns.
+        return Outcome(None, "The signing secret opens with no key of SECRET_KEYS.")
     timestamp = int(time.time())  # the receiver checks it against its own clock
     headers = {
         "Content-Type": "application/json",
         "User-Agent": USER_AGENT,
         "webhook-id": msg_id,
         "webhook-timestamp": str(timestamp),
-        "webhook-signature": sign(row.secret, msg_id, timestamp, body),
+        "webhook-signature": sign(secret, msg_id, timestamp, body),
     }
     return post(row.url, headers, body, settings.timeout, settings.allow_private)
 

@@ -21,8 +21,9 @@ class WebhookEndpoint(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     url: Mapped[str] = mapped_column(String(2048))
     events: Mapped[list] = mapped_column(JSONType)  # subscribed event types
-    # "whsec_" + base64 of random bytes. Kept as is: signing needs it (shown once by the API).
-    secret: Mapped[str] = mapped_column(String(64))
+    # "whsec_" + base64 of random bytes, sealed (loyalty.sealing): signing needs it back, the
+    # database never holds it in the clear. Shown once, by the API that creates it.
+    secret: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # Deleted endpoints are kept for their deliveries' history and never sent to again.
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

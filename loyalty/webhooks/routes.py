@@ -1,3 +1,4 @@
+from flask import current_app
 from flask.views import MethodView
 
 from loyalty.audit import record_change
@@ -36,10 +37,12 @@ class WebhookEndpoints(MethodView):
     @blp.response(201, CreatedEndpointSchema)
     def post(self, data):
         """Subscribe a URL to event types; the answer carries the signing secret, once."""
-        endpoint = service.create_endpoint(db.session, data["url"], data["events"])
+        endpoint, secret = service.create_endpoint(
+            db.session, data["url"], data["events"], current_app.config["SECRET_KEYS"]
+        )
         view = service.endpoint_view(endpoint)
         _audit("webhook_endpoint.create", endpoint.id, None, CreatedEndpointSchema().dump(view))
-        return {**view, "secret": endpoint.secret}
+        return {**view, "secret": secret}
 
 
 @blp.route("/webhook-endpoints/<int32:endpoint_id>")

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from loyalty import cache
 from loyalty.errors import NotFound
+from loyalty.sealing import WEBHOOK_SECRET, Sealer
 from loyalty.types import utcnow
 from loyalty.webhooks.models import WebhookDelivery, WebhookEndpoint, WebhookMessage
 
@@ -185,13 +186,20 @@ def list_endpoints(session: Session) -> list[WebhookEndpoint]:
     )
 
 
-def create_endpoint(session: Session, url: str, events: list[str]) -> WebhookEndpoint:
+def create_endpoint(
+    session: Session, url: str, events: list[str], secret_keys: list[str]
+) -> tuple[WebhookEndpoint, str]:
+    """A new endpoint and its signing secret (stored sealed under `secret_keys`)."""
+    secret = new_secret()
     endpoint = WebhookEndpoint(
-        url=url, events=sorted(set(events)), secret=new_secret(), created_at=utcnow()
+        url=url,
+        events=sorted(set(events)),
+        secret=Sealer(secret_keys, WEBHOOK_SECRET).seal(secret),
+        created_at=utcnow(),
     )
     session.add(endpoint)
     session.flush()
-    return endpoint
+    return endpoint, secret
 
 
 def get_endpoint(session: Session, endpoint_id: int) -> WebhookEndpoint:

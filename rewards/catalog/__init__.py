@@ -8,5 +8,6 @@ def init_hooks(hooks) -> None:
 
     hooks.jobs["expire-codes"] = service.expire_codes
     hooks.member_erased.append(service.forget_member_codes)
+    hooks.member_export["codes"] = service.export_member_codes
     hooks.demo_seed.append(service.seed_demo_rewards)
     hooks.report_cohorts["reward"] = reports.reward_cohorts

@@ -871,14 +871,34 @@ def expire_codes(session: Session, now: datetime, batch_size: int, progress=None
     return changed
 
 
+def _codes_of(member: Member):
+    """The member's codes: theirs, or given to their customer id or mailbox (a friend's
+    reward, say, issued before they enrolled)."""
+    who = [RewardCode.member_id == member.id]
+    if member.customer_id:
+        who.append(RewardCode.customer_id == member.customer_id)
+    if member.email_normalized:
+        who.append(RewardCode.email_normalized == member.email_normalized)
+    return or_(*who)
+
+
 def forget_member_codes(session: Session, member: Member) -> None:
     """Erasure: the member's codes keep their numbers but no longer name the customer."""
     session.execute(
-        update(RewardCode)
-        .where(RewardCode.member_id == member.id)
-        .values(customer_id=None, email_normalized=None),
+        update(RewardCode).where(_codes_of(member)).values(customer_id=None, email_normalized=None),
         execution_options={"synchronize_session": False},
     )
+
+
+def export_member_codes(session: Session, member: Member) -> list[dict]:
+    """The member's export: every code of theirs, with whom it was for."""
+    codes = session.scalars(select(RewardCode).where(_codes_of(member)).order_by(RewardCode.id))
+    return [
+        {**reward_code_view(code), "customer_id": code.customer_id,
+         "email": code.email_normalized, "source": {"type": code.source_type,
+                                                    "id": code.source_id}}
+        for code in codes
+    ]  # fmt: skip
 
 
 DEMO_REWARDS = [

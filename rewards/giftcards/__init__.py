@@ -4,7 +4,7 @@ from loyalty.hooks import Hooks
 
 
 def init_hooks(hooks: Hooks) -> None:
-    from rewards.giftcards import service, throttle
+    from rewards.giftcards import purchases, service, throttle
     from rewards.giftcards.seed import seed_demo_card
 
     hooks.jobs["expire-holds"] = service.expire_holds
@@ -12,6 +12,8 @@ def init_hooks(hooks: Hooks) -> None:
     hooks.jobs["purge-gift-card-lookups"] = throttle.purge_lookup_failures
     hooks.demo_seed.append(seed_demo_card)
     hooks.money_in_currency.append(service.any_cards)
+    hooks.member_erased.append(purchases.forget_purchaser)
+    hooks.member_export["gift_card_purchases"] = purchases.export_purchases
 
 
 def blueprints() -> list:

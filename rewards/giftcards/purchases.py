@@ -3,11 +3,12 @@
 import logging
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from loyalty.errors import Conflict, NotFound
+from loyalty.members.service import GMAIL_DOMAINS, normalize_email
 from loyalty.program.models import Program
 from loyalty.program.service import check_currency
 from rewards.giftcards import codes, service
@@ -145,3 +146,51 @@ def reveal_code(session: Session, session_id: str, secrets: list[str], now: date
     view = service.card_view(card, now)
     shown = {key: view[key] for key in ("last4", "balance", "currency", "expires_at")}
     return {"code": codes.display(code), "card_id": card.id, **shown}
+
+
+def _of_mailbox(session: Session, mailbox: str) -> list[GiftCardPurchase]:
+    """Purchases by or for `mailbox` (normalized), however the address was spelled."""
+    domain = mailbox.rpartition("@")[2]
+    domains = GMAIL_DOMAINS if domain in GMAIL_DOMAINS else {domain}
+    ends = [
+        func.lower(column).endswith("@" + name, autoescape=True)
+        for column in (GiftCardPurchase.purchaser_email, GiftCardPurchase.recipient_email)
+        for name in domains
+    ]
+    rows = session.scalars(select(GiftCardPurchase).where(or_(*ends)).order_by(GiftCardPurchase.id))
+    return [
+        p for p in rows
+        if mailbox in (normalize_email(p.purchaser_email), normalize_email(p.recipient_email))
+    ]  # fmt: skip
+
+
+def forget_purchaser(session: Session, member) -> None:
+    """`member_erased` hook: purchases by (or for) the member's mailbox lose the address."""
+    if not member.email_normalized:
+        return
+    for purchase in _of_mailbox(session, member.email_normalized):
+        if normalize_email(purchase.purchaser_email) == member.email_normalized:
+            purchase.purchaser_email = ""  # required: the purchase stays, its buyer is gone
+        if normalize_email(purchase.recipient_email) == member.email_normalized:
+            purchase.recipient_email = None
+    session.flush()
+
+
+def export_purchases(session: Session, member) -> list[dict]:
+    """The member's export: gift card purchases by (or for) their mailbox."""
+    if not member.email_normalized:
+        return []
+    return [
+        {
+            "session_id": p.session_id,
+            "amount": p.amount,
+            "currency": p.currency,
+            "purchaser_email": p.purchaser_email,
+            "recipient_email": p.recipient_email,
+            "status": p.status,
+            "gift_card_id": p.card_id,
+            "created_at": p.created_at.isoformat(),
+            "completed_at": p.completed_at.isoformat() if p.completed_at else None,
+        }
+        for p in _of_mailbox(session, member.email_normalized)
+    ]

@@ -31,37 +31,41 @@ class Subject:
     lock: RateLimiter
 
 
+def _subject(config, kind: str, id_: str, per_minute: int, max_failures: int) -> Subject:
+    window, lockout = (
+        config["GIFT_CARD_FAILURE_WINDOW_MINUTES"],
+        config["GIFT_CARD_LOCKOUT_MINUTES"],
+    )
+    return Subject(
+        kind,
+        id_,
+        requests=limiter(f"{per_minute} per minute", "gift-card-codes", shared=True),
+        failures=limiter(f"{max_failures} per {window} minutes", "gift-card-misses", shared=True),
+        lock=limiter(f"1 per {lockout} minutes", "gift-card-lock", shared=True),
+    )
+
+
 class CodeGuard:
     """The counts one request that takes a gift card code runs against: `check()` before the
     code is looked at, `failed()` when it is not a live card."""
 
     def __init__(self, config, code_text: str, secrets: list[str], *, shopper: str, api_key: str):
-        # The stored hash for a real code; a hash all the same for anything else typed, so a
-        # code that is not a card is counted exactly as one that is.
+        # The stored hash for a real code, and a hash all the same for anything else typed: a
+        # code that is no card's is counted exactly as one that is.
         card = codes.code_hash(normalize_code(code_text), secrets[-1])
-        window = config["GIFT_CARD_FAILURE_WINDOW_MINUTES"]
-        lock = limiter(f"1 per {config['GIFT_CARD_LOCKOUT_MINUTES']} minutes", "gift-card-lock",
-                       shared=True)  # fmt: skip
-
-        def subject(kind: str, id_: str, per_minute: int, max_failures: int) -> Subject:
-            return Subject(
-                kind,
-                id_,
-                limiter(f"{per_minute} per minute", "gift-card-codes", shared=True),
-                limiter(f"{max_failures} per {window} minutes", "gift-card-misses", shared=True),
-                lock,
-            )
-
-        per_minute, failures = (
-            config["GIFT_CARD_LOOKUPS_PER_MINUTE"],
-            config["GIFT_CARD_MAX_FAILURES"],
-        )
+        per_minute = config["GIFT_CARD_LOOKUPS_PER_MINUTE"]
+        failures = config["GIFT_CARD_MAX_FAILURES"]
         self.subjects = [
-            subject("shopper", shopper, per_minute, failures),
-            subject("card", card, per_minute, failures),
-            subject("key", api_key, config["GIFT_CARD_KEY_LOOKUPS_PER_MINUTE"],
-                    config["GIFT_CARD_KEY_MAX_FAILURES"]),
-        ]  # fmt: skip
+            _subject(config, "shopper", shopper, per_minute, failures),
+            _subject(config, "card", card, per_minute, failures),
+            _subject(
+                config,
+                "key",
+                api_key,
+                config["GIFT_CARD_KEY_LOOKUPS_PER_MINUTE"],
+                config["GIFT_CARD_KEY_MAX_FAILURES"],
+            ),
+        ]
 
     def check(self) -> None:
         """Refuse while any of the three is locked out or out of allowance; else count this."""

@@ -185,7 +185,7 @@ def init_app(app: Flask) -> None:
     remote = None
     if not uri.startswith("memory://"):
         options = {}
-        if uri.startswith(("redis", "rediss", "valkey")):
+        if uri.startswith(("redis", "valkey")):  # rediss and redis+unix too
             timeout = config["RATELIMIT_STORAGE_TIMEOUT_SECONDS"]
             options = {
                 "key_prefix": config["RATELIMIT_KEY_PREFIX"],

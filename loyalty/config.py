@@ -56,11 +56,22 @@ def from_environment(instance_path: str, env: dict | None = None) -> dict:
         "STRIPE_WEBHOOK_SECRETS": _list(env.get("STRIPE_WEBHOOK_SECRETS")),
         "STRIPE_API_BASE": env.get("STRIPE_API_BASE", ""),
         "REDIS_URL": env.get("REDIS_URL", ""),
+        **rate_limit_settings(env),
         "LOYALTY_PUBLIC_URL": env.get("LOYALTY_PUBLIC_URL", "http://127.0.0.1:5000").rstrip("/"),
         "WIDGET_TOKEN_MAX_AGE": int(env.get("WIDGET_TOKEN_MAX_AGE", "900")),
         # Per widget token's member on /v1/me (`limits` syntax, e.g. "120/minute;1000/hour").
         "WIDGET_RATE_LIMIT": env.get("WIDGET_RATE_LIMIT", "120/minute"),
         "WIDGET_REDEEM_RATE_LIMIT": env.get("WIDGET_REDEEM_RATE_LIMIT", "10/minute"),
+        # Requests that take a gift card code (lookup, holds), per shopper address and per card;
+        # failures (any code that is not a live card) within the window before a lockout.
+        "GIFT_CARD_LOOKUPS_PER_MINUTE": int(env.get("GIFT_CARD_LOOKUPS_PER_MINUTE", "30")),
+        "GIFT_CARD_MAX_FAILURES": int(env.get("GIFT_CARD_MAX_FAILURES", "10")),
+        "GIFT_CARD_FAILURE_WINDOW_MINUTES": int(env.get("GIFT_CARD_FAILURE_WINDOW_MINUTES", "15")),
+        "GIFT_CARD_LOCKOUT_MINUTES": int(env.get("GIFT_CARD_LOCKOUT_MINUTES", "15")),
+        # The same per API key: a store-wide ceiling, far above one shopper's, against guesses
+        # spread over many addresses.
+        "GIFT_CARD_KEY_LOOKUPS_PER_MINUTE": int(env.get("GIFT_CARD_KEY_LOOKUPS_PER_MINUTE", "600")),
+        "GIFT_CARD_KEY_MAX_FAILURES": int(env.get("GIFT_CARD_KEY_MAX_FAILURES", "300")),
         "IDEMPOTENCY_KEY_TTL_HOURS": int(env.get("IDEMPOTENCY_KEY_TTL_HOURS", "48")),
         "JOB_BATCH_SIZE": int(env.get("JOB_BATCH_SIZE", "5000")),
         # Larger request bodies are refused (413) before they are read. An order.paid at the
@@ -90,6 +101,23 @@ def from_environment(instance_path: str, env: dict | None = None) -> dict:
             env.get("WEBHOOK_ALLOW_PRIVATE"),
             default=env.get("LOYALTY_ENV", "development") != "production",
         ),
+    }
+
+
+def rate_limit_settings(env: dict) -> dict:
+    """Where rate-limit counters live (see loyalty/ratelimit): Redis when `REDIS_URL` is set."""
+    return {
+        "RATELIMIT_ENABLED": _bool(env.get("RATELIMIT_ENABLED"), default=True),
+        "RATELIMIT_STORAGE_URI": (
+            env.get("RATELIMIT_STORAGE_URI") or env.get("REDIS_URL") or "memory://"
+        ),
+        "RATELIMIT_KEY_PREFIX": env.get("RATELIMIT_KEY_PREFIX", "loyalty-limits"),
+        # An unreachable Redis must not hold requests up; after a failure the counters stay
+        # where they would be without Redis for this long before Redis is tried again.
+        "RATELIMIT_STORAGE_TIMEOUT_SECONDS": float(
+            env.get("RATELIMIT_STORAGE_TIMEOUT_SECONDS", "0.5")
+        ),
+        "RATELIMIT_STORAGE_RETRY_SECONDS": float(env.get("RATELIMIT_STORAGE_RETRY_SECONDS", "5")),
     }
 
 

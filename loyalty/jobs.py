@@ -173,8 +173,18 @@ def purge_idempotency_keys(session: Session, now: datetime, batch_size: int, pro
     return removed
 
 
+def purge_rate_limits(session: Session, now: datetime, batch_size: int, progress=None) -> int:
+    """Forget rate-limit hits kept in the database that no longer count."""
+    from loyalty.ratelimit.storage import purge_expired
+
+    removed = purge_expired(session, now.timestamp())
+    session.commit()
+    return removed
+
+
 CORE_JOBS = {
     "mature-points": mature_points,
     "expire-points": expire_points,
     "purge-idempotency-keys": purge_idempotency_keys,
+    "purge-rate-limits": purge_rate_limits,
 }

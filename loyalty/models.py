@@ -8,6 +8,7 @@ from loyalty.ledger import LedgerEntry  # noqa: F401
 from loyalty.members.models import Member  # noqa: F401
 from loyalty.orders.models import Order, OrderRefund, ProcessedEvent  # noqa: F401
 from loyalty.program.models import Program  # noqa: F401
+from loyalty.ratelimit.models import RateLimitEntry  # noqa: F401
 from loyalty.tiers.models import Tier, TierChange, TierSpend  # noqa: F401
 from loyalty.webhooks.models import (  # noqa: F401
     WebhookDelivery,

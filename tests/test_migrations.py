@@ -129,7 +129,7 @@ def _sealing_by_0013(url, *, at_head: bool):
     kept = {"event_id": "evt_here", "duplicate": False, "member": {"id": "here"},
             "effects": [converted]}  # fmt: skip
     with app.app_context():
-        (downgrade if at_head else upgrade)(revision="0010")
+        (downgrade if at_head else upgrade)(revision="0011")
         with db.engine.begin() as conn:
             conn.execute(text(
                 "INSERT INTO webhook_endpoints (url, events, secret, created_at)"
@@ -165,7 +165,7 @@ def _sealing_by_0013(url, *, at_head: bool):
         assert answers["evt_gone"] == {**erased, "member": None}
         assert answers["evt_here"]["member"] == {"id": "here"}
         assert answers["evt_here"]["effects"][0]["referrer_id"] is None
-        downgrade(revision="0010")
+        downgrade(revision="0011")
         with db.engine.connect() as conn:
             assert conn.execute(text("SELECT secret FROM webhook_endpoints")).scalar() == secret
             assert conn.execute(text("SELECT body FROM idempotency_keys")).scalar() == reply

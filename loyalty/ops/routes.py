@@ -23,6 +23,10 @@ bp = Blueprint("ops", __name__)
 
 REQUESTS = Counter("loyalty_http_requests_total", "HTTP requests", ["method", "endpoint", "status"])
 LATENCY = Histogram("loyalty_http_request_seconds", "HTTP request latency", ["endpoint"])
+RATE_LIMIT_STORAGE_ERRORS = Counter(
+    "loyalty_rate_limit_storage_errors",
+    "Rate limit storage (Redis) failures; the limits were counted without it",
+)
 
 
 @bp.get("/healthz")

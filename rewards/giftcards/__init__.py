@@ -1,15 +1,14 @@
-"""Prepaid gift cards: secure codes, two-phase spending, Stripe purchases (issue 6)."""
+"""Prepaid gift cards: secure codes, two-phase spending, Stripe purchases."""
 
 from loyalty.hooks import Hooks
 
 
 def init_hooks(hooks: Hooks) -> None:
-    from rewards.giftcards import purchases, service, throttle
+    from rewards.giftcards import purchases, service
     from rewards.giftcards.seed import seed_demo_card
 
     hooks.jobs["expire-holds"] = service.expire_holds
     hooks.jobs["expire-gift-cards"] = service.expire_cards  # after expire-holds: needs none open
-    hooks.jobs["purge-gift-card-lookups"] = throttle.purge_lookup_failures
     hooks.demo_seed.append(seed_demo_card)
     hooks.money_in_currency.append(service.any_cards)
     hooks.member_erased.append(purchases.forget_purchaser)

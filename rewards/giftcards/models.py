@@ -132,21 +132,3 @@ class GiftCardPurchase(Base):
     # The card's code, sealed (see codes.seal) until the storefront collects it, once.
     sealed_code: Mapped[str | None] = mapped_column(String(32))
     code_revealed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-
-
-class GiftCardLookupFailure(Base):
-    """Failed balance lookups per client, shared by every process (see `throttle`)."""
-
-    __tablename__ = "gift_card_lookup_failures"
-    __table_args__ = (Index("ix_gift_card_lookup_failures_client_at", "client", "failed_at"),)
-
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    client: Mapped[str] = mapped_column(String(128))
-    failed_at: Mapped[datetime] = mapped_column(UTCDateTime)
-
-
-class GiftCardLookupLock(Base):
-    __tablename__ = "gift_card_lookup_locks"
-
-    client: Mapped[str] = mapped_column(String(128), primary_key=True)
-    locked_until: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -1,13 +1,11 @@
-import logging
-
-from flask import after_this_request, current_app, request
+from flask import current_app, request
 from flask.views import MethodView
 
+from loyalty.addresses import NotAnAddress, client_key
 from loyalty.audit import record_change
 from loyalty.auth import current_principal, require
 from loyalty.extensions import Blueprint, db
 from loyalty.program.service import get_program
-from loyalty.ratelimit import limit
 from loyalty.schemas import EmptySchema
 from loyalty.types import utcnow
 from rewards.giftcards import codes, purchases, service, throttle
@@ -32,8 +30,6 @@ from rewards.giftcards.schemas import (
     StripeWebhookResultSchema,
 )
 
-log = logging.getLogger(__name__)
-
 blp = Blueprint("gift_cards", __name__, url_prefix="/v1/gift-cards", description="Gift cards")
 holds_blp = Blueprint(
     "gift_card_holds", __name__, url_prefix="/v1/gift-card-holds", description="Gift card holds"
@@ -43,9 +39,21 @@ webhooks_blp = Blueprint(
 )
 
 
-def _caller_ip() -> str:
-    """The client a lookup is counted against (behind a proxy: configure it to set the peer)."""
-    return request.remote_addr or "127.0.0.1"
+def _guard(data: dict) -> throttle.CodeGuard:
+    """The counts a request that takes a code runs against: per shopper (the `ip` the
+    storefront forwards, else the caller's own address), per card and per API key."""
+    address = data.get("ip") or request.remote_addr or "127.0.0.1"
+    try:
+        shopper = client_key(address)
+    except NotAnAddress:  # a peer address the server gave us, in a form we do not read
+        shopper = address
+    return throttle.CodeGuard(
+        current_app.config,
+        data["code"],
+        _secrets(),
+        shopper=shopper,
+        api_key=current_principal().id,
+    )
 
 
 def _secrets() -> list[str]:
@@ -68,31 +76,6 @@ def gateway() -> PaymentGateway:
             config["STRIPE_API_KEY"], config["STRIPE_WEBHOOK_SECRETS"], config["STRIPE_API_BASE"]
         )
     return current_app.extensions["giftcards.gateway"]
-
-
-def _commit_after_rollback(write) -> None:
-    """Run `write` after the failed request's transaction has rolled back, and commit it."""
-
-    @after_this_request
-    def _persist(response):
-        db.session.rollback()
-        try:
-            write()
-        except Exception:  # the 404 still stands; losing one failure count is not worth a 500
-            db.session.rollback()
-            log.exception("could not record a failed gift card lookup")
-        return response
-
-
-def lockout():
-    url = current_app.config.get("REDIS_URL")
-    if not url:
-        return throttle.DatabaseLockout(db.session, _commit_after_rollback)
-    if "giftcards.redis" not in current_app.extensions:
-        import redis
-
-        current_app.extensions["giftcards.redis"] = redis.Redis.from_url(url)
-    return throttle.RedisLockout(current_app.extensions["giftcards.redis"])
 
 
 @blp.route("")
@@ -167,14 +150,11 @@ class Adjustments(MethodView):
 @blp.route("/lookup")
 class Lookup(MethodView):
     @require("storefront")
-    @limit("giftcard-lookup", _caller_ip, limits=f"{throttle.LOOKUPS_PER_MINUTE} per minute")
     @blp.arguments(GiftCardCodeSchema)
     @blp.response(200, GiftCardLookupResultSchema)
     def post(self, data):
         """Balance by code. Anything but a live card is the same 404, and counts as a failure."""
-        return service.lookup(
-            db.session, lockout(), _caller_ip(), data["code"], _secrets(), utcnow()
-        )
+        return service.lookup(db.session, _guard(data), data["code"], _secrets(), utcnow())
 
 
 @blp.route("/holds")
@@ -183,8 +163,10 @@ class Holds(MethodView):
     @blp.arguments(GiftCardHoldCreateSchema)
     @blp.response(201, GiftCardHoldSchema)
     def post(self, data):
+        """Reserve an amount on a card; its code is counted as a lookup's is."""
         return service.create_hold(
             db.session,
+            guard=_guard(data),
             code_text=data["code"],
             amount=data["amount"],
             order_id=data["order_id"],

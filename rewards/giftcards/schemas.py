@@ -1,5 +1,6 @@
 from marshmallow import fields, validate
 
+from loyalty.addresses import IPAddress
 from loyalty.schemas import (
     MAX_MONEY,
     AwareDateTime,
@@ -89,6 +90,12 @@ class GiftCardAdjustmentSchema(StrictSchema):
 
 class GiftCardCodeSchema(StrictSchema):
     code = Id(required=True)
+    ip = IPAddress(
+        metadata={
+            "description": "The shopper's address, forwarded by the storefront: limits count"
+            " per shopper, not per storefront server"
+        }
+    )
 
 
 class GiftCardLookupResultSchema(StrictSchema):
@@ -104,6 +111,12 @@ class GiftCardHoldCreateSchema(StrictSchema):
     amount = PositiveMoney(required=True)
     order_id = Id(required=True)
     expires_in = fields.Integer(strict=True, validate=validate.Range(1, MAX_HOLD_SECONDS))
+    ip = IPAddress(
+        metadata={
+            "description": "The shopper's address, forwarded by the storefront: limits count"
+            " per shopper, not per storefront server"
+        }
+    )
 
 
 class GiftCardHoldCardSchema(StrictSchema):

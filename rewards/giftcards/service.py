@@ -166,13 +166,18 @@ def find_live_card(
     return card
 
 
-def lookup(session: Session, lockout, client: str, code_text: str, secrets, now) -> dict:
-    """Balance check by code. Refused while `client` is locked out; a miss counts against it."""
-    lockout.check(client, now)
+def _no_live_card(guard) -> NotFound:
+    """The one answer to any code that is not a live card, wherever a code is taken."""
+    guard.failed()
+    return NotFound("No live gift card has this code.")
+
+
+def lookup(session: Session, guard, code_text: str, secrets, now) -> dict:
+    """Balance check by code, within `guard`'s counts (rewards/giftcards/throttle.py)."""
+    guard.check()
     card = find_live_card(session, code_text, secrets, now)
     if card is None:
-        lockout.record_failure(client, now)
-        raise NotFound("No live gift card has this code.")
+        raise _no_live_card(guard)
     view = card_view(card, now)
     return {key: view[key] for key in ("last4", "balance", "currency", "status", "expires_at")}
 
@@ -282,6 +287,7 @@ def _refresh(session: Session, card: GiftCard) -> GiftCard:
 def create_hold(
     session: Session,
     *,
+    guard,
     code_text: str,
     amount: int,
     order_id: str,
@@ -290,9 +296,10 @@ def create_hold(
     actor: str,
     expires_in: int = DEFAULT_HOLD_SECONDS,
 ) -> dict:
+    guard.check()
     card = find_live_card(session, code_text, secrets, now)
     if card is None:
-        raise NotFound("No live gift card has this code.")
+        raise _no_live_card(guard)
     reserved = session.execute(
         update(GiftCard)
         .where(
@@ -307,7 +314,7 @@ def create_hold(
     _refresh(session, card)
     if reserved.rowcount != 1:
         if not is_live(card, now):
-            raise NotFound("No live gift card has this code.")
+            raise _no_live_card(guard)
         raise InsufficientFunds(
             f"The card has {card.balance} available; {amount} was asked.",
             available=card.balance,

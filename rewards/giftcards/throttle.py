@@ -1,118 +1,90 @@
-"""Lookup lockout: too many failed balance checks from one client lock it out for a while.
+"""Guessing gift card codes: every request that takes a code is counted, and misses lock out.
 
-The counts must be shared by every process and machine, so they live in Redis when `REDIS_URL`
-is set and in the database otherwise — never in one process's memory. (The plain per-minute
-cap on lookups is `loyalty.ratelimit`'s, on its own storage; see routes.)
+Every endpoint that takes a code (lookup, holds) shares one allowance and one failure count,
+each kept three ways: per shopper address (the `ip` the storefront forwards, else the caller's
+own), per card (the code's keyed hash, as the database stores it, never the code) and per API
+key (a store-wide ceiling, far higher, against guesses spread over many addresses). Any code
+that is not a live card (unknown, malformed, disabled, expired) is a failure on all three; a
+failure count that reaches its maximum within the window locks that address, card or key out
+of every such endpoint for the lockout time: 429 `rate-limited` with `Retry-After`.
+
+Counted by `loyalty.ratelimit` as `shared` limits: in Redis when configured, else in the
+database; never in one process's memory.
 """
 
-import math
-import uuid
-from datetime import datetime, timedelta
+from dataclasses import dataclass
 
-from sqlalchemy import delete, func, select, update
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
-
+from loyalty.codes import normalize_code
 from loyalty.errors import RateLimited
-from rewards.giftcards.models import GiftCardLookupFailure, GiftCardLookupLock
-
-LOOKUPS_PER_MINUTE = 30
-MAX_FAILURES = 10
-FAILURE_WINDOW = timedelta(minutes=15)
-LOCKOUT = timedelta(minutes=15)
+from loyalty.ratelimit import RateLimiter, limiter
+from rewards.giftcards import codes
 
 
-def _locked(seconds: float) -> RateLimited:
-    return RateLimited(
-        "Too many failed gift card lookups; try again later.",
-        retry_after=max(1, math.ceil(seconds)),
+@dataclass(frozen=True)
+class Subject:
+    """One of the three things counted, with its own allowance, failures and lock."""
+
+    kind: str  # "shopper" | "card" | "key"
+    id: str
+    requests: RateLimiter
+    failures: RateLimiter
+    lock: RateLimiter
+
+
+def _subject(config, kind: str, id_: str, per_minute: int, max_failures: int) -> Subject:
+    window, lockout = (
+        config["GIFT_CARD_FAILURE_WINDOW_MINUTES"],
+        config["GIFT_CARD_LOCKOUT_MINUTES"],
+    )
+    return Subject(
+        kind,
+        id_,
+        requests=limiter(f"{per_minute} per minute", "gift-card-codes", shared=True),
+        failures=limiter(f"{max_failures} per {window} minutes", "gift-card-misses", shared=True),
+        lock=limiter(f"1 per {lockout} minutes", "gift-card-lock", shared=True),
     )
 
 
-class DatabaseLockout:
-    """Failures as rows. A failed lookup answers 404 and its transaction rolls back, so the
-    failure is written after that rollback, in its own commit (`defer` runs it then)."""
+class CodeGuard:
+    """The counts one request that takes a gift card code runs against: `check()` before the
+    code is looked at, `failed()` when it is not a live card."""
 
-    def __init__(self, session: Session, defer):
-        self.session = session
-        self.defer = defer
+    def __init__(self, config, code_text: str, secrets: list[str], *, shopper: str, api_key: str):
+        # The stored hash for a real code, and a hash all the same for anything else typed: a
+        # code that is no card's is counted exactly as one that is.
+        card = codes.code_hash(normalize_code(code_text), secrets[-1])
+        per_minute = config["GIFT_CARD_LOOKUPS_PER_MINUTE"]
+        failures = config["GIFT_CARD_MAX_FAILURES"]
+        self.subjects = [
+            _subject(config, "shopper", shopper, per_minute, failures),
+            _subject(config, "card", card, per_minute, failures),
+            _subject(
+                config,
+                "key",
+                api_key,
+                config["GIFT_CARD_KEY_LOOKUPS_PER_MINUTE"],
+                config["GIFT_CARD_KEY_MAX_FAILURES"],
+            ),
+        ]
 
-    def check(self, client: str, now: datetime) -> None:
-        until = self.session.scalar(
-            select(GiftCardLookupLock.locked_until).where(GiftCardLookupLock.client == client)
-        )
-        if until is not None and until > now:
-            raise _locked((until - now).total_seconds())
-
-    def record_failure(self, client: str, now: datetime) -> None:
-        self.defer(lambda: self.write_failure(client, now))
-
-    def write_failure(self, client: str, now: datetime) -> None:
-        session = self.session
-        session.add(GiftCardLookupFailure(client=client, failed_at=now))
-        session.flush()
-        recent = session.scalar(
-            select(func.count()).where(
-                GiftCardLookupFailure.client == client,
-                GiftCardLookupFailure.failed_at > now - FAILURE_WINDOW,
+    def check(self) -> None:
+        """Refuse while any of the three is locked out or out of allowance; else count this."""
+        locked = [s for s in self.subjects if not s.lock.test(s.kind, s.id)]
+        if locked:
+            raise RateLimited(
+                "Too many gift card codes that are not live cards; try again later.",
+                retry_after=max(1, *(s.lock.resets_in(s.kind, s.id) for s in locked)),
             )
-        )
-        if recent >= MAX_FAILURES:
-            self._lock(client, now + LOCKOUT)
-        session.commit()
-
-    def _lock(self, client: str, until: datetime) -> None:
-        session = self.session
-        changed = session.execute(
-            update(GiftCardLookupLock)
-            .where(GiftCardLookupLock.client == client)
-            .values(locked_until=until),
-            execution_options={"synchronize_session": False},
-        )
-        if changed.rowcount:
-            return
-        try:
-            with session.begin_nested():
-                session.add(GiftCardLookupLock(client=client, locked_until=until))
-                session.flush()
-        except IntegrityError:
-            pass  # a concurrent failure locked it a moment ago: locked either way
-
-
-def purge_lookup_failures(session: Session, now: datetime, batch_size: int, progress=None) -> int:
-    """Forget failures and locks that no longer count."""
-    removed = session.execute(
-        delete(GiftCardLookupFailure).where(GiftCardLookupFailure.failed_at <= now - FAILURE_WINDOW)
-    ).rowcount
-    removed += session.execute(
-        delete(GiftCardLookupLock).where(GiftCardLookupLock.locked_until <= now)
-    ).rowcount
-    session.commit()
-    return removed
-
-
-class RedisLockout:
-    """Failures in a sorted set per client (a sliding window); the lock is a key with a TTL."""
-
-    def __init__(self, redis, prefix: str = "loyalty:gift-card-lookup:"):
-        self.redis = redis
-        self.prefix = prefix
-
-    def check(self, client: str, now: datetime) -> None:
-        ttl_ms = self.redis.pttl(f"{self.prefix}lock:{client}")
-        if ttl_ms and ttl_ms > 0:
-            raise _locked(ttl_ms / 1000)
-
-    def record_failure(self, client: str, now: datetime) -> None:
-        key, stamp = f"{self.prefix}fail:{client}", now.timestamp()
-        window = int(FAILURE_WINDOW.total_seconds())
-        pipe = self.redis.pipeline()
-        pipe.zadd(key, {uuid.uuid4().hex: stamp})
-        pipe.zremrangebyscore(key, "-inf", stamp - window)
-        pipe.zcard(key)
-        pipe.expire(key, window)
-        recent = pipe.execute()[2]
-        if recent >= MAX_FAILURES:
-            self.redis.set(
-                f"{self.prefix}lock:{client}", "1", ex=int(LOCKOUT.total_seconds()), nx=True
+        spent = [s for s in self.subjects if not s.requests.hit(s.kind, s.id)]
+        if spent:
+            raise RateLimited(
+                "Too many gift card requests; try again later.",
+                retry_after=max(1, *(s.requests.resets_in(s.kind, s.id) for s in spent)),
             )
+
+    def failed(self) -> None:
+        """A code that is not a live card: a failure for each; a full count locks it out."""
+        for s in self.subjects:
+            s.failures.hit(s.kind, s.id)
+            if not s.failures.test(s.kind, s.id):
+                s.lock.hit(s.kind, s.id)

@@ -55,6 +55,10 @@ def from_environment(instance_path: str, env: dict | None = None) -> dict:
         # Per widget token's member on /v1/me (`limits` syntax, e.g. "120/minute;1000/hour").
         "WIDGET_RATE_LIMIT": env.get("WIDGET_RATE_LIMIT", "120/minute"),
         "WIDGET_REDEEM_RATE_LIMIT": env.get("WIDGET_REDEEM_RATE_LIMIT", "10/minute"),
+        # Share link visits (`GET /r/<code>`) per client (IPv4 address or IPv6 /64), and the
+        # window in which one client's repeat visits of one link are one click (0: none).
+        "REFERRAL_CLICK_RATE_LIMIT": env.get("REFERRAL_CLICK_RATE_LIMIT", "30/minute"),
+        "REFERRAL_CLICK_DEDUP_SECONDS": int(env.get("REFERRAL_CLICK_DEDUP_SECONDS", "1800")),
         "IDEMPOTENCY_KEY_TTL_HOURS": int(env.get("IDEMPOTENCY_KEY_TTL_HOURS", "48")),
         "JOB_BATCH_SIZE": int(env.get("JOB_BATCH_SIZE", "5000")),
         # Larger request bodies are refused (413) before they are read. An order.paid at the

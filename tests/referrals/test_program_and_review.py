@@ -23,6 +23,9 @@ DEFAULTS = {
     "max_conversions_per_referrer_30d": 10,
     "max_claims_per_ip_7d": 5,
     "attribution_days": 30,
+    "min_order_amount": 1,
+    "reward_hold_days": 14,
+    "missing_ip": "review",
 }
 
 

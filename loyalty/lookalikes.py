@@ -16,9 +16,6 @@ script with characters made to pass for Latin — for the fraud rules to send to
 import unicodedata
 from functools import cache
 
-import idna
-from confusable_homoglyphs import categories, confusables
-
 GMAIL_DOMAINS = {"gmail.com", "googlemail.com"}
 LATIN = "LATIN"
 
@@ -30,10 +27,29 @@ def fold(text: str) -> str:
     return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).casefold())
 
 
+# The IDNA and confusables tables cost about 12 MB and 0.3 s to load: only text that is not
+# ASCII loads them, so a process that never sees any never pays.
+
+
+@cache
+def _idna():
+    import idna
+
+    return idna
+
+
+@cache
+def _confusables():
+    from confusable_homoglyphs import categories, confusables
+
+    return categories, confusables
+
+
 def _ascii_domain(domain: str) -> str:
     """The domain's IDNA form; a domain IDNA refuses (it can take no mail) stays as folded."""
     if domain.isascii():
         return domain
+    idna = _idna()
     try:
         return idna.encode(domain, uts46=True).decode("ascii")
     except idna.IDNAError:
@@ -43,6 +59,7 @@ def _ascii_domain(domain: str) -> str:
 def _unicode_domain(domain: str) -> str:
     if "xn--" not in domain:
         return domain
+    idna = _idna()
     try:
         return idna.decode(domain)
     except idna.IDNAError:
@@ -64,7 +81,10 @@ def normalize_email(email: str | None) -> str | None:
 @cache
 def _latin_lookalike(char: str) -> str:
     """The Latin (preferably ASCII) text `char` is confusable with, or `char` itself."""
-    if char.isascii() or categories.alias(char) == LATIN:
+    if char.isascii():
+        return char
+    categories, confusables = _confusables()
+    if categories.alias(char) == LATIN:
         return char
     found = confusables.confusables_data.get(char) or []
     candidates = [h["c"] for h in found if all(categories.alias(c) in (LATIN, "COMMON")
@@ -102,6 +122,7 @@ def suspicious_email(normalized: str | None) -> bool:
 
 
 def _suspicious_word(word: str) -> bool:
+    categories, _ = _confusables()
     scripts = categories.unique_aliases(word) - {"COMMON"}
     if "INHERITED" in scripts and len(scripts) > 1:
         # A combining mark that NFKC could not fuse into a letter (the dot of `İ` on `i`).
@@ -115,4 +136,4 @@ def suspicious(text: str | None) -> bool:
     if not text or text.isascii():
         return False
     words = fold(text).replace("@", " ").replace(".", " ").split()
-    return any(_suspicious_word(word) for word in words)
+    return any(_suspicious_word(word) for word in words if not word.isascii())

@@ -415,3 +415,17 @@ def test_share_links_are_rate_limited_per_client(client, admin, storefront, app,
     assert visit(client, "NOSUCHCD", "203.0.113.9").status_code == 429  # scanning codes too
     assert visit(client, code, "198.51.100.1").status_code == 302  # another client
     assert db.session.scalar(select(func.count()).select_from(ReferralClick)) == 2
+
+
+def test_approving_an_order_below_a_raised_minimum_is_a_conflict(client, admin, storefront):
+    code = ana(client, admin, storefront)
+    claimed = claim(client, storefront, code, "bea@example.com", ip=None).get_json()
+    order(client, storefront, "bea", email="bea@example.com", amount=3000)
+    settings(client, admin, min_order_amount=3001)
+    response = client.post(f"/v1/referrals/{claimed['referral_id']}/approve", headers=admin)
+    assert response.status_code == 409, response.get_json()
+    assert points(client, storefront, "ana")["pending"] == 0
+    settings(client, admin, min_order_amount=3000)  # near miss: exactly the minimum
+    response = client.post(f"/v1/referrals/{claimed['referral_id']}/approve", headers=admin)
+    assert response.get_json()["status"] == "converted"
+    assert points(client, storefront, "ana")["pending"] == 500

@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import exists, func, or_, select
 from sqlalchemy.orm import Session
 
-from loyalty.addresses import client_key
+from loyalty.addresses import NotAnAddress, client_key
 from loyalty.lookalikes import email_skeleton, fold, skeleton, suspicious, suspicious_email
 from loyalty.members.models import Member
 from loyalty.orders import service as orders
@@ -109,6 +109,25 @@ def _referrer_orders_carry(session: Session, referrer: Member, key: str, value: 
     return bool(
         session.scalar(select(exists().where(_referrer_orders(referrer), attribute == value)))
     )
+
+
+def _key_of(text: str | None) -> str | None:
+    try:
+        return client_key(text)
+    except NotAnAddress:  # stored before addresses were checked
+        return None
+
+
+def same_client_as_referrer(session: Session, referrer: Member, ip: str) -> bool:
+    """Did the referrer order from this client: this IPv4 address, or this IPv6 /64?"""
+    if ":" not in ip:
+        return _referrer_orders_carry(session, referrer, "ip", ip)
+    attribute = Order.attributes["ip"].as_string()
+    seen = session.scalars(
+        select(attribute).where(_referrer_orders(referrer), attribute.like("%:%")).distinct()
+    )
+    key = client_key(ip)
+    return any(_key_of(text) == key for text in seen)
 
 
 def self_referral(session: Session, referrer: Member, friend: Friend) -> str | None:
@@ -213,7 +232,7 @@ def assess(
     cap = settings.max_claims_per_ip_7d
     if count_ip and friend.ip and cap is not None and ip_claims(session, friend.ip_key, now) >= cap:
         return Verdict(LIMIT_REACHED, f"{cap} referrals came from this IP in 7 days.")
-    if friend.ip and _referrer_orders_carry(session, referrer, "ip", friend.ip):
+    if friend.ip and same_client_as_referrer(session, referrer, friend.ip):
         verdict.flags.append(SAME_IP_AS_REFERRER)
     if confusable_email(referrer, friend):
         verdict.flags.append(CONFUSABLE_EMAIL)

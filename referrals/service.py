@@ -457,8 +457,9 @@ def _effect(ctx, referral: Referral | None, status: str, **extra) -> None:
 
 class ReferralConversion:
     """Order handler: the friend's first paid order converts the referral (creating it first
-    when the order carries a `referral_code` and the friend never claimed); a full refund
-    before the reward matures cancels the reward."""
+    when the order carries a `referral_code` and the friend never claimed) if its net eligible
+    spend reaches the program's minimum; a refund taking it below that before the reward
+    matures reverses the rewards."""
 
     def paid(self, ctx) -> None:
         member, order = ctx.member, ctx.order

@@ -142,6 +142,21 @@ def test_another_spelling_of_one_address_counts_against_the_ip_cap(
     assert near.status_code == 201, near.get_json()
 
 
+@pytest.mark.parametrize(
+    ("referrer_ip", "friend_ip"),
+    [("203.0.113.5", "::ffff:203.0.113.5"), ("2001:db8::5", "2001:db8::abcd:1")],
+)
+def test_the_referrers_own_client_spelled_otherwise_waits_for_review(
+    client, admin, storefront, referrer_ip, friend_ip
+):
+    code = ana(client, admin, storefront)
+    order(client, storefront, "ana", email="ana@gmail.com", days_ago=20, ip=referrer_ip)
+    response = claim(client, storefront, code, "bea@example.com", ip=friend_ip)
+    reviewed(client, admin, response, "same_ip_as_referrer")
+    near = claim(client, storefront, code, "cleo@example.com", ip="2001:db8:0:9::5")
+    assert near.get_json()["status"] == "claimed", near.get_json()
+
+
 def test_an_order_from_another_spelling_of_a_claimed_ip_is_capped(client, admin, storefront):
     code = ana(client, admin, storefront)
     settings(client, admin, max_claims_per_ip_7d=1)

@@ -72,6 +72,10 @@ def from_environment(instance_path: str, env: dict | None = None) -> dict:
         # spread over many addresses.
         "GIFT_CARD_KEY_LOOKUPS_PER_MINUTE": int(env.get("GIFT_CARD_KEY_LOOKUPS_PER_MINUTE", "600")),
         "GIFT_CARD_KEY_MAX_FAILURES": int(env.get("GIFT_CARD_KEY_MAX_FAILURES", "300")),
+        # Share link visits (`GET /r/<code>`) per client (IPv4 address or IPv6 /64), and the
+        # window in which one client's repeat visits of one link are one click (0: none).
+        "REFERRAL_CLICK_RATE_LIMIT": env.get("REFERRAL_CLICK_RATE_LIMIT", "30/minute"),
+        "REFERRAL_CLICK_DEDUP_SECONDS": int(env.get("REFERRAL_CLICK_DEDUP_SECONDS", "1800")),
         "IDEMPOTENCY_KEY_TTL_HOURS": int(env.get("IDEMPOTENCY_KEY_TTL_HOURS", "48")),
         "JOB_BATCH_SIZE": int(env.get("JOB_BATCH_SIZE", "5000")),
         # Larger request bodies are refused (413) before they are read. An order.paid at the

@@ -1,10 +1,19 @@
 """Fraud rules: each one a stated reason on the referral.
 
 Blocking rules (the referral is refused — 422 on a claim, `rejected` on an order):
-`self_referral`, `already_referred`, `not_new_customer`, `limit_reached`.
+`self_referral`, `already_referred`, `not_new_customer`, `limit_reached` (and `missing_ip`, see
+below).
 Suspicions (the referral waits for an admin in `review`): `same_ip_as_referrer` — the friend
 writes from an IP the referrer's own orders came from. A shared office or household IP is
-common, so it is a reason to look, not to refuse.
+common, so it is a reason to look, not to refuse. `confusable_email`, `confusable_name` — the
+friend's address or name mixes Latin with characters made to pass for it, or looks like the
+referrer's without being it (`аna@gmail.com` with a Cyrillic `а`): maybe someone else, so not
+merged, but not passed either (see `loyalty.lookalikes`). `missing_ip` — a new referral
+without the friend's IP cannot be counted against the per-IP cap; the program's `missing_ip`
+says whether that is refused (the blocking reason `missing_ip`) or reviewed.
+
+IPs arrive canonical (`loyalty.addresses`); the per-IP cap counts `Friend.ip_key`, the IPv4
+address or the IPv6 /64, so another spelling or another address of one /64 is the same client.
 """
 
 from dataclasses import dataclass, field
@@ -13,10 +22,12 @@ from datetime import datetime, timedelta
 from sqlalchemy import exists, func, or_, select
 from sqlalchemy.orm import Session
 
+from loyalty.addresses import NotAnAddress, client_key
+from loyalty.lookalikes import email_skeleton, fold, skeleton, suspicious, suspicious_email
 from loyalty.members.models import Member
 from loyalty.orders import service as orders
 from loyalty.orders.models import Order
-from referrals.models import CONVERTED, REJECTED, Referral, ReferralSettings
+from referrals.models import CONVERTED, REFUSE, REJECTED, Referral, ReferralSettings
 
 SELF_REFERRAL = "self_referral"
 NOT_NEW_CUSTOMER = "not_new_customer"
@@ -24,6 +35,9 @@ ALREADY_REFERRED = "already_referred"
 LIMIT_REACHED = "limit_reached"
 PROGRAM_DISABLED = "program_disabled"
 SAME_IP_AS_REFERRER = "same_ip_as_referrer"
+CONFUSABLE_EMAIL = "confusable_email"
+CONFUSABLE_NAME = "confusable_name"
+MISSING_IP = "missing_ip"  # a suspicion, or the blocking reason under the "refuse" policy
 
 REFERRER_WINDOW = timedelta(days=30)
 IP_WINDOW = timedelta(days=7)
@@ -36,10 +50,14 @@ class Friend:
     email: str | None  # normalized (loyalty.members.service.normalize_email)
     customer_id: str | None = None
     name: str | None = None
-    ip: str | None = None
+    ip: str | None = None  # canonical (loyalty.addresses)
     shipping_address_hash: str | None = None
     payment_fingerprint: str | None = None
     order_pk: int | None = None  # the order being paid now: it does not make the friend "not new"
+
+    @property
+    def ip_key(self) -> str | None:
+        return client_key(self.ip) if self.ip else None
 
 
 @dataclass
@@ -49,11 +67,34 @@ class Verdict:
     flags: list[str] = field(default_factory=list)  # suspicions: send to review
 
 
+def _spelled(name: str) -> str:
+    return " ".join(fold(name).split())
+
+
 def same_name(a: str | None, b: str | None) -> bool:
-    """Case and spacing don't make two people: "ana  LOPEZ" is "Ana Lopez"."""
+    """Case, spacing and compatibility forms don't make two people: "ana  LOPEZ" and the
+    full-width "Ａｎａ Ｌｏｐｅｚ" are "Ana Lopez"."""
     if not a or not b:
         return False
-    return " ".join(a.casefold().split()) == " ".join(b.casefold().split())
+    return _spelled(a) == _spelled(b)
+
+
+def confusable_email(referrer: Member, friend: Friend) -> bool:
+    if not friend.email:
+        return False
+    if suspicious_email(friend.email):
+        return True
+    return email_skeleton(friend.email) == email_skeleton(referrer.email_normalized)
+
+
+def confusable_name(referrer: Member, friend: Friend) -> bool:
+    if not friend.name:
+        return False
+    if suspicious(friend.name):
+        return True
+    return bool(referrer.name) and skeleton(_spelled(friend.name)) == skeleton(
+        _spelled(referrer.name)
+    )
 
 
 def _referrer_orders(referrer: Member):
@@ -68,6 +109,25 @@ def _referrer_orders_carry(session: Session, referrer: Member, key: str, value: 
     return bool(
         session.scalar(select(exists().where(_referrer_orders(referrer), attribute == value)))
     )
+
+
+def _key_of(text: str | None) -> str | None:
+    try:
+        return client_key(text)
+    except NotAnAddress:  # stored before addresses were checked
+        return None
+
+
+def same_client_as_referrer(session: Session, referrer: Member, ip: str) -> bool:
+    """Did the referrer order from this client: this IPv4 address, or this IPv6 /64?"""
+    if ":" not in ip:
+        return _referrer_orders_carry(session, referrer, "ip", ip)
+    attribute = Order.attributes["ip"].as_string()
+    seen = session.scalars(
+        select(attribute).where(_referrer_orders(referrer), attribute.like("%:%")).distinct()
+    )
+    key = client_key(ip)
+    return any(_key_of(text) == key for text in seen)
 
 
 def self_referral(session: Session, referrer: Member, friend: Friend) -> str | None:
@@ -129,10 +189,10 @@ def referrer_conversions(session: Session, referrer_id: int, now: datetime) -> i
     )
 
 
-def ip_claims(session: Session, ip: str, now: datetime) -> int:
+def ip_claims(session: Session, ip_key: str, now: datetime) -> int:
     return session.scalar(
         select(func.count(Referral.id)).where(
-            Referral.ip == ip,
+            Referral.ip_key == ip_key,
             Referral.status != REJECTED,
             Referral.created_at > now - IP_WINDOW,
         )
@@ -164,10 +224,18 @@ def assess(
     cap = settings.max_conversions_per_referrer_30d
     if cap is not None and referrer_conversions(session, referrer.id, now) >= cap:
         return Verdict(LIMIT_REACHED, f"The referrer reached {cap} conversions in 30 days.")
-    cap = settings.max_claims_per_ip_7d
-    if count_ip and friend.ip and cap is not None and ip_claims(session, friend.ip, now) >= cap:
-        return Verdict(LIMIT_REACHED, f"{cap} referrals came from this IP in 7 days.")
     verdict = Verdict()
-    if friend.ip and _referrer_orders_carry(session, referrer, "ip", friend.ip):
+    if count_ip and friend.ip is None:
+        if settings.missing_ip == REFUSE:
+            return Verdict(MISSING_IP, "The friend's IP address is required.")
+        verdict.flags.append(MISSING_IP)
+    cap = settings.max_claims_per_ip_7d
+    if count_ip and friend.ip and cap is not None and ip_claims(session, friend.ip_key, now) >= cap:
+        return Verdict(LIMIT_REACHED, f"{cap} referrals came from this IP in 7 days.")
+    if friend.ip and same_client_as_referrer(session, referrer, friend.ip):
         verdict.flags.append(SAME_IP_AS_REFERRER)
+    if confusable_email(referrer, friend):
+        verdict.flags.append(CONFUSABLE_EMAIL)
+    if confusable_name(referrer, friend):
+        verdict.flags.append(CONFUSABLE_NAME)
     return verdict

@@ -12,6 +12,8 @@ REVIEW, CLAIMED, CONVERTED, REJECTED = "review", "claimed", "converted", "reject
 REWARDED = "rewarded"
 STATUSES = (REVIEW, CLAIMED, CONVERTED, REJECTED)
 REWARD_PENDING, REWARD_EARNED, REWARD_CANCELED = "pending", "earned", "canceled"
+MISSING_IP_POLICIES = REFUSE, SEND_TO_REVIEW = ("refuse", "review")
+USER_AGENT_MAX = 300  # what is kept of a user agent (the columns' size)
 
 
 class ReferralSettings(Base):
@@ -33,6 +35,9 @@ class ReferralSettings(Base):
         CheckConstraint("max_conversions_per_referrer_30d >= 0", name="referrer_cap_not_negative"),
         CheckConstraint("max_claims_per_ip_7d >= 0", name="ip_cap_not_negative"),
         CheckConstraint("attribution_days > 0", name="attribution_days_positive"),
+        CheckConstraint("min_order_amount > 0", name="min_order_amount_positive"),
+        CheckConstraint("reward_hold_days > 0", name="reward_hold_days_positive"),
+        CheckConstraint("missing_ip IN ('refuse', 'review')", name="missing_ip"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -53,6 +58,14 @@ class ReferralSettings(Base):
     max_claims_per_ip_7d: Mapped[int | None] = mapped_column(Integer, default=5)
     # How long the signed click token of a share link attributes a claim to that click.
     attribution_days: Mapped[int] = mapped_column(Integer, default=30)
+    # A friend's first order converts only with at least this much net eligible spend (minor
+    # units: no gift cards, tax or shipping; refunds deducted, and re-checked on each refund).
+    min_order_amount: Mapped[int] = mapped_column(BigInteger, default=1)
+    # The referrer's reward stays pending at least this long, even if order points mature at
+    # once (program pending_days = 0): a refund inside it still takes the reward back.
+    reward_hold_days: Mapped[int] = mapped_column(Integer, default=14)
+    # A new referral without the friend's IP: "refuse" it, or send it to "review".
+    missing_ip: Mapped[str] = mapped_column(String(8), default=SEND_TO_REVIEW)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
@@ -67,12 +80,21 @@ class ReferralCode(Base):
 
 
 class ReferralClick(Base):
+    """One visit of a share link per client (IPv4 address or IPv6 /64) and dedup window: more
+    visits in the same window are the same click (the unique index drops them)."""
+
     __tablename__ = "referral_clicks"
-    __table_args__ = (Index("ix_referral_clicks_member_id_id", "member_id", "id"),)
+    __table_args__ = (
+        Index("ix_referral_clicks_member_id_id", "member_id", "id"),
+        Index("ix_referral_clicks_dedup", "member_id", "client_key", "dedup_window", unique=True),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     member_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("members.id"))
-    ip: Mapped[str | None] = mapped_column(String(64))
+    ip: Mapped[str | None] = mapped_column(String(64))  # canonical (loyalty.addresses)
+    client_key: Mapped[str | None] = mapped_column(String(64))
+    # The number of the REFERRAL_CLICK_DEDUP_SECONDS window the click fell in (epoch based).
+    dedup_window: Mapped[int | None] = mapped_column(BigInteger)
     user_agent: Mapped[str | None] = mapped_column(String(300))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -94,7 +116,7 @@ class Referral(Base):
         ),
         Index("ix_referrals_referrer_id_id", "referrer_id", "id"),
         Index("ix_referrals_referrer_id_converted_at", "referrer_id", "converted_at"),
-        Index("ix_referrals_ip_created_at", "ip", "created_at"),
+        Index("ix_referrals_ip_key_created_at", "ip_key", "created_at"),
         Index("ix_referrals_status_id", "status", "id"),
         Index("ix_referrals_reward_state_matures_at", "reward_state", "reward_matures_at"),
     )
@@ -107,7 +129,8 @@ class Referral(Base):
     friend_email: Mapped[str | None] = mapped_column(String(320), unique=True)  # normalized
     friend_customer_id: Mapped[str | None] = mapped_column(String(128), unique=True)
     friend_name: Mapped[str | None] = mapped_column(String(200))
-    ip: Mapped[str | None] = mapped_column(String(64))
+    ip: Mapped[str | None] = mapped_column(String(64))  # canonical (loyalty.addresses)
+    ip_key: Mapped[str | None] = mapped_column(String(64))  # what the per-IP cap counts
     user_agent: Mapped[str | None] = mapped_column(String(300))
     click_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("referral_clicks.id"))
     # Why it waits for review (suspicions) / why it was refused (one stated reason).

@@ -1,11 +1,13 @@
 from flask import Blueprint as FlaskBlueprint
-from flask import redirect, request
+from flask import current_app, redirect, request
 from flask.views import MethodView
 
+from loyalty.addresses import NotAnAddress, client_key
 from loyalty.audit import record_change
 from loyalty.auth import current_principal, require
 from loyalty.extensions import Blueprint, db
 from loyalty.members.service import get_member
+from loyalty.ratelimit import limit
 from loyalty.schemas import PaginationQuery
 from referrals import service
 from referrals.schemas import (
@@ -25,12 +27,21 @@ blp = Blueprint("referrals", __name__, url_prefix="/v1", description="Referral p
 links = FlaskBlueprint("referral_links", __name__)
 
 
+def _visitor() -> str:
+    try:
+        return client_key(request.remote_addr)
+    except NotAnAddress:
+        return service.UNKNOWN_CLIENT
+
+
 @links.get("/r/<string:code>")
+@limit("referral-click", _visitor, config_key="REFERRAL_CLICK_RATE_LIMIT")
 def follow(code):
     """A share link: record the click, send the visitor to the landing page with the code."""
     url = service.follow_link(
-        db.session, code, request.remote_addr, request.headers.get("User-Agent")
-    )
+        db.session, code, request.remote_addr, request.headers.get("User-Agent"),
+        dedup_seconds=current_app.config["REFERRAL_CLICK_DEDUP_SECONDS"],
+    )  # fmt: skip
     return redirect(url, 302)
 
 

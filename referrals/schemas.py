@@ -1,5 +1,6 @@
 from marshmallow import ValidationError, fields, validate, validates_schema
 
+from loyalty.addresses import IPAddress
 from loyalty.schemas import (
     MAX_POINTS,
     Id,
@@ -11,7 +12,7 @@ from loyalty.schemas import (
     Text,
     Whole,
 )
-from referrals.models import REWARDED, STATUSES
+from referrals.models import MISSING_IP_POLICIES, REWARDED, STATUSES
 
 REWARD_KINDS = ("amount_off", "percent_off", "free_shipping", "free_product")
 
@@ -61,6 +62,12 @@ class ReferralProgramSchema(StrictSchema):
     max_conversions_per_referrer_30d = _cap(required=True)
     max_claims_per_ip_7d = _cap(required=True)
     attribution_days = fields.Integer(strict=True, validate=validate.Range(1, 365))
+    # Net eligible spend (minor units) a friend's first order needs to convert, and keep.
+    min_order_amount = PositiveMoney()
+    # Days the referrer's reward stays pending at least, whatever the program's pending_days.
+    reward_hold_days = fields.Integer(strict=True, validate=validate.Range(1, 3650))
+    # A new referral without the friend's IP is refused, or waits for review.
+    missing_ip = fields.String(validate=validate.OneOf(MISSING_IP_POLICIES))
 
 
 class ReferralProgramUpdateSchema(ReferralProgramSchema):
@@ -75,7 +82,7 @@ class ClaimSchema(StrictSchema):
     email = fields.Email(required=True, validate=validate.Length(max=320))
     customer_id = Id()
     name = Text(200)
-    ip = Text(64)
+    ip = IPAddress()
     user_agent = Text(300)
     # The signed `click` parameter the share link put on the landing page URL, if forwarded.
     click = Text(500)

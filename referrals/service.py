@@ -9,10 +9,13 @@ commits. Rewards for people are reward codes from `rewards.catalog` and points f
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from loyalty import erasure, ledger, webhooks
+from loyalty.addresses import NotAnAddress, canonical_ip, client_key
 from loyalty.audit import record_change
 from loyalty.codes import normalize_code, random_code
 from loyalty.errors import Conflict, NotFound, ReferralRejected, ValidationFailed
@@ -35,6 +38,7 @@ from referrals.models import (
     REWARD_PENDING,
     REWARDED,
     SETTINGS_ID,
+    USER_AGENT_MAX,
     Referral,
     ReferralClick,
     ReferralCode,
@@ -47,6 +51,8 @@ SOURCE = "referral"  # ledger entries and reward codes name the referral that ca
 ADMIN_REJECTED = "rejected_by_admin"
 ORDER_REFUNDED = "order_refunded"
 REFERRER_ERASED = "referrer_erased"
+BELOW_MINIMUM = "order_below_minimum"
+UNKNOWN_CLIENT = "unknown"  # clicks whose address the server could not read share one key
 
 
 # --- settings ---------------------------------------------------------------------------------
@@ -79,6 +85,9 @@ def settings_view(settings: ReferralSettings) -> dict:
         "max_conversions_per_referrer_30d": settings.max_conversions_per_referrer_30d,
         "max_claims_per_ip_7d": settings.max_claims_per_ip_7d,
         "attribution_days": settings.attribution_days,
+        "min_order_amount": settings.min_order_amount,
+        "reward_hold_days": settings.reward_hold_days,
+        "missing_ip": settings.missing_ip,
     }
 
 
@@ -91,6 +100,9 @@ def update_settings(session: Session, changes: dict) -> ReferralSettings:
         "max_conversions_per_referrer_30d",
         "max_claims_per_ip_7d",
         "attribution_days",
+        "min_order_amount",
+        "reward_hold_days",
+        "missing_ip",
     ):
         if name in changes:
             setattr(settings, name, changes[name])
@@ -176,18 +188,52 @@ def find_code(session: Session, text: str) -> ReferralCode:
     return row
 
 
-def follow_link(session: Session, code_text: str, ip: str | None, user_agent: str | None) -> str:
-    """`GET /r/<code>`: record the click, return where to send the visitor."""
+def follow_link(
+    session: Session,
+    code_text: str,
+    ip: str | None,
+    user_agent: str | None,
+    *,
+    dedup_seconds: int,
+    now: datetime | None = None,
+) -> str:
+    """`GET /r/<code>`: record the click, return where to send the visitor.
+
+    One click per code, client (IPv4 address or IPv6 /64) and `dedup_seconds` window: a
+    repeat in the window is the click already recorded (a unique index decides, so there is
+    no read-then-write race); `dedup_seconds` 0 records every visit."""
     code = find_code(session, code_text)
-    click = ReferralClick(
-        member_id=code.member_id,
-        ip=ip[:64] if ip else None,
-        user_agent=user_agent[:300] if user_agent else None,
+    now = now or utcnow()
+    try:
+        address, key = canonical_ip(ip), client_key(ip)
+    except NotAnAddress:
+        address, key = None, UNKNOWN_CLIENT
+    row = {
+        "member_id": code.member_id,
+        "ip": address,
+        "client_key": key,
+        "dedup_window": int(now.timestamp()) // dedup_seconds if dedup_seconds > 0 else None,
+        "user_agent": user_agent[:USER_AGENT_MAX] if user_agent else None,
+        "created_at": now,
+    }
+    insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    clicks = ReferralClick.__table__
+    click_id = session.scalar(
+        insert(clicks)
+        .values(row)
+        .on_conflict_do_nothing(index_elements=["member_id", "client_key", "dedup_window"])
+        .returning(clicks.c.id)
     )
-    session.add(click)
-    session.flush()
+    if click_id is None:
+        click_id = session.scalar(
+            select(ReferralClick.id).where(
+                ReferralClick.member_id == code.member_id,
+                ReferralClick.client_key == key,
+                ReferralClick.dedup_window == row["dedup_window"],
+            )
+        )
     settings = get_settings(session)
-    return links.landing_url(settings.landing_url, code.code, links.sign_click(click.id, code.code))
+    return links.landing_url(settings.landing_url, code.code, links.sign_click(click_id, code.code))
 
 
 # --- claims -----------------------------------------------------------------------------------
@@ -255,6 +301,7 @@ def claim(session: Session, data: dict, *, now: datetime | None = None) -> Refer
         friend_customer_id=friend.customer_id,
         friend_name=friend.name,
         ip=friend.ip,
+        ip_key=friend.ip_key,
         user_agent=data.get("user_agent"),
         click_id=click_id,
         flags=verdict.flags,
@@ -286,9 +333,12 @@ def _reward_referrer(
     referral: Referral,
     occurred_at: datetime,
 ) -> None:
-    """Converted: the referrer's reward, pending for the program's return window."""
-    window = timedelta(days=program.pending_days)
-    pending = program.pending_days > 0
+    """Converted: the referrer's reward, pending for the program's return window or the
+    referral program's own hold, whichever is longer (order points may mature at once, a
+    referral reward still waits for refunds)."""
+    days = max(program.pending_days, settings.reward_hold_days)
+    window = timedelta(days=days)
+    pending = days > 0
     referral.status = CONVERTED
     referral.converted_at = occurred_at
     referral.reward_matures_at = occurred_at + window
@@ -407,8 +457,9 @@ def _effect(ctx, referral: Referral | None, status: str, **extra) -> None:
 
 class ReferralConversion:
     """Order handler: the friend's first paid order converts the referral (creating it first
-    when the order carries a `referral_code` and the friend never claimed); a full refund
-    before the reward matures cancels the reward."""
+    when the order carries a `referral_code` and the friend never claimed) if its net eligible
+    spend reaches the program's minimum; a refund taking it below that before the reward
+    matures reverses the rewards."""
 
     def paid(self, ctx) -> None:
         member, order = ctx.member, ctx.order
@@ -456,6 +507,7 @@ class ReferralConversion:
                 friend_name=payload.get("name"), ip=payload.get("ip"), flags=[],
                 created_at=ctx.occurred_at,
             )  # fmt: skip
+            referral.ip_key = client_key(referral.ip) if referral.ip else None
         elif referral.status not in (CLAIMED, REVIEW) or referral.order_id is not None:
             return  # converted, rejected, or waiting for review with its order already
         else:
@@ -467,7 +519,7 @@ class ReferralConversion:
             name=payload.get("name")
             or referral.friend_name
             or (ctx.member.name if ctx.member is not None else None),
-            ip=payload.get("ip"),
+            ip=payload.get("ip") or referral.ip,
             shipping_address_hash=payload.get("shipping_address_hash"),
             payment_fingerprint=payload.get("payment_fingerprint"),
             order_pk=order.id,
@@ -476,6 +528,11 @@ class ReferralConversion:
             session, settings, referrer, friend, now=ctx.occurred_at, count_ip=fresh,
             referral_id=referral.id,
         )  # fmt: skip
+        if not verdict.reason and net_spend(order) < settings.min_order_amount:
+            verdict = fraud.Verdict(
+                BELOW_MINIMUM,
+                f"The order's net eligible spend is below {settings.min_order_amount}.",
+            )
         if fresh:
             if verdict.reason == fraud.ALREADY_REFERRED:
                 return _effect(ctx, None, "ignored", reason=verdict.reason)
@@ -506,32 +563,51 @@ class ReferralConversion:
         )  # fmt: skip
 
     def refunded(self, ctx) -> None:
+        """A refund that takes the order's net eligible spend below the program's minimum
+        before the referrer's reward matures takes both rewards back; a referral still in
+        review is rejected."""
         order = ctx.order
-        if order.refunded_amount < order.eligible_amount:
-            return  # a partial refund keeps the reward
         referral = ctx.session.scalars(
             select(Referral)
             .where(Referral.order_id == order.order_id)
             .with_for_update()
             .execution_options(populate_existing=True)
         ).first()
-        if referral is None:
+        if referral is None or referral.status not in (REVIEW, CONVERTED):
             return
+        if net_spend(order) >= get_settings(ctx.session).min_order_amount:
+            return  # what is left of the order still qualifies
         if referral.status == REVIEW:
             referral.status, referral.reason = REJECTED, ORDER_REFUNDED
             return _effect(ctx, referral, REJECTED, reason=ORDER_REFUNDED)
-        if (
-            referral.status == CONVERTED
-            and referral.reward_state == REWARD_PENDING
-            and ctx.occurred_at < referral.reward_matures_at
-        ):
+        if referral.reward_state == REWARD_PENDING and ctx.occurred_at < referral.reward_matures_at:
             cancel_reward(ctx.session, referral, ctx.refund.refund_id, ctx.occurred_at)
-            _effect(ctx, referral, "reward_canceled", reward=reward_view(ctx.session, referral))
+            friend_reward = cancel_friend_reward(ctx.session, referral, ctx.occurred_at)
+            _effect(ctx, referral, "reward_canceled", reward=reward_view(ctx.session, referral),
+                    friend_reward=friend_reward)  # fmt: skip
+
+
+def net_spend(order: Order) -> int:
+    """What the order's buyer really spent: eligible amount (no gift cards, tax or shipping,
+    after discounts) less refunds."""
+    return order.eligible_amount - order.refunded_amount
+
+
+def cancel_friend_reward(session: Session, referral: Referral, at: datetime) -> str | None:
+    """The friend's reward code, canceled if still unused (its status after); a code spent on
+    the refunded order was that order's discount, which the refund already accounts for."""
+    if referral.friend_reward_code_id is None:
+        return None
+    try:
+        return catalog.cancel_redemption(session, referral.friend_reward_code_id, now=at)["status"]
+    except Conflict as exc:  # used, expired, or held by a checkout
+        return exc.extra.get("code_status", "reserved")
 
 
 def cancel_reward(session: Session, referral: Referral, refund_id: str, occurred_at) -> None:
     """Undo a reward that has not matured: a pending entry cancels the pending points (both
-    mature together to a net zero); points that a job already matured are clawed back."""
+    mature together to a net zero); points that a job already matured are clawed back, even
+    if spent (the balance may go below zero)."""
     ledger.lock_member(session, referral.referrer_id)  # serialize with mature-points
     if referral.reward_entry_id is not None:
         entry = session.get(LedgerEntry, referral.reward_entry_id, populate_existing=True)
@@ -608,6 +684,11 @@ def approve(session: Session, referral_id: int, note: str | None, actor: str) ->
         _issue_friend_reward(session, settings, referral)
     else:
         order = session.scalar(select(Order).where(Order.order_id == referral.order_id))
+        if net_spend(order) < settings.min_order_amount:
+            raise Conflict(
+                f"Order {order.order_id!r} is below the program's minimum net spend now; "
+                "reject the referral instead."
+            )
         _reward_referrer(session, get_program(session), settings, referral, order.occurred_at)
     referral.note, referral.decided_by, referral.decided_at = note, actor, utcnow()
     session.flush()

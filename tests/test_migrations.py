@@ -129,7 +129,7 @@ def _sealing_by_0013(url, *, at_head: bool):
     kept = {"event_id": "evt_here", "duplicate": False, "member": {"id": "here"},
             "effects": [converted]}  # fmt: skip
     with app.app_context():
-        (downgrade if at_head else upgrade)(revision="0011")
+        (downgrade if at_head else upgrade)(revision="0012")
         with db.engine.begin() as conn:
             conn.execute(text(
                 "INSERT INTO webhook_endpoints (url, events, secret, created_at)"
@@ -165,7 +165,7 @@ def _sealing_by_0013(url, *, at_head: bool):
         assert answers["evt_gone"] == {**erased, "member": None}
         assert answers["evt_here"]["member"] == {"id": "here"}
         assert answers["evt_here"]["effects"][0]["referrer_id"] is None
-        downgrade(revision="0011")
+        downgrade(revision="0012")
         with db.engine.connect() as conn:
             assert conn.execute(text("SELECT secret FROM webhook_endpoints")).scalar() == secret
             assert conn.execute(text("SELECT body FROM idempotency_keys")).scalar() == reply
@@ -180,3 +180,45 @@ def test_0013_seals_secrets_and_replies_on_sqlite(tmp_path):
 @pytest.mark.postgres
 def test_0013_seals_secrets_and_replies_on_postgresql(pg_template):
     _sealing_by_0013(clone_pg(pg_template, "sealing"), at_head=True)
+def _addresses_after_0012(url, *, at_head: bool):
+    """0012 stores referral IPs in one spelling with the key the per-IP cap counts; text that
+    is no address stays, keyed by itself. The program gets the new settings' defaults."""
+    app = make_app(url)
+    with app.app_context():
+        (downgrade if at_head else upgrade)(revision="0011")
+        with db.engine.begin() as conn:
+            conn.execute(text(
+                "INSERT INTO members (customer_id, enrolled_at, points_available,"
+                " points_pending, points_lifetime) VALUES ('ana', :t, 0, 0, 0)"
+            ), {"t": "2026-01-01 00:00:00+00:00"})  # fmt: skip
+            referrer = conn.execute(text("SELECT id FROM members")).scalar()
+            for n, ip in enumerate(["::ffff:203.0.113.9", "2001:0db8::0001", "not an ip", None]):
+                conn.execute(text(
+                    "INSERT INTO referrals (referrer_id, code, status, source, friend_email, ip,"
+                    " flags, created_at, updated_at) VALUES (:r, 'C', 'claimed', 'claim', :e,"
+                    " :ip, '[]', :t, :t)"
+                ), {"r": referrer, "e": f"f{n}@example.com", "ip": ip,
+                    "t": "2026-01-01 00:00:00+00:00"})  # fmt: skip
+        upgrade(revision="0012")
+        with db.engine.connect() as conn:
+            rows = conn.execute(text("SELECT ip, ip_key FROM referrals ORDER BY id")).all()
+            program = conn.execute(text(
+                "SELECT min_order_amount, reward_hold_days, missing_ip FROM referral_settings"
+            )).one()  # fmt: skip
+        if at_head:
+            upgrade()
+        db.engine.dispose()
+    assert [tuple(r) for r in rows] == [
+        ("203.0.113.9", "203.0.113.9"), ("2001:db8::1", "2001:db8::/64"),
+        ("not an ip", "not an ip"), (None, None),
+    ]  # fmt: skip
+    assert tuple(program) == (1, 14, "review")
+
+
+def test_0012_gives_referral_addresses_one_spelling_on_sqlite(tmp_path):
+    _addresses_after_0012(f"sqlite:///{tmp_path / 'addresses.sqlite3'}", at_head=False)
+
+
+@pytest.mark.postgres
+def test_0012_gives_referral_addresses_one_spelling_on_postgresql(pg_template):
+    _addresses_after_0012(clone_pg(pg_template, "addresses"), at_head=True)

@@ -191,6 +191,7 @@ def test_cohorts_by_referral_and_by_reward(client, admin, storefront, reports):
         lines=[f.line(unit_price=6000)],
         occurred_at=now - timedelta(days=2),
         referral_code=code,
+        ip="198.51.100.20",
     )
     body = client.post("/v1/events", json=friend, headers=storefront).get_json()
     assert [e["status"] for e in body["effects"] if e["kind"] == "referral"] == ["converted"]

@@ -14,24 +14,12 @@ from loyalty.extensions import read_connection, session_started
 from loyalty.fastsql import FastStatement
 from loyalty.hooks import Hooks
 from loyalty.ledger import LedgerEntry
+from loyalty.lookalikes import normalize_email  # noqa: F401 - one rule, used from here too
 from loyalty.members.models import Member
 from loyalty.orders.models import Order
 from loyalty.tiers import service as tiers
 from loyalty.tiers.models import TierChange
 from loyalty.types import UTCDateTime, utcnow
-
-GMAIL_DOMAINS = {"gmail.com", "googlemail.com"}
-
-
-def normalize_email(email: str | None) -> str | None:
-    """One mailbox, one spelling: lower case, no `+tag`, and for Gmail no dots, one domain."""
-    if not email or "@" not in email:
-        return None
-    local, _, domain = email.strip().lower().rpartition("@")
-    local = local.split("+", 1)[0]
-    if domain in GMAIL_DOMAINS:
-        local, domain = local.replace(".", ""), "gmail.com"
-    return f"{local}@{domain}"
 
 
 def find_member(session: Session, customer_id: str, *, lock: bool = False) -> Member | None:

@@ -2,6 +2,7 @@ from datetime import timedelta
 
 from marshmallow import ValidationError, fields, validate, validates_schema
 
+from loyalty.addresses import IPAddress
 from loyalty.schemas import (
     AwareDateTime,
     Currency,
@@ -46,7 +47,7 @@ class OrderSchema(StrictSchema):
     gift_card_holds = fields.List(Id(), load_default=list, validate=validate.Length(max=20))
     shipping_address_hash = Text(128, allow_none=True, load_default=None)
     payment_fingerprint = Text(128, allow_none=True, load_default=None)
-    ip = Text(64, allow_none=True, load_default=None)
+    ip = IPAddress(allow_none=True, load_default=None)
 
 
 class RefundLineSchema(StrictSchema):

@@ -7,7 +7,7 @@ finds a customer's stored answers; answers already stored for members erased bef
 revision lose the member's view (and a converted referral's `referrer_id` naming one).
 
 Revision ID: 0013
-Revises: 0011
+Revises: 0012
 Create Date: 2026-12-06
 """
 
@@ -24,7 +24,7 @@ from flask import current_app, has_app_context
 from loyalty.config import secret_keys
 
 revision = "0013"
-down_revision = "0011"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 

@@ -1,5 +1,6 @@
 """Builders for the referral tests: HTTP calls as a storefront, an admin or a browser make them."""
 
+import itertools
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
@@ -28,13 +29,32 @@ def follow(client, code, ip="203.0.113.9"):
     return query["ref"][0], query["click"][0]
 
 
+_addresses = itertools.count()
+
+
+def new_ip() -> str:
+    """An address no other call used (198.18.0.0/15, the benchmarking range)."""
+    n = next(_addresses)
+    return f"198.{18 + n // 62500 % 2}.{n // 250 % 250}.{n % 250 + 1}"
+
+
+def _with_ip(extra: dict) -> dict:
+    """A storefront forwards the shopper's IP: each call its own unless the test says
+    (`ip=None` leaves it out)."""
+    extra = {"ip": new_ip(), **extra}
+    return {k: v for k, v in extra.items() if not (k == "ip" and v is None)}
+
+
 def claim(client, headers, code, email, **extra):
     return client.post(
-        "/v1/referrals/claim", json={"code": code, "email": email, **extra}, headers=headers
+        "/v1/referrals/claim",
+        json={"code": code, "email": email, **_with_ip(extra)},
+        headers=headers,
     )
 
 
 def order(client, headers, customer_id, *, days_ago=1, amount=5000, **extra):
+    extra = _with_ip(extra)
     event = f.paid(
         customer_id,
         lines=[f.line(unit_price=amount)],

@@ -12,7 +12,7 @@ from referrals.models import Referral
 from referrals.service import SOURCE
 from rewards.catalog.models import RewardCode
 from tests import factories as f
-from tests.referrals.helpers import code_of, enroll
+from tests.referrals.helpers import code_of, enroll, new_ip
 
 pytestmark = [pytest.mark.postgres, pytest.mark.concurrency]
 
@@ -56,10 +56,10 @@ def test_concurrent_first_orders_of_one_friend_convert_once(pg_app, pg_keys):
     client = pg_app.test_client()
     enroll(client, pg_keys["admin"], "ana", "ana@example.com")
     code = code_of(client, pg_keys["storefront"], "ana")
-    response = client.post("/v1/referrals/claim", json={"code": code, "email": "bea@example.com"},
-                           headers=pg_keys["storefront"])  # fmt: skip
+    response = client.post("/v1/referrals/claim", json={"code": code, "email": "bea@example.com",
+                           "ip": "198.51.100.1"}, headers=pg_keys["storefront"])  # fmt: skip
     assert response.status_code == 201
-    events = [f.paid(friend, email=f"{friend}@example.com", referral_code=code)
+    events = [f.paid(friend, email=f"{friend}@example.com", referral_code=code, ip=new_ip())
               for friend in ("bea", "cleo") for _ in range(6)]  # fmt: skip
 
     def send(i):
@@ -100,11 +100,12 @@ def test_a_claim_racing_the_friends_first_order_ends_with_one_referral(pg_app, p
     def send(job):
         kind, friend = job
         if kind == "claim":
-            body = {"code": ana, "email": f"{friend}@example.com", "customer_id": friend}
+            body = {"code": ana, "email": f"{friend}@example.com", "customer_id": friend,
+                    "ip": new_ip()}  # fmt: skip
             response = pg_app.test_client().post("/v1/referrals/claim", json=body,
                                                  headers=storefront)  # fmt: skip
         else:
-            event = f.paid(friend, email=f"{friend}@example.com", referral_code=bob)
+            event = f.paid(friend, email=f"{friend}@example.com", referral_code=bob, ip=new_ip())
             response = pg_app.test_client().post("/v1/events", json=event, headers=storefront)
         return response.status_code, response.get_json()
 
@@ -135,7 +136,8 @@ def test_two_members_who_referred_each_other_order_at_once(pg_app, pg_keys):
         enroll(client, admin, bob, f"{bob}@example.com")
         for friend, referrer in ((ana, bob), (bob, ana)):
             code = code_of(client, storefront, referrer)
-            body = {"code": code, "email": f"{friend}@example.com", "customer_id": friend}
+            body = {"code": code, "email": f"{friend}@example.com", "customer_id": friend,
+                    "ip": new_ip()}  # fmt: skip
             response = client.post("/v1/referrals/claim", json=body, headers=storefront)
             assert response.status_code == 201, response.get_json()
     events = [f.paid(who, email=f"{who}@example.com") for pair in pairs for who in pair]

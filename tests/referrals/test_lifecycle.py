@@ -73,8 +73,8 @@ def test_claim_with_the_same_idempotency_key_replays_the_answer(client, admin, s
     enroll(client, admin, "ana")
     code = code_of(client, storefront, "ana")
     headers = {**storefront, "Idempotency-Key": "claim-1"}
-    first = claim(client, headers, code, "bea@example.com")
-    again = claim(client, headers, code, "bea@example.com")
+    first = claim(client, headers, code, "bea@example.com", ip="198.51.100.1")
+    again = claim(client, headers, code, "bea@example.com", ip="198.51.100.1")
     assert (first.status_code, again.status_code) == (201, 201)
     assert again.get_json() == first.get_json()
     assert again.headers["Idempotent-Replayed"] == "true"

@@ -23,6 +23,9 @@ DEFAULTS = {
     "max_conversions_per_referrer_30d": 10,
     "max_claims_per_ip_7d": 5,
     "attribution_days": 30,
+    "min_order_amount": 1,
+    "reward_hold_days": 14,
+    "missing_ip": "review",
 }
 
 
@@ -30,6 +33,12 @@ def test_fresh_database_has_default_settings(client, admin):
     response = client.get("/v1/referral-program", headers=admin)
     assert response.status_code == 200
     assert response.get_json() == DEFAULTS
+
+
+def test_put_changes_the_abuse_settings(client, admin):
+    changes = {"min_order_amount": 2500, "reward_hold_days": 30, "missing_ip": "refuse"}
+    assert settings(client, admin, **changes) == {**DEFAULTS, **changes}
+    assert client.get("/v1/referral-program", headers=admin).get_json() == {**DEFAULTS, **changes}
 
 
 def test_put_changes_what_is_sent_and_is_audited(client, admin):
@@ -60,6 +69,11 @@ def test_put_changes_what_is_sent_and_is_audited(client, admin):
         {"max_claims_per_ip_7d": -1},
         {"enabled": "yes"},
         {"surprise": True},
+        {"min_order_amount": 0},
+        {"min_order_amount": "100"},
+        {"reward_hold_days": 0},
+        {"missing_ip": "allow"},
+        {"missing_ip": None},
     ],
 )
 def test_bad_settings_are_refused_and_change_nothing(client, admin, body):

@@ -3,6 +3,7 @@ from marshmallow import ValidationError, fields, validate, validates_schema
 from loyalty.schemas import (
     MAX_POINTS,
     Id,
+    MemberId,
     Money,
     PaginationQuery,
     PositiveMoney,
@@ -73,7 +74,7 @@ class ReferralProgramUpdateSchema(ReferralProgramSchema):
 class ClaimSchema(StrictSchema):
     code = Id(required=True)
     email = fields.Email(required=True, validate=validate.Length(max=320))
-    customer_id = Id()
+    customer_id = MemberId()
     name = Text(200)
     ip = Text(64)
     user_agent = Text(300)

@@ -5,8 +5,8 @@ from decimal import Decimal, InvalidOperation
 
 from marshmallow import INCLUDE, RAISE, Schema, ValidationError, fields, validate
 
+from loyalty.cursors import MAX_INT32_ROW_ID, MAX_ROW_ID, cursor_row_id
 from loyalty.cursors import MESSAGE as CURSOR_MESSAGE
-from loyalty.cursors import cursor_row_id
 
 MAX_MONEY = 100_000_000_000
 MAX_POINTS = 1_000_000_000
@@ -153,20 +153,27 @@ class AwareDateTime(fields.AwareDateTime):
         return moment
 
 
-def _a_cursor(value: str) -> None:
-    if value and cursor_row_id(value) is None:
-        raise ValidationError(CURSOR_MESSAGE)
-
-
-def Cursor(**kwargs):  # noqa: N802
+def Cursor(max_row_id: int = MAX_ROW_ID, **kwargs):  # noqa: N802
     """`?cursor=`: a page's `next_cursor`, kept as sent (services decode it); anything that
-    names no row is refused here, with the other query parameters' errors."""
-    return fields.String(load_default=None, validate=[validate.Length(0, 256), _a_cursor], **kwargs)
+    names no row of the list's table is refused here, with the other query parameters'
+    errors."""
+
+    def a_cursor(value: str) -> None:
+        if value and cursor_row_id(value, max_row_id) is None:
+            raise ValidationError(CURSOR_MESSAGE)
+
+    return fields.String(load_default=None, validate=[validate.Length(0, 256), a_cursor], **kwargs)
 
 
 class PaginationQuery(StrictSchema):
     limit = fields.Integer(load_default=50, validate=validate.Range(1, 200))
     cursor = Cursor()
+
+
+class Int32PaginationQuery(PaginationQuery):
+    """For a list of rows with INTEGER ids (tiers, rules, rewards...)."""
+
+    cursor = Cursor(MAX_INT32_ROW_ID)
 
 
 class EmptySchema(StrictSchema):

@@ -1,5 +1,6 @@
 from marshmallow import ValidationError, fields, validate, validates_schema
 
+from loyalty.cursors import MAX_INT32_ROW_ID
 from loyalty.schemas import (
     MAX_POINTS,
     MAX_QUANTITY,
@@ -96,7 +97,7 @@ RewardPageSchema = page_schema(RewardSchema, "RewardPage")
 
 class RewardListQuery(StrictSchema):
     limit = fields.Integer(load_default=50, validate=validate.Range(1, 200))
-    cursor = Cursor()
+    cursor = Cursor(MAX_INT32_ROW_ID)
     active = fields.Boolean(load_default=None, allow_none=True)
 
 

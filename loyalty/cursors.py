@@ -16,6 +16,7 @@ MAX_ROW_ID = 2**63 - 1
 MAX_INT32_ROW_ID = 2**31 - 1
 MESSAGE = "Not a cursor from this API."
 _ROW_ID = re.compile(r"[1-9][0-9]{0,18}")
+_ENCODED = re.compile(r"[A-Za-z0-9_-]{1,28}")  # 19 digits take 26 characters
 
 
 def encode_cursor(value: int) -> str:
@@ -23,12 +24,15 @@ def encode_cursor(value: int) -> str:
 
 
 def cursor_row_id(cursor: str, max_row_id: int = MAX_ROW_ID) -> int | None:
-    """The row id a cursor names, or None if it names none."""
+    """The row id a cursor names, or None if it names none: only the exact text
+    `encode_cursor` gives (base64's decoder would also take padding, stray characters...)."""
+    if not _ENCODED.fullmatch(cursor):
+        return None
     try:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
     except (ValueError, binascii.Error):
         return None
-    if not _ROW_ID.fullmatch(text):
+    if not _ROW_ID.fullmatch(text) or encode_cursor(int(text)) != cursor:
         return None
     value = int(text)
     return value if value <= max_row_id else None

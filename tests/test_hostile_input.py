@@ -75,6 +75,9 @@ BAD_CURSORS = {
     "spaces": b64(" 5"),
     "underscores": b64("1_000"),
     "not base64 digits": "!!!",
+    "padded": encode_cursor(1) + "==",
+    "padding then more": encode_cursor(1) + "==x",
+    "stray bits": "MR",  # decodes to "1" too, but encode_cursor never writes it
     "not ascii": b64("٣"),  # an Arabic-Indic digit, which int() would take
 }
 

@@ -322,10 +322,22 @@ def _judge(response, shape, spot) -> str | None:
     if shape.kind == "cursor":
         if status != 422 or "cursor" not in response.json["errors"].get("query", {}):
             return f"cursor {shape.text!r}: {status} {response.get_data(as_text=True)[:200]}"
-    elif shape.kind == "json":
-        where = shape.where or ".".join(spot[0])
-        if status != 422 or where not in (response.json.get("errors") or {}):
-            return f"expected 422 naming {where}: {status} {response.get_data(as_text=True)[:200]}"
-    elif shape.refused and spot[1] and not 400 <= status < 500:
-        return f"{shape.kind} {shape.text!r} at {spot[0]} was accepted: {status}"
+    elif shape.kind == "json" or (shape.refused and spot[1]):
+        # Refused wherever it is (JSON shapes), or where such a value belongs: a 422 that
+        # names the place, whatever else the generated request got wrong.
+        where = (shape.where,) if shape.where else spot[0]
+        if status != 422 or not _names(response.json.get("errors") or {}, where):
+            text = response.get_data(as_text=True)[:200]
+            return f"{shape.kind} {shape.text[:40]!r}: expected 422 naming {where}: {status} {text}"
     return None
+
+
+def _names(errors: dict, path: tuple) -> bool:
+    """Do these errors name `path`, as one dotted key or as nested fields?"""
+    if ".".join(path) in errors:
+        return True
+    for key in path:
+        if not isinstance(errors, dict) or key not in errors:
+            return False
+        errors = errors[key]
+    return True

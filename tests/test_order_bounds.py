@@ -12,6 +12,7 @@ from loyalty.inputs import INT64_MAX
 from loyalty.schemas import MAX_POINTS
 from loyalty.tiers.models import TierSpend
 from loyalty.types import MAX_RUNNING_TOTAL
+from rewards.giftcards.models import GiftCard
 from tests import factories as f
 
 LIMIT = 100_000_000_000  # MAX_ORDER_AMOUNT's default
@@ -162,3 +163,18 @@ def test_balances_never_pass_the_running_total_limit(client, admin, storefront, 
         assert response.status_code == 201, response.get_data(as_text=True)
     stored = db.session.scalar(select(getattr(models.Member, column)).where(models.Member.id == pk))
     assert stored == start
+
+
+@pytest.mark.parametrize("balance", [MAX_RUNNING_TOTAL - 99, INT64_MAX - 10])
+def test_gift_card_credits_never_pass_the_running_total_limit(client, admin, balance):
+    card = client.post("/v1/gift-cards", json={"amount": 1, "currency": "USD"}, headers=admin).json
+    moved = {"balance": balance, "adjusted_amount": balance - 1}  # the balance still adds up
+    db.session.execute(update(GiftCard).where(GiftCard.id == card["id"]).values(moved))
+    db.session.commit()
+    path = f"/v1/gift-cards/{card['id']}/adjustments"
+    response = client.post(path, json={"amount": 100, "reason": "goodwill"}, headers=admin)
+    refused(response, "amount")
+    assert db.session.scalar(select(GiftCard.balance).where(GiftCard.id == card["id"])) == balance
+    response = client.post(path, json={"amount": -100, "reason": "correction"}, headers=admin)
+    assert response.status_code == 201, response.get_data(as_text=True)
+    assert response.json["balance"] == balance - 100

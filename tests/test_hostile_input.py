@@ -142,6 +142,14 @@ def member(name: str) -> str:
 HOSTILE_BODIES = {
     "nested 1,000 deep": (member(deep(1000)), ["json"]),
     "objects nested 1,000 deep": (member('{"a":' * 1000 + "1" + "}" * 1000), ["json"]),
+    # The parser recurses before it finds the end missing or the brackets mismatched.
+    "5,000 opened, never closed": (member("[" * 5_000), ["json"]),
+    "5,000 opened, closed wrong": (member("[" * 5_000 + "}" * 5_000), ["json"]),
+    # Brackets inside strings are text: they neither add depth nor take it away.
+    "closing brackets in a string first": (
+        member('"' + "]" * 2_000 + '", "x": ' + deep(1000)),
+        ["json"],
+    ),
     "a 5,000-digit integer": (member("9" * 5000), ["name"]),
     "a 5,000-digit negative integer": (member("-" + "9" * 5000), ["name"]),
     "a lone high surrogate": ('{"id": "c_h\\ud800", "email": "h@example.com"}', ["id"]),

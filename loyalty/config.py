@@ -33,6 +33,18 @@ def secret_keys(env: dict | None = None) -> list[str]:
     return _list(env.get("SECRET_KEYS")) or [DEFAULT_SECRET]
 
 
+def _bounded(env, name: str, default: int, maximum: int) -> int:
+    raw = env.get(name)
+    value = default if raw is None or raw.strip() == "" else int(raw)
+    if not 1 <= value <= maximum:
+        raise ConfigError(f"{name} must be between 1 and {maximum}, not {value}")
+    return value
+
+
+def _positive(env, name: str, default: int) -> int:
+    return _bounded(env, name, default, 10**6)
+
+
 def default_database_url(instance_path: str) -> str:
     Path(instance_path).mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{Path(instance_path) / 'loyalty.sqlite3'}"
@@ -81,6 +93,14 @@ def from_environment(instance_path: str, env: dict | None = None) -> dict:
         # Larger request bodies are refused (413) before they are read. An order.paid at the
         # schema's limits (500 lines) is about 200 KB.
         "MAX_CONTENT_LENGTH": int(env.get("MAX_BODY_BYTES", str(1024 * 1024))),
+        # JSON bodies: deeper nesting, or an integer of more digits, is a 422 (loyalty/inputs.py).
+        # 20 digits hold every 64-bit integer; our deepest body is about 5 levels.
+        "MAX_JSON_DEPTH": _positive(env, "MAX_JSON_DEPTH", 32),
+        "MAX_JSON_INTEGER_DIGITS": _positive(env, "MAX_JSON_INTEGER_DIGITS", 20),
+        # The most one order (lines after discounts, shipping and tax) and one line
+        # (quantity × unit price) may be worth, in minor units. Sums of orders then stay far
+        # from a BIGINT's range.
+        "MAX_ORDER_AMOUNT": _bounded(env, "MAX_ORDER_AMOUNT", 100_000_000_000, 10**15),
         # How long a worker may keep API keys, program settings, tiers and earning rules it
         # read (see loyalty/cache.py); changes reach other workers within this time. 0: off.
         "CONFIG_CACHE_SECONDS": float(env.get("CONFIG_CACHE_SECONDS", "5")),

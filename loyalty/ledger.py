@@ -32,11 +32,11 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, Session, mapped_column
 from sqlalchemy.orm.attributes import set_committed_value
 
-from loyalty.errors import InsufficientPoints
+from loyalty.errors import InsufficientPoints, ValidationFailed
 from loyalty.extensions import Base
 from loyalty.fastsql import built, fast
 from loyalty.members.models import Member
-from loyalty.types import BigId, JSONType, UTCDateTime, utcnow
+from loyalty.types import MAX_RUNNING_TOTAL, BigId, JSONType, UTCDateTime, utcnow
 
 PENDING, AVAILABLE = "pending", "available"
 
@@ -102,23 +102,27 @@ def activity_moved_to():
 
 
 @cache
-def _balances_update(state: str, earning: bool, spend: bool, activity: bool):
-    """UPDATE members ... RETURNING the balances, for one shape of entry (built once)."""
+def _balances_update(state: str, earning: bool, spend: bool, activity: bool, credit: bool):
+    """UPDATE members ... RETURNING the balances, for one shape of entry (built once).
+
+    A credit updates no row if it would take a balance it moves past `MAX_RUNNING_TOTAL`
+    (compared with `headroom`, the limit less the points, so the test itself cannot overflow).
+    """
     c = _members.c
     points = bindparam("points", type_=BigInteger())
-    values = {}
-    if state == PENDING:
-        values["points_pending"] = c.points_pending + points
-    else:
-        values["points_available"] = c.points_available + points
+    moved = [c.points_pending if state == PENDING else c.points_available]
     if earning:
-        values["points_lifetime"] = c.points_lifetime + points
+        moved.append(c.points_lifetime)
+    values = {column.key: column + points for column in moved}
     if activity:
         values["last_activity_at"] = activity_moved_to()
     returned = [c.id, *(c[name] for name in _balances_returned(activity))]
     statement = update(_members).where(c.id == bindparam("member_key")).values(**values)
     if spend:
         statement = statement.where(c.points_available + points >= 0)
+    if credit:
+        headroom = bindparam("headroom", type_=BigInteger())
+        statement = statement.where(*(column <= headroom for column in moved))
     return statement.returning(*returned)
 
 
@@ -128,11 +132,11 @@ _ENTRY_VALUES = ("kind", "points", "state", "source_type", "source_id", "rule_id
 
 
 @cache
-def _post_in_one_statement(state: str, earning: bool, spend: bool, activity: bool):
+def _post_in_one_statement(state: str, earning: bool, spend: bool, activity: bool, credit: bool):
     """PostgreSQL: the UPDATE and the INSERT as one statement. The entry is inserted from the
     UPDATE's RETURNING, so when no member row is updated (a spend not covered, an unknown
     member) nothing is inserted and no row comes back."""
-    moved = _balances_update(state, earning, spend, activity).cte("moved")
+    moved = _balances_update(state, earning, spend, activity, credit).cte("moved")
     c = _entries.c
     values = [
         bindparam("points" if name == "points" else f"entry_{name}", type_=c[name].type)
@@ -185,7 +189,8 @@ def post_entry(
         raise ValueError("a ledger entry moves a non-zero number of points")
     if state not in (PENDING, AVAILABLE):
         raise ValueError(f"unknown state {state!r}")
-    shape = (state, kind in EARNING_KINDS, spend and points < 0, activity_at is not None)
+    credit = points > 0
+    shape = (state, kind in EARNING_KINDS, spend and points < 0, activity_at is not None, credit)
     now = utcnow()
     entry = {
         "member_id": member_id,
@@ -203,6 +208,8 @@ def post_entry(
         "expires_at": None,
     }
     params = {"member_key": member_id, "points": points}
+    if credit:
+        params["headroom"] = MAX_RUNNING_TOTAL - points
     if activity_at is not None:
         params["activity_at"] = activity_at
     if session.get_bind().dialect.name == "postgresql":
@@ -213,6 +220,11 @@ def post_entry(
     if row is None:
         if spend:
             raise InsufficientPoints(f"This needs {-points} available points.")
+        if credit and session.get(Member, member_id) is not None:
+            raise ValidationFailed(
+                f"{points} more points would take this member's balance past {MAX_RUNNING_TOTAL}.",
+                errors={"points": [f"Balances stay at or below {MAX_RUNNING_TOTAL}."]},
+            )
         raise LookupError(f"member {member_id} not found")
     _refresh_member(session, member_id, row, _balances_returned(activity_at is not None))
     if "entry_id" in row._mapping:

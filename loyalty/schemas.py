@@ -1,8 +1,12 @@
 """Shared marshmallow building blocks: strict types and the bounds of API.md."""
 
+from datetime import UTC
 from decimal import Decimal, InvalidOperation
 
 from marshmallow import INCLUDE, RAISE, Schema, ValidationError, fields, validate
+
+from loyalty.cursors import MAX_INT32_ROW_ID, MAX_ROW_ID, cursor_row_id
+from loyalty.cursors import MESSAGE as CURSOR_MESSAGE
 
 MAX_MONEY = 100_000_000_000
 MAX_POINTS = 1_000_000_000
@@ -101,6 +105,29 @@ def Id(**kwargs):  # noqa: N802
     return fields.String(validate=validate.Length(1, MAX_ID), **kwargs)
 
 
+MEMBER_ID_RULE = (
+    "Member ids are 1 to 128 printable characters, without / or \\, and not . or .. "
+    "(each must fit one path segment: /v1/members/{id})."
+)
+
+
+def _a_member_id(value: str) -> None:
+    # A path segment cannot carry `/` (nor `\`, which some proxies turn into one); clients
+    # and proxies resolve `.` and `..` away; control and other invisible characters do not
+    # survive URLs and logs intact.
+    if value in (".", "..") or "/" in value or "\\" in value or not value.isprintable():
+        raise ValidationError(MEMBER_ID_RULE)
+
+
+def MemberId(**kwargs):  # noqa: N802
+    """A member's id (the store's customer id): what `/v1/members/{id}` can name."""
+    return fields.String(
+        validate=[validate.Length(1, MAX_ID), _a_member_id],
+        metadata={"description": MEMBER_ID_RULE},
+        **kwargs,
+    )
+
+
 def Text(max_length: int = 500, **kwargs):  # noqa: N802
     return fields.String(validate=validate.Length(0, max_length), **kwargs)
 
@@ -115,10 +142,38 @@ class AwareDateTime(fields.AwareDateTime):
     def __init__(self, **kwargs):
         super().__init__(format="iso", **kwargs)
 
+    def _deserialize(self, value, attr, data, **kwargs):
+        moment = super()._deserialize(value, attr, data, **kwargs)
+        # Stored and compared in UTC: a time that has no UTC spelling (before year 1 or after
+        # 9999 once its offset is applied) names no instant the app can keep.
+        try:
+            moment.astimezone(UTC)
+        except OverflowError as exc:
+            raise ValidationError("Out of range once converted to UTC.") from exc
+        return moment
+
+
+def Cursor(max_row_id: int = MAX_ROW_ID, **kwargs):  # noqa: N802
+    """`?cursor=`: a page's `next_cursor`, kept as sent (services decode it); anything that
+    names no row of the list's table is refused here, with the other query parameters'
+    errors."""
+
+    def a_cursor(value: str) -> None:
+        if value and cursor_row_id(value, max_row_id) is None:
+            raise ValidationError(CURSOR_MESSAGE)
+
+    return fields.String(load_default=None, validate=[validate.Length(0, 256), a_cursor], **kwargs)
+
 
 class PaginationQuery(StrictSchema):
     limit = fields.Integer(load_default=50, validate=validate.Range(1, 200))
-    cursor = fields.String(load_default=None, validate=validate.Length(0, 256))
+    cursor = Cursor()
+
+
+class Int32PaginationQuery(PaginationQuery):
+    """For a list of rows with INTEGER ids (tiers, rules, rewards...)."""
+
+    cursor = Cursor(MAX_INT32_ROW_ID)
 
 
 class EmptySchema(StrictSchema):

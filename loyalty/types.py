@@ -35,3 +35,9 @@ class UTCDateTime(TypeDecorator):
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
+
+
+# The most a running total kept in a BIGINT column may reach (a member's balances and lifetime
+# points, a period's qualifying spend): far below 2**63 - 1, so adding one more bounded amount
+# (an order, an entry) can never overflow on either database; past it the change is refused.
+MAX_RUNNING_TOTAL = 10**18

@@ -4,6 +4,7 @@ from loyalty.addresses import IPAddress
 from loyalty.schemas import (
     MAX_POINTS,
     Id,
+    MemberId,
     Money,
     PaginationQuery,
     PositiveMoney,
@@ -80,7 +81,7 @@ class ReferralProgramUpdateSchema(ReferralProgramSchema):
 class ClaimSchema(StrictSchema):
     code = Id(required=True)
     email = fields.Email(required=True, validate=validate.Length(max=320))
-    customer_id = Id()
+    customer_id = MemberId()
     name = Text(200)
     ip = IPAddress()
     user_agent = Text(300)

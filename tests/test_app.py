@@ -25,6 +25,26 @@ def test_postgres_urls_use_psycopg3(monkeypatch):
     assert app.config["SQLALCHEMY_DATABASE_URI"] == "postgresql+psycopg://u@h/db"
 
 
+def test_input_limits_come_from_the_environment(monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", "sqlite://")
+    defaults = create_app().config
+    assert (defaults["MAX_ORDER_AMOUNT"], defaults["MAX_JSON_DEPTH"]) == (100_000_000_000, 32)
+    assert defaults["MAX_JSON_INTEGER_DIGITS"] == 20
+    monkeypatch.setenv("MAX_ORDER_AMOUNT", "5000")
+    monkeypatch.setenv("MAX_JSON_DEPTH", "8")
+    monkeypatch.setenv("MAX_JSON_INTEGER_DIGITS", "12")
+    config = create_app().config
+    assert (config["MAX_ORDER_AMOUNT"], config["MAX_JSON_DEPTH"]) == (5000, 8)
+    assert config["MAX_JSON_INTEGER_DIGITS"] == 12
+    # An order's total is kept in a BIGINT: 10^15 at most keeps it far from its range.
+    for name, value in (("MAX_ORDER_AMOUNT", "0"), ("MAX_ORDER_AMOUNT", str(10**15 + 1)),
+                        ("MAX_JSON_DEPTH", "-1")):  # fmt: skip
+        monkeypatch.setenv(name, value)
+        with pytest.raises(ConfigError, match=name):
+            create_app()
+        monkeypatch.delenv(name)
+
+
 def test_health_ready_metrics_and_docs(client):
     assert client.get("/healthz").get_json() == {"status": "ok"}
     ready = client.get("/readyz")

@@ -5,17 +5,28 @@ Each of these was a 500 (an overflow in SQLite's driver, "out of range" or "cann
 from PostgreSQL, a KeyError in a validator) until `loyalty.inputs` and the fixes beside it.
 """
 
+import json
+import re
+
 import pytest
 import schemathesis
 from hypothesis import given
+from hypothesis import strategies as st
 from schemathesis.checks import content_type_conformance, response_schema_conformance
 from sqlalchemy import func, select
 
 from loyalty import models
+from loyalty.auth import issue_widget_token
 from loyalty.extensions import db
-from loyalty.inputs import INT32_MAX, INT64_MAX
+from loyalty.inputs import INT32_MAX, INT64_MAX, UNCHECKED_BODIES
 from tests import factories as f
-from tests.openapi import generated_requests
+from tests.openapi import (
+    CURSOR_SHAPES,
+    JSON_SHAPES,
+    MEMBER_ID_SHAPES,
+    TIME_SHAPES,
+    generated_requests,
+)
 
 BIGINT_IDS = [
     ("GET", "/v1/referrals/{}"),
@@ -200,3 +211,133 @@ def test_a_body_over_the_limit_is_refused_before_it_is_read(app, client, storefr
     response = client.post("/v1/events", json=event)
     assert response.status_code == 413
     assert row_counts() == before
+
+
+PLANTED = "__planted_shape__"
+ISO_TIME = re.compile(r"^\d{4}-\d\d-\d\dT")
+
+
+def test_no_generated_request_carrying_a_hostile_value_gets_a_server_error(app, client, keys):
+    """The same operations, each request carrying one value of a shape that once reached a
+    500 (tests/openapi.py): put anywhere in a JSON body, in place of a date-time or a
+    customer id, or as the page cursor. Each is refused where it must be, naming where it
+    was, and nothing is ever a 500."""
+    client.post("/v1/members", json={"id": "c_fuzz", "email": "fuzz@example.com"},
+                headers=keys["admin"])  # fmt: skip
+    pk = db.session.scalar(select(models.Member.id).where(models.Member.customer_id == "c_fuzz"))
+    with app.test_request_context():
+        widget = {"Authorization": f"Bearer {issue_widget_token(pk, 'c_fuzz')}"}
+    schema = schemathesis.openapi.from_wsgi("/openapi.json", app)
+    failures = []
+    for result in schema.get_all_operations():
+        operation = result.ok()
+        widget_path = operation.path == "/v1/me" or operation.path.startswith("/v1/me/")
+        headers = widget if widget_path else keys["admin"]
+        _fuzz_hostile(operation, client, headers, failures)
+    assert not failures, failures[:5]
+
+
+def _fuzz_hostile(operation, client, headers, failures):
+    shapes = []
+    if any(parameter.name == "cursor" for parameter in operation.query):
+        shapes.append(CURSOR_SHAPES)
+    json_body = any(body.media_type == "application/json" for body in operation.body)
+    if json_body and not operation.path.startswith(UNCHECKED_BODIES):
+        shapes += [JSON_SHAPES, TIME_SHAPES, MEMBER_ID_SHAPES]
+    if not shapes:
+        return
+
+    @generated_requests(max_examples=12)
+    @given(case=operation.as_strategy(), shape=st.one_of(shapes), data=st.data())
+    def check(case, shape, data):
+        path = case.formatted_path  # its parameters already percent-encoded
+        query, body, spot = dict(case.query or {}), None, None
+        if shape.kind == "cursor":
+            query["cursor"] = shape.text
+        else:
+            # Without the NULs the generator may put in (each refused, naming its own place).
+            body = _without_nul(case.body) if isinstance(case.body, dict) else {}
+            spot = _plant(body, shape, data, operation.label)
+        text = None
+        if body is not None:
+            raw = shape.text if shape.kind == "json" else json.dumps(shape.text)
+            text = json.dumps(body).replace(json.dumps(PLANTED), raw)
+        response = client.open(
+            path, method=operation.method.upper(), query_string=query, headers=headers,
+            data=text, content_type="application/json" if text is not None else None,
+        )  # fmt: skip
+        problem = _judge(response, shape, spot)
+        if problem:
+            failures.append((operation.label, problem, path, query, (text or "")[:300]))
+
+    check()
+
+
+def _without_nul(value):
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, dict):
+        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_nul(item) for item in value]
+    return value
+
+
+def _spots(value, path=()):
+    """(path, key, value) of every member and item of a JSON body, in document order."""
+    items = value.items() if isinstance(value, dict) else enumerate(value)
+    for key, item in items:
+        yield (*path, str(key)), item
+        if isinstance(item, dict | list):
+            yield from _spots(item, (*path, str(key)))
+
+
+def _plant(body: dict, shape, data, label: str):
+    """Put the placeholder into `body` where a value of this shape belongs (else anywhere, or
+    as a new member); the spot's path, and whether the shape belongs there."""
+    spots = list(_spots(body))
+    if shape.kind == "time":
+        fitting = [s for s in spots if isinstance(s[1], str) and ISO_TIME.match(s[1])]
+    elif shape.kind == "member_id":
+        fitting = [s for s in spots if s[0][-1] == "customer_id"
+                   or (label == "POST /v1/members" and s[0] == ("id",))]  # fmt: skip
+    else:
+        fitting = spots
+    path = data.draw(st.sampled_from([s[0] for s in fitting])) if fitting else ("planted",)
+    container = body
+    for key in path[:-1]:
+        container = container[int(key) if isinstance(container, list) else key]
+    last = path[-1]
+    container[int(last) if isinstance(container, list) else last] = PLANTED
+    return path, bool(fitting)
+
+
+def _judge(response, shape, spot) -> str | None:
+    """Why this answer is wrong for this shape at this spot, or None."""
+    status = response.status_code
+    if status >= 500:
+        return f"{status}: {response.get_data(as_text=True)[:200]}"
+    if status >= 400 and response.mimetype != "application/problem+json":
+        return f"{status} as {response.mimetype}"
+    if shape.kind == "cursor":
+        if status != 422 or "cursor" not in response.json["errors"].get("query", {}):
+            return f"cursor {shape.text!r}: {status} {response.get_data(as_text=True)[:200]}"
+    elif shape.kind == "json" or (shape.refused and spot[1]):
+        # Refused wherever it is (JSON shapes), or where such a value belongs: a 422 that
+        # names the place, whatever else the generated request got wrong.
+        where = (shape.where,) if shape.where else spot[0]
+        if status != 422 or not _names(response.json.get("errors") or {}, where):
+            text = response.get_data(as_text=True)[:200]
+            return f"{shape.kind} {shape.text[:40]!r}: expected 422 naming {where}: {status} {text}"
+    return None
+
+
+def _names(errors: dict, path: tuple) -> bool:
+    """Do these errors name `path`, as one dotted key or as nested fields?"""
+    if ".".join(path) in errors:
+        return True
+    for key in path:
+        if not isinstance(errors, dict) or key not in errors:
+            return False
+        errors = errors[key]
+    return True

@@ -180,6 +180,8 @@ def test_0013_seals_secrets_and_replies_on_sqlite(tmp_path):
 @pytest.mark.postgres
 def test_0013_seals_secrets_and_replies_on_postgresql(pg_template):
     _sealing_by_0013(clone_pg(pg_template, "sealing"), at_head=True)
+
+
 def _addresses_after_0012(url, *, at_head: bool):
     """0012 stores referral IPs in one spelling with the key the per-IP cap counts; text that
     is no address stays, keyed by itself. The program gets the new settings' defaults."""

@@ -8,7 +8,7 @@ from loyalty.earning.schemas import (
     EarningRuleUpdateSchema,
 )
 from loyalty.extensions import Blueprint, db
-from loyalty.schemas import PaginationQuery
+from loyalty.schemas import Int32PaginationQuery
 
 blp = Blueprint(
     "earning_rules", __name__, url_prefix="/v1/earning-rules", description="Earning rules"
@@ -18,7 +18,7 @@ blp = Blueprint(
 @blp.route("")
 class EarningRules(MethodView):
     @require("admin")
-    @blp.arguments(PaginationQuery, location="query")
+    @blp.arguments(Int32PaginationQuery, location="query")
     @blp.response(200, EarningRulePageSchema)
     def get(self, query):
         return rules.list_rules(db.session, query["limit"], query["cursor"])

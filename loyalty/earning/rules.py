@@ -27,12 +27,12 @@ from sqlalchemy.orm import Session
 
 from loyalty import cache, ledger
 from loyalty.audit import record_change
+from loyalty.cursors import MAX_INT32_ROW_ID, decode_cursor, encode_cursor
 from loyalty.earning.models import EarningRule
 from loyalty.errors import NotFound, ValidationFailed
 from loyalty.jobs import in_ranges, lock_members
 from loyalty.ledger import AVAILABLE, LedgerEntry
 from loyalty.members.models import Member
-from loyalty.members.service import decode_cursor, encode_cursor
 from loyalty.orders.models import Order
 from loyalty.orders.service import has_paid_orders
 from loyalty.program.service import get_program
@@ -113,7 +113,7 @@ def get_rule(session: Session, rule_id: int) -> EarningRule:
 
 def list_rules(session: Session, limit: int, cursor: str | None) -> dict:
     query = select(EarningRule).order_by(EarningRule.id)
-    after = decode_cursor(cursor)
+    after = decode_cursor(cursor, MAX_INT32_ROW_ID)
     if after is not None:
         query = query.where(EarningRule.id > after)
     rows = list(session.scalars(query.limit(limit + 1)))

@@ -12,9 +12,11 @@ from sqlalchemy import func, select
 
 from loyalty import ledger, webhooks
 from loyalty.earning import rules
+from loyalty.errors import ValidationFailed
 from loyalty.ledger import PENDING, LedgerEntry
 from loyalty.orders.service import OrderEventContext
 from loyalty.program.service import currency_exponent
+from loyalty.schemas import MAX_POINTS
 from loyalty.tiers import service as tiers
 
 ORDER_SOURCE = "order"
@@ -31,6 +33,14 @@ def award_order_points(
     """Credit points produced by a paid order; they are reversed with the order's refunds."""
     if points <= 0 or ctx.member is None:
         return None
+    if ctx.order.points_awarded + points > MAX_POINTS:
+        # Beyond any real order, and beyond what a refund or a balance is meant to carry:
+        # the event is refused whole (nothing of it is kept) rather than half-applied.
+        total = ctx.order.points_awarded + points
+        raise ValidationFailed(
+            f"This order would earn {total} points; one order earns at most {MAX_POINTS}.",
+            errors={"order": [f"Earns more than {MAX_POINTS} points."]},
+        )
     program = ctx.program
     pending = program.pending_days > 0
     entry = ledger.post_entry(

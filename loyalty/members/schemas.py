@@ -1,10 +1,10 @@
 from marshmallow import ValidationError, fields, validate, validates
 
-from loyalty.schemas import MAX_POINTS, AwareDateTime, Id, StrictSchema, Text
+from loyalty.schemas import MAX_POINTS, AwareDateTime, MemberId, StrictSchema, Text
 
 
 class MemberCreateSchema(StrictSchema):
-    id = Id(required=True)
+    id = MemberId(required=True)
     email = fields.Email(required=True, validate=validate.Length(max=320))
     name = Text(200, allow_none=True)
     birthday = fields.String(allow_none=True, validate=validate.Regexp(r"^\d{2}-\d{2}$"))

@@ -1,7 +1,5 @@
 """Members: enrolment, the member view, the activity feed, adjustments and erasure."""
 
-import base64
-import binascii
 from collections.abc import Callable
 
 from sqlalchemy import bindparam, select, update
@@ -9,7 +7,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from loyalty import erasure, ledger
-from loyalty.errors import Conflict, NotFound, ValidationFailed
+from loyalty.cursors import decode_cursor, encode_cursor
+from loyalty.errors import Conflict, NotFound
 from loyalty.extensions import read_connection, session_started
 from loyalty.fastsql import FastStatement
 from loyalty.hooks import Hooks
@@ -179,19 +178,6 @@ def get_member_view(session: Session, hooks: Hooks, customer_id: str) -> dict:
     if found is None:
         raise NotFound(f"No member {customer_id!r}.")
     return found[0]
-
-
-def encode_cursor(value: int) -> str:
-    return base64.urlsafe_b64encode(str(value).encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str | None) -> int | None:
-    if not cursor:
-        return None
-    try:
-        return int(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode())
-    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
-        raise ValidationFailed(errors={"cursor": ["Not a cursor from this API."]}) from exc
 
 
 def entry_view(entry: LedgerEntry) -> dict:

@@ -1,5 +1,6 @@
 from datetime import timedelta
 
+from flask import current_app
 from marshmallow import ValidationError, fields, validate, validates_schema
 
 from loyalty.addresses import IPAddress
@@ -7,6 +8,7 @@ from loyalty.schemas import (
     AwareDateTime,
     Currency,
     Id,
+    MemberId,
     Money,
     Quantity,
     StrictBoolean,
@@ -29,13 +31,17 @@ class LineSchema(StrictSchema):
 
     @validates_schema
     def _discount_within_line(self, data, **_kwargs):
-        if data["discount"] > data["quantity"] * data["unit_price"]:
+        total = data["quantity"] * data["unit_price"]
+        limit = current_app.config["MAX_ORDER_AMOUNT"]
+        if total > limit:
+            raise ValidationError(f"quantity × unit_price is above {limit}.", "unit_price")
+        if data["discount"] > total:
             raise ValidationError("Larger than the line total.", "discount")
 
 
 class OrderSchema(StrictSchema):
     id = Id(required=True)
-    customer_id = Id(required=True)
+    customer_id = MemberId(required=True)
     email = fields.Email(allow_none=True, load_default=None, validate=validate.Length(max=320))
     name = Text(200, allow_none=True, load_default=None)
     currency = Currency(required=True)
@@ -48,6 +54,19 @@ class OrderSchema(StrictSchema):
     shipping_address_hash = Text(128, allow_none=True, load_default=None)
     payment_fingerprint = Text(128, allow_none=True, load_default=None)
     ip = IPAddress(allow_none=True, load_default=None)
+
+    @validates_schema
+    def _total_within_limit(self, data, **_kwargs):
+        lines = data.get("lines") or []
+        total = sum(line["quantity"] * line["unit_price"] - line["discount"] for line in lines)
+        total += data["shipping"] + data["tax"]
+        limit = current_app.config["MAX_ORDER_AMOUNT"]
+        if total > limit:
+            raise ValidationError(
+                f"The order's total (lines after discounts, shipping and tax) is {total}, "
+                f"above {limit}.",
+                "lines",
+            )
 
 
 class RefundLineSchema(StrictSchema):

@@ -48,7 +48,7 @@ from loyalty.jobs import in_ranges, lock_members
 from loyalty.members.models import Member
 from loyalty.program.models import Program
 from loyalty.tiers.models import Tier, TierChange, TierSpend
-from loyalty.types import UTCDateTime, utcnow
+from loyalty.types import MAX_RUNNING_TOTAL, UTCDateTime, utcnow
 
 ROLLING_DAYS = 365
 
@@ -115,7 +115,8 @@ def add_spend(
     period's start), a fall a relative UPDATE; both RETURN, after the change, the member's
     largest live spend and the id of the tier it earns — the formula of the module docstring,
     read against the tiers as committed (the caller holds the member's row lock, which tier
-    configuration changes take too). None when there is no such period to lower.
+    configuration changes take too). None when there is no such period to lower. A rise that
+    would take the period's spend past `MAX_RUNNING_TOTAL` changes nothing: a 422.
     """
     dialect = session.get_bind().dialect.name
     statement = _SPEND_STATEMENTS.get((dialect, delta > 0))
@@ -132,8 +133,15 @@ def add_spend(
             "period_keeps_until": period.keeps_until,
             "delta": delta,
             "now": now,
+            **({"headroom": MAX_RUNNING_TOTAL - delta} if delta > 0 else {}),
         },
     )
+    if row is None and delta > 0:
+        raise ValidationFailed(
+            f"{delta} more would take this member's qualifying spend for the period past"
+            f" {MAX_RUNNING_TOTAL}.",
+            errors={"order": [f"Qualifying spend stays at or below {MAX_RUNNING_TOTAL}."]},
+        )
     return None if row is None else (int(row.spend), row.tier_id)
 
 
@@ -192,6 +200,8 @@ def _spend_statement(dialect: str, rise: bool):
     return statement.on_conflict_do_update(
         index_elements=[table.c.member_id, table.c.starts_at],
         set_={"spend": table.c.spend + statement.excluded.spend},
+        # Compared with the limit less the rise, so that the test itself cannot overflow.
+        where=table.c.spend <= bindparam("headroom", type_=BigInteger()),
     ).returning(*returning)
 
 

@@ -1,11 +1,11 @@
 from marshmallow import fields, validate
 
 from loyalty.members.schemas import MemberSchema
-from loyalty.schemas import AwareDateTime, Id, StrictSchema
+from loyalty.schemas import AwareDateTime, MemberId, StrictSchema
 
 
 class WidgetTokenRequestSchema(StrictSchema):
-    customer_id = Id(required=True)
+    customer_id = MemberId(required=True)
 
 
 class WidgetTokenSchema(StrictSchema):

@@ -1,10 +1,13 @@
 from marshmallow import ValidationError, fields, validate, validates_schema
 
+from loyalty.cursors import MAX_INT32_ROW_ID
 from loyalty.schemas import (
     MAX_POINTS,
     MAX_QUANTITY,
     AwareDateTime,
+    Cursor,
     Id,
+    MemberId,
     Money,
     StrictBoolean,
     StrictSchema,
@@ -94,7 +97,7 @@ RewardPageSchema = page_schema(RewardSchema, "RewardPage")
 
 class RewardListQuery(StrictSchema):
     limit = fields.Integer(load_default=50, validate=validate.Range(1, 200))
-    cursor = fields.String(load_default=None, validate=validate.Length(0, 256))
+    cursor = Cursor(MAX_INT32_ROW_ID)
     active = fields.Boolean(load_default=None, allow_none=True)
 
 
@@ -129,7 +132,7 @@ RedemptionPageSchema = page_schema(RedemptionSchema, "RedemptionPage")
 
 class ValidateCodeSchema(StrictSchema):
     code = Id(required=True)
-    customer_id = Id(required=True)
+    customer_id = MemberId(required=True)
     subtotal = Money(required=True)
     email = fields.Email(allow_none=True, load_default=None, validate=validate.Length(max=320))
     # Optional: hold the code for this checkout until it is paid or canceled (or times out).

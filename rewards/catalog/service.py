@@ -16,6 +16,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from loyalty import ledger, webhooks
 from loyalty.codes import normalize_code, random_code
+from loyalty.cursors import MAX_INT32_ROW_ID
 from loyalty.errors import (
     CodeInvalid,
     Conflict,
@@ -157,7 +158,7 @@ def list_rewards(
     query = select(Reward).where(Reward.deleted_at.is_(None))
     if active is not None:
         query = query.where(Reward.active.is_(active))
-    after = decode_cursor(cursor)
+    after = decode_cursor(cursor, MAX_INT32_ROW_ID)
     if after is not None:
         query = query.where(Reward.id > after)
     rows = list(session.scalars(query.order_by(Reward.id).limit(limit + 1)))

@@ -19,7 +19,7 @@ from loyalty.errors import Conflict, InsufficientFunds, NotFound, ValidationFail
 from loyalty.members.service import decode_cursor, encode_cursor
 from loyalty.program.models import Program
 from loyalty.program.service import check_currency
-from loyalty.types import utcnow
+from loyalty.types import MAX_RUNNING_TOTAL, utcnow
 from rewards.giftcards import codes
 from rewards.giftcards.models import GiftCard, GiftCardHold, GiftCardTransaction
 
@@ -458,15 +458,24 @@ def adjust(
     card = get_card(session, card_id)
     if not is_live(card, now):
         raise Conflict(f"Gift card {card_id} is {effective_status(card, now)}.")
+    covered = [GiftCard.balance >= -amount]
+    if amount > 0:  # repeated credits stop far below a BIGINT (compared without overflowing)
+        headroom = MAX_RUNNING_TOTAL - amount
+        covered = [GiftCard.balance <= headroom, GiftCard.adjusted_amount <= headroom]
     changed = session.execute(
         update(GiftCard)
-        .where(GiftCard.id == card_id, GiftCard.balance >= -amount)
+        .where(GiftCard.id == card_id, *covered)
         .values(
             adjusted_amount=GiftCard.adjusted_amount + amount, balance=GiftCard.balance + amount
         ),
         execution_options=_NO_SYNC,
     )
     _refresh(session, card)
+    if changed.rowcount != 1 and amount > 0:
+        raise ValidationFailed(
+            f"{amount} more would take the card's balance past {MAX_RUNNING_TOTAL}.",
+            errors={"amount": [f"Balances stay at or below {MAX_RUNNING_TOTAL}."]},
+        )
     if changed.rowcount != 1:
         raise InsufficientFunds(
             f"The card has {card.balance} available; {-amount} was asked.",

@@ -8,7 +8,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from loyalty.errors import Conflict, NotFound
-from loyalty.members.service import GMAIL_DOMAINS, normalize_email
+from loyalty.lookalikes import GMAIL_DOMAINS, normalize_email
 from loyalty.program.models import Program
 from loyalty.program.service import check_currency
 from rewards.giftcards import codes, service

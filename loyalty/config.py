@@ -60,9 +60,13 @@ def from_environment(instance_path: str, env: dict | None = None) -> dict:
         # Larger request bodies are refused (413) before they are read. An order.paid at the
         # schema's limits (500 lines) is about 200 KB.
         "MAX_CONTENT_LENGTH": int(env.get("MAX_BODY_BYTES", str(1024 * 1024))),
-        # How long a worker may keep API keys, program settings, tiers and earning rules it
-        # read (see loyalty/cache.py); changes reach other workers within this time. 0: off.
+        # How long a worker may keep API keys, program settings, earning rules and webhook
+        # subscriptions it read (see loyalty/cache.py). A change is in force everywhere as soon
+        # as its request answers, whatever this is; it bounds memory and work per entry. 0: off.
         "CONFIG_CACHE_SECONDS": float(env.get("CONFIG_CACHE_SECONDS", "5")),
+        # Retry-After (whole seconds) of the 503 answered when the database is briefly
+        # unavailable (restarting, a connection cut, pool exhausted).
+        "DATABASE_RETRY_AFTER_SECONDS": int(env.get("DATABASE_RETRY_AFTER_SECONDS", "1")),
         # `points.expiring` webhooks go out this many days before inactivity expiry.
         "POINTS_EXPIRY_WARNING_DAYS": int(env.get("POINTS_EXPIRY_WARNING_DAYS", "7")),
         # Outbound webhooks (loyalty/webhooks/delivery.py): deliveries claimed per round, the

@@ -314,6 +314,12 @@ def markdown(rows: list[dict], opts, elapsed: float, before: list[dict] | None =
         f"failed (a killed worker's): `{json.dumps(connection)}`.",
         *([
             "",
+            "Widget reads answered 500 while Redis was down: `/v1/me` counts its rate limit "
+            "there, and what the rate limiter does without Redis is not what this run checks "
+            "(it checks order events, which do not use Redis).",
+        ] if any("500" in r["read_errors"] for r in rows) else []),
+        *([
+            "",
             f"The same run against {opts.before_label} (`--app-root`, its `--json` given as "
             "`--before-json`):",
             "",

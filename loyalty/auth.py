@@ -276,8 +276,6 @@ def require(
         @functools.wraps(view)
         def wrapper(*args, **kwargs):
             rerun = rerun_on_transient
-            if rerun is None:
-                rerun = request.method in ("GET", "HEAD")
             for attempt in range(3):  # a stale config and a transient failure, once each
                 if config_checked_by_view:
                     cache.optimistic()
@@ -292,6 +290,8 @@ def require(
                 except cache.StaleConfig:
                     pass  # at most once: the request has read the stamp now
                 except (DBAPIError, PoolTimeout) as exc:
+                    if rerun is None:
+                        rerun = request.method in ("GET", "HEAD")
                     if not (rerun and transient(exc)):
                         raise
                     rerun = False

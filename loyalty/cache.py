@@ -39,7 +39,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from flask import current_app, g, has_request_context
+from flask import current_app
+from flask.globals import _cv_app, _cv_request
 from sqlalchemy import BigInteger, Integer, event, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -129,7 +130,9 @@ def init_app(app) -> None:
 
 
 def caches() -> Caches:
-    return current_app.extensions["loyalty.cache"]
+    # The context variable itself, not the `current_app` proxy: this runs several times in
+    # every request, and each proxy lookup cost more than the rest of the call.
+    return _cv_app.get().app.extensions["loyalty.cache"]
 
 
 def watch(model: type, name: str) -> None:
@@ -180,9 +183,10 @@ def seen(session: Session, version: int) -> None:
 
 def optimistic() -> None:
     """This request's cached settings may be used on trust (see the module's docstring)."""
-    check = g.get(_CHECK_KEY)
+    names = _request_names()
+    check = names.get(_CHECK_KEY)
     if check is None:
-        g.config_check = _Check(optimistic=True)
+        names[_CHECK_KEY] = _Check(optimistic=True)
     else:
         check.optimistic = True
 
@@ -190,26 +194,30 @@ def optimistic() -> None:
 def confirm(session: Session) -> None:
     """Before the request answers: if it used cached settings on trust and no statement of
     its own read the stamp, read it now (one statement); StaleConfig if it moved."""
-    check = g.get(_CHECK_KEY)
+    check = _request_names().get(_CHECK_KEY)
     if check is not None and check.version is not None and not check.confirmed:
         _read_version(session, check)
 
 
+def _request_names() -> dict | None:
+    """The names in this request's `g` (a plain dict: no proxy lookups), or None outside one."""
+    if _cv_request.get(None) is None:
+        return None
+    return _cv_app.get().g.__dict__
+
+
 def _check(session: Session) -> _Check:
-    if has_request_context():
-        check = g.get(_CHECK_KEY)
-        if check is None:
-            check = g.config_check = _Check()
-        return check
-    # Outside requests (CLI, jobs): per transaction, read again by the next one.
-    check = session.info.get(_CHECK_KEY)
+    names = _request_names()
+    if names is None:  # outside requests (CLI, jobs): per transaction, read again by the next
+        names = session.info
+    check = names.get(_CHECK_KEY)
     if check is None:
-        check = session.info[_CHECK_KEY] = _Check()
+        check = names[_CHECK_KEY] = _Check()
     return check
 
 
 def _read_version(session: Session, check: _Check) -> None:
-    if session_started(session) or not has_request_context():
+    if session_started(session) or _cv_request.get(None) is None:
         version = session.execute(_VERSION).scalar_one()
     else:
         with read_connection(session) as connection:

@@ -3,7 +3,7 @@
 Services raise `DomainError` subclasses; nothing else builds an error response.
 """
 
-from flask import Flask, jsonify
+from flask import Flask, current_app, jsonify
 from werkzeug.exceptions import HTTPException
 
 PROBLEM_JSON = "application/problem+json"
@@ -151,10 +151,13 @@ def http_error_response(error: HTTPException):
     return response
 
 
-def unavailable(app: Flask) -> ServiceUnavailable:
+def unavailable(detail: str | None = None) -> ServiceUnavailable:
+    """503 for a transient database failure: nothing was changed, the same request may be sent
+    again after `Retry-After` (DATABASE_RETRY_AFTER_SECONDS)."""
+    seconds = current_app.config.get("DATABASE_RETRY_AFTER_SECONDS", 1) if current_app else 1
     return ServiceUnavailable(
-        "The database is briefly unavailable; send the same request again.",
-        retry_after=app.config.get("DATABASE_RETRY_AFTER_SECONDS", 1),
+        detail or "The database is briefly unavailable; send the same request again.",
+        retry_after=seconds,
     )
 
 
@@ -171,7 +174,7 @@ def register_error_handlers(app: Flask) -> None:
 
     def transient_failure(error: Exception):
         app.logger.warning("Database unavailable: %s", type(error).__name__)
-        return domain_error_response(unavailable(app))
+        return domain_error_response(unavailable())
 
     @app.errorhandler(DomainError)
     def _domain(error):

@@ -9,7 +9,7 @@ import hashlib
 import json
 from datetime import datetime, timedelta
 
-from flask import Flask, Response, current_app, g, request
+from flask import Flask, Response, g, request
 from sqlalchemy import Integer, String, Text, UniqueConstraint, delete, select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -135,7 +135,7 @@ def _after_request(response: Response) -> Response:
         except DBAPIError as again:
             if not transient(again):
                 raise
-        return domain_error_response(unavailable(current_app))
+        return domain_error_response(unavailable())
     return response
 
 

@@ -20,7 +20,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session
 
-from loyalty.errors import Conflict
+from loyalty.errors import unavailable
 
 T = TypeVar("T")
 
@@ -61,7 +61,8 @@ def pause(attempt: int) -> None:
 
 def on_deadlock(session: Session, work: Callable[[], T], what: str) -> T:
     """`work()`; if the database aborts it as a deadlock victim, roll back and run it again
-    (up to ATTEMPTS times in all), then answer 409 `conflict` so the sender retries later."""
+    (up to ATTEMPTS times in all), then answer 503 with Retry-After: nothing was changed, and
+    the sender sends the same request again."""
     for attempt in range(ATTEMPTS):
         try:
             return work()
@@ -70,6 +71,6 @@ def on_deadlock(session: Session, work: Callable[[], T], what: str) -> T:
                 raise
             session.rollback()
             if attempt == ATTEMPTS - 1:
-                raise Conflict(f"{what} collided with concurrent changes; retry.") from exc
+                raise unavailable(f"{what} collided with concurrent changes; retry.") from exc
             pause(attempt)
     raise AssertionError("unreachable")

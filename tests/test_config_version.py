@@ -62,6 +62,12 @@ def test_an_earning_rule_made_on_one_worker_applies_to_the_next_order_on_another
                                 headers=admin)  # fmt: skip
     assert off.status_code == 200
     assert kinds(post_event(b, storefront, skincare_basket("c_3"))) == ["earn"]
+    # B ran its first event after each change twice (the first run on stale settings, rolled
+    # back): each event still has exactly one order and its entries.
+    with b.app_context():
+        orders = db.session.scalar(text("SELECT count(*) FROM orders"))
+        entries = db.session.scalar(text("SELECT count(*) FROM ledger_entries"))
+    assert (orders, entries) == (3, 4)
 
 
 def test_a_program_change_on_one_worker_is_in_force_on_another(workers, pg_keys):

@@ -187,6 +187,21 @@ def test_an_unreachable_database_is_503_with_retry_after():
         db.engine.dispose()
 
 
+def test_a_database_failure_after_the_view_is_503_too():
+    """An after_request hook that reads the database (the widget's CORS check reads the
+    program's origins) fails outside every view: Flask turns it into a 500 of its own, which
+    is answered as the 503 it is."""
+    app = make_app(
+        f"postgresql+psycopg://127.0.0.1:{closed_port()}/loyalty",
+        TESTING=False,
+        PROPAGATE_EXCEPTIONS=False,
+    )
+    headers = {"Authorization": "Bearer not-a-token", "Origin": "https://shop.example"}
+    assert_unavailable(app.test_client().get("/v1/me", headers=headers))
+    with app.app_context():
+        db.engine.dispose()
+
+
 @pytest.mark.parametrize(
     ("error", "expected"),
     [

@@ -27,8 +27,8 @@ the table also needs the trigger (see the migration; tests/test_config_version.p
 Writes through the ORM (flushes) are noticed automatically; a bulk UPDATE/DELETE of a watched
 table must call `cache.touched(session, "name")`.
 
-On SQLite the same triggers run (a CLI command is another process); there is no cross-process
-gap to close beyond that.
+On SQLite (development: one serving process) the same triggers run, so a change made by a CLI
+command, another process, is in force in `flask run` at once too.
 
 Caches hang off the Flask app (several apps in one process never share one) and hold plain
 values the loader returns — never ORM objects, which belong to one session.

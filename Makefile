@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 PYTEST_ARGS ?=
 
-.PHONY: run test lint format bench worker clean
+.PHONY: run test lint format bench faults worker clean
 
 $(VENV)/.runtime: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,10 @@ format: $(VENV)/.dev
 ## bench: benchmarks against PostgreSQL + gunicorn; writes bench/RESULTS.md
 bench: $(VENV)/.dev
 	$(PY) -m bench
+
+## faults: order events while a worker, PostgreSQL connections and Redis fail; adds to bench/RESULTS.md
+faults: $(VENV)/.dev
+	$(PY) -m bench.faults --out bench/RESULTS.md
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache

@@ -66,7 +66,7 @@ def main(argv=None) -> int:
     if opts.render:
         results = json.loads(opts.render.read_text())
         print(report.table(results))
-        opts.out.write_text(report.markdown(results))
+        _write_keeping_faults(opts.out, report.markdown(results))
         return 0
     infra.OUT.mkdir(parents=True, exist_ok=True)
     infra.GUNICORN_WORKERS, infra.GUNICORN_THREADS = opts.workers, opts.threads
@@ -91,11 +91,22 @@ def main(argv=None) -> int:
     results["elapsed_s"] = round(time.time() - started, 1)
     results["environment"] = report.environment()
     print(report.table(results))
-    opts.out.write_text(report.markdown(results))
+    _write_keeping_faults(opts.out, report.markdown(results))
     infra.log(f"wrote {opts.out}")
     if opts.json:
         opts.json.write_text(json.dumps(results, indent=2, default=str))
     return 0
+
+
+def _write_keeping_faults(path: Path, text: str) -> None:
+    """Write the report, keeping the section `make faults` added to the file (its own run)."""
+    from bench.faults import SECTION_END, SECTION_START
+
+    old = path.read_text() if path.exists() else ""
+    if SECTION_START in old and SECTION_END in old:
+        section = SECTION_START + old.split(SECTION_START, 1)[1].split(SECTION_END, 1)[0]
+        text = text.rstrip("\n") + "\n\n" + section + SECTION_END + "\n"
+    path.write_text(text)
 
 
 if __name__ == "__main__":

@@ -162,7 +162,7 @@ def register_request_lifecycle(app: Flask) -> None:
         # request has a context, and a `g`, of its own: nothing to clear.)
         names = vars(g._get_current_object())
         if names:
-            for name in ("principal", "widget_member", "idempotency"):
+            for name in ("principal", "widget_member", "idempotency", "config_check"):
                 names.pop(name, None)
         names["started"] = time.perf_counter()
 

@@ -19,12 +19,16 @@ from datetime import datetime
 from flask import current_app, g, request
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import JSON, Integer, String, select
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Mapped, Session, mapped_column
+from werkzeug.exceptions import HTTPException
 
 from loyalty import cache
-from loyalty.errors import Forbidden, Unauthorized, ValidationFailed
+from loyalty.errors import DomainError, Forbidden, Unauthorized, ValidationFailed
 from loyalty.extensions import Base, db
 from loyalty.members.models import Member
+from loyalty.retry import pause, transient
 from loyalty.types import UTCDateTime, utcnow
 
 SCOPES = ("admin", "storefront", "reports")
@@ -224,20 +228,34 @@ def _declares_query(view) -> bool:
     return any(parameter.get("in") == "query" for parameter in arguments.get("parameters", []))
 
 
-def require(*scopes: str, widget: bool = False, member_checked_by_view: bool = False):
+def require(
+    *scopes: str,
+    widget: bool = False,
+    member_checked_by_view: bool = False,
+    config_checked_by_view: bool = False,
+    rerun_on_transient: bool | None = None,
+):
     """Decorate a view: callers need an API key with one of `scopes` (admin passes all).
 
     `widget=True` marks the `/v1/me` views, which take a widget token and nothing else; the
     token's member is checked (401 when gone) before the view runs — or, with
     `member_checked_by_view=True`, by the view itself, in the one query that reads it
     (`widget_member_conditions`, 401 `widget_member_gone()` when it finds nothing).
+
+    `config_checked_by_view=True`: a statement of the view reads the config stamp
+    (`cache.version_column()`), so cached settings (the API key included) are used on trust
+    and the request runs again if they were stale; see loyalty/cache.py.
+
+    A transient database failure (loyalty/retry.py) inside the view runs it once more when
+    `rerun_on_transient` (by default: for GET and HEAD, which only read); the view's work must
+    be one transaction with no effect outside the database. Otherwise, or if it fails again,
+    the caller gets 503 with Retry-After.
     """
 
     def decorator(view):
         takes_query = _declares_query(view)
 
-        @functools.wraps(view)
-        def wrapper(*args, **kwargs):
+        def checked(args, kwargs):
             principal = authenticate(check_member=not member_checked_by_view)
             if widget:
                 if principal.kind != "widget":
@@ -255,9 +273,47 @@ def require(*scopes: str, widget: bool = False, member_checked_by_view: bool = F
                 )
             return view(*args, **kwargs)
 
+        @functools.wraps(view)
+        def wrapper(*args, **kwargs):
+            rerun = rerun_on_transient
+            for attempt in range(3):  # a stale config and a transient failure, once each
+                if config_checked_by_view:
+                    cache.optimistic()
+                try:
+                    try:
+                        result = checked(args, kwargs)
+                    except (DomainError, HTTPException):
+                        cache.confirm(db.session)  # a refusal on stale settings runs again
+                        raise
+                    cache.confirm(db.session)
+                    return result
+                except cache.StaleConfig:
+                    pass  # at most once: the request has read the stamp now
+                except (DBAPIError, PoolTimeout) as exc:
+                    if rerun is None:
+                        rerun = request.method in ("GET", "HEAD")
+                    if not (rerun and transient(exc)):
+                        raise
+                    rerun = False
+                    pause(attempt)
+                _start_again()
+            raise AssertionError("unreachable: a request is run again at most twice")
+
         return wrapper
 
     return decorator
+
+
+def _start_again() -> None:
+    """Forget what the request did so far (nothing of it was committed) before running it
+    again: its transaction, and the caller and member read with the settings of then."""
+    try:
+        db.session.rollback()
+    except DBAPIError as exc:
+        if not transient(exc):
+            raise
+    g.pop("principal", None)
+    g.pop("widget_member", None)
 
 
 def current_principal() -> Principal:

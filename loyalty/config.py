@@ -101,9 +101,13 @@ def from_environment(instance_path: str, env: dict | None = None) -> dict:
         # (quantity × unit price) may be worth, in minor units. Sums of orders then stay far
         # from a BIGINT's range.
         "MAX_ORDER_AMOUNT": _bounded(env, "MAX_ORDER_AMOUNT", 100_000_000_000, 10**15),
-        # How long a worker may keep API keys, program settings, tiers and earning rules it
-        # read (see loyalty/cache.py); changes reach other workers within this time. 0: off.
+        # How long a worker may keep API keys, program settings, earning rules and webhook
+        # subscriptions it read (see loyalty/cache.py). A change is in force everywhere as soon
+        # as its request answers, whatever this is; it bounds memory and work per entry. 0: off.
         "CONFIG_CACHE_SECONDS": float(env.get("CONFIG_CACHE_SECONDS", "5")),
+        # Retry-After (whole seconds) of the 503 answered when the database is briefly
+        # unavailable (restarting, a connection cut, pool exhausted).
+        "DATABASE_RETRY_AFTER_SECONDS": int(env.get("DATABASE_RETRY_AFTER_SECONDS", "1")),
         # `points.expiring` webhooks go out this many days before inactivity expiry.
         "POINTS_EXPIRY_WARNING_DAYS": int(env.get("POINTS_EXPIRY_WARNING_DAYS", "7")),
         # Outbound webhooks (loyalty/webhooks/delivery.py): deliveries claimed per round, the

@@ -3,7 +3,7 @@
 Services raise `DomainError` subclasses; nothing else builds an error response.
 """
 
-from flask import Flask, jsonify
+from flask import Flask, current_app, jsonify
 from werkzeug.exceptions import HTTPException
 
 PROBLEM_JSON = "application/problem+json"
@@ -71,6 +71,16 @@ class RateLimited(DomainError):
         self.retry_after = retry_after
 
 
+class ServiceUnavailable(DomainError):
+    """The database failed in a way that passes by itself: send the same request again."""
+
+    status, type, title = 503, "service-unavailable", "Service temporarily unavailable"
+
+    def __init__(self, detail=None, *, retry_after: int = 1, **extra):
+        super().__init__(detail, **extra)
+        self.retry_after = retry_after
+
+
 class ReferralRejected(DomainError):
     status, type, title = 422, "referral-rejected", "Referral refused"
 
@@ -113,7 +123,7 @@ def domain_error_response(error: DomainError):
     response = problem(
         error.status, error.type, error.title, error.detail, errors=error.errors, **error.extra
     )
-    if isinstance(error, RateLimited):
+    if isinstance(error, (RateLimited, ServiceUnavailable)):
         response.headers["Retry-After"] = str(error.retry_after)
     return response
 
@@ -141,22 +151,50 @@ def http_error_response(error: HTTPException):
     return response
 
 
+def unavailable(detail: str | None = None) -> ServiceUnavailable:
+    """503 for a transient database failure: nothing was changed, the same request may be sent
+    again after `Retry-After` (DATABASE_RETRY_AFTER_SECONDS)."""
+    seconds = current_app.config.get("DATABASE_RETRY_AFTER_SECONDS", 1) if current_app else 1
+    return ServiceUnavailable(
+        detail or "The database is briefly unavailable; send the same request again.",
+        retry_after=seconds,
+    )
+
+
 def register_error_handlers(app: Flask) -> None:
     from loyalty.extensions import db
+    from loyalty.retry import transient
+
+    def rollback() -> None:
+        try:
+            db.session.rollback()
+        except Exception as exc:  # the connection is gone: nothing of this request stays
+            if not transient(exc):
+                raise
+
+    def transient_failure(error: Exception):
+        app.logger.warning("Database unavailable: %s", type(error).__name__)
+        return domain_error_response(unavailable())
 
     @app.errorhandler(DomainError)
     def _domain(error):
-        db.session.rollback()
+        rollback()
         return domain_error_response(error)
 
     @app.errorhandler(HTTPException)
     def _http(error):
-        db.session.rollback()
+        rollback()
+        # An exception in an after_request hook (the commit) reaches here as a 500.
+        original = getattr(error, "original_exception", None)
+        if original is not None and transient(original):
+            return transient_failure(original)
         return http_error_response(error)
 
     @app.errorhandler(Exception)
     def _unexpected(error):
+        rollback()
+        if transient(error):
+            return transient_failure(error)
         # Never echo the exception text: it may carry SQL or secrets.
-        db.session.rollback()
         app.logger.exception("Unhandled error")
         return problem(500, "server-error", "Internal server error")

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 
 from flask import Flask, Response, g, request
 from sqlalchemy import Integer, String, Text, UniqueConstraint, delete, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from loyalty.auth import authenticate
@@ -21,8 +21,10 @@ from loyalty.errors import (
     IdempotencyConflict,
     ValidationFailed,
     domain_error_response,
+    unavailable,
 )
 from loyalty.extensions import Base, db
+from loyalty.retry import transient
 from loyalty.sealing import IDEMPOTENT_REPLY, Unsealable, sealer
 from loyalty.types import BigId, UTCDateTime, utcnow
 
@@ -144,6 +146,17 @@ def _after_request(response: Response) -> Response:
             return _replay(record, idem[2])
         except DomainError as error:
             return domain_error_response(error)
+    except DBAPIError as exc:
+        if not transient(exc):
+            raise
+        # The connection was lost at COMMIT: whether it committed is unknown, so the answer
+        # is "send it again" — the same Idempotency-Key (or event id) then replays or applies.
+        try:
+            session.rollback()
+        except DBAPIError as again:
+            if not transient(again):
+                raise
+        return domain_error_response(unavailable())
     return response
 
 

@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy.exc import OperationalError
 
 from loyalty import retry
-from loyalty.errors import Conflict
+from loyalty.errors import ServiceUnavailable
 
 
 class Session:
@@ -39,8 +39,11 @@ def test_a_deadlock_victim_is_rolled_back_and_run_again():
 def test_after_every_attempt_lost_the_sender_is_told_to_retry():
     session = Session()
     work, calls = failing(99, psycopg.errors.DeadlockDetected("deadlock detected"))
-    with pytest.raises(Conflict, match="Event 'e1' collided with concurrent changes; retry."):
+    with pytest.raises(
+        ServiceUnavailable, match="Event 'e1' collided with concurrent changes"
+    ) as e:
         retry.on_deadlock(session, work, "Event 'e1'")
+    assert (e.value.status, e.value.type, e.value.retry_after) == (503, "service-unavailable", 1)
     assert (len(calls), session.rollbacks) == (retry.ATTEMPTS, retry.ATTEMPTS)
 
 

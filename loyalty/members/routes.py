@@ -32,7 +32,7 @@ class Members(MethodView):
 
 @blp.route("/<string:customer_id>")
 class MemberView(MethodView):
-    @require("storefront")
+    @require("storefront", config_checked_by_view=True)
     @blp.response(200, MemberSchema)
     def get(self, customer_id):
         # The view is already what MemberSchema dumps (tests check it): skip the dump.

@@ -6,7 +6,7 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from loyalty import erasure, ledger
+from loyalty import cache, erasure, ledger
 from loyalty.cursors import decode_cursor, encode_cursor
 from loyalty.errors import Conflict, NotFound
 from loyalty.extensions import read_connection, session_started
@@ -118,7 +118,7 @@ class ViewQuery:
         built = self._built.get(parts)
         if built is None:
             columns = [part.column().label(f"part_{i}") for i, part in enumerate(parts)]
-            query = select(*VIEW_COLUMNS, *columns, *self._extra())
+            query = select(*VIEW_COLUMNS, *columns, *self._extra(), cache.version_column())
             now = bindparam("now", type_=UTCDateTime())
             built = FastStatement(tiers.with_standing(query, now).where(*self._conditions()))
             self._built[parts] = built
@@ -138,7 +138,10 @@ class ViewQuery:
         else:
             with read_connection(session) as connection:
                 row = statement.one_or_none(connection, params)
-        return None if row is None else (view_from_row(session, hooks, row), row)
+        if row is None:
+            return None
+        cache.seen(session, row.config_version)  # StaleConfig: the request runs again
+        return view_from_row(session, hooks, row), row
 
 
 def view_from_row(session: Session, hooks: Hooks, row) -> dict:

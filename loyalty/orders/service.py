@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
+from loyalty import cache as config_cache
 from loyalty import ledger
 from loyalty.errors import Conflict, ValidationFailed
 from loyalty.fastsql import built, fast
@@ -328,7 +329,8 @@ def _claim_and_place_statement():
     - `placed`: if claimed, and the member was found or is not needed (no auto-enrolment),
       the order (ON CONFLICT (order_id) DO NOTHING), with the locked member's id;
 
-    and it answers with the claim, the order's id and the member's and their tier's columns.
+    and it answers with the claim, the order's id, the member's and their tier's columns, and
+    the config stamp (`config_cache.version_column()`: the settings the event used are checked).
     """
     claim = (
         postgresql_insert(_EVENTS)
@@ -374,6 +376,7 @@ def _claim_and_place_statement():
         select(
             select(claim.c.event_id).scalar_subquery().label("claimed"),
             select(placed.c.id).scalar_subquery().label("order_pk"),
+            config_cache.version_column(),
             *(locked.c[name].label(f"m_{name}") for name in _MEMBER_ATTRS),
             *(_TIERS.c[name].label(f"t_{name}") for name in _TIER_ATTRS),
         )
@@ -414,6 +417,7 @@ def _claim_and_place(session: Session, program, data: dict, digest: str) -> _Sta
         "member_optional": not program.auto_enroll,
     }
     found = fast(_claim_and_place_statement()).first(session.connection(), params)
+    config_cache.seen(session, found.config_version)  # StaleConfig: the request runs again
     if found.claimed is None:
         return None
     member = tier = None

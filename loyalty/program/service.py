@@ -43,7 +43,7 @@ class ProgramSettings:
 
 def program_settings(session: Session) -> ProgramSettings:
     """The program's settings, cached per worker (see loyalty.cache): a change through this
-    worker is seen by its very next request, other workers' within CONFIG_CACHE_SECONDS."""
+    worker or another is seen by their next request."""
 
     def load() -> ProgramSettings:
         p = get_program(session)

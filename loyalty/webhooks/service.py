@@ -4,8 +4,7 @@
 transaction. Which endpoints subscribe to what is read through the per-worker cache
 (`loyalty.cache`, name "webhook_endpoints"), so an event nobody subscribes to costs no SQL at
 all: the order hot path pays nothing until a merchant adds an endpoint. Creating or deleting
-an endpoint clears this worker's cache at once; other workers see it within
-`CONFIG_CACHE_SECONDS`.
+an endpoint is in force in every worker as soon as its request has answered.
 """
 
 import base64

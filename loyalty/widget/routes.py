@@ -71,7 +71,7 @@ class WidgetTokens(MethodView):
 
 @me.route("")
 class Me(MethodView):
-    @require(widget=True, member_checked_by_view=True)
+    @require(widget=True, member_checked_by_view=True, config_checked_by_view=True)
     @read_limit
     @me.response(200, MeSchema)
     def get(self):

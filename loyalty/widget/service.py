@@ -77,7 +77,7 @@ def referrals(session: Session, hooks: Hooks, member: Member, limit: int, cursor
 
 def origin_allowed(session: Session, origin: str | None) -> bool:
     """Browsers on these origins may call `/v1/me` (the program's settings: a change reaches
-    every worker within CONFIG_CACHE_SECONDS, this one at once)."""
+    every worker as soon as the change has answered)."""
     if not origin:
         return False
     allowed = program_settings(session).widget_origins

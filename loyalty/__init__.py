@@ -93,6 +93,7 @@ def create_app(config: dict | None = None) -> Flask:
 
 
 def register_extensions(app: Flask) -> None:
+    from connectors import models as _connector_models  # noqa: F401
     from loyalty import (
         cache,
         models,  # noqa: F401 - every table known to SQLAlchemy and alembic
@@ -112,6 +113,7 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
+    import connectors
     from loyalty import inputs
     from loyalty.earning.routes import blp as earning_rules
     from loyalty.extensions import api
@@ -143,7 +145,7 @@ def register_blueprints(app: Flask) -> None:
         webhooks,
     ):
         api.register_blueprint(blueprint)
-    for blueprint in giftcards.blueprints():
+    for blueprint in (*giftcards.blueprints(), *connectors.blueprints()):
         api.register_blueprint(blueprint)
     app.register_blueprint(ops)
     app.register_blueprint(referral_links)
@@ -195,6 +197,7 @@ def register_request_lifecycle(app: Flask) -> None:
 
 def register_hooks(app: Flask) -> None:
     """The flow of an order event, in order: each domain plugs in here and nowhere else."""
+    import connectors
     from loyalty.earning import rules as earning_rules
     from loyalty.earning.service import PointsEarning
     from loyalty.hooks import Hooks
@@ -228,6 +231,7 @@ def register_hooks(app: Flask) -> None:
     init_reward_catalog(hooks)  # expire-codes job, erasure, demo rewards (after the demo tiers)
     init_referrals(hooks)  # share codes, referral-rewards job, erasure, demo settings
     giftcards.init_hooks(hooks)  # expire-holds, expire-gift-cards jobs; a demo card
+    connectors.init_hooks(hooks)  # store discount codes for reward codes
     hooks.member_rewards, hooks.redeem_reward = list_rewards_for_member, redeem  # widget /v1/me
     hooks.member_referrals = member_stats  # widget /v1/me/referrals
     hooks.demo_seed.append(seed_demo_shopper)  # last: its order sees the demo tiers and rewards

@@ -1,0 +1,1 @@
+"""Shopify: webhooks in (orders, refunds, customers, GDPR), discount codes out."""

@@ -1,0 +1,1 @@
+"""WooCommerce: webhooks in (orders by status, customers, the creation ping), coupons out."""

@@ -78,8 +78,18 @@ def events_from_order(order: dict, currency: str) -> OrderEvents:
 
     Event ids: `woocommerce:<order id>:paid`, `...:refund:<refund id>`, `...:canceled`; our
     order id is `woocommerce:<order id>`, the customer `woocommerce:<customer_id>`. Money is
-    converted exactly; an amount the currency cannot hold raises `ValidationFailed`.
+    converted exactly; an amount the currency cannot hold, or an order not shaped as
+    WooCommerce shapes them, raises `ValidationFailed`.
     """
+    try:
+        return _order_events(order, currency)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ValidationFailed(
+            "Not an order as WooCommerce sends them.", errors={"order": [repr(exc)[:200]]}
+        ) from exc
+
+
+def _order_events(order: dict, currency: str) -> OrderEvents:
     customer_id = customer_key(order.get("customer_id"))
     status = str(order.get("status") or "")
     if customer_id is None:
@@ -230,7 +240,8 @@ _MEMBERS = MemberCreateSchema()
 
 def enrol_customer(session: Session, hooks: Hooks, customer: dict) -> Outcome:
     """`customer.created`: the same enrolment as `POST /v1/members`."""
-    name = " ".join(p for p in (customer.get("first_name"), customer.get("last_name")) if p)
+    names = (customer.get("first_name"), customer.get("last_name"))
+    name = " ".join(p for p in names if isinstance(p, str) and p)
     data = {"id": customer_key(customer.get("id")), "email": customer.get("email")}
     if name:
         data["name"] = name[:200]
@@ -352,7 +363,7 @@ def keep_refusal(delivery: Delivery, error: DomainError) -> None:
         return response
 
 
-class WebhookResultSchema(StrictSchema):
+class WooCommerceWebhookResultSchema(StrictSchema):
     status = fields.String(metadata={"description": "applied | skipped | ping"})
     reason = fields.String(allow_none=True)
     duplicate = fields.Boolean(metadata={"description": "This delivery id was taken before"})
@@ -361,7 +372,7 @@ class WebhookResultSchema(StrictSchema):
 
 @blp.route("/woocommerce/webhooks")
 class WooCommerceWebhooks(MethodView):
-    @blp.response(200, WebhookResultSchema)
+    @blp.response(200, WooCommerceWebhookResultSchema)
     def post(self):
         """WooCommerce webhooks (orders, customers), signed with one of
         WOOCOMMERCE_WEBHOOK_SECRETS; the ping sent when a webhook is saved answers 200."""

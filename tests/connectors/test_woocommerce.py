@@ -313,3 +313,28 @@ def test_events_from_order_is_the_mapping_the_webhook_uses():
     assert (guest.events, guest.refused) == ([], False)
     other = events_from_order(woo_order(currency="EUR"), "USD")
     assert (other.events, other.refused) == ([], True)
+
+
+def test_an_order_not_shaped_as_woocommerce_sends_is_refused_not_an_error(client, session):
+    order = woo_order(refunds=[(5, "-1.00")])
+    del order["refunds"][0]["id"]
+    response = deliver(client, "order.updated", order)
+    assert response.status_code == 422
+    assert [d.status for d in deliveries(session)] == ["refused"]
+    bad_money = deliver(client, "order.updated", woo_order(shipping_total="5.001", total="1.00"))
+    assert bad_money.status_code == 422
+    assert session.scalar(select(func.count()).select_from(Order)) == 0
+
+
+def test_a_refused_delivery_sent_again_is_tried_again(client, session, admin, storefront):
+    """A delivery refused for the program's state (another currency) is retried when the
+    same delivery id comes back, and its record then says what became of it."""
+    order = woo_order(currency="EUR")
+    assert deliver(client, "order.updated", order, delivery_id="r" * 32).status_code == 422
+    changed = client.put("/v1/program", json={"currency": "EUR"}, headers=admin)
+    assert changed.status_code == 200, changed.get_json()
+    again = deliver(client, "order.updated", order, delivery_id="r" * 32)
+    assert again.status_code == 200, again.get_json()
+    session.expire_all()
+    [record] = deliveries(session)
+    assert (record.status, record.event_id) == ("applied", "woocommerce:727:paid")

@@ -67,6 +67,9 @@ def from_environment(instance_path: str, env: dict | None = None) -> dict:
         "STRIPE_API_KEY": env.get("STRIPE_API_KEY", ""),
         "STRIPE_WEBHOOK_SECRETS": _list(env.get("STRIPE_WEBHOOK_SECRETS")),
         "STRIPE_API_BASE": env.get("STRIPE_API_BASE", ""),
+        # Secrets of the store's WooCommerce webhooks (comma-separated): any may sign a
+        # delivery, so a new secret can be set in WooCommerce before the old one is dropped.
+        "WOOCOMMERCE_WEBHOOK_SECRETS": _list(env.get("WOOCOMMERCE_WEBHOOK_SECRETS")),
         "REDIS_URL": env.get("REDIS_URL", ""),
         **rate_limit_settings(env),
         "LOYALTY_PUBLIC_URL": env.get("LOYALTY_PUBLIC_URL", "http://127.0.0.1:5000").rstrip("/"),

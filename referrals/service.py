@@ -895,11 +895,19 @@ def forget_member(session: Session, member: Member) -> None:
     as_friend = fraud.Friend(email=member.email_normalized, customer_id=member.customer_id)
     who = fraud.same_friend(as_friend, Referral.friend_customer_id, Referral.friend_email)
     if who:
+        # Their address is in the cap's key too, and in the share-link click they came by.
+        clicks = select(Referral.click_id).where(or_(*who), Referral.click_id.is_not(None))
+        session.execute(
+            update(ReferralClick)
+            .where(ReferralClick.id.in_(clicks))
+            .values(ip=None, client_key=None, user_agent=None),
+            execution_options={"synchronize_session": False},
+        )
         session.execute(
             update(Referral)
             .where(or_(*who))
             .values(friend_email=None, friend_customer_id=None, friend_name=None, ip=None,
-                    user_agent=None),
+                    ip_key=None, user_agent=None),
             execution_options={"synchronize_session": False},
         )  # fmt: skip
 

@@ -2,6 +2,8 @@
 (stored answers, idempotent replies, outbox, audit log, referrals, orders, codes, purchases),
 and the export shows everything held about them first."""
 
+from urllib.parse import parse_qs, urlsplit
+
 import pytest
 from sqlalchemy import update
 
@@ -19,6 +21,7 @@ EMAIL = "Zebulon.Quaxworth+Loyal@Example.org"
 MAILBOX = "zebulon.quaxworth@example.org"
 NAME = "Zebulon Quaxworth"
 PERSONAL = (CUSTOMER_ID, EMAIL, MAILBOX, NAME)
+IP, USER_AGENT = "203.0.113.5", "ZebBrowser/7.1"  # the share link's click and the claim's
 
 
 @pytest.fixture
@@ -55,8 +58,12 @@ def the_members_whole_life(client, admin, storefront, stripe_api):
     ok(created, 201)  # fmt: skip
     referrals.enroll(client, admin, "referrer-1", name="Ruth Referrer")
     their_code = referrals.code_of(client, admin, "referrer-1")
+    followed = client.get(f"/r/{their_code}", environ_base={"REMOTE_ADDR": IP},
+                          headers={"User-Agent": USER_AGENT})  # fmt: skip
+    assert followed.status_code == 302
+    click = parse_qs(urlsplit(followed.headers["Location"]).query)["click"][0]
     claimed = referrals.claim(client, keyed(storefront, "claim-1"), their_code, EMAIL,
-                              customer_id=CUSTOMER_ID, ip="203.0.113.5")  # fmt: skip
+                              customer_id=CUSTOMER_ID, ip=IP, click=click)  # fmt: skip
     assert ok(claimed, 201).get_json()["status"] == "claimed"
 
     enrolled = client.post("/v1/members", headers=keyed(admin, "enrol-1"),
@@ -115,7 +122,7 @@ def test_export_shows_everything_held_about_the_member(client, admin, storefront
     assert codes["referral"]["email"] == MAILBOX
     [as_friend] = export["referrals"]["as_friend"]
     assert as_friend["friend"] == {"email": MAILBOX, "customer_id": CUSTOMER_ID, "name": None}
-    assert as_friend["ip"] == "203.0.113.5" and as_friend["status"] == "converted"
+    assert as_friend["ip"] == IP and as_friend["status"] == "converted"
     [referred] = export["referrals"]["referred"]
     assert referred["friend"]["email"] == "f***@example.net"  # the friend's data stays theirs
     assert export["referrals"]["code"] == referrals.code_of(client, admin, CUSTOMER_ID)
@@ -131,8 +138,12 @@ def test_erasure_leaves_no_copy_anywhere_in_the_database(
     life = the_members_whole_life(client, admin, storefront, stripe_api)
     assert found_in_database(*PERSONAL) == list(PERSONAL)  # the search does find them
 
+    assert found_in_database(IP, USER_AGENT) == [IP, USER_AGENT]
+
     assert client.delete(f"/v1/members/{CUSTOMER_ID}", headers=admin).status_code == 204
     assert found_in_database(*PERSONAL) == []
+    # Nor their address (the per-address cap's key, the click) or their browser's name.
+    assert found_in_database(IP, USER_AGENT) == []
     # The others are untouched.
     assert found_in_database("referrer-1", "Ruth Referrer", "friend-1", "fiona@example.net") == [
         "referrer-1", "Ruth Referrer", "friend-1", "fiona@example.net",

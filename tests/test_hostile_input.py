@@ -8,7 +8,7 @@ import json
 from urllib.parse import quote
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from loyalty import models
 from loyalty.auth import issue_widget_token
@@ -16,6 +16,8 @@ from loyalty.cursors import encode_cursor
 from loyalty.extensions import db
 from loyalty.inputs import INT32_MAX, INT64_MAX
 from tests import factories as f
+from tests import refusals
+from tests.refusals import refused
 
 TABLES = [models.Member, models.LedgerEntry, models.Order, models.ProcessedEvent,
           models.IdempotencyRecord, models.AuditLog]  # fmt: skip
@@ -34,21 +36,7 @@ WIDGET_LISTS = ["/v1/me/activity", "/v1/me/referrals"]
 
 
 def row_counts():
-    return {t.__tablename__: db.session.scalar(select(func.count()).select_from(t)) for t in TABLES}
-
-
-def refused(response, *path):
-    """A 422 validation-error problem whose `errors` name `path` (nested keys)."""
-    assert response.status_code == 422, response.get_data(as_text=True)
-    assert response.mimetype == "application/problem+json"
-    body = response.json
-    assert body["type"] == "validation-error" and body["status"] == 422
-    errors = body["errors"]
-    for key in path:
-        assert key in errors, (path, body)
-        errors = errors[key]
-    assert errors and all(isinstance(m, str) for m in errors), body
-    return body
+    return refusals.row_counts(TABLES)
 
 
 def b64(text: str) -> str:

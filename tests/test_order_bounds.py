@@ -4,7 +4,7 @@ far below a BIGINT's range: past a bound the event is a 422 that changes nothing
 to be accepted (a 10^17 line earning 10^15 points) or to overflow into a 500."""
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 
 from loyalty import models
 from loyalty.extensions import db
@@ -14,6 +14,8 @@ from loyalty.tiers.models import TierSpend
 from loyalty.types import MAX_RUNNING_TOTAL
 from rewards.giftcards.models import GiftCard
 from tests import factories as f
+from tests import refusals
+from tests.refusals import refused
 
 LIMIT = 100_000_000_000  # MAX_ORDER_AMOUNT's default
 LINE_0 = ("order", "lines", "0", "unit_price")
@@ -21,20 +23,7 @@ TABLES = [models.Member, models.LedgerEntry, models.Order, models.ProcessedEvent
 
 
 def row_counts():
-    return {t.__tablename__: db.session.scalar(select(func.count()).select_from(t)) for t in TABLES}
-
-
-def refused(response, *path):
-    assert response.status_code == 422, response.get_data(as_text=True)
-    assert response.mimetype == "application/problem+json"
-    body = response.json
-    assert body["type"] == "validation-error"
-    errors = body["errors"]
-    for key in path:
-        assert key in errors, (path, body)
-        errors = errors[key]
-    assert errors and all(isinstance(m, str) for m in errors), body
-    return body
+    return refusals.row_counts(TABLES)
 
 
 def order(customer="c_big", n=0, **kwargs):

@@ -216,3 +216,21 @@ def test_a_database_failure_after_the_view_is_503_too():
 )
 def test_which_database_errors_are_transient(error, expected):
     assert retry.transient(OperationalError("SELECT 1", {}, error)) is expected
+
+
+def test_a_widget_read_run_again_counts_once_against_its_rate_limit(pg_app, pg_keys, monkeypatch):
+    monkeypatch.setitem(pg_app.config, "WIDGET_RATE_LIMIT", "2/minute")
+    client, storefront = pg_app.test_client(), pg_keys["storefront"]
+    client.post("/v1/events", json=f.paid("c_1"), headers=storefront)
+    token = client.post("/v1/widget-tokens", json={"customer_id": "c_1"}, headers=storefront)
+    me = bearer(token.get_json()["token"])
+    killer = KillOnce(pg_app, "FROM members")
+    try:
+        response = client.get("/v1/me", headers=me)
+    finally:
+        killer.remove()
+    assert killer.killed == 1
+    assert response.status_code == 200, response.get_json()
+    assert response.headers["X-RateLimit-Remaining"] == "1"  # one read counted, not two
+    assert client.get("/v1/me", headers=me).status_code == 200
+    assert client.get("/v1/me", headers=me).status_code == 429

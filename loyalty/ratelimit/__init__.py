@@ -27,6 +27,7 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 from flask import Flask, current_app
+from flask.globals import _cv_request
 from limits import RateLimitItem, parse_many
 from limits.errors import StorageError
 from limits.storage import storage_from_string
@@ -206,6 +207,9 @@ def reset(app: Flask) -> None:
     app.extensions["loyalty.ratelimit"].reset()
 
 
+_COUNTED = "loyalty.ratelimit.counted"  # in the request's environ: scope -> Window
+
+
 def limit(
     scope: str,
     key_func: Callable[[], str],
@@ -233,7 +237,12 @@ def limit(
             found = counters.limiter(
                 config[config_key] if config_key else limits, scope, shared=shared
             )
-            window = found.acquire(key_func())
+            # A request run again (`loyalty.auth.require`: stale settings, a lost connection)
+            # is still one request: its first run's count stands.
+            counted = _cv_request.get().request.environ.setdefault(_COUNTED, {})
+            window = counted.get(scope)
+            if window is None:
+                window = counted[scope] = found.acquire(key_func())
             reset_at = int(window.reset_at + 1)
             if not window.allowed:
                 retry_after = max(1, int(reset_at - counters.clock()))

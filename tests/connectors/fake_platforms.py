@@ -8,6 +8,7 @@ import base64
 import json
 import re
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
@@ -42,6 +43,7 @@ class _Fake:
     def __init__(self):
         self.requests: list[dict] = []
         self.answers: list[tuple[int, dict, dict]] = []  # (status, headers, body), in order
+        self.delay = 0.0  # seconds each answer takes: lets concurrent workers overlap
         self.lock = threading.Lock()
         fake = self
 
@@ -71,6 +73,7 @@ class _Fake:
                 with fake.lock:
                     fake.requests.append(sent)
                     canned = fake.answers.pop(0) if fake.answers else None
+                time.sleep(fake.delay)
                 if canned is not None:
                     status, headers, body = canned
                     return self._reply(status, body, headers)

@@ -61,6 +61,8 @@ class Hooks:
     member_rewards: Callable | None = None
     # (session, member, reward_id) -> the redemption dict (with the reward `code`)
     redeem_reward: Callable | None = None
+    # (session, member, redemption_id) -> that redemption of the member's (NotFound otherwise)
+    member_redemption: Callable | None = None
     # (session, member, limit, cursor) -> the member's referral stats, with a page of referrals
     member_referrals: Callable | None = None
     # Cohorts a domain adds to /v1/reports/cohorts?by=NAME: name -> () -> a selectable of

@@ -400,6 +400,14 @@ def list_redemptions(session: Session, member: Member, limit: int, cursor: str |
     }
 
 
+def get_member_redemption(session: Session, member: Member, code_id: int) -> dict:
+    """One of the member's redemptions (the widget polls it until the store has the code)."""
+    code = session.get(RewardCode, code_id)
+    if code is None or code.member_id != member.id:
+        raise NotFound(f"No redemption {code_id}.")
+    return redemption_view(session, code)
+
+
 def cancel_redemption(
     session: Session, code_id: int, member: Member | None = None, now: datetime | None = None
 ) -> dict:

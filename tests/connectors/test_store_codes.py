@@ -379,3 +379,24 @@ def test_woocommerce_credentials_never_go_over_plain_http():
         store_code_settings({"WOOCOMMERCE_URL": "http://shop.example.com"})
     for url in ("https://shop.example.com/", "http://127.0.0.1:8080", "http://localhost"):
         assert store_code_settings({"WOOCOMMERCE_URL": url})["WOOCOMMERCE_URL"] == url.rstrip("/")
+
+
+def test_the_widget_reads_its_own_redemption_until_the_store_has_it(
+    client, admin, storefront, runner, shopify
+):
+    body = redeemed(client, admin, storefront)
+    make_member(client, admin, "c_2")
+
+    def token(customer_id):
+        minted = client.post("/v1/widget-tokens", json={"customer_id": customer_id},
+                             headers=storefront)  # fmt: skip
+        return {"Authorization": f"Bearer {minted.get_json()['token']}"}
+
+    mine = client.get(f"/v1/me/redemptions/{body['id']}", headers=token("c_1"))
+    assert mine.status_code == 200
+    assert mine.get_json()["platform"] == {"name": "shopify", "status": "pending"}
+    sync(runner)
+    mine = client.get(f"/v1/me/redemptions/{body['id']}", headers=token("c_1")).get_json()
+    assert (mine["code"], mine["platform"]["status"]) == (body["code"], "created")
+    others = client.get(f"/v1/me/redemptions/{body['id']}", headers=token("c_2"))
+    assert others.status_code == 404 and others.get_json()["type"] == "not-found"

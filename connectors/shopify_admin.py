@@ -22,6 +22,9 @@ FREE_SHIPPING_CREATE = (
     " discountCodeFreeShippingCreate(freeShippingCodeDiscount: $freeShippingCodeDiscount)"
     f" {{ {_FIELDS} }} }}"
 )
+BY_CODE = (
+    "query codeDiscountNodeByCode($code: String!) { codeDiscountNodeByCode(code: $code) { id } }"
+)
 DELETE = (
     "mutation discountCodeDelete($id: ID!) {"
     " discountCodeDelete(id: $id) { deletedCodeDiscountId userErrors { field code message } } }"
@@ -90,6 +93,13 @@ class ShopifyAdmin:
             query, name, arg = BASIC_CREATE, "discountCodeBasicCreate", "basicCodeDiscount"
         response = self._call(query, {arg: discount_input(terms)})
         payload, problem = _payload(response, name)
+        if problem is not None and _code_taken(response):
+            # Ours, created by an earlier attempt whose answer was lost (80 random bits: nobody
+            # else has this code): take it over.
+            found = self._call(BY_CODE, {"code": terms.code})
+            node = ((found.body or {}).get("data") or {}).get("codeDiscountNodeByCode") or {}
+            if found.status == 200 and node.get("id"):
+                return Answer(True, platform_id=node["id"])
         if problem is not None:
             return problem
         node = payload.get("codeDiscountNode") or {}
@@ -101,6 +111,16 @@ class ShopifyAdmin:
         response = self._call(DELETE, {"id": platform_id})
         _payload_, problem = _payload(response, "discountCodeDelete")
         return problem or Answer(True, platform_id=platform_id)
+
+
+def _code_taken(response: Response) -> bool:
+    data = (response.body or {}).get("data") if isinstance(response.body, dict) else None
+    payloads = (data or {}).values()
+    return any(
+        e.get("code") == "TAKEN" and (e.get("field") or [])[-1:] == ["code"]
+        for payload in payloads
+        for e in ((payload or {}).get("userErrors") or [])
+    )
 
 
 def _payload(response: Response, name: str) -> tuple[dict, Answer | None]:

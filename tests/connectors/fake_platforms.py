@@ -129,6 +129,10 @@ class FakeShopify(_Fake):
         ):
             if re.search(rf"\b{name}\(", query):
                 return 200, {"data": {name: self._create(name, arg, variables[arg])}}
+        if re.search(r"\bcodeDiscountNodeByCode\(", query):
+            found = self.by_code(variables["code"])
+            node = {"id": found["id"]} if found is not None else None
+            return 200, {"data": {"codeDiscountNodeByCode": node}}
         if re.search(r"\bdiscountCodeDelete\(", query):
             node_id = variables["id"]
             if self.discounts.pop(node_id, None) is None:
@@ -164,7 +168,7 @@ class FakeShopify(_Fake):
             return {"codeDiscountNode": None, "userErrors": errors}
         node_id = f"gid://shopify/DiscountCodeNode/{self._next}"
         self._next += 1
-        self.discounts[node_id] = {"mutation": name, "input": values}
+        self.discounts[node_id] = {"id": node_id, "mutation": name, "input": values}
         return {"codeDiscountNode": {"id": node_id}, "userErrors": []}
 
 

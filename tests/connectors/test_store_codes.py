@@ -209,17 +209,37 @@ def test_user_errors_fail_the_code_with_shopify_s_words(
     client, admin, storefront, runner, shopify, session
 ):
     body = redeemed(client, admin, storefront)
-    shopify.discounts["gid://shopify/DiscountCodeNode/999"] = {
-        "mutation": "discountCodeBasicCreate",
-        "input": {"code": body["code"].lower()},
-    }  # the shop already has this code
+    refused = {
+        "codeDiscountNode": None,
+        "userErrors": [{"field": ["basicCodeDiscount", "endsAt"], "code": "INVALID",
+                        "message": "Ends at needs to be after starts_at"}],
+    }  # fmt: skip
+    shopify.answers.append((200, {}, {"data": {"discountCodeBasicCreate": refused}}))
     sync(runner)
     platform = listed(client, storefront)[body["id"]]["platform"]
-    assert platform["status"] == "failed"
-    assert "Code must be unique" in platform["error"] and "(TAKEN)" in platform["error"]
-    assert "shpat" not in platform["error"]
+    assert platform == {
+        "name": "shopify",
+        "status": "failed",
+        "error": "Shopify: basicCodeDiscount.endsAt: Ends at needs to be after starts_at (INVALID)",
+    }
     sync(runner, datetime.now(UTC) + timedelta(days=1))  # final: never tried again
     assert len(shopify.requests) == 1
+
+
+def test_a_shopify_discount_created_by_a_lost_attempt_is_taken_over(
+    client, admin, storefront, runner, shopify, session
+):
+    body = redeemed(client, admin, storefront)
+    node_id = "gid://shopify/DiscountCodeNode/999"
+    shopify.discounts[node_id] = {"id": node_id, "mutation": "discountCodeBasicCreate",
+                                  "input": {"code": body["code"]}}  # fmt: skip
+    sync(runner)
+    assert [list(r["json"]["variables"]) for r in shopify.requests] == [
+        ["basicCodeDiscount"],  # answered TAKEN
+        ["code"],  # codeDiscountNodeByCode
+    ]
+    assert task(session, body["id"]).platform_id == node_id
+    assert listed(client, storefront)[body["id"]]["platform"]["status"] == "created"
 
 
 def test_server_errors_back_off_then_give_up(client, admin, storefront, runner, shopify, session):

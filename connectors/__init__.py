@@ -17,4 +17,8 @@ def blueprints() -> list:
 
 
 def init_hooks(hooks: Hooks) -> None:
-    """Jobs and order handlers of the connectors (outbound discount codes join here)."""
+    """Jobs and order handlers of the connectors: reward codes mirrored as the store's discount
+    codes (the `sync-store-codes` job runs before `deliver-webhooks`)."""
+    from connectors import discounts
+
+    discounts.init_hooks(hooks)

@@ -209,7 +209,12 @@ def register_hooks(app: Flask) -> None:
     from referrals.service import ReferralConversion, member_stats
     from rewards import giftcards
     from rewards.catalog import init_hooks as init_reward_catalog
-    from rewards.catalog.service import RewardCodeConsumption, list_rewards_for_member, redeem
+    from rewards.catalog.service import (
+        RewardCodeConsumption,
+        get_member_redemption,
+        list_rewards_for_member,
+        redeem,
+    )
     from rewards.giftcards.service import GiftCardHolds
 
     hooks = Hooks(
@@ -233,6 +238,7 @@ def register_hooks(app: Flask) -> None:
     giftcards.init_hooks(hooks)  # expire-holds, expire-gift-cards jobs; a demo card
     connectors.init_hooks(hooks)  # store discount codes for reward codes
     hooks.member_rewards, hooks.redeem_reward = list_rewards_for_member, redeem  # widget /v1/me
+    hooks.member_redemption = get_member_redemption
     hooks.member_referrals = member_stats  # widget /v1/me/referrals
     hooks.demo_seed.append(seed_demo_shopper)  # last: its order sees the demo tiers and rewards
     hooks.jobs["purge-webhooks"] = purge_webhooks

@@ -5,6 +5,7 @@ Every setting an operator may change is read here and nowhere else.
 
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 DEFAULT_SECRET = "dev-secret-change-me"  # noqa: S105 - refused in production, see check_production
 
@@ -72,6 +73,7 @@ def from_environment(instance_path: str, env: dict | None = None) -> dict:
         "WOOCOMMERCE_WEBHOOK_SECRETS": _list(env.get("WOOCOMMERCE_WEBHOOK_SECRETS")),
         "REDIS_URL": env.get("REDIS_URL", ""),
         **rate_limit_settings(env),
+        **store_code_settings(env),
         "LOYALTY_PUBLIC_URL": env.get("LOYALTY_PUBLIC_URL", "http://127.0.0.1:5000").rstrip("/"),
         "WIDGET_TOKEN_MAX_AGE": int(env.get("WIDGET_TOKEN_MAX_AGE", "900")),
         # Per widget token's member on /v1/me (`limits` syntax, e.g. "120/minute;1000/hour").
@@ -133,6 +135,39 @@ def from_environment(instance_path: str, env: dict | None = None) -> dict:
             default=env.get("LOYALTY_ENV", "development") != "production",
         ),
     }
+
+
+def store_code_settings(env: dict) -> dict:
+    """The store platforms' Admin APIs, where reward codes become the store's discount codes
+    (connectors/discounts.py), and how the `sync-store-codes` job calls them."""
+    woo_url = env.get("WOOCOMMERCE_URL", "").strip().rstrip("/")
+    if woo_url and not woo_url.startswith("https://") and not _loopback_http(woo_url):
+        # Basic auth sends the key and secret with every request: never over plain HTTP.
+        raise ConfigError("WOOCOMMERCE_URL must be https:// (http only to a loopback address)")
+    return {
+        # The shop's domain (`example.myshopify.com`) and an Admin API access token with the
+        # write_discounts scope; SHOPIFY_API_BASE replaces https://<shop> (a local fake).
+        "SHOPIFY_SHOP": env.get("SHOPIFY_SHOP", "").strip(),
+        "SHOPIFY_ADMIN_TOKEN": env.get("SHOPIFY_ADMIN_TOKEN", ""),
+        "SHOPIFY_API_BASE": env.get("SHOPIFY_API_BASE", "").strip().rstrip("/"),
+        "SHOPIFY_API_VERSION": env.get("SHOPIFY_API_VERSION", "2026-01"),
+        # The site's address and a REST API key pair with read/write access.
+        "WOOCOMMERCE_URL": woo_url,
+        "WOOCOMMERCE_KEY": env.get("WOOCOMMERCE_KEY", ""),
+        "WOOCOMMERCE_SECRET": env.get("WOOCOMMERCE_SECRET", ""),
+        # Platform calls claimed per round, their timeout, attempts before a code is `failed`,
+        # and the backoff between attempts (doubling, capped); a platform's Retry-After wins.
+        "STORE_CODES_BATCH_SIZE": _positive(env, "STORE_CODES_BATCH_SIZE", 20),
+        "STORE_CODES_TIMEOUT_SECONDS": float(env.get("STORE_CODES_TIMEOUT_SECONDS", "10")),
+        "STORE_CODES_MAX_ATTEMPTS": _positive(env, "STORE_CODES_MAX_ATTEMPTS", 8),
+        "STORE_CODES_RETRY_SECONDS": float(env.get("STORE_CODES_RETRY_SECONDS", "30")),
+        "STORE_CODES_RETRY_MAX_SECONDS": float(env.get("STORE_CODES_RETRY_MAX_SECONDS", "3600")),
+    }
+
+
+def _loopback_http(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    return url.startswith("http://") and (host in ("localhost", "::1") or host.startswith("127."))
 
 
 def rate_limit_settings(env: dict) -> dict:

@@ -2,7 +2,9 @@
 
 The core never imports a domain: order events reach rewards, gift cards and referrals through
 `order_handlers`; a domain adds fields to the member view through `member_view`, and learns of
-new members through `member_enrolled`.
+new members through `member_enrolled`. Reward codes that are issued or end (canceled, expired)
+are announced through `reward_code_issued` and `reward_codes_ended`, so a store connector can
+mirror them on the store platform from the same transaction.
 """
 
 from collections.abc import Callable
@@ -40,6 +42,14 @@ class Hooks:
     member_erased: list[Callable] = field(default_factory=list)
     # Sections a domain adds to a member's export: name -> (session, member) -> JSON-ready value
     member_export: dict[str, Callable] = field(default_factory=dict)
+    # (session, code) -> None, called in the transaction that issues a reward code
+    reward_code_issued: list[Callable] = field(default_factory=list)
+    # (session, code_ids) -> None, called in the transaction that cancels or expires reward
+    # codes; `code_ids` is a list of ids, or a SELECT of them run before their status changes
+    reward_codes_ended: list[Callable] = field(default_factory=list)
+    # (session, code_ids) -> {code id: JSON-ready state}: where the store platform is with each
+    # code (the `platform` field of redemptions); None when no connector sets it
+    reward_code_platform: Callable | None = None
     # name -> job(session, now, batch_size, progress) -> int (rows changed); see loyalty.jobs
     jobs: dict[str, Callable] = field(default_factory=dict)
     # (session) -> None, adds a domain's part of the demo program on first `make run`
@@ -51,6 +61,8 @@ class Hooks:
     member_rewards: Callable | None = None
     # (session, member, reward_id) -> the redemption dict (with the reward `code`)
     redeem_reward: Callable | None = None
+    # (session, member, redemption_id) -> that redemption of the member's (NotFound otherwise)
+    member_redemption: Callable | None = None
     # (session, member, limit, cursor) -> the member's referral stats, with a page of referrals
     member_referrals: Callable | None = None
     # Cohorts a domain adds to /v1/reports/cohorts?by=NAME: name -> () -> a selectable of

@@ -112,6 +112,17 @@ class MyRedemptions(MethodView):
         return service.redeem(db.session, hooks(), current_member(), data["reward_id"])
 
 
+@me.route("/redemptions/<int:redemption_id>")
+class MyRedemption(MethodView):
+    @require(widget=True)
+    @read_limit
+    @me.response(200)
+    def get(self, redemption_id):
+        """One of the token's member's redemptions: the widget polls it while the store's
+        discount code is `pending` (its `platform` field), showing the code once `created`."""
+        return service.redemption(db.session, hooks(), current_member(), redemption_id)
+
+
 @me.route("/referrals")
 class MyReferrals(MethodView):
     @require(widget=True)

@@ -69,6 +69,12 @@ def redeem(session: Session, hooks: Hooks, member: Member, reward_id) -> dict:
     return hooks.redeem_reward(session, member, reward_id)
 
 
+def redemption(session: Session, hooks: Hooks, member: Member, redemption_id: int) -> dict:
+    if hooks.member_redemption is None:
+        raise NotFound("Rewards are not enabled in this installation.")
+    return hooks.member_redemption(session, member, redemption_id)
+
+
 def referrals(session: Session, hooks: Hooks, member: Member, limit: int, cursor) -> dict:
     if hooks.member_referrals is None:
         raise NotFound("Referrals are not enabled in this installation.")

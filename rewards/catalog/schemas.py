@@ -105,6 +105,14 @@ class RedeemSchema(StrictSchema):
     reward_id = fields.Integer(required=True, strict=True, validate=validate.Range(1, 2**31 - 1))
 
 
+class PlatformStateSchema(StrictSchema):
+    """Where the store platform is with the code (only when a store connector mirrors it)."""
+
+    name = fields.String(metadata={"enum": ["shopify", "woocommerce"]})
+    status = fields.String(metadata={"enum": ["pending", "created", "failed"]})
+    error = fields.String()
+
+
 class RedemptionSchema(StrictSchema):
     id = fields.Integer()
     code = fields.String()
@@ -125,6 +133,7 @@ class RedemptionSchema(StrictSchema):
     canceled_at = fields.String(allow_none=True)
     expired_at = fields.String(allow_none=True)
     points_returned = fields.Integer()
+    platform = fields.Nested(PlatformStateSchema)
 
 
 RedemptionPageSchema = page_schema(RedemptionSchema, "RedemptionPage")

@@ -25,6 +25,7 @@ from loyalty.errors import (
     RewardUnavailable,
     ValidationFailed,
 )
+from loyalty.hooks import hooks
 from loyalty.jobs import in_ranges, lock_members
 from loyalty.ledger import AVAILABLE, LedgerEntry
 from loyalty.members.models import Member
@@ -265,6 +266,8 @@ def _new_code(session: Session, **values) -> RewardCode:
                 raise  # not a collision: a real constraint violation
             continue
         webhooks.emit(session, "reward.issued", reward_issued_event(row))
+        for issued in hooks().reward_code_issued:  # e.g. the store's own discount code
+            issued(session, row)
         return row
     raise RuntimeError("could not draw a unique reward code")
 
@@ -390,10 +393,19 @@ def list_redemptions(session: Session, member: Member, limit: int, cursor: str |
     more = len(rows) > limit
     rows = rows[:limit]
     names = _tier_names(session)
+    platforms = code_platforms(session, [c.id for c in rows])
     return {
-        "items": [redemption_view(session, c, names) for c in rows],
+        "items": [redemption_view(session, c, names, platforms) for c in rows],
         "next_cursor": encode_cursor(rows[-1].id) if more else None,
     }
+
+
+def get_member_redemption(session: Session, member: Member, code_id: int) -> dict:
+    """One of the member's redemptions (the widget polls it until the store has the code)."""
+    code = session.get(RewardCode, code_id)
+    if code is None or code.member_id != member.id:
+        raise NotFound(f"No redemption {code_id}.")
+    return redemption_view(session, code)
 
 
 def cancel_redemption(
@@ -436,6 +448,8 @@ def cancel_redemption(
             )
         raise Conflict(f"This code is {code.status}; only an unused code can be canceled.",
                        code_status=code.status)  # fmt: skip
+    for hook in hooks().reward_codes_ended:
+        hook(session, [code.id])
     if code.points_spent and code.member_id is not None:
         ledger.post_entry(
             session,
@@ -533,15 +547,29 @@ def reward_code_view(code: RewardCode) -> dict:
     }
 
 
-def redemption_view(session: Session, code: RewardCode, tier_names: dict | None = None) -> dict:
+def code_platforms(session: Session, code_ids: list[int]) -> dict:
+    """Where the store platform is with each code (only codes a connector mirrors there)."""
+    find = hooks().reward_code_platform
+    return find(session, code_ids) if find is not None and code_ids else {}
+
+
+def redemption_view(
+    session: Session, code: RewardCode, tier_names: dict | None = None, platforms=None
+) -> dict:
     reward = session.get(Reward, code.reward_id) if code.reward_id is not None else None
-    return {
+    view = {
         **reward_code_view(code),
         "reward": reward_view(session, reward, tier_names) if reward is not None else None,
         "canceled_at": _iso(code.canceled_at),
         "expired_at": _iso(code.expired_at),
         "points_returned": code.points_returned,
     }
+    platform = (platforms if platforms is not None else code_platforms(session, [code.id])).get(
+        code.id
+    )
+    if platform is not None:  # no store connector mirrors it: no field, as before
+        view["platform"] = platform
+    return view
 
 
 # --- checkout ---------------------------------------------------------------------------------
@@ -778,6 +806,8 @@ def _expire_due(session: Session, due, now: datetime, return_points: bool) -> in
     back if the program says so, with one ledger entry each — all set-based."""
     # Lock the codes first: a concurrent cancel waits, then finds them expired.
     session.execute(select(RewardCode.id).where(due).order_by(RewardCode.id).with_for_update())
+    for hook in hooks().reward_codes_ended:
+        hook(session, select(RewardCode.id).where(due))
     reward_counts = (
         select(RewardCode.reward_id, func.count().label("n"))
         .where(due, RewardCode.reward_id.is_not(None))

@@ -5,6 +5,7 @@ seeded, exactly what `make run` serves. Screenshots land in test-artifacts/ (git
 """
 
 import threading
+from datetime import timedelta
 
 import pytest
 from werkzeug.serving import make_server
@@ -13,6 +14,7 @@ from loyalty.auth import create_api_key
 from loyalty.extensions import db
 from loyalty.hooks import hooks
 from loyalty.seed import DEMO_CUSTOMER, seed_demo_program
+from loyalty.types import utcnow
 from tests.conftest import ROOT, bearer, make_app, migrate
 
 pytestmark = pytest.mark.browser
@@ -249,4 +251,42 @@ def test_widget_renews_an_expired_token_from_the_merchants_server(live, browser)
         page.goto(shop.url)
         page.locator('[data-testid="balance"]').wait_for()
         assert len(renewals) == 1  # the panel's parallel requests share one renewal
+        page.close()
+
+
+def test_widget_shows_the_code_once_the_store_has_created_it(live, browser):
+    from connectors.discounts import sync_store_codes
+    from tests.connectors.fake_platforms import SHOPIFY_TOKEN, FakeShopify
+
+    app, base, admin = live
+    reward = api(app, "post", "/v1/rewards", admin, {
+        "name": "Store code 5.00 off", "kind": "amount_off", "amount": 500,
+        "points_cost": 100, "code_valid_days": 30,
+    })  # fmt: skip
+    with FakeShopify() as shopify:
+        app.config.update(
+            SHOPIFY_SHOP="example.myshopify.com",
+            SHOPIFY_ADMIN_TOKEN=SHOPIFY_TOKEN,
+            SHOPIFY_API_BASE=shopify.url,
+        )
+        page = browser.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        page.goto(f"{base}/demo")
+        button = page.locator(f'[data-testid="reward"][data-reward-id="{reward["id"]}"]').locator(
+            '[data-testid="redeem"]'
+        )
+        button.click()
+        button.click()
+        page.locator('[data-testid="code-activating"]').wait_for()
+        # Not usable at the store yet: the code is not shown, and a poll or two changes nothing.
+        page.wait_for_timeout(2000)
+        assert page.locator('[data-testid="reward-code"]').count() == 0
+        assert page.locator('[data-testid="code-activating"]').count() == 1
+
+        with app.app_context():
+            assert sync_store_codes(db.session, utcnow() + timedelta(seconds=1), 0) == 1
+        code = page.locator('[data-testid="reward-code"]')
+        code.wait_for()
+        assert shopify.by_code(code.inner_text()) is not None
+        assert page.locator('[data-testid="code-activating"]').count() == 0
         page.close()

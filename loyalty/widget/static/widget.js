@@ -15,6 +15,11 @@
 (function () {
   "use strict";
 
+  // While the store has not yet created a new code as its own discount code, the widget asks
+  // again this often, this many times (well inside WIDGET_RATE_LIMIT's reads per minute).
+  var ACTIVATION_POLL_MS = 1500;
+  var ACTIVATION_POLLS = 40;
+
   var STYLE = [
     ":host{all:initial;display:block;font-family:system-ui,-apple-system,'Segoe UI',Roboto,",
     "'Helvetica Neue',Arial,sans-serif;font-size:16px;line-height:1.45;color:#1c1b22;",
@@ -379,8 +384,15 @@
     self.state.busy = true;
     self.render();
     self.request("POST", "/v1/me/redemptions", { reward_id: reward.id }).then(function (redemption) {
-      self.lastResult = self.redeemedNotice(reward, redemption || {});
-      self.announce("You redeemed " + reward.name + ". Your code is " + (redemption || {}).code + ".");
+      redemption = redemption || {};
+      if (redemption.platform && redemption.platform.status === "pending") {
+        // The code works at checkout only once the store has it: say so, and show it then.
+        self.lastResult = self.activatingNotice(reward);
+        self.announce("You redeemed " + reward.name + ". Activating your code at the store…");
+        self.waitForStore(reward, redemption.id, ACTIVATION_POLLS);
+      } else {
+        self.showRedeemed(reward, redemption);
+      }
       return self.refresh();
     }).catch(function (error) {
       self.announce("Couldn't redeem " + reward.name + ". " + (error.message || ""));
@@ -395,6 +407,45 @@
       var notice = self.root.querySelector('[data-testid="redeem-result"] button');
       if (notice) notice.focus();
     });
+  };
+
+  Widget.prototype.showRedeemed = function (reward, redemption) {
+    if (redemption.platform && redemption.platform.status === "failed") {
+      this.lastResult = h("div", { class: "notice error", role: "alert", "data-testid": "code-failed" }, [
+        h("strong", { text: "You redeemed " + reward.name + ", but the store could not activate the code. " }),
+        document.createTextNode("Please contact us: your points are safe."),
+      ]);
+      this.announce("The store could not activate your code for " + reward.name + ".");
+      return;
+    }
+    this.lastResult = this.redeemedNotice(reward, redemption);
+    this.announce("You redeemed " + reward.name + ". Your code is " + redemption.code + ".");
+  };
+
+  Widget.prototype.activatingNotice = function (reward) {
+    return h("div", { class: "notice", role: "status", "data-testid": "code-activating" }, [
+      h("strong", { text: "You redeemed " + reward.name + "." }),
+      h("p", { class: "muted", text: "Activating your code at the store…" }),
+    ]);
+  };
+
+  Widget.prototype.waitForStore = function (reward, redemptionId, left) {
+    var self = this;
+    setTimeout(function () {
+      self.request("GET", "/v1/me/redemptions/" + redemptionId).then(function (redemption) {
+        var status = redemption && redemption.platform && redemption.platform.status;
+        if (status === "pending" && left > 1) return self.waitForStore(reward, redemptionId, left - 1);
+        // Created, failed, or still pending after every try: show what there is.
+        self.showRedeemed(reward, redemption || {});
+        if (status === "pending") {
+          self.lastResult.appendChild(h("p", { class: "muted", "data-testid": "code-still-activating",
+            text: "The store may take a few more minutes to accept it." }));
+        }
+        self.render();
+      }).catch(function () {
+        if (left > 1) self.waitForStore(reward, redemptionId, left - 1);
+      });
+    }, ACTIVATION_POLL_MS);
   };
 
   Widget.prototype.redeemedNotice = function (reward, redemption) {

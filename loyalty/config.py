@@ -67,6 +67,8 @@ def from_environment(instance_path: str, env: dict | None = None) -> dict:
         "STRIPE_API_KEY": env.get("STRIPE_API_KEY", ""),
         "STRIPE_WEBHOOK_SECRETS": _list(env.get("STRIPE_WEBHOOK_SECRETS")),
         "STRIPE_API_BASE": env.get("STRIPE_API_BASE", ""),
+        # Shopify signs webhooks with the app's secret; during a rotation both are listed.
+        "SHOPIFY_WEBHOOK_SECRETS": _list(env.get("SHOPIFY_WEBHOOK_SECRETS")),
         "REDIS_URL": env.get("REDIS_URL", ""),
         **rate_limit_settings(env),
         "LOYALTY_PUBLIC_URL": env.get("LOYALTY_PUBLIC_URL", "http://127.0.0.1:5000").rstrip("/"),

@@ -348,8 +348,8 @@ def _address_hash(address: dict | None) -> str | None:
 @dataclass(frozen=True)
 class Delivery:
     id: str  # X-Shopify-Webhook-Id: the same on Shopify's retries of one delivery
-    topic: str
-    shop: str | None
+    topic: str  # X-Shopify-Topic
+    shop: str | None  # X-Shopify-Shop-Domain
 
 
 def receive(session, hooks: Hooks, delivery: Delivery, payload: dict) -> Outcome:
@@ -446,11 +446,13 @@ def _refunds_create(session, hooks: Hooks, delivery: Delivery, refund: dict) -> 
     order = session.scalar(select(Order).where(Order.order_id == order_key(refund["order_id"])))
     if order is None:
         not_taken = session.scalar(
-            select(ConnectorDelivery.reason).where(
+            select(ConnectorDelivery.reason)
+            .where(
                 ConnectorDelivery.platform == PLATFORM,
                 ConnectorDelivery.event_id == paid_event_id(refund["order_id"]),
                 ConnectorDelivery.status.in_(("skipped", "refused")),
             )
+            .limit(1)
         )
         if not_taken is None:  # not seen yet: Shopify sends it again later
             raise Conflict(f"Order {order_key(refund['order_id'])!r} has not been paid here (yet).")
@@ -497,6 +499,7 @@ def _customers_data_request(session, hooks: Hooks, delivery: Delivery, body: dic
     if member is None or customer.get("id") is None:
         return Outcome("skipped", "no member: nothing is held about this customer")
     _audit(session, "member.data_request", member, {
+        "shop": delivery.shop,
         "customer_id": customer_id,
         "data_request_id": (body.get("data_request") or {}).get("id"),
         "orders_requested": body.get("orders_requested") or [],

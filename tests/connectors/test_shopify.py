@@ -321,6 +321,10 @@ def test_customers_redact_erases_the_member(client, storefront, admin, session):
     order = s.order([s.line_item("S1", "50.00")])
     ok(deliver(client, "orders/paid", order))
     buyer = order["customer"]
+    asked = {"shop_id": 954889, "shop_domain": "example.myshopify.com", "orders_requested": [],
+             "customer": {"id": buyer["id"], "email": buyer["email"], "phone": None},
+             "data_request": {"id": 9998}}  # fmt: skip
+    ok(deliver(client, "customers/data_request", asked))
     request = {"shop_id": 954889, "shop_domain": "example.myshopify.com",
                "customer": {"id": buyer["id"], "email": buyer["email"], "phone": None},
                "orders_to_redact": [order["id"]]}  # fmt: skip
@@ -328,7 +332,10 @@ def test_customers_redact_erases_the_member(client, storefront, admin, session):
     assert member_of(client, storefront, buyer) is None
     response = client.get(f"/v1/members/shopify:{buyer['id']}/export", headers=admin)
     assert response.status_code == 404
-    assert session.scalar(select(AuditLog.action).order_by(AuditLog.id.desc())) == "member.erase"
+    session.expire_all()
+    logged = session.scalars(select(AuditLog).order_by(AuditLog.id)).all()
+    assert [entry.action for entry in logged] == ["member.data_request", "member.erase"]
+    assert logged[0].after["customer_id"] is None  # erasure leaves no copy of the id
     again = ok(deliver(client, "customers/redact", request), "skipped")
     assert "no member" in again["reason"]
 
@@ -344,7 +351,8 @@ def test_customers_data_request_is_recorded_and_the_export_is_there(client, admi
     ok(deliver(client, "customers/data_request", request))
     entry = session.scalars(select(AuditLog).order_by(AuditLog.id.desc())).first()
     assert entry.action == "member.data_request"
-    assert entry.after == {"customer_id": f"shopify:{buyer['id']}", "data_request_id": 9999,
+    assert entry.after == {"shop": "example.myshopify.com", "data_request_id": 9999,
+                           "customer_id": f"shopify:{buyer['id']}",
                            "orders_requested": [order["id"]]}  # fmt: skip
     export = client.get(f"/v1/members/shopify:{buyer['id']}/export", headers=admin).get_json()
     assert export["profile"]["email"] == buyer["email"]
@@ -365,6 +373,12 @@ def test_shop_redact_erases_every_shopify_member_and_no_one_else(client, storefr
     for order in buyers:
         assert member_of(client, storefront, order["customer"]) is None
     assert client.get("/v1/members/pos_7", headers=storefront).status_code == 200
+
+
+def test_a_payload_not_shaped_as_the_topic_says_is_refused_and_recorded(client, session):
+    response = deliver(client, "orders/paid", {"order_number": 1001, "line_items": []})
+    assert response.status_code == 422
+    assert deliveries(session)[-1].status == "refused"
 
 
 def test_a_topic_not_taken_is_recorded_skipped(client, session):

@@ -502,3 +502,28 @@ def test_an_address_that_is_not_one_is_dropped():
     order["client_details"]["browser_ip"] = "localhost"
     [paid] = shopify.events_from_order(order, "USD").events
     assert "ip" not in paid["order"]
+
+
+@pytest.mark.postgres
+@pytest.mark.concurrency
+def test_one_order_delivered_8_times_at_once_under_8_webhook_ids_earns_once(pg_app, pg_keys):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from loyalty.ledger import find_drift
+
+    pg_app.config["SHOPIFY_WEBHOOK_SECRETS"] = list(SECRETS)
+    order = s.order([s.line_item("S1", "123.45")])
+
+    def send(_):
+        response = deliver(pg_app.test_client(), "orders/paid", order)
+        return response.status_code, response.get_json()
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(send, range(8)))
+    assert {status for status, _ in results} == {200}
+    assert sorted(body["duplicate"] for _, body in results) == [False] + [True] * 7
+    client = pg_app.test_client()
+    assert points(client, pg_keys["storefront"], order["customer"])["pending"] == 123
+    with pg_app.app_context():
+        assert len(db.session.scalars(select(ConnectorDelivery)).all()) == 8
+        assert find_drift(db.session) == []

@@ -352,6 +352,31 @@ class Delivery:
     shop: str | None  # X-Shopify-Shop-Domain
 
 
+# Shopify signs the body, not the headers: a body must be shaped as its topic's, so that a
+# signed body sent again under another X-Shopify-Topic (an order as customers/redact, a
+# customer's redaction as shop/redact) is refused instead of acted on.
+SHAPES = {
+    "orders/paid": {"line_items", "financial_status"},
+    "orders/cancelled": {"line_items", "cancelled_at"},
+    "refunds/create": {"order_id", "refund_line_items"},
+    "customers/create": {"email", "first_name"},
+    "customers/data_request": {"shop_domain", "customer", "orders_requested", "data_request"},
+    "customers/redact": {"shop_domain", "customer", "orders_to_redact"},
+    "shop/redact": {"shop_id", "shop_domain"},
+}
+ONLY_THESE = {"shop/redact"}  # its body has nothing else
+
+
+def _check_shape(topic: str, payload: dict) -> None:
+    wanted = SHAPES.get(topic)
+    if wanted is None:
+        return
+    keys = set(payload)
+    if not wanted <= keys or (topic in ONLY_THESE and keys != wanted):
+        message = f"Not a {topic} body: it has {', '.join(sorted(keys)) or 'nothing'}."
+        raise ValidationFailed(message, errors={"json": [message]})
+
+
 def receive(session, hooks: Hooks, delivery: Delivery, payload: dict) -> Outcome:
     """Take one verified webhook: apply it, skip it or refuse it, and record which.
 
@@ -368,6 +393,7 @@ def receive(session, hooks: Hooks, delivery: Delivery, payload: dict) -> Outcome
     else:
         try:
             try:
+                _check_shape(delivery.topic, payload)
                 outcome = handle(session, hooks, delivery, payload)
             except (KeyError, TypeError, ValueError, AttributeError) as exc:
                 message = f"Not a Shopify {delivery.topic} payload ({exc!r})."

@@ -381,6 +381,20 @@ def test_a_payload_not_shaped_as_the_topic_says_is_refused_and_recorded(client, 
     assert deliveries(session)[-1].status == "refused"
 
 
+def test_a_signed_body_sent_again_under_another_topic_is_refused(client, storefront, session):
+    order = s.order([s.line_item("S1", "50.00")])
+    ok(deliver(client, "orders/paid", order))
+    # The topic header is not signed: an order's body as customers/redact erases no one.
+    assert deliver(client, "customers/redact", order).status_code == 422
+    assert deliver(client, "shop/redact", order).status_code == 422
+    redact = {"shop_id": 954889, "shop_domain": "example.myshopify.com",
+              "customer": {"id": 1, "email": "x@example.com", "phone": None},
+              "orders_to_redact": []}  # fmt: skip
+    assert deliver(client, "shop/redact", redact).status_code == 422
+    assert points(client, storefront, order["customer"])["pending"] == 50
+    assert [d.status for d in deliveries(session)] == ["applied"] + ["refused"] * 3
+
+
 def test_a_topic_not_taken_is_recorded_skipped(client, session):
     ok(deliver(client, "products/update", {"id": 632910392, "title": "IPod Nano"}), "skipped")
     assert deliveries(session)[-1].topic == "products/update"

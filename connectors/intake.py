@@ -5,20 +5,25 @@ of each delivery, and the hand-over to the same order-event and enrolment servic
 import base64
 import hashlib
 import hmac
+import logging
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
-from marshmallow import ValidationError
+from flask import after_this_request, has_request_context, request
+from marshmallow import ValidationError, fields
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from connectors.models import ConnectorDelivery
 from loyalty.errors import Unauthorized, ValidationFailed
-from loyalty.extensions import Blueprint
+from loyalty.extensions import Blueprint, db
 from loyalty.hooks import Hooks
 from loyalty.orders import service as orders
 from loyalty.orders.schemas import EventSchema
+from loyalty.schemas import StrictSchema
+
+log = logging.getLogger(__name__)
 
 blp = Blueprint(
     "connectors", __name__, url_prefix="/v1/connectors", description="Store connector webhooks"
@@ -69,6 +74,15 @@ class Outcome:
     answer: str | None = None  # the order event's stored answer (JSON text), when one ran
 
 
+class OutcomeSchema(StrictSchema):
+    """What a webhook's answer says became of the delivery."""
+
+    status = fields.String(metadata={"description": "applied | skipped | refused"})
+    reason = fields.String(allow_none=True)
+    event_id = fields.String(allow_none=True)
+    duplicate = fields.Boolean(metadata={"description": "the order event had been applied"})
+
+
 def seen(session: Session, platform: str, delivery_id: str) -> ConnectorDelivery | None:
     return session.scalar(
         select(ConnectorDelivery).where(
@@ -79,18 +93,51 @@ def seen(session: Session, platform: str, delivery_id: str) -> ConnectorDelivery
 
 def record(session: Session, platform: str, delivery_id: str, topic: str, outcome: Outcome):
     """Note the delivery in the request's transaction; a concurrent copy of it is harmless
-    (its effects were idempotent too), so a lost race on the unique key is ignored."""
+    (its effects were idempotent too), so a lost race on the unique key is ignored.
+
+    A refused delivery is answered with an error, which rolls the request's transaction back:
+    its record is then written again after the rollback, in a transaction of its own, so an
+    operator still sees why it was refused."""
+    row = {
+        "platform": platform, "delivery_id": delivery_id[:255], "topic": topic[:64],
+        "status": outcome.status, "reason": (outcome.reason or None) and outcome.reason[:500],
+        "event_id": outcome.event_id,
+    }  # fmt: skip
+    _insert(session, row)
+    if outcome.status == "refused" and has_request_context():
+        pending = request.environ.get(_REFUSED)
+        if pending is None:
+            pending = request.environ[_REFUSED] = []
+            after_this_request(_keep_refused_after_rollback)
+        pending.append(row)
+
+
+def _insert(session: Session, row: dict) -> None:
     try:
         with session.begin_nested():
-            session.add(
-                ConnectorDelivery(
-                    platform=platform, delivery_id=delivery_id[:255], topic=topic[:64],
-                    status=outcome.status, reason=(outcome.reason or None) and outcome.reason[:500],
-                    event_id=outcome.event_id,
-                )
-            )  # fmt: skip
+            session.add(ConnectorDelivery(**row))
     except IntegrityError:
         pass
+
+
+_REFUSED = "connectors.refused"
+
+
+def _keep_refused_after_rollback(response):
+    """Runs before the request's own commit or rollback (`loyalty.idempotency`)."""
+    rows = request.environ.pop(_REFUSED, [])
+    if response.status_code < 400 or not rows:
+        return response  # they commit with the request
+    session = db.session
+    session.rollback()
+    try:
+        for row in rows:
+            _insert(session, row)
+        session.commit()
+    except SQLAlchemyError:  # the refusal still stands; a lost record is not worth a 500
+        session.rollback()
+        log.exception("could not keep the record of a refused delivery")
+    return response
 
 
 _EVENTS = EventSchema()

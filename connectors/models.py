@@ -23,5 +23,6 @@ class ConnectorDelivery(Base):
     topic: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str | None] = mapped_column(String(500))
-    event_id: Mapped[str | None] = mapped_column(String(128))
+    # Indexed: a refund of an order that was skipped (a guest's) is found skipped by it.
+    event_id: Mapped[str | None] = mapped_column(String(128), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)

@@ -71,6 +71,8 @@ def from_environment(instance_path: str, env: dict | None = None) -> dict:
         # Secrets of the store's WooCommerce webhooks (comma-separated): any may sign a
         # delivery, so a new secret can be set in WooCommerce before the old one is dropped.
         "WOOCOMMERCE_WEBHOOK_SECRETS": _list(env.get("WOOCOMMERCE_WEBHOOK_SECRETS")),
+        # Shopify signs webhooks with the app's secret; during a rotation both are listed.
+        "SHOPIFY_WEBHOOK_SECRETS": _list(env.get("SHOPIFY_WEBHOOK_SECRETS")),
         "REDIS_URL": env.get("REDIS_URL", ""),
         **rate_limit_settings(env),
         **store_code_settings(env),

@@ -28,9 +28,10 @@ INT32_MAX = 2**31 - 1
 INT64_MAX = 2**63 - 1
 NUL = "\x00"
 STORED_HEADERS = (("Idempotency-Key", "HTTP_IDEMPOTENCY_KEY"), ("User-Agent", "HTTP_USER_AGENT"))
-# Stripe's signed events: refusing one for a NUL in a field the app never reads would refuse
-# it on every retry (a paid gift card never issued); the view reads only what it stores.
-UNCHECKED_BODIES = ("/v1/webhooks/",)
+# Signed events (Stripe's, the stores'): refusing one for a NUL in a field the app never reads
+# would refuse it on every retry (a paid gift card never issued, an order never credited); the
+# views read only what they store, and clean that.
+UNCHECKED_BODIES = ("/v1/webhooks/", "/v1/connectors/")
 MESSAGE = "NUL characters (U+0000) are not allowed."
 SURROGATE_MESSAGE = "Unpaired surrogate characters (U+D800 to U+DFFF) are not allowed."
 NON_FINITE_MESSAGE = "Not a finite number."

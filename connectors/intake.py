@@ -5,11 +5,12 @@ of each delivery, and the hand-over to the same order-event and enrolment servic
 import base64
 import hashlib
 import hmac
+import json
 import logging
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
-from flask import after_this_request, has_request_context, request
+from flask import after_this_request, current_app, has_request_context, request
 from marshmallow import ValidationError, fields
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -19,6 +20,7 @@ from connectors.models import ConnectorDelivery
 from loyalty.errors import Unauthorized, ValidationFailed
 from loyalty.extensions import Blueprint, db
 from loyalty.hooks import Hooks
+from loyalty.inputs import check_json_body
 from loyalty.orders import service as orders
 from loyalty.orders.schemas import EventSchema
 from loyalty.schemas import StrictSchema
@@ -145,7 +147,14 @@ _EVENTS = EventSchema()
 
 def apply_event(session: Session, hooks: Hooks, event: dict) -> Outcome:
     """Run an order event (our own format, as built by a platform's mapping) through the same
-    validation and service as `POST /v1/events`: same rules, same idempotency by event id."""
+    validation and service as `POST /v1/events`: same rules, same idempotency by event id.
+    A platform's signed body skips the request-level input checks (refusing it would refuse
+    every retry), so the event built from it gets them here: a NUL or a lone surrogate in a
+    field it kept is a 422 on record, not a database error."""
+    config = current_app.config
+    check_json_body(
+        json.dumps(event).encode(), config["MAX_JSON_DEPTH"], config["MAX_JSON_INTEGER_DIGITS"]
+    )
     try:
         data = _EVENTS.load(event)
     except ValidationError as exc:

@@ -338,3 +338,16 @@ def test_a_refused_delivery_sent_again_is_tried_again(client, session, admin, st
     session.expire_all()
     [record] = deliveries(session)
     assert (record.status, record.event_id) == ("applied", "woocommerce:727:paid")
+
+
+@pytest.mark.parametrize("bad", ["WOO\x00-1", "WOO\ud800-1"])
+def test_a_value_the_database_cannot_keep_is_refused_on_record_not_a_500(client, session, bad):
+    """A signed body skips the request-level input checks, so the event made from it is
+    checked before it runs: a NUL or a lone surrogate in a line's SKU is a 422 on record."""
+    order = woo_order(31)
+    order["line_items"][0]["sku"] = bad
+    response = deliver(client, "order.updated", order)
+    assert response.status_code == 422, response.get_data(as_text=True)
+    assert response.content_type == "application/problem+json"
+    assert [d.status for d in deliveries(session)] == ["refused"]
+    assert session.scalar(select(func.count()).select_from(Order)) == 0

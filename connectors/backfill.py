@@ -180,21 +180,44 @@ def import_events(
 
 
 def _apply_batch(session: Session, hooks: Hooks, events: list[dict], summary: Summary) -> None:
-    """The events in one transaction, each under a savepoint: a refused one is undone alone."""
+    """The events in one transaction. First all at once; if one of them is refused (or
+    PostgreSQL picks the batch as a deadlock's victim, or the settings change meanwhile), the
+    batch is rolled back and run again with a savepoint per event, so that only the refused
+    ones are undone. A savepoint costs two round trips of the ten or so an event makes: a
+    clean batch, the usual case, goes without them."""
+    valid = []
     for event in events:
-        example = f"event {event.get('id')}" if isinstance(event, dict) else "event"
         try:
-            data = _EVENTS.load(event)
+            valid.append((event, _EVENTS.load(event), orders.body_hash(event)))
         except ValidationError as exc:
-            summary._note(summary.refused, refusal_reason(exc), example)
-            continue
-        digest = orders.body_hash(event)
+            summary._note(summary.refused, refusal_reason(exc), _example(event))
+    try:
+        answers = [orders.answer_event(session, hooks, data, digest)
+                   for _event, data, digest in valid]  # fmt: skip
+    except (DomainError, StaleConfig):
+        session.rollback()
+        _apply_one_by_one(session, hooks, valid, summary)
+    except DBAPIError as exc:
+        session.rollback()
+        if not retryable(exc):
+            raise
+        _apply_one_by_one(session, hooks, valid, summary)
+    else:
+        for answer in answers:
+            _count(summary, answer)
+    session.commit()
+    session.expunge_all()  # memory stays one batch deep
+
+
+def _apply_one_by_one(session: Session, hooks: Hooks, valid: list, summary: Summary) -> None:
+    """Each event under a savepoint: a refused one is undone alone and counted."""
+    for event, data, digest in valid:
         for attempt in range(ATTEMPTS):
             try:
                 with session.begin_nested():
                     answer = orders.answer_event(session, hooks, data, digest)
             except DomainError as exc:
-                summary._note(summary.refused, refusal_reason(exc), example)
+                summary._note(summary.refused, refusal_reason(exc), _example(event))
             except StaleConfig:
                 continue  # the settings changed meanwhile: apply it under the new ones
             except DBAPIError as exc:
@@ -204,12 +227,18 @@ def _apply_batch(session: Session, hooks: Hooks, events: list[dict], summary: Su
                 pause(attempt)
                 continue
             else:
-                if json.loads(answer)["duplicate"]:
-                    summary.duplicates += 1
-                else:
-                    summary.imported += 1
+                _count(summary, answer)
             break
         else:
             raise StaleConfig
-    session.commit()
-    session.expunge_all()  # memory stays one batch deep
+
+
+def _count(summary: Summary, answer: str) -> None:
+    if json.loads(answer)["duplicate"]:
+        summary.duplicates += 1
+    else:
+        summary.imported += 1
+
+
+def _example(event) -> str:
+    return f"event {event.get('id')}" if isinstance(event, dict) else "event"

@@ -24,13 +24,17 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from marshmallow import ValidationError
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
 from loyalty.cache import StaleConfig
 from loyalty.errors import DomainError
 from loyalty.hooks import Hooks
+from loyalty.members import service as members
+from loyalty.members.models import Member
 from loyalty.orders import service as orders
+from loyalty.orders.models import ProcessedEvent
 from loyalty.orders.schemas import EventSchema
 from loyalty.program.service import program_settings
 from loyalty.retry import ATTEMPTS, pause, retryable
@@ -192,9 +196,10 @@ def _apply_batch(session: Session, hooks: Hooks, events: list[dict], summary: Su
         except ValidationError as exc:
             summary._note(summary.refused, refusal_reason(exc), _example(event))
     try:
+        _enroll_first_buyers(session, hooks, valid)
         answers = [orders.answer_event(session, hooks, data, digest)
                    for _event, data, digest in valid]  # fmt: skip
-    except (DomainError, StaleConfig):
+    except (DomainError, StaleConfig, IntegrityError):
         session.rollback()
         _apply_one_by_one(session, hooks, valid, summary)
     except DBAPIError as exc:
@@ -207,6 +212,37 @@ def _apply_batch(session: Session, hooks: Hooks, events: list[dict], summary: Su
             _count(summary, answer)
     session.commit()
     session.expunge_all()  # memory stays one batch deep
+
+
+def _enroll_first_buyers(session: Session, hooks: Hooks, valid: list) -> None:
+    """Enrol at once the customers whom the batch's events would each enrol on the way: those
+    whose first event in the batch is an `order.paid` in the program's currency, not yet
+    members and not a repeat of an event already processed — enrolled as that event would
+    (auto-enrolment, with its email, name and time). Only a batch that then runs whole keeps
+    them: one refused event sends the batch, enrolments included, back to the event path."""
+    program = program_settings(session)
+    if not program.auto_enroll:
+        return
+    first: dict[str, dict] = {}
+    for _event, data, _digest in valid:
+        first.setdefault(data["order"]["customer_id"], data)
+    buyers = {
+        customer: data for customer, data in first.items()
+        if data["type"] == "order.paid" and data["order"]["currency"] == program.currency
+    }  # fmt: skip
+    if not buyers:
+        return
+    known = set(session.scalars(select(Member.customer_id).where(Member.customer_id.in_(buyers))))
+    event_ids = [data["id"] for data in buyers.values()]
+    seen = set(session.scalars(select(ProcessedEvent.event_id)
+                               .where(ProcessedEvent.event_id.in_(event_ids))))  # fmt: skip
+    people = [
+        {"customer_id": customer, "email": data["order"].get("email"),
+         "name": data["order"].get("name"), "enrolled_at": data["occurred_at"]}
+        for customer, data in buyers.items() if customer not in known and data["id"] not in seen
+    ]  # fmt: skip
+    if people:
+        members.enroll_many(session, hooks, people)
 
 
 def _apply_one_by_one(session: Session, hooks: Hooks, valid: list, summary: Summary) -> None:

@@ -79,13 +79,15 @@ def state(prefix: str) -> dict:
              m.points_lifetime, tier_names.get(m.tier_id), m.last_activity_at)
             for m in members.values()
         ),
-        "ledger": [
+        # Each member's entries in order (the import enrols a batch's new customers first, so
+        # their sign-up bonuses come before the batch's order entries of others).
+        "ledger": sorted((
             (members[e.member_id].customer_id, e.kind, e.points, e.state, e.source_type,
              None if e.source_type == "signup" else e.source_id, e.detail, e.occurred_at,
              e.matures_at)
             for e in s.scalars(select(LedgerEntry).where(LedgerEntry.member_id.in_(members))
                                .order_by(LedgerEntry.id))
-        ],
+        ), key=lambda entry: entry[0]),
         "tier_spend": sorted(
             (members[t.member_id].customer_id, t.starts_at, t.ends_at, t.keeps_until, t.spend)
             for t in s.scalars(select(TierSpend).where(TierSpend.member_id.in_(members)))
@@ -151,9 +153,11 @@ def test_refused_events_are_counted_with_reasons_and_the_rest_import(client, adm
     negative = f.paid("D_y", "D_oz", [f.line(unit_price=-5)], event_id="D_bad3",
                       occurred_at=at(2))  # fmt: skip
     never_paid = f.refunded("D_none", "D_a", amount=100, event_id="D_bad4", occurred_at=at(3))
+    # A new customer's first order, refused: whoever enrols them must enrol no one.
+    taken = f.paid("D_w", "D_o1", event_id="D_bad6", occurred_at=at(3))
     too_much = f.refunded("D_o4", "D_a", amount=10_001, event_id="D_bad5", occurred_at=at(4))
     mixed = [*events[:3], other_currency, no_lines, *events[3:6], negative, never_paid,
-             too_much, *events[6:]]  # fmt: skip
+             too_much, taken, *events[6:]]  # fmt: skip
     summary = imported(mixed, batch_size=4)
     assert summary.imported == 10
     assert dict(summary.refused) == {
@@ -162,11 +166,13 @@ def test_refused_events_are_counted_with_reasons_and_the_rest_import(client, adm
         "invalid: order.lines.unit_price": 1,
         "conflict: Order … has not been paid here (yet); retry later.": 1,
         "validation-error: refund.amount": 1,
+        "conflict: Order … was recorded by another event: it is already paid.": 1,
     }
     assert summary.examples["invalid: order.lines"] == "event D_bad2"
     # The refused events left nothing; the rest are exactly the history without them.
     assert (
-        db.session.scalar(select(func.count()).where(Member.customer_id.in_(["D_x", "D_y"]))) == 0
+        db.session.scalar(select(func.count()).where(Member.customer_id.in_(["D_x", "D_y", "D_w"])))
+        == 0
     )
     assert state("D_") == (imported(history("G_")), state("G_"))[1]
     assert (

@@ -74,12 +74,12 @@ class Summary:
     # reason -> the first event id (or line number) refused or skipped for it
     examples: dict = field(default_factory=dict)
 
-    def _note(self, counter: Counter, reason: str, example: str) -> None:
+    def note(self, counter: Counter, reason: str, example: str) -> None:
         counter[reason] += 1
         self.examples.setdefault(reason, example)
 
     def lines(self) -> list[str]:
-        out = [
+        return [
             f"orders read: {self.orders}",
             f"events imported: {self.imported}",
             f"duplicates (already imported): {self.duplicates}",
@@ -88,7 +88,6 @@ class Summary:
             f"refused: {sum(self.refused.values())}",
             *self._reasons(self.refused),
         ]
-        return out
 
     def _reasons(self, counter: Counter) -> list[str]:
         return [f"  {count} × {reason} (first: {self.examples[reason]})"
@@ -147,16 +146,20 @@ def import_lines(
             if not isinstance(order, dict):
                 raise ValueError("not a JSON object")
         except ValueError:
-            summary._note(summary.refused, "unreadable: not a JSON object", f"line {number}")
+            summary.note(summary.refused, "unreadable: not a JSON object", f"line {number}")
             continue
         example = f"order {order.get('id', f'on line {number}')}"
         try:
             mapped = mapper(order, currency)
         except (DomainError, ValidationError) as exc:
-            summary._note(summary.refused, refusal_reason(exc), example)
+            summary.note(summary.refused, refusal_reason(exc), example)
+            continue
+        except (KeyError, TypeError, ValueError) as exc:
+            # An order missing what its platform always sends: counted, and the import goes on.
+            summary.note(summary.refused, f"unreadable order: {refusal_reason(exc)}", example)
             continue
         if mapped.skipped_reason:
-            summary._note(summary.skipped, mapped.skipped_reason, example)
+            summary.note(summary.skipped, mapped.skipped_reason, example)
             continue
         batch.extend(mapped.events)
         if len(batch) >= batch_size:
@@ -194,7 +197,7 @@ def _apply_batch(session: Session, hooks: Hooks, events: list[dict], summary: Su
         try:
             valid.append((event, _EVENTS.load(event), orders.body_hash(event)))
         except ValidationError as exc:
-            summary._note(summary.refused, refusal_reason(exc), _example(event))
+            summary.note(summary.refused, refusal_reason(exc), _example(event))
     try:
         _enroll_first_buyers(session, hooks, valid)
         answers = [orders.answer_event(session, hooks, data, digest)
@@ -253,7 +256,7 @@ def _apply_one_by_one(session: Session, hooks: Hooks, valid: list, summary: Summ
                 with session.begin_nested():
                     answer = orders.answer_event(session, hooks, data, digest)
             except DomainError as exc:
-                summary._note(summary.refused, refusal_reason(exc), _example(event))
+                summary.note(summary.refused, refusal_reason(exc), _example(event))
             except StaleConfig:
                 continue  # the settings changed meanwhile: apply it under the new ones
             except DBAPIError as exc:

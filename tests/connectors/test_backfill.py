@@ -208,6 +208,8 @@ def our_events(order: dict, currency: str) -> Mapped:
     platform mapping skips a guest order."""
     if order.get("guest"):
         return Mapped([], "guest order")
+    if "broken" in order:
+        return Mapped([order["total_price"]])
     return Mapped([order])
 
 
@@ -225,15 +227,17 @@ def test_the_command_streams_the_file_and_prints_a_summary(app, runner, tmp_path
     export = tmp_path / "orders.jsonl"
     export.write_text(
         "\n".join([*map(json.dumps, events[:4]), "", json.dumps({"guest": True}),
-                   "not json", json.dumps(bad), *map(json.dumps, events[4:])]) + "\n"
+                   "not json", json.dumps(bad), '{"broken": 1, "id": 9}',
+                   *map(json.dumps, events[4:])]) + "\n"
     )  # fmt: skip
     result = runner.invoke(import_ours, [str(export)])
     assert result.exit_code == 1, result.output  # something was refused
     out = result.stdout
-    assert "orders read: 13" in out
+    assert "orders read: 14" in out
     assert "events imported: 10" in out
     assert "orders skipped: 1\n  1 × guest order (first: order on line 6)" in out
-    assert "refused: 2" in out
+    assert "refused: 3" in out
+    assert "1 × unreadable order: KeyError: … (first: order 9)" in out
     assert "1 × unreadable: not a JSON object (first: line 7)" in out
     assert "1 × currency-mismatch: This program runs in USD; got EUR. (first: event F_bad)" in out
     assert "our events" in result.stderr  # the progress bar (one line when not on a terminal)

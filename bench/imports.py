@@ -228,7 +228,8 @@ CHECKS = {
                      ORDER BY m.customer_id, s.starts_at""",
     "processed_events": "SELECT event_id, type, order_id, body_hash FROM processed_events"
     " ORDER BY event_id",
-    "referral_codes": "SELECT count(*) FROM referral_codes",
+    "referral_codes": "SELECT m.customer_id FROM referral_codes r"
+    " JOIN members m ON m.id = r.member_id ORDER BY 1",
 }
 
 

@@ -37,6 +37,7 @@ def test_the_engine_and_the_bulk_insert_leave_the_same_rows(request, tmp_path):
     assert found["again"]["duplicates"] == 240 and found["again"]["imported"] == 0
     assert found["checks"]["ledger"] == {"rows": 240, "same": True}
     assert found["checks"]["members"] == {"rows": 80, "same": True}
+    assert found["checks"]["referral_codes"] == {"rows": 80, "same": True}
     assert found["same_result"] is True
     assert found["ratio"] > 0 and found["million_minutes"] > 0
     text = results.read_text()

@@ -4,10 +4,12 @@ with their reasons while the rest import; the export is read one batch at a time
 
 import json
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import click
+import pytest
 from flask.cli import with_appcontext
 from sqlalchemy import func, select
 
@@ -15,7 +17,7 @@ from connectors import backfill
 from connectors.cli import run_import
 from loyalty.extensions import db
 from loyalty.hooks import hooks
-from loyalty.ledger import LedgerEntry
+from loyalty.ledger import LedgerEntry, find_drift
 from loyalty.members.models import Member
 from loyalty.orders.models import Order, OrderRefund, ProcessedEvent
 from loyalty.tiers.models import Tier, TierChange, TierSpend
@@ -259,3 +261,29 @@ def test_an_unknown_platform_is_a_usage_error(runner, tmp_path):
     assert "unknown platform 'magento'; one of: shopify, woocommerce" in result.output
     missing = runner.invoke(args=["connectors", "import", "shopify", str(tmp_path / "none")])
     assert missing.exit_code == 2
+
+
+@pytest.mark.postgres
+@pytest.mark.concurrency
+def test_two_imports_of_one_history_at_once_apply_each_event_once(pg_app):
+    """Two imports of the same file at once (batches of different sizes, so their enrolments
+    and claims cross): every event is applied by one of them and a duplicate for the other."""
+
+    def run(batch_size):
+        with pg_app.app_context():
+            try:
+                return imported(history("H_"), batch_size=batch_size)
+            finally:
+                db.session.remove()
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        first, second = pool.map(run, (3, 4))
+    assert first.imported + second.imported == 10
+    assert first.duplicates + second.duplicates == 10
+    assert not first.refused and not second.refused
+    with pg_app.app_context():
+        once = state("H_")
+        assert len(once["members"]) == 3 and len(once["events"]) == 10
+        assert find_drift(db.session) == []
+        # The same as one import of the same history alone.
+        assert once == (imported(history("I_")), state("I_"))[1]

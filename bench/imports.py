@@ -332,7 +332,8 @@ def section(results: dict) -> str:
         f"- Both databases compared: {checks}.",
         "- The bulk insert is a lower bound: it knows the program has one tier, no bonus rule"
         " and no referral, and stores a stub answer per event; the engine applies every rule"
-        " through `answer_event` (one savepoint per event, one commit per batch).",
+        " through `answer_event`: one commit per batch, the batch's new customers enrolled in"
+        " one INSERT, and a savepoint per event only in a batch where an event is refused.",
         SECTION_END,
     ])  # fmt: skip
 

@@ -198,6 +198,7 @@ def _apply_batch(session: Session, hooks: Hooks, events: list[dict], summary: Su
             valid.append((event, _EVENTS.load(event), orders.body_hash(event)))
         except ValidationError as exc:
             summary.note(summary.refused, refusal_reason(exc), _example(event))
+    valid = _without_replays(session, valid, summary)
     try:
         _enroll_first_buyers(session, hooks, valid)
         answers = [orders.answer_event(session, hooks, data, digest)
@@ -217,10 +218,32 @@ def _apply_batch(session: Session, hooks: Hooks, events: list[dict], summary: Su
     session.expunge_all()  # memory stays one batch deep
 
 
+def _without_replays(session: Session, valid: list, summary: Summary) -> list:
+    """The events not yet processed, in one query; those processed already with the same body
+    are counted as duplicates and left out, since the event path only replays their stored
+    answer (one sent again with another body still goes to it, and is refused there)."""
+    ids = [data["id"] for _event, data, _digest in valid]
+    if not ids:
+        return valid
+    processed = dict(session.execute(
+        select(ProcessedEvent.event_id, ProcessedEvent.body_hash)
+        .where(ProcessedEvent.event_id.in_(ids))
+    ).all())  # fmt: skip
+    if not processed:
+        return valid
+    fresh = []
+    for item in valid:
+        if processed.get(item[1]["id"]) == item[2]:
+            summary.duplicates += 1
+        else:
+            fresh.append(item)
+    return fresh
+
+
 def _enroll_first_buyers(session: Session, hooks: Hooks, valid: list) -> None:
     """Enrol at once the customers whom the batch's events would each enrol on the way: those
-    whose first event in the batch is an `order.paid` in the program's currency, not yet
-    members and not a repeat of an event already processed — enrolled as that event would
+    whose first event in the batch is an `order.paid` in the program's currency and not yet
+    members (replays are left out before) — enrolled as that event would
     (auto-enrolment, with its email, name and time). Only a batch that then runs whole keeps
     them: one refused event sends the batch, enrolments included, back to the event path."""
     program = program_settings(session)
@@ -236,13 +259,10 @@ def _enroll_first_buyers(session: Session, hooks: Hooks, valid: list) -> None:
     if not buyers:
         return
     known = set(session.scalars(select(Member.customer_id).where(Member.customer_id.in_(buyers))))
-    event_ids = [data["id"] for data in buyers.values()]
-    seen = set(session.scalars(select(ProcessedEvent.event_id)
-                               .where(ProcessedEvent.event_id.in_(event_ids))))  # fmt: skip
     people = [
         {"customer_id": customer, "email": data["order"].get("email"),
          "name": data["order"].get("name"), "enrolled_at": data["occurred_at"]}
-        for customer, data in buyers.items() if customer not in known and data["id"] not in seen
+        for customer, data in buyers.items() if customer not in known
     ]  # fmt: skip
     if people:
         members.enroll_many(session, hooks, people)

@@ -145,6 +145,16 @@ def test_importing_the_same_history_again_changes_nothing(client, admin):
     again = imported(history("C_"), batch_size=4)
     assert (again.imported, again.duplicates, dict(again.refused)) == (0, 10, {})
     assert state("C_") == before
+    # An event id sent again with another body is refused, as `POST /v1/events` refuses it.
+    changed = history("C_")
+    changed[2]["order"]["lines"][0]["unit_price"] += 1
+    third = imported(changed, batch_size=4)
+    assert (third.imported, third.duplicates) == (0, 9)
+    assert dict(third.refused) == {
+        "conflict: Event … was already received with a different body.": 1
+    }
+    assert third.examples[next(iter(third.refused))] == "event C_e3"
+    assert state("C_") == before
 
 
 def test_refused_events_are_counted_with_reasons_and_the_rest_import(client, admin):

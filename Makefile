@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 PYTEST_ARGS ?=
 
-.PHONY: run test lint format bench faults worker clean
+.PHONY: run test lint format bench bench-import faults worker clean
 
 $(VENV)/.runtime: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,10 @@ bench: $(VENV)/.dev
 ## faults: order events while a worker, PostgreSQL connections and Redis fail; adds to bench/RESULTS.md
 faults: $(VENV)/.dev
 	$(PY) -m bench.faults --out bench/RESULTS.md
+
+## bench-import: the order history import beside a hand-written bulk insert; adds to bench/RESULTS.md
+bench-import: $(VENV)/.dev
+	$(PY) -m bench.imports --out bench/RESULTS.md $(if $(ORDERS),--orders $(ORDERS))
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache

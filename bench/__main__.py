@@ -99,13 +99,18 @@ def main(argv=None) -> int:
 
 
 def _write_keeping_faults(path: Path, text: str) -> None:
-    """Write the report, keeping the section `make faults` added to the file (its own run)."""
-    from bench.faults import SECTION_END, SECTION_START
+    """Write the report, keeping the sections `make faults` and `make bench-import` added to
+    the file (runs of their own)."""
+    from bench import faults, imports
 
     old = path.read_text() if path.exists() else ""
-    if SECTION_START in old and SECTION_END in old:
-        section = SECTION_START + old.split(SECTION_START, 1)[1].split(SECTION_END, 1)[0]
-        text = text.rstrip("\n") + "\n\n" + section + SECTION_END + "\n"
+    for start, end in (
+        (faults.SECTION_START, faults.SECTION_END),
+        (imports.SECTION_START, imports.SECTION_END),
+    ):
+        if start in old and end in old:
+            section = start + old.split(start, 1)[1].split(end, 1)[0]
+            text = text.rstrip("\n") + "\n\n" + section + end + "\n"
     path.write_text(text)
 
 

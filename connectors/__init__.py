@@ -3,7 +3,9 @@
 Inbound, each platform's signed webhooks become the same order events and enrolments as
 `POST /v1/events` and `POST /v1/members` (`connectors.intake`); outbound, reward codes are
 created on the platform from an outbox after the redeeming transaction commits. One module per
-platform holds what is that platform's: its signature, topics and field mapping.
+platform holds what is that platform's: its signature, topics and field mapping. An export of
+a platform's past orders goes through the same mapping and service (`connectors.backfill`,
+`flask --app wsgi connectors import`).
 """
 
 from loyalty.hooks import Hooks

@@ -247,7 +247,9 @@ def register_hooks(app: Flask) -> None:
 
 
 def register_cli(app: Flask) -> None:
+    from connectors.cli import connectors_cli
     from loyalty.cli import api_keys_cli, loyalty_cli
 
     app.cli.add_command(api_keys_cli)
     app.cli.add_command(loyalty_cli)
+    app.cli.add_command(connectors_cli)

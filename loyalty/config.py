@@ -97,6 +97,7 @@ def from_environment(instance_path: str, env: dict | None = None) -> dict:
         "REFERRAL_CLICK_DEDUP_SECONDS": int(env.get("REFERRAL_CLICK_DEDUP_SECONDS", "1800")),
         "IDEMPOTENCY_KEY_TTL_HOURS": int(env.get("IDEMPOTENCY_KEY_TTL_HOURS", "48")),
         "JOB_BATCH_SIZE": int(env.get("JOB_BATCH_SIZE", "5000")),
+        "IMPORT_BATCH_SIZE": int(env.get("IMPORT_BATCH_SIZE", "500")),
         # Larger request bodies are refused (413) before they are read. An order.paid at the
         # schema's limits (500 lines) is about 200 KB.
         "MAX_CONTENT_LENGTH": int(env.get("MAX_BODY_BYTES", str(1024 * 1024))),

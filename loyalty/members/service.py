@@ -48,14 +48,8 @@ def enroll(
     existing = find_member(session, customer_id)
     if existing is not None:
         return existing, False
-    member = Member(
-        customer_id=customer_id,
-        email=email,
-        email_normalized=normalize_email(email),
-        name=name,
-        birthday=birthday,
-        enrolled_at=enrolled_at or utcnow(),
-        tier_id=tiers.base_tier(session).id,
+    member = _new_member(
+        customer_id, email, name, birthday, enrolled_at, tiers.base_tier(session).id
     )
     try:
         with session.begin_nested():
@@ -70,6 +64,38 @@ def enroll(
     for hook in hooks.member_enrolled:
         hook(session, member)
     return member, True
+
+
+def _new_member(customer_id, email, name, birthday, enrolled_at, tier_id: int) -> Member:
+    """A new member as enrolment makes one: at the base tier, enrolled now unless told when."""
+    return Member(
+        customer_id=customer_id,
+        email=email,
+        email_normalized=normalize_email(email),
+        name=name,
+        birthday=birthday,
+        enrolled_at=enrolled_at or utcnow(),
+        tier_id=tier_id,
+    )
+
+
+def enroll_many(session: Session, hooks: Hooks, people: list[dict]) -> list[Member]:
+    """Enrol customers that are not members (the caller has looked), as `enroll` does each
+    one, in one INSERT: `people` holds `customer_id`, `email`, `name`, `enrolled_at`. A
+    customer enrolled meanwhile by another transaction is an IntegrityError, with no savepoint
+    to absorb it: the caller's transaction is done, and the caller rolls it back."""
+    tier_id = tiers.base_tier(session).id
+    members = [
+        _new_member(p["customer_id"], p.get("email"), p.get("name"), None, p["enrolled_at"],
+                    tier_id)
+        for p in people
+    ]  # fmt: skip
+    session.add_all(members)
+    session.flush()
+    for member in members:
+        for hook in hooks.member_enrolled:
+            hook(session, member)
+    return members
 
 
 def enroll_from_api(session, hooks, data: dict) -> tuple[Member, bool]:

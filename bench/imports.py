@@ -1,0 +1,379 @@
+"""`python -m bench.imports` (`make bench-import`): the order history import beside a
+hand-written bulk insert of the same orders.
+
+`--orders` paid orders in our own event format (one JSON line each, in time order over the
+year before `NOW`) from `--orders / 3` customers: each customer's first order enrols them
+(auto-enrolment), the others are orders of an existing member. Two fresh, migrated PostgreSQL
+databases: on one, the import engine (`connectors.backfill`, in a process of its own, whose
+peak RSS we read) reads the file; on the other, the rows the same orders make — members,
+their referral codes, processed events, orders, ledger entries, qualifying spend and balances
+— are written by COPY and set-based INSERTs in one transaction, the way FINDINGS' lower bound
+of 184 s for a million orders was measured. The two databases must end with the same members,
+balances, entries and spend (which also shows the bulk insert does the same work), and the
+ratio of the two times, with the time a million orders would take at the engine's rate, goes
+to bench/RESULTS.md in a section of its own.
+
+The bulk insert knows this program's rules in advance (one tier, no bonus rule, no referral):
+it is a lower bound no import applying the real rules can reach, not an alternative to it.
+"""
+
+import argparse
+import json
+import os
+import random
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from bench import infra
+from bench.infra import log
+
+NOW = datetime(2026, 12, 1, tzinfo=UTC)
+SECTION_START, SECTION_END = "<!-- imports -->", "<!-- /imports -->"
+MILLION = 1_000_000
+
+
+# --- the orders -------------------------------------------------------------------------------
+
+
+def generate(path: Path, orders: int, seed: int = 7) -> int:
+    """`orders` order.paid events as JSON lines, in time order; the number of customers."""
+    rng = random.Random(seed)
+    customers = max(1, orders // 3)
+    start = NOW - timedelta(days=365)
+    step = timedelta(days=365) / max(orders, 1)
+    with open(path, "w") as out:
+        for i in range(orders):
+            # The first third of the orders are each customer's first; the rest, repeat orders.
+            number = i if i < customers else rng.randrange(customers)
+            customer = f"bc_{number}"
+            lines = [
+                {"sku": f"SKU{rng.randrange(50)}", "quantity": rng.randint(1, 3),
+                 "unit_price": rng.randrange(1_000, 20_000), "discount": 0}
+                for _ in range(rng.randint(1, 3))
+            ]  # fmt: skip
+            event = {
+                "id": f"bi_{i}",
+                "type": "order.paid",
+                "occurred_at": (start + step * i).isoformat().replace("+00:00", "Z"),
+                "order": {
+                    "id": f"bo_{i}",
+                    "customer_id": customer,
+                    "email": f"{customer}@example.com",
+                    "currency": "USD",
+                    "lines": lines,
+                    "shipping": 500,
+                    "tax": 0,
+                },
+            }
+            out.write(json.dumps(event, separators=(",", ":")) + "\n")
+    return min(customers, orders)
+
+
+# --- the engine, in a process of its own ------------------------------------------------------
+
+
+def child(path: str, batch_size: int) -> None:
+    """Run the import engine on `path` against DATABASE_URL; print its summary as JSON."""
+    from connectors import backfill
+    from loyalty import create_app
+    from loyalty.extensions import db
+    from loyalty.hooks import hooks
+
+    app = create_app()
+    with app.app_context(), open(path, "rb") as export:
+        started = time.perf_counter()
+        summary = backfill.import_lines(
+            db.session, hooks(), export, backfill.our_events, batch_size=batch_size
+        )
+        seconds = time.perf_counter() - started
+    print(json.dumps({
+        "seconds": seconds, "orders": summary.orders, "imported": summary.imported,
+        "duplicates": summary.duplicates, "refused": dict(summary.refused),
+    }))  # fmt: skip
+
+
+def run_engine(url: str, path: Path, batch_size: int) -> dict:
+    args = [sys.executable, "-m", "bench.imports", "--child", str(path),
+            "--batch-size", str(batch_size)]  # fmt: skip
+    result = infra.run_measured(args, env=infra.app_env(url))
+    if result.returncode != 0:
+        raise RuntimeError(f"import failed: {result.stderr[-3000:]}")
+    return {**json.loads(result.stdout.strip().splitlines()[-1]), "rss_mb": result.max_rss_mb}
+
+
+# --- the hand-written bulk insert -------------------------------------------------------------
+
+STAGE = """
+CREATE TEMPORARY TABLE staged (
+    n bigint, event_id text, body_hash text, order_id text, customer_id text, email text,
+    email_normalized text, occurred_at timestamptz, total bigint, eligible bigint,
+    lines jsonb, attributes jsonb, detail jsonb, period_starts timestamptz
+) ON COMMIT DROP
+"""
+
+BULK = [
+    ("members", """
+     INSERT INTO members (customer_id, email, email_normalized, enrolled_at, points_available,
+                          points_pending, points_lifetime, tier_id)
+     SELECT DISTINCT ON (customer_id) customer_id, email, email_normalized, occurred_at, 0, 0, 0,
+            (SELECT id FROM tiers WHERE threshold = 0)
+     FROM staged ORDER BY customer_id, n"""),
+    ("referral codes", """
+     INSERT INTO referral_codes (member_id, code, created_at)
+     SELECT id, upper(substr(md5(id::text || random()::text), 1, 8)), now() FROM members"""),
+    ("processed events", """
+     INSERT INTO processed_events (event_id, type, body_hash, response, created_at, order_id)
+     SELECT event_id, 'order.paid', body_hash,
+            jsonb_build_object('event_id', event_id, 'duplicate', false), now(), order_id
+     FROM staged"""),
+    ("orders", """
+     INSERT INTO orders (order_id, customer_id, member_id, email_normalized, currency, status,
+                         occurred_at, total_amount, eligible_amount, refunded_amount,
+                         points_awarded, points_reversed, lines, attributes, detail, created_at)
+     SELECT s.order_id, s.customer_id, m.id, s.email_normalized, 'USD', 'paid', s.occurred_at,
+            s.total, s.eligible, 0, s.eligible / 100, 0, s.lines, s.attributes, s.detail, now()
+     FROM staged s JOIN members m USING (customer_id) ORDER BY s.n"""),
+    ("ledger", """
+     INSERT INTO ledger_entries (member_id, kind, points, state, source_type, source_id, detail,
+                                 occurred_at, created_at, matures_at)
+     SELECT o.member_id, 'earn', o.points_awarded, 'pending', 'order', o.order_id,
+            o.detail -> 'earn', o.occurred_at, now(), o.occurred_at + interval '30 days'
+     FROM orders o WHERE o.points_awarded > 0 ORDER BY o.id"""),
+    ("tier spend", """
+     INSERT INTO tier_spend (member_id, starts_at, ends_at, keeps_until, spend)
+     SELECT m.id, s.period_starts, s.period_starts + interval '1 year',
+            s.period_starts + interval '2 years', sum(s.eligible)
+     FROM staged s JOIN members m USING (customer_id)
+     GROUP BY m.id, s.period_starts"""),
+    ("balances", """
+     UPDATE members m SET points_pending = t.points, points_lifetime = t.points,
+                          last_activity_at = t.last
+     FROM (SELECT member_id, sum(points_awarded) AS points, max(occurred_at) AS last
+           FROM orders GROUP BY member_id) t
+     WHERE t.member_id = m.id"""),
+]  # fmt: skip
+
+
+def _staged_rows(path: Path):
+    """The staging table's rows: what the order service works out per order (each line's
+    eligible amount, the schema's defaults, the body hash, the normalized email, the
+    qualifying period of a calendar-year UTC program) done here in Python, by hand."""
+    from loyalty.lookalikes import normalize_email
+    from loyalty.orders.service import ORDER_ATTRIBUTES, body_hash
+
+    defaults = {"reward_codes": [], "gift_card_holds": []}
+    with open(path) as export:
+        for n, text in enumerate(export):
+            event = json.loads(text)
+            order = event["order"]
+            lines = [{"category": None, "gift_card": False, **line,
+                      "eligible": line["quantity"] * line["unit_price"] - line["discount"],
+                      "refunded_quantity": 0} for line in order["lines"]]  # fmt: skip
+            eligible = sum(line["eligible"] for line in lines)
+            year = int(event["occurred_at"][:4])
+            starts, ends, keeps = (
+                datetime(y, 1, 1, tzinfo=UTC) for y in (year, year + 1, year + 2)
+            )
+            detail = {
+                "earn": {"eligible_amount": eligible, "currency": "USD", "points_per_unit": "1",
+                         "tier": "Member", "multiplier": "1"},
+                "qualifying": {"amount": eligible, "period_starts_at": starts.isoformat(),
+                               "period_ends_at": ends.isoformat(),
+                               "keeps_until": keeps.isoformat()},
+            }  # fmt: skip
+            attributes = {k: order.get(k, defaults.get(k)) for k in ORDER_ATTRIBUTES}
+            yield (
+                n, event["id"], body_hash(event), order["id"], order["customer_id"],
+                order["email"], normalize_email(order["email"]), event["occurred_at"],
+                eligible + order["shipping"] + order["tax"], eligible, json.dumps(lines),
+                json.dumps(attributes), json.dumps(detail), starts,
+            )  # fmt: skip
+
+
+def run_bulk(url: str, path: Path) -> dict:
+    import loyalty.orders.service  # noqa: F401 - imported before the clock starts
+
+    steps = {}
+    started = time.perf_counter()
+    with infra.connect(url) as conn:
+        conn.execute(STAGE)
+        with conn.cursor().copy("COPY staged FROM STDIN") as copy:
+            for row in _staged_rows(path):
+                copy.write_row(row)
+        steps["stage (Python + COPY)"] = time.perf_counter() - started
+        for name, sql in BULK:
+            step = time.perf_counter()
+            conn.execute(sql)
+            steps[name] = time.perf_counter() - step
+        conn.commit()
+    return {"seconds": time.perf_counter() - started, "steps": steps}
+
+
+# --- the two databases compared ---------------------------------------------------------------
+
+CHECKS = {
+    "members": """SELECT customer_id, email_normalized, enrolled_at, points_available,
+                         points_pending, points_lifetime, last_activity_at, t.name
+                  FROM members m JOIN tiers t ON t.id = m.tier_id ORDER BY customer_id""",
+    "ledger": """SELECT m.customer_id, e.kind, e.points, e.state, e.source_id, e.detail,
+                        e.occurred_at, e.matures_at
+                 FROM ledger_entries e JOIN members m ON m.id = e.member_id ORDER BY e.id""",
+    "orders": """SELECT order_id, customer_id, status, total_amount, eligible_amount,
+                        points_awarded, lines, attributes, detail, occurred_at
+                 FROM orders ORDER BY order_id""",
+    "tier_spend": """SELECT m.customer_id, s.starts_at, s.ends_at, s.keeps_until, s.spend
+                     FROM tier_spend s JOIN members m ON m.id = s.member_id
+                     ORDER BY m.customer_id, s.starts_at""",
+    "processed_events": "SELECT event_id, type, order_id, body_hash FROM processed_events"
+    " ORDER BY event_id",
+    "referral_codes": "SELECT m.customer_id FROM referral_codes r"
+    " JOIN members m ON m.id = r.member_id ORDER BY 1",
+}
+
+
+def compare(engine_url: str, bulk_url: str) -> dict:
+    """Per table: the same rows in both databases (ids and creation times left out)."""
+    found = {}
+    with infra.connect(engine_url) as one, infra.connect(bulk_url) as other:
+        for name, sql in CHECKS.items():
+            a, b = one.execute(sql).fetchall(), other.execute(sql).fetchall()
+            found[name] = {"rows": len(a), "same": a == b}
+    return found
+
+
+# --- the run ----------------------------------------------------------------------------------
+
+
+def run(opts) -> dict:
+    infra.OUT.mkdir(parents=True, exist_ok=True)
+    tag = f"bench_imports_{os.getpid()}"
+    path = infra.OUT / f"{tag}.jsonl"
+    log(f"generating {opts.orders} orders")
+    customers = generate(path, opts.orders)
+    try:
+        with infra.database(f"{tag}_tmpl") as template_url:
+            infra.migrate(template_url)
+            with (
+                infra.database(f"{tag}_engine", template=f"{tag}_tmpl") as engine_url,
+                infra.database(f"{tag}_bulk", template=f"{tag}_tmpl") as bulk_url,
+            ):
+                log(f"importing {opts.orders} orders with the engine (batch {opts.batch_size})")
+                engine = run_engine(engine_url, path, opts.batch_size)
+                log(f"engine: {engine['seconds']:.1f} s; the bulk insert")
+                bulk = run_bulk(bulk_url, path)
+                log(f"bulk insert: {bulk['seconds']:.1f} s; comparing")
+                checks = compare(engine_url, bulk_url)
+                log("importing the same file again")
+                again = run_engine(engine_url, path, opts.batch_size)
+                checks["second import changes nothing"] = {
+                    "rows": again["duplicates"],
+                    "same": again["imported"] == 0 and again["duplicates"] == opts.orders
+                    and compare(engine_url, bulk_url) == checks_without(checks),
+                }  # fmt: skip
+    finally:
+        path.unlink(missing_ok=True)
+    rate = engine["imported"] / engine["seconds"] if engine["seconds"] else 0
+    return {
+        "orders": opts.orders,
+        "customers": customers,
+        "batch_size": opts.batch_size,
+        "engine": engine,
+        "again": again,
+        "bulk": bulk,
+        "ratio": engine["seconds"] / bulk["seconds"] if bulk["seconds"] else None,
+        "orders_per_s": rate,
+        "million_minutes": MILLION / rate / 60 if rate else None,
+        "bulk_million_minutes": bulk["seconds"] * MILLION / opts.orders / 60,
+        "checks": checks,
+        "same_result": all(check["same"] for check in checks.values()),
+        "environment": {
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "load": os.getloadavg()[0],
+        },  # fmt: skip
+    }
+
+
+def checks_without(checks: dict) -> dict:
+    return {k: v for k, v in checks.items() if k != "second import changes nothing"}
+
+
+def section(results: dict) -> str:
+    engine, bulk = results["engine"], results["bulk"]
+    steps = ", ".join(f"{name} {seconds:.1f}" for name, seconds in bulk["steps"].items())
+    checks = ", ".join(
+        f"{name} {'same' if check['same'] else 'DIFFERENT'} ({check['rows']})"
+        for name, check in results["checks"].items()
+    )
+    return "\n".join([
+        SECTION_START,
+        "## Order history import (`make bench-import`)",
+        "",
+        f"{results['environment']['date']}, load average {results['environment']['load']:.1f}"
+        f" on a shared two-core machine. {results['orders']:,} paid orders (our event format,"
+        f" one line each) of {results['customers']:,} customers: a third enrol with their first"
+        " order, two thirds are orders of an existing member. Fresh PostgreSQL databases.",
+        "",
+        "| what | seconds | orders/s | 1M orders | ratio |",
+        "| --- | --- | --- | --- | --- |",
+        f"| import engine (`connectors.backfill`, batch {results['batch_size']}) |"
+        f" {engine['seconds']:.1f} | {results['orders_per_s']:,.0f} |"
+        f" {results['million_minutes']:.0f} min | {results['ratio']:.1f} |",
+        f"| hand-written bulk insert (COPY + set-based INSERTs, one transaction) |"
+        f" {bulk['seconds']:.1f} | {results['orders'] / bulk['seconds']:,.0f} |"
+        f" {results['bulk_million_minutes']:.1f} min | 1 |",
+        "",
+        f"- The engine's process peaked at {engine['rss_mb']:.0f} MB RSS; a second import of the"
+        f" same file took {results['again']['seconds']:.1f} s and found"
+        f" {results['again']['duplicates']:,} duplicates, imported"
+        f" {results['again']['imported']}.",
+        f"- Bulk insert steps (s): {steps}.",
+        f"- Both databases compared: {checks}.",
+        "- The bulk insert is a lower bound: it knows the program has one tier, no bonus rule"
+        " and no referral, and stores a stub answer per event; the engine applies every rule"
+        " through `answer_event`: one commit per batch, the batch's new customers enrolled in"
+        " one INSERT, and a savepoint per event only in a batch where an event is refused.",
+        SECTION_END,
+    ])  # fmt: skip
+
+
+def write_section(path: Path, text: str) -> None:
+    """Replace this section of `path` (or add it at the end), leaving the rest alone."""
+    old = path.read_text() if path.exists() else ""
+    if SECTION_START in old and SECTION_END in old:
+        head, rest = old.split(SECTION_START, 1)
+        old = head + text + rest.split(SECTION_END, 1)[1]
+    else:
+        old = old.rstrip("\n") + "\n\n" + text + "\n"
+    path.write_text(old)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.imports", description=__doc__)
+    parser.add_argument("--orders", type=int, default=100_000)
+    parser.add_argument("--batch-size", type=int, default=500, help="events per transaction")
+    parser.add_argument("--out", type=Path, default=None, help="add the section to this file")
+    parser.add_argument("--json", type=Path, default=None, help="also write raw results here")
+    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    opts = parse_args(argv)
+    if opts.child:
+        child(opts.child, opts.batch_size)
+        return 0
+    results = run(opts)
+    text = section(results)
+    print(text)
+    if opts.out:
+        write_section(opts.out, text)
+        log(f"wrote {opts.out}")
+    if opts.json:
+        opts.json.write_text(json.dumps(results, indent=2, default=str))
+    return 0 if results["same_result"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -28,7 +28,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--http-members", type=int, default=5_000)
     parser.add_argument("--tokens", type=int, default=200, help="widget tokens for /v1/me")
     parser.add_argument("--pgbench-scale", type=int, default=16, help=">= connections")
-    # The scale: 1,000,000 members and 10,000,000 entries (on a quiet two-core machine
+    # The benchmark's scale: 1,000,000 members and 10,000,000 entries (on a quiet two-core machine
     # about 1 minute of generation and 4 of jobs and statements; `--members 100000 --entries
     # 1000000` for a quicker run).
     parser.add_argument("--members", type=int, default=1_000_000, help="batch job members")

@@ -1,4 +1,4 @@
-"""Referrals: share codes and links, claims, conversion, fraud rules and review (issue 5)."""
+"""Referrals: share codes and links, claims, conversion, fraud rules and review."""
 
 
 def init_hooks(hooks) -> None:

@@ -1,4 +1,4 @@
-"""Tiers (qualifying spend, retained status, tier changes) and earning rules (issue 3)
+"""Tiers (qualifying spend, retained status, tier changes) and earning rules
 
 Revision ID: 0002
 Revises: 0001

@@ -1,4 +1,4 @@
-"""Reward catalog, redemptions and reward codes (issue 4)
+"""Reward catalog, redemptions and reward codes
 
 Revision ID: 0003
 Revises: 0002

@@ -1,4 +1,4 @@
-"""Prepaid gift cards, holds and Stripe purchases (issue 6)
+"""Prepaid gift cards, holds and Stripe purchases
 
 Revision ID: 0004
 Revises: 0003

@@ -1,4 +1,4 @@
-"""Referral program, codes, claims, fraud review (issue 5)
+"""Referral program, codes, claims, fraud review
 
 Revision ID: 0005
 Revises: 0004

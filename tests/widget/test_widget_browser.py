@@ -282,6 +282,7 @@ def test_widget_shows_the_code_once_the_store_has_created_it(live, browser):
         page.wait_for_timeout(2000)
         assert page.locator('[data-testid="reward-code"]').count() == 0
         assert page.locator('[data-testid="code-activating"]').count() == 1
+        page.screenshot(path=str(ARTIFACTS / "widget-activating.png"), full_page=True)
 
         with app.app_context():
             assert sync_store_codes(db.session, utcnow() + timedelta(seconds=1), 0) == 1
@@ -289,4 +290,5 @@ def test_widget_shows_the_code_once_the_store_has_created_it(live, browser):
         code.wait_for()
         assert shopify.by_code(code.inner_text()) is not None
         assert page.locator('[data-testid="code-activating"]').count() == 0
+        page.screenshot(path=str(ARTIFACTS / "widget-store-code.png"), full_page=True)
         page.close()

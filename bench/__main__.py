@@ -98,15 +98,21 @@ def main(argv=None) -> int:
     return 0
 
 
+# A hand-kept section: instruction counts and ratios of the hot paths before and after a change
+# that touched them, so the history of what each change cost stays beside the latest run.
+CHANGES_START, CHANGES_END = "<!-- changes -->", "<!-- /changes -->"
+
+
 def _write_keeping_faults(path: Path, text: str) -> None:
     """Write the report, keeping the sections `make faults` and `make bench-import` added to
-    the file (runs of their own)."""
+    the file (runs of their own) and the hand-kept record of changes."""
     from bench import faults, imports
 
     old = path.read_text() if path.exists() else ""
     for start, end in (
         (faults.SECTION_START, faults.SECTION_END),
         (imports.SECTION_START, imports.SECTION_END),
+        (CHANGES_START, CHANGES_END),
     ):
         if start in old and end in old:
             section = start + old.split(start, 1)[1].split(end, 1)[0]

@@ -56,3 +56,14 @@ def test_a_benchmark_report_keeps_the_import_section(tmp_path):
     assert text.startswith("# new report\n") and "old report" not in text
     assert f"{SECTION_START}\nimport table\n{SECTION_END}" in text
     assert f"{faults.SECTION_START}\nfaults table\n{faults.SECTION_END}" in text
+
+
+def test_a_benchmark_report_keeps_the_record_of_changes(tmp_path):
+    from bench.__main__ import CHANGES_END, CHANGES_START
+
+    path = tmp_path / "RESULTS.md"
+    path.write_text(f"# old report\n\n{CHANGES_START}\nbefore and after\n{CHANGES_END}\n")
+    _write_keeping_faults(path, "# new report\n")
+    text = path.read_text()
+    assert "old report" not in text
+    assert f"{CHANGES_START}\nbefore and after\n{CHANGES_END}" in text

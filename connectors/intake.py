@@ -7,8 +7,8 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
 
 from flask import after_this_request, current_app, has_request_context, request
 from marshmallow import ValidationError, fields
@@ -53,19 +53,29 @@ def verify_signature(secrets: list[str], body: bytes, signature: str | None) -> 
 
 def minor_units(amount: str | int | float | None, currency: str, field: str = "amount") -> int:
     """A platform's decimal string ("12.30") as an integer of minor units, exactly: a value
-    with more decimals than the currency has, or not a number at all, is refused."""
+    with more decimals than the currency has, or not a plain decimal at all, is refused.
+
+    Done on the digits, not with `Decimal` arithmetic, which rounds to 28 digits, flushes a
+    tiny exponent to zero and raises its own errors for "sNaN" or a huge exponent."""
     if amount is None or amount == "":
         return 0
     if isinstance(amount, float):  # JSON numbers reach us as floats: go through their text
         amount = repr(amount)
-    try:
-        value = Decimal(str(amount))
-    except InvalidOperation as exc:
-        raise ValidationFailed(errors={field: [f"Not a decimal amount: {amount!r}."]}) from exc
-    scaled = value.scaleb(EXPONENTS.get(currency.upper(), 2))
-    if not value.is_finite() or scaled != scaled.to_integral_value():
+    text = str(amount) if isinstance(amount, str | int) and not isinstance(amount, bool) else ""
+    match = _DECIMAL.fullmatch(text)
+    if match is None:
+        raise ValidationFailed(errors={field: [f"Not a decimal amount: {str(amount)[:40]!r}."]})
+    sign, whole, fraction = match.groups()
+    exponent = EXPONENTS.get(currency.upper(), 2)
+    fraction = (fraction or "").rstrip("0")
+    if len(fraction) > exponent:
         raise ValidationFailed(errors={field: [f"Not an amount in {currency}: {amount!r}."]})
-    return int(scaled)
+    minor = int(whole + fraction.ljust(exponent, "0"))
+    return -minor if sign == "-" else minor
+
+
+# ASCII digits only (`Decimal` would take "1_000", "١٢" and " 1 "), at most 30 before the point.
+_DECIMAL = re.compile(r"([-+]?)([0-9]{1,30})(?:\.([0-9]{1,30}))?", re.ASCII)
 
 
 @dataclass(frozen=True)

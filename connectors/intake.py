@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from connectors.models import ConnectorDelivery
-from loyalty.errors import Unauthorized, ValidationFailed
+from loyalty.errors import DomainError, Unauthorized, ValidationFailed
 from loyalty.extensions import Blueprint, db
 from loyalty.hooks import Hooks
 from loyalty.inputs import check_json_body
@@ -104,8 +104,9 @@ def seen(session: Session, platform: str, delivery_id: str) -> ConnectorDelivery
 
 
 def record(session: Session, platform: str, delivery_id: str, topic: str, outcome: Outcome):
-    """Note the delivery in the request's transaction; a concurrent copy of it is harmless
-    (its effects were idempotent too), so a lost race on the unique key is ignored.
+    """Note the delivery in the request's transaction. A delivery refused before and tried
+    again (the platform retries under the same id) gets this attempt's outcome; one applied or
+    skipped by a concurrent copy stands (its effects were idempotent too).
 
     A refused delivery is answered with an error, which rolls the request's transaction back:
     its record is then written again after the rollback, in a transaction of its own, so an
@@ -115,7 +116,7 @@ def record(session: Session, platform: str, delivery_id: str, topic: str, outcom
         "status": outcome.status, "reason": (outcome.reason or None) and outcome.reason[:500],
         "event_id": outcome.event_id,
     }  # fmt: skip
-    _insert(session, row)
+    _save(session, row)
     if outcome.status == "refused" and has_request_context():
         pending = request.environ.get(_REFUSED)
         if pending is None:
@@ -124,7 +125,23 @@ def record(session: Session, platform: str, delivery_id: str, topic: str, outcom
         pending.append(row)
 
 
-def _insert(session: Session, row: dict) -> None:
+def refuse(session: Session, platform: str, delivery_id: str, topic: str, error: DomainError,
+           event_id: str | None = None) -> None:  # fmt: skip
+    """Record a delivery refused with `error` (about to be raised), with the error's words."""
+    reason = f"{error.type}: {error.detail}"
+    if error.errors:
+        reason = f"{reason} {json.dumps(error.errors, sort_keys=True, default=str)}"
+    record(session, platform, delivery_id, topic, Outcome("refused", reason, event_id))
+
+
+def _save(session: Session, row: dict) -> None:
+    earlier = seen(session, row["platform"], row["delivery_id"])
+    if earlier is not None:
+        if earlier.status == "refused":
+            for key in ("topic", "status", "reason", "event_id"):
+                setattr(earlier, key, row[key])
+            session.flush()
+        return
     try:
         with session.begin_nested():
             session.add(ConnectorDelivery(**row))
@@ -144,7 +161,7 @@ def _keep_refused_after_rollback(response):
     session.rollback()
     try:
         for row in rows:
-            _insert(session, row)
+            _save(session, row)
         session.commit()
     except SQLAlchemyError:  # the refusal still stands; a lost record is not worth a 500
         session.rollback()

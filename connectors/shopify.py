@@ -37,6 +37,7 @@ from connectors.intake import (
     blp,
     minor_units,
     record,
+    refuse,
     seen,
     verify_signature,
 )
@@ -400,17 +401,11 @@ def receive(session, hooks: Hooks, delivery: Delivery, payload: dict) -> Outcome
                 raise ValidationFailed(message, errors={"json": [message]}) from exc
         except DomainError as error:
             if error.status == 422:
-                refused = Outcome("refused", _reason(error), _event_id(delivery.topic, payload))
-                record(session, PLATFORM, delivery.id, delivery.topic, refused)
+                event_id = _event_id(delivery.topic, payload)
+                refuse(session, PLATFORM, delivery.id, delivery.topic, error, event_id)
             raise
     record(session, PLATFORM, delivery.id, delivery.topic, outcome)
     return outcome
-
-
-def _reason(error: DomainError) -> str:
-    if error.errors:
-        return f"{error.type}: {error.detail} {json.dumps(error.errors, default=str)}"
-    return f"{error.type}: {error.detail}"
 
 
 def _event_id(topic: str, payload: dict) -> str | None:

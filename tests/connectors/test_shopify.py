@@ -171,6 +171,24 @@ def test_another_shop_currency_is_422_and_recorded_refused(client, storefront, s
     assert "not taken" in body["reason"]
 
 
+def test_a_refused_delivery_taken_on_its_retry_is_recorded_applied(
+    client, storefront, admin, session
+):
+    """Shopify retries a delivery it saw refused under the same webhook id; once the program
+    can take it, the record says what became of it, not the old refusal."""
+    order = s.order([s.line_item("S1", "50.00", currency="EUR")], currency="EUR")
+    assert deliver(client, "orders/paid", order, webhook_id="w-retry").status_code == 422
+    changed = client.put("/v1/program", json={"currency": "EUR"}, headers=admin)
+    assert changed.status_code == 200, changed.get_json()
+    ok(deliver(client, "orders/paid", order, webhook_id="w-retry"))
+    [record] = deliveries(session)
+    assert (record.status, record.reason) == ("applied", None)
+    # Answered from its record from now on, not run again.
+    assert ok(deliver(client, "orders/paid", order, webhook_id="w-retry"))["event_id"] == (
+        f"shopify:order:{order['id']}:paid"
+    )
+
+
 def test_a_guest_order_earns_nothing_and_is_recorded_skipped(client, session):
     order = s.order([s.line_item("S1", "80.00")], buyer=None)
     body = ok(deliver(client, "orders/paid", order), "skipped")

@@ -71,6 +71,15 @@ class Response:
     error: str | None = None
 
 
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        # urllib would send our Authorization / access token on to wherever a redirect points.
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects)
+
+
 def request_json(
     method: str, url: str, headers: dict, payload: dict | None, timeout: float
 ) -> Response:
@@ -81,7 +90,7 @@ def request_json(
         headers["Content-Type"] = "application/json"
     request = urllib.request.Request(url, data=data, headers=headers, method=method)  # noqa: S310 - http(s) only, checked in config
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+        with _OPENER.open(request, timeout=timeout) as response:
             return Response(response.status, dict(response.headers), _json(response.read()))
     except urllib.error.HTTPError as exc:
         return Response(exc.code, dict(exc.headers or {}), _json(exc.read()), f"HTTP {exc.code}")

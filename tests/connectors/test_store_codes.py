@@ -420,3 +420,19 @@ def test_the_widget_reads_its_own_redemption_until_the_store_has_it(
     assert (mine["code"], mine["platform"]["status"]) == (body["code"], "created")
     others = client.get(f"/v1/me/redemptions/{body['id']}", headers=token("c_2"))
     assert others.status_code == 404 and others.get_json()["type"] == "not-found"
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_a_redirect_is_an_answer_and_the_credentials_stay_with_the_store(method):
+    """The key pair and the Admin token go to the configured store only: a redirect (a moved
+    site, a hijacked one) is not followed with them to wherever it points."""
+    from connectors.platform_api import request_json
+
+    with FakeWooCommerce() as store, FakeWooCommerce() as elsewhere:
+        store.answers.append((302, {"Location": f"{elsewhere.url}/collect"}, {}))
+        response = request_json(
+            method, f"{store.url}/wp-json/wc/v3/coupons?code=R1",
+            {"Authorization": "Basic Y2tfZmFrZTpjc19mYWtl"}, None, 5,
+        )  # fmt: skip
+        assert response.status == 302
+        assert elsewhere.requests == []

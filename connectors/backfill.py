@@ -127,10 +127,14 @@ def import_lines(
     *,
     batch_size: int,
     progress: Progress | None = None,
+    first_version_stands: bool = False,
 ) -> Summary:
     """Import an export, one JSON order per line; commits once per `batch_size` events.
 
     `progress` hears the length of each line read (the CLI's bar counts the file's bytes).
+    `first_version_stands`: an event already processed with another body (a platform's order
+    edited, or a WooCommerce refund dated by its order's last change, since the webhook took
+    it) is a duplicate, as the webhooks take it, instead of a conflict.
     """
     summary = Summary()
     currency = program_settings(session).currency
@@ -163,10 +167,10 @@ def import_lines(
             continue
         batch.extend(mapped.events)
         if len(batch) >= batch_size:
-            _apply_batch(session, hooks, batch, summary)
+            _apply_batch(session, hooks, batch, summary, first_version_stands)
             batch = []
     if batch:
-        _apply_batch(session, hooks, batch, summary)
+        _apply_batch(session, hooks, batch, summary, first_version_stands)
     return summary
 
 
@@ -186,7 +190,13 @@ def import_events(
     return summary
 
 
-def _apply_batch(session: Session, hooks: Hooks, events: list[dict], summary: Summary) -> None:
+def _apply_batch(
+    session: Session,
+    hooks: Hooks,
+    events: list[dict],
+    summary: Summary,
+    first_version_stands: bool = False,
+) -> None:
     """The events in one transaction. First all at once; if one of them is refused (or
     PostgreSQL picks the batch as a deadlock's victim, or the settings change meanwhile), the
     batch is rolled back and run again with a savepoint per event, so that only the refused
@@ -198,7 +208,7 @@ def _apply_batch(session: Session, hooks: Hooks, events: list[dict], summary: Su
             valid.append((event, _EVENTS.load(event), orders.body_hash(event)))
         except ValidationError as exc:
             summary.note(summary.refused, refusal_reason(exc), _example(event))
-    valid = _without_replays(session, valid, summary)
+    valid = _without_replays(session, valid, summary, first_version_stands)
     try:
         _enroll_first_buyers(session, hooks, valid)
         answers = [orders.answer_event(session, hooks, data, digest)
@@ -218,10 +228,13 @@ def _apply_batch(session: Session, hooks: Hooks, events: list[dict], summary: Su
     session.expunge_all()  # memory stays one batch deep
 
 
-def _without_replays(session: Session, valid: list, summary: Summary) -> list:
+def _without_replays(
+    session: Session, valid: list, summary: Summary, first_version_stands: bool = False
+) -> list:
     """The events not yet processed, in one query; those processed already with the same body
-    are counted as duplicates and left out, since the event path only replays their stored
-    answer (one sent again with another body still goes to it, and is refused there)."""
+    (with any body, when `first_version_stands`) are counted as duplicates and left out, since
+    the event path only replays their stored answer (one sent again with another body still
+    goes to it otherwise, and is refused there)."""
     ids = [data["id"] for _event, data, _digest in valid]
     if not ids:
         return valid
@@ -233,7 +246,8 @@ def _without_replays(session: Session, valid: list, summary: Summary) -> list:
         return valid
     fresh = []
     for item in valid:
-        if processed.get(item[1]["id"]) == item[2]:
+        digest = processed.get(item[1]["id"])
+        if digest == item[2] or (first_version_stands and digest is not None):
             summary.duplicates += 1
         else:
             fresh.append(item)

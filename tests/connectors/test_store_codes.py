@@ -401,6 +401,21 @@ def test_woocommerce_credentials_never_go_over_plain_http():
         assert store_code_settings({"WOOCOMMERCE_URL": url})["WOOCOMMERCE_URL"] == url.rstrip("/")
 
 
+def test_the_shopify_admin_token_goes_only_to_a_shop_over_https():
+    """The token travels in a header on every call: the same rule as WOOCOMMERCE_URL's key
+    pair, and a shop name that is a host name, not a way to point the client elsewhere."""
+    for env in ({"SHOPIFY_API_BASE": "http://shop.example.com"},
+                {"SHOPIFY_SHOP": "evil.example/x?"}, {"SHOPIFY_SHOP": "me@evil.example"},
+                {"SHOPIFY_SHOP": "evil.example:8080"}):  # fmt: skip
+        with pytest.raises(ConfigError):
+            store_code_settings(env)
+    assert store_code_settings({"SHOPIFY_SHOP": "Example.myshopify.com"})["SHOPIFY_SHOP"]
+    assert (
+        store_code_settings({"SHOPIFY_API_BASE": "http://127.0.0.1:8080/"})["SHOPIFY_API_BASE"]
+        == "http://127.0.0.1:8080"
+    )
+
+
 def test_the_widget_reads_its_own_redemption_until_the_store_has_it(
     client, admin, storefront, runner, shopify
 ):

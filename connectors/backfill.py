@@ -138,7 +138,13 @@ def import_lines(
     """
     summary = Summary()
     currency = program_settings(session).currency
-    batch: list[dict] = []
+    orders_events = _orders_events(lines, mapper, currency, summary, progress)
+    _in_batches(session, hooks, orders_events, summary, batch_size, first_version_stands)
+    return summary
+
+
+def _orders_events(lines, mapper: Mapper, currency: str, summary: Summary, progress):
+    """Each readable order's events (one list per order); the rest is counted as it is read."""
     for number, line in enumerate(lines, 1):
         if progress is not None:
             progress(len(line))
@@ -165,13 +171,7 @@ def import_lines(
         if mapped.skipped_reason:
             summary.note(summary.skipped, mapped.skipped_reason, example)
             continue
-        batch.extend(mapped.events)
-        if len(batch) >= batch_size:
-            _apply_batch(session, hooks, batch, summary, first_version_stands)
-            batch = []
-    if batch:
-        _apply_batch(session, hooks, batch, summary, first_version_stands)
-    return summary
+        yield mapped.events
 
 
 def import_events(
@@ -179,15 +179,20 @@ def import_events(
 ) -> Summary:
     """Import events already in our own format (what a mapping gives), in batches."""
     summary = Summary()
+    _in_batches(session, hooks, ([event] for event in events), summary, batch_size, False)
+    return summary
+
+
+def _in_batches(session, hooks, groups, summary, batch_size: int, first_version_stands: bool):
+    """Apply the events a batch at a time; one group's events (an order's) share a batch."""
     batch: list[dict] = []
-    for event in events:
-        batch.append(event)
+    for events in groups:
+        batch.extend(events)
         if len(batch) >= batch_size:
-            _apply_batch(session, hooks, batch, summary)
+            _apply_batch(session, hooks, batch, summary, first_version_stands)
             batch = []
     if batch:
-        _apply_batch(session, hooks, batch, summary)
-    return summary
+        _apply_batch(session, hooks, batch, summary, first_version_stands)
 
 
 def _apply_batch(

@@ -318,9 +318,9 @@ def _result(row, answer: Answer, now: datetime, settings: Settings) -> dict:
         result.update(status=DONE, error=None)
     elif answer.retry_after is not None:
         # Asked to slow down: not the task's fault, so the attempt is given back.
-        result.update(
-            attempts=row.attempts - 1, next_at=now + timedelta(seconds=answer.retry_after)
-        )
+        # Held to the longest backoff: a date must hold it, and a shop cannot park a code.
+        wait = min(answer.retry_after, settings.retry_max_seconds)
+        result.update(attempts=row.attempts - 1, next_at=now + timedelta(seconds=wait))
     elif answer.final or row.attempts >= settings.max_attempts:
         result.update(status=FAILED)
     else:

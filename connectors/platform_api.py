@@ -8,6 +8,7 @@ package has not been released since 2021; neither would let the tests see more t
 
 import http.client
 import json
+import math
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -111,7 +112,8 @@ def retry_after(headers: dict) -> float | None:
     for name, value in headers.items():
         if name.lower() == "retry-after":
             try:
-                return max(float(value), 0.0)
+                seconds = float(value)
             except ValueError:
                 return None
+            return max(seconds, 0.0) if math.isfinite(seconds) else None
     return None

@@ -191,6 +191,24 @@ def test_a_429_is_tried_again_after_retry_after_and_not_before(
     assert len(shopify.requests) == 2 and task(session, body["id"]).status == "done"
 
 
+@pytest.mark.parametrize("wait", ["inf", "nan", "1e12"])
+def test_a_retry_after_out_of_range_waits_the_longest_backoff_not_forever(
+    client, admin, storefront, runner, shopify, session, app, monkeypatch, wait
+):
+    """A Retry-After no date can hold (or no number at all) crashed the job with the task
+    still claimed; it is held to STORE_CODES_RETRY_MAX_SECONDS."""
+    monkeypatch.setitem(app.config, "STORE_CODES_RETRY_MAX_SECONDS", 600.0)
+    body = redeemed(client, admin, storefront)
+    shopify.answers.append((429, {"Retry-After": wait}, {"errors": "Exceeded"}))
+    now = datetime.now(UTC) + timedelta(seconds=1)
+    sync(runner, now)
+    row = task(session, body["id"])
+    assert (row.status, row.attempts) == ("pending", 0)
+    assert row.next_attempt_at <= now + timedelta(seconds=600)
+    sync(runner, now + timedelta(seconds=601))
+    assert task(session, body["id"]).status == "done"
+
+
 def test_graphql_throttled_waits_for_the_cost_to_be_restored(
     client, admin, storefront, runner, shopify, session
 ):

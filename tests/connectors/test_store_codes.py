@@ -409,6 +409,22 @@ def test_the_code_on_a_paid_woocommerce_order_is_consumed_once(
     assert listed(client, storefront)[body["id"]]["status"] == "used"
 
 
+def test_a_code_used_on_another_channel_is_taken_off_the_store(
+    client, admin, storefront, runner, shopify, session
+):
+    """Used at the till (an order through `POST /v1/events`), the code would still be a live
+    discount on the shop, good for a second discount there: it is deleted as an ended one is."""
+    body = redeemed(client, admin, storefront, amount=1000)
+    sync(runner)
+    assert len(shopify.discounts) == 1
+    paid = f.paid("c_1", lines=[f.line(unit_price=5000)], reward_codes=[body["code"]])
+    assert client.post("/v1/events", json=paid, headers=storefront).status_code == 200
+    assert task(session, body["id"], "delete").status == "pending"
+    sync(runner)
+    assert shopify.discounts == {}
+    assert task(session, body["id"], "delete").status == "done"
+
+
 # --- configuration ----------------------------------------------------------------------------
 
 

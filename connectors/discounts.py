@@ -2,8 +2,8 @@
 
 Nothing calls a platform inside a request. The transaction that issues a code (a redemption, a
 referral reward) writes a `create` task in `platform_code_tasks`; the one that cancels, expires
-or uses it writes a `delete` task. A rolled-back redemption leaves no task, and a committed one cannot
-lose its task. The `sync-store-codes` job then works the outbox like `deliver-webhooks`: it
+or uses it writes a `delete` task. A rolled-back redemption leaves no task, and a committed one
+cannot lose its task. The `sync-store-codes` job then works the outbox like `deliver-webhooks`: it
 claims due tasks in a short transaction (`FOR UPDATE SKIP LOCKED` on PostgreSQL) under a lease,
 calls the platform outside any transaction, and records each answer in a second one.
 

@@ -127,14 +127,24 @@ def import_lines(
     *,
     batch_size: int,
     progress: Progress | None = None,
+    first_version_stands: bool = False,
 ) -> Summary:
     """Import an export, one JSON order per line; commits once per `batch_size` events.
 
     `progress` hears the length of each line read (the CLI's bar counts the file's bytes).
+    `first_version_stands`: an event already processed with another body (a platform's order
+    edited, or a WooCommerce refund dated by its order's last change, since the webhook took
+    it) is a duplicate, as the webhooks take it, instead of a conflict.
     """
     summary = Summary()
     currency = program_settings(session).currency
-    batch: list[dict] = []
+    orders_events = _orders_events(lines, mapper, currency, summary, progress)
+    _in_batches(session, hooks, orders_events, summary, batch_size, first_version_stands)
+    return summary
+
+
+def _orders_events(lines, mapper: Mapper, currency: str, summary: Summary, progress):
+    """Each readable order's events (one list per order); the rest is counted as it is read."""
     for number, line in enumerate(lines, 1):
         if progress is not None:
             progress(len(line))
@@ -161,13 +171,7 @@ def import_lines(
         if mapped.skipped_reason:
             summary.note(summary.skipped, mapped.skipped_reason, example)
             continue
-        batch.extend(mapped.events)
-        if len(batch) >= batch_size:
-            _apply_batch(session, hooks, batch, summary)
-            batch = []
-    if batch:
-        _apply_batch(session, hooks, batch, summary)
-    return summary
+        yield mapped.events
 
 
 def import_events(
@@ -175,18 +179,29 @@ def import_events(
 ) -> Summary:
     """Import events already in our own format (what a mapping gives), in batches."""
     summary = Summary()
-    batch: list[dict] = []
-    for event in events:
-        batch.append(event)
-        if len(batch) >= batch_size:
-            _apply_batch(session, hooks, batch, summary)
-            batch = []
-    if batch:
-        _apply_batch(session, hooks, batch, summary)
+    _in_batches(session, hooks, ([event] for event in events), summary, batch_size, False)
     return summary
 
 
-def _apply_batch(session: Session, hooks: Hooks, events: list[dict], summary: Summary) -> None:
+def _in_batches(session, hooks, groups, summary, batch_size: int, first_version_stands: bool):
+    """Apply the events a batch at a time; one group's events (an order's) share a batch."""
+    batch: list[dict] = []
+    for events in groups:
+        batch.extend(events)
+        if len(batch) >= batch_size:
+            _apply_batch(session, hooks, batch, summary, first_version_stands)
+            batch = []
+    if batch:
+        _apply_batch(session, hooks, batch, summary, first_version_stands)
+
+
+def _apply_batch(
+    session: Session,
+    hooks: Hooks,
+    events: list[dict],
+    summary: Summary,
+    first_version_stands: bool = False,
+) -> None:
     """The events in one transaction. First all at once; if one of them is refused (or
     PostgreSQL picks the batch as a deadlock's victim, or the settings change meanwhile), the
     batch is rolled back and run again with a savepoint per event, so that only the refused
@@ -198,7 +213,7 @@ def _apply_batch(session: Session, hooks: Hooks, events: list[dict], summary: Su
             valid.append((event, _EVENTS.load(event), orders.body_hash(event)))
         except ValidationError as exc:
             summary.note(summary.refused, refusal_reason(exc), _example(event))
-    valid = _without_replays(session, valid, summary)
+    valid = _without_replays(session, valid, summary, first_version_stands)
     try:
         _enroll_first_buyers(session, hooks, valid)
         answers = [orders.answer_event(session, hooks, data, digest)
@@ -218,10 +233,13 @@ def _apply_batch(session: Session, hooks: Hooks, events: list[dict], summary: Su
     session.expunge_all()  # memory stays one batch deep
 
 
-def _without_replays(session: Session, valid: list, summary: Summary) -> list:
+def _without_replays(
+    session: Session, valid: list, summary: Summary, first_version_stands: bool = False
+) -> list:
     """The events not yet processed, in one query; those processed already with the same body
-    are counted as duplicates and left out, since the event path only replays their stored
-    answer (one sent again with another body still goes to it, and is refused there)."""
+    (with any body, when `first_version_stands`) are counted as duplicates and left out, since
+    the event path only replays their stored answer (one sent again with another body still
+    goes to it otherwise, and is refused there)."""
     ids = [data["id"] for _event, data, _digest in valid]
     if not ids:
         return valid
@@ -233,7 +251,8 @@ def _without_replays(session: Session, valid: list, summary: Summary) -> list:
         return valid
     fresh = []
     for item in valid:
-        if processed.get(item[1]["id"]) == item[2]:
+        digest = processed.get(item[1]["id"])
+        if digest == item[2] or (first_version_stands and digest is not None):
             summary.duplicates += 1
         else:
             fresh.append(item)

@@ -28,9 +28,12 @@ def platform_mapper(platform: str) -> backfill.Mapper:
     return mapper
 
 
-def run_import(mapper: backfill.Mapper, path: str, batch_size: int, label: str) -> int:
+def run_import(
+    mapper: backfill.Mapper, path: str, batch_size: int, label: str, *, platform: bool = False
+) -> int:
     """Import the file with `mapper`, a progress bar on stderr and the summary on stdout;
-    the exit status is 1 when anything was refused."""
+    the exit status is 1 when anything was refused. A `platform`'s orders keep the first
+    version of an event already taken (as its webhooks do; `backfill.import_lines`)."""
     started = time.perf_counter()
     with (
         open(path, "rb") as export,
@@ -40,7 +43,13 @@ def run_import(mapper: backfill.Mapper, path: str, batch_size: int, label: str) 
         ) as bar,  # a bar on a terminal, one line in logs
     ):  # fmt: skip
         summary = backfill.import_lines(
-            db.session, hooks(), export, mapper, batch_size=batch_size, progress=bar.update
+            db.session,
+            hooks(),
+            export,
+            mapper,
+            batch_size=batch_size,
+            progress=bar.update,
+            first_version_stands=platform,
         )
     for line in summary.lines():
         click.echo(line)
@@ -60,4 +69,5 @@ def import_command(platform, path, batch_size):
     historical order events; importing the same file again changes nothing."""
     mapper = platform_mapper(platform)
     batch_size = batch_size or current_app.config["IMPORT_BATCH_SIZE"]
-    sys.exit(run_import(mapper, path, batch_size, f"{platform} {os.path.basename(path)}"))
+    label = f"{platform} {os.path.basename(path)}"
+    sys.exit(run_import(mapper, path, batch_size, label, platform=True))

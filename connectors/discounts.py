@@ -1,9 +1,9 @@
 """Reward codes become the store's own discount codes (Shopify, WooCommerce).
 
 Nothing calls a platform inside a request. The transaction that issues a code (a redemption, a
-referral reward) writes a `create` task in `platform_code_tasks`; the one that cancels or expires
-it writes a `delete` task. A rolled-back redemption leaves no task, and a committed one cannot
-lose its task. The `sync-store-codes` job then works the outbox like `deliver-webhooks`: it
+referral reward) writes a `create` task in `platform_code_tasks`; the one that cancels, expires
+or uses it writes a `delete` task. A rolled-back redemption leaves no task, and a committed one
+cannot lose its task. The `sync-store-codes` job then works the outbox like `deliver-webhooks`: it
 claims due tasks in a short transaction (`FOR UPDATE SKIP LOCKED` on PostgreSQL) under a lease,
 calls the platform outside any transaction, and records each answer in a second one.
 
@@ -318,9 +318,9 @@ def _result(row, answer: Answer, now: datetime, settings: Settings) -> dict:
         result.update(status=DONE, error=None)
     elif answer.retry_after is not None:
         # Asked to slow down: not the task's fault, so the attempt is given back.
-        result.update(
-            attempts=row.attempts - 1, next_at=now + timedelta(seconds=answer.retry_after)
-        )
+        # Held to the longest backoff: a date must hold it, and a shop cannot park a code.
+        wait = min(answer.retry_after, settings.retry_max_seconds)
+        result.update(attempts=row.attempts - 1, next_at=now + timedelta(seconds=wait))
     elif answer.final or row.attempts >= settings.max_attempts:
         result.update(status=FAILED)
     else:

@@ -7,8 +7,8 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
 
 from flask import after_this_request, current_app, has_request_context, request
 from marshmallow import ValidationError, fields
@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from connectors.models import ConnectorDelivery
-from loyalty.errors import Unauthorized, ValidationFailed
+from loyalty.errors import DomainError, Unauthorized, ValidationFailed
 from loyalty.extensions import Blueprint, db
 from loyalty.hooks import Hooks
 from loyalty.inputs import check_json_body
@@ -53,19 +53,29 @@ def verify_signature(secrets: list[str], body: bytes, signature: str | None) -> 
 
 def minor_units(amount: str | int | float | None, currency: str, field: str = "amount") -> int:
     """A platform's decimal string ("12.30") as an integer of minor units, exactly: a value
-    with more decimals than the currency has, or not a number at all, is refused."""
+    with more decimals than the currency has, or not a plain decimal at all, is refused.
+
+    Done on the digits, not with `Decimal` arithmetic, which rounds to 28 digits, flushes a
+    tiny exponent to zero and raises its own errors for "sNaN" or a huge exponent."""
     if amount is None or amount == "":
         return 0
     if isinstance(amount, float):  # JSON numbers reach us as floats: go through their text
         amount = repr(amount)
-    try:
-        value = Decimal(str(amount))
-    except InvalidOperation as exc:
-        raise ValidationFailed(errors={field: [f"Not a decimal amount: {amount!r}."]}) from exc
-    scaled = value.scaleb(EXPONENTS.get(currency.upper(), 2))
-    if not value.is_finite() or scaled != scaled.to_integral_value():
+    text = str(amount) if isinstance(amount, str | int) and not isinstance(amount, bool) else ""
+    match = _DECIMAL.fullmatch(text)
+    if match is None:
+        raise ValidationFailed(errors={field: [f"Not a decimal amount: {str(amount)[:40]!r}."]})
+    sign, whole, fraction = match.groups()
+    exponent = EXPONENTS.get(currency.upper(), 2)
+    fraction = (fraction or "").rstrip("0")
+    if len(fraction) > exponent:
         raise ValidationFailed(errors={field: [f"Not an amount in {currency}: {amount!r}."]})
-    return int(scaled)
+    minor = int(whole + fraction.ljust(exponent, "0"))
+    return -minor if sign == "-" else minor
+
+
+# ASCII digits only (`Decimal` would take "1_000", "١٢" and " 1 "), at most 30 before the point.
+_DECIMAL = re.compile(r"([-+]?)([0-9]{1,30})(?:\.([0-9]{1,30}))?", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -94,8 +104,9 @@ def seen(session: Session, platform: str, delivery_id: str) -> ConnectorDelivery
 
 
 def record(session: Session, platform: str, delivery_id: str, topic: str, outcome: Outcome):
-    """Note the delivery in the request's transaction; a concurrent copy of it is harmless
-    (its effects were idempotent too), so a lost race on the unique key is ignored.
+    """Note the delivery in the request's transaction. A delivery refused before and tried
+    again (the platform retries under the same id) gets this attempt's outcome; one applied or
+    skipped by a concurrent copy stands (its effects were idempotent too).
 
     A refused delivery is answered with an error, which rolls the request's transaction back:
     its record is then written again after the rollback, in a transaction of its own, so an
@@ -105,7 +116,7 @@ def record(session: Session, platform: str, delivery_id: str, topic: str, outcom
         "status": outcome.status, "reason": (outcome.reason or None) and outcome.reason[:500],
         "event_id": outcome.event_id,
     }  # fmt: skip
-    _insert(session, row)
+    _save(session, row)
     if outcome.status == "refused" and has_request_context():
         pending = request.environ.get(_REFUSED)
         if pending is None:
@@ -114,7 +125,23 @@ def record(session: Session, platform: str, delivery_id: str, topic: str, outcom
         pending.append(row)
 
 
-def _insert(session: Session, row: dict) -> None:
+def refuse(session: Session, platform: str, delivery_id: str, topic: str, error: DomainError,
+           event_id: str | None = None) -> None:  # fmt: skip
+    """Record a delivery refused with `error` (about to be raised), with the error's words."""
+    reason = f"{error.type}: {error.detail}"
+    if error.errors:
+        reason = f"{reason} {json.dumps(error.errors, sort_keys=True, default=str)}"
+    record(session, platform, delivery_id, topic, Outcome("refused", reason, event_id))
+
+
+def _save(session: Session, row: dict) -> None:
+    earlier = seen(session, row["platform"], row["delivery_id"])
+    if earlier is not None:
+        if earlier.status == "refused":
+            for key in ("topic", "status", "reason", "event_id"):
+                setattr(earlier, key, row[key])
+            session.flush()
+        return
     try:
         with session.begin_nested():
             session.add(ConnectorDelivery(**row))
@@ -134,7 +161,7 @@ def _keep_refused_after_rollback(response):
     session.rollback()
     try:
         for row in rows:
-            _insert(session, row)
+            _save(session, row)
         session.commit()
     except SQLAlchemyError:  # the refusal still stands; a lost record is not worth a 500
         session.rollback()

@@ -8,6 +8,7 @@ package has not been released since 2021; neither would let the tests see more t
 
 import http.client
 import json
+import math
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -71,6 +72,15 @@ class Response:
     error: str | None = None
 
 
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        # urllib would send our Authorization / access token on to wherever a redirect points.
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects)
+
+
 def request_json(
     method: str, url: str, headers: dict, payload: dict | None, timeout: float
 ) -> Response:
@@ -81,7 +91,7 @@ def request_json(
         headers["Content-Type"] = "application/json"
     request = urllib.request.Request(url, data=data, headers=headers, method=method)  # noqa: S310 - http(s) only, checked in config
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+        with _OPENER.open(request, timeout=timeout) as response:
             return Response(response.status, dict(response.headers), _json(response.read()))
     except urllib.error.HTTPError as exc:
         return Response(exc.code, dict(exc.headers or {}), _json(exc.read()), f"HTTP {exc.code}")
@@ -102,7 +112,8 @@ def retry_after(headers: dict) -> float | None:
     for name, value in headers.items():
         if name.lower() == "retry-after":
             try:
-                return max(float(value), 0.0)
+                seconds = float(value)
             except ValueError:
                 return None
+            return max(seconds, 0.0) if math.isfinite(seconds) else None
     return None

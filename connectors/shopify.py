@@ -37,10 +37,12 @@ from connectors.intake import (
     blp,
     minor_units,
     record,
+    refuse,
     seen,
     verify_signature,
 )
 from connectors.models import ConnectorDelivery
+from loyalty import erasure
 from loyalty.addresses import NotAnAddress, canonical_ip
 from loyalty.audit import AuditLog
 from loyalty.errors import Conflict, CurrencyMismatch, DomainError, ValidationFailed
@@ -400,17 +402,11 @@ def receive(session, hooks: Hooks, delivery: Delivery, payload: dict) -> Outcome
                 raise ValidationFailed(message, errors={"json": [message]}) from exc
         except DomainError as error:
             if error.status == 422:
-                refused = Outcome("refused", _reason(error), _event_id(delivery.topic, payload))
-                record(session, PLATFORM, delivery.id, delivery.topic, refused)
+                event_id = _event_id(delivery.topic, payload)
+                refuse(session, PLATFORM, delivery.id, delivery.topic, error, event_id)
             raise
     record(session, PLATFORM, delivery.id, delivery.topic, outcome)
     return outcome
-
-
-def _reason(error: DomainError) -> str:
-    if error.errors:
-        return f"{error.type}: {error.detail} {json.dumps(error.errors, default=str)}"
-    return f"{error.type}: {error.detail}"
 
 
 def _event_id(topic: str, payload: dict) -> str | None:
@@ -540,7 +536,13 @@ def _customers_redact(session, hooks: Hooks, delivery: Delivery, body: dict) -> 
     if customer.get("id") is not None:
         member = members.find_member(session, customer_key(customer["id"]), lock=True)
     if member is None:
-        return Outcome("skipped", "no member: nothing is held about this customer")
+        # Not a member, yet their paid orders may be kept (auto-enrolment off): those go too.
+        email = customer.get("email") if isinstance(customer.get("email"), str) else None
+        if customer.get("id") is None or not erasure.erase_customer(
+            session, customer_key(customer["id"]), email
+        ):
+            return Outcome("skipped", "no member: nothing is held about this customer")
+        return Outcome("applied", "orders of a customer who was not a member erased")
     _erase(session, hooks, member, delivery)
     return Outcome("applied", "member erased")
 
@@ -548,8 +550,9 @@ def _customers_redact(session, hooks: Hooks, delivery: Delivery, body: dict) -> 
 def _shop_redact(session, hooks: Hooks, delivery: Delivery, body: dict) -> Outcome:
     """Shopify's request, 48 hours after the store uninstalled the app, to delete the store's
     data: every member enrolled from Shopify (`shopify:` ids) is erased as
-    `DELETE /v1/members/{id}` erases one. Orders and ledgers stay, anonymous, so the books add
-    up; members from other channels are not the store's Shopify data and stay."""
+    `DELETE /v1/members/{id}` erases one, and so are the orders of buyers who never enrolled.
+    Orders and ledgers stay, anonymous, so the books add up; members from other channels are
+    not the store's Shopify data and stay."""
     prefix = f"{PLATFORM}:"
     member_ids = session.scalars(
         select(Member.id)
@@ -565,6 +568,14 @@ def _shop_redact(session, hooks: Hooks, delivery: Delivery, body: dict) -> Outco
         if member.customer_id and member.customer_id.startswith(prefix):
             _erase(session, hooks, member, delivery)
             erased += 1
+    # Buyers who never became members (auto-enrolment off) left orders under their ids.
+    buyers = session.execute(
+        select(Order.customer_id, Order.email_normalized)
+        .where(Order.customer_id.startswith(prefix, autoescape=True))
+        .distinct()
+    ).all()
+    for customer_id, email in buyers:
+        erasure.erase_customer(session, customer_id, email)
     return Outcome("applied", f"{erased} members erased")
 
 

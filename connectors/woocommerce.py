@@ -15,15 +15,23 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from flask import after_this_request, current_app, request
+from flask import current_app, request
 from flask.views import MethodView
 from marshmallow import ValidationError, fields
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from connectors.intake import Outcome, apply_event, blp, minor_units, record, seen, verify_signature
+from connectors.intake import (
+    Outcome,
+    apply_event,
+    blp,
+    minor_units,
+    record,
+    refuse,
+    seen,
+    verify_signature,
+)
 from loyalty.addresses import NotAnAddress, canonical_ip
-from loyalty.errors import DomainError, Unauthorized, ValidationFailed
+from loyalty.errors import Conflict, CurrencyMismatch, DomainError, ValidationFailed
 from loyalty.extensions import db
 from loyalty.hooks import Hooks, hooks
 from loyalty.members import service as members
@@ -251,7 +259,10 @@ def enrol_customer(session: Session, hooks: Hooks, customer: dict) -> Outcome:
         data = _MEMBERS.load(data)
     except ValidationError as exc:
         raise ValidationFailed(errors=exc.messages) from exc
-    _member, created = members.enroll_from_api(session, hooks, data)
+    try:
+        _member, created = members.enroll_from_api(session, hooks, data)
+    except Conflict:  # a 409 would only be sent again (and count towards disabling the hook)
+        return Outcome("skipped", reason="already a member, with another email")
     return Outcome("applied", reason=None if created else "already a member")
 
 
@@ -289,7 +300,11 @@ def handle_delivery(session: Session, hooks: Hooks, delivery: Delivery) -> dict:
     if earlier is not None and earlier.status != "refused":
         return {"status": earlier.status, "reason": earlier.reason, "duplicate": True,
                 "events": []}  # fmt: skip
-    outcomes = _outcomes(session, hooks, delivery)
+    try:
+        outcomes = _outcomes(session, hooks, delivery)
+    except DomainError as error:
+        refuse(session, PLATFORM, delivery.delivery_id, delivery.topic, error)
+        raise
     applied = [o for o in outcomes if o.status == "applied"]
     if len(outcomes) > 1:  # an order's events: the last one that ran now, if any
         new = [o for o in applied if o.reason != "already applied"]
@@ -300,7 +315,7 @@ def handle_delivery(session: Session, hooks: Hooks, delivery: Delivery) -> dict:
         )
     else:
         [outcome] = outcomes
-    note(session, delivery.delivery_id, delivery.topic, outcome)
+    record(session, PLATFORM, delivery.delivery_id, delivery.topic, outcome)
     return {
         "status": outcome.status,
         "reason": outcome.reason,
@@ -314,8 +329,7 @@ def _outcomes(session: Session, hooks: Hooks, delivery: Delivery) -> list[Outcom
     if topic in ("order.created", "order.updated"):
         mapped = events_from_order(payload, program_settings(session).currency)
         if mapped.refused:
-            reason = mapped.skipped_reason
-            raise ValidationFailed(reason, errors={"currency": [reason]})
+            raise CurrencyMismatch(f"Not taken: {mapped.skipped_reason}.")
         if not mapped.events:
             return [Outcome("skipped", reason=mapped.skipped_reason)]
         return apply_events(session, hooks, mapped.events)
@@ -332,35 +346,6 @@ def _duplicate(outcome: Outcome) -> bool:
     if outcome.answer is None:
         return True  # not run again: it had run before
     return bool(json.loads(outcome.answer).get("duplicate"))
-
-
-def note(session: Session, delivery_id: str, topic: str, outcome: Outcome) -> None:
-    """Record the delivery's outcome; one refused before is overwritten by this attempt's."""
-    earlier = seen(session, PLATFORM, delivery_id)
-    if earlier is None:
-        record(session, PLATFORM, delivery_id, topic, outcome)
-        return
-    earlier.status, earlier.topic = outcome.status, topic[:64]
-    earlier.reason = (outcome.reason or None) and outcome.reason[:500]
-    earlier.event_id = outcome.event_id
-
-
-def keep_refusal(delivery: Delivery, error: DomainError) -> None:
-    """A refused delivery's record survives the rollback of its request: written after it."""
-    reason = error.detail
-    if error.errors:
-        reason = f"{reason} {json.dumps(error.errors, sort_keys=True, default=str)}"
-
-    @after_this_request
-    def _write(response):
-        session = db.session
-        try:
-            session.rollback()
-            note(session, delivery.delivery_id, delivery.topic, Outcome("refused", reason))
-            session.commit()
-        except SQLAlchemyError:  # the refusal stands; only its record is lost
-            session.rollback()
-        return response
 
 
 class WooCommerceWebhookResultSchema(StrictSchema):
@@ -381,9 +366,4 @@ class WooCommerceWebhooks(MethodView):
             return {"status": "ping", "reason": None, "duplicate": False, "events": []}
         secrets = current_app.config["WOOCOMMERCE_WEBHOOK_SECRETS"]
         delivery = verified_delivery(body, request.headers, secrets)
-        try:
-            return handle_delivery(db.session, hooks(), delivery)
-        except DomainError as error:
-            if not isinstance(error, Unauthorized):
-                keep_refusal(delivery, error)
-            raise
+        return handle_delivery(db.session, hooks(), delivery)

@@ -4,6 +4,7 @@ Every setting an operator may change is read here and nowhere else.
 """
 
 import os
+import re
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -147,12 +148,22 @@ def store_code_settings(env: dict) -> dict:
     if woo_url and not woo_url.startswith("https://") and not _loopback_http(woo_url):
         # Basic auth sends the key and secret with every request: never over plain HTTP.
         raise ConfigError("WOOCOMMERCE_URL must be https:// (http only to a loopback address)")
+    shop = env.get("SHOPIFY_SHOP", "").strip()
+    if shop and not _HOST_NAME.fullmatch(shop):
+        raise ConfigError("SHOPIFY_SHOP must be the shop's domain (example.myshopify.com)")
+    shopify_base = env.get("SHOPIFY_API_BASE", "").strip().rstrip("/")
+    if (
+        shopify_base
+        and not shopify_base.startswith("https://")
+        and not _loopback_http(shopify_base)
+    ):  # the Admin token goes with every call
+        raise ConfigError("SHOPIFY_API_BASE must be https:// (http only to a loopback address)")
     return {
         # The shop's domain (`example.myshopify.com`) and an Admin API access token with the
         # write_discounts scope; SHOPIFY_API_BASE replaces https://<shop> (a local fake).
-        "SHOPIFY_SHOP": env.get("SHOPIFY_SHOP", "").strip(),
+        "SHOPIFY_SHOP": shop,
         "SHOPIFY_ADMIN_TOKEN": env.get("SHOPIFY_ADMIN_TOKEN", ""),
-        "SHOPIFY_API_BASE": env.get("SHOPIFY_API_BASE", "").strip().rstrip("/"),
+        "SHOPIFY_API_BASE": shopify_base,
         "SHOPIFY_API_VERSION": env.get("SHOPIFY_API_VERSION", "2026-01"),
         # The site's address and a REST API key pair with read/write access.
         "WOOCOMMERCE_URL": woo_url,
@@ -166,6 +177,11 @@ def store_code_settings(env: dict) -> dict:
         "STORE_CODES_RETRY_SECONDS": float(env.get("STORE_CODES_RETRY_SECONDS", "30")),
         "STORE_CODES_RETRY_MAX_SECONDS": float(env.get("STORE_CODES_RETRY_MAX_SECONDS", "3600")),
     }
+
+
+_HOST_NAME = re.compile(
+    r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*"
+)
 
 
 def _loopback_http(url: str) -> bool:

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from loyalty.audit import AuditLog
 from loyalty.idempotency import IdempotencyRecord, open_body, seal_body
+from loyalty.lookalikes import normalize_email
 from loyalty.members.models import Member
 from loyalty.orders.models import Order, ProcessedEvent
 from loyalty.sealing import Unsealable
@@ -190,8 +191,12 @@ def scrub_stored_copies(session: Session, member: Member) -> None:
     their orders' events, idempotent replies, the webhook outbox, the audit log. (A domain
     whose effects name the member in other customers' answers scrubs those in its
     `member_erased` hook, with `scrub_event_answers`.)"""
+    _scrub_copies(session, member, orders_of(member))
+
+
+def _scrub_copies(session: Session, member: Member, orders_where) -> None:
     identity = Identity.of(member)
-    order_ids = session.scalars(select(Order.order_id).where(orders_of(member))).all()
+    order_ids = session.scalars(select(Order.order_id).where(orders_where)).all()
     scrub_event_answers(session, member, order_ids)
     scrub_idempotent_replies(session, identity)
     _scrub_json_rows(
@@ -202,3 +207,21 @@ def scrub_stored_copies(session: Session, member: Member) -> None:
         session, AuditLog, AuditLog.id, [AuditLog.before, AuditLog.after], identity,
         or_(_mentions(AuditLog.before, identity), _mentions(AuditLog.after, identity)),
     )  # fmt: skip
+
+
+def erase_customer(session: Session, customer_id: str, email: str | None) -> int:
+    """A customer who paid without ever becoming a member (auto-enrolment off) is erased as a
+    member would be: their orders (by customer id, or from their mailbox) lose the customer id,
+    mailbox and attributes, and the stored copies naming them are redacted. Returns how many
+    orders were theirs."""
+    never_member = Member(  # never added to the session: what names them, for `Identity`
+        customer_id=customer_id, email=email, email_normalized=normalize_email(email)
+    )
+    theirs = Order.customer_id == customer_id
+    if never_member.email_normalized:
+        theirs = or_(theirs, Order.email_normalized == never_member.email_normalized)
+    _scrub_copies(session, never_member, theirs)
+    return session.execute(
+        update(Order).where(theirs).values(customer_id=None, email_normalized=None, attributes={}),
+        execution_options={"synchronize_session": False},
+    ).rowcount

@@ -2,9 +2,9 @@
 
 The core never imports a domain: order events reach rewards, gift cards and referrals through
 `order_handlers`; a domain adds fields to the member view through `member_view`, and learns of
-new members through `member_enrolled`. Reward codes that are issued or end (canceled, expired)
-are announced through `reward_code_issued` and `reward_codes_ended`, so a store connector can
-mirror them on the store platform from the same transaction.
+new members through `member_enrolled`. Reward codes that are issued or end (canceled, expired,
+used) are announced through `reward_code_issued` and `reward_codes_ended`, so a store connector
+can mirror them on the store platform from the same transaction.
 """
 
 from collections.abc import Callable
@@ -44,7 +44,7 @@ class Hooks:
     member_export: dict[str, Callable] = field(default_factory=dict)
     # (session, code) -> None, called in the transaction that issues a reward code
     reward_code_issued: list[Callable] = field(default_factory=list)
-    # (session, code_ids) -> None, called in the transaction that cancels or expires reward
+    # (session, code_ids) -> None, called in the transaction that cancels, expires or uses reward
     # codes; `code_ids` is a list of ids, or a SELECT of them run before their status changes
     reward_codes_ended: list[Callable] = field(default_factory=list)
     # (session, code_ids) -> {code id: JSON-ready state}: where the store platform is with each

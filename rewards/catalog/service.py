@@ -779,6 +779,11 @@ class RewardCodeConsumption:
             )
         if used:
             ctx.order.detail = {**(ctx.order.detail or {}), "reward_codes": used}
+            # A code used here ends for a store that mirrors it (used at the till, it would
+            # still be a live discount online).
+            used_ids = [e["code_id"] for e in ctx.effects if e["kind"] == "reward_code_used"]
+            for hook in hooks().reward_codes_ended:
+                hook(ctx.session, used_ids)
 
     def canceled(self, ctx) -> None:
         released = (

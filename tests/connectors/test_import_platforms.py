@@ -1,10 +1,15 @@
 """`flask connectors import` on exports shaped as each platform's API returns orders."""
 
 import json
+from datetime import UTC, datetime
 
 from loyalty.ledger import find_drift
 from tests.connectors import shopify_payloads as s
-from tests.connectors.test_woocommerce import woo_order
+from tests.connectors.test_shopify import SECRETS as SHOPIFY_SECRETS
+from tests.connectors.test_shopify import deliver as shopify_deliver
+from tests.connectors.test_woocommerce import SECRET as WOO_SECRET
+from tests.connectors.test_woocommerce import deliver as woo_deliver
+from tests.connectors.test_woocommerce import wc_time, woo_order
 
 
 def _export(tmp_path, orders) -> str:
@@ -61,4 +66,29 @@ def test_a_woocommerce_export_imports_once_and_skips_guests(runner, client, stor
 
     again = runner.invoke(args=["connectors", "import", "woocommerce", path])
     assert "events imported: 0" in again.stdout, again.output
+    assert find_drift(session) == []
+
+
+def test_orders_taken_by_webhook_then_exported_later_are_duplicates_not_refusals(
+    app, runner, client, storefront, session, tmp_path, monkeypatch
+):
+    """The export is read days after the webhooks: WooCommerce's refunds carry no date of their
+    own (the order's `date_modified_gmt` stands in, and moves), a Shopify order may have been
+    edited. The first version stands, as on the webhooks, and the import is not a failure."""
+    monkeypatch.setitem(app.config, "WOOCOMMERCE_WEBHOOK_SECRETS", [WOO_SECRET])
+    monkeypatch.setitem(app.config, "SHOPIFY_WEBHOOK_SECRETS", [SHOPIFY_SECRETS[-1]])
+    woo = woo_order(811, refunds=[(9101, "-10.00")])
+    assert woo_deliver(client, "order.updated", woo).status_code == 200
+    tee = s.line_item("TEE", "10.00", 3)
+    shop = s.order([tee])
+    assert shopify_deliver(client, "orders/paid", shop).status_code == 200
+    woo_later = {**woo, "status": "completed", "date_modified_gmt": wc_time(datetime.now(UTC))}
+    shop_edited = {**shop, "line_items": [{**tee, "quantity": 2}]}
+
+    for platform, order in (("woocommerce", woo_later), ("shopify", shop_edited)):
+        result = runner.invoke(args=["connectors", "import", platform, _export(tmp_path, [order])])
+        assert result.exit_code == 0, result.output
+        assert "refused: 0" in result.stdout, result.stdout
+        assert "events imported: 0" in result.stdout
+    assert _points(client, storefront, f"shopify:{shop['customer']['id']}")["pending"] == 30
     assert find_drift(session) == []

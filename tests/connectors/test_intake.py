@@ -39,3 +39,25 @@ def test_decimal_strings_become_minor_units_exactly(amount, currency, minor):
 def test_amounts_the_currency_cannot_hold_are_refused(amount, currency):
     with pytest.raises(ValidationFailed):
         minor_units(amount, currency, "total_price")
+
+
+@pytest.mark.parametrize(
+    "amount",
+    # Decimal's own signals (a 500 before), a tiny exponent it flushed to 0,
+    # and what Decimal reads but no platform writes.
+    ["sNaN", "1e999999999", "1e-999999999", "1_000.00",
+     "\u0661\u0662.\u0663\u0660", " 1.00", "1e2", "0x10", True, 1e-05],
+)  # fmt: skip
+def test_only_plain_decimals_are_read_and_never_rounded(amount):
+    with pytest.raises(ValidationFailed):
+        minor_units(amount, "USD", "price")
+
+
+def test_large_amounts_convert_digit_for_digit():
+    assert minor_units("12345678901234567890123456789.01", "USD") == (
+        1234567890123456789012345678901
+    )
+    assert minor_units("99999999999999999999999999999.99", "USD") == 10**31 - 1
+    assert minor_units("-5.10", "USD") == -510
+    assert minor_units("7.000", "JPY") == 7
+    assert minor_units(20, "USD") == 2000

@@ -15,6 +15,7 @@ from connectors.models import ConnectorDelivery
 from loyalty.audit import AuditLog
 from loyalty.extensions import db
 from loyalty.hooks import hooks
+from loyalty.orders.models import Order, ProcessedEvent
 from tests.connectors import shopify_payloads as s
 
 SECRETS = ["shpss_old_app_secret", "shpss_new_app_secret"]
@@ -169,6 +170,24 @@ def test_another_shop_currency_is_422_and_recorded_refused(client, storefront, s
     refund = s.refund(order, [(order["line_items"][0], 1)], currency="EUR")
     body = ok(deliver(client, "refunds/create", refund), "skipped")
     assert "not taken" in body["reason"]
+
+
+def test_a_refused_delivery_taken_on_its_retry_is_recorded_applied(
+    client, storefront, admin, session
+):
+    """Shopify retries a delivery it saw refused under the same webhook id; once the program
+    can take it, the record says what became of it, not the old refusal."""
+    order = s.order([s.line_item("S1", "50.00", currency="EUR")], currency="EUR")
+    assert deliver(client, "orders/paid", order, webhook_id="w-retry").status_code == 422
+    changed = client.put("/v1/program", json={"currency": "EUR"}, headers=admin)
+    assert changed.status_code == 200, changed.get_json()
+    ok(deliver(client, "orders/paid", order, webhook_id="w-retry"))
+    [record] = deliveries(session)
+    assert (record.status, record.reason) == ("applied", None)
+    # Answered from its record from now on, not run again.
+    assert ok(deliver(client, "orders/paid", order, webhook_id="w-retry"))["event_id"] == (
+        f"shopify:order:{order['id']}:paid"
+    )
 
 
 def test_a_guest_order_earns_nothing_and_is_recorded_skipped(client, session):
@@ -340,6 +359,29 @@ def test_customers_redact_erases_the_member(client, storefront, admin, session):
     assert "no member" in again["reason"]
 
 
+def test_customers_redact_of_a_customer_who_never_enrolled_scrubs_their_orders(
+    client, storefront, admin, session
+):
+    """With auto-enrolment off, a paid order is kept under the Shopify customer id without a
+    member: the redaction still takes their id, mailbox and order attributes off it, and out
+    of the event's stored answer."""
+    assert client.put("/v1/program", json={"auto_enroll": False}, headers=admin).status_code == 200
+    order = s.order([s.line_item("S1", "50.00")])
+    ok(deliver(client, "orders/paid", order))
+    buyer = order["customer"]
+    customer_id = f"shopify:{buyer['id']}"
+    request = {"shop_id": 954889, "shop_domain": "example.myshopify.com",
+               "customer": {"id": buyer["id"], "email": buyer["email"], "phone": None},
+               "orders_to_redact": [order["id"]]}  # fmt: skip
+    ok(deliver(client, "customers/redact", request))
+    session.expire_all()
+    stored = session.scalar(select(Order).where(Order.order_id == f"shopify:{order['id']}"))
+    assert (stored.customer_id, stored.email_normalized, stored.attributes) == (None, None, {})
+    answer = session.get(ProcessedEvent, f"shopify:order:{order['id']}:paid").response
+    text = json.dumps(answer).casefold()
+    assert customer_id.casefold() not in text and buyer["email"].casefold() not in text
+
+
 def test_customers_data_request_is_recorded_and_the_export_is_there(client, admin, session):
     order = s.order([s.line_item("S1", "50.00")])
     ok(deliver(client, "orders/paid", order))
@@ -373,6 +415,16 @@ def test_shop_redact_erases_every_shopify_member_and_no_one_else(client, storefr
     for order in buyers:
         assert member_of(client, storefront, order["customer"]) is None
     assert client.get("/v1/members/pos_7", headers=storefront).status_code == 200
+
+
+def test_shop_redact_also_scrubs_orders_of_buyers_who_never_enrolled(client, admin, session):
+    assert client.put("/v1/program", json={"auto_enroll": False}, headers=admin).status_code == 200
+    order = s.order([s.line_item("S1", "10.00")])
+    ok(deliver(client, "orders/paid", order))
+    ok(deliver(client, "shop/redact", {"shop_id": 954889, "shop_domain": "example.myshopify.com"}))
+    session.expire_all()
+    stored = session.scalar(select(Order).where(Order.order_id == f"shopify:{order['id']}"))
+    assert (stored.customer_id, stored.email_normalized, stored.attributes) == (None, None, {})
 
 
 def test_a_payload_not_shaped_as_the_topic_says_is_refused_and_recorded(client, session):

@@ -191,6 +191,24 @@ def test_a_429_is_tried_again_after_retry_after_and_not_before(
     assert len(shopify.requests) == 2 and task(session, body["id"]).status == "done"
 
 
+@pytest.mark.parametrize("wait", ["inf", "nan", "1e12"])
+def test_a_retry_after_out_of_range_waits_the_longest_backoff_not_forever(
+    client, admin, storefront, runner, shopify, session, app, monkeypatch, wait
+):
+    """A Retry-After no date can hold (or no number at all) crashed the job with the task
+    still claimed; it is held to STORE_CODES_RETRY_MAX_SECONDS."""
+    monkeypatch.setitem(app.config, "STORE_CODES_RETRY_MAX_SECONDS", 600.0)
+    body = redeemed(client, admin, storefront)
+    shopify.answers.append((429, {"Retry-After": wait}, {"errors": "Exceeded"}))
+    now = datetime.now(UTC) + timedelta(seconds=1)
+    sync(runner, now)
+    row = task(session, body["id"])
+    assert (row.status, row.attempts) == ("pending", 0)
+    assert row.next_attempt_at <= now + timedelta(seconds=600)
+    sync(runner, now + timedelta(seconds=601))
+    assert task(session, body["id"]).status == "done"
+
+
 def test_graphql_throttled_waits_for_the_cost_to_be_restored(
     client, admin, storefront, runner, shopify, session
 ):
@@ -391,6 +409,22 @@ def test_the_code_on_a_paid_woocommerce_order_is_consumed_once(
     assert listed(client, storefront)[body["id"]]["status"] == "used"
 
 
+def test_a_code_used_on_another_channel_is_taken_off_the_store(
+    client, admin, storefront, runner, shopify, session
+):
+    """Used at the till (an order through `POST /v1/events`), the code would still be a live
+    discount on the shop, good for a second discount there: it is deleted as an ended one is."""
+    body = redeemed(client, admin, storefront, amount=1000)
+    sync(runner)
+    assert len(shopify.discounts) == 1
+    paid = f.paid("c_1", lines=[f.line(unit_price=5000)], reward_codes=[body["code"]])
+    assert client.post("/v1/events", json=paid, headers=storefront).status_code == 200
+    assert task(session, body["id"], "delete").status == "pending"
+    sync(runner)
+    assert shopify.discounts == {}
+    assert task(session, body["id"], "delete").status == "done"
+
+
 # --- configuration ----------------------------------------------------------------------------
 
 
@@ -399,6 +433,21 @@ def test_woocommerce_credentials_never_go_over_plain_http():
         store_code_settings({"WOOCOMMERCE_URL": "http://shop.example.com"})
     for url in ("https://shop.example.com/", "http://127.0.0.1:8080", "http://localhost"):
         assert store_code_settings({"WOOCOMMERCE_URL": url})["WOOCOMMERCE_URL"] == url.rstrip("/")
+
+
+def test_the_shopify_admin_token_goes_only_to_a_shop_over_https():
+    """The token travels in a header on every call: the same rule as WOOCOMMERCE_URL's key
+    pair, and a shop name that is a host name, not a way to point the client elsewhere."""
+    for env in ({"SHOPIFY_API_BASE": "http://shop.example.com"},
+                {"SHOPIFY_SHOP": "evil.example/x?"}, {"SHOPIFY_SHOP": "me@evil.example"},
+                {"SHOPIFY_SHOP": "evil.example:8080"}):  # fmt: skip
+        with pytest.raises(ConfigError):
+            store_code_settings(env)
+    assert store_code_settings({"SHOPIFY_SHOP": "Example.myshopify.com"})["SHOPIFY_SHOP"]
+    assert (
+        store_code_settings({"SHOPIFY_API_BASE": "http://127.0.0.1:8080/"})["SHOPIFY_API_BASE"]
+        == "http://127.0.0.1:8080"
+    )
 
 
 def test_the_widget_reads_its_own_redemption_until_the_store_has_it(
@@ -420,3 +469,19 @@ def test_the_widget_reads_its_own_redemption_until_the_store_has_it(
     assert (mine["code"], mine["platform"]["status"]) == (body["code"], "created")
     others = client.get(f"/v1/me/redemptions/{body['id']}", headers=token("c_2"))
     assert others.status_code == 404 and others.get_json()["type"] == "not-found"
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_a_redirect_is_an_answer_and_the_credentials_stay_with_the_store(method):
+    """The key pair and the Admin token go to the configured store only: a redirect (a moved
+    site, a hijacked one) is not followed with them to wherever it points."""
+    from connectors.platform_api import request_json
+
+    with FakeWooCommerce() as store, FakeWooCommerce() as elsewhere:
+        store.answers.append((302, {"Location": f"{elsewhere.url}/collect"}, {}))
+        response = request_json(
+            method, f"{store.url}/wp-json/wc/v3/coupons?code=R1",
+            {"Authorization": "Basic Y2tfZmFrZTpjc19mYWtl"}, None, 5,
+        )  # fmt: skip
+        assert response.status == 302
+        assert elsewhere.requests == []

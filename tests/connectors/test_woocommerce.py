@@ -225,6 +225,7 @@ def test_other_currency_is_422_and_recorded_as_refused(client, session):
     assert response.status_code == 422
     assert response.content_type == "application/problem+json"
     assert "EUR" in response.get_json()["detail"]
+    assert response.get_json()["type"] == "currency-mismatch"  # as Shopify answers it
     session.expire_all()
     [record] = deliveries(session)
     assert (record.delivery_id, record.status) == ("e" * 32, "refused")
@@ -286,6 +287,19 @@ def test_customer_created_enrols_the_customer(client, session, storefront):
     member = client.get("/v1/members/woocommerce:25", headers=storefront).get_json()
     assert (member["email"], member["name"]) == ("jane@example.com", "Jane Roe")
     assert deliver(client, "customer.created", customer).json["reason"] == "already a member"
+
+
+def test_customer_created_again_with_another_email_is_skipped_as_shopify_does(client, session):
+    """WooCommerce disables a webhook after repeated failed deliveries: a customer known under
+    another email is on record as skipped, answered 200, as Shopify's customers/create is."""
+    customer = {"id": 26, "email": "joan@example.com", "first_name": "Joan", "last_name": "Roe",
+                "role": "customer", "username": "joan", "billing": {}, "meta_data": []}  # fmt: skip
+    assert deliver(client, "customer.created", customer).status_code == 200
+    again = deliver(client, "customer.created", {**customer, "email": "joan@example.org"})
+    assert again.status_code == 200, again.get_json()
+    assert again.json["status"] == "skipped" and "another email" in again.json["reason"]
+    session.expire_all()
+    assert [d.status for d in deliveries(session)] == ["applied", "skipped"]
 
 
 def test_events_from_order_is_the_mapping_the_webhook_uses():

@@ -151,6 +151,9 @@ def rolled_back(app):
     """Everything in the block — requests, commits, jobs — is rolled back at its end."""
     with app.app_context():
         cache.clear_all()  # nothing cached from another test's rolled-back rows
+        # nor widget tokens verified for another test's members (a test may also bound the
+        # cache and count what it holds)
+        app.extensions.pop("loyalty.verified_tokens", None)
         connection = db.engine.connect()
         outer = connection.begin()
         original = db.session
@@ -171,6 +174,7 @@ def rolled_back(app):
             outer.rollback()
             connection.close()
             cache.clear_all()
+            app.extensions.pop("loyalty.verified_tokens", None)
 
 
 @pytest.fixture

@@ -6,26 +6,24 @@ import base64
 import hashlib
 import hmac
 import json
-import logging
 import re
 from dataclasses import dataclass
 
-from flask import after_this_request, current_app, has_request_context, request
+from flask import current_app, has_request_context
 from marshmallow import ValidationError, fields
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from connectors.models import ConnectorDelivery
 from loyalty.errors import DomainError, Unauthorized, ValidationFailed
-from loyalty.extensions import Blueprint, db
+from loyalty.extensions import Blueprint
 from loyalty.hooks import Hooks
+from loyalty.idempotency import keep_if_refused
 from loyalty.inputs import check_json_body
 from loyalty.orders import service as orders
 from loyalty.orders.schemas import EventSchema
 from loyalty.schemas import StrictSchema
-
-log = logging.getLogger(__name__)
 
 blp = Blueprint(
     "connectors", __name__, url_prefix="/v1/connectors", description="Store connector webhooks"
@@ -118,11 +116,7 @@ def record(session: Session, platform: str, delivery_id: str, topic: str, outcom
     }  # fmt: skip
     _save(session, row)
     if outcome.status == "refused" and has_request_context():
-        pending = request.environ.get(_REFUSED)
-        if pending is None:
-            pending = request.environ[_REFUSED] = []
-            after_this_request(_keep_refused_after_rollback)
-        pending.append(row)
+        keep_if_refused(lambda kept: _save(kept, row), "the record of a refused delivery")
 
 
 def refuse(session: Session, platform: str, delivery_id: str, topic: str, error: DomainError,
@@ -147,26 +141,6 @@ def _save(session: Session, row: dict) -> None:
             session.add(ConnectorDelivery(**row))
     except IntegrityError:
         pass
-
-
-_REFUSED = "connectors.refused"
-
-
-def _keep_refused_after_rollback(response):
-    """Runs before the request's own commit or rollback (`loyalty.idempotency`)."""
-    rows = request.environ.pop(_REFUSED, [])
-    if response.status_code < 400 or not rows:
-        return response  # they commit with the request
-    session = db.session
-    session.rollback()
-    try:
-        for row in rows:
-            _save(session, row)
-        session.commit()
-    except SQLAlchemyError:  # the refusal still stands; a lost record is not worth a 500
-        session.rollback()
-        log.exception("could not keep the record of a refused delivery")
-    return response
 
 
 _EVENTS = EventSchema()

@@ -7,11 +7,13 @@ concurrent requests with one key race on a unique index; the loser rolls back an
 
 import hashlib
 import json
+import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from flask import Flask, Response, g, request
 from sqlalchemy import Integer, String, Text, UniqueConstraint, delete, select
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from loyalty.auth import authenticate
@@ -27,6 +29,8 @@ from loyalty.extensions import Base, db
 from loyalty.retry import transient
 from loyalty.sealing import IDEMPOTENT_REPLY, Unsealable, sealer
 from loyalty.types import BigId, UTCDateTime, utcnow
+
+log = logging.getLogger(__name__)
 
 HEADER = "Idempotency-Key"
 MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
@@ -111,13 +115,38 @@ def _before_request():
     return None
 
 
+_KEPT = "loyalty.kept_if_refused"
+
+
+def keep_if_refused(write: Callable[[Session], None], what: str) -> None:
+    """Run `write(session)` again, in a transaction of its own, if this request is answered
+    with an error and its transaction rolls back.
+
+    For rows that a refusal is itself the reason to keep: the hit of a failed gift card guess
+    (a lockout counts exactly those), the record of a refused platform delivery. The caller
+    writes them into the request's transaction too, which commits them on success."""
+    request.environ.setdefault(_KEPT, []).append((write, what))
+
+
+def _write_kept(session: Session) -> None:
+    for write, what in request.environ.pop(_KEPT, ()):
+        try:
+            write(session)
+            session.commit()
+        except SQLAlchemyError:  # the answer stands; losing this is not worth a 500
+            session.rollback()
+            log.exception("could not keep %s of a refused request", what)
+
+
 def _after_request(response: Response) -> Response:
-    """Commit the request's transaction (with its idempotency record) or roll it back."""
+    """Commit the request's transaction (with its idempotency record) or roll it back,
+    keeping what `keep_if_refused` asked for."""
     if not db.session.registry.has():
         return response  # the request never used the session: nothing to commit
     session = db.session
     if response.status_code >= 400:
         session.rollback()
+        _write_kept(session)
         return response
     idem = g.pop("idempotency", None)
     if idem is not None and response.headers.get("Idempotent-Replayed") != "true":

@@ -4,20 +4,18 @@ Both are `limits` storages for its moving-window strategy (the limiter's one str
 limiter runs on them exactly as on `limits`' Redis storage.
 """
 
-import logging
 import threading
 import time
 from collections import deque
 
-from flask import after_this_request, has_request_context, request
+from flask import has_request_context
 from limits.storage import MovingWindowSupport, Storage
 from sqlalchemy import delete, func, insert, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from loyalty.extensions import db
+from loyalty.idempotency import keep_if_refused
 from loyalty.ratelimit.models import RateLimitEntry
-
-log = logging.getLogger(__name__)
 
 SWEEP_SECONDS = 60.0
 
@@ -114,9 +112,6 @@ def acquire_window(storage: Storage, key: str, limit: int, expiry: int):
     return (acquired, *storage.get_moving_window(key, limit, expiry))
 
 
-_PENDING = "loyalty.ratelimit.pending"
-
-
 class DatabaseStorage(MovingWindowsOnly):
     """Moving windows as rows, one per hit: shared by every process and machine without Redis.
 
@@ -157,7 +152,9 @@ class DatabaseStorage(MovingWindowsOnly):
         rows = [{"key": key, "expires_at": now + expiry}] * amount
         db.session.execute(insert(RateLimitEntry), rows)
         if has_request_context():
-            self._keep_if_refused(rows)
+            keep_if_refused(
+                lambda session: session.execute(insert(RateLimitEntry), rows), "rate limit hits"
+            )
         return True
 
     def get_moving_window(self, key: str, limit: int, expiry: int) -> tuple[float, int]:
@@ -166,14 +163,6 @@ class DatabaseStorage(MovingWindowsOnly):
         if not count:
             return now, 0
         return oldest - expiry, count
-
-    @staticmethod
-    def _keep_if_refused(rows: list[dict]) -> None:
-        pending = request.environ.get(_PENDING)
-        if pending is None:
-            pending = request.environ[_PENDING] = []
-            after_this_request(_write_again_after_rollback)
-        pending.extend(rows)
 
     def check(self) -> bool:
         try:
@@ -187,22 +176,6 @@ class DatabaseStorage(MovingWindowsOnly):
 
     def reset(self) -> int | None:
         return db.session.execute(delete(RateLimitEntry)).rowcount
-
-
-def _write_again_after_rollback(response):
-    """Runs before the request's own commit or rollback (`loyalty.idempotency`)."""
-    rows = request.environ.pop(_PENDING, [])
-    if response.status_code < 400 or not rows:
-        return response  # they commit with the request
-    session = db.session
-    session.rollback()
-    try:
-        session.execute(insert(RateLimitEntry), rows)
-        session.commit()
-    except SQLAlchemyError:  # the answer still stands; a lost count is not worth a 500
-        session.rollback()
-        log.exception("could not keep the rate limit hits of a refused request")
-    return response
 
 
 def purge_expired(session, now: float) -> int:

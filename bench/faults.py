@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import infra
+from bench import infra, report
 
 SECTION_START, SECTION_END = "<!-- faults -->", "<!-- /faults -->"
 CUSTOMERS = 40
@@ -329,17 +329,6 @@ def markdown(rows: list[dict], opts, elapsed: float, before: list[dict] | None =
     ])  # fmt: skip
 
 
-def write_section(path: Path, section: str) -> None:
-    """Replace the faults section of `path` (or add it at the end)."""
-    text = path.read_text() if path.exists() else ""
-    if SECTION_START in text and SECTION_END in text:
-        head, rest = text.split(SECTION_START, 1)
-        text = head + section + rest.split(SECTION_END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    path.write_text(text)
-
-
 @contextmanager
 def app_under_gunicorn(opts, redis: Redis):
     name = f"loyalty_faults_{os.getpid()}"
@@ -416,7 +405,12 @@ def main(argv=None) -> int:
     print(table(rows))
     if opts.out:
         before = json.loads(opts.before_json.read_text()) if opts.before_json else None
-        write_section(opts.out, markdown(rows, opts, time.time() - started, before))
+        report.write_section(
+            opts.out,
+            SECTION_START,
+            SECTION_END,
+            markdown(rows, opts, time.time() - started, before),
+        )
         infra.log(f"wrote {opts.out}")
     if opts.json:
         opts.json.write_text(json.dumps(rows, indent=2))

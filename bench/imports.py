@@ -26,7 +26,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from bench import infra
+from bench import infra, report
 from bench.infra import log
 
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
@@ -338,17 +338,6 @@ def section(results: dict) -> str:
     ])  # fmt: skip
 
 
-def write_section(path: Path, text: str) -> None:
-    """Replace this section of `path` (or add it at the end), leaving the rest alone."""
-    old = path.read_text() if path.exists() else ""
-    if SECTION_START in old and SECTION_END in old:
-        head, rest = old.split(SECTION_START, 1)
-        old = head + text + rest.split(SECTION_END, 1)[1]
-    else:
-        old = old.rstrip("\n") + "\n\n" + text + "\n"
-    path.write_text(old)
-
-
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.imports", description=__doc__)
     parser.add_argument("--orders", type=int, default=100_000)
@@ -368,7 +357,7 @@ def main(argv=None) -> int:
     text = section(results)
     print(text)
     if opts.out:
-        write_section(opts.out, text)
+        report.write_section(opts.out, SECTION_START, SECTION_END, text)
         log(f"wrote {opts.out}")
     if opts.json:
         opts.json.write_text(json.dumps(results, indent=2, default=str))

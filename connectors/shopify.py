@@ -43,7 +43,7 @@ from connectors.intake import (
 )
 from connectors.models import ConnectorDelivery
 from loyalty import erasure
-from loyalty.addresses import NotAnAddress, canonical_ip
+from loyalty.addresses import canonical_ip_or_none
 from loyalty.audit import AuditLog
 from loyalty.errors import Conflict, CurrencyMismatch, DomainError, ValidationFailed
 from loyalty.extensions import db
@@ -324,13 +324,8 @@ def _referral_code(order: dict) -> str | None:
 
 
 def _ip(order: dict) -> str | None:
-    for text in (order.get("browser_ip"), (order.get("client_details") or {}).get("browser_ip")):
-        if text:
-            try:
-                return canonical_ip(text)
-            except NotAnAddress:
-                continue
-    return None
+    texts = (order.get("browser_ip"), (order.get("client_details") or {}).get("browser_ip"))
+    return next(filter(None, map(canonical_ip_or_none, texts)), None)
 
 
 def _address_hash(address: dict | None) -> str | None:

@@ -30,7 +30,7 @@ from connectors.intake import (
     seen,
     verify_signature,
 )
-from loyalty.addresses import NotAnAddress, canonical_ip
+from loyalty.addresses import canonical_ip_or_none
 from loyalty.errors import Conflict, CurrencyMismatch, DomainError, ValidationFailed
 from loyalty.extensions import db
 from loyalty.hooks import Hooks, hooks
@@ -127,7 +127,7 @@ def _order_events(order: dict, currency: str) -> OrderEvents:
         "shipping": minor_units(order.get("shipping_total"), currency, "shipping_total"),
         "tax": minor_units(order.get("total_tax"), currency, "total_tax"),
         "reward_codes": _reward_codes(order.get("coupon_lines") or []),
-        "ip": _ip(order.get("customer_ip_address")),
+        "ip": canonical_ip_or_none(order.get("customer_ip_address")),
     }
     paid_at = order.get("date_paid_gmt") or order.get("date_created_gmt")
     events = [_event(f"{prefix}:paid", "order.paid", paid_at, paid_order)]
@@ -221,13 +221,6 @@ def _reward_codes(coupons: list[dict]) -> list[str]:
         if 0 < len(code) <= MAX_ID and code not in codes:
             codes.append(code)
     return codes[:MAX_REWARD_CODES]
-
-
-def _ip(text) -> str | None:
-    try:
-        return canonical_ip(text)
-    except NotAnAddress:
-        return None  # WooCommerce stores what the server saw, possibly nothing or a proxy's
 
 
 def apply_events(session: Session, hooks: Hooks, events: list[dict]) -> list[Outcome]:

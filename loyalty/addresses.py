@@ -43,6 +43,15 @@ def canonical_ip(text: str) -> str:
     return str(parse_ip(text))
 
 
+def canonical_ip_or_none(text) -> str | None:
+    """`canonical_ip`, or None for anything that is not an address (a platform's order may
+    carry a proxy's note, a host name or nothing where the shopper's address belongs)."""
+    try:
+        return canonical_ip(text)
+    except NotAnAddress:
+        return None
+
+
 def client_key(text: str) -> str:
     """What a per-address limit counts: the IPv4 address, or the IPv6 /64 it lies in."""
     address = parse_ip(text)

@@ -55,3 +55,10 @@ def test_schema_field_loads_the_canonical_spelling_and_refuses_the_rest():
     with pytest.raises(ValidationError) as refused:
         schema.load({"ip": "203.0.113.9:443"})
     assert "ip" in refused.value.messages
+
+
+def test_or_none_gives_the_canonical_spelling_or_nothing():
+    from loyalty.addresses import canonical_ip_or_none
+
+    assert canonical_ip_or_none("::ffff:203.0.113.9") == "203.0.113.9"
+    assert [canonical_ip_or_none(t) for t in (None, "", "localhost", "203.0.113.09")] == [None] * 4

@@ -26,8 +26,7 @@ import time
 from collections.abc import Callable
 from typing import NamedTuple
 
-from flask import Flask, current_app
-from flask.globals import _cv_request
+from flask import Flask, current_app, request
 from limits import RateLimitItem, parse_many
 from limits.errors import StorageError
 from limits.storage import storage_from_string
@@ -239,7 +238,7 @@ def limit(
             )
             # A request run again (`loyalty.auth.require`: stale settings, a lost connection)
             # is still one request: its first run's count stands.
-            counted = _cv_request.get().request.environ.setdefault(_COUNTED, {})
+            counted = request.environ.setdefault(_COUNTED, {})
             window = counted.get(scope)
             if window is None:
                 window = counted[scope] = found.acquire(key_func())

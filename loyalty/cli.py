@@ -61,7 +61,8 @@ def revoke_key(key_id):
 
 
 def all_jobs() -> dict:
-    return {**core_jobs.CORE_JOBS, **hooks().jobs}
+    """Every job by name, in the order `run-due` runs them (`loyalty.wiring.JOBS`)."""
+    return hooks().jobs
 
 
 def parse_now(value: str | None) -> datetime:

@@ -54,8 +54,8 @@ from loyalty.members.schemas import MemberCreateSchema
 from loyalty.orders import service as orders
 from loyalty.orders.models import Order, ProcessedEvent
 from loyalty.program.service import program_settings
-from loyalty.retry import on_deadlock
 from loyalty.schemas import MAX_ID
+from loyalty.transaction import on_deadlock
 
 PLATFORM = "shopify"
 # `financial_status` of an order whose payment was taken (refunds come as their own events).

@@ -151,7 +151,8 @@ def register_blueprints(app: Flask) -> None:
 
 
 def register_request_lifecycle(app: Flask) -> None:
-    from loyalty import idempotency, inputs
+    from loyalty import inputs, transaction
+    from loyalty.auth import authenticate
     from loyalty.errors import register_error_handlers
     from loyalty.ops.routes import LATENCY, REQUESTS
 
@@ -166,9 +167,11 @@ def register_request_lifecycle(app: Flask) -> None:
                 names.pop(name, None)
         names["started"] = time.perf_counter()
 
-    register_error_handlers(app)
-    inputs.init_app(app)  # before idempotency reads (and stores) its header
-    idempotency.register(app)
+    register_error_handlers(app, rollback=transaction.discard)
+    inputs.init_app(app)  # before the transaction reads the body to fingerprint it
+    # The request's one transaction: a stored Idempotency-Key answer replayed before the view,
+    # the commit (or rollback) after it.
+    transaction.init_app(app, caller=lambda: authenticate().audit_name)
 
     # The labelled children of the request metrics, by (method, route, status): a bounded set,
     # as routes and statuses are; looking them up in prometheus_client costs more per request.

@@ -24,7 +24,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Mapped, Session, mapped_column
 from werkzeug.exceptions import HTTPException
 
-from loyalty import cache
+from loyalty import cache, transaction
 from loyalty.errors import DomainError, Forbidden, Unauthorized, ValidationFailed
 from loyalty.extensions import Base, db
 from loyalty.members.models import Member
@@ -307,11 +307,7 @@ def require(
 def _start_again() -> None:
     """Forget what the request did so far (nothing of it was committed) before running it
     again: its transaction, and the caller and member read with the settings of then."""
-    try:
-        db.session.rollback()
-    except DBAPIError as exc:
-        if not transient(exc):
-            raise
+    transaction.discard()
     g.pop("principal", None)
     g.pop("widget_member", None)
 

@@ -122,7 +122,7 @@ def _replay_stored_answer(caller: Callable[[], str]) -> Response | None:
         raise ValidationFailed(errors={idempotency.HEADER: ["Must be 1 to 255 characters."]})
     principal = caller()  # replays are only for the caller who made the request
     g.idempotency = (principal, key, idempotency.request_fingerprint())
-    record = idempotency.find(db.session, principal, key)
+    record = idempotency.find(db.session(), principal, key)
     if record is not None:
         return _replay(record, g.idempotency[2])
     return None
@@ -160,7 +160,7 @@ def _finish(response: Response) -> Response:
     keeping what `keep_if_refused` asked for."""
     if not db.session.registry.has():
         return response  # the request never used the session: nothing to commit
-    session = db.session
+    session = db.session()
     if response.status_code >= 400:
         session.rollback()
         _write_kept(session)

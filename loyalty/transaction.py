@@ -31,6 +31,7 @@ Jobs and command-line commands own their transactions themselves (`loyalty.jobs`
 
 import logging
 from collections.abc import Callable
+from functools import partial
 from typing import TypeVar
 
 from flask import Flask, Response, g, request
@@ -61,11 +62,7 @@ _KEPT = "loyalty.kept_if_refused"
 def init_app(app: Flask, caller: Callable[[], str]) -> None:
     """Steps 1 and 4. `caller()` authenticates the request and names its caller (the
     principal's audit name), to whom alone a stored answer is replayed."""
-
-    def replay_stored_answer() -> Response | None:
-        return _replay_stored_answer(caller)
-
-    app.before_request(replay_stored_answer)
+    app.before_request(partial(_replay_stored_answer, caller))
     app.after_request(_finish)
 
 

@@ -8,6 +8,8 @@ a platform's past orders goes through the same mapping and service (`connectors.
 `flask --app wsgi connectors import`).
 """
 
+from flask import Flask
+
 from loyalty.hooks import Hooks
 
 
@@ -18,9 +20,12 @@ def blueprints() -> list:
     return [blp]
 
 
-def init_hooks(hooks: Hooks) -> None:
-    """Jobs and order handlers of the connectors: reward codes mirrored as the store's discount
-    codes (the `sync-store-codes` job runs before `deliver-webhooks`)."""
+def init_app(app: Flask, hooks: Hooks) -> None:
+    """Reward codes mirrored as the store's discount codes: told of each code issued or ended,
+    and asked where the platform is with it. (The `sync-store-codes` job is in the ordered
+    list of `loyalty.wiring`.)"""
     from connectors import discounts
 
-    discounts.init_hooks(hooks)
+    hooks.reward_code_issued.append(discounts.code_issued)
+    hooks.reward_codes_ended.append(discounts.codes_ended)
+    hooks.reward_code_platform = discounts.code_platforms

@@ -41,7 +41,6 @@ from sqlalchemy.orm import Mapped, Session, aliased, mapped_column
 
 from connectors.platform_api import Answer, CodeTerms, StoreCodes
 from loyalty.extensions import Base
-from loyalty.hooks import Hooks
 from loyalty.program.service import get_program
 from loyalty.types import BigId, UTCDateTime, utcnow
 from rewards.catalog.models import RewardCode
@@ -356,10 +355,3 @@ def sync_store_codes(session: Session, now: datetime, batch_size: int, progress=
             succeeded += answer.ok
         session.execute(_RECORD, results)
         session.commit()
-
-
-def init_hooks(hooks: Hooks) -> None:
-    hooks.reward_code_issued.append(code_issued)
-    hooks.reward_codes_ended.append(codes_ended)
-    hooks.reward_code_platform = code_platforms
-    hooks.jobs["sync-store-codes"] = sync_store_codes

@@ -19,11 +19,11 @@ from connectors.models import ConnectorDelivery
 from loyalty.errors import DomainError, Unauthorized, ValidationFailed
 from loyalty.extensions import Blueprint
 from loyalty.hooks import Hooks
-from loyalty.idempotency import keep_if_refused
 from loyalty.inputs import check_json_body
 from loyalty.orders import service as orders
 from loyalty.orders.schemas import EventSchema
 from loyalty.schemas import StrictSchema
+from loyalty.transaction import keep_if_refused
 
 blp = Blueprint(
     "connectors", __name__, url_prefix="/v1/connectors", description="Store connector webhooks"

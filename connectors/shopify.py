@@ -44,7 +44,7 @@ from connectors.intake import (
 from connectors.models import ConnectorDelivery
 from loyalty import erasure
 from loyalty.addresses import canonical_ip_or_none
-from loyalty.audit import AuditLog
+from loyalty.audit import record_change
 from loyalty.errors import Conflict, CurrencyMismatch, DomainError, ValidationFailed
 from loyalty.extensions import db
 from loyalty.hooks import Hooks, hooks
@@ -54,10 +54,11 @@ from loyalty.members.schemas import MemberCreateSchema
 from loyalty.orders import service as orders
 from loyalty.orders.models import Order, ProcessedEvent
 from loyalty.program.service import program_settings
-from loyalty.retry import on_deadlock
 from loyalty.schemas import MAX_ID
+from loyalty.transaction import on_deadlock
 
 PLATFORM = "shopify"
+ACTOR = f"{PLATFORM}:webhook"  # who the audit log says made the changes webhooks ask for
 # `financial_status` of an order whose payment was taken (refunds come as their own events).
 PAID_STATUSES = frozenset({"paid", "partially_refunded", "refunded"})
 MAX_REWARD_CODES = 20  # what an order event takes
@@ -515,12 +516,12 @@ def _customers_data_request(session, hooks: Hooks, delivery: Delivery, body: dic
     member = members.find_member(session, customer_id)
     if member is None or customer.get("id") is None:
         return Outcome("skipped", "no member: nothing is held about this customer")
-    _audit(session, "member.data_request", member, {
+    record_change(session, "member.data_request", "member", member.id, None, {
         "shop": delivery.shop,
         "customer_id": customer_id,
         "data_request_id": (body.get("data_request") or {}).get("id"),
         "orders_requested": body.get("orders_requested") or [],
-    })  # fmt: skip
+    }, actor=ACTOR)  # fmt: skip
     return Outcome("applied", "recorded in the audit log; the export is the member's export")
 
 
@@ -575,17 +576,7 @@ def _shop_redact(session, hooks: Hooks, delivery: Delivery, body: dict) -> Outco
 
 
 def _erase(session, hooks: Hooks, member: Member, delivery: Delivery) -> None:
-    members.erase(session, hooks, member)
-    _audit(session, "member.erase", member, None)
-
-
-def _audit(session, action: str, member: Member, after) -> None:
-    session.add(
-        AuditLog(
-            actor=f"{PLATFORM}:webhook", action=action, object_type="member",
-            object_id=str(member.id), before=None, after=after,
-        )
-    )  # fmt: skip
+    members.erase(session, hooks, member, actor=ACTOR)
 
 
 TOPICS = {

@@ -151,7 +151,8 @@ def register_blueprints(app: Flask) -> None:
 
 
 def register_request_lifecycle(app: Flask) -> None:
-    from loyalty import idempotency, inputs
+    from loyalty import inputs, transaction
+    from loyalty.auth import authenticate
     from loyalty.errors import register_error_handlers
     from loyalty.ops.routes import LATENCY, REQUESTS
 
@@ -166,9 +167,11 @@ def register_request_lifecycle(app: Flask) -> None:
                 names.pop(name, None)
         names["started"] = time.perf_counter()
 
-    register_error_handlers(app)
-    inputs.init_app(app)  # before idempotency reads (and stores) its header
-    idempotency.register(app)
+    register_error_handlers(app, rollback=transaction.discard)
+    inputs.init_app(app)  # before the transaction reads the body to fingerprint it
+    # The request's one transaction: a stored Idempotency-Key answer replayed before the view,
+    # the commit (or rollback) after it.
+    transaction.init_app(app, caller=lambda: authenticate().audit_name)
 
     # The labelled children of the request metrics, by (method, route, status): a bounded set,
     # as routes and statuses are; looking them up in prometheus_client costs more per request.
@@ -194,54 +197,11 @@ def register_request_lifecycle(app: Flask) -> None:
 
 
 def register_hooks(app: Flask) -> None:
-    """The flow of an order event, in order: each domain plugs in here and nowhere else."""
-    import connectors
-    from loyalty.earning import rules as earning_rules
-    from loyalty.earning.service import PointsEarning
-    from loyalty.hooks import Hooks
-    from loyalty.tiers import service as tiers
-    from loyalty.tiers.demo import seed_demo_tiers
-    from loyalty.webhooks.delivery import deliver_webhooks, purge_webhooks
-    from loyalty.widget.seed import seed_demo_shopper
-    from referrals import init_hooks as init_referrals
-    from referrals.service import ReferralConversion, member_stats
-    from rewards import giftcards
-    from rewards.catalog import init_hooks as init_reward_catalog
-    from rewards.catalog.service import (
-        RewardCodeConsumption,
-        get_member_redemption,
-        list_rewards_for_member,
-        redeem,
-    )
-    from rewards.giftcards.service import GiftCardHolds
+    """The domains join the core here and nowhere else: the order flow, the jobs and the demo
+    data as ordered lists, then each domain's `init_app` (`loyalty.wiring`)."""
+    from loyalty import wiring
 
-    hooks = Hooks(
-        order_handlers=[
-            PointsEarning(),  # points at the tier held before this event
-            tiers.TierQualification(),  # qualifying spend; upgrades apply from the next event
-            RewardCodeConsumption(),  # reward codes used on the order, each exactly once
-            GiftCardHolds(),  # capture the order's gift card holds; cancellation voids them
-            ReferralConversion(),  # the friend's first paid order converts a referral; last
-        ],
-    )
-    app.extensions["loyalty.hooks"] = hooks
-    hooks.jobs["close-period"] = tiers.close_period
-    hooks.jobs["birthdays"] = earning_rules.award_birthdays
-    hooks.member_enrolled.append(earning_rules.signup_bonus)
-    hooks.demo_seed.append(seed_demo_tiers)
-    # Each domain adds its jobs, member-view fields and demo data here, e.g.
-    # rewards.init_hooks(hooks).
-    init_reward_catalog(hooks)  # expire-codes job, erasure, demo rewards (after the demo tiers)
-    init_referrals(hooks)  # share codes, referral-rewards job, erasure, demo settings
-    giftcards.init_hooks(hooks)  # expire-holds, expire-gift-cards jobs; a demo card
-    connectors.init_hooks(hooks)  # store discount codes for reward codes
-    hooks.member_rewards, hooks.redeem_reward = list_rewards_for_member, redeem  # widget /v1/me
-    hooks.member_redemption = get_member_redemption
-    hooks.member_referrals = member_stats  # widget /v1/me/referrals
-    hooks.demo_seed.append(seed_demo_shopper)  # last: its order sees the demo tiers and rewards
-    hooks.jobs["purge-webhooks"] = purge_webhooks
-    # Last of the jobs, so `run-due` sends what the jobs before it reported.
-    hooks.jobs["deliver-webhooks"] = deliver_webhooks
+    wiring.init_app(app)
 
 
 def register_cli(app: Flask) -> None:

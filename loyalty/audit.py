@@ -1,6 +1,12 @@
-"""Admin changes: who, what, before, after — written in the change's own transaction."""
+"""Admin changes: who, what, before, after — written in the change's own transaction.
+
+The service function that makes a change writes its row (`record_change`), so a change made
+through the API, the command line or any other caller is logged the same way; routes never
+write audit rows.
+"""
 
 from datetime import datetime
+from typing import Any
 
 from flask import g, has_request_context
 from sqlalchemy import String
@@ -29,10 +35,20 @@ def current_actor() -> str:
     return "cli"
 
 
-def record_change(session: Session, action, object_type, object_id, before, after) -> None:
+def record_change(
+    session: Session,
+    action: str,
+    object_type: str,
+    object_id: object,
+    before: dict | None,
+    after: dict | None,
+    *,
+    actor: str | None = None,
+) -> None:
+    """Log a change by `actor` (by default: the request's caller, or "cli")."""
     session.add(
         AuditLog(
-            actor=current_actor(),
+            actor=actor if actor is not None else current_actor(),
             action=action,
             object_type=object_type,
             object_id=str(object_id),
@@ -40,3 +56,8 @@ def record_change(session: Session, action, object_type, object_id, before, afte
             after=after,
         )
     )
+
+
+def snapshot(view: dict[str, Any]) -> dict[str, Any]:
+    """A view as JSON holds it: moments in ISO 8601, as the API sends them."""
+    return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in view.items()}

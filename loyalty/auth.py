@@ -24,7 +24,8 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Mapped, Session, mapped_column
 from werkzeug.exceptions import HTTPException
 
-from loyalty import cache
+from loyalty import cache, transaction
+from loyalty.audit import record_change
 from loyalty.errors import DomainError, Forbidden, Unauthorized, ValidationFailed
 from loyalty.extensions import Base, db
 from loyalty.members.models import Member
@@ -65,6 +66,19 @@ def create_api_key(session: Session, name: str, scopes: list[str]) -> tuple[ApiK
     session.add(row)
     session.flush()
     return row, key
+
+
+def revoke_api_key(session: Session, key_id: int) -> ApiKey | None:
+    """Revoke a key (audited; a key revoked already stays as it was); None if there is none."""
+    row = session.get(ApiKey, key_id, with_for_update=True)
+    if row is not None and row.revoked_at is None:
+        row.revoked_at = utcnow()
+        record_change(
+            session, "api_key.revoke", "api_key", row.id, {"revoked_at": None},
+            {"revoked_at": row.revoked_at.isoformat()},
+        )  # fmt: skip
+        session.flush()
+    return row
 
 
 @dataclass
@@ -307,11 +321,7 @@ def require(
 def _start_again() -> None:
     """Forget what the request did so far (nothing of it was committed) before running it
     again: its transaction, and the caller and member read with the settings of then."""
-    try:
-        db.session.rollback()
-    except DBAPIError as exc:
-        if not transient(exc):
-            raise
+    transaction.discard()
     g.pop("principal", None)
     g.pop("widget_member", None)
 

@@ -10,8 +10,7 @@ from flask.cli import AppGroup
 from sqlalchemy import select
 
 from loyalty import jobs as core_jobs
-from loyalty.audit import record_change
-from loyalty.auth import SCOPES, ApiKey, create_api_key
+from loyalty.auth import SCOPES, ApiKey, create_api_key, revoke_api_key
 from loyalty.extensions import db
 from loyalty.hooks import hooks
 from loyalty.ledger import find_drift
@@ -47,21 +46,16 @@ def list_keys():
 @click.argument("key_id", type=int)
 def revoke_key(key_id):
     """Revoke a key by id: refused by every worker as soon as it is committed."""
-    row = db.session.get(ApiKey, key_id, with_for_update=True)
+    row = revoke_api_key(db.session, key_id)
     if row is None:
         raise click.ClickException(f"No API key {key_id}.")
-    if row.revoked_at is None:
-        row.revoked_at = utcnow()
-        record_change(
-            db.session, "api_key.revoke", "api_key", row.id, {"revoked_at": None},
-            {"revoked_at": row.revoked_at.isoformat()},
-        )  # fmt: skip
-        db.session.commit()
+    db.session.commit()
     click.echo(f"Revoked API key {row.id} ({row.prefix}…); every worker refuses it now.")
 
 
 def all_jobs() -> dict:
-    return {**core_jobs.CORE_JOBS, **hooks().jobs}
+    """Every job by name, in the order `run-due` runs them (`loyalty.wiring.JOBS`)."""
+    return hooks().jobs
 
 
 def parse_now(value: str | None) -> datetime:

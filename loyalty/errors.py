@@ -3,6 +3,8 @@
 Services raise `DomainError` subclasses; nothing else builds an error response.
 """
 
+from collections.abc import Callable
+
 from flask import Flask, current_app, jsonify
 from werkzeug.exceptions import HTTPException
 
@@ -161,16 +163,10 @@ def unavailable(detail: str | None = None) -> ServiceUnavailable:
     )
 
 
-def register_error_handlers(app: Flask) -> None:
-    from loyalty.extensions import db
+def register_error_handlers(app: Flask, rollback: Callable[[], None]) -> None:
+    """Every exception answered as problem+json, after `rollback()` (the request's
+    transaction's `loyalty.transaction.discard`)."""
     from loyalty.retry import transient
-
-    def rollback() -> None:
-        try:
-            db.session.rollback()
-        except Exception as exc:  # the connection is gone: nothing of this request stays
-            if not transient(exc):
-                raise
 
     def transient_failure(error: Exception):
         app.logger.warning("Database unavailable: %s", type(error).__name__)

@@ -1,75 +1,208 @@
-"""The plug points through which domains join the core, filled in by `create_app`.
+"""The plug points through which domains join the core, filled in by `create_app`
+(`loyalty.wiring`).
 
 The core never imports a domain: order events reach rewards, gift cards and referrals through
 `order_handlers`; a domain adds fields to the member view through `member_view`, and learns of
 new members through `member_enrolled`. Reward codes that are issued or end (canceled, expired,
 used) are announced through `reward_code_issued` and `reward_codes_ended`, so a store connector
 can mirror them on the store platform from the same transaction.
+
+Each plug point has a Protocol below saying what is called, with what, and what it returns.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol
 
 from flask import current_app
+from sqlalchemy import ColumnElement, Select
+from sqlalchemy.orm import Session
+
+from loyalty.members.models import Member
+
+if TYPE_CHECKING:
+    from loyalty.orders.service import OrderEventContext
 
 
-class OrderHandler(Protocol):
-    """Any of `paid(ctx)`, `refunded(ctx)`, `canceled(ctx)`; missing ones are skipped."""
+# --- order events -----------------------------------------------------------------------------
+# A handler has any of `paid`, `refunded`, `canceled`; the ones it lacks are skipped.
+
+
+class PaidHandler(Protocol):
+    def paid(self, ctx: "OrderEventContext") -> None: ...
+
+
+class RefundedHandler(Protocol):
+    def refunded(self, ctx: "OrderEventContext") -> None: ...
+
+
+class CanceledHandler(Protocol):
+    def canceled(self, ctx: "OrderEventContext") -> None: ...
+
+
+OrderHandler = PaidHandler | RefundedHandler | CanceledHandler
+
+
+# --- members ----------------------------------------------------------------------------------
+
+
+class MemberEnrolled(Protocol):
+    """Called in the enrolling transaction, after the member's row is written."""
+
+    def __call__(self, session: Session, member: Member, /) -> None: ...
+
+
+class MemberErased(Protocol):
+    """Called before a member's personal data is erased, in the erasing transaction."""
+
+    def __call__(self, session: Session, member: Member, /) -> None: ...
+
+
+class MemberExport(Protocol):
+    """A domain's section of a member's export: a JSON-ready value."""
+
+    def __call__(self, session: Session, member: Member, /) -> Any: ...
+
+
+class MemberViewColumn(Protocol):
+    """A scalar subquery correlated to `members` (the `Member` entity): one value."""
+
+    def __call__(self) -> ColumnElement[Any]: ...
+
+
+class MemberViewFields(Protocol):
+    """The top-level fields a domain adds to the member view, from its column's `value` and
+    the member's row (`id`, `customer_id`, `erased_at`, ...)."""
+
+    def __call__(self, session: Session, member: Any, value: Any, /) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)
 class MemberViewPart:
-    """A domain's fields in the member view, read in the view's one SELECT (no round trip).
+    """A domain's fields in the member view, read in the view's one SELECT (no round trip)."""
 
-    `column()`: a scalar subquery correlated to `members` (the `Member` entity), one value;
-    `fields(session, member, value)`: the top-level fields it adds, from that value and the
-    member's row (`id`, `customer_id`, `erased_at`, ...).
-    """
+    column: MemberViewColumn
+    fields: MemberViewFields
 
-    column: Callable
-    fields: Callable
+
+# --- reward codes -----------------------------------------------------------------------------
+
+
+class RewardCodeIssued(Protocol):
+    """Called in the transaction that issues a reward code (a `rewards.catalog` RewardCode)."""
+
+    def __call__(self, session: Session, code: Any, /) -> None: ...
+
+
+class RewardCodesEnded(Protocol):
+    """Called in the transaction that cancels, expires or uses reward codes; `code_ids` is a
+    list of ids, or a SELECT of them run before their status changes."""
+
+    def __call__(self, session: Session, code_ids: list[int] | Select[Any], /) -> None: ...
+
+
+class RewardCodePlatform(Protocol):
+    """Where the store platform is with each code: {code id: JSON-ready state} (the
+    `platform` field of redemptions)."""
+
+    def __call__(self, session: Session, code_ids: list[int], /) -> Mapping[int, Any]: ...
+
+
+# --- the shopper's widget (/v1/me) ------------------------------------------------------------
+
+
+class MemberRewards(Protocol):
+    """The catalog as the member sees it: a list of reward dicts, each with `affordable`."""
+
+    def __call__(self, session: Session, member: Member, /) -> list[dict[str, Any]]: ...
+
+
+class RedeemReward(Protocol):
+    """Redeem a reward for the member: the redemption dict (with the reward `code`)."""
+
+    def __call__(self, session: Session, member: Member, reward_id: int, /) -> dict[str, Any]: ...
+
+
+class MemberRedemption(Protocol):
+    """One redemption of the member's (`NotFound` otherwise)."""
+
+    def __call__(
+        self, session: Session, member: Member, redemption_id: int, /
+    ) -> dict[str, Any]: ...
+
+
+class MemberReferrals(Protocol):
+    """The member's referral stats, with a page of their referrals."""
+
+    def __call__(
+        self, session: Session, member: Member, limit: int, cursor: Any, /
+    ) -> dict[str, Any]: ...
+
+
+# --- program, jobs, demo, reports -------------------------------------------------------------
+
+
+class MoneyInCurrency(Protocol):
+    """Whether the domain holds money in the program currency (it can't change then)."""
+
+    def __call__(self, session: Session, /) -> bool: ...
+
+
+class Job(Protocol):
+    """A scheduled job (see `loyalty.jobs`): the rows it changed. `progress(n)` advances the
+    command line's bar by n steps; jobs commit as they go."""
+
+    def __call__(
+        self,
+        session: Session,
+        now: datetime,
+        batch_size: int,
+        progress: Callable[[int], None] | None = None,
+        /,
+    ) -> int: ...
+
+
+class DemoSeed(Protocol):
+    """Adds a domain's part of the demo program on first `make run`."""
+
+    def __call__(self, session: Session, /) -> None: ...
+
+
+class ReportCohorts(Protocol):
+    """A selectable of (`customer_id`, `cohort` label), at most one row per customer (the
+    rest are "none"), for /v1/reports/cohorts?by=NAME."""
+
+    def __call__(self) -> Select[Any]: ...
 
 
 @dataclass
 class Hooks:
-    order_handlers: list = field(default_factory=list)
-    # fields a domain adds to the member view (see MemberViewPart)
+    # The order flow, in order (`loyalty.wiring.ORDER_HANDLERS`).
+    order_handlers: list[OrderHandler] = field(default_factory=list)
     member_view: list[MemberViewPart] = field(default_factory=list)
-    # (session, member) -> None, called in the enrolling transaction
-    member_enrolled: list[Callable] = field(default_factory=list)
-    # (session, member) -> None, called before a member's personal data is erased
-    member_erased: list[Callable] = field(default_factory=list)
-    # Sections a domain adds to a member's export: name -> (session, member) -> JSON-ready value
-    member_export: dict[str, Callable] = field(default_factory=dict)
-    # (session, code) -> None, called in the transaction that issues a reward code
-    reward_code_issued: list[Callable] = field(default_factory=list)
-    # (session, code_ids) -> None, called in the transaction that cancels, expires or uses reward
-    # codes; `code_ids` is a list of ids, or a SELECT of them run before their status changes
-    reward_codes_ended: list[Callable] = field(default_factory=list)
-    # (session, code_ids) -> {code id: JSON-ready state}: where the store platform is with each
-    # code (the `platform` field of redemptions); None when no connector sets it
-    reward_code_platform: Callable | None = None
-    # name -> job(session, now, batch_size, progress) -> int (rows changed); see loyalty.jobs
-    jobs: dict[str, Callable] = field(default_factory=dict)
-    # (session) -> None, adds a domain's part of the demo program on first `make run`
-    demo_seed: list[Callable] = field(default_factory=list)
-    # (session) -> bool: this domain holds money in the program currency (it can't change then)
-    money_in_currency: list[Callable] = field(default_factory=list)
+    member_enrolled: list[MemberEnrolled] = field(default_factory=list)
+    member_erased: list[MemberErased] = field(default_factory=list)
+    # section name -> its part of the export
+    member_export: dict[str, MemberExport] = field(default_factory=dict)
+    reward_code_issued: list[RewardCodeIssued] = field(default_factory=list)
+    reward_codes_ended: list[RewardCodesEnded] = field(default_factory=list)
+    # None when no connector sets it
+    reward_code_platform: RewardCodePlatform | None = None
+    # name -> job, in the order `run-due` runs them (`loyalty.wiring.JOBS`)
+    jobs: dict[str, Job] = field(default_factory=dict)
+    # in the order they run (`loyalty.wiring.DEMO_SEEDS`)
+    demo_seed: list[DemoSeed] = field(default_factory=list)
+    money_in_currency: list[MoneyInCurrency] = field(default_factory=list)
     # What the shopper's widget (/v1/me) shows from the domains; None until a domain sets it.
-    # (session, member) -> list of catalog dicts, each with `affordable`
-    member_rewards: Callable | None = None
-    # (session, member, reward_id) -> the redemption dict (with the reward `code`)
-    redeem_reward: Callable | None = None
-    # (session, member, redemption_id) -> that redemption of the member's (NotFound otherwise)
-    member_redemption: Callable | None = None
-    # (session, member, limit, cursor) -> the member's referral stats, with a page of referrals
-    member_referrals: Callable | None = None
-    # Cohorts a domain adds to /v1/reports/cohorts?by=NAME: name -> () -> a selectable of
-    # (`customer_id`, `cohort` label), at most one row per customer (the rest are "none").
-    report_cohorts: dict[str, Callable] = field(default_factory=dict)
+    member_rewards: MemberRewards | None = None
+    redeem_reward: RedeemReward | None = None
+    member_redemption: MemberRedemption | None = None
+    member_referrals: MemberReferrals | None = None
+    # /v1/reports/cohorts?by=NAME: name -> its cohorts
+    report_cohorts: dict[str, ReportCohorts] = field(default_factory=dict)
 
-    def dispatch(self, event: str, ctx) -> None:
+    def dispatch(self, event: str, ctx: "OrderEventContext") -> None:
         for handler in self.order_handlers:
             method = getattr(handler, event, None)
             if method is not None:

@@ -180,11 +180,3 @@ def purge_rate_limits(session: Session, now: datetime, batch_size: int, progress
     removed = purge_expired(session, now.timestamp())
     session.commit()
     return removed
-
-
-CORE_JOBS = {
-    "mature-points": mature_points,
-    "expire-points": expire_points,
-    "purge-idempotency-keys": purge_idempotency_keys,
-    "purge-rate-limits": purge_rate_limits,
-}

@@ -1,28 +1,17 @@
-"""Run a request's unit of work again when PostgreSQL chose it as a deadlock's victim, and
-tell transient database failures from the rest.
+"""Tell transient database failures (a deadlock's victim, a lost connection, a server
+restarting) from the rest, and pause before running work again.
 
-Lock order is designed to avoid deadlocks (buyer, then referrer; rewards and gift cards in id
-order), but some cycles come from the data itself: two members who referred each other place
-their first orders at once, and each order locks its buyer and then the other. PostgreSQL
-breaks the cycle by failing one transaction (SQLSTATE 40P01); that transaction changed
-nothing, so it is rolled back and run again from the start, after a short random pause. An
-order event is all-or-nothing and idempotent, which makes this safe.
+What is run again, and how it is rolled back first, is `loyalty.transaction`'s (a request's
+work) or the job's own.
 """
 
 import random
 import sqlite3
 import time
-from collections.abc import Callable
-from typing import TypeVar
 
 import psycopg
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from sqlalchemy.orm import Session
-
-from loyalty.errors import unavailable
-
-T = TypeVar("T")
 
 RETRYABLE = {"40P01", "40001"}  # deadlock_detected, serialization_failure
 ATTEMPTS = 4
@@ -57,20 +46,3 @@ def transient(exc: BaseException) -> bool:
 def pause(attempt: int) -> None:
     """A short random pause before running work again, longer after each attempt."""
     time.sleep(random.uniform(0, 0.005 * 2**attempt))  # noqa: S311 - jitter, not secrets
-
-
-def on_deadlock(session: Session, work: Callable[[], T], what: str) -> T:
-    """`work()`; if the database aborts it as a deadlock victim, roll back and run it again
-    (up to ATTEMPTS times in all), then answer 503 with Retry-After: nothing was changed, and
-    the sender sends the same request again."""
-    for attempt in range(ATTEMPTS):
-        try:
-            return work()
-        except DBAPIError as exc:
-            if not retryable(exc):
-                raise
-            session.rollback()
-            if attempt == ATTEMPTS - 1:
-                raise unavailable(f"{what} collided with concurrent changes; retry.") from exc
-            pause(attempt)
-    raise AssertionError("unreachable")

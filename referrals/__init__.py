@@ -1,16 +1,19 @@
 """Referrals: share codes and links, claims, conversion, fraud rules and review."""
 
+from flask import Flask
 
-def init_hooks(hooks) -> None:
-    """Plug referrals into the core: share codes for members, jobs, erasure, demo data,
-    the `referral` report cohort.
-    (The order handler is listed in `loyalty.register_hooks`, last.)"""
+from loyalty.hooks import Hooks
+
+
+def init_app(app: Flask, hooks: Hooks) -> None:
+    """Plug referrals into the core: share codes for members, erasure, export, the `referral`
+    report cohort, the widget's referral stats. (Its order handler, job and demo data are in
+    the ordered lists of `loyalty.wiring`.)"""
     from referrals import reports, service
 
     hooks.member_enrolled.append(service.give_code)
     hooks.member_view.append(service.MEMBER_VIEW)
     hooks.member_erased.append(service.forget_member)
     hooks.member_export["referrals"] = service.export_member
-    hooks.jobs["referral-rewards"] = service.issue_due_reward_codes
-    hooks.demo_seed.append(service.seed_demo)
     hooks.report_cohorts["referral"] = reports.referral_cohorts
+    hooks.member_referrals = service.member_stats  # widget /v1/me/referrals

@@ -1,4 +1,4 @@
-"""What referrals add to the retention reports (registered in `referrals.init_hooks`)."""
+"""What referrals add to the retention reports (registered in `referrals.init_app`)."""
 
 from sqlalchemy import literal, select
 

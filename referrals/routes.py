@@ -3,7 +3,6 @@ from flask import current_app, redirect, request
 from flask.views import MethodView
 
 from loyalty.addresses import NotAnAddress, client_key
-from loyalty.audit import record_change
 from loyalty.auth import current_principal, require
 from loyalty.extensions import Blueprint, db
 from loyalty.members.service import get_member
@@ -56,11 +55,7 @@ class ReferralProgram(MethodView):
     @blp.arguments(ReferralProgramUpdateSchema)
     @blp.response(200, ReferralProgramSchema)
     def put(self, changes):
-        before = service.settings_view(service.get_settings(db.session))
-        after = service.settings_view(service.update_settings(db.session, changes))
-        record_change(db.session, "referral_program.update", "referral_program", "1", before,
-                      after)  # fmt: skip
-        return after
+        return service.settings_view(service.update_settings(db.session, changes))
 
 
 @blp.route("/referrals/claim")

@@ -92,7 +92,8 @@ def settings_view(settings: ReferralSettings) -> dict:
 
 
 def update_settings(session: Session, changes: dict) -> ReferralSettings:
-    """PUT semantics per field: what is sent replaces, what is left out stays."""
+    """PUT semantics per field: what is sent replaces, what is left out stays (audited)."""
+    before = settings_view(get_settings(session))
     settings = get_settings(session, for_update=True)
     for name in (
         "enabled",
@@ -121,6 +122,8 @@ def update_settings(session: Session, changes: dict) -> ReferralSettings:
         settings.referrer_reward_points = referrer.get("points")
         settings.referrer_reward_id = referrer.get("reward_id")
     session.flush()
+    record_change(session, "referral_program.update", "referral_program", "1", before,
+                  settings_view(settings))  # fmt: skip
     return settings
 
 

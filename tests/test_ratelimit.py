@@ -84,8 +84,9 @@ def limited_app(storage_uri: str, prefix: str = "loyalty-limits") -> Flask:
     app.config.update(RATELIMIT_STORAGE_URI=storage_uri, RATELIMIT_KEY_PREFIX=prefix)
     ratelimit.init_app(app)
     from loyalty.errors import register_error_handlers
+    from loyalty.transaction import discard
 
-    register_error_handlers(app)
+    register_error_handlers(app, rollback=discard)
 
     @app.get("/limited")
     @ratelimit.limit("test-scope", lambda: request.args["who"], limits="2/minute")

@@ -5,7 +5,7 @@ import psycopg.errors
 import pytest
 from sqlalchemy.exc import OperationalError
 
-from loyalty import retry
+from loyalty import retry, transaction
 from loyalty.errors import ServiceUnavailable
 
 
@@ -32,7 +32,7 @@ def failing(times, error):
 def test_a_deadlock_victim_is_rolled_back_and_run_again():
     session = Session()
     work, calls = failing(2, psycopg.errors.DeadlockDetected("deadlock detected"))
-    assert retry.on_deadlock(session, work, "Event 'e1'") == "done"
+    assert transaction.on_deadlock(session, work, "Event 'e1'") == "done"
     assert (len(calls), session.rollbacks) == (3, 2)
 
 
@@ -42,7 +42,7 @@ def test_after_every_attempt_lost_the_sender_is_told_to_retry():
     with pytest.raises(
         ServiceUnavailable, match="Event 'e1' collided with concurrent changes"
     ) as e:
-        retry.on_deadlock(session, work, "Event 'e1'")
+        transaction.on_deadlock(session, work, "Event 'e1'")
     assert (e.value.status, e.value.type, e.value.retry_after) == (503, "service-unavailable", 1)
     assert (len(calls), session.rollbacks) == (retry.ATTEMPTS, retry.ATTEMPTS)
 
@@ -51,5 +51,5 @@ def test_other_database_errors_are_not_retried():
     session = Session()
     work, calls = failing(1, psycopg.errors.QueryCanceled("canceling statement"))
     with pytest.raises(OperationalError):
-        retry.on_deadlock(session, work, "Event 'e1'")
+        transaction.on_deadlock(session, work, "Event 'e1'")
     assert (len(calls), session.rollbacks) == (1, 0)

@@ -1,7 +1,6 @@
 from flask import jsonify
 from flask.views import MethodView
 
-from loyalty.audit import record_change
 from loyalty.auth import current_principal, require
 from loyalty.extensions import Blueprint, db
 from loyalty.hooks import hooks
@@ -43,7 +42,6 @@ class MemberView(MethodView):
     def delete(self, customer_id):
         member = service.get_member(db.session, customer_id, lock=True)
         service.erase(db.session, hooks(), member)
-        record_change(db.session, "member.erase", "member", member.id, None, None)
 
 
 @blp.route("/<string:customer_id>/export")
@@ -75,8 +73,4 @@ class Adjustments(MethodView):
         member = service.get_member(db.session, customer_id)
         actor = current_principal().audit_name
         entry = service.adjust(db.session, member, data["points"], data["reason"], actor)
-        record_change(
-            db.session, "member.adjust", "member", member.id, None,
-            {"points": data["points"], "reason": data["reason"], "entry_id": entry.id},
-        )  # fmt: skip
         return service.entry_view(entry)

@@ -7,6 +7,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from loyalty import cache, erasure, ledger
+from loyalty.audit import record_change
 from loyalty.cursors import decode_cursor, encode_cursor
 from loyalty.errors import Conflict, NotFound
 from loyalty.extensions import read_connection, session_started
@@ -240,7 +241,8 @@ def activity(session: Session, member: Member, limit: int, cursor: str | None) -
 
 
 def adjust(session: Session, member: Member, points: int, reason: str, actor: str) -> LedgerEntry:
-    return ledger.post_entry(
+    """An admin's correction of the member's points (audited)."""
+    entry = ledger.post_entry(
         session,
         member.id,
         "adjust",
@@ -250,6 +252,11 @@ def adjust(session: Session, member: Member, points: int, reason: str, actor: st
         detail={"reason": reason},
         spend=points < 0,
     )
+    record_change(
+        session, "member.adjust", "member", member.id, None,
+        {"points": points, "reason": reason, "entry_id": entry.id}, actor=actor,
+    )  # fmt: skip
+    return entry
 
 
 def _iso(moment) -> str | None:
@@ -298,12 +305,13 @@ def export(session: Session, hooks: Hooks, member: Member) -> dict:
     }
 
 
-def erase(session: Session, hooks: Hooks, member: Member) -> None:
+def erase(session: Session, hooks: Hooks, member: Member, actor: str | None = None) -> None:
     """Forget who the member was; keep the ledger (anonymously) so the books still add up.
 
     No copy of their email, name or customer id is left: the domains scrub theirs (hooks),
     then the stored answers, outbox and audit log are redacted (`loyalty.erasure`), then their
-    orders (by member, customer id or mailbox) and their own row."""
+    orders (by member, customer id or mailbox) and their own row. The erasure is audited, by
+    `actor` (by default the request's caller)."""
     for hook in hooks.member_erased:
         hook(session, member)
     erasure.scrub_stored_copies(session, member)
@@ -325,3 +333,4 @@ def erase(session: Session, hooks: Hooks, member: Member) -> None:
     member.birthday = None
     member.erased_at = utcnow()
     session.flush()
+    record_change(session, "member.erase", "member", member.id, None, None, actor=actor)

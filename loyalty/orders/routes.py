@@ -6,7 +6,7 @@ from loyalty.extensions import Blueprint, db
 from loyalty.hooks import hooks
 from loyalty.orders import service
 from loyalty.orders.schemas import EventResultSchema, EventSchema
-from loyalty.retry import on_deadlock
+from loyalty.transaction import on_deadlock
 
 blp = Blueprint("events", __name__, url_prefix="/v1/events", description="Order events")
 

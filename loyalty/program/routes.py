@@ -1,6 +1,5 @@
 from flask.views import MethodView
 
-from loyalty.audit import record_change
 from loyalty.auth import require
 from loyalty.extensions import Blueprint, db
 from loyalty.hooks import hooks
@@ -21,11 +20,6 @@ class ProgramView(MethodView):
     @blp.arguments(ProgramUpdateSchema)
     @blp.response(200, ProgramSchema)
     def put(self, changes):
-        before = ProgramSchema().dump(service.get_program(db.session))
-        program = service.update_program(
+        return service.update_program(
             db.session, changes, lambda: service.money_in_currency(db.session, hooks())
         )
-        record_change(
-            db.session, "program.update", "program", "1", before, ProgramSchema().dump(program)
-        )
-        return program

@@ -6,9 +6,11 @@ from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
 from loyalty import cache
+from loyalty.audit import record_change
 from loyalty.errors import Conflict, CurrencyMismatch
 from loyalty.orders.models import Order
 from loyalty.program.models import PROGRAM_ID, Program
+from loyalty.program.schemas import ProgramSchema
 
 # ISO 4217 minor units for currencies that do not have two.
 _EXPONENTS = {
@@ -79,10 +81,13 @@ def money_in_currency(session: Session, hooks) -> bool:
 
 
 def update_program(session: Session, changes: dict, has_activity) -> Program:
+    """Change the program's settings (audited as the API shows them)."""
+    before = ProgramSchema().dump(get_program(session))
     program = get_program(session, for_update=True)
     if "currency" in changes and changes["currency"] != program.currency and has_activity():
         raise Conflict("The currency can't change once orders or gift cards exist.")
     for name, value in changes.items():
         setattr(program, name, value)
     session.flush()
+    record_change(session, "program.update", "program", "1", before, ProgramSchema().dump(program))
     return program

@@ -14,8 +14,8 @@ from sqlalchemy import delete, func, insert, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from loyalty.extensions import db
-from loyalty.idempotency import keep_if_refused
 from loyalty.ratelimit.models import RateLimitEntry
+from loyalty.transaction import keep_if_refused
 
 SWEEP_SECONDS = 60.0
 

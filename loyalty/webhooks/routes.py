@@ -1,7 +1,6 @@
 from flask import current_app
 from flask.views import MethodView
 
-from loyalty.audit import record_change
 from loyalty.auth import require
 from loyalty.extensions import Blueprint, db
 from loyalty.members.service import decode_cursor, encode_cursor
@@ -17,10 +16,6 @@ from loyalty.webhooks.schemas import (
 blp = Blueprint(
     "webhooks", __name__, url_prefix="/v1", description="Outbound webhooks (Standard Webhooks)"
 )
-
-
-def _audit(action: str, endpoint_id, before, after) -> None:
-    record_change(db.session, action, "webhook_endpoint", endpoint_id, before, after)
 
 
 @blp.route("/webhook-endpoints")
@@ -41,7 +36,6 @@ class WebhookEndpoints(MethodView):
             db.session, data["url"], data["events"], current_app.config["SECRET_KEYS"]
         )
         view = service.endpoint_view(endpoint)
-        _audit("webhook_endpoint.create", endpoint.id, None, CreatedEndpointSchema().dump(view))
         return {**view, "secret": secret}
 
 
@@ -51,9 +45,7 @@ class WebhookEndpointItem(MethodView):
     @blp.response(204)
     def delete(self, endpoint_id):
         """Stop sending to this endpoint; its undelivered messages are dropped."""
-        endpoint = service.delete_endpoint(db.session, endpoint_id)
-        before = CreatedEndpointSchema().dump(service.endpoint_view(endpoint))
-        _audit("webhook_endpoint.delete", endpoint.id, before, None)
+        service.delete_endpoint(db.session, endpoint_id)
 
 
 @blp.route("/webhook-endpoints/<int32:endpoint_id>/deliveries")

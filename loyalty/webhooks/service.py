@@ -18,6 +18,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from loyalty import cache
+from loyalty.audit import record_change, snapshot
 from loyalty.errors import NotFound
 from loyalty.sealing import WEBHOOK_SECRET, Sealer
 from loyalty.types import utcnow
@@ -188,7 +189,8 @@ def list_endpoints(session: Session) -> list[WebhookEndpoint]:
 def create_endpoint(
     session: Session, url: str, events: list[str], secret_keys: list[str]
 ) -> tuple[WebhookEndpoint, str]:
-    """A new endpoint and its signing secret (stored sealed under `secret_keys`)."""
+    """A new endpoint and its signing secret (stored sealed under `secret_keys`; audited
+    without it)."""
     secret = new_secret()
     endpoint = WebhookEndpoint(
         url=url,
@@ -198,6 +200,7 @@ def create_endpoint(
     )
     session.add(endpoint)
     session.flush()
+    _audit(session, "webhook_endpoint.create", endpoint.id, None, snapshot(endpoint_view(endpoint)))
     return endpoint, secret
 
 
@@ -221,7 +224,12 @@ def delete_endpoint(session: Session, endpoint_id: int) -> WebhookEndpoint:
         ),
         execution_options={"synchronize_session": False},
     )
+    _audit(session, "webhook_endpoint.delete", endpoint.id, snapshot(endpoint_view(endpoint)), None)
     return endpoint
+
+
+def _audit(session: Session, action: str, endpoint_id: int, before, after) -> None:
+    record_change(session, action, "webhook_endpoint", endpoint_id, before, after)
 
 
 def delivery_status(delivery: WebhookDelivery) -> str:

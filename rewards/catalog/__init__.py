@@ -1,13 +1,19 @@
 """The reward catalog, redemptions and the single-use reward codes honoured at checkout."""
 
+from flask import Flask
 
-def init_hooks(hooks) -> None:
-    """Plug the catalog into the core: code consumption on orders, jobs, erasure, demo data,
-    the `reward` report cohort."""
+from loyalty.hooks import Hooks
+
+
+def init_app(app: Flask, hooks: Hooks) -> None:
+    """Plug the catalog into the core: erasure, export, the `reward` report cohort, the
+    widget's catalog and redemptions. (Its order handler, job and demo data are in the ordered
+    lists of `loyalty.wiring`.)"""
     from rewards.catalog import reports, service
 
-    hooks.jobs["expire-codes"] = service.expire_codes
     hooks.member_erased.append(service.forget_member_codes)
     hooks.member_export["codes"] = service.export_member_codes
-    hooks.demo_seed.append(service.seed_demo_rewards)
     hooks.report_cohorts["reward"] = reports.reward_cohorts
+    hooks.member_rewards = service.list_rewards_for_member  # widget /v1/me
+    hooks.redeem_reward = service.redeem
+    hooks.member_redemption = service.get_member_redemption

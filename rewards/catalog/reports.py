@@ -1,4 +1,4 @@
-"""What reward codes add to the retention reports (registered in `rewards.catalog.init_hooks`)."""
+"""What reward codes add to the retention reports (registered in `rewards.catalog.init_app`)."""
 
 from sqlalchemy import case, func, select
 

@@ -1,6 +1,5 @@
 from flask.views import MethodView
 
-from loyalty.audit import record_change
 from loyalty.auth import require
 from loyalty.extensions import Blueprint, db
 from loyalty.members.service import get_member
@@ -23,10 +22,6 @@ from rewards.catalog.schemas import (
 blp = Blueprint("rewards", __name__, url_prefix="/v1", description="Rewards and reward codes")
 
 
-def _audit(action: str, reward_id, before, after) -> None:
-    record_change(db.session, action, "reward", reward_id, before, after)
-
-
 @blp.route("/rewards")
 class Rewards(MethodView):
     @require("admin")
@@ -40,9 +35,7 @@ class Rewards(MethodView):
     @blp.response(201, RewardSchema)
     def post(self, data):
         reward = service.create_reward(db.session, data)
-        view = service.reward_view(db.session, reward)
-        _audit("reward.create", reward.id, None, view)
-        return view
+        return service.reward_view(db.session, reward)
 
 
 @blp.route("/rewards/<int32:reward_id>")
@@ -56,18 +49,13 @@ class RewardItem(MethodView):
     @blp.arguments(RewardUpdateSchema)
     @blp.response(200, RewardSchema)
     def patch(self, changes, reward_id):
-        before = service.reward_view(db.session, service.get_reward(db.session, reward_id))
         reward = service.update_reward(db.session, reward_id, changes)
-        view = service.reward_view(db.session, reward)
-        _audit("reward.update", reward_id, before, view)
-        return view
+        return service.reward_view(db.session, reward)
 
     @require("admin")
     @blp.response(204)
     def delete(self, reward_id):
-        before = service.reward_view(db.session, service.get_reward(db.session, reward_id))
         service.delete_reward(db.session, reward_id)
-        _audit("reward.delete", reward_id, before, None)
 
 
 @blp.route("/members/<string:customer_id>/redemptions")
@@ -123,8 +111,4 @@ class Settings(MethodView):
     @blp.arguments(RewardSettingsSchema)
     @blp.response(200, RewardSettingsSchema)
     def put(self, changes):
-        before = RewardSettingsSchema().dump(service.get_settings(db.session))
-        settings = service.update_settings(db.session, changes)
-        after = RewardSettingsSchema().dump(settings)
-        record_change(db.session, "reward_settings.update", "reward_settings", 1, before, after)
-        return settings
+        return service.update_settings(db.session, changes)

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from loyalty import ledger, webhooks
+from loyalty.audit import record_change
 from loyalty.codes import normalize_code, random_code
 from loyalty.cursors import MAX_INT32_ROW_ID
 from loyalty.errors import (
@@ -45,6 +46,7 @@ from rewards.catalog.models import (
     RewardCode,
     RewardSettings,
 )
+from rewards.catalog.schemas import RewardSettingsSchema
 
 CODE_LENGTH = 16  # 80 bits from `secrets`: guessing a live code is hopeless
 CODE_SOURCE = "reward_code"  # ledger source of redemptions and their returns
@@ -61,10 +63,14 @@ def get_settings(session: Session, *, for_update: bool = False) -> RewardSetting
 
 
 def update_settings(session: Session, changes: dict) -> RewardSettings:
+    """Change the reward settings (audited as the API shows them)."""
+    before = RewardSettingsSchema().dump(get_settings(session))
     settings = get_settings(session, for_update=True)
     for name, value in changes.items():
         setattr(settings, name, value)
     session.flush()
+    after = RewardSettingsSchema().dump(settings)
+    record_change(session, "reward_settings.update", "reward_settings", 1, before, after)
     return settings
 
 
@@ -112,6 +118,7 @@ def create_reward(session: Session, data: dict) -> Reward:
     reward = Reward(**values)
     session.add(reward)
     session.flush()
+    _audit(session, "reward.create", reward.id, None, reward_view(session, reward))
     return reward
 
 
@@ -123,6 +130,7 @@ def get_reward(session: Session, reward_id: int, *, include_deleted: bool = Fals
 
 
 def update_reward(session: Session, reward_id: int, changes: dict) -> Reward:
+    before = reward_view(session, get_reward(session, reward_id))
     reward = session.get(Reward, reward_id, with_for_update=True)
     if reward is None or reward.deleted_at is not None:
         raise NotFound(f"No reward {reward_id}.")
@@ -139,18 +147,25 @@ def update_reward(session: Session, reward_id: int, changes: dict) -> Reward:
     for name, value in changes.items():
         setattr(reward, name, value)
     session.flush()
+    _audit(session, "reward.update", reward_id, before, reward_view(session, reward))
     return reward
 
 
 def delete_reward(session: Session, reward_id: int) -> Reward:
     """Retire the reward: no longer listed or redeemable; codes already issued stay valid."""
+    before = reward_view(session, get_reward(session, reward_id))
     reward = session.get(Reward, reward_id, with_for_update=True)
     if reward is None or reward.deleted_at is not None:
         raise NotFound(f"No reward {reward_id}.")
     reward.active = False
     reward.deleted_at = utcnow()
     session.flush()
+    _audit(session, "reward.delete", reward_id, before, None)
     return reward
+
+
+def _audit(session: Session, action: str, reward_id: int, before, after) -> None:
+    record_change(session, action, "reward", reward_id, before, after)
 
 
 def list_rewards(

@@ -1,15 +1,16 @@
 """Prepaid gift cards: secure codes, two-phase spending, Stripe purchases."""
 
+from flask import Flask
+
 from loyalty.hooks import Hooks
 
 
-def init_hooks(hooks: Hooks) -> None:
+def init_app(app: Flask, hooks: Hooks) -> None:
+    """Plug gift cards into the core: the program currency stays while cards hold money;
+    erasure and export of purchases. (Its order handler, jobs and demo card are in the ordered
+    lists of `loyalty.wiring`.)"""
     from rewards.giftcards import purchases, service
-    from rewards.giftcards.seed import seed_demo_card
 
-    hooks.jobs["expire-holds"] = service.expire_holds
-    hooks.jobs["expire-gift-cards"] = service.expire_cards  # after expire-holds: needs none open
-    hooks.demo_seed.append(seed_demo_card)
     hooks.money_in_currency.append(service.any_cards)
     hooks.member_erased.append(purchases.forget_purchaser)
     hooks.member_export["gift_card_purchases"] = purchases.export_purchases

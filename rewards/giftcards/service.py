@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from loyalty import webhooks
+from loyalty.audit import record_change, snapshot
 from loyalty.errors import Conflict, InsufficientFunds, NotFound, ValidationFailed
 from loyalty.members.service import decode_cursor, encode_cursor
 from loyalty.program.models import Program
@@ -276,6 +277,20 @@ def issue_card(
     return Issued(card, code)
 
 
+def issue_card_by_admin(
+    session: Session, program: Program, *, secrets: list[str], actor: str, now: datetime, **data
+) -> Issued:
+    """`issue_card` for an admin (`POST /v1/gift-cards`), audited; the cards Stripe sells and
+    the demo card are issued without an audit row."""
+    issued = issue_card(session, program, secrets=secrets, actor=actor, now=now, **data)
+    _audit(session, "gift_card.issue", issued.card.id, snapshot(card_view(issued.card, now)), actor)
+    return issued
+
+
+def _audit(session: Session, action: str, card_id: int, after: dict, actor: str) -> None:
+    record_change(session, action, "gift_card", card_id, None, after, actor=actor)
+
+
 # --- holds -------------------------------------------------------------------------------------
 
 
@@ -448,7 +463,10 @@ def refund(
     )
     _record(session, card_id, "refund", amount, amount, actor, order_id=order_id)
     session.flush()
-    return card_view(_refresh(session, card), now)
+    view = card_view(_refresh(session, card), now)
+    after = {"amount": amount, "order_id": order_id, "balance": view["balance"]}
+    _audit(session, "gift_card.refund", card_id, after, actor)
+    return view
 
 
 def adjust(
@@ -483,11 +501,21 @@ def adjust(
         )
     _record(session, card_id, "adjust", abs(amount), amount, actor, detail={"reason": reason})
     session.flush()
-    return card_view(card, now)
+    view = card_view(card, now)
+    after = {"amount": amount, "reason": reason, "balance": view["balance"]}
+    _audit(session, "gift_card.adjust", card_id, after, actor)
+    return view
 
 
 def disable(session: Session, card_id: int, now: datetime, actor: str) -> dict:
-    """For good: the card is never spendable again and its active holds are released."""
+    """For good: the card is never spendable again and its active holds are released
+    (audited, even when the card was disabled already)."""
+    view = _disable(session, card_id, now, actor)
+    _audit(session, "gift_card.disable", card_id, snapshot(view), actor)
+    return view
+
+
+def _disable(session: Session, card_id: int, now: datetime, actor: str) -> dict:
     card = session.get(GiftCard, card_id, with_for_update=True)
     if card is None:
         raise NotFound(f"No gift card {card_id}.")

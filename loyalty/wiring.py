@@ -1,0 +1,80 @@
+"""How the domains join the core: the one module of `loyalty` that imports them, called only
+by `create_app`.
+
+Three things run in an order that matters, so they are listed here in that order, each line
+saying why it is where it is: the handlers of an order event, the scheduled jobs (`run-due`
+and the worker run them top to bottom), and the demo data. Everything else a domain adds
+(member view fields, erasure, export, report cohorts, the widget's catalog...) is plugged in by
+the domain's own `init_app(app, hooks)`, where the order does not matter.
+"""
+
+from flask import Flask
+
+import connectors
+import referrals
+import rewards.catalog
+import rewards.giftcards
+from connectors.discounts import sync_store_codes
+from loyalty import jobs as core_jobs
+from loyalty.earning import rules as earning_rules
+from loyalty.earning.service import PointsEarning
+from loyalty.hooks import DemoSeed, Hooks, Job, OrderHandler
+from loyalty.tiers import service as tiers
+from loyalty.tiers.demo import seed_demo_tiers
+from loyalty.webhooks.delivery import deliver_webhooks, purge_webhooks
+from loyalty.widget.seed import seed_demo_shopper
+from referrals.service import ReferralConversion, issue_due_reward_codes, seed_demo
+from rewards.catalog.service import RewardCodeConsumption, expire_codes, seed_demo_rewards
+from rewards.giftcards.seed import seed_demo_card
+from rewards.giftcards.service import GiftCardHolds, expire_cards, expire_holds
+
+# The flow of an order event: each handler's `paid`, `refunded` or `canceled`, top to bottom.
+ORDER_HANDLERS: list[OrderHandler] = [
+    PointsEarning(),  # points at the tier held before this event
+    tiers.TierQualification(),  # qualifying spend; upgrades apply from the next event
+    RewardCodeConsumption(),  # reward codes used on the order, each exactly once
+    GiftCardHolds(),  # capture the order's gift card holds; cancellation voids them
+    ReferralConversion(),  # the friend's first paid order converts a referral; last
+]
+
+# The scheduled jobs, by name, in the order `loyalty jobs run-due` and the worker run them.
+JOBS: list[tuple[str, Job]] = [
+    ("mature-points", core_jobs.mature_points),  # pending points past their window
+    ("expire-points", core_jobs.expire_points),  # after maturing: matured points count
+    ("purge-idempotency-keys", core_jobs.purge_idempotency_keys),
+    ("purge-rate-limits", core_jobs.purge_rate_limits),
+    ("close-period", tiers.close_period),  # tier standing at the period's end
+    ("birthdays", earning_rules.award_birthdays),
+    ("expire-codes", expire_codes),  # reward codes past their expiry; their stock returns
+    ("referral-rewards", issue_due_reward_codes),  # referrers' codes past the return window
+    ("expire-holds", expire_holds),
+    ("expire-gift-cards", expire_cards),  # after expire-holds: a card expires with none open
+    ("sync-store-codes", sync_store_codes),  # codes the jobs above issued or ended
+    ("purge-webhooks", purge_webhooks),
+    ("deliver-webhooks", deliver_webhooks),  # last: sends what the jobs before it reported
+]
+
+# The demo program (`loyalty seed-demo`, first `make run`), in order.
+DEMO_SEEDS: list[DemoSeed] = [
+    seed_demo_tiers,  # first: the rewards and the shopper refer to the tiers
+    seed_demo_rewards,  # the catalog (after the demo tiers)
+    seed_demo,  # referral program settings
+    seed_demo_card,  # a gift card
+    seed_demo_shopper,  # last: its order sees the demo tiers and rewards
+]
+
+
+def init_app(app: Flask) -> Hooks:
+    """The hooks of this app: the lists above, then each domain's own parts."""
+    hooks = Hooks(
+        order_handlers=list(ORDER_HANDLERS),
+        jobs=dict(JOBS),
+        demo_seed=list(DEMO_SEEDS),
+    )
+    app.extensions["loyalty.hooks"] = hooks
+    hooks.member_enrolled.append(earning_rules.signup_bonus)  # sign-up points, before the domains'
+    rewards.catalog.init_app(app, hooks)  # erasure, export, cohorts, the widget's catalog
+    referrals.init_app(app, hooks)  # share codes, erasure, export, cohorts, the widget's referrals
+    rewards.giftcards.init_app(app, hooks)  # currency lock, erasure, export
+    connectors.init_app(app, hooks)  # store discount codes for reward codes
+    return hooks

@@ -42,6 +42,7 @@ from sqlalchemy.orm import Session, aliased
 
 from loyalty import webhooks
 from loyalty.audit import record_change
+from loyalty.earning.models import EarningRuleTier
 from loyalty.errors import Conflict, NotFound, ValidationFailed
 from loyalty.fastsql import fast
 from loyalty.jobs import in_ranges, lock_members
@@ -674,10 +675,7 @@ def update_tier(session: Session, tier_id: int, changes: dict) -> Tier:
             field="threshold",
         )
     _check_unique(session, changes.get("name"), changes.get("threshold"), tier_id=tier.id)
-    if "name" in changes and changes["name"] != tier.name:
-        from loyalty.earning.rules import rename_tier_in_rules
-
-        rename_tier_in_rules(session, tier.name, changes["name"])
+    # Earning rules name their tiers by id: a rename changes none of them.
     for name, value in changes.items():
         setattr(tier, name, value)
     _flush_tier(session)
@@ -693,14 +691,18 @@ def delete_tier(session: Session, tier_id: int) -> None:
     tier = get_tier(session, tier_id, lock=True)
     if tier.threshold == 0:
         raise Conflict("The base tier (threshold 0) can't be deleted.")
-    from loyalty.earning.rules import rules_using_tier
-
-    using = rules_using_tier(session, tier.name)
+    using = list(
+        session.scalars(
+            select(EarningRuleTier.rule_id)
+            .where(EarningRuleTier.tier_id == tier.id)
+            .order_by(EarningRuleTier.rule_id)
+        )
+    )
     if using:
         raise Conflict(
-            f"Earning rules {', '.join(str(r.id) for r in using)} use tier {tier.name!r}; "
-            "change them first.",
-            rule_ids=[r.id for r in using],
+            f"Earning rules {', '.join(str(rule_id) for rule_id in using)} use tier "
+            f"{tier.name!r}; change them first.",
+            rule_ids=using,
         )
     before = tier_snapshot(tier)
     # Everyone holding it moves to the tier the remaining list gives them, then it goes.

@@ -184,7 +184,11 @@ def test_every_cached_table_moves_the_stamp(app, session):
     rebuilds one on SQLite would drop them)."""
     tables = {model.__tablename__ for model in cache._WATCHED}
     assert tables == {
-        "program", "earning_rules", "earning_rule_tiers", "api_keys", "webhook_endpoints"
+        "program",
+        "earning_rules",
+        "earning_rule_tiers",
+        "api_keys",
+        "webhook_endpoints",
     }
     connection = session.connection()
     for table in sorted(tables):

@@ -35,7 +35,9 @@ def _major(amount: int, exponent: int) -> Decimal:
     return Decimal(amount).scaleb(-exponent)
 
 
-def base_points(eligible_amount: int, exponent: int, rate: Decimal, tier_multiplier: Decimal) -> int:
+def base_points(
+    eligible_amount: int, exponent: int, rate: Decimal, tier_multiplier: Decimal
+) -> int:
     """floor(E × R × T): what a paid order earns at the base rate."""
     return _whole_points(_major(eligible_amount, exponent) * rate * tier_multiplier)
 

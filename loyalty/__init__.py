@@ -47,7 +47,7 @@ class LoyaltyFlask(Flask):
         """After every `after_request` hook, on every answer (errors and 404s included):
         `nosniff`, so a browser never runs an answer as a type other than the one declared;
         and `no-store` — answers carry codes, secrets, tokens and members' data — unless the
-        view chose its own caching (`own_cache_control`). Decided once per endpoint."""
+        view chose its own caching (`loyalty.cache_control`). Decided once per endpoint."""
         response = super().process_response(response)
         rule = request._get_current_object().url_rule
         endpoint = rule.endpoint if rule is not None else None
@@ -58,12 +58,6 @@ class LoyaltyFlask(Flask):
             added = self._added_headers[endpoint] = NOSNIFF if own else NOSNIFF_NO_STORE
         response.headers.extend(added)
         return response
-
-
-def own_cache_control(view):
-    """Mark a view that sets its own `Cache-Control` (public content), so none is added."""
-    view.own_cache_control = True
-    return view
 
 
 def create_app(config: dict | None = None) -> Flask:
@@ -152,7 +146,7 @@ def register_blueprints(app: Flask) -> None:
 
 def register_request_lifecycle(app: Flask) -> None:
     from loyalty import idempotency, inputs
-    from loyalty.errors import register_error_handlers
+    from loyalty.error_handlers import register_error_handlers
     from loyalty.ops.routes import LATENCY, REQUESTS
 
     @app.before_request

@@ -17,8 +17,8 @@ from flask import (
 )
 from flask.views import MethodView
 
-from loyalty import own_cache_control
 from loyalty.auth import current_member, current_principal, require
+from loyalty.cache_control import own_cache_control
 from loyalty.errors import NotFound
 from loyalty.extensions import Blueprint, db
 from loyalty.hooks import hooks

@@ -69,7 +69,7 @@ class Hooks:
     # (`customer_id`, `cohort` label), at most one row per customer (the rest are "none").
     report_cohorts: dict[str, Callable] = field(default_factory=dict)
 
-    def dispatch(self, event: str, ctx) -> None:
+    def dispatch(self, event: str, ctx: object) -> None:
         for handler in self.order_handlers:
             method = getattr(handler, event, None)
             if method is not None:
@@ -77,4 +77,5 @@ class Hooks:
 
 
 def hooks() -> Hooks:
-    return current_app.extensions["loyalty.hooks"]
+    filled: Hooks = current_app.extensions["loyalty.hooks"]
+    return filled

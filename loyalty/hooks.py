@@ -37,34 +37,34 @@ class Hooks:
     # fields a domain adds to the member view (see MemberViewPart)
     member_view: list[MemberViewPart] = field(default_factory=list)
     # (session, member) -> None, called in the enrolling transaction
-    member_enrolled: list[Callable] = field(default_factory=list)
+    member_enrolled: list[Callable[..., None]] = field(default_factory=list)
     # (session, member) -> None, called before a member's personal data is erased
-    member_erased: list[Callable] = field(default_factory=list)
+    member_erased: list[Callable[..., None]] = field(default_factory=list)
     # Sections a domain adds to a member's export: name -> (session, member) -> JSON-ready value
     member_export: dict[str, Callable] = field(default_factory=dict)
     # (session, code) -> None, called in the transaction that issues a reward code
-    reward_code_issued: list[Callable] = field(default_factory=list)
+    reward_code_issued: list[Callable[..., None]] = field(default_factory=list)
     # (session, code_ids) -> None, called in the transaction that cancels, expires or uses reward
     # codes; `code_ids` is a list of ids, or a SELECT of them run before their status changes
-    reward_codes_ended: list[Callable] = field(default_factory=list)
+    reward_codes_ended: list[Callable[..., None]] = field(default_factory=list)
     # (session, code_ids) -> {code id: JSON-ready state}: where the store platform is with each
     # code (the `platform` field of redemptions); None when no connector sets it
-    reward_code_platform: Callable | None = None
+    reward_code_platform: Callable[..., dict] | None = None
     # name -> job(session, now, batch_size, progress) -> int (rows changed); see loyalty.jobs
-    jobs: dict[str, Callable] = field(default_factory=dict)
+    jobs: dict[str, Callable[..., int]] = field(default_factory=dict)
     # (session) -> None, adds a domain's part of the demo program on first `make run`
-    demo_seed: list[Callable] = field(default_factory=list)
+    demo_seed: list[Callable[..., None]] = field(default_factory=list)
     # (session) -> bool: this domain holds money in the program currency (it can't change then)
-    money_in_currency: list[Callable] = field(default_factory=list)
+    money_in_currency: list[Callable[..., bool]] = field(default_factory=list)
     # What the shopper's widget (/v1/me) shows from the domains; None until a domain sets it.
     # (session, member) -> list of catalog dicts, each with `affordable`
-    member_rewards: Callable | None = None
+    member_rewards: Callable[..., list[dict]] | None = None
     # (session, member, reward_id) -> the redemption dict (with the reward `code`)
-    redeem_reward: Callable | None = None
+    redeem_reward: Callable[..., dict] | None = None
     # (session, member, redemption_id) -> that redemption of the member's (NotFound otherwise)
-    member_redemption: Callable | None = None
+    member_redemption: Callable[..., dict] | None = None
     # (session, member, limit, cursor) -> the member's referral stats, with a page of referrals
-    member_referrals: Callable | None = None
+    member_referrals: Callable[..., dict] | None = None
     # Cohorts a domain adds to /v1/reports/cohorts?by=NAME: name -> () -> a selectable of
     # (`customer_id`, `cohort` label), at most one row per customer (the rest are "none").
     report_cohorts: dict[str, Callable] = field(default_factory=dict)

@@ -91,9 +91,7 @@ _members = Member.__table__
 _entries = LedgerEntry.__table__
 
 
-def _refresh_member(
-    session: Session, member_id: int, row: Row[Any], names: Iterable[str]
-) -> None:
+def _refresh_member(session: Session, member_id: int, row: Row[Any], names: Iterable[str]) -> None:
     """Core UPDATEs bypass the identity map: give a loaded member the values the UPDATE
     returned (what a re-read in this transaction would see, without the round trip)."""
     member = session.identity_map.get((Member, (member_id,), None))

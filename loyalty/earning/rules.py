@@ -33,6 +33,7 @@ from loyalty.audit import record_change
 from loyalty.cursors import MAX_INT32_ROW_ID, decode_cursor, encode_cursor
 from loyalty.earning.models import EarningRule, EarningRuleTier
 from loyalty.errors import NotFound, ValidationFailed
+from loyalty.extensions import rowcount
 from loyalty.jobs import in_ranges, lock_members
 from loyalty.ledger import AVAILABLE, LedgerEntry
 from loyalty.members.models import Member
@@ -304,6 +305,8 @@ def order_rules(
 def signup_bonus(session: Session, member: Member) -> None:
     """`hooks.member_enrolled`: fixed points for each live sign-up rule, available at once."""
     for rule in cached_rules(session, ("signup",), member.enrolled_at):
+        if rule.points is None:  # never: a sign-up rule gives fixed points (checked on write)
+            continue
         if rule.tier_ids and member.tier_id not in rule.tier_ids:
             continue
         ledger.post_entry(
@@ -378,7 +381,7 @@ def award_birthdays(session: Session, now: datetime, batch_size: int, progress=N
                 execution_options={"synchronize_session": False},
             )
             detail = {"rule": rule.name, "trigger": "birthday"}
-            awarded += result.rowcount
+            awarded += rowcount(result)
             session.execute(
                 insert(LedgerEntry).from_select(
                     [

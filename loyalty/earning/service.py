@@ -140,8 +140,8 @@ class PointsEarning:
             order.detail = {**(order.detail or {}), "bonuses": applied}
 
     def refunded(self, ctx: OrderEventContext) -> None:
-        order = ctx.order
-        if order.member_id is None or order.points_awarded == 0:
+        order, refund = ctx.order, ctx.refund
+        if order.member_id is None or refund is None or order.points_awarded == 0:
             return
         target = points.reversed_after_refund(
             order.points_awarded, order.refunded_amount, order.eligible_amount
@@ -160,7 +160,7 @@ class PointsEarning:
             )
         ).one()
         detail = {
-            "refund_id": ctx.refund.refund_id,
+            "refund_id": refund.refund_id,
             "refunded_amount": ctx.refund_amount,
             "order_refunded_total": order.refunded_amount,
             "eligible_amount": order.eligible_amount,
@@ -192,4 +192,4 @@ class PointsEarning:
                 {"kind": kind, "points": -taken, "state": state, "entry_id": entry.id}
             )
         order.points_reversed += to_reverse
-        ctx.refund.points_reversed = to_reverse
+        refund.points_reversed = to_reverse

@@ -843,11 +843,8 @@ def get_referral(session: Session, referral_id: int) -> Referral:
 
 def _customer_ids(session: Session, referrals: list[Referral]) -> dict[int, str | None]:
     ids = {r.referrer_id for r in referrals}
-    return dict(
-        session.execute(select(Member.id, Member.customer_id).where(Member.id.in_(ids)))
-        .tuples()
-        .all()
-    )
+    rows = session.execute(select(Member.id, Member.customer_id).where(Member.id.in_(ids)))
+    return {member_id: customer_id for member_id, customer_id in rows}
 
 
 def _page(

@@ -296,11 +296,8 @@ def segments(
     """Every live member in exactly one RFM segment (see SEGMENTS), with counts and ids."""
     stats = _member_stats(as_of).subquery()
     labelled = _segmented(stats, thresholds, as_of).subquery()
-    counts: dict[str, int] = dict(
-        session.execute(select(labelled.c.segment, func.count()).group_by(labelled.c.segment))
-        .tuples()
-        .all()
-    )
+    counted = session.execute(select(labelled.c.segment, func.count()).group_by(labelled.c.segment))
+    counts: dict[str, int] = {segment: count for segment, count in counted}
     rank = func.row_number().over(partition_by=labelled.c.segment, order_by=labelled.c.customer_id)
     ranked = select(labelled.c.segment, labelled.c.customer_id, rank.label("rank")).subquery()
     listed: dict = {}

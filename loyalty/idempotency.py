@@ -25,7 +25,7 @@ from loyalty.errors import (
     domain_error_response,
     unavailable,
 )
-from loyalty.extensions import Base, db
+from loyalty.extensions import Base, db, rowcount
 from loyalty.retry import transient
 from loyalty.sealing import IDEMPOTENT_REPLY, Unsealable, sealer
 from loyalty.types import BigId, UTCDateTime, utcnow
@@ -118,7 +118,7 @@ def _before_request():
 _KEPT = "loyalty.kept_if_refused"
 
 
-def keep_if_refused(write: Callable[[Session], None], what: str) -> None:
+def keep_if_refused(write: Callable[[Session], object], what: str) -> None:
     """Run `write(session)` again, in a transaction of its own, if this request is answered
     with an error and its transaction rolls back.
 
@@ -143,7 +143,7 @@ def _after_request(response: Response) -> Response:
     keeping what `keep_if_refused` asked for."""
     if not db.session.registry.has():
         return response  # the request never used the session: nothing to commit
-    session = db.session
+    session = db.session()
     if response.status_code >= 400:
         session.rollback()
         _write_kept(session)
@@ -195,7 +195,7 @@ def purge_expired(session: Session, now: datetime, ttl_hours: int) -> int:
             IdempotencyRecord.created_at < now - timedelta(hours=ttl_hours)
         )
     )
-    return result.rowcount
+    return rowcount(result)
 
 
 def register(app: Flask) -> None:

@@ -110,7 +110,7 @@ def activity_moved_to() -> ColumnElement[datetime]:
 @cache
 def _balances_update(
     state: str, earning: bool, spend: bool, activity: bool, credit: bool
-) -> ReturningUpdate[Any]:
+) -> ReturningUpdate:
     """UPDATE members ... RETURNING the balances, for one shape of entry (built once).
 
     A credit updates no row if it would take a balance it moves past `MAX_RUNNING_TOTAL`
@@ -142,7 +142,7 @@ _ENTRY_VALUES = ("kind", "points", "state", "source_type", "source_id", "rule_id
 @cache
 def _post_in_one_statement(
     state: str, earning: bool, spend: bool, activity: bool, credit: bool
-) -> Select[Any]:
+) -> Select:
     """PostgreSQL: the UPDATE and the INSERT as one statement. The entry is inserted from the
     UPDATE's RETURNING, so when no member row is updated (a spend not covered, an unknown
     member) nothing is inserted and no row comes back."""

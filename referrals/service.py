@@ -749,7 +749,7 @@ effective_reward_state = case(
 )
 
 
-def _with_states(query: Select[Any]) -> Select[Any]:
+def _with_states(query: Select) -> Select:
     return query.add_columns(effective_status, effective_reward_state).outerjoin(
         LedgerEntry, LedgerEntry.id == Referral.reward_entry_id
     )
@@ -847,9 +847,7 @@ def _customer_ids(session: Session, referrals: list[Referral]) -> dict[int, str 
     return {member_id: customer_id for member_id, customer_id in rows}
 
 
-def _page(
-    session: Session, query: Select[Any], limit: int, cursor: str | None, *, admin: bool
-) -> dict:
+def _page(session: Session, query: Select, limit: int, cursor: str | None, *, admin: bool) -> dict:
     before = decode_cursor(cursor)
     if before is not None:
         query = query.where(Referral.id < before)

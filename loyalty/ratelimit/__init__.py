@@ -163,6 +163,8 @@ class RateLimiter:
                     return Window(False, item, 0, start + expiry)
                 if first is None:
                     first = Window(True, item, max(0, item.amount - count), start + expiry)
+            if first is None:  # never: a limit has at least one rate
+                raise ValueError(f"no rate in the {self.scope!r} limit")
             return first
 
         return self.counters.run(self.shared, acquire)
@@ -179,7 +181,7 @@ def _parsed(limits: str) -> list[RateLimitItem]:
 
 def init_app(app: Flask) -> None:
     config = app.config
-    for name, default in rate_limit_settings({"REDIS_URL": config.get("REDIS_URL")}).items():
+    for name, default in rate_limit_settings({"REDIS_URL": config.get("REDIS_URL") or ""}).items():
         config.setdefault(name, default)  # an app not made by create_app (tests)
     uri = config["RATELIMIT_STORAGE_URI"]
     remote = None

@@ -372,7 +372,7 @@ def segments_csv(rows: Iterator[tuple]) -> Iterator[str]:
     yield buffer.getvalue()
 
 
-def _member_stats(as_of: datetime) -> Select[Any]:
+def _member_stats(as_of: datetime) -> Select:
     """Live members enrolled by `as_of`: last paid order, paid orders, net spend (0 without)."""
     orders = (
         select(
@@ -429,7 +429,7 @@ def _median_aov(session: Session, buyers: Subquery, buyer_count: int) -> int | N
     return None if median is None else int(median)
 
 
-def _segmented(stats: Subquery, thresholds: dict, as_of: datetime) -> Select[Any]:
+def _segmented(stats: Subquery, thresholds: dict, as_of: datetime) -> Select:
     active = stats.c.last_at > as_of - timedelta(days=thresholds["active_days"])
     high_value: ColumnElement[bool]
     low_aov: ColumnElement[bool]

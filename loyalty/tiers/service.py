@@ -158,7 +158,7 @@ def add_spend(
 _SPEND_STATEMENTS: dict = {}  # (dialect, rise) -> the statement, built once with parameters
 
 
-def _spend_statement(dialect: str, rise: bool) -> ReturningUpdate[Any] | ReturningInsert[Any]:
+def _spend_statement(dialect: str, rise: bool) -> ReturningUpdate | ReturningInsert:
     table = TierSpend.__table__
     member_id = bindparam("spender_id", type_=BigInteger())
     starts = bindparam("period_starts_at", type_=UTCDateTime())
@@ -547,7 +547,7 @@ class TierQualification:
 # --- the member view ------------------------------------------------------------------------
 
 
-def with_standing(query: Select[Any], now: datetime | BindParameter[datetime]) -> Select[Any]:
+def with_standing(query: Select, now: datetime | BindParameter[datetime]) -> Select:
     """`query` (a select from members) plus the member's standing at `now`, as columns named
     `standing_*` (read them with `standing_view`): no extra round trip.
 

@@ -20,7 +20,7 @@ blp = Blueprint(
 
 
 def _audit(action: str, endpoint_id, before, after) -> None:
-    record_change(db.session, action, "webhook_endpoint", endpoint_id, before, after)
+    record_change(db.session(), action, "webhook_endpoint", endpoint_id, before, after)
 
 
 @blp.route("/webhook-endpoints")

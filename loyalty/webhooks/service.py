@@ -13,7 +13,18 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import BigInteger, Interval, Select, String, cast, func, insert, literal, select
+from sqlalchemy import (
+    BigInteger,
+    ColumnExpressionArgument,
+    Interval,
+    Select,
+    String,
+    cast,
+    func,
+    insert,
+    literal,
+    select,
+)
 from sqlalchemy import delete as sql_delete
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -116,7 +127,7 @@ def emit_many(
     return message_ids
 
 
-def emit_selected(session: Session, event_type: str, query: Select[Any], *, at: datetime) -> int:
+def emit_selected(session: Session, event_type: str, query: Select, *, at: datetime) -> int:
     """Set-based `emit`: one message per row of `rows` (columns `data`, a JSON object built in
     SQL, and `dedupe_key`), in one INSERT ... SELECT; a row whose key was already sent is
     skipped. Returns how many messages were written."""
@@ -146,7 +157,7 @@ def emit_selected(session: Session, event_type: str, query: Select[Any], *, at: 
 # --- building event data in SQL (for `emit_selected`) ------------------------------------------
 
 
-def json_object(dialect: str, **fields: ColumnElement[Any]) -> ColumnElement[Any]:
+def json_object(dialect: str, **fields: ColumnExpressionArgument[Any]) -> ColumnElement[Any]:
     """A JSON object built by the database from column expressions."""
     build = func.jsonb_build_object if dialect == "postgresql" else func.json_object
     args = [part for name, value in fields.items() for part in (literal(name), value)]

@@ -164,7 +164,7 @@ def _allow_origin(response: Response) -> bool:
     else:  # the usual case, without parsing a Vary header that is not there
         response.headers.add("Vary", "Origin")
     origin = request.headers.get("Origin")
-    if not service.origin_allowed(db.session, origin):
+    if not service.origin_allowed(db.session(), origin):
         return False
     response.headers["Access-Control-Allow-Origin"] = origin
     return True

@@ -24,7 +24,7 @@ blp = Blueprint("rewards", __name__, url_prefix="/v1", description="Rewards and 
 
 
 def _audit(action: str, reward_id, before, after) -> None:
-    record_change(db.session, action, "reward", reward_id, before, after)
+    record_change(db.session(), action, "reward", reward_id, before, after)
 
 
 @blp.route("/rewards")

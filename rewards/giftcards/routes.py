@@ -65,7 +65,7 @@ def _actor() -> str:
 
 
 def _audit(action: str, card_id: int, after: dict) -> None:
-    record_change(db.session, action, "gift_card", card_id, None, after)
+    record_change(db.session(), action, "gift_card", card_id, None, after)
 
 
 def gateway() -> PaymentGateway:

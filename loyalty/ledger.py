@@ -10,7 +10,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
-from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -91,7 +90,7 @@ _members = Member.__table__
 _entries = LedgerEntry.__table__
 
 
-def _refresh_member(session: Session, member_id: int, row: Row[Any], names: Iterable[str]) -> None:
+def _refresh_member(session: Session, member_id: int, row: Row, names: Iterable[str]) -> None:
     """Core UPDATEs bypass the identity map: give a loaded member the values the UPDATE
     returned (what a re-read in this transaction would see, without the round trip)."""
     member = session.identity_map.get((Member, (member_id,), None))

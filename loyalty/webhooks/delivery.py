@@ -28,7 +28,6 @@ import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from flask import current_app
 from sqlalchemy import bindparam, delete, exists, or_, select, update
@@ -158,7 +157,7 @@ class Settings:
         return timedelta(seconds=self.batch * self.timeout + 60)
 
 
-def _claim(session: Session, now: datetime, settings: Settings) -> Sequence[Row[Any]]:
+def _claim(session: Session, now: datetime, settings: Settings) -> Sequence[Row]:
     """Take up to a batch of due deliveries for this worker (committed by the caller)."""
     due = (
         select(WebhookDelivery.id)

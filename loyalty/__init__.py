@@ -2,6 +2,7 @@
 
 import time
 from inspect import iscoroutinefunction
+from typing import Any
 
 from flask import Flask, g, request
 from flask.sessions import SessionInterface
@@ -32,7 +33,7 @@ class LoyaltyFlask(Flask):
 
     _coroutine: dict = {}
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._added_headers: dict[str | None, tuple] = {}
 

@@ -125,7 +125,7 @@ class VerifiedTokens:
 
     SIZE = 4096
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.secrets: list | None = None
         self.tokens: dict[str, tuple[int, str, int]] = {}
 

@@ -7,6 +7,7 @@ limiter runs on them exactly as on `limits`' Redis storage.
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 
 from flask import has_request_context
 from limits.storage import MovingWindowSupport, Storage
@@ -44,7 +45,7 @@ class ProcessStorage(MovingWindowsOnly):
 
     base_exceptions = ()
 
-    def __init__(self, clock=time.time):
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
         super().__init__()
         self._clock = clock
         self._lock = threading.Lock()

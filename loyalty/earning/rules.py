@@ -21,12 +21,13 @@ names into ids on the way in and back on the way out.
 """
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, exists, insert, literal, or_, select, union_all, update
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.selectable import Subquery
 
 from loyalty import cache, ledger
 from loyalty.audit import record_change
@@ -34,7 +35,7 @@ from loyalty.cursors import MAX_INT32_ROW_ID, decode_cursor, encode_cursor
 from loyalty.earning.models import EarningRule, EarningRuleTier
 from loyalty.errors import NotFound, ValidationFailed
 from loyalty.extensions import rowcount
-from loyalty.jobs import in_ranges, lock_members
+from loyalty.jobs import Progress, in_ranges, lock_members
 from loyalty.ledger import AVAILABLE, LedgerEntry
 from loyalty.members.models import Member
 from loyalty.orders.models import Order
@@ -322,11 +323,11 @@ def signup_bonus(session: Session, member: Member) -> None:
         )
 
 
-def _birthday_days(today, lookback: int):
+def _birthday_days(today: date, lookback: int) -> Subquery:
     """(MM-DD, birthday year) for each day of the look-back window, as literal rows.
 
     29 February birthdays are celebrated on 28 February in other years."""
-    rows = {}
+    rows: dict[str, str] = {}
     for back in range(lookback, -1, -1):
         day = today - timedelta(days=back)
         rows[day.strftime("%m-%d")] = str(day.year)
@@ -340,7 +341,9 @@ def _birthday_days(today, lookback: int):
     return union_all(*selects).subquery("birthdays")
 
 
-def award_birthdays(session: Session, now: datetime, batch_size: int, progress=None) -> int:
+def award_birthdays(
+    session: Session, now: datetime, batch_size: int, progress: Progress | None = None
+) -> int:
     """Birthday bonus once per member, rule and birthday year; set-based per range.
 
     Per range and rule: lock the members, add the points to the balances of those due, insert

@@ -22,6 +22,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from marshmallow import ValidationError
 from sqlalchemy import select
@@ -39,9 +40,17 @@ from loyalty.orders.schemas import EventSchema
 from loyalty.program.service import program_settings
 from loyalty.retry import ATTEMPTS, pause, retryable
 
+
 # (order as the platform returns it, program currency) -> an object with `events` (our events,
 # in order) and `skipped_reason` (None, or why the order means nothing here)
-Mapper = Callable[[dict, str], object]
+class MappedOrder(Protocol):
+    """What a platform's mapping makes of one order (each connector's `OrderEvents`)."""
+
+    events: list[dict]
+    skipped_reason: str | None
+
+
+Mapper = Callable[[dict, str], MappedOrder]
 Progress = Callable[[int], None]
 
 _EVENTS = EventSchema()

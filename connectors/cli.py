@@ -43,7 +43,7 @@ def run_import(
         ) as bar,  # a bar on a terminal, one line in logs
     ):  # fmt: skip
         summary = backfill.import_lines(
-            db.session,
+            db.session(),
             hooks(),
             export,
             mapper,

@@ -15,6 +15,7 @@ A `delete` waits while its `create` is still being tried; a `create` never tried
 ends is simply canceled. Free-product codes have no platform equivalent here and get no task.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -37,6 +38,7 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.engine import Row
 from sqlalchemy.orm import Mapped, Session, aliased, mapped_column
 
 from connectors.platform_api import Answer, CodeTerms, StoreCodes
@@ -189,7 +191,7 @@ def code_platforms(session: Session, code_ids: list[int]) -> dict[int, dict]:
     )
     views = {}
     for code_id, platform, status, error in rows:
-        view = {"name": platform, "status": _SHOWN[status]}
+        view: dict[str, str | None] = {"name": platform, "status": _SHOWN[status]}
         if status == FAILED:
             view["error"] = error
         views[code_id] = view
@@ -230,7 +232,7 @@ class Settings:
 _Create = aliased(PlatformCodeTask)
 
 
-def _claim(session: Session, now: datetime, settings: Settings) -> list:
+def _claim(session: Session, now: datetime, settings: Settings) -> Sequence[Row]:
     still_creating = exists().where(
         _Create.reward_code_id == PlatformCodeTask.reward_code_id,
         _Create.platform == PlatformCodeTask.platform,
@@ -341,7 +343,8 @@ def sync_store_codes(session: Session, now: datetime, batch_size: int, progress=
             return succeeded
         currency = get_program(session).currency
         session.commit()
-        results, slowed = [], {}
+        results: list[dict] = []
+        slowed: dict[str, Answer] = {}
         for row in rows:
             if row.platform in slowed:
                 answer = slowed[row.platform]

@@ -159,6 +159,6 @@ def apply_event(session: Session, hooks: Hooks, event: dict) -> Outcome:
     try:
         data = _EVENTS.load(event)
     except ValidationError as exc:
-        raise ValidationFailed(errors=exc.messages) from exc
+        raise ValidationFailed(errors=exc.normalized_messages()) from exc
     answer = orders.answer_event(session, hooks, data, orders.body_hash(event))
     return Outcome("applied", event_id=data["id"], answer=answer)

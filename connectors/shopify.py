@@ -198,7 +198,9 @@ def refund_event(refund: dict, reference: dict) -> dict | None:
             sku = line_sku(item.get("line_item") or {"id": item.get("line_item_id")})
             quantities[sku] = quantities.get(sku, 0) + quantity
     if quantities:
-        ours = {"lines": [{"sku": sku, "quantity": n} for sku, n in quantities.items()]}
+        ours: dict[str, object] = {
+            "lines": [{"sku": sku, "quantity": n} for sku, n in quantities.items()]
+        }
     else:
         amount = -sum(
             _shop_money(adjustment, "amount", reference["currency"]) or 0
@@ -318,7 +320,7 @@ def _referral_code(order: dict) -> str | None:
                 return code
     landing = _clean(order.get("landing_site"))
     if landing:  # the share link sends the shopper to the landing page with `?ref=<code>`
-        code = _clean((parse_qs(urlsplit(landing).query).get("ref") or [None])[0])
+        code = _clean((parse_qs(urlsplit(landing).query).get("ref") or [""])[0])
         if code and len(code) <= MAX_ID:
             return code
     return None
@@ -425,10 +427,10 @@ def _take(session, hooks: Hooks, mapped: OrderEvents, event_id: str) -> Outcome:
         raise CurrencyMismatch(f"Not taken: {mapped.skipped_reason}.")
     if mapped.skipped_reason:
         return Outcome("skipped", mapped.skipped_reason, event_id)
-    outcome = None
-    for event in mapped.events:
-        outcome = take_event(session, hooks, event)
-    return outcome
+    *earlier, last = mapped.events  # not skipped: at least one event
+    for event in earlier:
+        take_event(session, hooks, event)
+    return take_event(session, hooks, last)
 
 
 def take_event(session, hooks: Hooks, event: dict) -> Outcome:
@@ -499,7 +501,7 @@ def _customers_create(session, hooks: Hooks, delivery: Delivery, customer: dict)
     try:
         data = MemberCreateSchema().load(data)
     except ValidationError as exc:
-        raise ValidationFailed(errors=exc.messages) from exc
+        raise ValidationFailed(errors=exc.normalized_messages()) from exc
     try:
         _member, created = members.enroll_from_api(session, hooks, data)
     except Conflict:

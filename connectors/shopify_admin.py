@@ -50,11 +50,11 @@ def discount_input(terms: CodeTerms) -> dict:
         values["destination"] = {"all": True}
         return values
     if terms.kind == "amount_off":
-        value = {
-            "discountAmount": {"amount": terms.money(terms.amount), "appliesOnEachItem": False}
+        value: dict[str, object] = {
+            "discountAmount": {"amount": terms.money(terms.amount or 0), "appliesOnEachItem": False}
         }
     else:
-        value = {"percentage": terms.percent / 100}
+        value = {"percentage": (terms.percent or 0) / 100}
     values["customerGets"] = {"value": value, "items": {"all": True}}
     return values
 
@@ -97,7 +97,8 @@ class ShopifyAdmin:
             # Ours, created by an earlier attempt whose answer was lost (80 random bits: nobody
             # else has this code): take it over.
             found = self._call(BY_CODE, {"code": terms.code})
-            node = ((found.body or {}).get("data") or {}).get("codeDiscountNodeByCode") or {}
+            body = found.body if isinstance(found.body, dict) else {}
+            node = (body.get("data") or {}).get("codeDiscountNodeByCode") or {}
             if found.status == 200 and node.get("id"):
                 return Answer(True, platform_id=node["id"])
         if problem is not None:

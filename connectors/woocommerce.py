@@ -251,7 +251,7 @@ def enrol_customer(session: Session, hooks: Hooks, customer: dict) -> Outcome:
     try:
         data = _MEMBERS.load(data)
     except ValidationError as exc:
-        raise ValidationFailed(errors=exc.messages) from exc
+        raise ValidationFailed(errors=exc.normalized_messages()) from exc
     try:
         _member, created = members.enroll_from_api(session, hooks, data)
     except Conflict:  # a 409 would only be sent again (and count towards disabling the hook)

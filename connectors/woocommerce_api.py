@@ -23,7 +23,7 @@ def coupon_input(terms: CodeTerms) -> dict:
         "discount_type": "percent" if kind == "percent_off" else "fixed_cart",
         "amount": (
             str(terms.percent) if kind == "percent_off"
-            else terms.money(terms.amount) if kind == "amount_off" else "0"
+            else terms.money(terms.amount or 0) if kind == "amount_off" else "0"
         ),
         "free_shipping": kind == "free_shipping",
         "usage_limit": 1,
@@ -56,9 +56,8 @@ class WooCommerceCoupons:
         if _code(response) == ALREADY_EXISTS:
             # Ours, created by an earlier attempt whose answer was lost: take it over.
             found = self._call("GET", f"{self.base}?code={quote(terms.code)}")
-            mine = (
-                [c for c in found.body or [] if isinstance(c, dict)] if found.status == 200 else []
-            )
+            listed = found.body if found.status == 200 and isinstance(found.body, list) else []
+            mine = [c for c in listed if isinstance(c, dict)]
             if mine and str(mine[0].get("code", "")).upper() == terms.code:
                 return Answer(True, platform_id=str(mine[0]["id"]))
         return _failure(response)

@@ -2,6 +2,7 @@
 
 import time
 from inspect import iscoroutinefunction
+from typing import Any
 
 from flask import Flask, g, request
 from flask.sessions import SessionInterface
@@ -32,7 +33,7 @@ class LoyaltyFlask(Flask):
 
     _coroutine: dict = {}
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._added_headers: dict[str | None, tuple] = {}
 
@@ -47,7 +48,7 @@ class LoyaltyFlask(Flask):
         """After every `after_request` hook, on every answer (errors and 404s included):
         `nosniff`, so a browser never runs an answer as a type other than the one declared;
         and `no-store` — answers carry codes, secrets, tokens and members' data — unless the
-        view chose its own caching (`own_cache_control`). Decided once per endpoint."""
+        view chose its own caching (`loyalty.cache_control`). Decided once per endpoint."""
         response = super().process_response(response)
         rule = request._get_current_object().url_rule
         endpoint = rule.endpoint if rule is not None else None
@@ -58,12 +59,6 @@ class LoyaltyFlask(Flask):
             added = self._added_headers[endpoint] = NOSNIFF if own else NOSNIFF_NO_STORE
         response.headers.extend(added)
         return response
-
-
-def own_cache_control(view):
-    """Mark a view that sets its own `Cache-Control` (public content), so none is added."""
-    view.own_cache_control = True
-    return view
 
 
 def create_app(config: dict | None = None) -> Flask:
@@ -153,7 +148,7 @@ def register_blueprints(app: Flask) -> None:
 def register_request_lifecycle(app: Flask) -> None:
     from loyalty import inputs, transaction
     from loyalty.auth import authenticate
-    from loyalty.errors import register_error_handlers
+    from loyalty.error_handlers import register_error_handlers
     from loyalty.ops.routes import LATENCY, REQUESTS
 
     @app.before_request

@@ -23,7 +23,7 @@ class NotAnAddress(ValueError):
     pass
 
 
-def parse_ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+def parse_ip(text: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
     """The address `text` spells, IPv4-mapped and IPv4-compatible IPv6 unwrapped to IPv4."""
     if not isinstance(text, str) or not 0 < len(text) <= MAX_TEXT:
         raise NotAnAddress("not an IP address")
@@ -38,7 +38,7 @@ def parse_ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
     return address
 
 
-def canonical_ip(text: str) -> str:
+def canonical_ip(text: str | None) -> str:
     """The one spelling of an address: dotted IPv4, or compressed lower-case IPv6."""
     return str(parse_ip(text))
 
@@ -52,7 +52,7 @@ def canonical_ip_or_none(text) -> str | None:
         return None
 
 
-def client_key(text: str) -> str:
+def client_key(text: str | None) -> str:
     """What a per-address limit counts: the IPv4 address, or the IPv6 /64 it lies in."""
     address = parse_ip(text)
     if isinstance(address, ipaddress.IPv4Address):

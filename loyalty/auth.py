@@ -117,7 +117,7 @@ def _principal_from_request() -> Principal:
         raise Unauthorized("Send `Authorization: Bearer <key or widget token>`.")
     if token.startswith(KEY_PREFIX):
         digest = hash_key(token)
-        found = cache.cached(db.session, "api_keys", digest, lambda: _live_key(digest))
+        found = cache.cached(db.session(), "api_keys", digest, lambda: _live_key(digest))
         if found is None:
             raise Unauthorized("Unknown or revoked API key.")
         key_id, scopes = found
@@ -139,7 +139,7 @@ class VerifiedTokens:
 
     SIZE = 4096
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.secrets: list | None = None
         self.tokens: dict[str, tuple[int, str, int]] = {}
 
@@ -160,7 +160,7 @@ class VerifiedTokens:
 
 def _widget_token_member(token: str) -> tuple[int, str]:
     """(member id, customer id) of a valid, unexpired widget token; 401 otherwise."""
-    app = current_app._get_current_object()
+    app = current_app._get_current_object()  # type: ignore[attr-defined]  # LocalProxy's own
     config = app.config
     verified_tokens = app.extensions.get("loyalty.verified_tokens")
     if verified_tokens is None:

@@ -37,7 +37,7 @@ values the loader returns — never ORM objects, which belong to one session.
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import current_app
 from flask.globals import _cv_app, _cv_request
@@ -45,6 +45,8 @@ from sqlalchemy import BigInteger, Integer, event, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from loyalty.extensions import Base, read_connection, session_started
+
+T = TypeVar("T")
 
 _MISSING = object()
 _WATCHED: dict[type, str] = {}  # model class -> cache name
@@ -104,7 +106,7 @@ class Caches:
             return _MISSING
         return entry[1]
 
-    def put(self, name: str, key: Any, value: Any, version: int) -> None:
+    def put(self, name: str, key: Any, value: Any, version: int | None) -> None:
         with self._lock:
             if version == self.version:  # else another thread has seen another stamp since
                 self._data.setdefault(name, {})[key] = (time.monotonic() + self.seconds, value)
@@ -140,7 +142,7 @@ def watch(model: type, name: str) -> None:
     _WATCHED[model] = name
 
 
-def cached(session: Session, name: str, key: Any, load: Callable[[], Any]) -> Any:
+def cached(session: Session, name: str, key: Any, load: Callable[[], T]) -> T:
     """The cached value of (`name`, `key`), or `load()`'s answer — cached unless it is None
     (nothing found: an unknown key must not take up room) or this transaction has itself
     written rows of cache `name`. Never older than the stamp this request read, or, used on
@@ -183,7 +185,7 @@ def seen(session: Session, version: int) -> None:
 
 def optimistic() -> None:
     """This request's cached settings may be used on trust (see the module's docstring)."""
-    names = _request_names()
+    names = _request_g()
     check = names.get(_CHECK_KEY)
     if check is None:
         names[_CHECK_KEY] = _Check(optimistic=True)
@@ -194,7 +196,7 @@ def optimistic() -> None:
 def confirm(session: Session) -> None:
     """Before the request answers: if it used cached settings on trust and no statement of
     its own read the stamp, read it now (one statement); StaleConfig if it moved."""
-    check = _request_names().get(_CHECK_KEY)
+    check = _request_g().get(_CHECK_KEY)
     if check is not None and check.version is not None and not check.confirmed:
         _read_version(session, check)
 
@@ -203,6 +205,11 @@ def _request_names() -> dict | None:
     """The names in this request's `g` (a plain dict: no proxy lookups), or None outside one."""
     if _cv_request.get(None) is None:
         return None
+    return _cv_app.get().g.__dict__
+
+
+def _request_g() -> dict:
+    """`_request_names()` where there is a request: the views that call it run in one."""
     return _cv_app.get().g.__dict__
 
 

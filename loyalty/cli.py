@@ -73,7 +73,7 @@ def parse_now(value: str | None) -> datetime:
 def run_job(name: str, now: datetime) -> int:
     job = all_jobs()[name]
     batch = current_app.config["JOB_BATCH_SIZE"]
-    ranges = len(core_jobs.member_ranges(db.session, batch)) or 1
+    ranges = len(core_jobs.member_ranges(db.session(), batch)) or 1
     started = time.perf_counter()
     with click.progressbar(
         length=ranges, label=name, file=sys.stderr, show_eta=False

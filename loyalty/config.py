@@ -5,10 +5,15 @@ Every setting an operator may change is read here and nowhere else.
 
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
 
 DEFAULT_SECRET = "dev-secret-change-me"  # noqa: S105 - refused in production, see check_production
+
+
+# The variables settings are read from: os.environ, or a plain dict in tests.
+Env = Mapping[str, str]
 
 
 class ConfigError(RuntimeError):
@@ -29,13 +34,13 @@ def _bool(value: str | None, *, default: bool) -> bool:
     raise ConfigError(f"not a boolean: {value!r} (use true or false)")
 
 
-def secret_keys(env: dict | None = None) -> list[str]:
+def secret_keys(env: Env | None = None) -> list[str]:
     """SECRET_KEYS as a list, newest last (the development secret when unset)."""
-    env = os.environ if env is None else env
-    return _list(env.get("SECRET_KEYS")) or [DEFAULT_SECRET]
+    source: Env = os.environ if env is None else env
+    return _list(source.get("SECRET_KEYS")) or [DEFAULT_SECRET]
 
 
-def _bounded(env, name: str, default: int, maximum: int) -> int:
+def _bounded(env: Env, name: str, default: int, maximum: int) -> int:
     raw = env.get(name)
     value = default if raw is None or raw.strip() == "" else int(raw)
     if not 1 <= value <= maximum:
@@ -43,7 +48,7 @@ def _bounded(env, name: str, default: int, maximum: int) -> int:
     return value
 
 
-def _positive(env, name: str, default: int) -> int:
+def _positive(env: Env, name: str, default: int) -> int:
     return _bounded(env, name, default, 10**6)
 
 
@@ -52,8 +57,8 @@ def default_database_url(instance_path: str) -> str:
     return f"sqlite:///{Path(instance_path) / 'loyalty.sqlite3'}"
 
 
-def from_environment(instance_path: str, env: dict | None = None) -> dict:
-    env = os.environ if env is None else env
+def from_environment(instance_path: str, environ: Env | None = None) -> dict:
+    env: Env = os.environ if environ is None else environ
     database_url = env.get("DATABASE_URL") or default_database_url(instance_path)
     # Accept the usual postgres:// spellings and always use psycopg 3.
     for prefix in ("postgres://", "postgresql://"):
@@ -141,7 +146,7 @@ def from_environment(instance_path: str, env: dict | None = None) -> dict:
     }
 
 
-def store_code_settings(env: dict) -> dict:
+def store_code_settings(env: Env) -> dict:
     """The store platforms' Admin APIs, where reward codes become the store's discount codes
     (connectors/discounts.py), and how the `sync-store-codes` job calls them."""
     woo_url = env.get("WOOCOMMERCE_URL", "").strip().rstrip("/")
@@ -189,7 +194,7 @@ def _loopback_http(url: str) -> bool:
     return url.startswith("http://") and (host in ("localhost", "::1") or host.startswith("127."))
 
 
-def rate_limit_settings(env: dict) -> dict:
+def rate_limit_settings(env: Env) -> dict:
     """Where rate-limit counters live (see loyalty/ratelimit): Redis when `REDIS_URL` is set."""
     return {
         "RATELIMIT_ENABLED": _bool(env.get("RATELIMIT_ENABLED"), default=True),

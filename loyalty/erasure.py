@@ -22,6 +22,7 @@ from sqlalchemy import Text, cast, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from loyalty.audit import AuditLog
+from loyalty.extensions import rowcount
 from loyalty.idempotency import IdempotencyRecord, open_body, seal_body
 from loyalty.lookalikes import normalize_email
 from loyalty.members.models import Member
@@ -142,8 +143,8 @@ def scrub_event_answers(session: Session, member: Member, order_ids) -> None:
         if not isinstance(answer, dict):
             continue
         redacted = dict(answer)
-        member = redacted.get("member")
-        if isinstance(member, dict) and str(member.get("id", "")).casefold() == customer_id:
+        shown = redacted.get("member")
+        if isinstance(shown, dict) and str(shown.get("id", "")).casefold() == customer_id:
             redacted["member"] = None
         redacted = identity.redact(redacted) if identity.names(redacted) else redacted
         if redacted != answer:
@@ -221,7 +222,11 @@ def erase_customer(session: Session, customer_id: str, email: str | None) -> int
     if never_member.email_normalized:
         theirs = or_(theirs, Order.email_normalized == never_member.email_normalized)
     _scrub_copies(session, never_member, theirs)
-    return session.execute(
-        update(Order).where(theirs).values(customer_id=None, email_normalized=None, attributes={}),
-        execution_options={"synchronize_session": False},
-    ).rowcount
+    return rowcount(
+        session.execute(
+            update(Order)
+            .where(theirs)
+            .values(customer_id=None, email_normalized=None, attributes={}),
+            execution_options={"synchronize_session": False},
+        )
+    )

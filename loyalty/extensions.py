@@ -1,13 +1,15 @@
 """Extensions, created unbound and `init_app`ed by the factory."""
 
+from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any, ClassVar
 
 import flask_smorest
 from flask_migrate import Migrate
 from flask_smorest import Api
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import MetaData, event
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy import MetaData, Table, event
+from sqlalchemy.engine import Connection, CursorResult, Engine, Result
 from sqlalchemy.orm import DeclarativeBase, Session, scoped_session
 from webargs.flaskparser import FlaskParser
 
@@ -33,6 +35,8 @@ class Blueprint(flask_smorest.Blueprint):
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    # Every model maps one table (SQLAlchemy types it as any FROM clause).
+    __table__: ClassVar[Table]
 
 
 class ProblemApi(Api):
@@ -88,8 +92,16 @@ def session_started(session: Session | scoped_session) -> bool:
     return session.in_transaction()
 
 
+def rowcount(result: Result[Any]) -> int:
+    """The rows an UPDATE, INSERT or DELETE run through `Session.execute` matched: its result
+    is a `CursorResult`, which the session's signature does not say."""
+    if not isinstance(result, CursorResult):
+        raise TypeError("rowcount of a result that is not a statement's cursor")
+    return result.rowcount
+
+
 @contextmanager
-def read_connection(session: Session | scoped_session):
+def read_connection(session: Session | scoped_session) -> Iterator[Connection]:
     """A connection for one read-only statement of a request whose session has not begun.
 
     A pooled connection for that statement alone: a request that only reads never begins,

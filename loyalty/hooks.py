@@ -210,4 +210,5 @@ class Hooks:
 
 
 def hooks() -> Hooks:
-    return current_app.extensions["loyalty.hooks"]
+    filled: Hooks = current_app.extensions["loyalty.hooks"]
+    return filled

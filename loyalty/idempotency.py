@@ -13,7 +13,7 @@ from flask import Response, request
 from sqlalchemy import Integer, String, Text, UniqueConstraint, delete, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from loyalty.extensions import Base
+from loyalty.extensions import Base, rowcount
 from loyalty.sealing import IDEMPOTENT_REPLY, sealer
 from loyalty.types import BigId, UTCDateTime, utcnow
 
@@ -87,4 +87,4 @@ def purge_expired(session: Session, now: datetime, ttl_hours: int) -> int:
             IdempotencyRecord.created_at < now - timedelta(hours=ttl_hours)
         )
     )
-    return result.rowcount
+    return rowcount(result)

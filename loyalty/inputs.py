@@ -179,7 +179,8 @@ def refuse_bad_input() -> None:
     On every request, so it reads the WSGI environ directly and parses a JSON body again only
     when a quick scan of its bytes finds something worth a look.
     """
-    req = request._get_current_object()
+    # The request behind the proxy, once: every attribute read below skips a proxy lookup.
+    req = request._get_current_object()  # type: ignore[attr-defined]  # LocalProxy's own
     environ = req.environ
     if NUL in req.path:
         name = next((k for k, v in (req.view_args or {}).items() if NUL in str(v)), "path")

@@ -13,6 +13,7 @@ from flask import current_app
 from sqlalchemy import String, and_, cast, exists, func, insert, literal, select, update
 from sqlalchemy.orm import Session
 
+from loyalty.extensions import rowcount
 from loyalty.ledger import AVAILABLE, PENDING, LedgerEntry
 from loyalty.members.models import Member
 from loyalty.program.service import get_program
@@ -77,7 +78,7 @@ def mature_points(session: Session, now: datetime, batch_size: int, progress=Non
             update(LedgerEntry).where(due).values(state=AVAILABLE, matured_at=now),
             execution_options={"synchronize_session": False},
         )
-        changed += result.rowcount
+        changed += rowcount(result)
     return changed
 
 
@@ -132,7 +133,7 @@ def expire_points(session: Session, now: datetime, batch_size: int, progress=Non
             update(Member).where(inactive).values(points_available=0),
             execution_options={"synchronize_session": False},
         )
-        changed += result.rowcount
+        changed += rowcount(result)
     return changed
 
 

@@ -6,6 +6,7 @@ and changes the member's materialized balances in the same transaction with a re
 refuses updates of an entry other than its maturity, and deletes (see the first migration).
 """
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
@@ -29,8 +30,12 @@ from sqlalchemy import (
     true,
     update,
 )
+from sqlalchemy.engine import Row
 from sqlalchemy.orm import Mapped, Session, mapped_column
 from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.sql.dml import ReturningUpdate
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.selectable import Select, Subquery
 
 from loyalty.errors import InsufficientPoints, ValidationFailed
 from loyalty.extensions import Base
@@ -85,7 +90,7 @@ _members = Member.__table__
 _entries = LedgerEntry.__table__
 
 
-def _refresh_member(session: Session, member_id: int, row, names) -> None:
+def _refresh_member(session: Session, member_id: int, row: Row, names: Iterable[str]) -> None:
     """Core UPDATEs bypass the identity map: give a loaded member the values the UPDATE
     returned (what a re-read in this transaction would see, without the round trip)."""
     member = session.identity_map.get((Member, (member_id,), None))
@@ -94,7 +99,7 @@ def _refresh_member(session: Session, member_id: int, row, names) -> None:
             set_committed_value(member, name, row._mapping[name])
 
 
-def activity_moved_to():
+def activity_moved_to() -> ColumnElement[datetime]:
     """SET value for `members.last_activity_at`: the bind parameter `activity_at` if it is
     later than what the column holds; never back."""
     column, at = _members.c.last_activity_at, bindparam("activity_at", type_=UTCDateTime())
@@ -102,7 +107,9 @@ def activity_moved_to():
 
 
 @cache
-def _balances_update(state: str, earning: bool, spend: bool, activity: bool, credit: bool):
+def _balances_update(
+    state: str, earning: bool, spend: bool, activity: bool, credit: bool
+) -> ReturningUpdate:
     """UPDATE members ... RETURNING the balances, for one shape of entry (built once).
 
     A credit updates no row if it would take a balance it moves past `MAX_RUNNING_TOTAL`
@@ -132,7 +139,9 @@ _ENTRY_VALUES = ("kind", "points", "state", "source_type", "source_id", "rule_id
 
 
 @cache
-def _post_in_one_statement(state: str, earning: bool, spend: bool, activity: bool, credit: bool):
+def _post_in_one_statement(
+    state: str, earning: bool, spend: bool, activity: bool, credit: bool
+) -> Select:
     """PostgreSQL: the UPDATE and the INSERT as one statement. The entry is inserted from the
     UPDATE's RETURNING, so when no member row is updated (a spend not covered, an unknown
     member) nothing is inserted and no row comes back."""
@@ -207,7 +216,7 @@ def post_entry(
         "matured_at": None,
         "expires_at": None,
     }
-    params = {"member_key": member_id, "points": points}
+    params: dict[str, object] = {"member_key": member_id, "points": points}
     if credit:
         params["headroom"] = MAX_RUNNING_TOTAL - points
     if activity_at is not None:
@@ -231,7 +240,8 @@ def post_entry(
         entry_id = row.entry_id
     else:
         entry_id = session.execute(_INSERT_ENTRY, entry).scalar_one()
-    return built(LedgerEntry, {"id": entry_id, **entry})
+    posted: LedgerEntry = built(LedgerEntry, {"id": entry_id, **entry})
+    return posted
 
 
 def lock_member(session: Session, member_id: int) -> Member:
@@ -262,7 +272,7 @@ class Drift:
     computed: tuple[int, int, int]
 
 
-def recomputed_balances():
+def recomputed_balances() -> Subquery:
     """Per member: (available, pending, lifetime) summed from the entries, as a subquery."""
     e = LedgerEntry
     return (

@@ -92,8 +92,9 @@ def confusable_name(referrer: Member, friend: Friend) -> bool:
         return False
     if suspicious(friend.name):
         return True
-    return bool(referrer.name) and skeleton(_spelled(friend.name)) == skeleton(
-        _spelled(referrer.name)
+    referrer_name = referrer.name or ""
+    return bool(referrer_name) and skeleton(_spelled(friend.name)) == skeleton(
+        _spelled(referrer_name)
     )
 
 
@@ -180,23 +181,23 @@ def has_paid_orders(session: Session, friend: Friend) -> bool:
 
 
 def referrer_conversions(session: Session, referrer_id: int, now: datetime) -> int:
-    return session.scalar(
+    return session.scalars(
         select(func.count(Referral.id)).where(
             Referral.referrer_id == referrer_id,
             Referral.status == CONVERTED,
             Referral.converted_at > now - REFERRER_WINDOW,
         )
-    )
+    ).one()
 
 
-def ip_claims(session: Session, ip_key: str, now: datetime) -> int:
-    return session.scalar(
+def ip_claims(session: Session, ip_key: str | None, now: datetime) -> int:
+    return session.scalars(
         select(func.count(Referral.id)).where(
             Referral.ip_key == ip_key,
             Referral.status != REJECTED,
             Referral.created_at > now - IP_WINDOW,
         )
-    )
+    ).one()
 
 
 def assess(

@@ -7,12 +7,14 @@ commits. Rewards for people are reward codes from `rewards.catalog` and points f
 """
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.selectable import ScalarSelect, Select
 
 from loyalty import erasure, ledger, webhooks
 from loyalty.addresses import NotAnAddress, canonical_ip, client_key
@@ -20,12 +22,14 @@ from loyalty.audit import record_change
 from loyalty.codes import normalize_code, random_code
 from loyalty.errors import Conflict, NotFound, ReferralRejected, ValidationFailed
 from loyalty.hooks import MemberViewPart
+from loyalty.jobs import Progress
 from loyalty.ledger import AVAILABLE, PENDING, LedgerEntry
 from loyalty.members.models import Member
 from loyalty.members.service import decode_cursor, encode_cursor, normalize_email
 from loyalty.orders.models import Order
+from loyalty.orders.service import OrderEventContext
 from loyalty.program.models import Program
-from loyalty.program.service import get_program
+from loyalty.program.service import ProgramSettings, get_program
 from loyalty.types import utcnow
 from referrals import fraud, links
 from referrals.models import (
@@ -45,6 +49,7 @@ from referrals.models import (
     ReferralSettings,
 )
 from rewards.catalog import service as catalog
+from rewards.catalog.models import Reward
 
 CODE_LENGTH = 8  # 40 bits from the unambiguous alphabet: unguessable enough for a share link
 SOURCE = "referral"  # ledger entries and reward codes name the referral that caused them
@@ -66,13 +71,14 @@ def get_settings(session: Session, *, for_update: bool = False) -> ReferralSetti
 
 
 def settings_view(settings: ReferralSettings) -> dict:
-    friend = {"kind": settings.friend_reward_kind}
+    friend: dict[str, object] = {"kind": settings.friend_reward_kind}
     for name in ("amount", "percent", "sku"):
         value = getattr(settings, f"friend_reward_{name}")
         if value is not None:
             friend[name] = value
     friend["min_order"] = settings.friend_reward_min_order
     friend["valid_days"] = settings.friend_reward_valid_days
+    referrer: dict[str, int | None]
     if settings.referrer_reward_points is not None:
         referrer = {"points": settings.referrer_reward_points}
     else:
@@ -127,7 +133,7 @@ def update_settings(session: Session, changes: dict) -> ReferralSettings:
     return settings
 
 
-def catalog_reward(session: Session, reward_id: int):
+def catalog_reward(session: Session, reward_id: int) -> Reward:
     try:
         return catalog.get_reward(session, reward_id)
     except NotFound as exc:
@@ -167,12 +173,12 @@ def give_code(session: Session, member: Member) -> None:
     code_for(session, member.id)
 
 
-def share_code_column():
+def share_code_column() -> ScalarSelect[str]:
     """The member's share code, as a subquery correlated to `members` (the member view's)."""
     return select(ReferralCode.code).where(ReferralCode.member_id == Member.id).scalar_subquery()
 
 
-def referral_fields(session: Session, member, code: str | None) -> dict:
+def referral_fields(session: Session, member: Any, code: str | None) -> dict:
     """`member_view` part: `"referral": {"code", "url"}` (none for an erased member)."""
     if member.erased_at is not None:
         return {"referral": None}
@@ -331,7 +337,7 @@ def claim_view(referral: Referral) -> dict:
 
 def _reward_referrer(
     session: Session,
-    program: Program,
+    program: Program | ProgramSettings,
     settings: ReferralSettings,
     referral: Referral,
     occurred_at: datetime,
@@ -371,7 +377,7 @@ def _reward_referrer(
 
 
 def _emit_converted(session: Session, referral: Referral) -> None:
-    referrer = session.get(Member, referral.referrer_id)  # usually locked and loaded already
+    referrer = session.get_one(Member, referral.referrer_id)  # usually locked and loaded
     webhooks.emit(
         session,
         "referral.converted",
@@ -392,6 +398,8 @@ def _emit_converted(session: Session, referral: Referral) -> None:
 
 
 def _issue_referrer_code(session: Session, referral: Referral) -> None:
+    if referral.reward_catalog_id is None:
+        raise ValueError(f"referral {referral.id} rewards points: it has no code to issue")
     reward = catalog.get_reward(session, referral.reward_catalog_id, include_deleted=True)
     code = catalog.issue_reward_code(
         session,
@@ -451,7 +459,9 @@ def _mark_friend_members(session: Session, friend: fraud.Friend) -> None:
     )
 
 
-def _effect(ctx, referral: Referral | None, status: str, **extra) -> None:
+def _effect(
+    ctx: OrderEventContext, referral: Referral | None, status: str, **extra: object
+) -> None:
     ctx.effects.append(
         {"kind": "referral", "referral_id": referral.id if referral else None, "status": status}
         | extra
@@ -464,14 +474,15 @@ class ReferralConversion:
     spend reaches the program's minimum; a refund taking it below that before the reward
     matures reverses the rewards."""
 
-    def paid(self, ctx) -> None:
+    def paid(self, ctx: OrderEventContext) -> None:
         member, order = ctx.member, ctx.order
         # Does this order's buyer (customer id, mailbox) name no one but the member?
-        buyer_is_member = member is not None and order.email_normalized in (
-            None,
-            member.email_normalized,
+        buyer = (
+            member
+            if member is not None and order.email_normalized in (None, member.email_normalized)
+            else None
         )
-        if buyer_is_member and not member.referral_check and not ctx.payload.get("referral_code"):
+        if buyer is not None and not buyer.referral_check and not ctx.payload.get("referral_code"):
             return  # no referral waits for this member's order: nothing to look up
         found = _friend_referrals(
             ctx.session,
@@ -479,19 +490,19 @@ class ReferralConversion:
         )
         self._convert(ctx, found[0] if found else None)
         if (
-            buyer_is_member
-            and member.referral_check
-            and order.email_normalized == member.email_normalized
+            buyer is not None
+            and buyer.referral_check
+            and order.email_normalized == buyer.email_normalized
             and not any(_waits_for_order(r) for r in found)
         ):
             # Everything naming the member was looked at, and nothing waits any more; a
             # later claim naming them sets the mark again (under this row's lock).
-            member.referral_check = False
+            buyer.referral_check = False
 
-    def _convert(self, ctx, referral: Referral | None) -> None:
+    def _convert(self, ctx: OrderEventContext, referral: Referral | None) -> None:
         session, order, payload = ctx.session, ctx.order, ctx.payload
         fresh = referral is None
-        if fresh:
+        if referral is None:
             if not payload.get("referral_code"):
                 return
             settings = get_settings(session)
@@ -565,7 +576,7 @@ class ReferralConversion:
             reward=reward_view(session, referral),
         )  # fmt: skip
 
-    def refunded(self, ctx) -> None:
+    def refunded(self, ctx: OrderEventContext) -> None:
         """A refund that takes the order's net eligible spend below the program's minimum
         before the referrer's reward matures takes both rewards back; a referral still in
         review is rejected."""
@@ -576,14 +587,19 @@ class ReferralConversion:
             .with_for_update()
             .execution_options(populate_existing=True)
         ).first()
-        if referral is None or referral.status not in (REVIEW, CONVERTED):
+        if referral is None or ctx.refund is None or referral.status not in (REVIEW, CONVERTED):
             return
         if net_spend(order) >= get_settings(ctx.session).min_order_amount:
             return  # what is left of the order still qualifies
         if referral.status == REVIEW:
             referral.status, referral.reason = REJECTED, ORDER_REFUNDED
             return _effect(ctx, referral, REJECTED, reason=ORDER_REFUNDED)
-        if referral.reward_state == REWARD_PENDING and ctx.occurred_at < referral.reward_matures_at:
+        matures_at = referral.reward_matures_at
+        if (
+            referral.reward_state == REWARD_PENDING
+            and matures_at is not None
+            and ctx.occurred_at < matures_at
+        ):
             cancel_reward(ctx.session, referral, ctx.refund.refund_id, ctx.occurred_at)
             friend_reward = cancel_friend_reward(ctx.session, referral, ctx.occurred_at)
             _effect(ctx, referral, "reward_canceled", reward=reward_view(ctx.session, referral),
@@ -602,18 +618,22 @@ def cancel_friend_reward(session: Session, referral: Referral, at: datetime) -> 
     if referral.friend_reward_code_id is None:
         return None
     try:
-        return catalog.cancel_redemption(session, referral.friend_reward_code_id, now=at)["status"]
+        canceled = catalog.cancel_redemption(session, referral.friend_reward_code_id, now=at)
     except Conflict as exc:  # used, expired, or held by a checkout
-        return exc.extra.get("code_status", "reserved")
+        status: str = exc.extra.get("code_status", "reserved")
+        return status
+    return str(canceled["status"])
 
 
-def cancel_reward(session: Session, referral: Referral, refund_id: str, occurred_at) -> None:
+def cancel_reward(
+    session: Session, referral: Referral, refund_id: str, occurred_at: datetime
+) -> None:
     """Undo a reward that has not matured: a pending entry cancels the pending points (both
     mature together to a net zero); points that a job already matured are clawed back, even
     if spent (the balance may go below zero)."""
     ledger.lock_member(session, referral.referrer_id)  # serialize with mature-points
     if referral.reward_entry_id is not None:
-        entry = session.get(LedgerEntry, referral.reward_entry_id, populate_existing=True)
+        entry = session.get_one(LedgerEntry, referral.reward_entry_id, populate_existing=True)
         pending = entry.state == PENDING
         ledger.post_entry(
             session,
@@ -635,7 +655,9 @@ def cancel_reward(session: Session, referral: Referral, refund_id: str, occurred
 # --- rewards that mature ----------------------------------------------------------------------
 
 
-def issue_due_reward_codes(session: Session, now: datetime, batch_size: int, progress=None) -> int:
+def issue_due_reward_codes(
+    session: Session, now: datetime, batch_size: int, progress: Progress | None = None
+) -> int:
     """Job `referral-rewards`: a referrer rewarded with a catalog reward gets its code when
     the return window has passed (points mature through the core's `mature-points`).
     Several machines may run it: each takes rows the others have not locked."""
@@ -686,7 +708,7 @@ def approve(session: Session, referral_id: int, note: str | None, actor: str) ->
         referral.status = CLAIMED
         _issue_friend_reward(session, settings, referral)
     else:
-        order = session.scalar(select(Order).where(Order.order_id == referral.order_id))
+        order = session.scalars(select(Order).where(Order.order_id == referral.order_id)).one()
         if net_spend(order) < settings.min_order_amount:
             raise Conflict(
                 f"Order {order.order_id!r} is below the program's minimum net spend now; "
@@ -730,7 +752,7 @@ effective_reward_state = case(
 )
 
 
-def _with_states(query):
+def _with_states(query: Select) -> Select:
     return query.add_columns(effective_status, effective_reward_state).outerjoin(
         LedgerEntry, LedgerEntry.id == Referral.reward_entry_id
     )
@@ -746,7 +768,7 @@ def reward_view(session: Session, referral: Referral, state: str | None = None) 
         return None
     if state is None:
         state = _states(session, referral)[1]
-    view = {"state": state, "matures_at": _iso(referral.reward_matures_at)}
+    view: dict[str, object] = {"state": state, "matures_at": _iso(referral.reward_matures_at)}
     if referral.reward_points is not None:
         view |= {"type": "points", "points": referral.reward_points}
     else:
@@ -767,18 +789,26 @@ def _mask(email: str | None) -> str | None:
     return f"{local[:1]}***@{domain}"
 
 
-def _view(session, referral: Referral, status: str, reward_state: str | None, *, admin=None):
+def _view(
+    session: Session,
+    referral: Referral,
+    status: str,
+    reward_state: str | None,
+    *,
+    admin: dict[int, str | None] | None = None,
+) -> dict:
     """A referral as its referrer sees it, or, given `admin` ({member id: customer id} of the
     referrers), as an admin does."""
-    view = {
+    friend = {
+        "email": referral.friend_email if admin else _mask(referral.friend_email),
+        "customer_id": referral.friend_customer_id if admin else None,
+    }
+    view: dict[str, object] = {
         "id": referral.id,
         "code": referral.code,
         "status": status,
         "source": referral.source,
-        "friend": {
-            "email": referral.friend_email if admin else _mask(referral.friend_email),
-            "customer_id": referral.friend_customer_id if admin else None,
-        },
+        "friend": friend,
         "order_id": referral.order_id,
         "converted_at": _iso(referral.converted_at),
         "reward": reward_view(session, referral, reward_state),
@@ -787,7 +817,7 @@ def _view(session, referral: Referral, status: str, reward_state: str | None, *,
     if admin is not None:
         view |= {
             "referrer_id": admin.get(referral.referrer_id),
-            "friend": {**view["friend"], "name": referral.friend_name},
+            "friend": {**friend, "name": referral.friend_name},
             "ip": referral.ip,
             "user_agent": referral.user_agent,
             "click_id": referral.click_id,
@@ -814,14 +844,13 @@ def get_referral(session: Session, referral_id: int) -> Referral:
     return referral
 
 
-def _customer_ids(session: Session, referrals) -> dict:
+def _customer_ids(session: Session, referrals: list[Referral]) -> dict[int, str | None]:
     ids = {r.referrer_id for r in referrals}
-    return dict(
-        session.execute(select(Member.id, Member.customer_id).where(Member.id.in_(ids))).all()
-    )
+    rows = session.execute(select(Member.id, Member.customer_id).where(Member.id.in_(ids)))
+    return {member_id: customer_id for member_id, customer_id in rows}
 
 
-def _page(session: Session, query, limit: int, cursor: str | None, *, admin: bool) -> dict:
+def _page(session: Session, query: Select, limit: int, cursor: str | None, *, admin: bool) -> dict:
     before = decode_cursor(cursor)
     if before is not None:
         query = query.where(Referral.id < before)
@@ -842,7 +871,9 @@ def list_referrals(session: Session, status: str | None, limit: int, cursor: str
     return _page(session, query, limit, cursor, admin=True)
 
 
-def member_stats(session: Session, member: Member, limit: int = 50, cursor=None) -> dict:
+def member_stats(
+    session: Session, member: Member, limit: int = 50, cursor: str | None = None
+) -> dict:
     """What a referrer sees: counts, points, and their referrals (friends' emails masked)."""
     clicks = session.scalar(
         select(func.count(ReferralClick.id)).where(ReferralClick.member_id == member.id)

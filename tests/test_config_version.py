@@ -183,7 +183,13 @@ def test_every_cached_table_moves_the_stamp(app, session):
     """Each table a cache watches has the triggers of migration 0014 (a later migration that
     rebuilds one on SQLite would drop them)."""
     tables = {model.__tablename__ for model in cache._WATCHED}
-    assert tables == {"program", "earning_rules", "api_keys", "webhook_endpoints"}
+    assert tables == {
+        "program",
+        "earning_rules",
+        "earning_rule_tiers",
+        "api_keys",
+        "webhook_endpoints",
+    }
     connection = session.connection()
     for table in sorted(tables):
         if connection.dialect.name == "postgresql":

@@ -224,3 +224,75 @@ def test_0012_gives_referral_addresses_one_spelling_on_sqlite(tmp_path):
 @pytest.mark.postgres
 def test_0012_gives_referral_addresses_one_spelling_on_postgresql(pg_template):
     _addresses_after_0012(clone_pg(pg_template, "addresses"), at_head=True)
+
+
+def _tier_ids_by_0018(url, *, at_head: bool):
+    """0018 moves each rule's tier names into earning_rule_tiers (by id, in the order given);
+    a rule left with none of its tiers is made inactive; downgrading writes the names, as they
+    are then, back into the rule's conditions."""
+    app = make_app(url)
+    t = "2026-01-01 00:00:00+00:00"
+    rules = {
+        "both": {"tiers": ["Rouge", "VIB", "Rouge"], "min_spend": 100},
+        "skus": {"skus": ["A"]},
+        "gone": {"tiers": ["Gone"]},
+        "some": {"tiers": ["Gone", "VIB"]},
+    }
+    with app.app_context():
+        (downgrade if at_head else upgrade)(revision="0017")
+        with db.engine.begin() as conn:
+            for name, threshold in (("VIB", 35_000), ("Rouge", 100_000)):
+                conn.execute(text(
+                    "INSERT INTO tiers (name, threshold, multiplier, perks, created_at)"
+                    " VALUES (:n, :h, 1, '[]', :t)"
+                ), {"n": name, "h": threshold, "t": t})  # fmt: skip
+            for name, conditions in rules.items():
+                conn.execute(text(
+                    "INSERT INTO earning_rules (name, \"trigger\", points, conditions, active,"
+                    " created_at, updated_at) VALUES (:n, 'order', 5, :c, true, :t, :t)"
+                ), {"n": name, "c": json.dumps(conditions), "t": t})  # fmt: skip
+        upgrade(revision="0018")
+
+        def read(conn):
+            rows = conn.execute(
+                text("SELECT name, conditions, active FROM earning_rules ORDER BY id")
+            ).all()
+            return {n: (json.loads(c) if isinstance(c, str) else c, bool(a)) for n, c, a in rows}
+
+        with db.engine.begin() as conn:
+            links = conn.execute(text(
+                "SELECT r.name, t.name, l.position FROM earning_rule_tiers l"
+                " JOIN earning_rules r ON r.id = l.rule_id JOIN tiers t ON t.id = l.tier_id"
+                " ORDER BY r.id, l.position"
+            )).all()  # fmt: skip
+            stored = read(conn)
+            conn.execute(text("UPDATE tiers SET name = 'Very Important' WHERE name = 'VIB'"))
+        assert [tuple(row) for row in links] == [
+            ("both", "Rouge", 0), ("both", "VIB", 1), ("some", "VIB", 0),
+        ]  # fmt: skip
+        assert stored == {
+            "both": ({"min_spend": 100}, True),
+            "skus": ({"skus": ["A"]}, True),
+            "gone": ({}, False),
+            "some": ({}, True),
+        }
+        downgrade(revision="0017")
+        with db.engine.connect() as conn:
+            restored = read(conn)
+        assert restored == {
+            "both": ({"tiers": ["Rouge", "Very Important"], "min_spend": 100}, True),
+            "skus": ({"skus": ["A"]}, True),
+            "gone": ({}, False),
+            "some": ({"tiers": ["Very Important"]}, True),
+        }
+        upgrade()
+        db.engine.dispose()
+
+
+def test_0018_keeps_earning_rule_tiers_by_id_on_sqlite(tmp_path):
+    _tier_ids_by_0018(f"sqlite:///{tmp_path / 'rule_tiers.sqlite3'}", at_head=False)
+
+
+@pytest.mark.postgres
+def test_0018_keeps_earning_rule_tiers_by_id_on_postgresql(pg_template):
+    _tier_ids_by_0018(clone_pg(pg_template, "rule_tiers"), at_head=True)

@@ -83,7 +83,7 @@ def limited_app(storage_uri: str, prefix: str = "loyalty-limits") -> Flask:
     app = Flask(__name__)
     app.config.update(RATELIMIT_STORAGE_URI=storage_uri, RATELIMIT_KEY_PREFIX=prefix)
     ratelimit.init_app(app)
-    from loyalty.errors import register_error_handlers
+    from loyalty.error_handlers import register_error_handlers
     from loyalty.transaction import discard
 
     register_error_handlers(app, rollback=discard)

@@ -1,13 +1,40 @@
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, CheckConstraint, Integer, Numeric, String
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    ForeignKey,
+    Integer,
+    Numeric,
+    SmallInteger,
+    String,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from loyalty.extensions import Base
+from loyalty.tiers.models import Tier
 from loyalty.types import JSONType, UTCDateTime, utcnow
 
 TRIGGERS = ("order", "signup", "first_order", "birthday")
+
+
+class EarningRuleTier(Base):
+    """A tier an earning rule is limited to (the API's `conditions.tiers`, there by name).
+
+    By id, so renaming a tier changes no rule; the foreign key keeps a tier a rule names from
+    being deleted under it. `position` keeps the order the tiers were given in."""
+
+    __tablename__ = "earning_rule_tiers"
+
+    rule_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("earning_rules.id", ondelete="CASCADE"), primary_key=True
+    )
+    tier_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("tiers.id"), primary_key=True, index=True
+    )
+    position: Mapped[int] = mapped_column(SmallInteger)
+    tier: Mapped[Tier] = relationship(lazy="joined")
 
 
 class EarningRule(Base):
@@ -28,10 +55,25 @@ class EarningRule(Base):
     trigger: Mapped[str] = mapped_column(String(16))
     multiplier: Mapped[Decimal | None] = mapped_column(Numeric(8, 4))
     points: Mapped[int | None] = mapped_column(BigInteger)
-    # {"skus": [...], "categories": [...], "tiers": [tier names], "min_spend": minor units}
+    # {"skus": [...], "categories": [...], "min_spend": minor units}; the tiers are `tier_links`
     conditions: Mapped[dict] = mapped_column(JSONType, default=dict)
     starts_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     ends_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    # The tiers the rule is limited to (none: every tier), in the order given.
+    tier_links: Mapped[list[EarningRuleTier]] = relationship(
+        order_by=EarningRuleTier.position,
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        lazy="selectin",
+    )
+
+    @property
+    def tier_ids(self) -> list[int]:
+        return [link.tier_id for link in self.tier_links]
+
+    @property
+    def tier_names(self) -> list[str]:
+        return [link.tier.name for link in self.tier_links]

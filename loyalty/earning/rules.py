@@ -4,33 +4,38 @@ Triggers and what they give:
 - `order` (and `first_order`, only on the member's first paid order): a `multiplier` applies to
   the eligible amount of the lines matching the rule's `skus`/`categories` (all lines when it
   names none). Points are multiplied, not added to the rate: a "2×" rule on a line earning 10
-  points makes it earn 20, i.e. a bonus of 10 = floor(amount × rate × tier multiplier × (2 − 1)).
-  Overlapping multiplier rules ADD their bonuses (2× and 3× on the same line earn
-  1 + 1 + 2 = 4× the base, not 6×). Fixed `points` rules give their points once per matching
-  order, and add up too.
+  points makes it earn 20, a bonus of 10. Overlapping multiplier rules ADD their bonuses (2×
+  and 3× on the same line earn 1 + 1 + 2 = 4× the base, not 6×). Fixed `points` rules give
+  their points once per matching order, and add up too.
 - `signup`: fixed points when a member enrolls. `birthday`: fixed points once per birthday year
   (`flask loyalty jobs birthdays`).
 Conditions on the order: `tiers` (the member's tier before the event), `min_spend` (the order's
 eligible amount, minor units); all given conditions must hold; `starts_at <= occurred_at <
 ends_at` and `active`. Each rule's bonus is its own ledger entry carrying its `rule_id`, rounded
-down on its own. Order bonuses go through `award_order_points`, so refunds reverse them with
-the order's base points, in proportion, using the numbers recorded when they were earned.
+down on its own (the arithmetic: loyalty/earning/points.py). Order bonuses are awarded with the
+order's base points (loyalty/earning/service.py), so refunds reverse them in proportion, using
+the numbers recorded when they were earned.
+
+A rule's tiers are kept by id (`EarningRuleTier`); the API names them, and this module turns
+names into ids on the way in and back on the way out.
 """
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, exists, insert, literal, or_, select, union_all, update
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.selectable import Subquery
 
 from loyalty import cache, ledger
 from loyalty.audit import record_change
 from loyalty.cursors import MAX_INT32_ROW_ID, decode_cursor, encode_cursor
-from loyalty.earning.models import EarningRule
+from loyalty.earning.models import EarningRule, EarningRuleTier
 from loyalty.errors import NotFound, ValidationFailed
-from loyalty.jobs import in_ranges, lock_members
+from loyalty.extensions import rowcount
+from loyalty.jobs import Progress, in_ranges, lock_members
 from loyalty.ledger import AVAILABLE, LedgerEntry
 from loyalty.members.models import Member
 from loyalty.orders.models import Order
@@ -47,6 +52,7 @@ BIRTHDAY_LOOKBACK_DAYS = 30
 FIXED_ONLY = ("signup", "birthday")
 
 cache.watch(EarningRule, "earning_rules")
+cache.watch(EarningRuleTier, "earning_rules")
 
 
 # --- configuration --------------------------------------------------------------------------
@@ -59,13 +65,19 @@ def rule_view(rule: EarningRule) -> dict:
         "trigger": rule.trigger,
         "multiplier": format(rule.multiplier.normalize(), "f") if rule.multiplier else None,
         "points": rule.points,
-        "conditions": dict(rule.conditions or {}),
+        "conditions": _conditions_view(rule),
         "starts_at": rule.starts_at,
         "ends_at": rule.ends_at,
         "active": rule.active,
         "created_at": rule.created_at,
         "updated_at": rule.updated_at,
     }
+
+
+def _conditions_view(rule: EarningRule) -> dict:
+    """The rule's `conditions` as the API shows them: its tiers by name."""
+    names = rule.tier_names
+    return {**(rule.conditions or {}), **({"tiers": names} if names else {})}
 
 
 def _snapshot(rule: EarningRule) -> dict:
@@ -75,8 +87,9 @@ def _snapshot(rule: EarningRule) -> dict:
     return view
 
 
-def _validate(session: Session, rule: dict) -> None:
-    """The whole rule as it would be (after a PATCH too): one clear 422 listing every problem."""
+def _validate(session: Session, rule: dict) -> list[Tier]:
+    """The whole rule as it would be (after a PATCH too): one clear 422 listing every problem.
+    Returns the tiers its `conditions.tiers` name, in the order named (each once)."""
     errors: dict[str, list[str]] = {}
     has_multiplier = rule.get("multiplier") is not None
     has_points = rule.get("points") is not None
@@ -91,17 +104,32 @@ def _validate(session: Session, rule: dict) -> None:
             errors["conditions"] = [
                 f"A {rule['trigger']} rule takes only a `tiers` condition, not {', '.join(extra)}."
             ]
-    tiers = conditions.get("tiers") or []
-    if tiers:
-        known = set(session.scalars(select(Tier.name).where(Tier.name.in_(tiers))))
-        unknown = [t for t in tiers if t not in known]
+    names = conditions.get("tiers") or []
+    tiers: list[Tier] = []
+    if names:
+        known = {t.name: t for t in session.scalars(select(Tier).where(Tier.name.in_(names)))}
+        unknown = [name for name in names if name not in known]
         if unknown:
             errors.setdefault("conditions", []).append(f"Unknown tiers: {', '.join(unknown)}.")
+        tiers = list({known[name].id: known[name] for name in names if name in known}.values())
     starts, ends = rule.get("starts_at"), rule.get("ends_at")
     if starts and ends and ends <= starts:
         errors["ends_at"] = ["Must be after starts_at."]
     if errors:
         raise ValidationFailed("This earning rule is not valid.", errors=errors)
+    return tiers
+
+
+def _set_conditions(rule: EarningRule, conditions: dict, tiers: list[Tier]) -> None:
+    """Store `conditions` without their tier names, and the tiers (resolved) as links."""
+    rule.conditions = {key: value for key, value in conditions.items() if key != "tiers"}
+    kept = {link.tier_id: link for link in rule.tier_links}
+    links = []
+    for position, tier in enumerate(tiers):
+        link = kept.get(tier.id) or EarningRuleTier(tier=tier)
+        link.position = position
+        links.append(link)
+    rule.tier_links = links
 
 
 def get_rule(session: Session, rule_id: int) -> EarningRule:
@@ -127,8 +155,9 @@ def list_rules(session: Session, limit: int, cursor: str | None) -> dict:
 
 def create_rule(session: Session, data: dict) -> EarningRule:
     data = {"conditions": {}, "active": True, **data}
-    _validate(session, data)
-    rule = EarningRule(**data)
+    tiers = _validate(session, data)
+    rule = EarningRule(**{key: value for key, value in data.items() if key != "conditions"})
+    _set_conditions(rule, data["conditions"], tiers)
     session.add(rule)
     session.flush()
     record_change(session, "earning_rule.create", "earning_rule", rule.id, None, _snapshot(rule))
@@ -142,14 +171,17 @@ def update_rule(session: Session, rule_id: int, changes: dict) -> EarningRule:
         "trigger": rule.trigger,
         "multiplier": rule.multiplier,
         "points": rule.points,
-        "conditions": rule.conditions,
+        "conditions": _conditions_view(rule),
         "starts_at": rule.starts_at,
         "ends_at": rule.ends_at,
         **changes,
     }
-    _validate(session, merged)
+    tiers = _validate(session, merged)
     for name, value in changes.items():
-        setattr(rule, name, value)
+        if name == "conditions":
+            _set_conditions(rule, value, tiers)
+        else:
+            setattr(rule, name, value)
     session.flush()
     record_change(session, "earning_rule.update", "earning_rule", rule.id, before, _snapshot(rule))
     return rule
@@ -162,17 +194,6 @@ def delete_rule(session: Session, rule_id: int) -> None:
     session.delete(rule)
     session.flush()
     record_change(session, "earning_rule.delete", "earning_rule", rule_id, before, None)
-
-
-def rules_using_tier(session: Session, tier_name: str) -> list[EarningRule]:
-    rules = session.scalars(select(EarningRule).order_by(EarningRule.id))
-    return [r for r in rules if tier_name in ((r.conditions or {}).get("tiers") or [])]
-
-
-def rename_tier_in_rules(session: Session, old: str, new: str) -> None:
-    for rule in rules_using_tier(session, old):
-        tiers = [new if t == old else t for t in rule.conditions["tiers"]]
-        rule.conditions = {**rule.conditions, "tiers": tiers}
 
 
 # --- which rules apply ----------------------------------------------------------------------
@@ -202,7 +223,8 @@ class Rule:
     trigger: str
     multiplier: Decimal | None
     points: int | None
-    conditions: dict
+    conditions: dict  # skus, categories, min_spend
+    tier_ids: frozenset[int]  # the tiers it is limited to; empty: every tier
     starts_at: datetime | None
     ends_at: datetime | None
 
@@ -220,7 +242,7 @@ def cached_rules(session: Session, triggers: tuple[str, ...], at: datetime) -> l
         )
         return tuple(
             Rule(r.id, r.name, r.trigger, r.multiplier, r.points, dict(r.conditions or {}),
-                 r.starts_at, r.ends_at)
+                 frozenset(r.tier_ids), r.starts_at, r.ends_at)
             for r in rows
         )  # fmt: skip
 
@@ -254,43 +276,28 @@ def is_first_paid_order(session: Session, order: Order) -> bool:
     )
 
 
-def order_bonuses(ctx, tier: Tier, rate: Decimal, points_for) -> None:
-    """Award every live order (and first-order) rule matching this paid order."""
-    from loyalty.earning.service import award_order_points
-
-    order = ctx.order
-    candidates = cached_rules(ctx.session, ("order", "first_order"), ctx.occurred_at)
+def order_rules(
+    session: Session, order: Order, tier_id: int, at: datetime
+) -> list[tuple[Rule, int]]:
+    """The live order (and, on a first paid order, first-order) rules this paid order meets,
+    each with the eligible amount of the lines it selects: the member's tier `tier_id` (the
+    tier before the event) is one it names, the order reaches its `min_spend`, and it selects
+    some money. In rule id order."""
+    candidates = cached_rules(session, ("order", "first_order"), at)
     if any(r.trigger == "first_order" for r in candidates) and not is_first_paid_order(
-        ctx.session, order
+        session, order
     ):
         candidates = [r for r in candidates if r.trigger != "first_order"]
-    tier_multiplier = Decimal(tier.multiplier)
-    applied = []
+    met = []
     for rule in candidates:
-        conditions = rule.conditions or {}
-        if conditions.get("tiers") and tier.name not in conditions["tiers"]:
+        if rule.tier_ids and tier_id not in rule.tier_ids:
             continue
-        if order.eligible_amount < (conditions.get("min_spend") or 0):
+        if order.eligible_amount < (rule.conditions.get("min_spend") or 0):
             continue
         amount = matching_amount(rule, order.lines)
-        if amount <= 0:
-            continue
-        detail = {"rule": rule.name, "trigger": rule.trigger, "matching_amount": amount}
-        if rule.multiplier is not None:
-            extra = Decimal(rule.multiplier) - 1
-            points = points_for(amount, order.currency, rate, tier_multiplier * extra)
-            detail |= {
-                "points_per_unit": str(rate.normalize()),
-                "tier_multiplier": str(tier_multiplier.normalize()),
-                "rule_multiplier": str(Decimal(rule.multiplier).normalize()),
-            }
-        else:
-            points = rule.points
-            detail["fixed_points"] = rule.points
-        if award_order_points(ctx, "bonus", points, detail, rule_id=rule.id) is not None:
-            applied.append({"rule_id": rule.id, "points": points, **detail})
-    if applied:
-        order.detail = {**(order.detail or {}), "bonuses": applied}
+        if amount > 0:
+            met.append((rule, amount))
+    return met
 
 
 # --- sign-up and birthday -------------------------------------------------------------------
@@ -299,10 +306,10 @@ def order_bonuses(ctx, tier: Tier, rate: Decimal, points_for) -> None:
 def signup_bonus(session: Session, member: Member) -> None:
     """`hooks.member_enrolled`: fixed points for each live sign-up rule, available at once."""
     for rule in cached_rules(session, ("signup",), member.enrolled_at):
-        if (rule.conditions or {}).get("tiers"):
-            tier = session.get(Tier, member.tier_id) if member.tier_id else None
-            if tier is None or tier.name not in rule.conditions["tiers"]:
-                continue
+        if rule.points is None:  # never: a sign-up rule gives fixed points (checked on write)
+            continue
+        if rule.tier_ids and member.tier_id not in rule.tier_ids:
+            continue
         ledger.post_entry(
             session,
             member.id,
@@ -316,11 +323,11 @@ def signup_bonus(session: Session, member: Member) -> None:
         )
 
 
-def _birthday_days(today, lookback: int):
+def _birthday_days(today: date, lookback: int) -> Subquery:
     """(MM-DD, birthday year) for each day of the look-back window, as literal rows.
 
     29 February birthdays are celebrated on 28 February in other years."""
-    rows = {}
+    rows: dict[str, str] = {}
     for back in range(lookback, -1, -1):
         day = today - timedelta(days=back)
         rows[day.strftime("%m-%d")] = str(day.year)
@@ -334,7 +341,9 @@ def _birthday_days(today, lookback: int):
     return union_all(*selects).subquery("birthdays")
 
 
-def award_birthdays(session: Session, now: datetime, batch_size: int, progress=None) -> int:
+def award_birthdays(
+    session: Session, now: datetime, batch_size: int, progress: Progress | None = None
+) -> int:
     """Birthday bonus once per member, rule and birthday year; set-based per range.
 
     Per range and rule: lock the members, add the points to the balances of those due, insert
@@ -355,9 +364,8 @@ def award_birthdays(session: Session, now: datetime, batch_size: int, progress=N
         )
         for rule in rules:
             members = [Member.id.between(low, high), Member.erased_at.is_(None)]
-            tiers = (rule.conditions or {}).get("tiers")
-            if tiers:
-                members.append(Member.tier_id.in_(select(Tier.id).where(Tier.name.in_(tiers))))
+            if rule.tier_links:
+                members.append(Member.tier_id.in_(rule.tier_ids))
             not_given = ~exists().where(
                 LedgerEntry.member_id == Member.id,
                 LedgerEntry.source_type == BIRTHDAY_SOURCE,
@@ -376,7 +384,7 @@ def award_birthdays(session: Session, now: datetime, batch_size: int, progress=N
                 execution_options={"synchronize_session": False},
             )
             detail = {"rule": rule.name, "trigger": "birthday"}
-            awarded += result.rowcount
+            awarded += rowcount(result)
             session.execute(
                 insert(LedgerEntry).from_select(
                     [

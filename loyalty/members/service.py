@@ -1,6 +1,8 @@
 """Members: enrolment, the member view, the activity feed, adjustments and erasure."""
 
 from collections.abc import Callable
+from datetime import datetime
+from typing import Any
 
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
@@ -43,7 +45,7 @@ def enroll(
     email: str | None,
     name: str | None = None,
     birthday: str | None = None,
-    enrolled_at=None,
+    enrolled_at: datetime | None = None,
 ) -> tuple[Member, bool]:
     """Enroll a member, or return the existing one. Safe against concurrent enrolments."""
     existing = find_member(session, customer_id)
@@ -67,7 +69,14 @@ def enroll(
     return member, True
 
 
-def _new_member(customer_id, email, name, birthday, enrolled_at, tier_id: int) -> Member:
+def _new_member(
+    customer_id: str,
+    email: str | None,
+    name: str | None,
+    birthday: str | None,
+    enrolled_at: datetime | None,
+    tier_id: int,
+) -> Member:
     """A new member as enrolment makes one: at the base tier, enrolled now unless told when."""
     return Member(
         customer_id=customer_id,
@@ -99,7 +108,7 @@ def enroll_many(session: Session, hooks: Hooks, people: list[dict]) -> list[Memb
     return members
 
 
-def enroll_from_api(session, hooks, data: dict) -> tuple[Member, bool]:
+def enroll_from_api(session: Session, hooks: Hooks, data: dict) -> tuple[Member, bool]:
     existing = find_member(session, data["id"])
     if existing is not None:
         if normalize_email(existing.email) != normalize_email(data["email"]):
@@ -151,7 +160,7 @@ class ViewQuery:
             self._built[parts] = built
         return built
 
-    def find(self, session: Session, hooks: Hooks, **params):
+    def find(self, session: Session, hooks: Hooks, **params: object) -> tuple[dict, Any] | None:
         """(view, row) of the member the parameters find, or None.
 
         Inside a transaction (an order event's, say) it reads through it, after its changes;
@@ -171,8 +180,9 @@ class ViewQuery:
         return view_from_row(session, hooks, row), row
 
 
-def view_from_row(session: Session, hooks: Hooks, row) -> dict:
-    """The member view (`MemberSchema`) from a row of a `ViewQuery`."""
+def view_from_row(session: Session, hooks: Hooks, row: Any) -> dict:
+    """The member view (`MemberSchema`) from a row of a `ViewQuery` (a named tuple of its
+    columns, as `FastStatement` reads them)."""
     view = {
         "id": row.customer_id,
         "email": row.email,
@@ -199,7 +209,10 @@ BY_CUSTOMER_ID = ViewQuery(lambda: [Member.customer_id == bindparam("customer_id
 
 def member_view(session: Session, hooks: Hooks, member: Member) -> dict:
     """The view of a member already loaded (e.g. by an order event), as stored now."""
-    return BY_ID.find(session, hooks, member_id=member.id)[0]
+    found = BY_ID.find(session, hooks, member_id=member.id)
+    if found is None:
+        raise LookupError(f"member {member.id} not found")
+    return found[0]
 
 
 def get_member_view(session: Session, hooks: Hooks, customer_id: str) -> dict:
@@ -259,7 +272,7 @@ def adjust(session: Session, member: Member, points: int, reason: str, actor: st
     return entry
 
 
-def _iso(moment) -> str | None:
+def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment is not None else None
 
 

@@ -34,7 +34,7 @@ def healthz():
     return jsonify(status="ok")
 
 
-def _head_revision() -> str:
+def _head_revision() -> str | None:
     migrate = current_app.extensions["migrate"]
     config = migrate.migrate.get_config(migrate.directory)
     return ScriptDirectory.from_config(config).get_current_head()

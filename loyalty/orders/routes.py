@@ -1,4 +1,4 @@
-from flask import current_app, request
+from flask import Response, current_app, request
 from flask.views import MethodView
 
 from loyalty.auth import require
@@ -17,7 +17,7 @@ class Events(MethodView):
     @require("storefront", config_checked_by_view=True, rerun_on_transient=True)
     @blp.arguments(EventSchema())  # one instance: building it per request costs ~1 ms
     @blp.response(200, EventResultSchema)
-    def post(self, data):
+    def post(self, data: dict) -> Response:
         """Apply an order event exactly once; a repeat gets the same answer."""
         digest = service.body_hash(request.get_json())
         session = db.session()  # the request's session itself: no proxy lookup per use

@@ -30,7 +30,7 @@ class LineSchema(StrictSchema):
     gift_card = StrictBoolean(load_default=False)
 
     @validates_schema
-    def _discount_within_line(self, data, **_kwargs):
+    def _discount_within_line(self, data: dict, **_kwargs: object) -> None:
         total = data["quantity"] * data["unit_price"]
         limit = current_app.config["MAX_ORDER_AMOUNT"]
         if total > limit:
@@ -56,7 +56,7 @@ class OrderSchema(StrictSchema):
     ip = IPAddress(allow_none=True, load_default=None)
 
     @validates_schema
-    def _total_within_limit(self, data, **_kwargs):
+    def _total_within_limit(self, data: dict, **_kwargs: object) -> None:
         lines = data.get("lines") or []
         total = sum(line["quantity"] * line["unit_price"] - line["discount"] for line in lines)
         total += data["shipping"] + data["tax"]
@@ -80,7 +80,7 @@ class RefundSchema(StrictSchema):
     lines = fields.List(fields.Nested(RefundLineSchema), validate=validate.Length(1, 500))
 
     @validates_schema
-    def _amount_or_lines(self, data, **_kwargs):
+    def _amount_or_lines(self, data: dict, **_kwargs: object) -> None:
         if ("amount" in data) == ("lines" in data):
             raise ValidationError("Give either `amount` or `lines`.", "amount")
 
@@ -93,7 +93,7 @@ class EventSchema(StrictSchema):
     refund = fields.Nested(RefundSchema)
 
     @validates_schema
-    def _by_type(self, data, **_kwargs):
+    def _by_type(self, data: dict, **_kwargs: object) -> None:
         if data["occurred_at"] > utcnow() + MAX_FUTURE:
             raise ValidationError("More than 5 minutes in the future.", "occurred_at")
         if data["type"] == "order.paid" and "lines" not in data["order"]:

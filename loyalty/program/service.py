@@ -1,3 +1,4 @@
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -8,6 +9,7 @@ from sqlalchemy.orm import Session
 from loyalty import cache
 from loyalty.audit import record_change
 from loyalty.errors import Conflict, CurrencyMismatch
+from loyalty.hooks import Hooks
 from loyalty.orders.models import Order
 from loyalty.program.models import PROGRAM_ID, Program
 from loyalty.program.schemas import ProgramSchema
@@ -73,14 +75,14 @@ def check_currency(program: Program | ProgramSettings, currency: str) -> None:
         )
 
 
-def money_in_currency(session: Session, hooks) -> bool:
+def money_in_currency(session: Session, hooks: Hooks) -> bool:
     """Orders, or any domain's money (gift cards...), already recorded in the program currency."""
     if session.scalar(select(exists().where(Order.id.is_not(None)))):
         return True
     return any(check(session) for check in hooks.money_in_currency)
 
 
-def update_program(session: Session, changes: dict, has_activity) -> Program:
+def update_program(session: Session, changes: dict, has_activity: Callable[[], bool]) -> Program:
     """Change the program's settings (audited as the API shows them)."""
     before = ProgramSchema().dump(get_program(session))
     program = get_program(session, for_update=True)

@@ -23,13 +23,13 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable
-from typing import NamedTuple
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
 
 from flask import Flask, current_app, request
 from limits import RateLimitItem, parse_many
 from limits.errors import StorageError
-from limits.storage import storage_from_string
+from limits.storage import Storage, storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
 from loyalty.config import rate_limit_settings
@@ -43,7 +43,12 @@ log = logging.getLogger(__name__)
 class Counters:
     """The app's storage, and what stands in for it while it fails (or when there is none)."""
 
-    def __init__(self, config, remote=None, clock=time.time):
+    def __init__(
+        self,
+        config: Mapping[str, Any],
+        remote: Storage | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.config = config
         self.remote = MovingWindowRateLimiter(remote) if remote is not None else None
         self.process = MovingWindowRateLimiter(storage.ProcessStorage(clock))
@@ -163,6 +168,8 @@ class RateLimiter:
                     return Window(False, item, 0, start + expiry)
                 if first is None:
                     first = Window(True, item, max(0, item.amount - count), start + expiry)
+            if first is None:  # never: a limit has at least one rate
+                raise ValueError(f"no rate in the {self.scope!r} limit")
             return first
 
         return self.counters.run(self.shared, acquire)
@@ -179,7 +186,7 @@ def _parsed(limits: str) -> list[RateLimitItem]:
 
 def init_app(app: Flask) -> None:
     config = app.config
-    for name, default in rate_limit_settings({"REDIS_URL": config.get("REDIS_URL")}).items():
+    for name, default in rate_limit_settings({"REDIS_URL": config.get("REDIS_URL") or ""}).items():
         config.setdefault(name, default)  # an app not made by create_app (tests)
     uri = config["RATELIMIT_STORAGE_URI"]
     remote = None
@@ -192,7 +199,10 @@ def init_app(app: Flask) -> None:
                 "socket_connect_timeout": timeout,
                 "socket_timeout": timeout,
             }
-        remote = storage_from_string(uri, wrap_exceptions=True, **options)
+        found = storage_from_string(uri, wrap_exceptions=True, **options)
+        if not isinstance(found, Storage):
+            raise ValueError(f"{uri!r} is an asyncio storage; rate limits need a blocking one")
+        remote = found
     app.extensions["loyalty.ratelimit"] = Counters(config, remote)
 
 

@@ -7,13 +7,14 @@ limiter runs on them exactly as on `limits`' Redis storage.
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 
 from flask import has_request_context
 from limits.storage import MovingWindowSupport, Storage
 from sqlalchemy import delete, func, insert, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from loyalty.extensions import db
+from loyalty.extensions import db, rowcount
 from loyalty.ratelimit.models import RateLimitEntry
 from loyalty.transaction import keep_if_refused
 
@@ -44,7 +45,7 @@ class ProcessStorage(MovingWindowsOnly):
 
     base_exceptions = ()
 
-    def __init__(self, clock=time.time):
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
         super().__init__()
         self._clock = clock
         self._lock = threading.Lock()
@@ -108,6 +109,8 @@ def acquire_window(storage: Storage, key: str, limit: int, expiry: int):
     """One hit, if the window has room, and the window afterwards: (acquired, start, hits)."""
     if isinstance(storage, ProcessStorage):
         return storage.acquire_window(key, limit, expiry)
+    if not isinstance(storage, MovingWindowSupport):
+        raise TypeError(f"{type(storage).__name__} keeps no moving windows")
     acquired = storage.acquire_entry(key, limit, expiry)
     return (acquired, *storage.get_moving_window(key, limit, expiry))
 
@@ -160,7 +163,7 @@ class DatabaseStorage(MovingWindowsOnly):
     def get_moving_window(self, key: str, limit: int, expiry: int) -> tuple[float, int]:
         now = self._clock()
         count, oldest = self._window(key, limit, now)
-        if not count:
+        if not count or oldest is None:
             return now, 0
         return oldest - expiry, count
 
@@ -175,9 +178,9 @@ class DatabaseStorage(MovingWindowsOnly):
         db.session.execute(delete(RateLimitEntry).where(RateLimitEntry.key == key))
 
     def reset(self) -> int | None:
-        return db.session.execute(delete(RateLimitEntry)).rowcount
+        return rowcount(db.session.execute(delete(RateLimitEntry)))
 
 
 def purge_expired(session, now: float) -> int:
     """Forget hits that no longer count."""
-    return session.execute(delete(RateLimitEntry).where(RateLimitEntry.expires_at <= now)).rowcount
+    return rowcount(session.execute(delete(RateLimitEntry).where(RateLimitEntry.expires_at <= now)))

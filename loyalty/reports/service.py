@@ -13,9 +13,11 @@ import io
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    ColumnExpressionArgument,
     Integer,
     String,
     and_,
@@ -28,6 +30,8 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.selectable import Select, Subquery
 
 from loyalty.members.models import Member
 from loyalty.orders.models import Order
@@ -54,7 +58,11 @@ PAID = Order.status == "paid"
 CUSTOMER = func.coalesce(Order.customer_id, literal("erased:") + cast(Order.member_id, String))
 
 
-def _decimal(numerator, denominator, scale=1) -> str | None:
+# A count or sum as the database returns it: an int, or a Decimal (PostgreSQL's numeric sums).
+Number = int | Decimal
+
+
+def _decimal(numerator: Number, denominator: Number | None, scale: int = 1) -> str | None:
     """`numerator / denominator × scale` as a decimal string with two places; None for 0/0."""
     if not denominator:
         return None
@@ -62,20 +70,22 @@ def _decimal(numerator, denominator, scale=1) -> str | None:
     return str(value.quantize(_CENT, rounding=ROUND_HALF_UP))
 
 
-def _whole(numerator, denominator) -> int | None:
+def _whole(numerator: Number, denominator: Number | None) -> int | None:
     if not denominator:
         return None
     return int((Decimal(numerator) / Decimal(denominator)).quantize(0, rounding=ROUND_HALF_UP))
 
 
-def _epoch(session: Session, column):
+def _epoch(session: Session, column: ColumnExpressionArgument[datetime]) -> ColumnElement[Any]:
     """Seconds since 1970 of a UTC datetime column, in SQL, on either database."""
     if session.get_bind().dialect.name == "sqlite":
         return (func.julianday(column) - 2440587.5) * 86400.0
     return extract("epoch", column)
 
 
-def _month_index(session: Session, column):
+def _month_index(
+    session: Session, column: ColumnExpressionArgument[datetime]
+) -> ColumnElement[int]:
     """year × 12 + month − 1 of a UTC datetime column (consecutive months differ by one)."""
     if session.get_bind().dialect.name == "postgresql":
         column = func.timezone("UTC", column)  # extract() reads timestamptz in the session zone
@@ -98,7 +108,9 @@ def retention(session: Session, start: datetime, end: datetime) -> dict:
     }
 
 
-def _retention_block(session: Session, start: datetime, end: datetime, scope) -> dict:
+def _retention_block(
+    session: Session, start: datetime, end: datetime, scope: ColumnElement[bool] | None
+) -> dict:
     in_period = Order.occurred_at >= start
     epoch = _epoch(session, Order.occurred_at)
     # One row per customer: their orders up to `end` (first ever, in the period, lifetime value).
@@ -120,10 +132,10 @@ def _retention_block(session: Session, start: datetime, end: datetime, scope) ->
     active = c.c.orders > 0
     repeat = c.c.orders >= 2
 
-    def count_if(condition):
+    def count_if(condition: ColumnElement[bool]) -> ColumnElement[int]:
         return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
 
-    def sum_if(condition, value):
+    def sum_if(condition: ColumnElement[bool], value: ColumnElement[int]) -> ColumnElement[int]:
         return func.coalesce(func.sum(case((condition, value), else_=0)), 0)
 
     row = session.execute(
@@ -179,7 +191,7 @@ def cohorts(session: Session, by: str, sources: dict[str, Callable]) -> dict:
         .subquery()
     )
     if by == "first_order_month":
-        cohort = per_customer.c.first_month
+        cohort: ColumnElement[Any] = per_customer.c.first_month
         customers = select(per_customer, cohort.label("cohort")).subquery()
     else:
         labels = sources[by]().subquery()
@@ -224,7 +236,7 @@ def cohorts(session: Session, by: str, sources: dict[str, Callable]) -> dict:
         retention.setdefault(count.cohort, {})[int(count.k)] = int(count.customers)
     items = []
     for row in rows:
-        span = int(last_month) - int(row.first_month) + 1
+        span = int(last_month or 0) - int(row.first_month) + 1  # orders: a last month
         by_month = retention.get(row.cohort, {})
         items.append(
             {
@@ -241,7 +253,7 @@ def cohorts(session: Session, by: str, sources: dict[str, Callable]) -> dict:
     return {"by": by, "currency": get_program(session).currency, "items": items}
 
 
-def _month_label(index) -> str:
+def _month_label(index: Number) -> str:
     year, month = divmod(int(index), 12)
     return f"{year:04d}-{month + 1:02d}"
 
@@ -261,7 +273,7 @@ def segment_thresholds(
 ) -> dict:
     """The thresholds as given, with the high-value and low-AOV ones computed when not."""
     buyers = _buyers(as_of)
-    buyer_count = session.scalar(select(func.count()).select_from(buyers))
+    buyer_count = session.scalar(select(func.count()).select_from(buyers)) or 0
     top = None
     if high_value_min is None:
         top = high_value_top if high_value_top is not None else DEFAULT_HIGH_VALUE_TOP
@@ -284,9 +296,8 @@ def segments(
     """Every live member in exactly one RFM segment (see SEGMENTS), with counts and ids."""
     stats = _member_stats(as_of).subquery()
     labelled = _segmented(stats, thresholds, as_of).subquery()
-    counts = dict(
-        session.execute(select(labelled.c.segment, func.count()).group_by(labelled.c.segment)).all()
-    )
+    counted = session.execute(select(labelled.c.segment, func.count()).group_by(labelled.c.segment))
+    counts: dict[str, int] = {segment: count for segment, count in counted}
     rank = func.row_number().over(partition_by=labelled.c.segment, order_by=labelled.c.customer_id)
     ranked = select(labelled.c.segment, labelled.c.customer_id, rank.label("rank")).subquery()
     listed: dict = {}
@@ -339,7 +350,7 @@ def segment_rows(session: Session, *, as_of: datetime, thresholds: dict) -> Iter
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
-def csv_cell(value):
+def csv_cell(value: object) -> object:
     """A value as a CSV cell no spreadsheet takes for a formula (None: empty)."""
     if value is None:
         return ""
@@ -361,7 +372,7 @@ def segments_csv(rows: Iterator[tuple]) -> Iterator[str]:
     yield buffer.getvalue()
 
 
-def _member_stats(as_of: datetime):
+def _member_stats(as_of: datetime) -> Select:
     """Live members enrolled by `as_of`: last paid order, paid orders, net spend (0 without)."""
     orders = (
         select(
@@ -390,12 +401,14 @@ def _member_stats(as_of: datetime):
     )
 
 
-def _buyers(as_of: datetime):
+def _buyers(as_of: datetime) -> Subquery:
     stats = _member_stats(as_of).subquery()
     return select(stats).where(stats.c.frequency > 0).subquery()
 
 
-def _high_value_threshold(session: Session, buyers, buyer_count: int, top: Decimal) -> int | None:
+def _high_value_threshold(
+    session: Session, buyers: Subquery, buyer_count: int, top: Decimal
+) -> int | None:
     """The net spend of the buyer ranked ⌊top × buyers⌋ (at least 1st) from the top: buyers at
     or above it are high value, ties included."""
     if not buyer_count:
@@ -406,7 +419,7 @@ def _high_value_threshold(session: Session, buyers, buyer_count: int, top: Decim
     )
 
 
-def _median_aov(session: Session, buyers, buyer_count: int) -> int | None:
+def _median_aov(session: Session, buyers: Subquery, buyer_count: int) -> int | None:
     """The lower median of buyers' average order values, in whole minor units (floored)."""
     if not buyer_count:
         return None
@@ -416,8 +429,10 @@ def _median_aov(session: Session, buyers, buyer_count: int) -> int | None:
     return None if median is None else int(median)
 
 
-def _segmented(stats, thresholds: dict, as_of: datetime):
+def _segmented(stats: Subquery, thresholds: dict, as_of: datetime) -> Select:
     active = stats.c.last_at > as_of - timedelta(days=thresholds["active_days"])
+    high_value: ColumnElement[bool]
+    low_aov: ColumnElement[bool]
     if thresholds["high_value_min"] is None:
         high_value = literal(False)
     else:

@@ -13,8 +13,10 @@ one, and is what the order events, the period close and the preview all evaluate
 is materialized on `members.tier_id`, so reading a member's tier is one primary-key lookup.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
@@ -39,16 +41,24 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
+from sqlalchemy.sql.dml import ReturningInsert, ReturningUpdate
+from sqlalchemy.sql.elements import BindParameter, ColumnClause, ColumnElement
+from sqlalchemy.sql.selectable import Subquery
 
 from loyalty import webhooks
 from loyalty.audit import record_change
+from loyalty.earning.models import EarningRuleTier
 from loyalty.errors import Conflict, NotFound, ValidationFailed
 from loyalty.fastsql import fast
-from loyalty.jobs import in_ranges, lock_members
+from loyalty.jobs import Progress, in_ranges, lock_members
 from loyalty.members.models import Member
 from loyalty.program.models import Program
+from loyalty.program.service import ProgramSettings
 from loyalty.tiers.models import Tier, TierChange, TierSpend
 from loyalty.types import MAX_RUNNING_TOTAL, UTCDateTime, utcnow
+
+if TYPE_CHECKING:  # the order flow imports this module (members enrol at the base tier)
+    from loyalty.orders.service import OrderEventContext
 
 ROLLING_DAYS = 365
 
@@ -90,7 +100,7 @@ def current_tier(session: Session, member: Member) -> Tier:
 # --- qualifying periods ---------------------------------------------------------------------
 
 
-def period_for(program: Program, member: Member, at: datetime) -> Period:
+def period_for(program: Program | ProgramSettings, member: Member, at: datetime) -> Period:
     """The qualifying period containing `at`: a calendar year in the program's timezone, or
     (rolling_365) the member's 365-day membership year counted from their enrolment."""
     if program.qualifying_period == "rolling_365":
@@ -148,7 +158,7 @@ def add_spend(
 _SPEND_STATEMENTS: dict = {}  # (dialect, rise) -> the statement, built once with parameters
 
 
-def _spend_statement(dialect: str, rise: bool):
+def _spend_statement(dialect: str, rise: bool) -> ReturningUpdate | ReturningInsert:
     table = TierSpend.__table__
     member_id = bindparam("spender_id", type_=BigInteger())
     starts = bindparam("period_starts_at", type_=UTCDateTime())
@@ -156,6 +166,9 @@ def _spend_statement(dialect: str, rise: bool):
     at = bindparam("now", type_=UTCDateTime())
     # This row after the change, if it is live at `now` (named by hand: SQLAlchemy does not
     # correlate a RETURNING clause's subqueries with the statement's table) ...
+    starts_at: ColumnClause[Any]
+    keeps_until: ColumnClause[Any]
+    spend: ColumnClause[Any]
     starts_at, keeps_until, spend = (
         literal_column(f"{table.name}.{name}") for name in ("starts_at", "keeps_until", "spend")
     )
@@ -208,7 +221,7 @@ def _spend_statement(dialect: str, rise: bool):
 # --- the formula, as SQL --------------------------------------------------------------------
 
 
-def tier_bands(exclude_tier_id: int | None = None):
+def tier_bands(exclude_tier_id: int | None = None) -> Subquery:
     """Tiers as spend bands [low, high): the tier for a spend is the band containing it."""
     where = [Tier.id != exclude_tier_id] if exclude_tier_id is not None else []
     return (
@@ -223,7 +236,7 @@ def tier_bands(exclude_tier_id: int | None = None):
     )
 
 
-def proposed_bands(proposed: list[dict]):
+def proposed_bands(proposed: list[dict]) -> Subquery:
     """The same bands for a proposed tier list (the preview), as literal rows."""
     ordered = sorted(proposed, key=lambda t: t["threshold"])
     rows = []
@@ -239,7 +252,7 @@ def proposed_bands(proposed: list[dict]):
     return union_all(*rows).subquery("bands")
 
 
-def live_spend(now: datetime, *conditions):
+def live_spend(now: datetime, *conditions: ColumnElement[bool]) -> Subquery:
     """Per member, the largest spend among rows still counting toward the tier at `now`."""
     at = literal(now, UTCDateTime())
     return (
@@ -250,7 +263,9 @@ def live_spend(now: datetime, *conditions):
     )
 
 
-def _member_filters(low=None, high=None, member_id=None):
+def _member_filters(
+    low: int | None = None, high: int | None = None, member_id: int | None = None
+) -> tuple[list[ColumnElement[bool]], list[ColumnElement[bool]]]:
     """(conditions on members, the same on tier_spend) for one member or an id range."""
     if member_id is not None:
         return [Member.id == member_id], [TierSpend.member_id == member_id]
@@ -259,7 +274,12 @@ def _member_filters(low=None, high=None, member_id=None):
     return [], []
 
 
-def tier_targets(now: datetime, bands, member_conditions, spend_conditions):
+def tier_targets(
+    now: datetime,
+    bands: Subquery,
+    member_conditions: list[ColumnElement[bool]],
+    spend_conditions: list[ColumnElement[bool]],
+) -> Subquery:
     """Per member: the materialized tier and the tier the formula gives at `now`."""
     live = live_spend(now, *spend_conditions)
     spend = func.coalesce(live.c.spend, 0)
@@ -381,7 +401,7 @@ def _change_tier(
 ) -> TierChange:
     """Record and apply one member's move to tier `to_id` (the caller holds the row lock)."""
     old = session.get(Tier, member.tier_id) if member.tier_id is not None else None
-    new = session.get(Tier, to_id)
+    new = session.get_one(Tier, to_id)
     change = TierChange(
         member_id=member.id,
         from_tier_id=member.tier_id,
@@ -415,7 +435,7 @@ def tier_change_event(change: TierChange, customer_id: str | None) -> dict:
     }
 
 
-def _emit_tier_changes(session: Session, change_ids: list[int]) -> None:
+def _emit_tier_changes(session: Session, change_ids: Sequence[int]) -> None:
     """`tier.changed` for changes recorded set-based: one read, one batch of messages."""
     if not change_ids:
         return
@@ -461,7 +481,7 @@ class TierQualification:
     formula); a change of tier adds its record. The order's `detail` is left to the event's
     final flush, so it joins whatever else the event writes to the order row."""
 
-    def paid(self, ctx) -> None:
+    def paid(self, ctx: "OrderEventContext") -> None:
         member, order = ctx.member, ctx.order
         if member is None or order.eligible_amount == 0:
             return
@@ -476,12 +496,12 @@ class TierQualification:
                 "amount": order.eligible_amount,
             },
         }
-        self._apply(ctx, period, order.eligible_amount, "order", order.order_id)
+        self._apply(ctx, member, period, order.eligible_amount, "order", order.order_id)
 
-    def refunded(self, ctx) -> None:
+    def refunded(self, ctx: "OrderEventContext") -> None:
         member, order = ctx.member, ctx.order
         counted = (order.detail or {}).get("qualifying")
-        if member is None or not counted or ctx.refund_amount == 0:
+        if member is None or not counted or ctx.refund is None or ctx.refund_amount == 0:
             return
         period = Period(
             datetime.fromisoformat(counted["period_starts_at"]),
@@ -489,14 +509,20 @@ class TierQualification:
             datetime.fromisoformat(counted["keeps_until"]),
         )
         source_id = f"{order.order_id}/{ctx.refund.refund_id}"
-        self._apply(ctx, period, -ctx.refund_amount, "refund", source_id)
+        self._apply(ctx, member, period, -ctx.refund_amount, "refund", source_id)
 
     @staticmethod
-    def _apply(ctx, period: Period, delta: int, reason: str, source_id: str) -> None:
+    def _apply(
+        ctx: "OrderEventContext",
+        member: Member,
+        period: Period,
+        delta: int,
+        reason: str,
+        source_id: str,
+    ) -> None:
         # The tier is the member's tier *now* (the same clock as the period close): a
         # back-filled event lands in its own period's spend, which counts if still live.
         now = utcnow()
-        member = ctx.member
         result = add_spend(ctx.session, member.id, period, delta, now)
         if result is None:  # no spend row to lower: re-evaluate the member on its own
             change = refresh_member_tier(ctx.session, member, now, reason, source_id)
@@ -521,7 +547,7 @@ class TierQualification:
 # --- the member view ------------------------------------------------------------------------
 
 
-def with_standing(query: Select, now) -> Select:
+def with_standing(query: Select, now: datetime | BindParameter[datetime]) -> Select:
     """`query` (a select from members) plus the member's standing at `now`, as columns named
     `standing_*` (read them with `standing_view`): no extra round trip.
 
@@ -567,7 +593,7 @@ def with_standing(query: Select, now) -> Select:
     )
 
 
-def standing_view(row) -> dict:
+def standing_view(row: Any) -> dict:
     """The member view's `tier`, `qualifying_spend` and `next_tier`, from `with_standing`."""
     spend = int(row.standing_spend)
     ends_at = row.standing_ends_at
@@ -616,7 +642,9 @@ def _lock_configuration(session: Session) -> None:
     session.execute(select(Tier.id).where(Tier.threshold == 0).with_for_update())
 
 
-def _check_unique(session: Session, name: str | None, threshold: int | None, tier_id=None):
+def _check_unique(
+    session: Session, name: str | None, threshold: int | None, tier_id: int | None = None
+) -> None:
     others = select(Tier).where(Tier.id != tier_id) if tier_id is not None else select(Tier)
     if name is not None:
         clash = session.scalars(others.where(func.lower(Tier.name) == name.lower())).first()
@@ -674,10 +702,7 @@ def update_tier(session: Session, tier_id: int, changes: dict) -> Tier:
             field="threshold",
         )
     _check_unique(session, changes.get("name"), changes.get("threshold"), tier_id=tier.id)
-    if "name" in changes and changes["name"] != tier.name:
-        from loyalty.earning.rules import rename_tier_in_rules
-
-        rename_tier_in_rules(session, tier.name, changes["name"])
+    # Earning rules name their tiers by id: a rename changes none of them.
     for name, value in changes.items():
         setattr(tier, name, value)
     _flush_tier(session)
@@ -693,14 +718,18 @@ def delete_tier(session: Session, tier_id: int) -> None:
     tier = get_tier(session, tier_id, lock=True)
     if tier.threshold == 0:
         raise Conflict("The base tier (threshold 0) can't be deleted.")
-    from loyalty.earning.rules import rules_using_tier
-
-    using = rules_using_tier(session, tier.name)
+    using = list(
+        session.scalars(
+            select(EarningRuleTier.rule_id)
+            .where(EarningRuleTier.tier_id == tier.id)
+            .order_by(EarningRuleTier.rule_id)
+        )
+    )
     if using:
         raise Conflict(
-            f"Earning rules {', '.join(str(r.id) for r in using)} use tier {tier.name!r}; "
-            "change them first.",
-            rule_ids=[r.id for r in using],
+            f"Earning rules {', '.join(str(rule_id) for rule_id in using)} use tier "
+            f"{tier.name!r}; change them first.",
+            rule_ids=using,
         )
     before = tier_snapshot(tier)
     # Everyone holding it moves to the tier the remaining list gives them, then it goes.
@@ -761,7 +790,9 @@ def preview(session: Session, proposed: list[dict], now: datetime | None = None)
 # --- the period close -----------------------------------------------------------------------
 
 
-def close_period(session: Session, now: datetime, batch_size: int, progress=None) -> int:
+def close_period(
+    session: Session, now: datetime, batch_size: int, progress: Progress | None = None
+) -> int:
     """Set retained tiers and downgrade those who did not requalify, as of `now`.
 
     The formula depends only on `now` and the spend rows, so running it once, twice or a week

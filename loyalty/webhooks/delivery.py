@@ -25,13 +25,16 @@ import json
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import bindparam, delete, exists, or_, select, update
+from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 
+from loyalty.extensions import rowcount
 from loyalty.sealing import WEBHOOK_SECRET, Sealer, Unsealable
 from loyalty.webhooks.models import WebhookDelivery, WebhookEndpoint, WebhookMessage
 from loyalty.webhooks.service import SECRET_PREFIX, iso
@@ -154,7 +157,7 @@ class Settings:
         return timedelta(seconds=self.batch * self.timeout + 60)
 
 
-def _claim(session: Session, now: datetime, settings: Settings) -> list:
+def _claim(session: Session, now: datetime, settings: Settings) -> Sequence[Row]:
     """Take up to a batch of due deliveries for this worker (committed by the caller)."""
     due = (
         select(WebhookDelivery.id)
@@ -272,14 +275,18 @@ def purge_webhooks(session: Session, now: datetime, batch_size: int, progress=No
     before = now - timedelta(days=days)
     old = select(WebhookMessage.id).where(WebhookMessage.created_at < before)
     done = or_(WebhookDelivery.delivered_at.is_not(None), WebhookDelivery.gave_up_at.is_not(None))
-    removed = session.execute(
-        delete(WebhookDelivery).where(WebhookDelivery.message_id.in_(old), done),
-        execution_options={"synchronize_session": False},
-    ).rowcount
+    removed = rowcount(
+        session.execute(
+            delete(WebhookDelivery).where(WebhookDelivery.message_id.in_(old), done),
+            execution_options={"synchronize_session": False},
+        )
+    )
     left = select(WebhookDelivery.id).where(WebhookDelivery.message_id == WebhookMessage.id)
-    removed += session.execute(
-        delete(WebhookMessage).where(WebhookMessage.created_at < before, ~exists(left)),
-        execution_options={"synchronize_session": False},
-    ).rowcount
+    removed += rowcount(
+        session.execute(
+            delete(WebhookMessage).where(WebhookMessage.created_at < before, ~exists(left)),
+            execution_options={"synchronize_session": False},
+        )
+    )
     session.commit()
     return removed

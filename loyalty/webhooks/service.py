@@ -9,13 +9,28 @@ an endpoint is in force in every worker as soon as its request has answered.
 
 import base64
 import secrets
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import BigInteger, Interval, Select, String, cast, func, insert, literal, select
+from sqlalchemy import (
+    BigInteger,
+    ColumnExpressionArgument,
+    Interval,
+    Select,
+    String,
+    cast,
+    func,
+    insert,
+    literal,
+    select,
+)
 from sqlalchemy import delete as sql_delete
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
 from loyalty import cache
 from loyalty.audit import record_change, snapshot
@@ -72,7 +87,9 @@ def subscribed(session: Session, event_type: str) -> tuple[int, ...]:
 # --- writing the outbox -----------------------------------------------------------------------
 
 
-def _add_deliveries(session, message_ids, endpoint_ids, due_at: datetime) -> None:
+def _add_deliveries(
+    session: Session, message_ids: list[int], endpoint_ids: tuple[int, ...], due_at: datetime
+) -> None:
     session.execute(
         insert(_DELIVERIES),
         [
@@ -83,14 +100,18 @@ def _add_deliveries(session, message_ids, endpoint_ids, due_at: datetime) -> Non
     )
 
 
-def emit(session: Session, event_type: str, data: dict, *, at: datetime | None = None):
+def emit(
+    session: Session, event_type: str, data: dict, *, at: datetime | None = None
+) -> int | None:
     """Report an event: a message and its deliveries, in the caller's transaction. No SQL
     when no endpoint subscribes to `event_type`. Returns the message id (None: nobody)."""
-    [message_id] = emit_many(session, event_type, [data], at=at) or [None]
-    return message_id
+    message_ids = emit_many(session, event_type, [data], at=at)
+    return message_ids[0] if message_ids else None
 
 
-def emit_many(session: Session, event_type: str, items: list[dict], *, at=None) -> list[int]:
+def emit_many(
+    session: Session, event_type: str, items: list[dict], *, at: datetime | None = None
+) -> list[int]:
     """`emit` for many events of one type: two statements whatever their number."""
     assert event_type in EVENT_TYPES, event_type
     endpoint_ids = subscribed(session, event_type)
@@ -107,7 +128,7 @@ def emit_many(session: Session, event_type: str, items: list[dict], *, at=None) 
     return message_ids
 
 
-def emit_selected(session: Session, event_type: str, rows: Select, *, at: datetime) -> int:
+def emit_selected(session: Session, event_type: str, query: Select, *, at: datetime) -> int:
     """Set-based `emit`: one message per row of `rows` (columns `data`, a JSON object built in
     SQL, and `dedupe_key`), in one INSERT ... SELECT; a row whose key was already sent is
     skipped. Returns how many messages were written."""
@@ -115,7 +136,7 @@ def emit_selected(session: Session, event_type: str, rows: Select, *, at: dateti
     endpoint_ids = subscribed(session, event_type)
     if not endpoint_ids:
         return 0
-    rows = rows.subquery("events")
+    rows = query.subquery("events")
     created_at = literal(at, _MESSAGES.c.created_at.type)
     source = select(rows.c.data, rows.c.dedupe_key, literal(event_type), created_at).where(
         rows.c.dedupe_key.is_not(None)  # a WHERE also keeps SQLite's parser unambiguous
@@ -137,14 +158,16 @@ def emit_selected(session: Session, event_type: str, rows: Select, *, at: dateti
 # --- building event data in SQL (for `emit_selected`) ------------------------------------------
 
 
-def json_object(dialect: str, **fields):
+def json_object(dialect: str, **fields: ColumnExpressionArgument[Any]) -> ColumnElement[Any]:
     """A JSON object built by the database from column expressions."""
     build = func.jsonb_build_object if dialect == "postgresql" else func.json_object
     args = [part for name, value in fields.items() for part in (literal(name), value)]
     return build(*args)
 
 
-def iso_sql(dialect: str, moment, plus_days: int = 0):
+def iso_sql(
+    dialect: str, moment: ColumnElement[datetime], plus_days: int = 0
+) -> ColumnElement[str]:
     """A UTC timestamp column as ISO 8601 text with its offset (seconds), `plus_days` later."""
     if dialect == "postgresql":
         shifted = moment + literal(timedelta(days=plus_days), Interval())
@@ -152,7 +175,7 @@ def iso_sql(dialect: str, moment, plus_days: int = 0):
     return func.strftime("%Y-%m-%dT%H:%M:%S+00:00", moment, f"+{plus_days} days")
 
 
-def epoch_sql(dialect: str, moment):
+def epoch_sql(dialect: str, moment: ColumnElement[datetime]) -> ColumnElement[str]:
     """A timestamp column as whole Unix seconds, as text (for dedupe keys)."""
     if dialect == "postgresql":
         return cast(cast(func.extract("epoch", moment), BigInteger), String)
@@ -255,7 +278,9 @@ def delivery_view(delivery: WebhookDelivery, message: WebhookMessage) -> dict:
     }
 
 
-def list_deliveries(session: Session, endpoint_id: int, limit: int, before: int | None):
+def list_deliveries(
+    session: Session, endpoint_id: int, limit: int, before: int | None
+) -> Sequence[Row[WebhookDelivery, WebhookMessage]]:
     """An endpoint's deliveries, newest first, with their message (deleted endpoints too)."""
     if session.get(WebhookEndpoint, endpoint_id) is None:
         raise NotFound(f"No webhook endpoint {endpoint_id}.")

@@ -31,7 +31,7 @@ def mint_token(session: Session, customer_id: str) -> dict:
     member = members.get_member(session, customer_id)
     # itsdangerous stamps whole seconds at or after `issued`: the token lives at least this long.
     issued = int(time.time())
-    token = issue_widget_token(member.id, member.customer_id)
+    token = issue_widget_token(member.id, customer_id)
     expires_at = datetime.fromtimestamp(issued + current_app.config["WIDGET_TOKEN_MAX_AGE"], UTC)
     return {"token": token, "expires_at": expires_at}
 
@@ -63,7 +63,7 @@ def rewards(session: Session, hooks: Hooks, member: Member) -> dict:
     return {"items": hooks.member_rewards(session, member)}
 
 
-def redeem(session: Session, hooks: Hooks, member: Member, reward_id) -> dict:
+def redeem(session: Session, hooks: Hooks, member: Member, reward_id: int) -> dict:
     if hooks.redeem_reward is None:
         raise NotFound("Rewards are not enabled in this installation.")
     return hooks.redeem_reward(session, member, reward_id)
@@ -75,7 +75,9 @@ def redemption(session: Session, hooks: Hooks, member: Member, redemption_id: in
     return hooks.member_redemption(session, member, redemption_id)
 
 
-def referrals(session: Session, hooks: Hooks, member: Member, limit: int, cursor) -> dict:
+def referrals(
+    session: Session, hooks: Hooks, member: Member, limit: int, cursor: str | None
+) -> dict:
     if hooks.member_referrals is None:
         raise NotFound("Referrals are not enabled in this installation.")
     return hooks.member_referrals(session, member, limit, cursor)

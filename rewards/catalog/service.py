@@ -8,11 +8,13 @@ canceled or expired at most once whatever runs concurrently.
 """
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import and_, cast, exists, func, insert, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.sql.elements import ColumnElement
 
 from loyalty import ledger, webhooks
 from loyalty.audit import record_change
@@ -26,12 +28,13 @@ from loyalty.errors import (
     RewardUnavailable,
     ValidationFailed,
 )
+from loyalty.extensions import rowcount
 from loyalty.hooks import hooks
-from loyalty.jobs import in_ranges, lock_members
+from loyalty.jobs import Progress, in_ranges, lock_members
 from loyalty.ledger import AVAILABLE, LedgerEntry
 from loyalty.members.models import Member
 from loyalty.members.service import decode_cursor, encode_cursor, normalize_email
-from loyalty.orders.service import has_paid_orders
+from loyalty.orders.service import OrderEventContext, has_paid_orders
 from loyalty.program.service import get_program
 from loyalty.tiers import service as tiers
 from loyalty.tiers.models import Tier
@@ -80,7 +83,7 @@ KIND_FIELDS = {"amount_off": "amount", "percent_off": "percent", "free_product":
 DISCOUNT_FIELDS = ("amount", "percent", "sku")
 
 
-def _resolve_tier(session: Session, tier) -> int | None:
+def _resolve_tier(session: Session, tier: str | int | None) -> int | None:
     """`tier` is a tier's name or id (or None for no requirement)."""
     if tier is None:
         return None
@@ -242,14 +245,14 @@ def _unavailable_reason(
         if required is None or _member_tier(session, member).threshold < required.threshold:
             return "tier_required"
     if reward.per_member_limit is not None:
-        redeemed = session.scalar(
+        redeemed = session.scalars(
             select(func.count(RewardCode.id)).where(
                 RewardCode.reward_id == reward.id,
                 RewardCode.member_id == member.id,
                 RewardCode.source_type == REDEMPTION_SOURCE,  # codes given (referrals) don't count
                 RewardCode.status != CANCELED,  # a canceled redemption gives its turn back
             )
-        )
+        ).one()
         if redeemed >= reward.per_member_limit:
             return "limit_reached"
     if reward.stock is not None and reward.stock <= 0:
@@ -265,7 +268,7 @@ _REASON_TEXT = {
 }
 
 
-def _new_code(session: Session, **values) -> RewardCode:
+def _new_code(session: Session, **values: Any) -> RewardCode:
     """Insert a code row with a fresh random code (a collision, ~never, just draws again)."""
     for _attempt in range(5):
         row = RewardCode(code=random_code(CODE_LENGTH), **values)
@@ -331,7 +334,7 @@ def redeem(session: Session, member: Member, reward_id: int, now: datetime | Non
                 execution_options={"synchronize_session": False},
             )
             session.expire(reward, ["stock"])
-            if taken.rowcount != 1:
+            if rowcount(taken) != 1:
                 raise RewardUnavailable(
                     _REASON_TEXT["out_of_stock"], reason="out_of_stock", reward_id=reward.id
                 )
@@ -454,7 +457,7 @@ def cancel_redemption(
         execution_options={"synchronize_session": False},
     )
     session.refresh(code)
-    if changed.rowcount != 1:
+    if rowcount(changed) != 1:
         if code.status == ISSUED:
             raise Conflict(
                 "This code is held by a checkout in progress.",
@@ -569,7 +572,10 @@ def code_platforms(session: Session, code_ids: list[int]) -> dict:
 
 
 def redemption_view(
-    session: Session, code: RewardCode, tier_names: dict | None = None, platforms=None
+    session: Session,
+    code: RewardCode,
+    tier_names: dict | None = None,
+    platforms: dict | None = None,
 ) -> dict:
     reward = session.get(Reward, code.reward_id) if code.reward_id is not None else None
     view = {
@@ -647,12 +653,12 @@ _CODE_REASON_TEXT = {
 def discount_for(code: RewardCode, subtotal: int) -> dict:
     """What the code takes off this subtotal (minor units; amounts never exceed it)."""
     if code.kind == "amount_off":
-        return {"kind": code.kind, "amount": min(code.amount, subtotal)}
+        return {"kind": code.kind, "amount": min(code.amount or 0, subtotal)}
     if code.kind == "percent_off":
         return {
             "kind": code.kind,
             "percent": code.percent,
-            "amount": subtotal * code.percent // 100,
+            "amount": subtotal * (code.percent or 0) // 100,
         }
     if code.kind == "free_product":
         return {"kind": code.kind, "sku": code.sku}
@@ -672,7 +678,9 @@ def validate_code(
     """Check a code at checkout; with `order_id`, also hold it for that order for a while."""
     now = now or utcnow()
     code = find_code(session, text)
-    if code is not None and email is None and code.email_normalized is not None:
+    if code is None:
+        raise CodeInvalid(_CODE_REASON_TEXT["unknown"], reason="unknown")
+    if email is None and code.email_normalized is not None:
         # The storefront may send only the customer id: take the email we know for them.
         email = session.scalar(select(Member.email).where(Member.customer_id == customer_id))
     reason = code_problem(
@@ -695,7 +703,7 @@ def validate_code(
             execution_options={"synchronize_session": False},
         )
         session.refresh(code)
-        if held.rowcount != 1:
+        if rowcount(held) != 1:
             reason = code.status if code.status != ISSUED else "reserved"
     if reason is not None:
         detail = _CODE_REASON_TEXT[reason]
@@ -725,7 +733,7 @@ class RewardCodeConsumption:
     that can't be used is recorded as refused with its reason (the order itself stands).
     `order.canceled` releases the codes a checkout held for that order."""
 
-    def paid(self, ctx) -> None:
+    def paid(self, ctx: OrderEventContext) -> None:
         texts = ctx.payload.get("reward_codes") or []
         if not texts:
             return
@@ -743,7 +751,7 @@ class RewardCodeConsumption:
                 at=ctx.occurred_at,
                 excluding_order=ctx.order.id,
             )
-            if reason is None:
+            if reason is None and code is not None:  # (no code: reason "unknown")
                 discount = discount_for(code, subtotal)
                 values = {
                     "status": USED,
@@ -800,7 +808,7 @@ class RewardCodeConsumption:
             for hook in hooks().reward_codes_ended:
                 hook(ctx.session, used_ids)
 
-    def canceled(self, ctx) -> None:
+    def canceled(self, ctx: OrderEventContext) -> None:
         released = (
             ctx.session.execute(
                 update(RewardCode)
@@ -821,7 +829,9 @@ class RewardCodeConsumption:
 # --- jobs and hooks ---------------------------------------------------------------------------
 
 
-def _expire_due(session: Session, due, now: datetime, return_points: bool) -> int:
+def _expire_due(
+    session: Session, due: ColumnElement[bool], now: datetime, return_points: bool
+) -> int:
     """Expire the codes matching `due` (their members already locked): stock back, and points
     back if the program says so, with one ledger entry each — all set-based."""
     # Lock the codes first: a concurrent cancel waits, then finds them expired.
@@ -899,10 +909,12 @@ def _expire_due(session: Session, due, now: datetime, return_points: bool) -> in
         ),
         execution_options={"synchronize_session": False},
     )
-    return result.rowcount
+    return rowcount(result)
 
 
-def expire_codes(session: Session, now: datetime, batch_size: int, progress=None) -> int:
+def expire_codes(
+    session: Session, now: datetime, batch_size: int, progress: Progress | None = None
+) -> int:
     """Issued codes past their expiry become `expired`; their stock returns, and their points
     too when `expired_codes_return_points` is set. Idempotent: only `issued` codes are touched."""
     return_points = get_settings(session).expired_codes_return_points
@@ -922,7 +934,7 @@ def expire_codes(session: Session, now: datetime, batch_size: int, progress=None
     return changed
 
 
-def _codes_of(member: Member):
+def _codes_of(member: Member) -> ColumnElement[bool]:
     """The member's codes: theirs, or given to their customer id or mailbox (a friend's
     reward, say, issued before they enrolled)."""
     who = [RewardCode.member_id == member.id]

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import stripe
+from stripe.params.checkout import SessionCreateParams
 
 from loyalty.errors import DomainError
 
@@ -44,8 +45,10 @@ class PaymentGateway(Protocol):
 class StripeGateway:
     def __init__(self, api_key: str, webhook_secrets: list[str], api_base: str = "",
                  tolerance: int = WEBHOOK_TOLERANCE_SECONDS):  # fmt: skip
-        base = {"api": api_base.rstrip("/")} if api_base else None
-        self.client = stripe.StripeClient(api_key or "sk_unset", base_addresses=base)
+        self.client = stripe.StripeClient(
+            api_key or "sk_unset",
+            base_addresses={"api": api_base.rstrip("/")} if api_base else None,
+        )
         self.webhook_secrets = webhook_secrets
         self.tolerance = tolerance
         self.configured = bool(api_key)
@@ -54,7 +57,7 @@ class StripeGateway:
                                 cancel_url, metadata) -> CheckoutSession:  # fmt: skip
         if not self.configured:
             raise PaymentProviderError("Gift card checkout needs STRIPE_API_KEY.")
-        params = {
+        params: SessionCreateParams = {
             "mode": "payment",
             "customer_email": purchaser_email,
             "success_url": success_url,
@@ -75,6 +78,8 @@ class StripeGateway:
             session = self.client.v1.checkout.sessions.create(params=params)
         except stripe.StripeError as exc:
             raise PaymentProviderError("Stripe refused or could not be reached.") from exc
+        if session.url is None:  # a payment-mode session always has its page
+            raise PaymentProviderError("Stripe gave no checkout page for this session.")
         return CheckoutSession(id=session.id, url=session.url)
 
     def verify_webhook(self, payload: bytes, signature: str | None) -> dict:

@@ -8,6 +8,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from loyalty.errors import Conflict, NotFound
+from loyalty.extensions import rowcount
 from loyalty.lookalikes import GMAIL_DOMAINS, normalize_email
 from loyalty.program.models import Program
 from loyalty.program.service import check_currency
@@ -93,7 +94,7 @@ def handle_stripe_event(
         .values(status="completed", completed_at=now),
         execution_options={"synchronize_session": False},
     )
-    if claimed.rowcount != 1:
+    if rowcount(claimed) != 1:
         return {"received": True, "result": "duplicate"}
     issued = service.issue_card(
         session,
@@ -135,7 +136,7 @@ def reveal_code(session: Session, session_id: str, secrets: list[str], now: date
         raise Conflict("Stripe has not reported this session paid yet.", reason="awaiting_payment")
     if purchase.sealed_code is None:
         raise Conflict("This card's code was already collected.", reason="already_revealed")
-    card = session.get(GiftCard, purchase.card_id)
+    card = session.get_one(GiftCard, purchase.card_id)
     code = codes.unseal(purchase.sealed_code, session_id, secrets, card.code_hash)
     if code is None:
         raise Conflict("The secret that sealed this code is no longer configured.",

@@ -17,12 +17,16 @@ from sqlalchemy.orm import Session
 from loyalty import webhooks
 from loyalty.audit import record_change, snapshot
 from loyalty.errors import Conflict, InsufficientFunds, NotFound, ValidationFailed
+from loyalty.extensions import rowcount
+from loyalty.jobs import Progress
 from loyalty.members.service import decode_cursor, encode_cursor
+from loyalty.orders.service import OrderEventContext
 from loyalty.program.models import Program
 from loyalty.program.service import check_currency
 from loyalty.types import MAX_RUNNING_TOTAL, utcnow
 from rewards.giftcards import codes
 from rewards.giftcards.models import GiftCard, GiftCardHold, GiftCardTransaction
+from rewards.giftcards.throttle import CodeGuard
 
 DEFAULT_HOLD_SECONDS = 3600
 MAX_HOLD_SECONDS = 7 * 24 * 3600
@@ -167,13 +171,15 @@ def find_live_card(
     return card
 
 
-def _no_live_card(guard) -> NotFound:
+def _no_live_card(guard: CodeGuard) -> NotFound:
     """The one answer to any code that is not a live card, wherever a code is taken."""
     guard.failed()
     return NotFound("No live gift card has this code.")
 
 
-def lookup(session: Session, guard, code_text: str, secrets, now) -> dict:
+def lookup(
+    session: Session, guard: CodeGuard, code_text: str, secrets: list[str], now: datetime
+) -> dict:
     """Balance check by code, within `guard`'s counts (rewards/giftcards/throttle.py)."""
     guard.check()
     card = find_live_card(session, code_text, secrets, now)
@@ -186,8 +192,9 @@ def lookup(session: Session, guard, code_text: str, secrets, now) -> dict:
 # --- issuing -----------------------------------------------------------------------------------
 
 
-def _record(session: Session, card_id: int, kind: str, amount: int, balance_change: int, actor,
-            *, hold_id=None, order_id=None, detail=None) -> None:  # fmt: skip
+def _record(session: Session, card_id: int, kind: str, amount: int, balance_change: int,
+            actor: str, *, hold_id: int | None = None, order_id: str | None = None,
+            detail: dict | None = None) -> None:  # fmt: skip
     session.add(
         GiftCardTransaction(
             card_id=card_id,
@@ -302,7 +309,7 @@ def _refresh(session: Session, card: GiftCard) -> GiftCard:
 def create_hold(
     session: Session,
     *,
-    guard,
+    guard: CodeGuard,
     code_text: str,
     amount: int,
     order_id: str,
@@ -327,7 +334,7 @@ def create_hold(
         execution_options=_NO_SYNC,
     )
     _refresh(session, card)
-    if reserved.rowcount != 1:
+    if rowcount(reserved) != 1:
         if not is_live(card, now):
             raise _no_live_card(guard)
         raise InsufficientFunds(
@@ -362,7 +369,7 @@ def _lock_card(session: Session, card_id: int) -> None:
     session.execute(select(GiftCard.id).where(GiftCard.id == card_id).with_for_update())
 
 
-def _resolve(session: Session, hold: GiftCardHold, capture: int, now: datetime, actor: str):
+def _resolve(session: Session, hold: GiftCardHold, capture: int, now: datetime, actor: str) -> dict:
     """Capture `capture` of the hold (0 = void) and release the rest — once, or Conflict.
 
     Nothing is written before the Conflict (the card's row lock aside); the UPDATEs return the
@@ -489,12 +496,12 @@ def adjust(
         execution_options=_NO_SYNC,
     )
     _refresh(session, card)
-    if changed.rowcount != 1 and amount > 0:
+    if rowcount(changed) != 1 and amount > 0:
         raise ValidationFailed(
             f"{amount} more would take the card's balance past {MAX_RUNNING_TOTAL}.",
             errors={"amount": [f"Balances stay at or below {MAX_RUNNING_TOTAL}."]},
         )
-    if changed.rowcount != 1:
+    if rowcount(changed) != 1:
         raise InsufficientFunds(
             f"The card has {card.balance} available; {-amount} was asked.",
             available=card.balance,
@@ -550,7 +557,7 @@ def _disable(session: Session, card_id: int, now: datetime, actor: str) -> dict:
 # --- order events ------------------------------------------------------------------------------
 
 
-def _hold_ids(values) -> list[int]:
+def _hold_ids(values: list | None) -> list[int]:
     """Hold ids as sent (strings); anything that can't be one becomes -1, reported not found."""
     ids = []
     for value in values or []:
@@ -561,12 +568,12 @@ def _hold_ids(values) -> list[int]:
 class GiftCardHolds:
     """`order.paid` captures the order's listed holds; `order.canceled` voids its holds."""
 
-    def paid(self, ctx) -> None:
+    def paid(self, ctx: OrderEventContext) -> None:
         listed = ctx.payload.get("gift_card_holds") or []
         for raw, hold_id in zip(listed, _hold_ids(listed), strict=True):
             ctx.effects.append(self._apply(ctx, raw, hold_id, capture=True))
 
-    def canceled(self, ctx) -> None:
+    def canceled(self, ctx: OrderEventContext) -> None:
         listed = _hold_ids(ctx.payload.get("gift_card_holds"))
         of_order = ctx.session.scalars(
             select(GiftCardHold.id).where(
@@ -577,7 +584,7 @@ class GiftCardHolds:
             ctx.effects.append(self._apply(ctx, str(hold_id), hold_id, capture=False))
 
     @staticmethod
-    def _apply(ctx, raw: str, hold_id: int, *, capture: bool) -> dict:
+    def _apply(ctx: OrderEventContext, raw: str, hold_id: int, *, capture: bool) -> dict:
         kind = "gift_card_capture" if capture else "gift_card_void"
         effect = {"kind": kind, "hold_id": raw}
         hold = ctx.session.get(GiftCardHold, hold_id) if hold_id > 0 else None
@@ -603,7 +610,9 @@ class GiftCardHolds:
 # --- jobs --------------------------------------------------------------------------------------
 
 
-def expire_holds(session: Session, now: datetime, batch_size: int, progress=None) -> int:
+def expire_holds(
+    session: Session, now: datetime, batch_size: int, progress: Progress | None = None
+) -> int:
     """Release holds past their expiry, a batch per transaction; safe to run anywhere at once."""
     changed = 0
     due = and_(GiftCardHold.status == "active", GiftCardHold.expires_at <= now)
@@ -657,7 +666,9 @@ def expire_holds(session: Session, now: datetime, batch_size: int, progress=None
             progress(0)
 
 
-def expire_cards(session: Session, now: datetime, batch_size: int, progress=None) -> int:
+def expire_cards(
+    session: Session, now: datetime, batch_size: int, progress: Progress | None = None
+) -> int:
     """Cards past their expiry lose what is left (an `expire` transaction) once no hold is open."""
     changed = 0
     due = and_(GiftCard.status == "active", GiftCard.expires_at <= now, GiftCard.held_amount == 0)
@@ -694,7 +705,7 @@ def expire_cards(session: Session, now: datetime, batch_size: int, progress=None
             execution_options=_NO_SYNC,
         )
         session.commit()
-        changed += result.rowcount
+        changed += rowcount(result)
 
 
 def any_cards(session: Session) -> bool:

@@ -220,3 +220,31 @@ def test_tier_condition_uses_the_tier_before_the_event(client, admin, storefront
     assert bonus_points(crossing) == {}  # still Member when this order was placed
     after = post_event(client, storefront, f.paid(lines=[f.line(unit_price=1_000)]))
     assert bonus_points(after) == {vib_bonus["id"]: 100}
+
+
+def test_rules_keep_their_tiers_by_id_through_a_rename(client, admin, storefront, session):
+    beauty_insider(client, admin)
+    made = rule(client, admin, name="Top tiers", trigger="order", points=100,
+                conditions={"tiers": ["Rouge", "VIB"], "min_spend": 500})  # fmt: skip
+    assert made["conditions"] == {"tiers": ["Rouge", "VIB"], "min_spend": 500}  # order kept
+    post_event(client, storefront, f.paid(lines=[f.line(unit_price=40_000)]))  # reaches VIB
+    vib = [t for t in client.get("/v1/tiers", headers=admin).get_json()["items"]
+           if t["name"] == "VIB"][0]  # fmt: skip
+    renamed = client.patch(f"/v1/tiers/{vib['id']}", json={"name": "Very Important"},
+                           headers=admin)  # fmt: skip
+    assert renamed.status_code == 200
+    # The rule row is not rewritten (its tiers are ids); it still applies to the renamed tier.
+    after = client.get(f"/v1/earning-rules/{made['id']}", headers=admin).get_json()
+    assert after["updated_at"] == made["updated_at"]
+    assert after["conditions"] == {"tiers": ["Rouge", "Very Important"], "min_spend": 500}
+    body = post_event(client, storefront, f.paid(lines=[f.line(unit_price=1_000)]))
+    assert bonus_points(body) == {made["id"]: 100}
+    # Deleting a tier a rule names is refused (409 naming the rule), even by its new name.
+    refused = client.delete(f"/v1/tiers/{vib['id']}", headers=admin)
+    assert refused.status_code == 409
+    assert refused.get_json()["rule_ids"] == [made["id"]]
+    # Once the rule names other tiers, the tier can go.
+    changed = client.patch(f"/v1/earning-rules/{made['id']}",
+                           json={"conditions": {"tiers": ["Rouge"]}}, headers=admin)  # fmt: skip
+    assert changed.status_code == 200 and changed.get_json()["conditions"] == {"tiers": ["Rouge"]}
+    assert client.delete(f"/v1/tiers/{vib['id']}", headers=admin).status_code == 204

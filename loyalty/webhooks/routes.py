@@ -4,7 +4,7 @@ from flask.views import MethodView
 from loyalty.audit import record_change
 from loyalty.auth import require
 from loyalty.extensions import Blueprint, db
-from loyalty.members.service import decode_cursor, encode_cursor
+from loyalty.paging import Page
 from loyalty.schemas import PaginationQuery
 from loyalty.webhooks import service
 from loyalty.webhooks.schemas import (
@@ -12,6 +12,7 @@ from loyalty.webhooks.schemas import (
     DeliveryPageSchema,
     EndpointCreateSchema,
     EndpointListSchema,
+    EndpointSchema,
 )
 
 blp = Blueprint(
@@ -29,20 +30,18 @@ class WebhookEndpoints(MethodView):
     @blp.response(200, EndpointListSchema)
     def get(self):
         """The live endpoints (their secrets are never shown again)."""
-        items = [service.endpoint_view(e) for e in service.list_endpoints(db.session)]
-        return {"items": items, "next_cursor": None}
+        return Page(service.list_endpoints(db.session))
 
     @require("admin")
     @blp.arguments(EndpointCreateSchema)
     @blp.response(201, CreatedEndpointSchema)
     def post(self, data):
         """Subscribe a URL to event types; the answer carries the signing secret, once."""
-        endpoint, secret = service.create_endpoint(
+        endpoint, created = service.create_endpoint(
             db.session, data["url"], data["events"], current_app.config["SECRET_KEYS"]
         )
-        view = service.endpoint_view(endpoint)
-        _audit("webhook_endpoint.create", endpoint.id, None, CreatedEndpointSchema().dump(view))
-        return {**view, "secret": secret}
+        _audit("webhook_endpoint.create", endpoint.id, None, EndpointSchema().dump(endpoint))
+        return created
 
 
 @blp.route("/webhook-endpoints/<int32:endpoint_id>")
@@ -52,7 +51,7 @@ class WebhookEndpointItem(MethodView):
     def delete(self, endpoint_id):
         """Stop sending to this endpoint; its undelivered messages are dropped."""
         endpoint = service.delete_endpoint(db.session, endpoint_id)
-        before = CreatedEndpointSchema().dump(service.endpoint_view(endpoint))
+        before = EndpointSchema().dump(endpoint)
         _audit("webhook_endpoint.delete", endpoint.id, before, None)
 
 
@@ -63,12 +62,4 @@ class WebhookDeliveries(MethodView):
     @blp.response(200, DeliveryPageSchema)
     def get(self, query, endpoint_id):
         """The endpoint's deliveries, newest first: attempts, last answer, delivered or gave up."""
-        rows = service.list_deliveries(
-            db.session, endpoint_id, query["limit"] + 1, decode_cursor(query["cursor"])
-        )
-        more = len(rows) > query["limit"]
-        rows = rows[: query["limit"]]
-        return {
-            "items": [service.delivery_view(d, m) for d, m in rows],
-            "next_cursor": encode_cursor(rows[-1][0].id) if more else None,
-        }
+        return service.list_deliveries(db.session, endpoint_id, query["limit"], query["cursor"])

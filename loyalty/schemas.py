@@ -53,6 +53,17 @@ class Whole(fields.Nested):
         return super()._deserialize(value, attr, data, partial=None, **kwargs)
 
 
+class Itself(fields.Nested):
+    """A nested object made of attributes of the object being dumped, not of one of its
+    attributes (an entry's `source` is its `source_type` and `source_id`)."""
+
+    def __init__(self, nested, **kwargs):
+        super().__init__(nested, dump_only=True, **kwargs)
+
+    def get_value(self, obj, attr, accessor=None, default=None):
+        return obj
+
+
 class DecimalString(fields.Field):
     """A decimal sent as a JSON string ("1.5"); numbers are refused so nothing goes via float."""
 

@@ -10,6 +10,7 @@ from loyalty.schemas import (
     StrictBoolean,
     StrictSchema,
     Text,
+    page_schema,
 )
 
 
@@ -23,6 +24,8 @@ class ConditionsSchema(StrictSchema):
 
 
 class EarningRuleSchema(StrictSchema):
+    """An `EarningRule` (and what creating or changing one takes)."""
+
     id = fields.Integer(dump_only=True)
     name = fields.String(required=True, validate=validate.Length(1, 128))
     trigger = fields.String(required=True, validate=validate.OneOf(TRIGGERS))
@@ -52,6 +55,4 @@ class EarningRuleUpdateSchema(StrictSchema):
     active = StrictBoolean()
 
 
-class EarningRulePageSchema(StrictSchema):
-    items = fields.List(fields.Nested(EarningRuleSchema))
-    next_cursor = fields.String(allow_none=True)
+EarningRulePageSchema = page_schema(EarningRuleSchema, "EarningRulePage")

@@ -204,15 +204,12 @@ def register_hooks(app: Flask) -> None:
     from loyalty.webhooks.delivery import deliver_webhooks, purge_webhooks
     from loyalty.widget.seed import seed_demo_shopper
     from referrals import init_hooks as init_referrals
-    from referrals.service import ReferralConversion, member_stats
+    from referrals import widget as referrals_widget
+    from referrals.service import ReferralConversion
     from rewards import giftcards
     from rewards.catalog import init_hooks as init_reward_catalog
-    from rewards.catalog.service import (
-        RewardCodeConsumption,
-        get_member_redemption,
-        list_rewards_for_member,
-        redeem,
-    )
+    from rewards.catalog import widget as rewards_widget
+    from rewards.catalog.service import RewardCodeConsumption
     from rewards.giftcards.service import GiftCardHolds
 
     hooks = Hooks(
@@ -235,9 +232,10 @@ def register_hooks(app: Flask) -> None:
     init_referrals(hooks)  # share codes, referral-rewards job, erasure, demo settings
     giftcards.init_hooks(hooks)  # expire-holds, expire-gift-cards jobs; a demo card
     connectors.init_hooks(hooks)  # store discount codes for reward codes
-    hooks.member_rewards, hooks.redeem_reward = list_rewards_for_member, redeem  # widget /v1/me
-    hooks.member_redemption = get_member_redemption
-    hooks.member_referrals = member_stats  # widget /v1/me/referrals
+    # widget /v1/me: what the domains show, dumped by their own schemas
+    hooks.member_rewards, hooks.redeem_reward = rewards_widget.member_rewards, rewards_widget.redeem
+    hooks.member_redemption = rewards_widget.member_redemption
+    hooks.member_referrals = referrals_widget.member_referrals
     hooks.demo_seed.append(seed_demo_shopper)  # last: its order sees the demo tiers and rewards
     hooks.jobs["purge-webhooks"] = purge_webhooks
     # Last of the jobs, so `run-due` sends what the jobs before it reported.

@@ -57,13 +57,16 @@ class Hooks:
     # (session) -> bool: this domain holds money in the program currency (it can't change then)
     money_in_currency: list[Callable] = field(default_factory=list)
     # What the shopper's widget (/v1/me) shows from the domains; None until a domain sets it.
-    # (session, member) -> list of catalog dicts, each with `affordable`
+    # Each answers JSON-ready, as the domain's schema named here dumps it (the widget's routes
+    # send it as it is, and document it by that name).
+    # (session, member) -> list of `MemberRewardSchema` dicts (the catalog, with `affordable`)
     member_rewards: Callable | None = None
-    # (session, member, reward_id) -> the redemption dict (with the reward `code`)
+    # (session, member, reward_id) -> the `RedemptionSchema` dict (with the reward `code`)
     redeem_reward: Callable | None = None
     # (session, member, redemption_id) -> that redemption of the member's (NotFound otherwise)
     member_redemption: Callable | None = None
-    # (session, member, limit, cursor) -> the member's referral stats, with a page of referrals
+    # (session, member, limit, cursor) -> the member's `MemberReferralsSchema` dict: referral
+    # stats, with a page of referrals
     member_referrals: Callable | None = None
     # Cohorts a domain adds to /v1/reports/cohorts?by=NAME: name -> () -> a selectable of
     # (`customer_id`, `cohort` label), at most one row per customer (the rest are "none").

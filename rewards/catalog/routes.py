@@ -41,7 +41,7 @@ class Rewards(MethodView):
     def post(self, data):
         reward = service.create_reward(db.session, data)
         view = service.reward_view(db.session, reward)
-        _audit("reward.create", reward.id, None, view)
+        _audit("reward.create", reward.id, None, RewardSchema().dump(view))
         return view
 
 
@@ -56,16 +56,20 @@ class RewardItem(MethodView):
     @blp.arguments(RewardUpdateSchema)
     @blp.response(200, RewardSchema)
     def patch(self, changes, reward_id):
-        before = service.reward_view(db.session, service.get_reward(db.session, reward_id))
+        before = RewardSchema().dump(
+            service.reward_view(db.session, service.get_reward(db.session, reward_id))
+        )
         reward = service.update_reward(db.session, reward_id, changes)
         view = service.reward_view(db.session, reward)
-        _audit("reward.update", reward_id, before, view)
+        _audit("reward.update", reward_id, before, RewardSchema().dump(view))
         return view
 
     @require("admin")
     @blp.response(204)
     def delete(self, reward_id):
-        before = service.reward_view(db.session, service.get_reward(db.session, reward_id))
+        before = RewardSchema().dump(
+            service.reward_view(db.session, service.get_reward(db.session, reward_id))
+        )
         service.delete_reward(db.session, reward_id)
         _audit("reward.delete", reward_id, before, None)
 

@@ -8,7 +8,7 @@ from loyalty.extensions import Blueprint, db
 from loyalty.program.service import get_program
 from loyalty.schemas import EmptySchema
 from loyalty.types import utcnow
-from rewards.giftcards import codes, purchases, service, throttle
+from rewards.giftcards import purchases, service, throttle
 from rewards.giftcards.payments import PaymentGateway, StripeGateway
 from rewards.giftcards.schemas import (
     GiftCardAdjustmentSchema,
@@ -90,9 +90,9 @@ class GiftCards(MethodView):
             db.session, get_program(db.session), secrets=_secrets(), actor=_actor(), now=now,
             **data,
         )  # fmt: skip
-        view = service.card_view(issued.card, now)
+        view = service.issued_view(issued, now)
         _audit("gift_card.issue", issued.card.id, GiftCardSchema().dump(view))
-        return {**view, "code": codes.display(issued.code)}
+        return view
 
     @require("admin")
     @blp.arguments(GiftCardListQuery, location="query")
@@ -129,7 +129,7 @@ class Refunds(MethodView):
         view = service.refund(
             db.session, card_id, data["amount"], data["order_id"], utcnow(), _actor()
         )
-        _audit("gift_card.refund", card_id, {**data, "balance": view["balance"]})
+        _audit("gift_card.refund", card_id, {**data, "balance": view.balance})
         return view
 
 
@@ -143,7 +143,7 @@ class Adjustments(MethodView):
         view = service.adjust(
             db.session, card_id, data["amount"], data["reason"], utcnow(), _actor()
         )
-        _audit("gift_card.adjust", card_id, {**data, "balance": view["balance"]})
+        _audit("gift_card.adjust", card_id, {**data, "balance": view.balance})
         return view
 
 

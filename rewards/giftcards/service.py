@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from loyalty import webhooks
 from loyalty.errors import Conflict, InsufficientFunds, NotFound, ValidationFailed
-from loyalty.members.service import decode_cursor, encode_cursor
+from loyalty.paging import Page, page_by_id
 from loyalty.program.models import Program
 from loyalty.program.service import check_currency
 from loyalty.types import MAX_RUNNING_TOTAL, utcnow
@@ -51,54 +51,54 @@ def effective_status(card: GiftCard, now: datetime) -> str:
     return card.status
 
 
-def card_view(card: GiftCard, now: datetime) -> dict:
-    return {
-        "id": card.id,
-        "last4": card.last4,
-        "balance": card.balance,
-        "currency": card.currency,
-        "status": effective_status(card, now),
-        "expires_at": card.expires_at,
-        "source": card.source,
-        "paid_amount": card.paid_amount,
-        "bonus_amount": card.bonus_amount,
-        "held_amount": card.held_amount,
-        "captured_amount": card.captured_amount,
-        "refunded_amount": card.refunded_amount,
-        "adjusted_amount": card.adjusted_amount,
-        "expired_amount": card.expired_amount,
-        "note": card.note,
-        "created_at": card.created_at,
-        "disabled_at": card.disabled_at,
-    }
+@dataclass(frozen=True)
+class CardView:
+    """A card as the API shows it (`GiftCardSchema`): its row (whose columns read through)
+    and its status at the moment asked (`effective_status`)."""
+
+    row: GiftCard
+    status: str
+
+    def __getattr__(self, name: str):
+        return getattr(self.row, name)
 
 
-def transaction_view(txn: GiftCardTransaction) -> dict:
-    return {
-        "id": txn.id,
-        "kind": txn.kind,
-        "amount": txn.amount,
-        "balance_change": txn.balance_change,
-        "hold_id": txn.hold_id,
-        "order_id": txn.order_id,
-        "actor": txn.actor,
-        "detail": txn.detail or {},
-        "created_at": txn.created_at,
-    }
+@dataclass(frozen=True)
+class IssuedCardView(CardView):
+    """A card just issued, with its code as the shopper types it (`IssuedGiftCardSchema`)."""
+
+    code: str
 
 
-def hold_view(hold: GiftCardHold, card: GiftCard) -> dict:
-    return {
-        "id": hold.id,
-        "amount": hold.amount,
-        "captured_amount": hold.captured_amount,
-        "status": hold.status,
-        "order_id": hold.order_id,
-        "created_at": hold.created_at,
-        "expires_at": hold.expires_at,
-        "resolved_at": hold.resolved_at,
-        "card": {"id": card.id, "last4": card.last4, "balance": card.balance},
-    }
+@dataclass(frozen=True)
+class CardDetail(CardView):
+    """A card with its transactions, oldest first (`GiftCardDetailSchema`)."""
+
+    transactions: list[GiftCardTransaction]
+
+
+@dataclass(frozen=True)
+class HoldView:
+    """A hold and its card (`GiftCardHoldSchema`); the hold's columns read through."""
+
+    row: GiftCardHold
+    card: GiftCard
+
+    def __getattr__(self, name: str):
+        return getattr(self.row, name)
+
+
+def card_view(card: GiftCard, now: datetime) -> CardView:
+    return CardView(card, effective_status(card, now))
+
+
+def issued_view(issued: "Issued", now: datetime) -> IssuedCardView:
+    card = issued.card
+    return IssuedCardView(card, effective_status(card, now), codes.display(issued.code))
+
+
+def hold_view(hold: GiftCardHold, card: GiftCard) -> HoldView:
+    return HoldView(hold, card)
 
 
 def get_card(session: Session, card_id: int) -> GiftCard:
@@ -108,13 +108,13 @@ def get_card(session: Session, card_id: int) -> GiftCard:
     return card
 
 
-def card_detail(session: Session, card: GiftCard, now: datetime) -> dict:
+def card_detail(session: Session, card: GiftCard, now: datetime) -> CardDetail:
     transactions = session.scalars(
         select(GiftCardTransaction)
         .where(GiftCardTransaction.card_id == card.id)
         .order_by(GiftCardTransaction.id)
     )
-    return {**card_view(card, now), "transactions": [transaction_view(t) for t in transactions]}
+    return CardDetail(card, effective_status(card, now), list(transactions))
 
 
 def list_cards(
@@ -125,7 +125,8 @@ def list_cards(
     cursor: str | None = None,
     status: str | None = None,
     source: str | None = None,
-) -> dict:
+) -> Page:
+    """A page of cards, newest first (`GiftCardPageSchema`)."""
     query = select(GiftCard)
     not_expired = or_(GiftCard.expires_at.is_(None), GiftCard.expires_at > now)
     if status == "active":
@@ -138,16 +139,8 @@ def list_cards(
         query = query.where(GiftCard.status == "disabled")
     if source is not None:
         query = query.where(GiftCard.source == source)
-    before = decode_cursor(cursor)
-    if before is not None:
-        query = query.where(GiftCard.id < before)
-    rows = list(session.scalars(query.order_by(GiftCard.id.desc()).limit(limit + 1)))
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return {
-        "items": [card_view(card, now) for card in rows],
-        "next_cursor": encode_cursor(rows[-1].id) if more else None,
-    }
+    page = page_by_id(session, query, GiftCard.id, limit, cursor)
+    return page.map(lambda card: card_view(card, now))
 
 
 def find_live_card(
@@ -172,14 +165,14 @@ def _no_live_card(guard) -> NotFound:
     return NotFound("No live gift card has this code.")
 
 
-def lookup(session: Session, guard, code_text: str, secrets, now) -> dict:
-    """Balance check by code, within `guard`'s counts (rewards/giftcards/throttle.py)."""
+def lookup(session: Session, guard, code_text: str, secrets, now) -> CardView:
+    """Balance check by code, within `guard`'s counts (rewards/giftcards/throttle.py); what a
+    shopper may see of the card is `GiftCardLookupResultSchema`'s."""
     guard.check()
     card = find_live_card(session, code_text, secrets, now)
     if card is None:
         raise _no_live_card(guard)
-    view = card_view(card, now)
-    return {key: view[key] for key in ("last4", "balance", "currency", "status", "expires_at")}
+    return card_view(card, now)
 
 
 # --- issuing -----------------------------------------------------------------------------------
@@ -295,7 +288,7 @@ def create_hold(
     now: datetime,
     actor: str,
     expires_in: int = DEFAULT_HOLD_SECONDS,
-) -> dict:
+) -> HoldView:
     guard.check()
     card = find_live_card(session, code_text, secrets, now)
     if card is None:
@@ -394,7 +387,7 @@ def _resolve(session: Session, hold: GiftCardHold, capture: int, now: datetime, 
 
 def capture_hold(
     session: Session, hold_id: int, amount: int | None, now: datetime, actor: str
-) -> dict:
+) -> HoldView:
     hold = get_hold(session, hold_id)
     capture = hold.amount if amount is None else amount
     if capture > hold.amount:
@@ -404,7 +397,7 @@ def capture_hold(
     return _resolve(session, hold, capture, now, actor)
 
 
-def void_hold(session: Session, hold_id: int, now: datetime, actor: str) -> dict:
+def void_hold(session: Session, hold_id: int, now: datetime, actor: str) -> HoldView:
     return _resolve(session, get_hold(session, hold_id), 0, now, actor)
 
 
@@ -413,7 +406,7 @@ def void_hold(session: Session, hold_id: int, now: datetime, actor: str) -> dict
 
 def refund(
     session: Session, card_id: int, amount: int, order_id: str, now: datetime, actor: str
-) -> dict:
+) -> CardView:
     """Credit back what an order captured from this card (never more than it captured)."""
     card = session.get(GiftCard, card_id, with_for_update=True)
     if card is None:
@@ -453,7 +446,7 @@ def refund(
 
 def adjust(
     session: Session, card_id: int, amount: int, reason: str, now: datetime, actor: str
-) -> dict:
+) -> CardView:
     """An admin correction, signed; a debit only if the balance covers it at this instant."""
     card = get_card(session, card_id)
     if not is_live(card, now):
@@ -486,7 +479,7 @@ def adjust(
     return card_view(card, now)
 
 
-def disable(session: Session, card_id: int, now: datetime, actor: str) -> dict:
+def disable(session: Session, card_id: int, now: datetime, actor: str) -> CardView:
     """For good: the card is never spendable again and its active holds are released."""
     card = session.get(GiftCard, card_id, with_for_update=True)
     if card is None:
@@ -569,7 +562,7 @@ class GiftCardHolds:
                 "status": "failed",
                 "reason": error.extra.get("hold_status", "conflict"),
             }
-        return {**effect, "status": result["status"], "amount": result["captured_amount"]}
+        return {**effect, "status": result.status, "amount": result.captured_amount}
 
 
 # --- jobs --------------------------------------------------------------------------------------

@@ -9,7 +9,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from loyalty import cache, erasure, ledger
-from loyalty.cursors import decode_cursor, encode_cursor  # noqa: F401 - used from here too
 from loyalty.dates import iso
 from loyalty.errors import Conflict, NotFound
 from loyalty.extensions import read_connection, session_started

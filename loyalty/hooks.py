@@ -24,7 +24,8 @@ class MemberViewPart:
 
     `column()`: a scalar subquery correlated to `members` (the `Member` entity), one value;
     `fields(session, member, value)`: the top-level fields it adds, from that value and the
-    member's row (`id`, `customer_id`, `erased_at`, ...).
+    member's row (`id`, `customer_id`, `erased_at`, ...) — fields of `members.service.MemberView`
+    that `MemberSchema` declares (e.g. `referral`), the same in the hand-built fast path.
     """
 
     column: Callable

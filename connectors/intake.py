@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 
 from flask import current_app, has_request_context
-from marshmallow import ValidationError, fields
+from marshmallow import ValidationError, fields, missing
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -85,12 +85,21 @@ class Outcome:
 
 
 class OutcomeSchema(StrictSchema):
-    """What a webhook's answer says became of the delivery."""
+    """What a webhook's answer says became of the delivery: an `Outcome`."""
 
     status = fields.String(metadata={"description": "applied | skipped | refused"})
     reason = fields.String(allow_none=True)
     event_id = fields.String(allow_none=True)
-    duplicate = fields.Boolean(metadata={"description": "the order event had been applied"})
+    duplicate = fields.Method(
+        "_duplicate",
+        metadata={
+            "type": "boolean",
+            "description": "the order event had been applied (only when one ran)",
+        },
+    )
+
+    def _duplicate(self, outcome: Outcome):
+        return missing if outcome.answer is None else json.loads(outcome.answer)["duplicate"]
 
 
 def seen(session: Session, platform: str, delivery_id: str) -> ConnectorDelivery | None:

@@ -626,7 +626,4 @@ class ShopifyWebhooks(MethodView):
             lambda: receive(session, hooks(), delivery, payload),
             f"Shopify webhook {delivery.id!r}",
         )
-        result = {"status": outcome.status, "reason": outcome.reason, "event_id": outcome.event_id}
-        if outcome.answer is not None:
-            result["duplicate"] = json.loads(outcome.answer)["duplicate"]
-        return result
+        return outcome

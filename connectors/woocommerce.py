@@ -341,11 +341,18 @@ def _duplicate(outcome: Outcome) -> bool:
     return bool(json.loads(outcome.answer).get("duplicate"))
 
 
+class EventRunSchema(StrictSchema):
+    """An order event a delivery ran."""
+
+    id = fields.String()
+    duplicate = fields.Boolean(metadata={"description": "The event had been applied before"})
+
+
 class WooCommerceWebhookResultSchema(StrictSchema):
     status = fields.String(metadata={"description": "applied | skipped | ping"})
     reason = fields.String(allow_none=True)
     duplicate = fields.Boolean(metadata={"description": "This delivery id was taken before"})
-    events = fields.List(fields.Dict(), metadata={"description": "Order events run: id, duplicate"})
+    events = fields.List(fields.Nested(EventRunSchema))
 
 
 @blp.route("/woocommerce/webhooks")

@@ -113,13 +113,14 @@ class RewardCodePlatform(Protocol):
 
 
 class MemberRewards(Protocol):
-    """The catalog as the member sees it: a list of reward dicts, each with `affordable`."""
+    """The catalog as the member sees it: `MemberRewardSchema` dicts, each with `affordable`
+    (the widget's routes send what the domain's schema dumped, documented by that name)."""
 
     def __call__(self, session: Session, member: Member, /) -> list[dict[str, Any]]: ...
 
 
 class RedeemReward(Protocol):
-    """Redeem a reward for the member: the redemption dict (with the reward `code`)."""
+    """Redeem a reward for the member: the `RedemptionSchema` dict (with the reward `code`)."""
 
     def __call__(self, session: Session, member: Member, reward_id: int, /) -> dict[str, Any]: ...
 
@@ -133,7 +134,7 @@ class MemberRedemption(Protocol):
 
 
 class MemberReferrals(Protocol):
-    """The member's referral stats, with a page of their referrals."""
+    """The member's `MemberReferralsSchema` dict: referral stats, with a page of referrals."""
 
     def __call__(
         self, session: Session, member: Member, limit: int, cursor: Any, /

@@ -7,6 +7,7 @@ from marshmallow import INCLUDE, RAISE, Schema, ValidationError, fields, validat
 
 from loyalty.cursors import MAX_INT32_ROW_ID, MAX_ROW_ID, cursor_row_id
 from loyalty.cursors import MESSAGE as CURSOR_MESSAGE
+from loyalty.dates import iso
 
 MAX_MONEY = 100_000_000_000
 MAX_POINTS = 1_000_000_000
@@ -50,6 +51,17 @@ class Whole(fields.Nested):
 
     def _deserialize(self, value, attr, data, partial=None, **kwargs):
         return super()._deserialize(value, attr, data, partial=None, **kwargs)
+
+
+class Itself(fields.Nested):
+    """A nested object made of attributes of the object being dumped, not of one of its
+    attributes (an entry's `source` is its `source_type` and `source_id`)."""
+
+    def __init__(self, nested, **kwargs):
+        super().__init__(nested, dump_only=True, **kwargs)
+
+    def get_value(self, obj, attr, accessor=None, default=None):
+        return obj
 
 
 class DecimalString(fields.Field):
@@ -137,10 +149,14 @@ def Currency(**kwargs):  # noqa: N802
 
 
 class AwareDateTime(fields.AwareDateTime):
-    """ISO 8601 with an offset on input; UTC with offset on output."""
+    """ISO 8601 with an offset on input; UTC with offset on output (`loyalty.dates.iso`),
+    documented as `format: date-time`."""
 
     def __init__(self, **kwargs):
         super().__init__(format="iso", **kwargs)
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        return iso(value)
 
     def _deserialize(self, value, attr, data, **kwargs):
         moment = super()._deserialize(value, attr, data, **kwargs)
@@ -151,6 +167,18 @@ class AwareDateTime(fields.AwareDateTime):
         except OverflowError as exc:
             raise ValidationError("Out of range once converted to UTC.") from exc
         return moment
+
+
+class ComputedDateTime(AwareDateTime):
+    """A moment the dumped object does not hold as an attribute: `function(obj)`, dumped and
+    documented as `AwareDateTime` (e.g. "the next attempt, while one is pending")."""
+
+    def __init__(self, function, **kwargs):
+        super().__init__(dump_only=True, **kwargs)
+        self.function = function
+
+    def get_value(self, obj, attr, accessor=None, default=None):
+        return self.function(obj)
 
 
 def Cursor(max_row_id: int = MAX_ROW_ID, **kwargs):  # noqa: N802
@@ -180,11 +208,16 @@ class EmptySchema(StrictSchema):
     """For POSTs that need no input: an empty body (or `{}`) is accepted."""
 
 
-def page_schema(item_schema: type[Schema], name: str) -> type[Schema]:
+def page_schema(item_schema: type[Schema] | Schema, name: str) -> type[Schema]:
+    """The schema of a page of a list (`loyalty.paging.Page`, or a dict of the same keys):
+    `{"items": [item, ...], "next_cursor": "..." | null}`, named `name` in /openapi.json."""
     return Schema.from_dict(
         {
             "items": fields.List(fields.Nested(item_schema)),
-            "next_cursor": fields.String(allow_none=True),
+            "next_cursor": fields.String(
+                allow_none=True,
+                metadata={"description": "The next page's `?cursor=`; null on the last page."},
+            ),
         },
         name=name,
     )

@@ -10,6 +10,7 @@ from loyalty.ratelimit import limit
 from loyalty.schemas import PaginationQuery
 from referrals import service
 from referrals.schemas import (
+    AdminReferralSchema,
     ApproveSchema,
     ClaimResultSchema,
     ClaimSchema,
@@ -18,7 +19,6 @@ from referrals.schemas import (
     ReferralProgramSchema,
     ReferralProgramUpdateSchema,
     ReferralQuery,
-    ReferralSchema,
     RejectSchema,
 )
 
@@ -64,7 +64,7 @@ class Claim(MethodView):
     @blp.arguments(ClaimSchema)
     @blp.response(201, ClaimResultSchema)
     def post(self, data):
-        return service.claim_view(service.claim(db.session, data))
+        return service.claim(db.session, data)
 
 
 @blp.route("/referrals")
@@ -81,7 +81,7 @@ class Referrals(MethodView):
 @blp.route("/referrals/<int:referral_id>")
 class ReferralView(MethodView):
     @require("admin")
-    @blp.response(200, ReferralSchema)
+    @blp.response(200, AdminReferralSchema)
     def get(self, referral_id):
         return service.admin_view(db.session, service.get_referral(db.session, referral_id))
 
@@ -90,7 +90,7 @@ class ReferralView(MethodView):
 class Approve(MethodView):
     @require("admin")
     @blp.arguments(ApproveSchema)
-    @blp.response(200, ReferralSchema)
+    @blp.response(200, AdminReferralSchema)
     def post(self, data, referral_id):
         actor = current_principal().audit_name
         referral = service.approve(db.session, referral_id, data.get("note"), actor)
@@ -101,7 +101,7 @@ class Approve(MethodView):
 class Reject(MethodView):
     @require("admin")
     @blp.arguments(RejectSchema)
-    @blp.response(200, ReferralSchema)
+    @blp.response(200, AdminReferralSchema)
     def post(self, data, referral_id):
         actor = current_principal().audit_name
         referral = service.reject(db.session, referral_id, data["reason"], actor)

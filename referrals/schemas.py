@@ -3,7 +3,9 @@ from marshmallow import ValidationError, fields, validate, validates_schema
 from loyalty.addresses import IPAddress
 from loyalty.schemas import (
     MAX_POINTS,
+    AwareDateTime,
     Id,
+    Itself,
     MemberId,
     Money,
     PaginationQuery,
@@ -12,6 +14,7 @@ from loyalty.schemas import (
     StrictSchema,
     Text,
     Whole,
+    page_schema,
 )
 from referrals.models import MISSING_IP_POLICIES, REWARDED, STATUSES
 
@@ -90,9 +93,12 @@ class ClaimSchema(StrictSchema):
 
 
 class ClaimResultSchema(StrictSchema):
-    referral_id = fields.Integer()
+    """A claimed `Referral`: the reasons for a review stay with the admin, the claimant
+    learns only the status."""
+
+    referral_id = fields.Integer(attribute="id")
     status = fields.String()
-    friend_reward = fields.Dict(allow_none=True)
+    friend_reward = fields.Dict(allow_none=True, metadata={"description": "The code as issued."})
 
 
 class ReferralQuery(PaginationQuery):
@@ -107,34 +113,87 @@ class RejectSchema(StrictSchema):
     reason = fields.String(required=True, validate=validate.Length(1, 500))
 
 
+class ReferralRewardSchema(StrictSchema):
+    """A `service.ReferralReward`: the referrer's reward (`points`, or a catalog reward's
+    `reward_id` and `code_id`, by `type`)."""
+
+    state = fields.String(allow_none=True)
+    matures_at = AwareDateTime(allow_none=True)
+    type = fields.String(metadata={"enum": ["points", "reward"]})
+    points = fields.Integer()
+    reward_id = fields.Integer(allow_none=True)
+    code_id = fields.Integer(allow_none=True)
+
+
+def mask_email(email: str | None) -> str | None:
+    """What a referrer sees of a friend's email: `a***@example.com`."""
+    if not email:
+        return None
+    local, _, domain = email.partition("@")
+    return f"{local[:1]}***@{domain}"
+
+
+class MaskedFriendSchema(StrictSchema):
+    """The friend as their referrer sees them: the email masked (`a***@example.com`)."""
+
+    email = fields.Function(
+        lambda referral: mask_email(referral.friend_email),
+        metadata={"type": ["string", "null"]},
+    )
+    customer_id = fields.Function(lambda _referral: None, metadata={"type": "null"})
+
+
+class FriendSchema(StrictSchema):
+    """The friend as an admin (or the friend's own export) sees them."""
+
+    email = fields.String(attribute="friend_email", allow_none=True)
+    customer_id = fields.String(attribute="friend_customer_id", allow_none=True)
+    name = fields.String(attribute="friend_name", allow_none=True)
+
+
 class ReferralSchema(StrictSchema):
+    """A `service.ReferralView`, as its referrer sees it."""
+
     id = fields.Integer()
     code = fields.String()
     status = fields.String()
     source = fields.String()
-    referrer_id = fields.String(allow_none=True)
-    friend = fields.Dict()
+    friend = Itself(MaskedFriendSchema)
     order_id = fields.String(allow_none=True)
-    converted_at = fields.String(allow_none=True)
-    reward = fields.Dict(allow_none=True)
-    created_at = fields.String()
+    converted_at = AwareDateTime(allow_none=True)
+    reward = fields.Nested(ReferralRewardSchema, allow_none=True)
+    created_at = AwareDateTime()
+
+
+class FriendReferralSchema(ReferralSchema):
+    """A referral naming the member as its friend, in that member's export."""
+
+    friend = Itself(FriendSchema)
     ip = fields.String(allow_none=True)
     user_agent = fields.String(allow_none=True)
+    friend_reward = fields.Dict(allow_none=True, metadata={"description": "The code as issued."})
+
+
+class AdminReferralSchema(FriendReferralSchema):
+    """A `service.ReferralView`, as an admin sees it."""
+
+    referrer_id = fields.String(allow_none=True, metadata={"description": "Customer id."})
     click_id = fields.Integer(allow_none=True)
     flags = fields.List(fields.String())
     reason = fields.String(allow_none=True)
     note = fields.String(allow_none=True)
-    friend_reward = fields.Dict(allow_none=True)
     decided_by = fields.String(allow_none=True)
-    decided_at = fields.String(allow_none=True)
+    decided_at = AwareDateTime(allow_none=True)
 
 
-class ReferralPageSchema(StrictSchema):
+ReferralPageSchema = page_schema(AdminReferralSchema, "ReferralPage")
+
+
+class MemberReferralsSchema(StrictSchema):
+    """A `service.ReferrerStats`."""
+
     items = fields.List(fields.Nested(ReferralSchema))
     next_cursor = fields.String(allow_none=True)
-
-
-class MemberReferralsSchema(ReferralPageSchema):
     code = fields.String()
     url = fields.String()
     clicks = fields.Integer()

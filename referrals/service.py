@@ -6,9 +6,11 @@ commits. Rewards for people are reward codes from `rewards.catalog` and points f
 `loyalty.ledger`; nothing here mints codes of its own except the share code itself.
 """
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from marshmallow import missing
 from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -25,9 +27,10 @@ from loyalty.hooks import MemberViewPart
 from loyalty.jobs import Progress
 from loyalty.ledger import AVAILABLE, PENDING, LedgerEntry
 from loyalty.members.models import Member
-from loyalty.members.service import decode_cursor, encode_cursor, normalize_email
+from loyalty.members.service import normalize_email
 from loyalty.orders.models import Order
 from loyalty.orders.service import OrderEventContext
+from loyalty.paging import Page, page_by_id
 from loyalty.program.models import Program
 from loyalty.program.service import ProgramSettings, get_program
 from loyalty.types import utcnow
@@ -48,6 +51,7 @@ from referrals.models import (
     ReferralCode,
     ReferralSettings,
 )
+from referrals.schemas import AdminReferralSchema, FriendReferralSchema, ReferralSchema
 from rewards.catalog import service as catalog
 from rewards.catalog.models import Reward
 
@@ -323,15 +327,6 @@ def claim(session: Session, data: dict, *, now: datetime | None = None) -> Refer
     return referral
 
 
-def claim_view(referral: Referral) -> dict:
-    # The reasons for a review stay with the admin: the claimant learns only the status.
-    return {
-        "referral_id": referral.id,
-        "status": referral.status,
-        "friend_reward": referral.friend_reward,
-    }
-
-
 # --- conversion (order handler) ---------------------------------------------------------------
 
 
@@ -573,7 +568,7 @@ class ReferralConversion:
         _reward_referrer(session, ctx.program, settings, referral, ctx.occurred_at)
         _effect(
             ctx, referral, CONVERTED, referrer_id=referrer.customer_id,
-            reward=reward_view(session, referral),
+            reward=reward_effect(session, referral),
         )  # fmt: skip
 
     def refunded(self, ctx: OrderEventContext) -> None:
@@ -602,7 +597,7 @@ class ReferralConversion:
         ):
             cancel_reward(ctx.session, referral, ctx.refund.refund_id, ctx.occurred_at)
             friend_reward = cancel_friend_reward(ctx.session, referral, ctx.occurred_at)
-            _effect(ctx, referral, "reward_canceled", reward=reward_view(ctx.session, referral),
+            _effect(ctx, referral, "reward_canceled", reward=reward_effect(ctx.session, referral),
                     friend_reward=friend_reward)  # fmt: skip
 
 
@@ -622,7 +617,7 @@ def cancel_friend_reward(session: Session, referral: Referral, at: datetime) -> 
     except Conflict as exc:  # used, expired, or held by a checkout
         status: str = exc.extra.get("code_status", "reserved")
         return status
-    return str(canceled["status"])
+    return str(canceled.status)
 
 
 def cancel_reward(
@@ -702,7 +697,7 @@ def approve(session: Session, referral_id: int, note: str | None, actor: str) ->
     referral = _locked(session, referral_id)
     if referral.status != REVIEW:
         raise Conflict(f"Referral {referral_id} is {referral.status}, not in review.")
-    before = admin_view(session, referral)
+    before = admin_snapshot(session, referral)
     settings = get_settings(session)
     if referral.order_id is None:
         referral.status = CLAIMED
@@ -718,7 +713,7 @@ def approve(session: Session, referral_id: int, note: str | None, actor: str) ->
     referral.note, referral.decided_by, referral.decided_at = note, actor, utcnow()
     session.flush()
     record_change(session, "referral.approve", "referral", referral.id, before,
-                  admin_view(session, referral))  # fmt: skip
+                  admin_snapshot(session, referral))  # fmt: skip
     return referral
 
 
@@ -726,12 +721,12 @@ def reject(session: Session, referral_id: int, note: str, actor: str) -> Referra
     referral = _locked(session, referral_id)
     if referral.status != REVIEW:
         raise Conflict(f"Referral {referral_id} is {referral.status}, not in review.")
-    before = admin_view(session, referral)
+    before = admin_snapshot(session, referral)
     referral.status, referral.reason, referral.note = REJECTED, ADMIN_REJECTED, note
     referral.decided_by, referral.decided_at = actor, utcnow()
     session.flush()
     record_change(session, "referral.reject", "referral", referral.id, before,
-                  admin_view(session, referral))  # fmt: skip
+                  admin_snapshot(session, referral))  # fmt: skip
     return referral
 
 
@@ -763,78 +758,74 @@ def _states(session: Session, referral: Referral) -> tuple[str, str | None]:
     return row[1], row[2]
 
 
-def reward_view(session: Session, referral: Referral, state: str | None = None) -> dict | None:
+def reward_effect(session: Session, referral: Referral) -> dict | None:
+    """The referrer's reward in an event's answer (`ReferralRewardSchema`'s fields), its time
+    written as the answer always has (in the order event's own offset)."""
+    reward = referral_reward(referral, _states(session, referral)[1])
+    if reward is None:
+        return None
+    view = {"state": reward.state, "type": reward.type}
+    view["matures_at"] = reward.matures_at.isoformat() if reward.matures_at else None
+    for name in ("points", "reward_id", "code_id"):
+        if getattr(reward, name) is not missing:
+            view[name] = getattr(reward, name)
+    return view
+
+
+@dataclass(frozen=True)
+class ReferralReward:
+    """The referrer's reward for a referral (`ReferralRewardSchema`): points, or a catalog
+    reward's code; the fields of the other type are `missing` (left out)."""
+
+    state: str | None
+    matures_at: datetime | None
+    type: str  # "points" | "reward"
+    points: int | object = missing
+    reward_id: int | None | object = missing
+    code_id: int | None | object = missing
+
+
+def referral_reward(referral: Referral, state: str | None) -> ReferralReward | None:
     if referral.reward_state is None:
         return None
-    if state is None:
-        state = _states(session, referral)[1]
-    view: dict[str, object] = {"state": state, "matures_at": _iso(referral.reward_matures_at)}
     if referral.reward_points is not None:
-        view |= {"type": "points", "points": referral.reward_points}
-    else:
-        view |= {"type": "reward", "reward_id": referral.reward_catalog_id,
-                 "code_id": referral.reward_code_id}  # fmt: skip
-    return view
+        return ReferralReward(
+            state, referral.reward_matures_at, "points", points=referral.reward_points
+        )
+    return ReferralReward(
+        state, referral.reward_matures_at, "reward",
+        reward_id=referral.reward_catalog_id, code_id=referral.reward_code_id,
+    )  # fmt: skip
 
 
-def _iso(moment: datetime | None) -> str | None:
-    return moment.isoformat() if moment else None
+@dataclass(frozen=True)
+class ReferralView:
+    """A referral as the API shows it (`ReferralSchema` to its referrer, `AdminReferralSchema`
+    to an admin, `FriendReferralSchema` in the friend's export): its row (whose columns read
+    through), its effective status and reward state, and the referrer's customer id."""
+
+    row: Referral
+    status: str
+    reward_state: str | None
+    referrer_id: str | None = None
+
+    def __getattr__(self, name: str):
+        return getattr(self.row, name)
+
+    @property
+    def reward(self) -> ReferralReward | None:
+        return referral_reward(self.row, self.reward_state)
 
 
-def _mask(email: str | None) -> str | None:
-    """What a referrer sees of a friend's email: `a***@example.com`."""
-    if not email:
-        return None
-    local, _, domain = email.partition("@")
-    return f"{local[:1]}***@{domain}"
-
-
-def _view(
-    session: Session,
-    referral: Referral,
-    status: str,
-    reward_state: str | None,
-    *,
-    admin: dict[int, str | None] | None = None,
-) -> dict:
-    """A referral as its referrer sees it, or, given `admin` ({member id: customer id} of the
-    referrers), as an admin does."""
-    friend = {
-        "email": referral.friend_email if admin else _mask(referral.friend_email),
-        "customer_id": referral.friend_customer_id if admin else None,
-    }
-    view: dict[str, object] = {
-        "id": referral.id,
-        "code": referral.code,
-        "status": status,
-        "source": referral.source,
-        "friend": friend,
-        "order_id": referral.order_id,
-        "converted_at": _iso(referral.converted_at),
-        "reward": reward_view(session, referral, reward_state),
-        "created_at": _iso(referral.created_at),
-    }
-    if admin is not None:
-        view |= {
-            "referrer_id": admin.get(referral.referrer_id),
-            "friend": {**friend, "name": referral.friend_name},
-            "ip": referral.ip,
-            "user_agent": referral.user_agent,
-            "click_id": referral.click_id,
-            "flags": list(referral.flags or []),
-            "reason": referral.reason,
-            "note": referral.note,
-            "friend_reward": referral.friend_reward,
-            "decided_by": referral.decided_by,
-            "decided_at": _iso(referral.decided_at),
-        }
-    return view
-
-
-def admin_view(session: Session, referral: Referral) -> dict:
+def admin_view(session: Session, referral: Referral) -> ReferralView:
     status, reward_state = _states(session, referral)
     referrers = _customer_ids(session, [referral])
-    return _view(session, referral, status, reward_state, admin=referrers)
+    return ReferralView(referral, status, reward_state, referrers.get(referral.referrer_id))
+
+
+def admin_snapshot(session: Session, referral: Referral) -> dict:
+    """The referral as the audit log keeps it: as an admin sees it."""
+    return AdminReferralSchema().dump(admin_view(session, referral))
 
 
 def get_referral(session: Session, referral_id: int) -> Referral:
@@ -850,30 +841,42 @@ def _customer_ids(session: Session, referrals: list[Referral]) -> dict[int, str 
     return {member_id: customer_id for member_id, customer_id in rows}
 
 
-def _page(session: Session, query: Select, limit: int, cursor: str | None, *, admin: bool) -> dict:
-    before = decode_cursor(cursor)
-    if before is not None:
-        query = query.where(Referral.id < before)
-    rows = session.execute(query.order_by(Referral.id.desc()).limit(limit + 1)).all()
-    more = len(rows) > limit
-    rows = rows[:limit]
-    referrers = _customer_ids(session, [r[0] for r in rows]) if admin else None
-    return {
-        "items": [_view(session, r[0], r[1], r[2], admin=referrers) for r in rows],
-        "next_cursor": encode_cursor(rows[-1][0].id) if more else None,
-    }
+def _page(session: Session, query: Select, limit: int, cursor: str | None, *, admin: bool) -> Page:
+    """A page of `_with_states` rows, newest first, as `ReferralView`s (with the referrers'
+    customer ids for an admin)."""
+    page = page_by_id(session, query, Referral.id, limit, cursor, row_id=lambda row: row[0].id)
+    referrers = _customer_ids(session, [r[0] for r in page.items]) if admin else {}
+    return page.map(lambda row: ReferralView(*row, referrers.get(row[0].referrer_id)))
 
 
-def list_referrals(session: Session, status: str | None, limit: int, cursor: str | None) -> dict:
+def list_referrals(session: Session, status: str | None, limit: int, cursor: str | None) -> Page:
     query = _with_states(select(Referral))
     if status is not None:
         query = query.where(effective_status == status)
     return _page(session, query, limit, cursor, admin=True)
 
 
+@dataclass(frozen=True)
+class ReferrerStats:
+    """What a referrer sees (`MemberReferralsSchema`): their link, counts, points, and a page
+    of their referrals."""
+
+    code: str
+    url: str
+    clicks: int
+    claims: int
+    conversions: int
+    rewards_pending: int
+    rewards_earned: int
+    points_pending: int
+    points_earned: int
+    items: list[ReferralView]
+    next_cursor: str | None
+
+
 def member_stats(
     session: Session, member: Member, limit: int = 50, cursor: str | None = None
-) -> dict:
+) -> ReferrerStats:
     """What a referrer sees: counts, points, and their referrals (friends' emails masked)."""
     clicks = session.scalar(
         select(func.count(ReferralClick.id)).where(ReferralClick.member_id == member.id)
@@ -898,18 +901,19 @@ def member_stats(
     by_state = {state: (count, int(points)) for state, count, points in rewards}
     page = _page(session, _with_states(select(Referral)).where(mine), limit, cursor, admin=False)
     code = code_for(session, member.id)
-    return {
-        "code": code,
-        "url": links.share_url(code),
-        "clicks": clicks,
-        "claims": claims,
-        "conversions": conversions,
-        "rewards_pending": by_state.get(REWARD_PENDING, (0, 0))[0],
-        "rewards_earned": by_state.get(REWARD_EARNED, (0, 0))[0],
-        "points_pending": by_state.get(REWARD_PENDING, (0, 0))[1],
-        "points_earned": by_state.get(REWARD_EARNED, (0, 0))[1],
-        **page,
-    }
+    return ReferrerStats(
+        code,
+        links.share_url(code),
+        clicks,
+        claims,
+        conversions,
+        rewards_pending=by_state.get(REWARD_PENDING, (0, 0))[0],
+        rewards_earned=by_state.get(REWARD_EARNED, (0, 0))[0],
+        points_pending=by_state.get(REWARD_PENDING, (0, 0))[1],
+        points_earned=by_state.get(REWARD_EARNED, (0, 0))[1],
+        items=page.items,
+        next_cursor=page.next_cursor,
+    )
 
 
 # --- erasure and demo -------------------------------------------------------------------------
@@ -962,23 +966,11 @@ def export_member(session: Session, member: Member) -> dict:
         rows = session.execute(
             _with_states(select(Referral)).where(or_(*who)).order_by(Referral.id)
         ).all()
-        for referral, status, reward_state in rows:
-            view = _view(session, referral, status, reward_state)
-            view |= {
-                "friend": {
-                    "email": referral.friend_email,
-                    "customer_id": referral.friend_customer_id,
-                    "name": referral.friend_name,
-                },
-                "ip": referral.ip,
-                "user_agent": referral.user_agent,
-                "friend_reward": referral.friend_reward,
-            }
-            as_friend.append(view)
+        as_friend = [ReferralView(*row) for row in rows]
     return {
         "code": code,
-        "referred": [_view(session, r, s, rs) for r, s, rs in referred],
-        "as_friend": as_friend,
+        "referred": ReferralSchema(many=True).dump(ReferralView(*row) for row in referred),
+        "as_friend": FriendReferralSchema(many=True).dump(as_friend),
     }
 
 

@@ -1,21 +1,54 @@
 """The member view (`GET /v1/members/{id}`, `GET /v1/me`, order events): every field, read in
 one statement."""
 
+import json
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import delete, update
+from sqlalchemy import delete, select, update
 
+from loyalty.auth import Principal
 from loyalty.hooks import Hooks, hooks
 from loyalty.members import service as members
 from loyalty.members.models import Member
 from loyalty.members.schemas import MemberSchema
+from loyalty.widget import service as widget
 from loyalty.widget.schemas import MeSchema
 from referrals.models import ReferralCode
 from tests import factories as f
 from tests.conftest import bearer
 from tests.statements import recorded
 from tests.tiers.helpers import at, beauty_insider, last_year, order, post_event
+
+
+def exactly(value) -> str:
+    """`value` as JSON, so that 1, 1.0 and True (equal in Python) are told apart."""
+    return json.dumps(value, sort_keys=True)
+
+
+def assert_fast_paths_are_the_schemas(session, domains: Hooks) -> int:
+    """Every member's view as the fast path writes it (`view_from_row`, what `GET
+    /v1/members/{id}`, `/v1/me` and order events send) is what the schemas dump from the same
+    row; returns how many members were compared."""
+    pks = session.scalars(select(Member.id).order_by(Member.id)).all()
+    for pk in pks:
+        row = members.BY_ID.row(session, domains, member_id=pk)
+        fast = members.view_from_row(session, domains, row)
+        view = members.member_view_of_row(session, domains, row)
+        assert exactly(fast) == exactly(MemberSchema().dump(view)), pk
+        customer_id = session.scalar(select(Member.customer_id).where(Member.id == pk))
+        if customer_id is None:
+            continue  # erased: no token reaches them
+        me, me_row = widget.TOKEN_MEMBER_VIEW.find(
+            session, domains, member_id=pk, customer_id=customer_id
+        )
+        assert me == fast  # the same member, the same view
+        me = {**me, "currency": me_row.currency}
+        schema_me = MeSchema().dump({**vars(view), "currency": me_row.currency})
+        principal = Principal("widget", str(pk), member_id=pk, customer_id=customer_id)
+        assert exactly(widget.me(session, domains, principal)) == exactly(me)
+        assert exactly(me) == exactly(schema_me), pk
+    return len(pks)
 
 
 def enroll(client, headers, customer_id="c_1"):
@@ -44,7 +77,7 @@ def member_pk(session, customer_id="c_1") -> int:
 
 
 def test_view_of_a_member_in_a_higher_tier_with_spend_in_two_periods(
-    client, admin, storefront, app
+    client, admin, storefront, app, session
 ):
     beauty_insider(client, admin)
     y = last_year()
@@ -75,9 +108,8 @@ def test_view_of_a_member_in_a_higher_tier_with_spend_in_two_periods(
     # The widget shows the same member view, with the program's currency.
     me = get(client, "/v1/me", token(client, storefront))
     assert me == {**view, "currency": "USD"}
-    # Both are sent as they are, without a dump: they must already be what the schemas give.
-    assert MemberSchema().dump(view) == view
-    assert MeSchema().dump(me) == me
+    # Both are written by hand (the fast path): they must be what the schemas give.
+    assert_fast_paths_are_the_schemas(session, hooks())
 
 
 @pytest.mark.parametrize("path", ["/v1/members/c_1", "/v1/me"])
@@ -88,8 +120,7 @@ def test_views_are_their_schemas_dump_also_with_nulls(client, storefront, sessio
     headers = token(client, storefront) if path == "/v1/me" else storefront
     view = get(client, path, headers)
     assert (view["name"], view["birthday"], view["tier"]["ends_at"]) == (None, None, None)
-    schema = MeSchema() if path == "/v1/me" else MemberSchema()
-    assert schema.dump(view) == view
+    assert_fast_paths_are_the_schemas(session, hooks())
 
 
 def test_a_member_without_a_tier_shows_the_base_tier(client, admin, storefront, session):
@@ -133,9 +164,8 @@ def test_without_the_referrals_domain_the_view_has_no_referral(client, storefron
     core_only, _row = members.BY_ID.find(session, Hooks(), member_id=pk)
     assert with_referrals["referral"] is not None
     assert core_only == {**with_referrals, "referral": None}
-    # Sent without a dump: the values themselves (not only their JSON) are the schema's.
-    for view in (with_referrals, core_only):
-        assert MemberSchema().dump(view) == view
+    for domains in (hooks(), Hooks()):
+        assert_fast_paths_are_the_schemas(session, domains)
 
 
 def test_an_erased_member_view_is_anonymous_and_has_no_referral(client, admin, session):
@@ -190,3 +220,36 @@ def test_the_view_is_one_select(client, admin, storefront, path, origin):
         get(client, path, headers)
     selects = [s for s in sent if s.upper().startswith("SELECT")]
     assert len(selects) == 1, sent
+
+
+def test_the_fast_path_is_the_schema_for_members_of_every_kind(client, admin, storefront, session):
+    """Over members in every tier, with and without a next tier, pending and available points,
+    a birthday or none, an old one without a tier, one without a share code yet, one erased,
+    one whose friend claimed their link — and without the referrals domain."""
+    beauty_insider(client, admin)
+    y = last_year()
+    for customer_id in ("base", "vib", "top", "bday", "notier", "nocode", "gone", "friend"):
+        enroll(client, storefront, customer_id)
+    post_event(client, storefront, order(40_000, at(y, 6), customer_id="vib"))
+    post_event(client, storefront, order(5_000, datetime.now(UTC), customer_id="vib"))
+    post_event(client, storefront, order(120_000, datetime.now(UTC), customer_id="top"))
+    adjustment = {"points": 250, "reason": "goodwill"}
+    response = client.post("/v1/members/top/adjustments", json=adjustment, headers=admin)
+    assert response.status_code == 201
+    session.execute(
+        update(Member).where(Member.customer_id == "bday").values(birthday="02-29", name=None)
+    )
+    session.execute(update(Member).where(Member.customer_id == "notier").values(tier_id=None))
+    session.execute(
+        delete(ReferralCode).where(ReferralCode.member_id == member_pk(session, "nocode"))
+    )
+    assert client.delete("/v1/members/gone", headers=admin).status_code == 204
+    code = get(client, "/v1/members/base", storefront)["referral"]["code"]
+    post_event(client, storefront, order(3_000, datetime.now(UTC), customer_id="friend",
+                                         referral_code=code))  # fmt: skip
+    views = {c: get(client, f"/v1/members/{c}", storefront) for c in ("vib", "top", "notier")}
+    assert views["vib"]["tier"]["ends_at"] is not None and views["vib"]["points"]["pending"] > 0
+    assert views["top"]["next_tier"] is None and views["top"]["points"]["available"] == 250
+    assert views["notier"]["tier"]["name"] == "Member"
+    for domains in (hooks(), Hooks()):
+        assert assert_fast_paths_are_the_schemas(session, domains) == 8

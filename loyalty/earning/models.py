@@ -77,3 +77,9 @@ class EarningRule(Base):
     @property
     def tier_names(self) -> list[str]:
         return [link.tier.name for link in self.tier_links]
+
+    @property
+    def shown_conditions(self) -> dict:
+        """The rule's `conditions` as the API shows them: its tiers by name."""
+        names = self.tier_names
+        return {**(self.conditions or {}), **({"tiers": names} if names else {})}

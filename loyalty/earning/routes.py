@@ -27,7 +27,7 @@ class EarningRules(MethodView):
     @blp.arguments(EarningRuleSchema)
     @blp.response(201, EarningRuleSchema)
     def post(self, data):
-        return rules.rule_view(rules.create_rule(db.session, data))
+        return rules.create_rule(db.session, data)
 
 
 @blp.route("/<int32:rule_id>")
@@ -35,13 +35,13 @@ class EarningRuleView(MethodView):
     @require("admin")
     @blp.response(200, EarningRuleSchema)
     def get(self, rule_id):
-        return rules.rule_view(rules.get_rule(db.session, rule_id))
+        return rules.get_rule(db.session, rule_id)
 
     @require("admin")
     @blp.arguments(EarningRuleUpdateSchema)
     @blp.response(200, EarningRuleSchema)
     def patch(self, changes, rule_id):
-        return rules.rule_view(rules.update_rule(db.session, rule_id, changes))
+        return rules.update_rule(db.session, rule_id, changes)
 
     @require("admin")
     @blp.response(204)

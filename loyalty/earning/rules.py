@@ -31,8 +31,9 @@ from sqlalchemy.sql.selectable import Subquery
 
 from loyalty import cache, ledger
 from loyalty.audit import record_change
-from loyalty.cursors import MAX_INT32_ROW_ID, decode_cursor, encode_cursor
+from loyalty.cursors import MAX_INT32_ROW_ID
 from loyalty.earning.models import EarningRule, EarningRuleTier
+from loyalty.earning.schemas import EarningRuleSchema
 from loyalty.errors import NotFound, ValidationFailed
 from loyalty.extensions import rowcount
 from loyalty.jobs import Progress, in_ranges, lock_members
@@ -40,6 +41,7 @@ from loyalty.ledger import AVAILABLE, LedgerEntry
 from loyalty.members.models import Member
 from loyalty.orders.models import Order
 from loyalty.orders.service import has_paid_orders
+from loyalty.paging import Page, page_by_id
 from loyalty.program.service import get_program
 from loyalty.tiers.models import Tier
 from loyalty.types import JSONType, UTCDateTime, utcnow
@@ -58,33 +60,9 @@ cache.watch(EarningRuleTier, "earning_rules")
 # --- configuration --------------------------------------------------------------------------
 
 
-def rule_view(rule: EarningRule) -> dict:
-    return {
-        "id": rule.id,
-        "name": rule.name,
-        "trigger": rule.trigger,
-        "multiplier": format(rule.multiplier.normalize(), "f") if rule.multiplier else None,
-        "points": rule.points,
-        "conditions": _conditions_view(rule),
-        "starts_at": rule.starts_at,
-        "ends_at": rule.ends_at,
-        "active": rule.active,
-        "created_at": rule.created_at,
-        "updated_at": rule.updated_at,
-    }
-
-
-def _conditions_view(rule: EarningRule) -> dict:
-    """The rule's `conditions` as the API shows them: its tiers by name."""
-    names = rule.tier_names
-    return {**(rule.conditions or {}), **({"tiers": names} if names else {})}
-
-
 def _snapshot(rule: EarningRule) -> dict:
-    view = rule_view(rule)
-    for key in ("starts_at", "ends_at", "created_at", "updated_at"):
-        view[key] = view[key].isoformat() if view[key] else None
-    return view
+    """The rule as the audit log keeps it: as the API shows it."""
+    return EarningRuleSchema().dump(rule)
 
 
 def _validate(session: Session, rule: dict) -> list[Tier]:
@@ -139,18 +117,13 @@ def get_rule(session: Session, rule_id: int) -> EarningRule:
     return rule
 
 
-def list_rules(session: Session, limit: int, cursor: str | None) -> dict:
-    query = select(EarningRule).order_by(EarningRule.id)
-    after = decode_cursor(cursor, MAX_INT32_ROW_ID)
-    if after is not None:
-        query = query.where(EarningRule.id > after)
-    rows = list(session.scalars(query.limit(limit + 1)))
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return {
-        "items": [rule_view(r) for r in rows],
-        "next_cursor": encode_cursor(rows[-1].id) if more else None,
-    }
+def list_rules(session: Session, limit: int, cursor: str | None) -> Page:
+    """A page of the rules, oldest first (`EarningRulePageSchema`)."""
+    query = select(EarningRule)
+    return page_by_id(
+        session, query, EarningRule.id, limit, cursor, newest_first=False,
+        max_row_id=MAX_INT32_ROW_ID,
+    )  # fmt: skip
 
 
 def create_rule(session: Session, data: dict) -> EarningRule:
@@ -171,7 +144,7 @@ def update_rule(session: Session, rule_id: int, changes: dict) -> EarningRule:
         "trigger": rule.trigger,
         "multiplier": rule.multiplier,
         "points": rule.points,
-        "conditions": _conditions_view(rule),
+        "conditions": rule.shown_conditions,
         "starts_at": rule.starts_at,
         "ends_at": rule.ends_at,
         **changes,

@@ -1,4 +1,4 @@
-from marshmallow import fields, validate
+from marshmallow import fields, post_dump, validate
 
 from loyalty.earning.models import TRIGGERS
 from loyalty.schemas import (
@@ -10,6 +10,7 @@ from loyalty.schemas import (
     StrictBoolean,
     StrictSchema,
     Text,
+    page_schema,
 )
 
 
@@ -23,6 +24,8 @@ class ConditionsSchema(StrictSchema):
 
 
 class EarningRuleSchema(StrictSchema):
+    """An `EarningRule` (and what creating or changing one takes)."""
+
     id = fields.Integer(dump_only=True)
     name = fields.String(required=True, validate=validate.Length(1, 128))
     trigger = fields.String(required=True, validate=validate.OneOf(TRIGGERS))
@@ -40,6 +43,14 @@ class EarningRuleSchema(StrictSchema):
     created_at = AwareDateTime(dump_only=True)
     updated_at = AwareDateTime(dump_only=True)
 
+    @post_dump(pass_original=True)
+    def _tiers_by_name(self, data: dict, rule, **kwargs) -> dict:
+        """A rule keeps its tiers by id (`earning_rule_tiers`); the API names them."""
+        shown = getattr(rule, "shown_conditions", None)  # None when dumping a plain dict
+        if shown is not None:
+            data["conditions"] = ConditionsSchema().dump(shown)
+        return data
+
 
 class EarningRuleUpdateSchema(StrictSchema):
     name = fields.String(validate=validate.Length(1, 128))
@@ -52,6 +63,4 @@ class EarningRuleUpdateSchema(StrictSchema):
     active = StrictBoolean()
 
 
-class EarningRulePageSchema(StrictSchema):
-    items = fields.List(fields.Nested(EarningRuleSchema))
-    next_cursor = fields.String(allow_none=True)
+EarningRulePageSchema = page_schema(EarningRuleSchema, "EarningRulePage")

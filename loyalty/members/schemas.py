@@ -1,6 +1,16 @@
 from marshmallow import ValidationError, fields, validate, validates
 
-from loyalty.schemas import MAX_POINTS, AwareDateTime, MemberId, StrictSchema, Text
+from loyalty.schemas import (
+    MAX_POINTS,
+    AwareDateTime,
+    DecimalString,
+    Itself,
+    MemberId,
+    StrictSchema,
+    Text,
+    page_schema,
+)
+from loyalty.tiers.schemas import TierChangeSchema
 
 
 class MemberCreateSchema(StrictSchema):
@@ -20,20 +30,26 @@ class MemberCreateSchema(StrictSchema):
 
 
 class PointsSchema(StrictSchema):
-    available = fields.Integer()
-    pending = fields.Integer()
-    lifetime_earned = fields.Integer()
+    """A member's balances, from the member's columns."""
+
+    available = fields.Integer(attribute="points_available")
+    pending = fields.Integer(attribute="points_pending")
+    lifetime_earned = fields.Integer(attribute="points_lifetime")
 
 
 class TierViewSchema(StrictSchema):
+    """A `tiers.service.TierStanding`."""
+
     id = fields.Integer()
     name = fields.String()
-    multiplier = fields.String()
+    multiplier = DecimalString()
     perks = fields.List(fields.String())
-    ends_at = fields.String(allow_none=True)
+    ends_at = AwareDateTime(allow_none=True)
 
 
 class NextTierSchema(StrictSchema):
+    """A `tiers.service.NextTier`."""
+
     name = fields.String()
     threshold = fields.Integer()
     remaining_spend = fields.Integer()
@@ -45,19 +61,31 @@ class ReferralViewSchema(StrictSchema):
 
 
 class MemberSchema(StrictSchema):
-    id = fields.String()
-    email = fields.String()
+    """The member view: a `service.MemberView` (`service.view_from_row` writes the same JSON
+    by hand for the reads that answer most often; a test holds the two equal)."""
+
+    id = fields.String(allow_none=True, metadata={"description": "null once erased"})
+    email = fields.String(allow_none=True)
     name = fields.String(allow_none=True)
     birthday = fields.String(allow_none=True)
-    enrolled_at = fields.String()
-    points = fields.Nested(PointsSchema)
-    tier = fields.Nested(TierViewSchema)
-    qualifying_spend = fields.Integer()
-    next_tier = fields.Nested(NextTierSchema, allow_none=True)
+    enrolled_at = AwareDateTime()
+    points = Itself(PointsSchema)
+    tier = fields.Nested(TierViewSchema, attribute="standing.tier")
+    qualifying_spend = fields.Integer(attribute="standing.qualifying_spend")
+    next_tier = fields.Nested(NextTierSchema, attribute="standing.next_tier", allow_none=True)
     referral = fields.Nested(ReferralViewSchema, allow_none=True)
 
 
+class SourceSchema(StrictSchema):
+    """What an entry came from: an order, a redemption, an admin..."""
+
+    type = fields.String(attribute="source_type")
+    id = fields.String(attribute="source_id")
+
+
 class EntrySchema(StrictSchema):
+    """A `LedgerEntry`."""
+
     id = fields.Integer()
     kind = fields.String()
     points = fields.Integer()
@@ -66,21 +94,42 @@ class EntrySchema(StrictSchema):
     occurred_at = AwareDateTime()
     matures_at = AwareDateTime(allow_none=True)
     expires_at = AwareDateTime(allow_none=True)
-    source = fields.Dict()
+    source = Itself(SourceSchema)
     rule_id = fields.Integer(allow_none=True)
-    detail = fields.Dict()
+    detail = fields.Function(lambda entry: entry.detail or {}, metadata={"type": "object"})
 
 
-class EntryPageSchema(StrictSchema):
-    items = fields.List(fields.Nested(EntrySchema))
-    next_cursor = fields.String(allow_none=True)
+EntryPageSchema = page_schema(EntrySchema, "EntryPage")
+
+
+class OrderExportSchema(StrictSchema):
+    """An `Order` as a member's export shows it."""
+
+    id = fields.String(attribute="order_id")
+    customer_id = fields.String(allow_none=True)
+    email = fields.String(attribute="email_normalized", allow_none=True)
+    status = fields.String()
+    currency = fields.String()
+    occurred_at = AwareDateTime(allow_none=True)
+    total_amount = fields.Integer()
+    eligible_amount = fields.Integer()
+    refunded_amount = fields.Integer()
+    points_awarded = fields.Integer()
+    points_reversed = fields.Integer()
+    lines = fields.List(fields.Dict(), allow_none=True)
+    attributes = fields.Dict(allow_none=True)
+    detail = fields.Dict(allow_none=True)
 
 
 class MemberExportSchema(StrictSchema):
+    """A `service.MemberExport`."""
+
     profile = fields.Nested(MemberSchema)
     ledger = fields.List(fields.Nested(EntrySchema))
-    orders = fields.List(fields.Dict(), metadata={"description": "By member, id or mailbox."})
-    tier_history = fields.List(fields.Dict())
+    orders = fields.List(
+        fields.Nested(OrderExportSchema), metadata={"description": "By member, id or mailbox."}
+    )
+    tier_history = fields.List(fields.Nested(TierChangeSchema))
     codes = fields.List(fields.Dict(), metadata={"description": "Reward codes."})
     referrals = fields.Dict(
         metadata={"description": "Share code, friends referred, referrals naming them."}

@@ -1,6 +1,7 @@
 """Members: enrolment, the member view, the activity feed, adjustments and erasure."""
 
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -10,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from loyalty import cache, erasure, ledger
 from loyalty.audit import record_change
-from loyalty.cursors import decode_cursor, encode_cursor
+from loyalty.dates import iso
 from loyalty.errors import Conflict, NotFound
 from loyalty.extensions import read_connection, session_started
 from loyalty.fastsql import FastStatement
@@ -19,6 +20,7 @@ from loyalty.ledger import LedgerEntry
 from loyalty.lookalikes import normalize_email  # noqa: F401 - one rule, used from here too
 from loyalty.members.models import Member
 from loyalty.orders.models import Order
+from loyalty.paging import Page, page_by_id
 from loyalty.tiers import service as tiers
 from loyalty.tiers.models import TierChange
 from loyalty.types import UTCDateTime, utcnow
@@ -161,7 +163,13 @@ class ViewQuery:
         return built
 
     def find(self, session: Session, hooks: Hooks, **params: object) -> tuple[dict, Any] | None:
-        """(view, row) of the member the parameters find, or None.
+        """(view, row) of the member the parameters find, or None: the view as the fast path
+        writes it (`view_from_row`)."""
+        row = self.row(session, hooks, **params)
+        return None if row is None else (view_from_row(session, hooks, row), row)
+
+    def row(self, session: Session, hooks: Hooks, **params: object) -> Any:
+        """The row of the member the parameters find, or None.
 
         Inside a transaction (an order event's, say) it reads through it, after its changes;
         a request that has not begun one reads on a pooled connection of its own: one
@@ -174,21 +182,57 @@ class ViewQuery:
         else:
             with read_connection(session) as connection:
                 row = statement.one_or_none(connection, params)
-        if row is None:
-            return None
-        cache.seen(session, row.config_version)  # StaleConfig: the request runs again
-        return view_from_row(session, hooks, row), row
+        if row is not None:
+            cache.seen(session, row.config_version)  # StaleConfig: the request runs again
+        return row
+
+
+@dataclass(frozen=True)
+class MemberView:
+    """The member view (`MemberSchema`): the member's columns (the balances are
+    `points_available`, `points_pending`, `points_lifetime`), their standing, and the fields
+    the domains add (`hooks.member_view`)."""
+
+    id: str | None  # the customer id; None once erased
+    email: str | None
+    name: str | None
+    birthday: str | None
+    enrolled_at: datetime
+    points_available: int
+    points_pending: int
+    points_lifetime: int
+    standing: tiers.Standing
+    referral: dict | None = None
+
+
+def member_view_of_row(session: Session, hooks: Hooks, row) -> MemberView:
+    """The member view (`MemberSchema` dumps it) from a row of a `ViewQuery`."""
+    view = MemberView(
+        row.customer_id,
+        row.email,
+        row.name,
+        row.birthday,
+        row.enrolled_at,
+        row.points_available,
+        row.points_pending,
+        row.points_lifetime,
+        tiers.standing_of(row),
+    )
+    for i, part in enumerate(hooks.member_view):
+        view = replace(view, **part.fields(session, row, getattr(row, f"part_{i}")))
+    return view
 
 
 def view_from_row(session: Session, hooks: Hooks, row: Any) -> dict:
-    """The member view (`MemberSchema`) from a row of a `ViewQuery` (a named tuple of its
-    columns, as `FastStatement` reads them)."""
+    """The fast path of the member view, for the reads that answer most often (`GET
+    /v1/members/{id}`, `/v1/me`, an order event's answer): the JSON `MemberSchema` gives for
+    `member_view_of_row`, written by hand (tests hold the two equal, member by member)."""
     view = {
         "id": row.customer_id,
         "email": row.email,
         "name": row.name,
         "birthday": row.birthday,
-        "enrolled_at": row.enrolled_at.isoformat(),
+        "enrolled_at": iso(row.enrolled_at),
         "points": {
             "available": row.points_available,
             "pending": row.points_pending,
@@ -208,11 +252,17 @@ BY_CUSTOMER_ID = ViewQuery(lambda: [Member.customer_id == bindparam("customer_id
 
 
 def member_view(session: Session, hooks: Hooks, member: Member) -> dict:
-    """The view of a member already loaded (e.g. by an order event), as stored now."""
+    """The view of a member already loaded (e.g. by an order event), as stored now: the fast
+    path's JSON-ready dict (`view_from_row`)."""
     found = BY_ID.find(session, hooks, member_id=member.id)
     if found is None:
         raise LookupError(f"member {member.id} not found")
     return found[0]
+
+
+def load_member_view(session: Session, hooks: Hooks, member: Member) -> MemberView:
+    """The view of a member already loaded, as stored now, for `MemberSchema` to dump."""
+    return member_view_of_row(session, hooks, BY_ID.row(session, hooks, member_id=member.id))
 
 
 def get_member_view(session: Session, hooks: Hooks, customer_id: str) -> dict:
@@ -223,34 +273,10 @@ def get_member_view(session: Session, hooks: Hooks, customer_id: str) -> dict:
     return found[0]
 
 
-def entry_view(entry: LedgerEntry) -> dict:
-    return {
-        "id": entry.id,
-        "kind": entry.kind,
-        "points": entry.points,
-        "state": entry.state,
-        "created_at": entry.created_at,
-        "occurred_at": entry.occurred_at,
-        "matures_at": entry.matures_at,
-        "expires_at": entry.expires_at,
-        "source": {"type": entry.source_type, "id": entry.source_id},
-        "rule_id": entry.rule_id,
-        "detail": entry.detail or {},
-    }
-
-
-def activity(session: Session, member: Member, limit: int, cursor: str | None) -> dict:
+def activity(session: Session, member: Member, limit: int, cursor: str | None) -> Page:
+    """A page of the member's ledger entries, newest first (`EntryPageSchema`)."""
     query = select(LedgerEntry).where(LedgerEntry.member_id == member.id)
-    before = decode_cursor(cursor)
-    if before is not None:
-        query = query.where(LedgerEntry.id < before)
-    rows = list(session.scalars(query.order_by(LedgerEntry.id.desc()).limit(limit + 1)))
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return {
-        "items": [entry_view(e) for e in rows],
-        "next_cursor": encode_cursor(rows[-1].id) if more else None,
-    }
+    return page_by_id(session, query, LedgerEntry.id, limit, cursor)
 
 
 def adjust(session: Session, member: Member, points: int, reason: str, actor: str) -> LedgerEntry:
@@ -272,33 +298,11 @@ def adjust(session: Session, member: Member, points: int, reason: str, actor: st
     return entry
 
 
-def _iso(moment: datetime | None) -> str | None:
-    return moment.isoformat() if moment is not None else None
-
-
-def order_export(order: Order) -> dict:
-    return {
-        "id": order.order_id,
-        "customer_id": order.customer_id,
-        "email": order.email_normalized,
-        "status": order.status,
-        "currency": order.currency,
-        "occurred_at": _iso(order.occurred_at),
-        "total_amount": order.total_amount,
-        "eligible_amount": order.eligible_amount,
-        "refunded_amount": order.refunded_amount,
-        "points_awarded": order.points_awarded,
-        "points_reversed": order.points_reversed,
-        "lines": order.lines,
-        "attributes": order.attributes,
-        "detail": order.detail,
-    }
-
-
 def export(session: Session, hooks: Hooks, member: Member) -> dict:
-    """`GET /v1/members/{id}/export`: everything held about the member — their view, every
-    ledger entry, their orders (by member, customer id or mailbox), tier history, and each
-    domain's section (`hooks.member_export`: codes, referrals, gift card purchases)."""
+    """`GET /v1/members/{id}/export` (`MemberExportSchema`): everything held about the member
+    — their view, every ledger entry, their orders (by member, customer id or mailbox), tier
+    changes, and each domain's section (`hooks.member_export`: codes, referrals, gift card
+    purchases)."""
     entries = session.scalars(
         select(LedgerEntry).where(LedgerEntry.member_id == member.id).order_by(LedgerEntry.id)
     )
@@ -307,13 +311,10 @@ def export(session: Session, hooks: Hooks, member: Member) -> dict:
         select(TierChange).where(TierChange.member_id == member.id).order_by(TierChange.id)
     )
     return {
-        "profile": member_view(session, hooks, member),
-        "ledger": [entry_view(entry) for entry in entries],
-        "orders": [order_export(order) for order in orders],
-        "tier_history": [
-            {**tiers.change_view(change), "occurred_at": _iso(change.occurred_at)}
-            for change in changes
-        ],
+        "profile": load_member_view(session, hooks, member),
+        "ledger": list(entries),
+        "orders": list(orders),
+        "tier_history": list(changes),
         **{name: part(session, member) for name, part in hooks.member_export.items()},
     }
 

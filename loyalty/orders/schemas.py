@@ -1,9 +1,10 @@
 from datetime import timedelta
 
 from flask import current_app
-from marshmallow import ValidationError, fields, validate, validates_schema
+from marshmallow import INCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
 from loyalty.addresses import IPAddress
+from loyalty.members.schemas import MemberSchema
 from loyalty.schemas import (
     AwareDateTime,
     Currency,
@@ -104,8 +105,32 @@ class EventSchema(StrictSchema):
             raise ValidationError("Only for order.refunded.", "refund")
 
 
+class EffectSchema(Schema):
+    """One thing an event did. Every effect has its `kind`; the other members depend on it
+    (points earned or reversed, a tier change, a reward code used, a gift card captured...)."""
+
+    class Meta:
+        unknown = INCLUDE
+
+    kind = fields.String(
+        required=True,
+        metadata={
+            "description": "earn, bonus, reversal, clawback, refund, canceled, tier_changed, "
+            "referral, reward_code_used, reward_code_rejected, reward_code_released, "
+            "gift_card_capture, gift_card_void..."
+        },
+    )
+    points = fields.Integer()
+    state = fields.String()
+    entry_id = fields.Integer()
+    matures_at = AwareDateTime(allow_none=True)
+
+
 class EventResultSchema(StrictSchema):
+    """An event's answer, stored with the event as JSON text and sent again byte for byte
+    (`service.encode_answer`): `member` is the member view's fast path (`MemberSchema`)."""
+
     event_id = fields.String()
     duplicate = fields.Boolean()
-    member = fields.Dict(allow_none=True)
-    effects = fields.List(fields.Dict())
+    member = fields.Nested(MemberSchema, allow_none=True)
+    effects = fields.List(fields.Nested(EffectSchema))

@@ -3,6 +3,7 @@ from flask.views import MethodView
 from loyalty.auth import require
 from loyalty.extensions import Blueprint, db
 from loyalty.members import service as members
+from loyalty.paging import Page
 from loyalty.schemas import PaginationQuery
 from loyalty.tiers import service
 from loyalty.tiers.schemas import (
@@ -23,7 +24,7 @@ class Tiers(MethodView):
     @blp.response(200, TierListSchema)
     def get(self):
         """Every tier, lowest threshold first."""
-        return {"items": service.all_tiers(db.session), "next_cursor": None}
+        return Page(service.all_tiers(db.session))
 
     @require("admin")
     @blp.arguments(TierSchema)
@@ -70,11 +71,4 @@ class MemberTierChanges(MethodView):
     def get(self, query, customer_id):
         """The member's tier history, newest first (upgrades, refunds, period closes)."""
         member = members.get_member(db.session, customer_id)
-        before = members.decode_cursor(query["cursor"])
-        rows = service.tier_changes(db.session, member, query["limit"] + 1, before)
-        more = len(rows) > query["limit"]
-        rows = rows[: query["limit"]]
-        return {
-            "items": [service.change_view(r) for r in rows],
-            "next_cursor": members.encode_cursor(rows[-1].id) if more else None,
-        }
+        return service.tier_changes(db.session, member, query["limit"], query["cursor"])

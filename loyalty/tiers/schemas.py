@@ -1,6 +1,6 @@
 from marshmallow import fields, validate
 
-from loyalty.schemas import AwareDateTime, DecimalString, Money, StrictSchema, Text
+from loyalty.schemas import AwareDateTime, DecimalString, Money, StrictSchema, Text, page_schema
 
 MAX_TIERS = 50
 
@@ -29,9 +29,7 @@ class TierUpdateSchema(StrictSchema):
     perks = fields.List(Text(200), validate=validate.Length(max=50))
 
 
-class TierListSchema(StrictSchema):
-    items = fields.List(fields.Nested(TierSchema))
-    next_cursor = fields.String(allow_none=True)
+TierListSchema = page_schema(TierSchema, "TierList")
 
 
 class ProposedTierSchema(StrictSchema):
@@ -58,9 +56,11 @@ class PreviewResultSchema(StrictSchema):
 
 
 class TierChangeSchema(StrictSchema):
+    """A `TierChange`."""
+
     id = fields.Integer()
-    from_ = fields.String(data_key="from", attribute="from", allow_none=True)
-    to = fields.String()
+    from_ = fields.String(data_key="from", attribute="from_tier", allow_none=True)
+    to = fields.String(attribute="to_tier")
     direction = fields.String()
     reason = fields.String()
     source_id = fields.String(allow_none=True)
@@ -68,6 +68,4 @@ class TierChangeSchema(StrictSchema):
     occurred_at = AwareDateTime()
 
 
-class TierChangePageSchema(StrictSchema):
-    items = fields.List(fields.Nested(TierChangeSchema))
-    next_cursor = fields.String(allow_none=True)
+TierChangePageSchema = page_schema(TierChangeSchema, "TierChangePage")

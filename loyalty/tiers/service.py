@@ -16,6 +16,7 @@ is materialized on `members.tier_id`, so reading a member's tier is one primary-
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -47,11 +48,13 @@ from sqlalchemy.sql.selectable import Subquery
 
 from loyalty import webhooks
 from loyalty.audit import record_change
+from loyalty.dates import iso
 from loyalty.earning.models import EarningRuleTier
 from loyalty.errors import Conflict, NotFound, ValidationFailed
 from loyalty.fastsql import fast
 from loyalty.jobs import Progress, in_ranges, lock_members
 from loyalty.members.models import Member
+from loyalty.paging import Page, page_by_id
 from loyalty.program.models import Program
 from loyalty.program.service import ProgramSettings
 from loyalty.tiers.models import Tier, TierChange, TierSpend
@@ -450,24 +453,10 @@ def _emit_tier_changes(session: Session, change_ids: Sequence[int]) -> None:
     )
 
 
-def change_view(change: TierChange) -> dict:
-    return {
-        "id": change.id,
-        "from": change.from_tier,
-        "to": change.to_tier,
-        "direction": change.direction,
-        "reason": change.reason,
-        "source_id": change.source_id,
-        "qualifying_spend": change.qualifying_spend,
-        "occurred_at": change.occurred_at,
-    }
-
-
-def tier_changes(session: Session, member: Member, limit: int, before: int | None) -> list:
+def tier_changes(session: Session, member: Member, limit: int, cursor: str | None) -> Page:
+    """A page of the member's tier changes, newest first (`TierChangePageSchema`)."""
     query = select(TierChange).where(TierChange.member_id == member.id)
-    if before is not None:
-        query = query.where(TierChange.id < before)
-    return list(session.scalars(query.order_by(TierChange.id.desc()).limit(limit)))
+    return page_by_id(session, query, TierChange.id, limit, cursor)
 
 
 # --- order events ---------------------------------------------------------------------------
@@ -593,8 +582,57 @@ def with_standing(query: Select, now: datetime | BindParameter[datetime]) -> Sel
     )
 
 
-def standing_view(row: Any) -> dict:
-    """The member view's `tier`, `qualifying_spend` and `next_tier`, from `with_standing`."""
+@dataclass(frozen=True)
+class TierStanding:
+    """The member view's `tier` (`TierViewSchema`)."""
+
+    id: int
+    name: str
+    multiplier: Decimal
+    perks: list[str]
+    ends_at: datetime | None  # how long the status lasts; None for the base tier
+
+
+@dataclass(frozen=True)
+class NextTier:
+    """The member view's `next_tier` (`NextTierSchema`)."""
+
+    name: str
+    threshold: int
+    remaining_spend: int
+
+
+@dataclass(frozen=True)
+class Standing:
+    """A member's `tier`, `qualifying_spend` and `next_tier` (None at the top tier)."""
+
+    tier: TierStanding
+    qualifying_spend: int
+    next_tier: NextTier | None
+
+
+def standing_of(row: Any) -> Standing:
+    """The member's standing from a row of `with_standing`, for the member view's schema."""
+    spend = int(row.standing_spend)
+    next_threshold = row.standing_next_threshold
+    return Standing(
+        TierStanding(
+            row.standing_tier_id,
+            row.standing_tier_name,
+            row.standing_tier_multiplier,
+            list(row.standing_tier_perks or []),
+            row.standing_ends_at,
+        ),
+        spend,
+        None
+        if next_threshold is None
+        else NextTier(row.standing_next_name, next_threshold, max(0, next_threshold - spend)),
+    )
+
+
+def standing_view(row) -> dict:
+    """`standing_of` as the member view's fast path writes it (`members.view_from_row`): the
+    JSON `TierViewSchema` and `NextTierSchema` give, built by hand."""
     spend = int(row.standing_spend)
     ends_at = row.standing_ends_at
     next_threshold = row.standing_next_threshold
@@ -604,7 +642,7 @@ def standing_view(row: Any) -> dict:
             "name": row.standing_tier_name,
             "multiplier": format(row.standing_tier_multiplier.normalize(), "f"),
             "perks": list(row.standing_tier_perks or []),
-            "ends_at": ends_at.isoformat() if ends_at is not None else None,
+            "ends_at": iso(ends_at),
         },
         "qualifying_spend": spend,
         "next_tier": None

@@ -67,3 +67,20 @@ class WebhookDelivery(Base):
     last_error: Mapped[str | None] = mapped_column(String(500))
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     gave_up_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+# The event types an endpoint can subscribe to.
+EVENT_TYPES = (
+    "points.earned",
+    "points.expiring",
+    "tier.changed",
+    "reward.issued",
+    "referral.converted",
+    "gift_card.issued",
+)
+
+
+def delivery_status(delivery: WebhookDelivery) -> str:
+    if delivery.delivered_at is not None:
+        return "delivered"
+    return "failed" if delivery.gave_up_at is not None else "pending"

@@ -3,7 +3,7 @@ from flask.views import MethodView
 
 from loyalty.auth import require
 from loyalty.extensions import Blueprint, db
-from loyalty.members.service import decode_cursor, encode_cursor
+from loyalty.paging import Page
 from loyalty.schemas import PaginationQuery
 from loyalty.webhooks import service
 from loyalty.webhooks.schemas import (
@@ -24,19 +24,17 @@ class WebhookEndpoints(MethodView):
     @blp.response(200, EndpointListSchema)
     def get(self):
         """The live endpoints (their secrets are never shown again)."""
-        items = [service.endpoint_view(e) for e in service.list_endpoints(db.session)]
-        return {"items": items, "next_cursor": None}
+        return Page(service.list_endpoints(db.session))
 
     @require("admin")
     @blp.arguments(EndpointCreateSchema)
     @blp.response(201, CreatedEndpointSchema)
     def post(self, data):
         """Subscribe a URL to event types; the answer carries the signing secret, once."""
-        endpoint, secret = service.create_endpoint(
+        endpoint, created = service.create_endpoint(
             db.session, data["url"], data["events"], current_app.config["SECRET_KEYS"]
         )
-        view = service.endpoint_view(endpoint)
-        return {**view, "secret": secret}
+        return created
 
 
 @blp.route("/webhook-endpoints/<int32:endpoint_id>")
@@ -55,12 +53,4 @@ class WebhookDeliveries(MethodView):
     @blp.response(200, DeliveryPageSchema)
     def get(self, query, endpoint_id):
         """The endpoint's deliveries, newest first: attempts, last answer, delivered or gave up."""
-        rows = service.list_deliveries(
-            db.session, endpoint_id, query["limit"] + 1, decode_cursor(query["cursor"])
-        )
-        more = len(rows) > query["limit"]
-        rows = rows[: query["limit"]]
-        return {
-            "items": [service.delivery_view(d, m) for d, m in rows],
-            "next_cursor": encode_cursor(rows[-1][0].id) if more else None,
-        }
+        return service.list_deliveries(db.session, endpoint_id, query["limit"], query["cursor"])

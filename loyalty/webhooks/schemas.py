@@ -1,8 +1,8 @@
 from flask import current_app
 from marshmallow import ValidationError, fields, validate, validates
 
-from loyalty.schemas import AwareDateTime, StrictSchema, page_schema
-from loyalty.webhooks.service import EVENT_TYPES
+from loyalty.schemas import AwareDateTime, ComputedDateTime, StrictSchema, page_schema
+from loyalty.webhooks.models import EVENT_TYPES, delivery_status
 from loyalty.webhooks.targets import URL_REFUSED, url_refused
 
 MAX_URL = 2048
@@ -36,6 +36,8 @@ class EndpointCreateSchema(StrictSchema):
 
 
 class EndpointSchema(StrictSchema):
+    """A `WebhookEndpoint` as the API shows it, without its secret (shown once, at creation)."""
+
     id = fields.Integer()
     url = fields.String()
     events = fields.List(fields.String())
@@ -43,24 +45,38 @@ class EndpointSchema(StrictSchema):
 
 
 class CreatedEndpointSchema(EndpointSchema):
+    """A `service.NewEndpoint`: the endpoint with its signing secret in clear."""
+
     secret = fields.String(metadata={"description": "Signing secret: shown only here, once."})
 
 
 EndpointListSchema = page_schema(EndpointSchema, "WebhookEndpointPage")
 
 
+def _next_attempt_at(row):
+    delivery = row.WebhookDelivery
+    return delivery.next_attempt_at if delivery_status(delivery) == "pending" else None
+
+
 class DeliverySchema(StrictSchema):
-    id = fields.Integer()
-    message_id = fields.String()
-    type = fields.String()
-    status = fields.String(metadata={"description": "pending | delivered | failed (gave up)"})
-    attempts = fields.Integer()
-    next_attempt_at = AwareDateTime(allow_none=True)
-    last_attempt_at = AwareDateTime(allow_none=True)
-    last_status = fields.Integer(allow_none=True)
-    last_error = fields.String(allow_none=True)
-    delivered_at = AwareDateTime(allow_none=True)
-    gave_up_at = AwareDateTime(allow_none=True)
+    """A row of `service.list_deliveries`: a `WebhookDelivery` and its `WebhookMessage`."""
+
+    id = fields.Integer(attribute="WebhookDelivery.id")
+    message_id = fields.Function(
+        lambda row: f"msg_{row.WebhookMessage.id}", metadata={"type": "string"}
+    )
+    type = fields.String(attribute="WebhookMessage.type")
+    status = fields.Function(
+        lambda row: delivery_status(row.WebhookDelivery),
+        metadata={"type": "string", "description": "pending | delivered | failed (gave up)"},
+    )
+    attempts = fields.Integer(attribute="WebhookDelivery.attempts")
+    next_attempt_at = ComputedDateTime(_next_attempt_at, allow_none=True)
+    last_attempt_at = AwareDateTime(attribute="WebhookDelivery.last_attempt_at", allow_none=True)
+    last_status = fields.Integer(attribute="WebhookDelivery.last_status", allow_none=True)
+    last_error = fields.String(attribute="WebhookDelivery.last_error", allow_none=True)
+    delivered_at = AwareDateTime(attribute="WebhookDelivery.delivered_at", allow_none=True)
+    gave_up_at = AwareDateTime(attribute="WebhookDelivery.gave_up_at", allow_none=True)
 
 
 DeliveryPageSchema = page_schema(DeliverySchema, "WebhookDeliveryPage")

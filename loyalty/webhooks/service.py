@@ -9,8 +9,8 @@ an endpoint is in force in every worker as soon as its request has answered.
 
 import base64
 import secrets
-from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -28,25 +28,25 @@ from sqlalchemy import (
 from sqlalchemy import delete as sql_delete
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from loyalty import cache
-from loyalty.audit import record_change, snapshot
+from loyalty.audit import record_change
+from loyalty.dates import iso  # noqa: F401 - times in payloads, as `webhooks.iso`
 from loyalty.errors import NotFound
+from loyalty.paging import Page, page_by_id
 from loyalty.sealing import WEBHOOK_SECRET, Sealer
 from loyalty.types import utcnow
-from loyalty.webhooks.models import WebhookDelivery, WebhookEndpoint, WebhookMessage
-
-EVENT_TYPES = (
-    "points.earned",
-    "points.expiring",
-    "tier.changed",
-    "reward.issued",
-    "referral.converted",
-    "gift_card.issued",
+from loyalty.webhooks.models import (  # noqa: F401 - EVENT_TYPES, delivery_status re-exported
+    EVENT_TYPES,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookMessage,
+    delivery_status,
 )
+from loyalty.webhooks.schemas import EndpointSchema
+
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the format's prefix, not a secret
 SECRET_BYTES = 24
 CACHE = "webhook_endpoints"
@@ -54,11 +54,6 @@ CACHE = "webhook_endpoints"
 cache.watch(WebhookEndpoint, CACHE)
 
 _MESSAGES, _DELIVERIES = WebhookMessage.__table__, WebhookDelivery.__table__
-
-
-def iso(moment: datetime | None) -> str | None:
-    """Times in payloads: ISO 8601 in UTC, with its offset."""
-    return moment.astimezone(UTC).isoformat() if moment is not None else None
 
 
 # --- who listens ------------------------------------------------------------------------------
@@ -189,14 +184,15 @@ def new_secret() -> str:
     return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(SECRET_BYTES)).decode()
 
 
-def endpoint_view(endpoint: WebhookEndpoint) -> dict:
-    """An endpoint as the API shows it, without its secret (shown once, at creation)."""
-    return {
-        "id": endpoint.id,
-        "url": endpoint.url,
-        "events": list(endpoint.events),
-        "created_at": endpoint.created_at,
-    }
+@dataclass(frozen=True)
+class NewEndpoint:
+    """An endpoint just created, with its signing secret in clear (`CreatedEndpointSchema`)."""
+
+    id: int
+    url: str
+    events: list[str]
+    created_at: datetime
+    secret: str
 
 
 def list_endpoints(session: Session) -> list[WebhookEndpoint]:
@@ -211,9 +207,9 @@ def list_endpoints(session: Session) -> list[WebhookEndpoint]:
 
 def create_endpoint(
     session: Session, url: str, events: list[str], secret_keys: list[str]
-) -> tuple[WebhookEndpoint, str]:
-    """A new endpoint and its signing secret (stored sealed under `secret_keys`; audited
-    without it)."""
+) -> tuple[WebhookEndpoint, NewEndpoint]:
+    """A new endpoint, and what its creation answers: with its signing secret, which is
+    stored sealed under `secret_keys` and never shown again."""
     secret = new_secret()
     endpoint = WebhookEndpoint(
         url=url,
@@ -223,8 +219,9 @@ def create_endpoint(
     )
     session.add(endpoint)
     session.flush()
-    _audit(session, "webhook_endpoint.create", endpoint.id, None, snapshot(endpoint_view(endpoint)))
-    return endpoint, secret
+    _audit(session, "webhook_endpoint.create", endpoint.id, None, _snapshot(endpoint))
+    new = NewEndpoint(endpoint.id, endpoint.url, endpoint.events, endpoint.created_at, secret)
+    return endpoint, new
 
 
 def get_endpoint(session: Session, endpoint_id: int) -> WebhookEndpoint:
@@ -247,41 +244,24 @@ def delete_endpoint(session: Session, endpoint_id: int) -> WebhookEndpoint:
         ),
         execution_options={"synchronize_session": False},
     )
-    _audit(session, "webhook_endpoint.delete", endpoint.id, snapshot(endpoint_view(endpoint)), None)
+    _audit(session, "webhook_endpoint.delete", endpoint.id, _snapshot(endpoint), None)
     return endpoint
 
 
-def _audit(session: Session, action: str, endpoint_id: int, before, after) -> None:
+def _snapshot(endpoint: WebhookEndpoint) -> dict:
+    """The endpoint as the audit log keeps it: as the API shows it (never its secret)."""
+    return EndpointSchema().dump(endpoint)
+
+
+def _audit(
+    session: Session, action: str, endpoint_id: int, before: dict | None, after: dict | None
+) -> None:
     record_change(session, action, "webhook_endpoint", endpoint_id, before, after)
 
 
-def delivery_status(delivery: WebhookDelivery) -> str:
-    if delivery.delivered_at is not None:
-        return "delivered"
-    return "failed" if delivery.gave_up_at is not None else "pending"
-
-
-def delivery_view(delivery: WebhookDelivery, message: WebhookMessage) -> dict:
-    status = delivery_status(delivery)
-    return {
-        "id": delivery.id,
-        "message_id": f"msg_{message.id}",
-        "type": message.type,
-        "attempts": delivery.attempts,
-        "status": status,
-        "next_attempt_at": delivery.next_attempt_at if status == "pending" else None,
-        "last_attempt_at": delivery.last_attempt_at,
-        "last_status": delivery.last_status,
-        "last_error": delivery.last_error,
-        "delivered_at": delivery.delivered_at,
-        "gave_up_at": delivery.gave_up_at,
-    }
-
-
-def list_deliveries(
-    session: Session, endpoint_id: int, limit: int, before: int | None
-) -> Sequence[Row[WebhookDelivery, WebhookMessage]]:
-    """An endpoint's deliveries, newest first, with their message (deleted endpoints too)."""
+def list_deliveries(session: Session, endpoint_id: int, limit: int, cursor: str | None) -> Page:
+    """A page of an endpoint's deliveries, newest first: rows of (`WebhookDelivery`,
+    `WebhookMessage`), deleted endpoints' too."""
     if session.get(WebhookEndpoint, endpoint_id) is None:
         raise NotFound(f"No webhook endpoint {endpoint_id}.")
     query = (
@@ -289,6 +269,6 @@ def list_deliveries(
         .join(WebhookMessage, WebhookMessage.id == WebhookDelivery.message_id)
         .where(WebhookDelivery.endpoint_id == endpoint_id)
     )
-    if before is not None:
-        query = query.where(WebhookDelivery.id < before)
-    return session.execute(query.order_by(WebhookDelivery.id.desc()).limit(limit)).all()
+    return page_by_id(
+        session, query, WebhookDelivery.id, limit, cursor, row_id=lambda row: row[0].id
+    )

@@ -29,6 +29,8 @@ from loyalty.schemas import PaginationQuery
 from loyalty.seed import DEMO_CUSTOMER
 from loyalty.widget import service
 from loyalty.widget.schemas import (
+    MY_REDEMPTION,
+    MY_REFERRALS,
     MeSchema,
     MyRedemptionRequestSchema,
     MyRewardsSchema,
@@ -76,7 +78,7 @@ class Me(MethodView):
     @me.response(200, MeSchema)
     def get(self):
         """The token's member: points, tier, progress to the next tier, referral link."""
-        # The view is already what MeSchema dumps (tests check it): skip the dump.
+        # The fast path: what MeSchema dumps, written by hand (tests hold them equal).
         return jsonify(service.me(db.session, hooks(), current_principal()))
 
 
@@ -98,7 +100,7 @@ class MyRewards(MethodView):
     @me.response(200, MyRewardsSchema)
     def get(self):
         """The live catalog for the token's member, each with `affordable` and `redeemable`."""
-        return service.rewards(db.session, hooks(), current_member())
+        return jsonify(service.rewards(db.session, hooks(), current_member()))
 
 
 @me.route("/redemptions")
@@ -106,21 +108,22 @@ class MyRedemptions(MethodView):
     @require(widget=True)
     @redeem_limit
     @me.arguments(MyRedemptionRequestSchema)
-    @me.response(201)
+    @me.response(201, MY_REDEMPTION)
     def post(self, data):
         """Spend the token's member's points on a reward; the answer carries the reward `code`."""
-        return service.redeem(db.session, hooks(), current_member(), data["reward_id"])
+        redemption = service.redeem(db.session, hooks(), current_member(), data["reward_id"])
+        return jsonify(redemption), 201
 
 
 @me.route("/redemptions/<int:redemption_id>")
 class MyRedemption(MethodView):
     @require(widget=True)
     @read_limit
-    @me.response(200)
+    @me.response(200, MY_REDEMPTION)
     def get(self, redemption_id):
         """One of the token's member's redemptions: the widget polls it while the store's
         discount code is `pending` (its `platform` field), showing the code once `created`."""
-        return service.redemption(db.session, hooks(), current_member(), redemption_id)
+        return jsonify(service.redemption(db.session, hooks(), current_member(), redemption_id))
 
 
 @me.route("/referrals")
@@ -128,11 +131,13 @@ class MyReferrals(MethodView):
     @require(widget=True)
     @read_limit
     @me.arguments(PaginationQuery, location="query")
-    @me.response(200)
+    @me.response(200, MY_REFERRALS)
     def get(self, query):
         """The token's member's share link and referral stats (friends' emails masked)."""
-        return service.referrals(
-            db.session, hooks(), current_member(), query["limit"], query["cursor"]
+        return jsonify(
+            service.referrals(
+                db.session, hooks(), current_member(), query["limit"], query["cursor"]
+            )
         )
 
 
@@ -205,4 +210,4 @@ def demo_token():
     """What a storefront's own server does when the widget's token expires: mint a new one."""
     _demo_only()
     minted = service.mint_token(db.session, DEMO_CUSTOMER)
-    return {"token": minted["token"], "expires_at": minted["expires_at"].isoformat()}
+    return WidgetTokenSchema().dump(minted)

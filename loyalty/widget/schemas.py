@@ -17,9 +17,16 @@ class MeSchema(MemberSchema):
     currency = fields.String()
 
 
+# The domains' own schemas, named (marshmallow's registry): the core imports no domain, and
+# `create_app` wires them (`hooks.member_rewards`, `redeem_reward`, `member_referrals`...).
+MY_REDEMPTION = "Redemption"  # rewards.catalog.schemas.RedemptionSchema
+MY_REFERRALS = "MemberReferrals"  # referrals.schemas.MemberReferralsSchema
+
+
 class MyRewardsSchema(StrictSchema):
-    # Each item is the rewards domain's catalog view with `affordable` and `redeemable`.
-    items = fields.List(fields.Dict())
+    """The live catalog for the token's member (`hooks.member_rewards`)."""
+
+    items = fields.List(fields.Nested("MemberRewardSchema"))
 
 
 class MyRedemptionRequestSchema(StrictSchema):

@@ -9,11 +9,12 @@ def init_app(app: Flask, hooks: Hooks) -> None:
     """Plug the catalog into the core: erasure, export, the `reward` report cohort, the
     widget's catalog and redemptions. (Its order handler, job and demo data are in the ordered
     lists of `loyalty.wiring`.)"""
-    from rewards.catalog import reports, service
+    from rewards.catalog import reports, service, widget
 
     hooks.member_erased.append(service.forget_member_codes)
     hooks.member_export["codes"] = service.export_member_codes
     hooks.report_cohorts["reward"] = reports.reward_cohorts
-    hooks.member_rewards = service.list_rewards_for_member  # widget /v1/me
-    hooks.redeem_reward = service.redeem
-    hooks.member_redemption = service.get_member_redemption
+    # widget /v1/me: dumped by the catalog's own schemas
+    hooks.member_rewards = widget.member_rewards
+    hooks.redeem_reward = widget.redeem
+    hooks.member_redemption = widget.member_redemption

@@ -1,12 +1,14 @@
 from marshmallow import ValidationError, fields, validate, validates_schema
 
 from loyalty.cursors import MAX_INT32_ROW_ID
+from loyalty.members.schemas import SourceSchema
 from loyalty.schemas import (
     MAX_POINTS,
     MAX_QUANTITY,
     AwareDateTime,
     Cursor,
     Id,
+    Itself,
     MemberId,
     Money,
     StrictBoolean,
@@ -71,6 +73,8 @@ class RewardUpdateSchema(RewardFields):
 
 
 class RewardSchema(StrictSchema):
+    """A `service.RewardView`."""
+
     id = fields.Integer()
     name = fields.String()
     description = fields.String(allow_none=True)
@@ -85,11 +89,19 @@ class RewardSchema(StrictSchema):
     tier_id = fields.Integer(allow_none=True)
     stock = fields.Integer(allow_none=True)
     per_member_limit = fields.Integer(allow_none=True)
-    starts_at = fields.String(allow_none=True)
-    ends_at = fields.String(allow_none=True)
+    starts_at = AwareDateTime(allow_none=True)
+    ends_at = AwareDateTime(allow_none=True)
     code_valid_days = fields.Integer()
     active = fields.Boolean()
-    created_at = fields.String()
+    created_at = AwareDateTime()
+
+
+class MemberRewardSchema(RewardSchema):
+    """A `service.MemberRewardView`: a reward of the live catalog, for one member."""
+
+    affordable = fields.Boolean(metadata={"description": "Enough points now."})
+    redeemable = fields.Boolean(metadata={"description": "Affordable, nothing else in the way."})
+    unavailable_reason = fields.String(allow_none=True)
 
 
 RewardPageSchema = page_schema(RewardSchema, "RewardPage")
@@ -113,7 +125,9 @@ class PlatformStateSchema(StrictSchema):
     error = fields.String()
 
 
-class RedemptionSchema(StrictSchema):
+class RewardCodeSchema(StrictSchema):
+    """A `RewardCode` as the shopper and the storefront see it."""
+
     id = fields.Integer()
     code = fields.String()
     kind = fields.String()
@@ -123,17 +137,30 @@ class RedemptionSchema(StrictSchema):
     min_order = fields.Integer()
     first_order_only = fields.Boolean()
     status = fields.String(metadata={"enum": list(STATUSES)})
-    expires_at = fields.String()
-    created_at = fields.String()
-    used_at = fields.String(allow_none=True)
-    order_id = fields.String(allow_none=True)
+    expires_at = AwareDateTime()
+    created_at = AwareDateTime()
+    used_at = AwareDateTime(allow_none=True)
+    order_id = fields.String(attribute="used_order_id", allow_none=True)
     reward_id = fields.Integer(allow_none=True)
     points_spent = fields.Integer()
+
+
+class RedemptionSchema(RewardCodeSchema):
+    """A `service.RedemptionView`."""
+
     reward = fields.Nested(RewardSchema, allow_none=True)
-    canceled_at = fields.String(allow_none=True)
-    expired_at = fields.String(allow_none=True)
+    canceled_at = AwareDateTime(allow_none=True)
+    expired_at = AwareDateTime(allow_none=True)
     points_returned = fields.Integer()
     platform = fields.Nested(PlatformStateSchema)
+
+
+class ExportedCodeSchema(RewardCodeSchema):
+    """A code in its member's export: with whom it was for, and what it came from."""
+
+    customer_id = fields.String(allow_none=True)
+    email = fields.String(attribute="email_normalized", allow_none=True)
+    source = Itself(SourceSchema)
 
 
 RedemptionPageSchema = page_schema(RedemptionSchema, "RedemptionPage")
@@ -156,13 +183,15 @@ class DiscountSchema(StrictSchema):
 
 
 class ValidationResultSchema(StrictSchema):
+    """A `service.CodeCheck`."""
+
     valid = fields.Boolean()
     code = fields.String()
     reward = fields.Nested(RewardSchema, allow_none=True)
     discount = fields.Nested(DiscountSchema)
-    expires_at = fields.String()
+    expires_at = AwareDateTime()
     min_order = fields.Integer()
-    reserved_until = fields.String(allow_none=True)
+    reserved_until = AwareDateTime(allow_none=True)
 
 
 class RewardSettingsSchema(StrictSchema):

@@ -7,9 +7,11 @@ A code changes status only with a conditional UPDATE (`WHERE status = 'issued'`)
 canceled or expired at most once whatever runs concurrently.
 """
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from marshmallow import missing
 from sqlalchemy import and_, cast, exists, func, insert, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -33,8 +35,9 @@ from loyalty.hooks import hooks
 from loyalty.jobs import Progress, in_ranges, lock_members
 from loyalty.ledger import AVAILABLE, LedgerEntry
 from loyalty.members.models import Member
-from loyalty.members.service import decode_cursor, encode_cursor, normalize_email
+from loyalty.members.service import normalize_email
 from loyalty.orders.service import OrderEventContext, has_paid_orders
+from loyalty.paging import Page, page_by_id
 from loyalty.program.service import get_program
 from loyalty.tiers import service as tiers
 from loyalty.tiers.models import Tier
@@ -49,7 +52,12 @@ from rewards.catalog.models import (
     RewardCode,
     RewardSettings,
 )
-from rewards.catalog.schemas import RewardSettingsSchema
+from rewards.catalog.schemas import (
+    ExportedCodeSchema,
+    RewardCodeSchema,
+    RewardSchema,
+    RewardSettingsSchema,
+)
 
 CODE_LENGTH = 16  # 80 bits from `secrets`: guessing a live code is hopeless
 CODE_SOURCE = "reward_code"  # ledger source of redemptions and their returns
@@ -121,7 +129,7 @@ def create_reward(session: Session, data: dict) -> Reward:
     reward = Reward(**values)
     session.add(reward)
     session.flush()
-    _audit(session, "reward.create", reward.id, None, reward_view(session, reward))
+    _audit(session, "reward.create", reward.id, None, _snapshot(session, reward))
     return reward
 
 
@@ -133,7 +141,7 @@ def get_reward(session: Session, reward_id: int, *, include_deleted: bool = Fals
 
 
 def update_reward(session: Session, reward_id: int, changes: dict) -> Reward:
-    before = reward_view(session, get_reward(session, reward_id))
+    before = _snapshot(session, get_reward(session, reward_id))
     reward = session.get(Reward, reward_id, with_for_update=True)
     if reward is None or reward.deleted_at is not None:
         raise NotFound(f"No reward {reward_id}.")
@@ -150,13 +158,13 @@ def update_reward(session: Session, reward_id: int, changes: dict) -> Reward:
     for name, value in changes.items():
         setattr(reward, name, value)
     session.flush()
-    _audit(session, "reward.update", reward_id, before, reward_view(session, reward))
+    _audit(session, "reward.update", reward_id, before, _snapshot(session, reward))
     return reward
 
 
 def delete_reward(session: Session, reward_id: int) -> Reward:
     """Retire the reward: no longer listed or redeemable; codes already issued stay valid."""
-    before = reward_view(session, get_reward(session, reward_id))
+    before = _snapshot(session, get_reward(session, reward_id))
     reward = session.get(Reward, reward_id, with_for_update=True)
     if reward is None or reward.deleted_at is not None:
         raise NotFound(f"No reward {reward_id}.")
@@ -167,59 +175,62 @@ def delete_reward(session: Session, reward_id: int) -> Reward:
     return reward
 
 
-def _audit(session: Session, action: str, reward_id: int, before, after) -> None:
+def _snapshot(session: Session, reward: Reward) -> dict:
+    """The reward as the audit log keeps it: as the API shows it."""
+    return RewardSchema().dump(reward_view(session, reward))
+
+
+def _audit(
+    session: Session, action: str, reward_id: int, before: dict | None, after: dict | None
+) -> None:
     record_change(session, action, "reward", reward_id, before, after)
 
 
 def list_rewards(
     session: Session, limit: int, cursor: str | None, active: bool | None = None
-) -> dict:
+) -> Page:
+    """A page of the rewards, oldest first (`RewardPageSchema`)."""
     query = select(Reward).where(Reward.deleted_at.is_(None))
     if active is not None:
         query = query.where(Reward.active.is_(active))
-    after = decode_cursor(cursor, MAX_INT32_ROW_ID)
-    if after is not None:
-        query = query.where(Reward.id > after)
-    rows = list(session.scalars(query.order_by(Reward.id).limit(limit + 1)))
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return {
-        "items": [reward_view(session, r) for r in rows],
-        "next_cursor": encode_cursor(rows[-1].id) if more else None,
-    }
+    page = page_by_id(
+        session, query, Reward.id, limit, cursor, newest_first=False,
+        max_row_id=MAX_INT32_ROW_ID,
+    )  # fmt: skip
+    names = _tier_names(session)
+    return page.map(lambda reward: reward_view(session, reward, names))
 
 
 def _tier_names(session: Session) -> dict[int, str]:
     return dict(session.execute(select(Tier.id, Tier.name)).all())
 
 
-def reward_view(session: Session, reward: Reward, tier_names: dict | None = None) -> dict:
+@dataclass(frozen=True)
+class RewardView:
+    """A reward as the API shows it (`RewardSchema`): its row (whose columns read through),
+    with the program's currency and its tier's name."""
+
+    row: Reward
+    currency: str
+    tier: str | None
+
+    def __getattr__(self, name: str):
+        return getattr(self.row, name)
+
+
+@dataclass(frozen=True)
+class MemberRewardView(RewardView):
+    """A reward of the live catalog as one member sees it (`MemberRewardSchema`)."""
+
+    affordable: bool  # enough points now
+    redeemable: bool  # affordable, and nothing else in the way
+    unavailable_reason: str | None
+
+
+def reward_view(session: Session, reward: Reward, tier_names: dict | None = None) -> RewardView:
     names = tier_names if tier_names is not None else _tier_names(session)
-    return {
-        "id": reward.id,
-        "name": reward.name,
-        "description": reward.description,
-        "points_cost": reward.points_cost,
-        "kind": reward.kind,
-        "amount": reward.amount,
-        "percent": reward.percent,
-        "sku": reward.sku,
-        "min_order": reward.min_order,
-        "currency": get_program(session).currency,
-        "tier": names.get(reward.tier_id) if reward.tier_id is not None else None,
-        "tier_id": reward.tier_id,
-        "stock": reward.stock,
-        "per_member_limit": reward.per_member_limit,
-        "starts_at": _iso(reward.starts_at),
-        "ends_at": _iso(reward.ends_at),
-        "code_valid_days": reward.code_valid_days,
-        "active": reward.active,
-        "created_at": _iso(reward.created_at),
-    }
-
-
-def _iso(moment: datetime | None) -> str | None:
-    return moment.isoformat() if moment is not None else None
+    tier = names.get(reward.tier_id) if reward.tier_id is not None else None
+    return RewardView(reward, get_program(session).currency, tier)
 
 
 # --- redemption -------------------------------------------------------------------------------
@@ -307,7 +318,9 @@ def reward_issued_event(code: RewardCode) -> dict:
     }
 
 
-def redeem(session: Session, member: Member, reward_id: int, now: datetime | None = None) -> dict:
+def redeem(
+    session: Session, member: Member, reward_id: int, now: datetime | None = None
+) -> "RedemptionView":
     """Spend the member's points on a reward: one new code, or an error and nothing changed."""
     now = now or utcnow()
     reward = session.get(Reward, reward_id)
@@ -374,7 +387,7 @@ def redeem(session: Session, member: Member, reward_id: int, now: datetime | Non
     return redemption_view(session, code)
 
 
-def list_rewards_for_member(session: Session, member: Member) -> list[dict]:
+def list_rewards_for_member(session: Session, member: Member) -> list[MemberRewardView]:
     """The live catalog as this member sees it: `affordable` (enough points now) and
     `redeemable` (affordable and nothing else in the way, else `unavailable_reason`)."""
     now = utcnow()
@@ -384,41 +397,32 @@ def list_rewards_for_member(session: Session, member: Member) -> list[dict]:
         .order_by(Reward.points_cost, Reward.id)
     )
     names = _tier_names(session)
+    currency = get_program(session).currency
     items = []
     for reward in rewards:
         reason = _unavailable_reason(session, reward, member, now)
         if reason == "inactive":  # outside its window: not shown
             continue
         affordable = member.points_available >= reward.points_cost
+        tier = names.get(reward.tier_id) if reward.tier_id is not None else None
         items.append(
-            {
-                **reward_view(session, reward, names),
-                "affordable": affordable,
-                "redeemable": affordable and reason is None,
-                "unavailable_reason": reason,
-            }
+            MemberRewardView(
+                reward, currency, tier, affordable, affordable and reason is None, reason
+            )
         )
     return items
 
 
-def list_redemptions(session: Session, member: Member, limit: int, cursor: str | None) -> dict:
+def list_redemptions(session: Session, member: Member, limit: int, cursor: str | None) -> Page:
     """The member's codes, newest first (redemptions and codes given to them)."""
     query = select(RewardCode).where(RewardCode.member_id == member.id)
-    before = decode_cursor(cursor)
-    if before is not None:
-        query = query.where(RewardCode.id < before)
-    rows = list(session.scalars(query.order_by(RewardCode.id.desc()).limit(limit + 1)))
-    more = len(rows) > limit
-    rows = rows[:limit]
+    page = page_by_id(session, query, RewardCode.id, limit, cursor)
     names = _tier_names(session)
-    platforms = code_platforms(session, [c.id for c in rows])
-    return {
-        "items": [redemption_view(session, c, names, platforms) for c in rows],
-        "next_cursor": encode_cursor(rows[-1].id) if more else None,
-    }
+    platforms = code_platforms(session, [c.id for c in page.items])
+    return page.map(lambda code: redemption_view(session, code, names, platforms))
 
 
-def get_member_redemption(session: Session, member: Member, code_id: int) -> dict:
+def get_member_redemption(session: Session, member: Member, code_id: int) -> "RedemptionView":
     """One of the member's redemptions (the widget polls it until the store has the code)."""
     code = session.get(RewardCode, code_id)
     if code is None or code.member_id != member.id:
@@ -545,24 +549,9 @@ def issue_reward_code(
 
 
 def reward_code_view(code: RewardCode) -> dict:
-    """A code as the shopper and the storefront see it (JSON-ready)."""
-    return {
-        "id": code.id,
-        "code": code.code,
-        "kind": code.kind,
-        "amount": code.amount,
-        "percent": code.percent,
-        "sku": code.sku,
-        "min_order": code.min_order,
-        "first_order_only": code.first_order_only,
-        "status": code.status,
-        "expires_at": _iso(code.expires_at),
-        "created_at": _iso(code.created_at),
-        "used_at": _iso(code.used_at),
-        "order_id": code.used_order_id,
-        "reward_id": code.reward_id,
-        "points_spent": code.points_spent,
-    }
+    """A code as the shopper and the storefront see it, JSON-ready (`RewardCodeSchema`): for
+    webhooks and the copies other domains keep."""
+    return RewardCodeSchema().dump(code)
 
 
 def code_platforms(session: Session, code_ids: list[int]) -> dict:
@@ -571,26 +560,34 @@ def code_platforms(session: Session, code_ids: list[int]) -> dict:
     return find(session, code_ids) if find is not None and code_ids else {}
 
 
+@dataclass(frozen=True)
+class RedemptionView:
+    """A code as a redemption (`RedemptionSchema`): its row (whose columns read through), its
+    reward, and where the store platform is with it — `missing` (no field) when no store
+    connector mirrors it."""
+
+    row: RewardCode
+    reward: RewardView | None
+    platform: dict | object = missing
+
+    def __getattr__(self, name: str):
+        return getattr(self.row, name)
+
+
 def redemption_view(
     session: Session,
     code: RewardCode,
     tier_names: dict | None = None,
     platforms: dict | None = None,
-) -> dict:
+) -> RedemptionView:
     reward = session.get(Reward, code.reward_id) if code.reward_id is not None else None
-    view = {
-        **reward_code_view(code),
-        "reward": reward_view(session, reward, tier_names) if reward is not None else None,
-        "canceled_at": _iso(code.canceled_at),
-        "expired_at": _iso(code.expired_at),
-        "points_returned": code.points_returned,
-    }
-    platform = (platforms if platforms is not None else code_platforms(session, [code.id])).get(
-        code.id
+    if platforms is None:
+        platforms = code_platforms(session, [code.id])
+    return RedemptionView(
+        code,
+        reward_view(session, reward, tier_names) if reward is not None else None,
+        platforms.get(code.id, missing),
     )
-    if platform is not None:  # no store connector mirrors it: no field, as before
-        view["platform"] = platform
-    return view
 
 
 # --- checkout ---------------------------------------------------------------------------------
@@ -665,6 +662,19 @@ def discount_for(code: RewardCode, subtotal: int) -> dict:
     return {"kind": code.kind}
 
 
+@dataclass(frozen=True)
+class CodeCheck:
+    """A code found good at checkout (`ValidationResultSchema`)."""
+
+    code: str
+    reward: RewardView | None
+    discount: dict  # `discount_for`
+    expires_at: datetime
+    min_order: int
+    reserved_until: datetime | None  # held for the checkout's order until then
+    valid: bool = True
+
+
 def validate_code(
     session: Session,
     text: str,
@@ -674,7 +684,7 @@ def validate_code(
     email: str | None = None,
     order_id: str | None = None,
     now: datetime | None = None,
-) -> dict:
+) -> CodeCheck:
     """Check a code at checkout; with `order_id`, also hold it for that order for a while."""
     now = now or utcnow()
     code = find_code(session, text)
@@ -711,15 +721,14 @@ def validate_code(
             detail = "This code belongs to an email address: send the shopper's `email`."
         raise CodeInvalid(detail, reason=reason)
     reward = session.get(Reward, code.reward_id) if code.reward_id is not None else None
-    return {
-        "valid": True,
-        "code": code.code,
-        "reward": reward_view(session, reward) if reward is not None else None,
-        "discount": discount_for(code, subtotal),
-        "expires_at": _iso(code.expires_at),
-        "min_order": code.min_order,
-        "reserved_until": _iso(code.reserved_until) if order_id else None,
-    }
+    return CodeCheck(
+        code.code,
+        reward_view(session, reward) if reward is not None else None,
+        discount_for(code, subtotal),
+        code.expires_at,
+        code.min_order,
+        code.reserved_until if order_id else None,
+    )
 
 
 def _order_subtotal(lines: list[dict]) -> int:
@@ -956,12 +965,7 @@ def forget_member_codes(session: Session, member: Member) -> None:
 def export_member_codes(session: Session, member: Member) -> list[dict]:
     """The member's export: every code of theirs, with whom it was for."""
     codes = session.scalars(select(RewardCode).where(_codes_of(member)).order_by(RewardCode.id))
-    return [
-        {**reward_code_view(code), "customer_id": code.customer_id,
-         "email": code.email_normalized, "source": {"type": code.source_type,
-                                                    "id": code.source_id}}
-        for code in codes
-    ]  # fmt: skip
+    return ExportedCodeSchema(many=True).dump(codes)
 
 
 DEMO_REWARDS = [

@@ -17,6 +17,7 @@ from loyalty.types import BigId, JSONType, UTCDateTime, utcnow
 CARD_STATUSES = ("active", "disabled", "expired")
 SOURCES = ("admin", "stripe")
 HOLD_STATUSES = ("active", "captured", "voided", "expired")
+MAX_HOLD_SECONDS = 7 * 24 * 3600  # the longest a checkout may hold a card
 TRANSACTION_KINDS = ("issue", "hold", "capture", "release", "refund", "adjust", "expire")
 PURCHASE_STATUSES = ("open", "completed")
 

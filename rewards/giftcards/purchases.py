@@ -15,6 +15,7 @@ from loyalty.program.service import check_currency
 from rewards.giftcards import codes, service
 from rewards.giftcards.models import GiftCard, GiftCardPurchase
 from rewards.giftcards.payments import PaymentGateway
+from rewards.giftcards.schemas import PurchaseExportSchema
 
 log = logging.getLogger(__name__)
 
@@ -122,8 +123,11 @@ def handle_stripe_event(
     return {"received": True, "result": "issued", "card_id": issued.card.id}
 
 
-def reveal_code(session: Session, session_id: str, secrets: list[str], now: datetime) -> dict:
-    """The bought card's code, once: the storefront shows or sends it; then it is gone."""
+def reveal_code(
+    session: Session, session_id: str, secrets: list[str], now: datetime
+) -> "service.IssuedCardView":
+    """The bought card's code, once (`GiftCardRevealedCodeSchema`): the storefront shows or
+    sends it; then it is gone."""
     purchase = session.scalar(
         select(GiftCardPurchase)
         .where(GiftCardPurchase.session_id == session_id)
@@ -144,9 +148,7 @@ def reveal_code(session: Session, session_id: str, secrets: list[str], now: date
     purchase.sealed_code = None
     purchase.code_revealed_at = now
     session.flush()
-    view = service.card_view(card, now)
-    shown = {key: view[key] for key in ("last4", "balance", "currency", "expires_at")}
-    return {"code": codes.display(code), "card_id": card.id, **shown}
+    return service.IssuedCardView(card, service.effective_status(card, now), codes.display(code))
 
 
 def _of_mailbox(session: Session, mailbox: str) -> list[GiftCardPurchase]:
@@ -181,17 +183,4 @@ def export_purchases(session: Session, member) -> list[dict]:
     """The member's export: gift card purchases by (or for) their mailbox."""
     if not member.email_normalized:
         return []
-    return [
-        {
-            "session_id": p.session_id,
-            "amount": p.amount,
-            "currency": p.currency,
-            "purchaser_email": p.purchaser_email,
-            "recipient_email": p.recipient_email,
-            "status": p.status,
-            "gift_card_id": p.card_id,
-            "created_at": p.created_at.isoformat(),
-            "completed_at": p.completed_at.isoformat() if p.completed_at else None,
-        }
-        for p in _of_mailbox(session, member.email_normalized)
-    ]
+    return PurchaseExportSchema(many=True).dump(_of_mailbox(session, member.email_normalized))

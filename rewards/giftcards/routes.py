@@ -7,7 +7,7 @@ from loyalty.extensions import Blueprint, db
 from loyalty.program.service import get_program
 from loyalty.schemas import EmptySchema
 from loyalty.types import utcnow
-from rewards.giftcards import codes, purchases, service, throttle
+from rewards.giftcards import purchases, service, throttle
 from rewards.giftcards.payments import PaymentGateway, StripeGateway
 from rewards.giftcards.schemas import (
     GiftCardAdjustmentSchema,
@@ -85,8 +85,7 @@ class GiftCards(MethodView):
             db.session, get_program(db.session), secrets=_secrets(), actor=_actor(), now=now,
             **data,
         )  # fmt: skip
-        view = service.card_view(issued.card, now)
-        return {**view, "code": codes.display(issued.code)}
+        return service.issued_view(issued, now)
 
     @require("admin")
     @blp.arguments(GiftCardListQuery, location="query")

@@ -13,8 +13,7 @@ from loyalty.schemas import (
     Text,
     page_schema,
 )
-from rewards.giftcards.models import CARD_STATUSES, SOURCES
-from rewards.giftcards.service import MAX_HOLD_SECONDS
+from rewards.giftcards.models import CARD_STATUSES, MAX_HOLD_SECONDS, SOURCES
 
 
 class GiftCardCreateSchema(StrictSchema):
@@ -26,6 +25,8 @@ class GiftCardCreateSchema(StrictSchema):
 
 
 class GiftCardSchema(StrictSchema):
+    """A `service.CardView`."""
+
     id = fields.Integer()
     last4 = fields.String()
     balance = fields.Integer()
@@ -57,7 +58,7 @@ class GiftCardTransactionSchema(StrictSchema):
     hold_id = fields.Integer(allow_none=True)
     order_id = fields.String(allow_none=True)
     actor = fields.String()
-    detail = fields.Dict()
+    detail = fields.Function(lambda txn: txn.detail or {}, metadata={"type": "object"})
     created_at = AwareDateTime()
 
 
@@ -126,6 +127,8 @@ class GiftCardHoldCardSchema(StrictSchema):
 
 
 class GiftCardHoldSchema(StrictSchema):
+    """A `service.HoldView`."""
+
     id = fields.Integer()
     amount = fields.Integer()
     captured_amount = fields.Integer()
@@ -164,9 +167,25 @@ class StripeWebhookResultSchema(StrictSchema):
 
 
 class GiftCardRevealedCodeSchema(StrictSchema):
+    """A `service.IssuedCardView`, bought: what the storefront may show of it."""
+
     code = fields.String()
-    card_id = fields.Integer()
+    card_id = fields.Integer(attribute="id")
     last4 = fields.String()
     balance = fields.Integer()
     currency = fields.String()
     expires_at = AwareDateTime(allow_none=True)
+
+
+class PurchaseExportSchema(StrictSchema):
+    """A `GiftCardPurchase` in a member's export."""
+
+    session_id = fields.String()
+    amount = fields.Integer()
+    currency = fields.String()
+    purchaser_email = fields.String(allow_none=True)
+    recipient_email = fields.String(allow_none=True)
+    status = fields.String()
+    gift_card_id = fields.Integer(attribute="card_id", allow_none=True)
+    created_at = AwareDateTime()
+    completed_at = AwareDateTime(allow_none=True)

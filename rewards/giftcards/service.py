@@ -15,21 +15,26 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from loyalty import webhooks
-from loyalty.audit import record_change, snapshot
+from loyalty.audit import record_change
 from loyalty.errors import Conflict, InsufficientFunds, NotFound, ValidationFailed
 from loyalty.extensions import rowcount
 from loyalty.jobs import Progress
-from loyalty.members.service import decode_cursor, encode_cursor
 from loyalty.orders.service import OrderEventContext
+from loyalty.paging import Page, page_by_id
 from loyalty.program.models import Program
 from loyalty.program.service import check_currency
 from loyalty.types import MAX_RUNNING_TOTAL, utcnow
 from rewards.giftcards import codes
-from rewards.giftcards.models import GiftCard, GiftCardHold, GiftCardTransaction
+from rewards.giftcards.models import (  # noqa: F401 - MAX_HOLD_SECONDS re-exported
+    MAX_HOLD_SECONDS,
+    GiftCard,
+    GiftCardHold,
+    GiftCardTransaction,
+)
+from rewards.giftcards.schemas import GiftCardSchema
 from rewards.giftcards.throttle import CodeGuard
 
 DEFAULT_HOLD_SECONDS = 3600
-MAX_HOLD_SECONDS = 7 * 24 * 3600
 
 _NO_SYNC = {"synchronize_session": False}
 # UPDATE ... RETURNING the row as an entity: loaded objects take the values as written.
@@ -56,54 +61,54 @@ def effective_status(card: GiftCard, now: datetime) -> str:
     return card.status
 
 
-def card_view(card: GiftCard, now: datetime) -> dict:
-    return {
-        "id": card.id,
-        "last4": card.last4,
-        "balance": card.balance,
-        "currency": card.currency,
-        "status": effective_status(card, now),
-        "expires_at": card.expires_at,
-        "source": card.source,
-        "paid_amount": card.paid_amount,
-        "bonus_amount": card.bonus_amount,
-        "held_amount": card.held_amount,
-        "captured_amount": card.captured_amount,
-        "refunded_amount": card.refunded_amount,
-        "adjusted_amount": card.adjusted_amount,
-        "expired_amount": card.expired_amount,
-        "note": card.note,
-        "created_at": card.created_at,
-        "disabled_at": card.disabled_at,
-    }
+@dataclass(frozen=True)
+class CardView:
+    """A card as the API shows it (`GiftCardSchema`): its row (whose columns read through)
+    and its status at the moment asked (`effective_status`)."""
+
+    row: GiftCard
+    status: str
+
+    def __getattr__(self, name: str):
+        return getattr(self.row, name)
 
 
-def transaction_view(txn: GiftCardTransaction) -> dict:
-    return {
-        "id": txn.id,
-        "kind": txn.kind,
-        "amount": txn.amount,
-        "balance_change": txn.balance_change,
-        "hold_id": txn.hold_id,
-        "order_id": txn.order_id,
-        "actor": txn.actor,
-        "detail": txn.detail or {},
-        "created_at": txn.created_at,
-    }
+@dataclass(frozen=True)
+class IssuedCardView(CardView):
+    """A card just issued, with its code as the shopper types it (`IssuedGiftCardSchema`)."""
+
+    code: str
 
 
-def hold_view(hold: GiftCardHold, card: GiftCard) -> dict:
-    return {
-        "id": hold.id,
-        "amount": hold.amount,
-        "captured_amount": hold.captured_amount,
-        "status": hold.status,
-        "order_id": hold.order_id,
-        "created_at": hold.created_at,
-        "expires_at": hold.expires_at,
-        "resolved_at": hold.resolved_at,
-        "card": {"id": card.id, "last4": card.last4, "balance": card.balance},
-    }
+@dataclass(frozen=True)
+class CardDetail(CardView):
+    """A card with its transactions, oldest first (`GiftCardDetailSchema`)."""
+
+    transactions: list[GiftCardTransaction]
+
+
+@dataclass(frozen=True)
+class HoldView:
+    """A hold and its card (`GiftCardHoldSchema`); the hold's columns read through."""
+
+    row: GiftCardHold
+    card: GiftCard
+
+    def __getattr__(self, name: str):
+        return getattr(self.row, name)
+
+
+def card_view(card: GiftCard, now: datetime) -> CardView:
+    return CardView(card, effective_status(card, now))
+
+
+def issued_view(issued: "Issued", now: datetime) -> IssuedCardView:
+    card = issued.card
+    return IssuedCardView(card, effective_status(card, now), codes.display(issued.code))
+
+
+def hold_view(hold: GiftCardHold, card: GiftCard) -> HoldView:
+    return HoldView(hold, card)
 
 
 def get_card(session: Session, card_id: int) -> GiftCard:
@@ -113,13 +118,13 @@ def get_card(session: Session, card_id: int) -> GiftCard:
     return card
 
 
-def card_detail(session: Session, card: GiftCard, now: datetime) -> dict:
+def card_detail(session: Session, card: GiftCard, now: datetime) -> CardDetail:
     transactions = session.scalars(
         select(GiftCardTransaction)
         .where(GiftCardTransaction.card_id == card.id)
         .order_by(GiftCardTransaction.id)
     )
-    return {**card_view(card, now), "transactions": [transaction_view(t) for t in transactions]}
+    return CardDetail(card, effective_status(card, now), list(transactions))
 
 
 def list_cards(
@@ -130,7 +135,8 @@ def list_cards(
     cursor: str | None = None,
     status: str | None = None,
     source: str | None = None,
-) -> dict:
+) -> Page:
+    """A page of cards, newest first (`GiftCardPageSchema`)."""
     query = select(GiftCard)
     not_expired = or_(GiftCard.expires_at.is_(None), GiftCard.expires_at > now)
     if status == "active":
@@ -143,16 +149,8 @@ def list_cards(
         query = query.where(GiftCard.status == "disabled")
     if source is not None:
         query = query.where(GiftCard.source == source)
-    before = decode_cursor(cursor)
-    if before is not None:
-        query = query.where(GiftCard.id < before)
-    rows = list(session.scalars(query.order_by(GiftCard.id.desc()).limit(limit + 1)))
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return {
-        "items": [card_view(card, now) for card in rows],
-        "next_cursor": encode_cursor(rows[-1].id) if more else None,
-    }
+    page = page_by_id(session, query, GiftCard.id, limit, cursor)
+    return page.map(lambda card: card_view(card, now))
 
 
 def find_live_card(
@@ -179,14 +177,14 @@ def _no_live_card(guard: CodeGuard) -> NotFound:
 
 def lookup(
     session: Session, guard: CodeGuard, code_text: str, secrets: list[str], now: datetime
-) -> dict:
-    """Balance check by code, within `guard`'s counts (rewards/giftcards/throttle.py)."""
+) -> CardView:
+    """Balance check by code, within `guard`'s counts (rewards/giftcards/throttle.py); what a
+    shopper may see of the card is `GiftCardLookupResultSchema`'s."""
     guard.check()
     card = find_live_card(session, code_text, secrets, now)
     if card is None:
         raise _no_live_card(guard)
-    view = card_view(card, now)
-    return {key: view[key] for key in ("last4", "balance", "currency", "status", "expires_at")}
+    return card_view(card, now)
 
 
 # --- issuing -----------------------------------------------------------------------------------
@@ -290,7 +288,13 @@ def issue_card_by_admin(
     """`issue_card` for an admin (`POST /v1/gift-cards`), audited; the cards Stripe sells and
     the demo card are issued without an audit row."""
     issued = issue_card(session, program, secrets=secrets, actor=actor, now=now, **data)
-    _audit(session, "gift_card.issue", issued.card.id, snapshot(card_view(issued.card, now)), actor)
+    _audit(
+        session,
+        "gift_card.issue",
+        issued.card.id,
+        GiftCardSchema().dump(card_view(issued.card, now)),
+        actor,
+    )
     return issued
 
 
@@ -317,7 +321,7 @@ def create_hold(
     now: datetime,
     actor: str,
     expires_in: int = DEFAULT_HOLD_SECONDS,
-) -> dict:
+) -> HoldView:
     guard.check()
     card = find_live_card(session, code_text, secrets, now)
     if card is None:
@@ -416,7 +420,7 @@ def _resolve(session: Session, hold: GiftCardHold, capture: int, now: datetime, 
 
 def capture_hold(
     session: Session, hold_id: int, amount: int | None, now: datetime, actor: str
-) -> dict:
+) -> HoldView:
     hold = get_hold(session, hold_id)
     capture = hold.amount if amount is None else amount
     if capture > hold.amount:
@@ -426,7 +430,7 @@ def capture_hold(
     return _resolve(session, hold, capture, now, actor)
 
 
-def void_hold(session: Session, hold_id: int, now: datetime, actor: str) -> dict:
+def void_hold(session: Session, hold_id: int, now: datetime, actor: str) -> HoldView:
     return _resolve(session, get_hold(session, hold_id), 0, now, actor)
 
 
@@ -435,7 +439,7 @@ def void_hold(session: Session, hold_id: int, now: datetime, actor: str) -> dict
 
 def refund(
     session: Session, card_id: int, amount: int, order_id: str, now: datetime, actor: str
-) -> dict:
+) -> CardView:
     """Credit back what an order captured from this card (never more than it captured)."""
     card = session.get(GiftCard, card_id, with_for_update=True)
     if card is None:
@@ -471,14 +475,14 @@ def refund(
     _record(session, card_id, "refund", amount, amount, actor, order_id=order_id)
     session.flush()
     view = card_view(_refresh(session, card), now)
-    after = {"amount": amount, "order_id": order_id, "balance": view["balance"]}
+    after = {"amount": amount, "order_id": order_id, "balance": view.balance}
     _audit(session, "gift_card.refund", card_id, after, actor)
     return view
 
 
 def adjust(
     session: Session, card_id: int, amount: int, reason: str, now: datetime, actor: str
-) -> dict:
+) -> CardView:
     """An admin correction, signed; a debit only if the balance covers it at this instant."""
     card = get_card(session, card_id)
     if not is_live(card, now):
@@ -509,20 +513,20 @@ def adjust(
     _record(session, card_id, "adjust", abs(amount), amount, actor, detail={"reason": reason})
     session.flush()
     view = card_view(card, now)
-    after = {"amount": amount, "reason": reason, "balance": view["balance"]}
+    after = {"amount": amount, "reason": reason, "balance": view.balance}
     _audit(session, "gift_card.adjust", card_id, after, actor)
     return view
 
 
-def disable(session: Session, card_id: int, now: datetime, actor: str) -> dict:
+def disable(session: Session, card_id: int, now: datetime, actor: str) -> CardView:
     """For good: the card is never spendable again and its active holds are released
     (audited, even when the card was disabled already)."""
     view = _disable(session, card_id, now, actor)
-    _audit(session, "gift_card.disable", card_id, snapshot(view), actor)
+    _audit(session, "gift_card.disable", card_id, GiftCardSchema().dump(view), actor)
     return view
 
 
-def _disable(session: Session, card_id: int, now: datetime, actor: str) -> dict:
+def _disable(session: Session, card_id: int, now: datetime, actor: str) -> CardView:
     card = session.get(GiftCard, card_id, with_for_update=True)
     if card is None:
         raise NotFound(f"No gift card {card_id}.")
@@ -604,7 +608,7 @@ class GiftCardHolds:
                 "status": "failed",
                 "reason": error.extra.get("hold_status", "conflict"),
             }
-        return {**effect, "status": result["status"], "amount": result["captured_amount"]}
+        return {**effect, "status": result.status, "amount": result.captured_amount}
 
 
 # --- jobs --------------------------------------------------------------------------------------

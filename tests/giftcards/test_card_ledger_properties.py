@@ -53,7 +53,7 @@ def test_any_sequence_of_operations_keeps_the_books(app, session, monkeypatch, o
                                            actor="t")  # fmt: skip
                 assert op[1] <= balance
                 balance -= op[1]
-                holds.append([hold["id"], op[1], True])
+                holds.append([hold.id, op[1], True])
             elif kind in ("capture", "void") and holds:
                 hold_id, amount, active = holds[op[1] % len(holds)]
                 take = min(op[2], amount) if kind == "capture" and op[2] else amount

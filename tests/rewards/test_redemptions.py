@@ -6,7 +6,7 @@ from loyalty.codes import UNAMBIGUOUS
 from loyalty.ledger import LedgerEntry
 from loyalty.members.models import Member
 from loyalty.tiers.models import Tier
-from rewards.catalog import service
+from rewards.catalog import service, widget
 from tests.rewards.helpers import make_member, make_reward, points, redeem
 
 
@@ -171,12 +171,12 @@ def test_service_functions_for_the_widget(client, admin, session):
     dear = make_reward(client, admin, points_cost=700)
     gone = make_reward(client, admin, points_cost=100, stock=0)
     member = session.query(Member).filter_by(customer_id="c_1").one()
-    items = {r["id"]: r for r in service.list_rewards_for_member(session, member)}
+    items = {r["id"]: r for r in widget.member_rewards(session, member)}
     assert items[cheap["id"]]["affordable"] and items[cheap["id"]]["redeemable"]
     assert not items[dear["id"]]["affordable"]
     assert items[gone["id"]]["affordable"] and not items[gone["id"]]["redeemable"]
     assert items[gone["id"]]["unavailable_reason"] == "out_of_stock"
-    result = service.redeem(session, member, cheap["id"])
+    result = widget.redeem(session, member, cheap["id"])
     assert result["status"] == "issued" and result["points_spent"] == 500
     assert member.points_available == 100
 
@@ -229,7 +229,7 @@ def test_a_code_collision_draws_again(client, admin, session, monkeypatch):
     monkeypatch.setattr(service, "random_code", lambda _length: next(draws))
     first = service.redeem(session, member, reward["id"])
     second = service.redeem(session, member, reward["id"])
-    assert (first["code"], second["code"]) == ("AAAAAAAAAAAAAAAA", "BBBBBBBBBBBBBBBB")
+    assert (first.code, second.code) == ("AAAAAAAAAAAAAAAA", "BBBBBBBBBBBBBBBB")
     assert member.points_available == 0
 
 

@@ -99,7 +99,7 @@ def on_deadlock(session: Session, work: Callable[[], T], what: str) -> T:
     raise AssertionError("unreachable")
 
 
-def keep_if_refused(write: Callable[[Session], None], what: str) -> None:
+def keep_if_refused(write: Callable[[Session], object], what: str) -> None:
     """Run `write(session)` again, in a transaction of its own, if this request is answered
     with an error and its transaction rolls back.
 

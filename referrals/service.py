@@ -809,7 +809,7 @@ class ReferralView:
     reward_state: str | None
     referrer_id: str | None = None
 
-    def __getattr__(self, name: str):
+    def __getattr__(self, name: str) -> Any:
         return getattr(self.row, name)
 
     @property
@@ -825,7 +825,8 @@ def admin_view(session: Session, referral: Referral) -> ReferralView:
 
 def admin_snapshot(session: Session, referral: Referral) -> dict:
     """The referral as the audit log keeps it: as an admin sees it."""
-    return AdminReferralSchema().dump(admin_view(session, referral))
+    shown: dict = AdminReferralSchema().dump(admin_view(session, referral))
+    return shown
 
 
 def get_referral(session: Session, referral_id: int) -> Referral:
@@ -846,7 +847,9 @@ def _page(session: Session, query: Select, limit: int, cursor: str | None, *, ad
     customer ids for an admin)."""
     page = page_by_id(session, query, Referral.id, limit, cursor, row_id=lambda row: row[0].id)
     referrers = _customer_ids(session, [r[0] for r in page.items]) if admin else {}
-    return page.map(lambda row: ReferralView(*row, referrers.get(row[0].referrer_id)))
+    return page.map(
+        lambda row: ReferralView(row[0], row[1], row[2], referrers.get(row[0].referrer_id))
+    )
 
 
 def list_referrals(session: Session, status: str | None, limit: int, cursor: str | None) -> Page:
@@ -878,9 +881,9 @@ def member_stats(
     session: Session, member: Member, limit: int = 50, cursor: str | None = None
 ) -> ReferrerStats:
     """What a referrer sees: counts, points, and their referrals (friends' emails masked)."""
-    clicks = session.scalar(
+    clicks = session.execute(
         select(func.count(ReferralClick.id)).where(ReferralClick.member_id == member.id)
-    )
+    ).scalar_one()
     mine = Referral.referrer_id == member.id
     claims, conversions = session.execute(
         select(

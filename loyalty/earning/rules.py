@@ -62,7 +62,8 @@ cache.watch(EarningRuleTier, "earning_rules")
 
 def _snapshot(rule: EarningRule) -> dict:
     """The rule as the audit log keeps it: as the API shows it."""
-    return EarningRuleSchema().dump(rule)
+    shown: dict = EarningRuleSchema().dump(rule)
+    return shown
 
 
 def _validate(session: Session, rule: dict) -> list[Tier]:

@@ -205,7 +205,7 @@ class MemberView:
     referral: dict | None = None
 
 
-def member_view_of_row(session: Session, hooks: Hooks, row) -> MemberView:
+def member_view_of_row(session: Session, hooks: Hooks, row: Any) -> MemberView:
     """The member view (`MemberSchema` dumps it) from a row of a `ViewQuery`."""
     view = MemberView(
         row.customer_id,

@@ -630,7 +630,7 @@ def standing_of(row: Any) -> Standing:
     )
 
 
-def standing_view(row) -> dict:
+def standing_view(row: Any) -> dict:
     """`standing_of` as the member view's fast path writes it (`members.view_from_row`): the
     JSON `TierViewSchema` and `NextTierSchema` give, built by hand."""
     spend = int(row.standing_spend)

@@ -250,7 +250,8 @@ def delete_endpoint(session: Session, endpoint_id: int) -> WebhookEndpoint:
 
 def _snapshot(endpoint: WebhookEndpoint) -> dict:
     """The endpoint as the audit log keeps it: as the API shows it (never its secret)."""
-    return EndpointSchema().dump(endpoint)
+    shown: dict = EndpointSchema().dump(endpoint)
+    return shown
 
 
 def _audit(

@@ -7,6 +7,7 @@ A code changes status only with a conditional UPDATE (`WHERE status = 'issued'`)
 canceled or expired at most once whatever runs concurrently.
 """
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -177,7 +178,8 @@ def delete_reward(session: Session, reward_id: int) -> Reward:
 
 def _snapshot(session: Session, reward: Reward) -> dict:
     """The reward as the audit log keeps it: as the API shows it."""
-    return RewardSchema().dump(reward_view(session, reward))
+    shown: dict = RewardSchema().dump(reward_view(session, reward))
+    return shown
 
 
 def _audit(
@@ -214,7 +216,7 @@ class RewardView:
     currency: str
     tier: str | None
 
-    def __getattr__(self, name: str):
+    def __getattr__(self, name: str) -> Any:
         return getattr(self.row, name)
 
 
@@ -432,7 +434,7 @@ def get_member_redemption(session: Session, member: Member, code_id: int) -> "Re
 
 def cancel_redemption(
     session: Session, code_id: int, member: Member | None = None, now: datetime | None = None
-) -> dict:
+) -> "RedemptionView":
     """Cancel an unused code: its points and its stock return. `member` restricts to their own
     codes (the widget); used, canceled, expired or checkout-reserved codes are a 409."""
     now = now or utcnow()
@@ -551,10 +553,11 @@ def issue_reward_code(
 def reward_code_view(code: RewardCode) -> dict:
     """A code as the shopper and the storefront see it, JSON-ready (`RewardCodeSchema`): for
     webhooks and the copies other domains keep."""
-    return RewardCodeSchema().dump(code)
+    shown: dict = RewardCodeSchema().dump(code)
+    return shown
 
 
-def code_platforms(session: Session, code_ids: list[int]) -> dict:
+def code_platforms(session: Session, code_ids: list[int]) -> Mapping[int, Any]:
     """Where the store platform is with each code (only codes a connector mirrors there)."""
     find = hooks().reward_code_platform
     return find(session, code_ids) if find is not None and code_ids else {}
@@ -570,7 +573,7 @@ class RedemptionView:
     reward: RewardView | None
     platform: dict | object = missing
 
-    def __getattr__(self, name: str):
+    def __getattr__(self, name: str) -> Any:
         return getattr(self.row, name)
 
 
@@ -578,15 +581,14 @@ def redemption_view(
     session: Session,
     code: RewardCode,
     tier_names: dict | None = None,
-    platforms: dict | None = None,
+    platforms: Mapping[int, Any] | None = None,
 ) -> RedemptionView:
     reward = session.get(Reward, code.reward_id) if code.reward_id is not None else None
-    if platforms is None:
-        platforms = code_platforms(session, [code.id])
+    states = code_platforms(session, [code.id]) if platforms is None else platforms
     return RedemptionView(
         code,
         reward_view(session, reward, tier_names) if reward is not None else None,
-        platforms.get(code.id, missing),
+        states.get(code.id, missing),
     )
 
 
@@ -965,7 +967,8 @@ def forget_member_codes(session: Session, member: Member) -> None:
 def export_member_codes(session: Session, member: Member) -> list[dict]:
     """The member's export: every code of theirs, with whom it was for."""
     codes = session.scalars(select(RewardCode).where(_codes_of(member)).order_by(RewardCode.id))
-    return ExportedCodeSchema(many=True).dump(codes)
+    shown: list[dict] = ExportedCodeSchema(many=True).dump(codes)
+    return shown
 
 
 DEMO_REWARDS = [

@@ -9,6 +9,7 @@ instead of deadlocking.
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import and_, exists, func, insert, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -69,7 +70,7 @@ class CardView:
     row: GiftCard
     status: str
 
-    def __getattr__(self, name: str):
+    def __getattr__(self, name: str) -> Any:
         return getattr(self.row, name)
 
 
@@ -94,7 +95,7 @@ class HoldView:
     row: GiftCardHold
     card: GiftCard
 
-    def __getattr__(self, name: str):
+    def __getattr__(self, name: str) -> Any:
         return getattr(self.row, name)
 
 
@@ -283,7 +284,13 @@ def issue_card(
 
 
 def issue_card_by_admin(
-    session: Session, program: Program, *, secrets: list[str], actor: str, now: datetime, **data
+    session: Session,
+    program: Program,
+    *,
+    secrets: list[str],
+    actor: str,
+    now: datetime,
+    **data: Any,
 ) -> Issued:
     """`issue_card` for an admin (`POST /v1/gift-cards`), audited; the cards Stripe sells and
     the demo card are issued without an audit row."""
@@ -373,7 +380,9 @@ def _lock_card(session: Session, card_id: int) -> None:
     session.execute(select(GiftCard.id).where(GiftCard.id == card_id).with_for_update())
 
 
-def _resolve(session: Session, hold: GiftCardHold, capture: int, now: datetime, actor: str) -> dict:
+def _resolve(
+    session: Session, hold: GiftCardHold, capture: int, now: datetime, actor: str
+) -> HoldView:
     """Capture `capture` of the hold (0 = void) and release the rest — once, or Conflict.
 
     Nothing is written before the Conflict (the card's row lock aside); the UPDATEs return the

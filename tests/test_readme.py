@@ -46,17 +46,29 @@ def test_the_runnable_pages_are_the_readme_and_the_api_walkthrough():
     assert all(sh_blocks(p) for p in runnable_pages())
 
 
-def test_links_between_pages_stay_inside_the_repository():
+def _anchors(page: Path) -> set[str]:
+    """GitHub's anchors of a page's headings: lower case, punctuation dropped, spaces to -."""
+    headings = re.findall(r"^#+ (.+)$", BLOCK.sub("", page.read_text()), re.M)
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in headings}
+
+
+# Written by the console's own change; linked from here before it lands.
+NOT_HERE_YET = {"docs/console.md"}
+
+
+def test_links_between_pages_stay_inside_the_repository_and_find_their_heading():
     for page in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
-        for target in re.findall(r"\]\(([^)#\s]+)", page.read_text()):
+        for target, anchor in re.findall(r"\]\(([^)#\s]*)(?:#([^)\s]+))?\)", page.read_text()):
             if re.match(r"https?://", target):
                 continue
-            resolved = (page.parent / target).resolve()
+            resolved = (page.parent / target).resolve() if target else page
             assert resolved.is_relative_to(ROOT), (page.name, target)
-            assert resolved.exists() or target == "docs/console.md" or target == "console.md", (
-                page.name,
-                target,
-            )
+            name = resolved.relative_to(ROOT).as_posix()
+            if name in NOT_HERE_YET and not resolved.exists():
+                continue
+            assert resolved.exists(), (page.name, target)
+            if anchor:
+                assert anchor in _anchors(resolved), (page.name, target, anchor)
 
 
 def _free_port() -> int:

@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 PYTEST_ARGS ?=
 
-.PHONY: run test lint format bench bench-import faults worker clean
+.PHONY: help run test test-fast lint format bench bench-import faults worker clean
 
 $(VENV)/.runtime: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,10 @@ $(VENV)/.runtime: requirements.txt
 $(VENV)/.dev: requirements-dev.txt requirements.txt $(VENV)/.runtime
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $@
+
+## help: this list
+help:
+	@sed -n 's/^## //p' $(MAKEFILE_LIST)
 
 ## run: install, migrate, seed the demo program once, serve on SQLite (http://127.0.0.1:5000)
 run: $(VENV)/.runtime
@@ -32,6 +36,11 @@ worker: $(VENV)/.runtime
 ## test: the whole suite (SQLite always; PostgreSQL and Chromium when present)
 test: $(VENV)/.dev
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+## test-fast: the SQLite tests on two processes, under a minute: no PostgreSQL, no browser, no
+##   benchmark smoke, none that starts servers or fuzzes the whole API (marked slow)
+test-fast: $(VENV)/.dev
+	$(PY) -m pytest -q -p no:cacheprovider --sqlite-only -m "not slow" -n 2 $(PYTEST_ARGS)
 
 ## lint: ruff (lint + format) and mypy (types; the settings are in pyproject.toml)
 lint: $(VENV)/.dev

@@ -7,8 +7,8 @@ year before `NOW`) from `--orders / 3` customers: each customer's first order en
 databases: on one, the import engine (`connectors.backfill`, in a process of its own, whose
 peak RSS we read) reads the file; on the other, the rows the same orders make — members,
 their referral codes, processed events, orders, ledger entries, qualifying spend and balances
-— are written by COPY and set-based INSERTs in one transaction, the way FINDINGS' lower bound
-of 184 s for a million orders was measured. The two databases must end with the same members,
+— are written by COPY and set-based INSERTs in one transaction: the fastest the same rows can
+be written, a lower bound for the engine. The two databases must end with the same members,
 balances, entries and spend (which also shows the bulk insert does the same work), and the
 ratio of the two times, with the time a million orders would take at the engine's rate, goes
 to bench/RESULTS.md in a section of its own.

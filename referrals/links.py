@@ -1,6 +1,7 @@
 """Share links and the signed click token that attributes a claim to a click.
 
-`/r/<code>` redirects to the landing page with `ref=<code>` and `click=<token>`: the token is
+`/r/<code>` redirects to the landing page (the program's `landing_url`, else the service's own
+`/welcome`) with `ref=<code>` and `click=<token>`: the token is
 itsdangerous-signed (salted for this purpose only, timestamped), so a storefront forwarding it
 with a claim cannot forge a click or move it to another code.
 """
@@ -48,9 +49,16 @@ def read_click(token: str, code: str, max_age_seconds: int) -> int | None:
     return data["click"]
 
 
+def own_landing_page() -> str:
+    """Where a share link lands when the program names no landing page: the service's own
+    page with the friend's offer (`GET /welcome`)."""
+    return f"{current_app.config['LOYALTY_PUBLIC_URL']}/welcome"
+
+
 def landing_url(base: str | None, code: str, token: str) -> str:
-    """`base` with `ref=<code>&click=<token>` added to whatever query it already has."""
-    parts = urlsplit(base or current_app.config["LOYALTY_PUBLIC_URL"] + "/")
+    """`base` (or the service's own landing page) with `ref=<code>&click=<token>` added to
+    whatever query it already has."""
+    parts = urlsplit(base or own_landing_page())
     query = [(k, v) for k, v in parse_qsl(parts.query) if k not in ("ref", "click")]
     query += [("ref", code), ("click", token)]
     return urlunsplit(parts._replace(query=urlencode(query)))

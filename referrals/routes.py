@@ -1,9 +1,11 @@
 from flask import Blueprint as FlaskBlueprint
-from flask import current_app, redirect, request
+from flask import current_app, redirect, render_template, request
 from flask.views import MethodView
+from marshmallow import ValidationError
 
 from loyalty.addresses import NotAnAddress, client_key
 from loyalty.auth import current_principal, require
+from loyalty.errors import NotFound, ReferralRejected
 from loyalty.extensions import Blueprint, db
 from loyalty.members.service import get_member
 from loyalty.ratelimit import limit
@@ -23,7 +25,7 @@ from referrals.schemas import (
 )
 
 blp = Blueprint("referrals", __name__, url_prefix="/v1", description="Referral program")
-links = FlaskBlueprint("referral_links", __name__)
+links = FlaskBlueprint("referral_links", __name__, template_folder="templates")
 
 
 def _visitor() -> str:
@@ -42,6 +44,45 @@ def follow(code):
         dedup_seconds=current_app.config["REFERRAL_CLICK_DEDUP_SECONDS"],
     )  # fmt: skip
     return redirect(url, 302)
+
+
+def _demo_only():
+    if current_app.config["LOYALTY_ENV"] == "production":
+        raise NotFound()
+
+
+@links.get("/welcome")
+def welcome():
+    """Where a share link lands when the program names no landing page (not in production):
+    the demo storefront with the friend's offer, keeping `ref` and `click` for the claim."""
+    _demo_only()
+    offer = service.landing_offer(db.session, request.args.get("ref", ""))
+    return render_template("referrals/welcome.html", click=request.args.get("click"), **offer)
+
+
+@links.post("/welcome")
+def welcome_claim():
+    """The landing page's form: claim the referral as a storefront's server would, with the
+    visitor's address and user agent, and show the friend's reward code."""
+    _demo_only()
+    form = request.form
+    offer = service.landing_offer(db.session, form.get("ref", ""))
+    given = {
+        "code": offer["code"],
+        "email": form.get("email", ""),
+        "click": form.get("click") or None,
+        "ip": request.remote_addr,
+        "user_agent": request.headers.get("User-Agent"),
+    }
+    page = {"click": given["click"], "email": given["email"], **offer}
+    try:
+        data = ClaimSchema().load({k: v for k, v in given.items() if v is not None})
+        claimed = service.claim_view(service.claim(db.session, data))
+    except ValidationError:
+        return render_template("referrals/welcome.html", refusal="Check your email.", **page), 422
+    except ReferralRejected as refused:
+        return render_template("referrals/welcome.html", refusal=refused.detail, **page), 422
+    return render_template("referrals/welcome.html", claimed=claimed, **page), 201
 
 
 @blp.route("/referral-program")

@@ -8,6 +8,7 @@ commits. Rewards for people are reward codes from `rewards.catalog` and points f
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from marshmallow import missing
@@ -32,7 +33,7 @@ from loyalty.orders.models import Order
 from loyalty.orders.service import OrderEventContext
 from loyalty.paging import Page, page_by_id
 from loyalty.program.models import Program
-from loyalty.program.service import ProgramSettings, get_program
+from loyalty.program.service import ProgramSettings, currency_exponent, get_program
 from loyalty.types import utcnow
 from referrals import fraud, links
 from referrals.models import (
@@ -247,6 +248,39 @@ def follow_link(
         )
     settings = get_settings(session)
     return links.landing_url(settings.landing_url, code.code, links.sign_click(click_id, code.code))
+
+
+def _money(minor: int, currency: str) -> str:
+    exponent = currency_exponent(currency)
+    return f"{Decimal(minor).scaleb(-exponent):,.{exponent}f} {currency}"
+
+
+def describe_friend_reward(settings: ReferralSettings, currency: str) -> str:
+    """The friend's offer in words: "10.00 USD off your first order of 40.00 USD or more"."""
+    kind = settings.friend_reward_kind
+    if kind == "amount_off":
+        what = f"{_money(settings.friend_reward_amount or 0, currency)} off"
+    elif kind == "percent_off":
+        what = f"{settings.friend_reward_percent}% off"
+    elif kind == "free_shipping":
+        what = "Free shipping on"
+    else:
+        what = f"A free {settings.friend_reward_sku} with"
+    minimum = settings.friend_reward_min_order
+    tail = f" of {_money(minimum, currency)} or more" if minimum else ""
+    return f"{what} your first order{tail}"
+
+
+def landing_offer(session: Session, code_text: str) -> dict:
+    """What the service's own landing page shows a friend who followed a share link: the
+    code (as stored, whatever its spelling in the link) and the friend's offer."""
+    code = find_code(session, code_text)
+    settings = get_settings(session)
+    return {
+        "code": code.code,
+        "enabled": settings.enabled,
+        "offer": describe_friend_reward(settings, get_program(session).currency),
+    }
 
 
 # --- claims -----------------------------------------------------------------------------------

@@ -4,6 +4,8 @@ Fast tests run twice, on SQLite and on PostgreSQL, each inside a transaction rol
 end. Concurrency tests get a fresh PostgreSQL database cloned from a migrated template and make
 real commits from several connections. Without PostgreSQL, its tests skip and say so; with
 `--require-services` (what `.ci/run` passes) a missing service is a failure instead.
+`--sqlite-only` (what `make test-fast` passes) leaves out, rather than skips, every test that
+needs PostgreSQL or Chromium.
 """
 
 import hashlib
@@ -35,6 +37,42 @@ def pytest_addoption(parser):
         default=os.environ.get("LOYALTY_REQUIRE_SERVICES") == "1",
         help="Fail instead of skipping when PostgreSQL or Chromium is missing (CI).",
     )
+    parser.addoption(
+        "--sqlite-only",
+        action="store_true",
+        default=False,
+        help="Run only the SQLite tests: leave out PostgreSQL, concurrency and browser tests.",
+    )
+
+
+# What a test needs, by the fixtures it uses, beyond the SQLite database every checkout has.
+NEEDS_SERVICES = frozenset({"pg_app", "pg_keys", "pg_template", "chromium"})
+NEEDS_MARKERS = ("postgres", "concurrency", "browser")
+
+
+def _needs_services(item) -> bool:
+    callspec = getattr(item, "callspec", None)
+    if callspec is not None and callspec.params.get("backend") == "postgresql":
+        return True
+    if NEEDS_SERVICES & set(getattr(item, "fixturenames", ())):
+        return True
+    return any(item.get_closest_marker(name) for name in NEEDS_MARKERS)
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        if "backend" in names and "pg_app" in names:
+            # A test on a database of its own would only run the same thing twice.
+            raise pytest.UsageError(
+                f"{item.nodeid} uses pg_app and the per-backend app; it needs only one"
+            )
+    if config.getoption("--sqlite-only"):
+        kept = [item for item in items if not _needs_services(item)]
+        left_out = [item for item in items if _needs_services(item)]
+        if left_out:
+            config.hook.pytest_deselected(items=left_out)
+            items[:] = kept
 
 
 def service_missing(config, message: str):

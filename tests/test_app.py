@@ -81,6 +81,7 @@ def test_gunicorn_config_freezes_what_a_worker_loaded_out_of_the_collectors_reac
         gc.unfreeze()
 
 
+@pytest.mark.slow
 def test_gunicorn_workers_take_connections_only_while_they_have_a_free_thread(tmp_path):
     """Two workers of two threads, four keep-alive clients arriving together, each request
     slow: every worker serves exactly two connections, whatever the kernel's wake-up order.
@@ -152,6 +153,7 @@ def test_gunicorn_workers_take_connections_only_while_they_have_a_free_thread(tm
         server.wait(timeout=30)
 
 
+@pytest.mark.slow
 def test_metrics_under_gunicorn_add_up_every_workers_requests(tmp_path):
     """gunicorn.conf.py with two workers: it starts, serves, and every scrape counts every
     request made so far. (Which worker takes which connection is gunicorn's choice, often the
@@ -208,6 +210,7 @@ def test_metrics_under_gunicorn_add_up_every_workers_requests(tmp_path):
         server.wait(timeout=30)
 
 
+@pytest.mark.slow
 def test_metrics_add_up_the_processes_sharing_a_multiprocess_directory(tmp_path):
     """What gunicorn.conf.py sets up, without gunicorn's say in who takes which request: two
     processes (as two workers) serve 3 and 5 requests; a third scrapes /metrics and counts 8."""

@@ -174,6 +174,7 @@ def test_segments_take_an_average_order_value_up_to_the_money_bound(client, keys
     assert response.status_code == 200, response.get_data(as_text=True)
 
 
+@pytest.mark.slow
 def test_no_generated_request_gets_a_server_error(app, client, keys):
     """Every operation of /openapi.json, with data generated from its own schema (valid and
     not), as an admin: whatever is refused is refused with a 4xx whose media type and body
@@ -217,6 +218,7 @@ PLANTED = "__planted_shape__"
 ISO_TIME = re.compile(r"^\d{4}-\d\d-\d\dT")
 
 
+@pytest.mark.slow
 def test_no_generated_request_carrying_a_hostile_value_gets_a_server_error(app, client, keys):
     """The same operations, each request carrying one value of a shape that once reached a
     500 (tests/openapi.py): put anywhere in a JSON body, in place of a date-time or a

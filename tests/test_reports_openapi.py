@@ -14,6 +14,7 @@ REPORTS = ("/v1/reports/retention", "/v1/reports/cohorts", "/v1/reports/segments
 
 
 @pytest.mark.parametrize("path", REPORTS)
+@pytest.mark.slow
 def test_reports_conform_to_their_openapi_document(app, client, keys, path):
     now = datetime.now(UTC)
     for days, customer in ((40, "c_1"), (10, "c_1"), (5, "c_2")):

@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import ROOT
 
 PG_ONLY = "tests/test_migrations.py::test_downgrade_to_base_and_upgrade_again_on_postgresql"
@@ -23,6 +25,7 @@ def _run(*flags: str) -> subprocess.CompletedProcess:
     )  # fmt: skip
 
 
+@pytest.mark.slow
 def test_a_postgresql_test_without_postgresql_skips_and_says_why():
     result = _run()
     assert result.returncode == 0, result.stdout
@@ -30,6 +33,7 @@ def test_a_postgresql_test_without_postgresql_skips_and_says_why():
     assert "PostgreSQL not reachable" in result.stdout
 
 
+@pytest.mark.slow
 def test_with_require_services_it_fails_instead():
     result = _run("--require-services")
     assert result.returncode == 1, result.stdout

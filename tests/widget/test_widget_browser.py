@@ -292,3 +292,41 @@ def test_widget_shows_the_code_once_the_store_has_created_it(live, browser):
         assert page.locator('[data-testid="code-activating"]').count() == 0
         page.screenshot(path=str(ARTIFACTS / "widget-store-code.png"), full_page=True)
         page.close()
+
+
+def test_the_demo_share_link_lands_on_the_friends_offer_and_the_first_order_converts(
+    live, browser, monkeypatch
+):
+    """The widget's share link, opened by a friend: the demo storefront's welcome page with
+    the friend's offer (no landing URL is set), a claim that shows the friend's code, and the
+    friend's first order with that code converting the referral."""
+    app, base, admin = live
+    monkeypatch.setitem(app.config, "LOYALTY_PUBLIC_URL", base)  # the links name this server
+    me = api(app, "get", "/v1/me", bearer(widget_token(app, admin)))
+    share_url = me["referral"]["url"]
+    assert share_url == f"{base}/r/{me['referral']['code']}"
+
+    page = browser.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(share_url)
+    assert page.url.startswith(f"{base}/welcome?")
+    assert page.locator('[data-testid="ref"]').inner_text() == me["referral"]["code"]
+    offer = page.locator('[data-testid="offer"]').inner_text()
+    assert "off your first order" in offer
+    page.get_by_label("Your email").fill("friend@example.com")
+    page.get_by_role("button", name="Get my code").click()
+    code = page.locator('[data-testid="friend-code"]').inner_text()
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "referral-welcome.png"), full_page=True)
+    page.close()
+
+    body = api(app, "post", "/v1/events", admin, {
+        "id": "friend-evt-1", "type": "order.paid", "occurred_at": utcnow().isoformat(),
+        "order": {"id": "friend-ord-1", "customer_id": "friend", "email": "friend@example.com",
+                  "currency": "USD", "reward_codes": [code], "ip": "198.51.100.20",
+                  "lines": [{"sku": "ROSE-SERUM", "quantity": 1, "unit_price": 4800}]},
+    })  # fmt: skip
+    kinds = {effect["kind"]: effect for effect in body["effects"]}
+    assert kinds["reward_code_used"]["code"] == code
+    referrals = api(app, "get", f"/v1/members/{DEMO_CUSTOMER}/referrals", admin)
+    assert referrals["conversions"] == 1

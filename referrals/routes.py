@@ -77,7 +77,7 @@ def welcome_claim():
     page = {"click": given["click"], "email": given["email"], **offer}
     try:
         data = ClaimSchema().load({k: v for k, v in given.items() if v is not None})
-        claimed = service.claim_view(service.claim(db.session, data))
+        claimed = ClaimResultSchema().dump(service.claim(db.session, data))
     except ValidationError:
         return render_template("referrals/welcome.html", refusal="Check your email.", **page), 422
     except ReferralRejected as refused:

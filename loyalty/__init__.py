@@ -112,6 +112,7 @@ def register_extensions(app: Flask) -> None:
 
 def register_blueprints(app: Flask) -> None:
     import connectors
+    import console
     from loyalty import inputs
     from loyalty.earning.routes import blp as earning_rules
     from loyalty.extensions import api
@@ -148,6 +149,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(ops)
     app.register_blueprint(referral_links)
     app.register_blueprint(pages)
+    console.init_app(app)  # the admin console under /console, with its cookie session
 
 
 def register_request_lifecycle(app: Flask) -> None:
@@ -162,7 +164,13 @@ def register_request_lifecycle(app: Flask) -> None:
         # request has a context, and a `g`, of its own: nothing to clear.)
         names = vars(g._get_current_object())
         if names:
-            for name in ("principal", "widget_member", "idempotency", "config_check"):
+            for name in (
+                "principal",
+                "widget_member",
+                "idempotency",
+                "config_check",
+                "audit_actor",
+            ):
                 names.pop(name, None)
         names["started"] = time.perf_counter()
 
@@ -196,6 +204,7 @@ def register_request_lifecycle(app: Flask) -> None:
 def register_hooks(app: Flask) -> None:
     """The flow of an order event, in order: each domain plugs in here and nowhere else."""
     import connectors
+    import console
     from loyalty.earning import rules as earning_rules
     from loyalty.earning.service import PointsEarning
     from loyalty.hooks import Hooks
@@ -235,6 +244,7 @@ def register_hooks(app: Flask) -> None:
     init_referrals(hooks)  # share codes, referral-rewards job, erasure, demo settings
     giftcards.init_hooks(hooks)  # expire-holds, expire-gift-cards jobs; a demo card
     connectors.init_hooks(hooks)  # store discount codes for reward codes
+    console.init_hooks(hooks)  # the demo program's console account
     hooks.member_rewards, hooks.redeem_reward = list_rewards_for_member, redeem  # widget /v1/me
     hooks.member_redemption = get_member_redemption
     hooks.member_referrals = member_stats  # widget /v1/me/referrals

@@ -30,6 +30,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "members.view": frozenset({"owner", "admin", "support"}),
     "members.adjust": frozenset({"owner", "admin", "support"}),
     "members.erase": frozenset({"owner", "admin"}),
+    "codes.cancel": frozenset({"owner", "admin", "support"}),
+    "referrals.review": frozenset({"owner", "admin", "support"}),
     # reports (read-only)
     "reports.view": frozenset(ROLES),
 }

@@ -71,6 +71,22 @@ def csrf_token(html: str) -> str:
     return _VALUE.search(found.group(0)).group(1)
 
 
+def assert_strict_csp(response) -> None:
+    """The console's headers: a Content-Security-Policy that allows no other host and no
+    inline script, and no framing."""
+    csp = response.headers.get("Content-Security-Policy", "")
+    directives = dict(
+        (part.split(" ", 1) + [""])[:2] for part in (p.strip() for p in csp.split(";")) if part
+    )
+    assert directives.get("default-src") == "'self'", csp
+    assert directives.get("script-src") == "'self'", csp
+    assert directives.get("frame-ancestors") == "'none'", csp
+    for sources in directives.values():
+        for source in sources.split():
+            assert source in ("'self'", "'none'", "data:"), (source, csp)
+    assert response.headers.get("X-Frame-Options") == "DENY"
+
+
 def sign_in(client, email: str, password: str = PASSWORD):
     """Sign in through the form (GET for the token, then POST); returns the POST's answer."""
     token = csrf_token(client.get("/console/sign-in").get_data(as_text=True))

@@ -44,7 +44,7 @@ SECURITY_HEADERS = (
 
 
 def init_app(app: Flask) -> None:
-    from console import account, cli, models, pages  # noqa: F401 - their views and table
+    from console import account, apidocs, cli, models, pages  # noqa: F401 - views, table
 
     config = app.config
     app.session_interface = ConsoleSessionInterface()
@@ -66,6 +66,7 @@ def init_app(app: Flask) -> None:
 
     app.login_manager = login_manager
     app.register_blueprint(bp)
+    app.register_blueprint(apidocs.bp)  # /docs: Swagger UI from vendored files
     app.cli.add_command(cli.admins_cli)
 
 

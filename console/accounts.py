@@ -37,8 +37,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
 }
 
 ROLE_DESCRIPTIONS = {
-    "owner": "Everything.",
-    "admin": "Everything.",
+    "owner": "Everything: members, program configuration and settings.",
+    "admin": "Everything: members, program configuration and settings.",
     "support": "Looks up members, adjusts points with a reason, cancels codes, reviews referrals.",
     "analyst": "Reads reports and the program's configuration; changes nothing.",
 }

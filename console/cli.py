@@ -120,3 +120,21 @@ def reset_totp(email):
     record_change(db.session, "admin.totp_reset", "admin", admin.id, None, None)
     db.session.commit()
     click.echo(f"Second factor of {admin.email} is off; they can turn it on again.")
+
+
+@admins_cli.command("reseal-totp")
+def reseal_totp():
+    """Seal every second-factor secret under the newest of SECRET_KEYS (after a rotation, so
+    the older entries can leave the list)."""
+    from flask import current_app
+
+    from console.totp import PURPOSE
+    from loyalty.sealing import reseal_column
+
+    done, unreadable = reseal_column(
+        db.session, Admin.totp_secret, PURPOSE, current_app.config["SECRET_KEYS"]
+    )
+    db.session.commit()
+    click.echo(f"second-factor secrets: {done} resealed, {unreadable} opened by no key")
+    if unreadable:
+        raise SystemExit(1)

@@ -205,12 +205,12 @@ def console_page(new_page, live_admin):
 
 @pytest.fixture
 def screenshot():
-    """screenshot(page, name): the whole page as test-artifacts/console/<name>.png."""
+    """screenshot(page, name, full_page=True): the page as test-artifacts/console/<name>.png."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
 
-    def take(page, name: str) -> Path:
+    def take(page, name: str, full_page: bool = True) -> Path:
         path = SCREENSHOTS / f"{name}.png"
-        page.screenshot(path=str(path), full_page=True)
+        page.screenshot(path=str(path), full_page=full_page)
         return path
 
     return take

@@ -117,3 +117,22 @@ def test_turning_it_off_needs_the_password(console_client, session):
     session.expire_all()
     admin = session.get(Admin, client.admin.id)
     assert admin.totp_enabled_at is None and admin.totp_secret is None
+
+
+def test_reseal_moves_the_secrets_to_the_newest_key(app, make_admin, session, runner, monkeypatch):
+    admin = make_admin("owner")
+    with app.test_request_context("/console/profile"):
+        totp.start(session, admin)
+        secret = totp.pending_secret(admin)
+    session.commit()
+    sealed = admin.totp_secret
+    monkeypatch.setitem(app.config, "SECRET_KEYS", [*app.config["SECRET_KEYS"], "a newer key"])
+    result = runner.invoke(args=["admins", "reseal-totp"])
+    assert result.exit_code == 0, result.output
+    assert "1 resealed, 0 opened by no key" in result.output
+    session.expire_all()
+    admin = session.get(Admin, admin.id)
+    assert admin.totp_secret != sealed
+    monkeypatch.setitem(app.config, "SECRET_KEYS", ["a newer key"])  # the old ones dropped
+    with app.test_request_context("/console/profile"):
+        assert totp.pending_secret(admin) == secret

@@ -11,10 +11,10 @@ its templates extend console/base.html. See docs/console.md.
 
 from datetime import timedelta
 
-from flask import Blueprint, Flask, abort, current_app, g, render_template
+from flask import Blueprint, Flask, abort, current_app, g, render_template, request
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError, CSRFProtect, generate_csrf
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import BadRequest, HTTPException
 
 from console import nav
 from console.sessions import ConsoleSessionInterface
@@ -86,6 +86,9 @@ def _console_request():
         g.pop(name, None)
     if current_app.config["WTF_CSRF_ENABLED"]:
         csrf.protect()
+    if request.method == "POST" and any("\x00" in value for value in request.form.values()):
+        # No text column takes a NUL (PostgreSQL refuses it): refused before any form sees it.
+        raise BadRequest("The form contained a character that can't be kept (NUL).")
     set_audit_actor()
 
 

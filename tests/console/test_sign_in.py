@@ -118,3 +118,13 @@ def test_every_sign_in_is_recorded_and_changes_are_audited_as_the_admin(console_
         )
     )
     assert created is not None
+
+
+def test_a_nul_in_a_form_is_refused_before_the_database_sees_it(client):
+    token = csrf_token(client.get("/console/sign-in").get_data(as_text=True))
+    answer = client.post(
+        "/console/sign-in",
+        data={"email": "a\x00@example.com", "password": "x\x00y", "csrf_token": token},
+    )
+    assert answer.status_code == 400
+    assert "can&#39;t be kept" in answer.get_data(as_text=True)

@@ -71,8 +71,6 @@ def create_app(config: dict | None = None) -> Flask:
         OPENAPI_VERSION="3.1.0",
         OPENAPI_URL_PREFIX="/",
         OPENAPI_JSON_PATH="openapi.json",
-        OPENAPI_SWAGGER_UI_PATH="docs",
-        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
         SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True},
     )
     app.config.update(config or {})
@@ -107,6 +105,7 @@ def register_extensions(app: Flask) -> None:
 
 def register_blueprints(app: Flask) -> None:
     import connectors
+    import console
     from loyalty import inputs
     from loyalty.earning.routes import blp as earning_rules
     from loyalty.extensions import api
@@ -143,6 +142,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(ops)
     app.register_blueprint(referral_links)
     app.register_blueprint(pages)
+    console.init_app(app)  # the admin console under /console, with its cookie session
 
 
 def register_request_lifecycle(app: Flask) -> None:
@@ -158,7 +158,13 @@ def register_request_lifecycle(app: Flask) -> None:
         # request has a context, and a `g`, of its own: nothing to clear.)
         names = vars(g._get_current_object())
         if names:
-            for name in ("principal", "widget_member", "idempotency", "config_check"):
+            for name in (
+                "principal",
+                "widget_member",
+                "idempotency",
+                "config_check",
+                "audit_actor",
+            ):
                 names.pop(name, None)
         names["started"] = time.perf_counter()
 

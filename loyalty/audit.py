@@ -30,8 +30,13 @@ class AuditLog(Base):
 
 
 def current_actor() -> str:
-    if has_request_context() and "principal" in g:
-        return g.principal.audit_name
+    """Who makes this change: the API caller, the console's signed-in admin (`g.audit_actor`,
+    set by the console), or the command line."""
+    if has_request_context():
+        if "audit_actor" in g:
+            return g.audit_actor
+        if "principal" in g:
+            return g.principal.audit_name
     return "cli"
 
 

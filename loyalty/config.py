@@ -82,6 +82,7 @@ def from_environment(instance_path: str, environ: Env | None = None) -> dict:
         "REDIS_URL": env.get("REDIS_URL", ""),
         **rate_limit_settings(env),
         **store_code_settings(env),
+        **console_settings(env),
         "LOYALTY_PUBLIC_URL": env.get("LOYALTY_PUBLIC_URL", "http://127.0.0.1:5000").rstrip("/"),
         "WIDGET_TOKEN_MAX_AGE": int(env.get("WIDGET_TOKEN_MAX_AGE", "900")),
         # Per widget token's member on /v1/me (`limits` syntax, e.g. "120/minute;1000/hour").
@@ -192,6 +193,29 @@ _HOST_NAME = re.compile(
 def _loopback_http(url: str) -> bool:
     host = urlsplit(url).hostname or ""
     return url.startswith("http://") and (host in ("localhost", "::1") or host.startswith("127."))
+
+
+def console_settings(env: Env) -> dict:
+    """The admin console (console/): its session cookie, idle timeout and sign-in lockout."""
+    production = env.get("LOYALTY_ENV", "development") == "production"
+    return {
+        # The name shown in the console's header.
+        "CONSOLE_PROGRAM_NAME": env.get("CONSOLE_PROGRAM_NAME", "Loyalty program"),
+        "CONSOLE_COOKIE_NAME": env.get("CONSOLE_COOKIE_NAME", "console_session"),
+        # Secure cookies go over HTTPS only: on in production, off elsewhere so
+        # http://127.0.0.1 works while developing.
+        "CONSOLE_COOKIE_SECURE": _bool(env.get("CONSOLE_COOKIE_SECURE"), default=production),
+        # A session not used for this long ends (the admin signs in again).
+        "CONSOLE_IDLE_MINUTES": _bounded(env, "CONSOLE_IDLE_MINUTES", 30, 7 * 24 * 60),
+        # Failed sign-ins within the window, per account (email) and per client address
+        # (IPv4 address or IPv6 /64), before sign-in is refused there until the oldest
+        # failure is older than the window.
+        "CONSOLE_SIGN_IN_MAX_FAILURES": _positive(env, "CONSOLE_SIGN_IN_MAX_FAILURES", 5),
+        "CONSOLE_SIGN_IN_ADDRESS_MAX_FAILURES": _positive(
+            env, "CONSOLE_SIGN_IN_ADDRESS_MAX_FAILURES", 20
+        ),
+        "CONSOLE_SIGN_IN_WINDOW_MINUTES": _positive(env, "CONSOLE_SIGN_IN_WINDOW_MINUTES", 15),
+    }
 
 
 def rate_limit_settings(env: Env) -> dict:

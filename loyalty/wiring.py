@@ -15,6 +15,7 @@ import referrals
 import rewards.catalog
 import rewards.giftcards
 from connectors.discounts import sync_store_codes
+from console.seed import seed_demo_admin
 from loyalty import jobs as core_jobs
 from loyalty.earning import rules as earning_rules
 from loyalty.earning.service import PointsEarning
@@ -60,7 +61,8 @@ DEMO_SEEDS: list[DemoSeed] = [
     seed_demo_rewards,  # the catalog (after the demo tiers)
     seed_demo,  # referral program settings
     seed_demo_card,  # a gift card
-    seed_demo_shopper,  # last: its order sees the demo tiers and rewards
+    seed_demo_shopper,  # its order sees the demo tiers and rewards
+    seed_demo_admin,  # last: the console's demo owner, its password printed once
 ]
 
 

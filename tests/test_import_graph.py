@@ -14,9 +14,9 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("loyalty", "referrals", "rewards", "connectors")
+PACKAGES = ("loyalty", "referrals", "rewards", "connectors", "console")
 CORE = "loyalty"
-DOMAINS = ("referrals", "rewards", "connectors")
+DOMAINS = ("referrals", "rewards", "connectors", "console")
 # The app factory: the one place of the core that may name the domains (to wire them in).
 WIRING = frozenset({"loyalty", "loyalty.wiring"})
 

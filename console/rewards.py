@@ -1,0 +1,13 @@
+"""Rewards: the page's views (its blueprint is registered in console.pages)."""
+
+from flask import Blueprint, render_template
+
+from console.auth import requires
+
+bp = Blueprint("rewards", __name__, url_prefix="/rewards")
+
+
+@bp.get("")
+@requires("program.view")
+def index():
+    return render_template("console/rewards/index.html")

@@ -1,0 +1,13 @@
+"""Tiers: the page's views (its blueprint is registered in console.pages)."""
+
+from flask import Blueprint, render_template
+
+from console.auth import requires
+
+bp = Blueprint("tiers", __name__, url_prefix="/tiers")
+
+
+@bp.get("")
+@requires("program.view")
+def index():
+    return render_template("console/tiers/index.html")

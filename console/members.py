@@ -18,6 +18,7 @@ from console import display, once
 from console.auth import current_admin, requires
 from console.forms import show_error
 from console.htmx import is_htmx
+from console.models import Admin
 from loyalty.audit import AuditLog, record_change
 from loyalty.codes import normalize_code
 from loyalty.cursors import cursor_row_id, encode_cursor
@@ -41,6 +42,17 @@ ACTIVITY_PAGE_SIZE = 20
 CODES_SHOWN = 20
 REFERRALS_SHOWN = 20
 CHANGES_SHOWN = 20
+ENTRY_KINDS = {
+    "earn": "Purchase",
+    "bonus": "Bonus",
+    "adjust": "Adjustment by an admin",
+    "redeem": "Redemption",
+    "redeem_cancel": "Redemption canceled",
+    "expire": "Expiry",
+    "referral": "Referral",
+    "reversal": "Refund",
+    "clawback": "Refund",
+}
 
 
 class AdjustForm(FlaskForm):
@@ -161,7 +173,7 @@ def _source(entry) -> dict:
     return {"type": entry.source_type, "id": entry.source_id}
 
 
-def explain(entry, currency: str) -> str:
+def explain(entry, currency: str, admins: dict | None = None) -> str:
     """A ledger entry in words, from the numbers it was computed with (`detail`)."""
     kind, detail, source = _field(entry, "kind"), _field(entry, "detail") or {}, _source(entry)
     cur = detail.get("currency") or currency
@@ -185,7 +197,8 @@ def explain(entry, currency: str) -> str:
             return text
         return detail.get("reason") or "Bonus"
     if kind == "adjust":
-        return f"Adjusted by {source.get('id')}: {detail.get('reason', '')}".rstrip(": ")
+        who = (admins or {}).get(source.get("id"), source.get("id"))
+        return f"Adjusted by {who}: {detail.get('reason', '')}".rstrip(": ")
     if kind == "redeem":
         return f"Redeemed “{detail.get('reward', 'a reward')}”"
     if kind == "redeem_cancel":
@@ -220,6 +233,15 @@ def _changes(member: Member, code_ids: list[int]):
     )
 
 
+def _admin_names(actors) -> dict[str, str]:
+    """{"admin:<id>": email} of the console admins among `actors`."""
+    ids = {int(a[6:]) for a in actors if a and a.startswith("admin:") and a[6:].isdigit()}
+    if not ids:
+        return {}
+    rows = db.session.execute(select(Admin.id, Admin.email).where(Admin.id.in_(ids)))
+    return {f"admin:{admin_id}": email for admin_id, email in rows}
+
+
 def _member_page(customer_id: str, status: int = 200, **forms):
     member = _member_or_404(customer_id)
     view = service.member_view(db.session, hooks(), member)
@@ -230,6 +252,11 @@ def _member_page(customer_id: str, status: int = 200, **forms):
     except DomainError:
         abort(404)  # a cursor this page never made
     codes = catalog.list_redemptions(db.session, member, CODES_SHOWN, None)
+    changes = _changes(member, [c["id"] for c in codes["items"]])
+    admins = _admin_names(
+        [c.actor for c in changes]
+        + [_source(e).get("id") for e in activity["items"] if _field(e, "kind") == "adjust"]
+    )
     stats = referrals.member_stats(db.session, member, REFERRALS_SHOWN)
     context = {
         "member": member,
@@ -238,11 +265,14 @@ def _member_page(customer_id: str, status: int = 200, **forms):
         "activity_cursor": cursor,
         "codes": codes,
         "referrals": stats,
-        "changes": _changes(member, [c["id"] for c in codes["items"]]),
+        "changes": changes,
+        "admins": admins,
         "currency": program.currency,
         "tz": display.zone(program.timezone),
         "display": display,
-        "explain": lambda entry: explain(entry, program.currency),
+        "explain": lambda entry: explain(entry, program.currency, admins),
+        "kinds": ENTRY_KINDS,
+        "pending_days": program.pending_days,
         "code_error": forms.pop("code_error", None),
         **forms,
     }

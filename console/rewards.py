@@ -34,7 +34,7 @@ from loyalty.program.service import get_program
 from loyalty.tiers.models import Tier
 from loyalty.types import utcnow
 from rewards.catalog import service
-from rewards.catalog.models import Reward
+from rewards.catalog.models import USED, Reward, RewardCode
 from rewards.catalog.schemas import RewardCreateSchema, RewardUpdateSchema
 
 bp = Blueprint("rewards", __name__, url_prefix="/rewards")
@@ -264,11 +264,27 @@ def index():
 # --- create, edit, retire --------------------------------------------------------------------
 
 
+def _glance(reward: Reward, program) -> dict:
+    """The reward's standing and its codes (how many issued, how many used)."""
+    issued, used = db.session.execute(
+        select(
+            func.count(RewardCode.id), func.count(RewardCode.id).filter(RewardCode.status == USED)
+        ).where(RewardCode.reward_id == reward.id)
+    ).one()
+    return {
+        "status": status(reward, utcnow()),
+        "value": value_text(reward, program.currency),
+        "issued": issued,
+        "used": used,
+    }
+
+
 def _form_page(form, program, reward=None, status_code=200):
     return render_template(
         "console/rewards/form.html",
         form=form,
         reward=reward,
+        glance=_glance(reward, program) if reward is not None else None,
         currency=program.currency,
         timezone=program.timezone,
         editable=can("program.edit"),

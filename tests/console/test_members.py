@@ -233,3 +233,29 @@ def test_cancel_an_active_code_returns_its_points(console_client, session):
     again = post_form(client, path, {}, page="/console/members/codes-1")
     assert again.status_code == 409
     assert "only an unused code can be canceled" in again.get_data(as_text=True)
+
+
+def test_the_activity_pages_back_through_the_ledger(console_client, session):
+    member = enrol(session, "busy-1")
+    for n in range(1, 6):
+        members.adjust(session, member, n, f"Entry {n}", "cli")
+    session.commit()
+    client = console_client("support")
+    from console import members as view
+
+    original = view.ACTIVITY_PAGE_SIZE
+    view.ACTIVITY_PAGE_SIZE = 3
+    try:
+        first = client.get("/console/members/busy-1").get_data(as_text=True)
+        assert re.findall(r"Entry (\d)", first) == ["5", "4", "3"]
+        older = re.search(r'href="([^"]*activity=[^"#]*)#activity"[^>]*rel="next"', first)
+        second = client.get(older.group(1).replace("&amp;", "&"))
+        assert re.findall(r"Entry (\d)", second.get_data(as_text=True)) == ["2", "1"]
+        fragment = client.get(
+            older.group(1).replace("&amp;", "&"),
+            headers={"HX-Request": "true", "HX-Target": "activity"},
+        ).get_data(as_text=True)
+        assert fragment.lstrip().startswith('<section class="card" id="activity"')
+    finally:
+        view.ACTIVITY_PAGE_SIZE = original
+    assert client.get("/console/members/busy-1?activity=bogus").status_code == 404

@@ -82,3 +82,24 @@ def test_typing_an_email_lists_the_member_without_a_reload(console_page):
     page.wait_for_function("document.querySelectorAll('#results tbody tr').length === 1")
     assert page.url.endswith("/console/members")  # the list changed in place
     assert results.get_by_role("link", name=DEMO_CUSTOMER).is_visible()
+
+
+def test_an_owner_erases_a_member_after_typing_their_id(console_page, live_console, screenshot):
+    app, _base = live_console
+    with app.app_context():
+        members.enroll(db.session, hooks(), "leaving-1", "leaving@example.com", name="Lea Ving")
+        db.session.commit()
+        db.session.remove()
+    page = console_page("owner")
+    page.goto(page.base + "/members/leaving-1")
+    page.get_by_role("link", name="Erase member").click()
+    page.get_by_label("Type the customer id to confirm").fill("leaving-2")
+    page.get_by_role("button", name="Erase this member").click()
+    assert "nothing was erased" in page.locator("#confirm-error").inner_text()
+    screenshot(page, "member-erase-refused")
+    page.get_by_label("Type the customer id to confirm").fill("leaving-1")
+    page.get_by_role("button", name="Erase this member").click()
+    page.wait_for_url("**/console/members")
+    assert "Member leaving-1 erased" in page.get_by_role("status").inner_text()
+    assert page.get_by_role("link", name="leaving-1").count() == 0
+    assert page.foreign_requests == []

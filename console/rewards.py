@@ -46,6 +46,8 @@ KIND_LABELS = {
     "free_shipping": "Free shipping",
     "free_product": "Free product",
 }
+# What a datetime-local input sends (and the first, what it is given back).
+LOCAL_TIMES = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"]
 KIND_FIELD = service.KIND_FIELDS  # the one discount field each kind uses
 
 
@@ -102,8 +104,8 @@ class RewardForm(FlaskForm):
         description="How many times one member may redeem it; leave empty for no limit.",
         render_kw={"inputmode": "numeric"},
     )
-    starts_at = DateTimeLocalField("Available from", validators=[Optional()])
-    ends_at = DateTimeLocalField("Available until", validators=[Optional()])
+    starts_at = DateTimeLocalField("Available from", validators=[Optional()], format=LOCAL_TIMES)
+    ends_at = DateTimeLocalField("Available until", validators=[Optional()], format=LOCAL_TIMES)
     code_valid_days = IntegerField(
         "Code valid for (days)",
         validators=[InputRequired()],

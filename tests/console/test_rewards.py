@@ -67,6 +67,9 @@ def test_an_owner_creates_a_reward_through_the_api_schema(console_client, sessio
     page = client.get("/console/rewards").get_data(as_text=True)
     assert "Reward “Ten off” created." in page and "$10.00 off" in page
     assert "1 Mar 2030 – 31 Mar 2030" in page
+    form = client.get(f"/console/rewards/{reward.id}").get_data(as_text=True)
+    assert 'value="2030-03-01T00:00"' in form and 'value="10.00"' in form
+    assert 'value="25.00"' in form and '<option selected value="Gold">' in form
 
 
 def test_a_bad_value_is_refused_in_the_form_and_changes_nothing(console_client, session, admin):
@@ -157,3 +160,18 @@ def test_support_and_analysts_cannot_change_the_catalog(console_client, session)
     assert analyst.get("/console/rewards/new").status_code == 403
     session.expire_all()
     assert session.get(Reward, reward.id).name == "Fixed"
+
+
+def test_times_are_typed_in_the_program_time_zone(console_client, session, admin):
+    from loyalty.program.service import get_program
+
+    get_program(session, for_update=True).timezone = "Europe/Paris"
+    session.commit()
+    client = console_client("owner")
+    answer = post_form(client, "/console/rewards/new", {**FORM, "starts_at": "2030-03-01T00:00"})
+    assert answer.status_code == 303, answer.get_data(as_text=True)
+    reward = session.scalar(select(Reward).where(Reward.name == "Ten off"))
+    api = client.get(f"/v1/rewards/{reward.id}", headers=admin).get_json()
+    assert api["starts_at"] == "2030-02-28T23:00:00+00:00"
+    form = client.get(f"/console/rewards/{reward.id}").get_data(as_text=True)
+    assert 'value="2030-03-01T00:00"' in form and "(Europe/Paris)" in form

@@ -63,7 +63,7 @@ def test_htmx_search_answers_only_the_results(console_client, session):
 def test_the_list_pages_newest_first(console_client, session, app):
     made = [enrol(session, f"page-{i:02d}", points=i + 1) for i in range(7)]
     client = console_client("support")
-    from console import members as view
+    from console.members import views as view
 
     original = view.PAGE_SIZE
     view.PAGE_SIZE = 3
@@ -241,7 +241,7 @@ def test_the_activity_pages_back_through_the_ledger(console_client, session):
         members.adjust(session, member, n, f"Entry {n}", "cli")
     session.commit()
     client = console_client("support")
-    from console import members as view
+    from console.members import views as view
 
     original = view.ACTIVITY_PAGE_SIZE
     view.ACTIVITY_PAGE_SIZE = 3

@@ -10,7 +10,6 @@ through the same service and audit record as its API route: adjustments as
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_wtf import FlaskForm
 from marshmallow import ValidationError
-from sqlalchemy import or_, select
 from wtforms import IntegerField, StringField, TextAreaField
 from wtforms.validators import DataRequired, InputRequired, Length
 
@@ -18,21 +17,16 @@ from console import display, once
 from console.auth import current_admin, requires
 from console.forms import show_error
 from console.htmx import is_htmx
-from console.models import Admin
-from loyalty.audit import AuditLog, record_change
-from loyalty.codes import normalize_code
-from loyalty.cursors import cursor_row_id, encode_cursor
+from console.members import activity as words
+from console.members import queries
+from loyalty.audit import record_change
 from loyalty.errors import Conflict, DomainError, NotFound
 from loyalty.extensions import db
 from loyalty.hooks import hooks
-from loyalty.lookalikes import normalize_email
 from loyalty.members import service
-from loyalty.members.models import Member
 from loyalty.members.schemas import AdjustmentSchema
 from loyalty.program.service import get_program
-from loyalty.tiers.models import Tier
 from referrals import service as referrals
-from referrals.models import ReferralCode
 from rewards.catalog import service as catalog
 
 bp = Blueprint("members", __name__, url_prefix="/members")
@@ -42,17 +36,6 @@ ACTIVITY_PAGE_SIZE = 20
 CODES_SHOWN = 20
 REFERRALS_SHOWN = 20
 CHANGES_SHOWN = 20
-ENTRY_KINDS = {
-    "earn": "Purchase",
-    "bonus": "Bonus",
-    "adjust": "Adjustment by an admin",
-    "redeem": "Redemption",
-    "redeem_cancel": "Redemption canceled",
-    "expire": "Expiry",
-    "referral": "Referral",
-    "reversal": "Refund",
-    "clawback": "Refund",
-}
 
 
 class AdjustForm(FlaskForm):
@@ -83,61 +66,19 @@ class EraseForm(FlaskForm):
 # --- search and list -------------------------------------------------------------------------
 
 
-def _exact(text: str) -> Member | None:
-    """The member a customer id or a referral code names exactly."""
-    member = service.find_member(db.session, text)
-    if member is not None:
-        return member
-    code = normalize_code(text)
-    if not code:
-        return None
-    return db.session.scalar(
-        select(Member)
-        .join(ReferralCode, ReferralCode.member_id == Member.id)
-        .where(ReferralCode.code == code, Member.erased_at.is_(None))
-    )
-
-
-def _list_query(text: str):
-    query = (
-        select(Member, Tier.name)
-        .outerjoin(Tier, Tier.id == Member.tier_id)
-        .where(Member.erased_at.is_(None))
-    )
-    if not text:
-        return query
-    who = [Member.customer_id == text]
-    mailbox = normalize_email(text)
-    if mailbox:
-        who.append(Member.email_normalized == mailbox)
-    code = normalize_code(text)
-    if code:
-        who.append(Member.id.in_(select(ReferralCode.member_id).where(ReferralCode.code == code)))
-    return query.where(or_(*who))
-
-
-def _page(query, cursor: str | None, size: int):
-    before = cursor_row_id(cursor) if cursor else None
-    if cursor and before is None:
-        abort(404)
-    if before is not None:
-        query = query.where(Member.id < before)
-    rows = db.session.execute(query.order_by(Member.id.desc()).limit(size + 1)).all()
-    more = len(rows) > size
-    rows = rows[:size]
-    return rows, (encode_cursor(rows[-1][0].id) if more else None)
-
-
 @bp.get("")
 @requires("members.view")
 def index():
     text = request.args.get("q", "").strip()[:320]
     cursor = request.args.get("cursor") or None
     if text and not is_htmx() and not cursor:
-        found = _exact(text)
+        found = queries.find_exact(db.session, text)
         if found is not None:
             return redirect(url_for(".show", customer_id=found.customer_id), 303)
-    rows, next_cursor = _page(_list_query(text), cursor, PAGE_SIZE)
+    try:
+        rows, next_cursor = queries.search(db.session, text, cursor, PAGE_SIZE)
+    except queries.BadCursor:
+        abort(404)
     program = get_program(db.session)
     context = {
         "q": text,
@@ -156,90 +97,11 @@ def index():
 # --- the member page -------------------------------------------------------------------------
 
 
-def _member_or_404(customer_id: str, *, lock: bool = False) -> Member:
+def _member_or_404(customer_id: str, *, lock: bool = False):
     try:
         return service.get_member(db.session, customer_id, lock=lock)
     except NotFound:
         abort(404)
-
-
-def _field(entry, name):
-    return entry[name] if isinstance(entry, dict) else getattr(entry, name)
-
-
-def _source(entry) -> dict:
-    if isinstance(entry, dict):
-        return entry.get("source") or {}
-    return {"type": entry.source_type, "id": entry.source_id}
-
-
-def explain(entry, currency: str, admins: dict | None = None) -> str:
-    """A ledger entry in words, from the numbers it was computed with (`detail`)."""
-    kind, detail, source = _field(entry, "kind"), _field(entry, "detail") or {}, _source(entry)
-    cur = detail.get("currency") or currency
-    if kind == "earn":
-        text = f"Order {source.get('id')}"
-        if "eligible_amount" in detail:
-            text += (
-                f": {display.money(detail['eligible_amount'], cur)} eligible × "
-                f"{detail.get('points_per_unit', '1')} point per unit"
-            )
-            if detail.get("multiplier") not in (None, "1"):
-                text += f" × {detail['multiplier']} ({detail.get('tier')} tier)"
-        return text
-    if kind == "bonus":
-        if detail.get("rule"):
-            text = f"Bonus rule “{detail['rule']}”"
-            if source.get("type") == "order":
-                text += f" on order {source.get('id')}"
-            if "matching_amount" in detail:
-                text += f" ({display.money(detail['matching_amount'], cur)} matching)"
-            return text
-        return detail.get("reason") or "Bonus"
-    if kind == "adjust":
-        who = (admins or {}).get(source.get("id"), source.get("id"))
-        return f"Adjusted by {who}: {detail.get('reason', '')}".rstrip(": ")
-    if kind == "redeem":
-        return f"Redeemed “{detail.get('reward', 'a reward')}”"
-    if kind == "redeem_cancel":
-        return "Reward code canceled: its points returned"
-    if kind == "expire":
-        days = detail.get("inactive_days")
-        return f"Expired after {days} days without activity" if days else "Points expired"
-    if kind == "referral":
-        return f"Referral reward (friend's order {detail.get('order_id') or '—'})"
-    if kind in ("reversal", "clawback"):
-        refunded = detail.get("refunded_amount")
-        what = "Pending points canceled" if kind == "reversal" else "Points taken back"
-        if refunded is not None:
-            refund = display.money(refunded, currency)
-            return f"{what}: refund of {refund} on order {source.get('id')}"
-        return f"{what} (refund on order {source.get('id')})"
-    return detail.get("reason") or kind.replace("_", " ").capitalize()
-
-
-def _changes(member: Member, code_ids: list[int]):
-    """Changes admins made to this member (and to the codes shown), newest first."""
-    about = [(AuditLog.object_type == "member") & (AuditLog.object_id == str(member.id))]
-    if code_ids:
-        about.append(
-            (AuditLog.object_type == "reward_code")
-            & AuditLog.object_id.in_([str(i) for i in code_ids])
-        )
-    return list(
-        db.session.scalars(
-            select(AuditLog).where(or_(*about)).order_by(AuditLog.id.desc()).limit(CHANGES_SHOWN)
-        )
-    )
-
-
-def _admin_names(actors) -> dict[str, str]:
-    """{"admin:<id>": email} of the console admins among `actors`."""
-    ids = {int(a[6:]) for a in actors if a and a.startswith("admin:") and a[6:].isdigit()}
-    if not ids:
-        return {}
-    rows = db.session.execute(select(Admin.id, Admin.email).where(Admin.id.in_(ids)))
-    return {f"admin:{admin_id}": email for admin_id, email in rows}
 
 
 def _member_page(customer_id: str, status: int = 200, **forms):
@@ -252,11 +114,15 @@ def _member_page(customer_id: str, status: int = 200, **forms):
     except DomainError:
         abort(404)  # a cursor this page never made
     codes = catalog.list_redemptions(db.session, member, CODES_SHOWN, None)
-    changes = _changes(member, [c["id"] for c in codes["items"]])
-    admins = _admin_names(
-        [c.actor for c in changes]
-        + [_source(e).get("id") for e in activity["items"] if _field(e, "kind") == "adjust"]
+    changes = queries.admin_changes(
+        db.session, member, [c["id"] for c in codes["items"]], CHANGES_SHOWN
     )
+    adjusted_by = [
+        words.source_of(e).get("id")
+        for e in activity["items"]
+        if words.field(e, "kind") == "adjust"
+    ]
+    admins = queries.admin_emails(db.session, [c.actor for c in changes] + adjusted_by)
     stats = referrals.member_stats(db.session, member, REFERRALS_SHOWN)
     context = {
         "member": member,
@@ -270,8 +136,8 @@ def _member_page(customer_id: str, status: int = 200, **forms):
         "currency": program.currency,
         "tz": display.zone(program.timezone),
         "display": display,
-        "explain": lambda entry: explain(entry, program.currency, admins),
-        "kinds": ENTRY_KINDS,
+        "explain": lambda entry: words.explain(entry, program.currency, admins),
+        "kinds": words.KINDS,
         "pending_days": program.pending_days,
         "code_error": forms.pop("code_error", None),
         **forms,

@@ -202,7 +202,10 @@ def erase(customer_id):
     if form.confirm.data.strip() != customer_id:
         form.confirm.errors = [f"That is not {customer_id}: nothing was erased."]
         return _member_page(customer_id, 422, erase_form=form)
-    member = _member_or_404(customer_id, lock=True)
+    member = service.find_member(db.session, customer_id, lock=True)
+    if member is None:  # erased by a request sent just before this one, say
+        flash(f"There is no member {customer_id} any more: nothing to erase.", "info")
+        return redirect(url_for(".index"), 303)
     service.erase(db.session, hooks(), member)
     record_change(db.session, "member.erase", "member", member.id, None, None)
     flash(f"Member {customer_id} erased: their personal data is gone, the ledger stays.", "success")

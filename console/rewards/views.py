@@ -212,7 +212,13 @@ def retire_confirm(reward_id):
 @bp.post("/<int32:reward_id>/retire")
 @requires("program.edit")
 def retire(reward_id):
-    reward = _reward_or_404(reward_id)
+    try:
+        reward = service.get_reward(db.session, reward_id, include_deleted=True)
+    except NotFound:
+        abort(404)
+    if reward.deleted_at is not None:  # retired by a request sent just before this one, say
+        flash(f"Reward “{reward.name}” is retired already.", "info")
+        return redirect(url_for(".index"), 303)
     before = service.reward_view(db.session, reward)
     service.delete_reward(db.session, reward_id)
     record_change(db.session, "reward.delete", "reward", reward_id, before, None)

@@ -9,7 +9,7 @@ from loyalty.audit import AuditLog
 from loyalty.tiers import service as tiers
 from rewards.catalog import service as catalog
 from rewards.catalog.models import Reward
-from tests.console.conftest import post_form
+from tests.console.conftest import csrf_token, post_form
 
 FORM = {
     "name": "Ten off",
@@ -142,6 +142,10 @@ def test_retiring_a_reward_takes_it_out_of_the_catalog(console_client, session, 
     retired = client.get("/console/rewards?show=retired").get_data(as_text=True)
     assert "Going away" in retired and "Retired" in retired
     assert client.get(path).status_code == 404
+    again = client.post(path, data={"csrf_token": csrf_token(retired)})
+    assert again.status_code == 303
+    assert "is retired already" in client.get("/console/rewards").get_data(as_text=True)
+    assert session.scalar(select(func.count()).where(AuditLog.action == "reward.delete")) == 1
 
 
 def test_support_and_analysts_cannot_change_the_catalog(console_client, session):

@@ -14,7 +14,6 @@ from wtforms.validators import DataRequired, InputRequired, Optional
 
 from console.auth import can, requires
 from console.forms import show_error
-from loyalty.audit import record_change
 from loyalty.errors import DomainError
 from loyalty.extensions import db
 from loyalty.hooks import hooks
@@ -100,12 +99,8 @@ def update():
         return _page(form, program, 422)
     try:
         changes = _changes(form)
-        before = ProgramSchema().dump(program)
-        program = service.update_program(
+        program = service.update_program(  # audited
             db.session, changes, lambda: service.money_in_currency(db.session, hooks())
-        )
-        record_change(
-            db.session, "program.update", "program", "1", before, ProgramSchema().dump(program)
         )
     except (DomainError, ValidationError) as error:
         show_error(form, error)

@@ -115,11 +115,11 @@ def _member_page(customer_id: str, status: int = 200, **forms):
         abort(404)  # a cursor this page never made
     codes = catalog.list_redemptions(db.session, member, CODES_SHOWN, None)
     changes = queries.admin_changes(
-        db.session, member, [c["id"] for c in codes["items"]], CHANGES_SHOWN
+        db.session, member, [c.id for c in codes.items], CHANGES_SHOWN
     )
     adjusted_by = [
         words.source_of(e).get("id")
-        for e in activity["items"]
+        for e in activity.items
         if words.field(e, "kind") == "adjust"
     ]
     admins = queries.admin_emails(db.session, [c.actor for c in changes] + adjusted_by)
@@ -173,13 +173,9 @@ def adjust(customer_id):
         data = AdjustmentSchema().load(
             {"points": form.points.data, "reason": (form.reason.data or "").strip()}
         )
-        entry = service.adjust(
+        entry = service.adjust(  # audited
             db.session, member, data["points"], data["reason"], current_admin().audit_name
         )
-        record_change(
-            db.session, "member.adjust", "member", member.id, None,
-            {"points": data["points"], "reason": data["reason"], "entry_id": entry.id},
-        )  # fmt: skip
     except (DomainError, ValidationError) as error:
         show_error(form, error)
         return _member_page(customer_id, getattr(error, "status", 422), adjust_form=form)
@@ -206,8 +202,7 @@ def erase(customer_id):
     if member is None:  # erased by a request sent just before this one, say
         flash(f"There is no member {customer_id} any more: nothing to erase.", "info")
         return redirect(url_for(".index"), 303)
-    service.erase(db.session, hooks(), member)
-    record_change(db.session, "member.erase", "member", member.id, None, None)
+    service.erase(db.session, hooks(), member)  # audited, as the signed-in admin
     flash(f"Member {customer_id} erased: their personal data is gone, the ledger stays.", "success")
     return redirect(url_for(".index"), 303)
 
@@ -225,10 +220,10 @@ def cancel_code(customer_id, code_id):
     record_change(
         db.session, "reward_code.cancel", "reward_code", code_id,
         {"status": "issued"},
-        {"status": code["status"], "points_returned": code["points_returned"]},
+        {"status": code.status, "points_returned": code.points_returned},
     )  # fmt: skip
-    returned = code["points_returned"]
-    message = f"Code {code['code']} canceled"
+    returned = code.points_returned
+    message = f"Code {code.code} canceled"
     flash(f"{message}: {returned:,} points returned." if returned else f"{message}.", "success")
     return redirect(url_for(".show", customer_id=customer_id) + "#codes", 303)
 

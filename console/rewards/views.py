@@ -16,7 +16,6 @@ from console.auth import can, requires
 from console.forms import show_error
 from console.rewards import queries
 from console.rewards.forms import KIND_LABELS, RewardForm, api_body, reward_form
-from loyalty.audit import record_change
 from loyalty.errors import DomainError, NotFound
 from loyalty.extensions import db
 from loyalty.program.service import get_program
@@ -156,9 +155,7 @@ def create():
         return redirect(done or location, 303)
     try:
         data = RewardCreateSchema().load(api_body(form, program))
-        reward = service.create_reward(db.session, data)
-        view = service.reward_view(db.session, reward)
-        record_change(db.session, "reward.create", "reward", reward.id, None, view)
+        reward = service.create_reward(db.session, data)  # audited
     except (DomainError, ValidationError) as error:
         show_error(form, error)
         return _form_page(form, program, status_code=422)
@@ -191,10 +188,7 @@ def update(reward_id):
         return _form_page(form, program, reward, 422)
     try:
         changes = RewardUpdateSchema().load(api_body(form, program))
-        before = service.reward_view(db.session, reward)
-        reward = service.update_reward(db.session, reward_id, changes)
-        after = service.reward_view(db.session, reward)
-        record_change(db.session, "reward.update", "reward", reward_id, before, after)
+        reward = service.update_reward(db.session, reward_id, changes)  # audited
     except (DomainError, ValidationError) as error:
         show_error(form, error)
         return _form_page(form, program, reward, getattr(error, "status", 422))
@@ -219,8 +213,6 @@ def retire(reward_id):
     if reward.deleted_at is not None:  # retired by a request sent just before this one, say
         flash(f"Reward “{reward.name}” is retired already.", "info")
         return redirect(url_for(".index"), 303)
-    before = service.reward_view(db.session, reward)
-    service.delete_reward(db.session, reward_id)
-    record_change(db.session, "reward.delete", "reward", reward_id, before, None)
+    service.delete_reward(db.session, reward_id)  # audited
     flash(f"Reward “{reward.name}” retired. Codes already issued for it stay valid.", "success")
     return redirect(url_for(".index"), 303)

@@ -8,13 +8,15 @@ program's currency; the API and the services keep minor units.
 
 from collections.abc import Mapping
 from datetime import datetime, timedelta
-from decimal import Decimal, InvalidOperation
+import re
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from marshmallow import ValidationError
 
 from loyalty.program.service import currency_exponent
 
+_AMOUNT = re.compile(r"[0-9]{1,18}(\.[0-9]{1,12})?")
 SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥", "INR": "₹", "KRW": "₩"}
 MONTHS = (
     "January", "February", "March", "April", "May", "June",
@@ -53,13 +55,9 @@ def parse_money(text: str | None, currency: str, field: str) -> int | None:
     if not text:
         return None
     exponent = currency_exponent(currency)
-    try:
-        amount = Decimal(text)
-    except InvalidOperation:
-        amount = None
-    if amount is None or not amount.is_finite() or len(text) > 24:
+    if not _AMOUNT.fullmatch(text):  # plain digits only: no sign, exponent, NaN or Infinity
         raise ValidationError({field: [f"Enter an amount in {currency}, e.g. 350 or 350.50."]})
-    minor = amount.scaleb(exponent)
+    minor = Decimal(text).scaleb(exponent)
     if minor != minor.to_integral_value():
         places = f"{exponent} decimal places" if exponent else "no decimal places"
         raise ValidationError({field: [f"{currency} amounts have {places}."]})

@@ -6,9 +6,9 @@ $50 or more", "Signup bonus: 200 points". Money is read and written in major uni
 program's currency; the API and the services keep minor units.
 """
 
+import re
 from collections.abc import Mapping
 from datetime import datetime, timedelta
-import re
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 

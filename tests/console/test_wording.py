@@ -41,7 +41,10 @@ MARCH = {"starts_at": datetime(2026, 3, 1, tzinfo=UTC), "ends_at": datetime(2026
 @pytest.mark.parametrize(
     ("r", "expected"),
     [
-        (rule(multiplier="2", categories=["skincare"], **MARCH), "2× points on skincare, 1–31 March"),
+        (
+            rule(multiplier="2", categories=["skincare"], **MARCH),
+            "2× points on skincare, 1–31 March",
+        ),
         (rule(multiplier="1.5"), "1.5× points on every order"),
         (rule(multiplier=Decimal("2.0000"), min_spend=5000), "2× points on orders of €50 or more"),
         (rule(multiplier="3", skus=["A1", "B2"]), "3× points on SKU A1 and B2"),
@@ -49,13 +52,19 @@ MARCH = {"starts_at": datetime(2026, 3, 1, tzinfo=UTC), "ends_at": datetime(2026
             rule(multiplier="2", categories=["skincare", "makeup"], skus=["A1"], min_spend=2550),
             "2× points on skincare and makeup items with SKU A1 in orders of €25.50 or more",
         ),
-        (rule(multiplier="2", tiers=["VIB", "Rouge"]), "2× points on every order for VIB and Rouge members"),
+        (
+            rule(multiplier="2", tiers=["VIB", "Rouge"]),
+            "2× points on every order for VIB and Rouge members",
+        ),
         (rule("first_order", multiplier="2"), "2× points on a first order"),
         (
             rule("first_order", multiplier="2", categories=["skincare"], min_spend=5000),
             "2× points on skincare in a first order of €50 or more",
         ),
-        (rule("first_order", points=100, min_spend=5000), "100 bonus points on a first order of €50 or more"),
+        (
+            rule("first_order", points=100, min_spend=5000),
+            "100 bonus points on a first order of €50 or more",
+        ),
         (rule("first_order", points=1), "1 bonus point on a first order"),
         (rule(points=1500), "1,500 bonus points on every order"),
         (
@@ -65,9 +74,12 @@ MARCH = {"starts_at": datetime(2026, 3, 1, tzinfo=UTC), "ends_at": datetime(2026
         (rule("signup", points=200), "Signup bonus: 200 points"),
         (rule("signup", points=200, tiers=["VIB"]), "Signup bonus: 200 points for VIB members"),
         (rule("birthday", points=250), "Birthday bonus: 250 points"),
-        (rule("birthday", points=1, tiers=["A", "B", "C"]), "Birthday bonus: 1 point for A, B and C members"),
+        (
+            rule("birthday", points=1, tiers=["A", "B", "C"]),
+            "Birthday bonus: 1 point for A, B and C members",
+        ),
     ],
-)  # fmt: skip
+)
 def test_every_trigger_and_condition_in_plain_words(r, expected):
     assert words(r) == expected
 
@@ -79,18 +91,40 @@ def test_every_trigger_and_condition_in_plain_words(r, expected):
         (datetime(2026, 3, 1, tzinfo=UTC), None, "UTC", "from 1 March"),
         (None, datetime(2026, 4, 1, tzinfo=UTC), "UTC", "until 31 March"),
         (datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 3, 2, tzinfo=UTC), "UTC", "1 March"),
-        (datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 4, 16, tzinfo=UTC), "UTC", "1 March – 15 April"),
-        (datetime(2026, 12, 20, tzinfo=UTC), datetime(2027, 1, 6, tzinfo=UTC), "UTC",
-         "20 December 2026 – 5 January 2027"),
-        (datetime(2027, 3, 1, tzinfo=UTC), datetime(2027, 4, 1, tzinfo=UTC), "UTC", "1–31 March 2027"),
-        (datetime(2026, 3, 1, 14, 30, tzinfo=UTC), datetime(2026, 3, 8, 14, 30, tzinfo=UTC), "UTC",
-         "1 March, 14:30 – 8 March, 14:30"),
+        (
+            datetime(2026, 3, 1, tzinfo=UTC),
+            datetime(2026, 4, 16, tzinfo=UTC),
+            "UTC",
+            "1 March – 15 April",
+        ),
+        (
+            datetime(2026, 12, 20, tzinfo=UTC),
+            datetime(2027, 1, 6, tzinfo=UTC),
+            "UTC",
+            "20 December 2026 – 5 January 2027",
+        ),
+        (
+            datetime(2027, 3, 1, tzinfo=UTC),
+            datetime(2027, 4, 1, tzinfo=UTC),
+            "UTC",
+            "1–31 March 2027",
+        ),
+        (
+            datetime(2026, 3, 1, 14, 30, tzinfo=UTC),
+            datetime(2026, 3, 8, 14, 30, tzinfo=UTC),
+            "UTC",
+            "1 March, 14:30 – 8 March, 14:30",
+        ),
         # Midnight in the program's zone (Paris is UTC+1 in March), not in UTC.
-        (datetime(2026, 2, 28, 23, tzinfo=UTC), datetime(2026, 3, 31, 22, tzinfo=UTC), "Europe/Paris",
-         "1–31 March"),
+        (
+            datetime(2026, 2, 28, 23, tzinfo=UTC),
+            datetime(2026, 3, 31, 22, tzinfo=UTC),
+            "Europe/Paris",
+            "1–31 March",
+        ),
         ("2026-03-01T00:00:00+00:00", "2026-04-01T00:00:00+00:00", "UTC", "1–31 March"),
     ],
-)  # fmt: skip
+)
 def test_windows_in_the_programs_time_zone_with_an_exclusive_end(starts, ends, timezone, expected):
     assert describe_window(starts, ends, timezone, NOW) == expected
 

@@ -77,11 +77,16 @@ class RuleForm(FlaskForm):
         "Minimum order", description="The order's eligible amount. Empty: any amount."
     )
     tiers = CheckboxesField(
-        "Only for members of these tiers", validate_choice=False, description="None: everyone."
+        "Only for members of these tiers",
+        validate_choice=False,
+        description="None checked: every member.",
     )
     starts_at = DateTimeLocalField("Starts", validators=[Optional()], format=MOMENT_FORMATS)
     ends_at = DateTimeLocalField(
-        "Ends", validators=[Optional()], format=MOMENT_FORMATS, description="Up to this moment."
+        "Ends",
+        validators=[Optional()],
+        format=MOMENT_FORMATS,
+        description="The rule stops at this moment. Empty: no end.",
     )
     active = BooleanField("Active (uncheck to pause)", default=True)
 

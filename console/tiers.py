@@ -311,8 +311,8 @@ def _validated(form: TierForm, tier: Tier | None):
 
 def _planned(form: TierForm, kind: str, tier: Tier | None, values: dict):
     """(plan, None) or (None, the page answering the refusal)."""
-    if tier is not None and tier.threshold == 0:
-        # The base tier: the service's own answer (a 409) if it refuses the change.
+    if tier is not None and tier.threshold == 0 and values.get("threshold") != 0:
+        # Removing or moving the base tier: the service's own answer (its 409).
         if kind == "remove":
             refusal = _refusal(lambda: service.delete_tier(db.session, tier.id))
         else:

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from loyalty.audit import AuditLog
 from loyalty.members.models import Member
 from loyalty.tiers.models import Tier, TierChange
-from tests.console.conftest import csrf_token, post_form
+from tests.console.conftest import assert_strict_csp, csrf_token, post_form
 from tests.tiers.helpers import ROUGE, beauty_insider, early_this_year, order, post_event
 
 _HIDDEN = re.compile(r'<input type="hidden" name="([a-z_]+)" value="([^"]*)">')
@@ -224,3 +224,61 @@ def test_support_may_not_open_tiers_and_an_analyst_only_reads(console_client, la
         assert analyst.post(path, data={**data, "csrf_token": token}).status_code == 403
     session.expire_all()
     assert session.get(Tier, vib["id"]).threshold == 35_000
+
+
+def test_a_tier_that_rules_use_is_refused_with_the_apis_explanation(
+    console_client, ladder, client, admin, session
+):
+    rule = client.post(
+        "/v1/earning-rules",
+        json={"name": "Rouge days", "trigger": "order", "multiplier": "2",
+              "conditions": {"tiers": ["Rouge"]}},
+        headers=admin,
+    ).get_json()  # fmt: skip
+    console = console_client("owner")
+    rouge = ladder["Rouge"]
+    preview = console.get(f"/console/tiers/{rouge['id']}/remove")
+    assert preview.status_code == 200
+    answer = console.post(
+        f"/console/tiers/{rouge['id']}/remove", data=confirmation(preview.get_data(as_text=True))
+    )
+    assert answer.status_code == 409
+    api = client.delete(f"/v1/tiers/{rouge['id']}", headers=admin).get_json()
+    assert api["detail"].replace("'", "&#39;") in answer.get_data(as_text=True)
+    assert str(rule["id"]) in api["detail"]
+    session.expire_all()
+    assert session.get(Tier, rouge["id"]) is not None
+    assert tiers_of_members(session)["rouge"] == "Rouge"
+
+
+def test_pages_with_arguments_have_the_strict_csp(console_client, ladder):
+    client = console_client("owner")
+    vib = ladder["VIB"]
+    assert_strict_csp(client.get(f"/console/tiers/{vib['id']}/edit"))
+    assert_strict_csp(client.get(f"/console/tiers/{vib['id']}/remove"))
+    preview = post_form(
+        client, f"/console/tiers/{vib['id']}/preview", {"threshold": "450", "multiplier": "1.25"},
+        page="/console/tiers",
+    )  # fmt: skip
+    assert_strict_csp(preview)
+
+
+def test_with_htmx_the_preview_comes_as_the_page_part_it_replaces(console_client, ladder):
+    client = console_client("owner")
+    vib = ladder["VIB"]
+    token = csrf_token(client.get("/console/tiers").get_data(as_text=True))
+    answer = client.post(
+        f"/console/tiers/{vib['id']}/preview",
+        data={"threshold": "450", "multiplier": "1.25"},
+        headers={"HX-Request": "true", "X-CSRFToken": token},
+    )
+    html = answer.get_data(as_text=True)
+    assert answer.status_code == 200 and html.lstrip().startswith('<div id="tier-step">')
+    assert "Preview: who would move" in html and "<html" not in html
+    refused = client.post(
+        f"/console/tiers/{vib['id']}/preview",
+        data={"threshold": "abc", "multiplier": "1.25"},
+        headers={"HX-Request": "true", "X-CSRFToken": token},
+    )  # htmx swaps only 2xx answers: the refused form comes as one
+    assert refused.status_code == 200
+    assert "Enter an amount in USD" in refused.get_data(as_text=True)

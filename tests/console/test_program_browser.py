@@ -11,6 +11,7 @@ from loyalty.extensions import db
 from loyalty.members.models import Member
 from loyalty.tiers.models import Tier
 from tests.conftest import bearer
+from tests.console.conftest import browser_sign_in
 from tests.tiers.helpers import early_this_year, order, post_event
 
 pytestmark = pytest.mark.browser
@@ -148,3 +149,25 @@ def test_create_and_pause_an_earning_rule(console_page, live_console, screenshot
     )
     screenshot(page, "rule-form-refused")
     assert page.foreign_requests == []
+
+
+def test_without_javascript_the_preview_is_its_own_page(browser, live_console, live_admin):
+    app, base = live_console
+    seed_members(app)
+    context = browser.new_context(java_script_enabled=False)
+    page = context.new_page()
+    page.base = f"{base}/console"
+    browser_sign_in(page, live_admin("owner"))
+    page.goto(page.base + "/tiers")
+    page.get_by_role("link", name="Edit Rouge").click()
+    page.get_by_label("Threshold (USD)").fill("1600")
+    page.get_by_role("button", name="Preview change").click()
+    assert page.url.endswith("/preview")  # a page load of its own
+    moves = [" ".join(t.split()) for t in page.locator("tr.move").all_inner_texts()]
+    assert moves == ["Rouge → to VIB 1 member"]
+    assert tiers_of(app)["rouge_1"] == "Rouge"
+    page.get_by_role("button", name="Apply change").click()
+    page.wait_for_url("**/console/tiers")
+    assert page.get_by_role("status").inner_text() == "Rouge saved. 1 member moved to a new tier."
+    assert tiers_of(app)["rouge_1"] == "VIB"
+    context.close()

@@ -103,6 +103,12 @@ def test_going_back_from_a_preview_keeps_the_values_and_the_base_tier_stays(
     assert page.get_by_label("Threshold (USD)").input_value() == "2000"
     assert page.get_by_label("Name").input_value() == "Noir"
     page.goto(page.base + "/tiers")
+    page.get_by_role("link", name="Remove Rouge").click()
+    assert "removing Rouge" in page.locator("section.preview .notice").inner_text()
+    assert "removed" in page.locator(".ladder-after").inner_text()
+    screenshot(page, "tiers-preview-remove")
+    page.get_by_role("link", name="Back").click()
+    page.wait_for_url("**/console/tiers")
     page.get_by_role("link", name="Edit Insider").click()
     assert page.get_by_label("Threshold (USD)").get_attribute("readonly") is not None
 

@@ -57,7 +57,7 @@ def sign_in():
     email = form.email.data
     if _locked(form, email):
         return render_template("console/sign_in.html", form=form), 429
-    admin = accounts.verify_password(db.session, email, form.password.data)
+    admin = accounts.verify_password(db.session(), email, form.password.data)
     if admin is None:
         lockout.failed(email)
         form.form_errors.append("The email or the password is wrong.")
@@ -98,7 +98,7 @@ def sign_in_code():
         return render_template("console/sign_in_code.html", form=form), 422 if form.errors else 200
     if _locked(form, admin.email):
         return render_template("console/sign_in_code.html", form=form), 429
-    if not totp.check_code(db.session, admin, form.code.data):
+    if not totp.check_code(db.session(), admin, form.code.data):
         lockout.failed(admin.email)
         form.code.errors = ["That code is wrong, expired or used already. Type the current one."]
         return render_template("console/sign_in_code.html", form=form), 401
@@ -117,7 +117,7 @@ def _signed_in(admin: Admin, target: str | None):
 @bp.post("/sign-out")
 @login_required
 def sign_out():
-    accounts.end_sessions(db.session, current_admin())
+    accounts.end_sessions(db.session(), current_admin())
     logout_user()
     session.clear()
     flash("You are signed out.", "info")
@@ -152,11 +152,11 @@ def change_password():
     form = ChangePasswordForm()
     if not form.validate_on_submit():
         return _profile(422, password_form=form)
-    if accounts.verify_password(db.session, admin.email, form.current_password.data) is None:
+    if accounts.verify_password(db.session(), admin.email, form.current_password.data) is None:
         form.current_password.errors = ["That is not your current password."]
         return _profile(422, password_form=form)
     try:
-        accounts.set_password(db.session, admin, form.new_password.data)
+        accounts.set_password(db.session(), admin, form.new_password.data)
     except DomainError as error:
         form.new_password.errors = [error.detail]
         return _profile(422, password_form=form)
@@ -169,7 +169,7 @@ def change_password():
 @bp.post("/profile/totp/start")
 @login_required
 def totp_start():
-    totp.start(db.session, current_admin())
+    totp.start(db.session(), current_admin())
     return redirect(url_for("console.totp_setup"), 303)
 
 
@@ -183,7 +183,7 @@ def totp_setup():
     form = ConfirmTotpForm()
     status = 200
     if form.validate_on_submit():
-        if totp.confirm(db.session, admin, form.code.data):
+        if totp.confirm(db.session(), admin, form.code.data):
             flash("Two-step sign-in is on: you will be asked for a code after your password.",
                   "success")  # fmt: skip
             return redirect(url_for("console.profile"), 303)
@@ -207,9 +207,9 @@ def totp_off():
     form = TurnOffTotpForm()
     if not form.validate_on_submit():
         return _profile(422, turn_off_form=form)
-    if accounts.verify_password(db.session, admin.email, form.password.data) is None:
+    if accounts.verify_password(db.session(), admin.email, form.password.data) is None:
         form.password.errors = ["That is not your current password."]
         return _profile(422, turn_off_form=form)
-    totp.turn_off(db.session, admin)
+    totp.turn_off(db.session(), admin)
     flash("Two-step sign-in is off.", "info")
     return redirect(url_for("console.profile"), 303)

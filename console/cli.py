@@ -40,7 +40,7 @@ def create(email, role, prompt_password):
     """Create an admin; a generated password is printed once, alone on the last line."""
     password, generated = _password(prompt_password)
     try:
-        admin = accounts.create_admin(db.session, email, role, password)
+        admin = accounts.create_admin(db.session(), email, role, password)
     except DomainError as error:
         raise click.ClickException(error.detail) from error
     db.session.commit()
@@ -69,7 +69,7 @@ def reset_password(email, prompt_password):
     admin = _admin(email)
     password, generated = _password(prompt_password)
     try:
-        accounts.set_password(db.session, admin, password)
+        accounts.set_password(db.session(), admin, password)
     except DomainError as error:
         raise click.ClickException(error.detail) from error
     db.session.commit()
@@ -86,8 +86,8 @@ def set_role(email, role):
     admin = _admin(email)
     before = admin.role
     admin.role = role
-    accounts.end_sessions(db.session, admin)
-    record_change(db.session, "admin.role", "admin", admin.id, {"role": before}, {"role": role})
+    accounts.end_sessions(db.session(), admin)
+    record_change(db.session(), "admin.role", "admin", admin.id, {"role": before}, {"role": role})
     db.session.commit()
     click.echo(f"{admin.email} is now {role}.")
 
@@ -99,9 +99,9 @@ def disable(email):
     admin = _admin(email)
     if admin.disabled_at is None:
         admin.disabled_at = utcnow()
-        accounts.end_sessions(db.session, admin)
+        accounts.end_sessions(db.session(), admin)
         record_change(
-            db.session, "admin.disable", "admin", admin.id, None,
+            db.session(), "admin.disable", "admin", admin.id, None,
             {"disabled_at": admin.disabled_at.isoformat()},
         )  # fmt: skip
         db.session.commit()
@@ -116,8 +116,8 @@ def reset_totp(email):
     admin.totp_secret = None
     admin.totp_enabled_at = None
     admin.totp_last_step = None
-    accounts.end_sessions(db.session, admin)
-    record_change(db.session, "admin.totp_reset", "admin", admin.id, None, None)
+    accounts.end_sessions(db.session(), admin)
+    record_change(db.session(), "admin.totp_reset", "admin", admin.id, None, None)
     db.session.commit()
     click.echo(f"Second factor of {admin.email} is off; they can turn it on again.")
 
@@ -132,7 +132,7 @@ def reseal_totp():
     from loyalty.sealing import reseal_column
 
     done, unreadable = reseal_column(
-        db.session, Admin.totp_secret, PURPOSE, current_app.config["SECRET_KEYS"]
+        db.session(), Admin.totp_secret, PURPOSE, current_app.config["SECRET_KEYS"]
     )
     db.session.commit()
     click.echo(f"second-factor secrets: {done} resealed, {unreadable} opened by no key")

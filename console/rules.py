@@ -97,13 +97,14 @@ def _words(text: str | None) -> list[str]:
 
 def _as_api(rule) -> dict:
     """The rule as the API shows it (what `GET /v1/earning-rules/<id>` answers)."""
-    return rules.rule_view(rule)
+    shown: dict = EarningRuleSchema().dump(rule)
+    return shown
 
 
 def _body(form: RuleForm, program) -> dict:
     """The form as the API's body (conditions only where given; dates in the program's zone)."""
     zone = ZoneInfo(program.timezone)
-    conditions = {}
+    conditions: dict[str, object] = {}
     for name in ("categories", "skus"):
         if values := _words(getattr(form, name).data):
             conditions[name] = values
@@ -165,8 +166,8 @@ def _form_from(rule: dict, program) -> RuleForm:
 
 
 def _form_page(form: RuleForm, rule: dict | None, status: int = 200):
-    program = get_program(db.session)
-    names = [t.name for t in tiers.all_tiers(db.session)]
+    program = get_program(db.session())
+    names = [t.name for t in tiers.all_tiers(db.session())]
     form.tiers.choices = [SelectChoice(n, n) for n in names] + [
         SelectChoice(n, n) for n in (form.tiers.data or []) if n not in names
     ]
@@ -186,7 +187,7 @@ def _form_page(form: RuleForm, rule: dict | None, status: int = 200):
 
 def _rule_or_404(rule_id: int):
     try:
-        return rules.get_rule(db.session, rule_id)
+        return rules.get_rule(db.session(), rule_id)
     except NotFound:
         abort(404)
 
@@ -194,9 +195,9 @@ def _rule_or_404(rule_id: int):
 @bp.get("")
 @requires("program.view")
 def index():
-    program = get_program(db.session)
+    program = get_program(db.session())
     try:
-        page = rules.list_rules(db.session, LIST_LIMIT, request.args.get("cursor"))
+        page = rules.list_rules(db.session(), LIST_LIMIT, request.args.get("cursor"))
     except DomainError:
         abort(404)
     now = utcnow()
@@ -231,8 +232,8 @@ def create():
     if not form.validate_on_submit():
         return _form_page(form, None, 422)
     try:
-        data = EarningRuleSchema().load(_body(form, get_program(db.session)))
-        rule = rules.create_rule(db.session, data)
+        data = EarningRuleSchema().load(_body(form, get_program(db.session())))
+        rule = rules.create_rule(db.session(), data)
     except (DomainError, ValidationError) as error:
         show_error(form, _lift(error))
         return _form_page(form, None, getattr(error, "status", 422))
@@ -244,7 +245,7 @@ def create():
 @requires("program.view")
 def edit(rule_id: int):
     rule = _as_api(_rule_or_404(rule_id))
-    return _form_page(_form_from(rule, get_program(db.session)), rule)
+    return _form_page(_form_from(rule, get_program(db.session())), rule)
 
 
 @bp.post("/<int:rule_id>")
@@ -256,8 +257,8 @@ def update(rule_id: int):
     if not form.validate_on_submit():
         return _form_page(form, rule, 422)
     try:
-        changes = EarningRuleUpdateSchema().load(_body(form, get_program(db.session)))
-        updated = rules.update_rule(db.session, rule_id, changes)
+        changes = EarningRuleUpdateSchema().load(_body(form, get_program(db.session())))
+        updated = rules.update_rule(db.session(), rule_id, changes)
     except (DomainError, ValidationError) as error:
         show_error(form, _lift(error))
         return _form_page(form, rule, getattr(error, "status", 422))
@@ -269,7 +270,7 @@ def _switch(rule_id: int, active: bool):
     rule = _rule_or_404(rule_id)
     try:
         rule = rules.update_rule(
-            db.session, rule.id, EarningRuleUpdateSchema().load({"active": active})
+            db.session(), rule.id, EarningRuleUpdateSchema().load({"active": active})
         )
     except DomainError as error:
         flash(error.detail, "error")

@@ -73,7 +73,7 @@ def _changes(form: SettingsForm) -> dict:
 @bp.get("")
 @requires("program.view")
 def index():
-    program = service.get_program(db.session)
+    program = service.get_program(db.session())
     form = SettingsForm(obj=program)
     if program.points_per_unit is not None:
         form.points_per_unit.data = ProgramSchema().dump(program)["points_per_unit"]
@@ -86,21 +86,21 @@ def _page(form, program, status=200):
         form=form,
         program=program,
         editable=can("program.edit"),
-        locked_currency=service.money_in_currency(db.session, hooks()),
+        locked_currency=service.money_in_currency(db.session(), hooks()),
     ), status
 
 
 @bp.post("")
 @requires("program.edit")
 def update():
-    program = service.get_program(db.session)
+    program = service.get_program(db.session())
     form = SettingsForm()
     if not form.validate_on_submit():
         return _page(form, program, 422)
     try:
         changes = _changes(form)
         program = service.update_program(  # audited
-            db.session, changes, lambda: service.money_in_currency(db.session, hooks())
+            db.session(), changes, lambda: service.money_in_currency(db.session(), hooks())
         )
     except (DomainError, ValidationError) as error:
         show_error(form, error)

@@ -15,6 +15,7 @@ A change (edit a tier's threshold, multiplier or perks; add a tier; remove one) 
 import hashlib
 import json
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_wtf import FlaskForm
@@ -66,12 +67,12 @@ class TierForm(FlaskForm):
 
 
 def _currency() -> str:
-    return get_program(db.session).currency
+    return get_program(db.session()).currency
 
 
 def _tier_or_404(tier_id: int) -> Tier:
     try:
-        return service.get_tier(db.session, tier_id)
+        return service.get_tier(db.session(), tier_id)
     except NotFound:
         abort(404)
 
@@ -84,7 +85,7 @@ def fingerprint(tiers: list[Tier]) -> str:
 
 def members_per_tier() -> dict[int, int]:
     """Members (not erased) holding each tier now, by tier id; no tier yet = the base tier."""
-    base = service.base_tier(db.session)
+    base = service.base_tier(db.session())
     counts: dict[int, int] = {}
     rows = db.session.execute(
         select(Member.tier_id, func.count())
@@ -155,7 +156,7 @@ class Step:
     id: int | None
     name: str
     threshold: int
-    multiplier: object
+    multiplier: Decimal
     perks: list
     members: int = 0
     change: str = ""  # "", "changed", "new", "removed"
@@ -177,7 +178,7 @@ class Plan:
 
 def _plan(kind: str, tier: Tier | None, values: dict) -> Plan:
     """The ladder now and as it would be, and who would move (the API's preview)."""
-    tiers = service.all_tiers(db.session)
+    tiers = service.all_tiers(db.session())
     counts = members_per_tier()
     before = [
         Step(t.id, t.name, t.threshold, t.multiplier, list(t.perks or []), counts.get(t.id, 0))
@@ -212,7 +213,7 @@ def _plan(kind: str, tier: Tier | None, values: dict) -> Plan:
             ]
         }
     )  # fmt: skip
-    moves = service.preview(db.session, proposed["tiers"])["moves"]
+    moves = service.preview(db.session(), proposed["tiers"])["moves"]
     by_name = {s.name: s for s in after}
     for s in after:
         s.members = counts.get(s.id, 0) if s.id is not None else 0
@@ -234,7 +235,7 @@ def _plan(kind: str, tier: Tier | None, values: dict) -> Plan:
 @bp.get("")
 @requires("program.view")
 def index():
-    tiers = service.all_tiers(db.session)
+    tiers = service.all_tiers(db.session())
     return render_template(
         "console/tiers/index.html",
         tiers=tiers,
@@ -314,9 +315,9 @@ def _planned(form: TierForm, kind: str, tier: Tier | None, values: dict):
     if tier is not None and tier.threshold == 0 and values.get("threshold") != 0:
         # Removing or moving the base tier: the service's own answer (its 409).
         if kind == "remove":
-            refusal = _refusal(lambda: service.delete_tier(db.session, tier.id))
+            refusal = _refusal(lambda: service.delete_tier(db.session(), tier.id))
         else:
-            refusal = _refusal(lambda: service.update_tier(db.session, tier.id, values))
+            refusal = _refusal(lambda: service.update_tier(db.session(), tier.id, values))
         if refusal is not None:
             show_error(form, refusal)
             if kind == "remove":
@@ -326,7 +327,7 @@ def _planned(form: TierForm, kind: str, tier: Tier | None, values: dict):
         return _plan(kind, tier, values), None
     except (DomainError, ValidationError) as error:
         show_error(form, _lift(error))
-        if kind == "remove":
+        if kind == "remove" and tier is not None:
             return None, _refused_removal(form, tier, getattr(error, "status", 422))
         return None, _form_page(form, tier, getattr(error, "status", 422))
 
@@ -375,7 +376,7 @@ def preview_remove(tier_id: int):
 
 def _stale(form: TierForm, kind: str, tier: Tier | None, values: dict):
     """The new preview when the ladder changed since the one confirmed (None if it did not)."""
-    if form.ladder.data == fingerprint(service.all_tiers(db.session)):
+    if form.ladder.data == fingerprint(service.all_tiers(db.session())):
         return None
     plan, refused = _planned(form, kind, tier, values)
     if refused:
@@ -388,13 +389,13 @@ def _stale(form: TierForm, kind: str, tier: Tier | None, values: dict):
 
 
 def _moved_since(last_change_id: int, tier_id: int) -> int:
-    return db.session.scalar(
+    return db.session.execute(
         select(func.count()).where(
             TierChange.id > last_change_id,
             TierChange.reason == "tier_config",
             TierChange.source_id == f"tier:{tier_id}",
         )
-    )
+    ).scalar_one()
 
 
 def _last_change_id() -> int:
@@ -421,7 +422,7 @@ def update(tier_id: int):
         return stale
     last = _last_change_id()
     try:
-        tier = service.update_tier(db.session, tier.id, values)
+        tier = service.update_tier(db.session(), tier.id, values)
     except DomainError as error:
         show_error(form, error)
         return _form_page(form, tier, error.status)
@@ -441,7 +442,7 @@ def create():
         return stale
     last = _last_change_id()
     try:
-        tier = service.create_tier(db.session, values)
+        tier = service.create_tier(db.session(), values)
     except DomainError as error:
         show_error(form, error)
         return _form_page(form, None, error.status)
@@ -459,7 +460,7 @@ def remove(tier_id: int):
         return stale
     name, last = tier.name, _last_change_id()
     try:
-        service.delete_tier(db.session, tier.id)
+        service.delete_tier(db.session(), tier.id)
     except DomainError as error:
         show_error(form, error)
         return _refused_removal(form, tier, error.status)

@@ -116,7 +116,7 @@ def describe_window(starts_at, ends_at, timezone: str = "UTC", now: datetime | N
             last = start
         show_year = any(m is not None and m.year != this_year for m in (start, last))
         if start is None:
-            return f"until {_day(last, show_year)}"
+            return f"until {_day(last, show_year)}" if last is not None else ""
         if last is None:
             return f"from {_day(start, show_year)}"
         if start.date() == last.date():
@@ -128,7 +128,7 @@ def describe_window(starts_at, ends_at, timezone: str = "UTC", now: datetime | N
         return f"{_day(start, True)} – {_day(last, True)}"
     show_year = any(m is not None and m.year != this_year for m in (start, end))
     if start is None:
-        return f"until {_moment(end, show_year)}"
+        return f"until {_moment(end, show_year)}" if end is not None else ""
     if end is None:
         return f"from {_moment(start, show_year)}"
     return f"{_moment(start, show_year)} – {_moment(end, show_year)}"

@@ -72,14 +72,14 @@ def index():
     text = request.args.get("q", "").strip()[:320]
     cursor = request.args.get("cursor") or None
     if text and not is_htmx() and not cursor:
-        found = queries.find_exact(db.session, text)
+        found = queries.find_exact(db.session(), text)
         if found is not None:
             return redirect(url_for(".show", customer_id=found.customer_id), 303)
     try:
-        rows, next_cursor = queries.search(db.session, text, cursor, PAGE_SIZE)
+        rows, next_cursor = queries.search(db.session(), text, cursor, PAGE_SIZE)
     except queries.BadCursor:
         abort(404)
-    program = get_program(db.session)
+    program = get_program(db.session())
     context = {
         "q": text,
         "rows": rows,
@@ -99,31 +99,29 @@ def index():
 
 def _member_or_404(customer_id: str, *, lock: bool = False):
     try:
-        return service.get_member(db.session, customer_id, lock=lock)
+        return service.get_member(db.session(), customer_id, lock=lock)
     except NotFound:
         abort(404)
 
 
 def _member_page(customer_id: str, status: int = 200, **forms):
     member = _member_or_404(customer_id)
-    view = service.member_view(db.session, hooks(), member)
-    program = get_program(db.session)
+    view = service.member_view(db.session(), hooks(), member)
+    program = get_program(db.session())
     cursor = request.args.get("activity") or None
     try:
-        activity = service.activity(db.session, member, ACTIVITY_PAGE_SIZE, cursor)
+        activity = service.activity(db.session(), member, ACTIVITY_PAGE_SIZE, cursor)
     except DomainError:
         abort(404)  # a cursor this page never made
-    codes = catalog.list_redemptions(db.session, member, CODES_SHOWN, None)
+    codes = catalog.list_redemptions(db.session(), member, CODES_SHOWN, None)
     changes = queries.admin_changes(
-        db.session, member, [c.id for c in codes.items], CHANGES_SHOWN
+        db.session(), member, [c.id for c in codes.items], CHANGES_SHOWN
     )
     adjusted_by = [
-        words.source_of(e).get("id")
-        for e in activity.items
-        if words.field(e, "kind") == "adjust"
+        words.source_of(e).get("id") for e in activity.items if words.field(e, "kind") == "adjust"
     ]
-    admins = queries.admin_emails(db.session, [c.actor for c in changes] + adjusted_by)
-    stats = referrals.member_stats(db.session, member, REFERRALS_SHOWN)
+    admins = queries.admin_emails(db.session(), [c.actor for c in changes] + adjusted_by)
+    stats = referrals.member_stats(db.session(), member, REFERRALS_SHOWN)
     context = {
         "member": member,
         "view": view,
@@ -165,8 +163,8 @@ def adjust(customer_id):
         return _member_page(customer_id, 422, adjust_form=form)
     member = _member_or_404(customer_id)
     location = url_for(".show", customer_id=customer_id)
-    done = once.already_done(db.session, form.submission.data)
-    if done is not None or not once.claim(db.session, form.submission.data, location, "adjust"):
+    done = once.already_done(db.session(), form.submission.data)
+    if done is not None or not once.claim(db.session(), form.submission.data, location, "adjust"):
         flash("That adjustment was already made.", "info")
         return redirect(done or location, 303)
     try:
@@ -174,7 +172,7 @@ def adjust(customer_id):
             {"points": form.points.data, "reason": (form.reason.data or "").strip()}
         )
         entry = service.adjust(  # audited
-            db.session, member, data["points"], data["reason"], current_admin().audit_name
+            db.session(), member, data["points"], data["reason"], current_admin().audit_name
         )
     except (DomainError, ValidationError) as error:
         show_error(form, error)
@@ -198,11 +196,11 @@ def erase(customer_id):
     if form.confirm.data.strip() != customer_id:
         form.confirm.errors = [f"That is not {customer_id}: nothing was erased."]
         return _member_page(customer_id, 422, erase_form=form)
-    member = service.find_member(db.session, customer_id, lock=True)
+    member = service.find_member(db.session(), customer_id, lock=True)
     if member is None:  # erased by a request sent just before this one, say
         flash(f"There is no member {customer_id} any more: nothing to erase.", "info")
         return redirect(url_for(".index"), 303)
-    service.erase(db.session, hooks(), member)  # audited, as the signed-in admin
+    service.erase(db.session(), hooks(), member)  # audited, as the signed-in admin
     flash(f"Member {customer_id} erased: their personal data is gone, the ledger stays.", "success")
     return redirect(url_for(".index"), 303)
 
@@ -212,13 +210,13 @@ def erase(customer_id):
 def cancel_code(customer_id, code_id):
     member = _member_or_404(customer_id)
     try:
-        code = catalog.cancel_redemption(db.session, code_id, member=member)
+        code = catalog.cancel_redemption(db.session(), code_id, member=member)
     except NotFound:
         abort(404)
     except Conflict as error:
         return _member_page(customer_id, error.status, code_error=(code_id, error.detail))
     record_change(
-        db.session, "reward_code.cancel", "reward_code", code_id,
+        db.session(), "reward_code.cancel", "reward_code", code_id,
         {"status": "issued"},
         {"status": code.status, "points_returned": code.points_returned},
     )  # fmt: skip

@@ -36,7 +36,8 @@ def catalog_page(session: Session, retired: bool, cursor: str | None, limit: int
 
 
 def retired_count(session: Session) -> int:
-    return session.scalar(select(func.count(Reward.id)).where(Reward.deleted_at.is_not(None)))
+    query = select(func.count(Reward.id)).where(Reward.deleted_at.is_not(None))
+    return session.execute(query).scalar_one()
 
 
 def code_counts(session: Session, reward_id: int) -> tuple[int, int]:

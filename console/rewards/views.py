@@ -74,10 +74,10 @@ def index():
     retired = request.args.get("show") == "retired"
     cursor = request.args.get("cursor") or None
     try:
-        rows, next_cursor = queries.catalog_page(db.session, retired, cursor, PAGE_SIZE)
+        rows, next_cursor = queries.catalog_page(db.session(), retired, cursor, PAGE_SIZE)
     except queries.BadCursor:
         abort(404)
-    program = get_program(db.session)
+    program = get_program(db.session())
     tz = display.zone(program.timezone)
     now = utcnow()
     return render_template(
@@ -92,9 +92,9 @@ def index():
             }
             for r in rows
         ],
-        tiers=queries.tier_names(db.session),
+        tiers=queries.tier_names(db.session()),
         retired=retired,
-        retired_count=queries.retired_count(db.session),
+        retired_count=queries.retired_count(db.session()),
         cursor=cursor,
         next_cursor=next_cursor,
         currency=program.currency,
@@ -107,12 +107,12 @@ def index():
 
 
 def _form(program, reward: Reward | None = None) -> RewardForm:
-    return reward_form(queries.tier_names(db.session), program, reward)
+    return reward_form(queries.tier_names(db.session()), program, reward)
 
 
 def _glance(reward: Reward, program) -> dict:
     """The reward's standing and its codes (how many issued, how many used)."""
-    issued, used = queries.code_counts(db.session, reward.id)
+    issued, used = queries.code_counts(db.session(), reward.id)
     return {
         "status": status(reward, utcnow()),
         "value": value_text(reward, program.currency),
@@ -137,25 +137,25 @@ def _form_page(form, program, reward=None, status_code=200):
 @bp.get("/new")
 @requires("program.edit")
 def new():
-    program = get_program(db.session)
+    program = get_program(db.session())
     return _form_page(_form(program), program)
 
 
 @bp.post("/new")
 @requires("program.edit")
 def create():
-    program = get_program(db.session)
+    program = get_program(db.session())
     form = _form(program)
     if not form.validate_on_submit():
         return _form_page(form, program, status_code=422)
     location = url_for(".index")
-    done = once.already_done(db.session, form.submission.data)
-    if done is not None or not once.claim(db.session, form.submission.data, location, "reward"):
+    done = once.already_done(db.session(), form.submission.data)
+    if done is not None or not once.claim(db.session(), form.submission.data, location, "reward"):
         flash("That reward was already created.", "info")
         return redirect(done or location, 303)
     try:
         data = RewardCreateSchema().load(api_body(form, program))
-        reward = service.create_reward(db.session, data)  # audited
+        reward = service.create_reward(db.session(), data)  # audited
     except (DomainError, ValidationError) as error:
         show_error(form, error)
         return _form_page(form, program, status_code=422)
@@ -165,7 +165,7 @@ def create():
 
 def _reward_or_404(reward_id: int) -> Reward:
     try:
-        return service.get_reward(db.session, reward_id)
+        return service.get_reward(db.session(), reward_id)
     except NotFound:
         abort(404)
 
@@ -173,7 +173,7 @@ def _reward_or_404(reward_id: int) -> Reward:
 @bp.get("/<int32:reward_id>")
 @requires("program.view")
 def edit(reward_id):
-    program = get_program(db.session)
+    program = get_program(db.session())
     reward = _reward_or_404(reward_id)
     return _form_page(_form(program, reward), program, reward)
 
@@ -181,14 +181,14 @@ def edit(reward_id):
 @bp.post("/<int32:reward_id>")
 @requires("program.edit")
 def update(reward_id):
-    program = get_program(db.session)
+    program = get_program(db.session())
     reward = _reward_or_404(reward_id)
     form = _form(program)
     if not form.validate_on_submit():
         return _form_page(form, program, reward, 422)
     try:
         changes = RewardUpdateSchema().load(api_body(form, program))
-        reward = service.update_reward(db.session, reward_id, changes)  # audited
+        reward = service.update_reward(db.session(), reward_id, changes)  # audited
     except (DomainError, ValidationError) as error:
         show_error(form, error)
         return _form_page(form, program, reward, getattr(error, "status", 422))
@@ -207,12 +207,12 @@ def retire_confirm(reward_id):
 @requires("program.edit")
 def retire(reward_id):
     try:
-        reward = service.get_reward(db.session, reward_id, include_deleted=True)
+        reward = service.get_reward(db.session(), reward_id, include_deleted=True)
     except NotFound:
         abort(404)
     if reward.deleted_at is not None:  # retired by a request sent just before this one, say
         flash(f"Reward “{reward.name}” is retired already.", "info")
         return redirect(url_for(".index"), 303)
-    service.delete_reward(db.session, reward_id)  # audited
+    service.delete_reward(db.session(), reward_id)  # audited
     flash(f"Reward “{reward.name}” retired. Codes already issued for it stay valid.", "success")
     return redirect(url_for(".index"), 303)

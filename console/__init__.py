@@ -11,22 +11,15 @@ its templates extend console/base.html. See docs/console.md.
 
 from datetime import timedelta
 
-from flask import Blueprint, Flask, abort, current_app, g, render_template, request
+from flask import Flask, abort, current_app, g, render_template, request
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError, CSRFProtect, generate_csrf
 from werkzeug.exceptions import BadRequest, HTTPException
 
 from console import nav
+from console.blueprint import bp
 from console.sessions import ConsoleSessionInterface
 
-bp = Blueprint(
-    "console",
-    __name__,
-    url_prefix="/console",
-    template_folder="templates",
-    static_folder="static",
-    static_url_path="/static",
-)
 csrf = CSRFProtect()
 
 # No other host, no inline script or style, no framing, forms post only here.

@@ -7,8 +7,9 @@ from flask import flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy import select
 
-from console import accounts, bp, lockout, totp
+from console import accounts, lockout, totp
 from console.auth import current_admin
+from console.blueprint import bp
 from console.forms import ChangePasswordForm, ConfirmTotpForm, SignInForm, TotpForm, TurnOffTotpForm
 from console.models import Admin
 from console.nav import home_url

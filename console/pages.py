@@ -4,7 +4,7 @@ A page's blueprint is named after its area ("members" → endpoints `console.mem
 URLs `/console/members...`); its nav entry is in console.nav.
 """
 
-from console import bp
+from console.blueprint import bp
 from console.members import bp as members
 from console.rewards import bp as rewards
 from console.rules import bp as rules

@@ -95,10 +95,14 @@ def _words(text: str | None) -> list[str]:
     return [part.strip() for part in (text or "").split(",") if part.strip()]
 
 
+MOMENTS = ("starts_at", "ends_at", "created_at", "updated_at")
+
+
 def _as_api(rule) -> dict:
     """The rule as the API shows it (what `GET /v1/earning-rules/<id>` answers)."""
     shown: dict = EarningRuleSchema().dump(rule)
-    return shown
+    # Its moments as datetimes, for the pages to show in the program's time zone.
+    return shown | {name: getattr(rule, name) for name in MOMENTS}
 
 
 def _body(form: RuleForm, program) -> dict:
@@ -208,12 +212,12 @@ def index():
             "window": describe_window(rule["starts_at"], rule["ends_at"], program.timezone),
             "status": rule_status(rule, now),
         }
-        for rule in page["items"]
+        for rule in map(_as_api, page.items)
     ]
     return render_template(
         "console/rules/index.html",
         rows=rows,
-        next_cursor=page["next_cursor"],
+        next_cursor=page.next_cursor,
         editable=can("program.edit"),
     )
 

@@ -26,7 +26,7 @@ def test_find_a_member_adjust_points_and_see_the_entry_and_the_audit_row(
             members.adjust(db.session, member, 120 * (i + 1), "Welcome points", "cli")
         shopper = members.get_member(db.session, DEMO_CUSTOMER)
         shipping = db.session.scalar(select(Reward.id).where(Reward.name == "Free shipping"))
-        code = catalog.redeem(db.session, shopper, shipping)["code"]
+        code = catalog.redeem(db.session, shopper, shipping).code
         db.session.commit()
         db.session.remove()
     page = console_page("support")

@@ -84,10 +84,10 @@ def test_widget_me_reads_through_the_same_statement(client, storefront):
 def test_insert_and_update_compile_to_the_parameters_given(session):
     """An INSERT ... ON CONFLICT DO NOTHING RETURNING (the event claim) and an UPDATE whose
     SET columns are the parameters' names, as `Connection.execute` would run them."""
-    from loyalty.orders import service as orders
+    from loyalty.orders import intake
     from loyalty.orders.models import ProcessedEvent
 
-    statement = fast(orders._insert_new(session, orders._EVENTS, "event_id", "event_id"))
+    statement = fast(intake._insert_new(session, intake._EVENTS, "event_id", "event_id"))
     row = {
         "event_id": "evt_fast",
         "type": "order.paid",
@@ -98,7 +98,7 @@ def test_insert_and_update_compile_to_the_parameters_given(session):
     assert statement.first(connection, row) == ("evt_fast",)
     assert statement.first(connection, row) is None  # already claimed: nothing inserted
     answer = {"event_id": "evt_fast", "effects": [{"kind": "earn", "points": 3}]}
-    fast(orders._STORE_RESPONSE).execute(connection, {"response": answer, "event_key": "evt_fast"})
+    fast(intake._STORE_RESPONSE).execute(connection, {"response": answer, "event_key": "evt_fast"})
     stored = session.get(ProcessedEvent, "evt_fast", populate_existing=True)
     assert stored.response == answer and stored.body_hash == "h"
     assert stored.created_at == at(2025, 1)

@@ -7,7 +7,8 @@ execution, and the member view has nineteen. `FastStatement` compiles its statem
 dialect (and, for an INSERT or UPDATE, per set of parameter names, as SQLAlchemy does) and, on
 PostgreSQL, sends it on the connection's psycopg cursor (prepared), applying the columns' own
 bind and result processors: what comes out is what SQLAlchemy gives, the same values under the
-same names. Elsewhere (SQLite) it is plain `connection.execute`.
+same names. Elsewhere (SQLite), or with the `FASTSQL` setting off (`FASTSQL=0` in the
+environment), it is plain `connection.execute`: the same statement, the same rows.
 
 The statements stay SQLAlchemy Core, built once; `before_cursor_execute` and
 `after_cursor_execute` listeners still hear each one (the tests and `bench` count statements
@@ -15,12 +16,35 @@ that way), and each runs in the connection's transaction, on one psycopg cursor 
 connection. A driver error comes out wrapped as SQLAlchemy wraps it (`IntegrityError`,
 `OperationalError`... with `.orig`), so callers catch the same exceptions either way. Like
 `Connection.execute` of a Core statement, nothing is flushed first.
+
+It reaches into SQLAlchemy beyond its public API in one place, `Connection._handle_dbapi_exception`
+(the error wrapping); `docs/performance.md` says which version it was checked against and what
+it saves.
 """
 
+import os
+import weakref
 from collections import namedtuple
 from functools import cache
 
-from sqlalchemy.engine import Connection
+from flask import current_app, has_app_context
+from sqlalchemy.engine import Connection, Engine
+
+from loyalty.config import fastsql_setting
+
+# Engine -> does it take the fast path? Decided once per engine (its dialect, the app's setting).
+_ON: "weakref.WeakKeyDictionary[Engine, bool]" = weakref.WeakKeyDictionary()
+
+
+def on(connection: Connection) -> bool:
+    """Do `FastStatement`s run on this connection's psycopg cursor? On PostgreSQL, unless the
+    app's `FASTSQL` setting (or, outside an app, the environment's) is off."""
+    engine = connection.engine
+    found = _ON.get(engine)
+    if found is None:
+        wanted = current_app.config["FASTSQL"] if has_app_context() else fastsql_setting(os.environ)
+        found = _ON[engine] = connection.dialect.name == "postgresql" and bool(wanted)
+    return found
 
 
 class FastStatement:
@@ -101,14 +125,14 @@ class FastStatement:
 
     def first(self, connection: Connection, params: dict):
         """The first row (a named tuple with `_mapping`, like SQLAlchemy's), or None."""
-        if connection.dialect.name != "postgresql":
+        if not on(connection):
             return connection.execute(self.statement, params).first()
         rows = self._rows(connection, params)
         return rows[0] if rows else None
 
     def one_or_none(self, connection: Connection, params: dict):
         """The one row the statement finds, or None; more than one is an error."""
-        if connection.dialect.name != "postgresql":
+        if not on(connection):
             return connection.execute(self.statement, params).one_or_none()
         rows = self._rows(connection, params)
         if len(rows) > 1:
@@ -122,7 +146,7 @@ class FastStatement:
 
     def execute(self, connection: Connection, params: dict) -> None:
         """Run it for its effect."""
-        if connection.dialect.name != "postgresql":
+        if not on(connection):
             connection.execute(self.statement, params)
         else:
             self._rows(connection, params)

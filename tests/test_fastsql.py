@@ -239,3 +239,33 @@ def test_a_read_runs_in_autocommit_without_begin_or_commit(pg_app, pg_keys):
         assert driver.autocommit is False  # the pool gave it back as it was
         prepared = connection.execute(text("SELECT statement FROM pg_prepared_statements"))
         assert any("standing_tier" in s for s in prepared.scalars())
+
+
+@pytest.mark.parametrize("setting", [True, False])
+def test_the_fastsql_setting_picks_the_cursor_or_sqlalchemys_execution(pg_template, setting):
+    """FASTSQL on: a FastStatement runs on the connection's kept psycopg cursor, past
+    SQLAlchemy's execution path. Off (`FASTSQL=0`): the same statement through
+    `Connection.execute` (its `before_execute` listeners hear it), the same row back."""
+    from sqlalchemy import event, insert
+
+    from tests.conftest import clone_pg, make_app
+
+    app = make_app(clone_pg(pg_template, "switch"), FASTSQL=setting)
+    statement = fast(
+        select(Member.id, Member.enrolled_at).where(Member.customer_id == bindparam("c"))
+    )
+    try:
+        with app.app_context(), db.engine.connect() as connection:
+            connection.execute(
+                insert(Member.__table__).values(customer_id="c_switch", enrolled_at=at(2025, 3))
+            )
+            executed = []
+            event.listen(connection, "before_execute", lambda *args: executed.append(args[1]))
+            row = statement.first(connection, {"c": "c_switch"})
+            assert row.enrolled_at == at(2025, 3) and row.enrolled_at.tzinfo is UTC
+            assert executed == ([] if setting else [statement.statement])
+            assert ("fastsql_cursor" in connection.connection.info) is setting
+            connection.rollback()
+    finally:
+        with app.app_context():
+            db.engine.dispose()

@@ -302,3 +302,28 @@ def test_a_refunds_changes_to_the_order_go_with_the_stored_answer(client, storef
     assert "UPDATE processed_events SET response" in write
     viewed = member(client, storefront, "c_refund_one")
     assert viewed["points"]["lifetime_earned"] == 100 - 50  # half the order refunded
+
+
+def test_a_row_of_the_order_the_session_holds_sees_the_events_changes(client, storefront, session):
+    """A caller that read the order before sending its refund through the service (as the
+    Shopify connector does) holds a row that shows the refund, without reading it again."""
+    from loyalty.hooks import hooks
+    from loyalty.orders import service
+    from loyalty.orders.models import Order
+    from loyalty.orders.schemas import EventSchema
+
+    paid = f.paid("c_held", lines=[f.line(unit_price=10_000)])
+    assert post_event(client, storefront, paid).status_code == 200
+    held = session.scalar(select(Order).where(Order.order_id == paid["order"]["id"]))
+    assert held.refunded_amount == 0
+    raw = f.refunded(paid["order"]["id"], "c_held", amount=2500)
+    answer = service.process_event(
+        session, hooks(), EventSchema().load(raw), service.body_hash(raw)
+    )
+    assert answer["effects"][0] == {
+        "kind": "refund",
+        "amount": 2500,
+        "refund_id": raw["refund"]["id"],
+    }
+    assert (held.refunded_amount, held.points_reversed) == (2500, 25)
+    assert not session.is_modified(held)  # as loaded: nothing more to write

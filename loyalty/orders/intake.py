@@ -109,7 +109,7 @@ def insert_order(session: Session, row: dict) -> Order:
     return built(Order, {**row, "id": order_pk})
 
 
-def store_answer(session: Session, event_id: str, answer: str, order: Order, changes: dict):
+def store_answer(session: Session, event_id: str, answer: str, order: Order, changes: dict) -> None:
     """The answer (JSON text) into the event's row, and `changes` (column -> value) into the
     order's: on PostgreSQL one statement (the order's UPDATE a data-modifying CTE), elsewhere
     one each. A row of this order the session holds (read before the event) gets them too."""
@@ -126,11 +126,10 @@ def store_answer(session: Session, event_id: str, answer: str, order: Order, cha
             session.execute(_UPDATE_ORDER, {**changes, "order_pk": order.id})
         params = {"response": json.loads(answer), "event_key": event_id}
         session.execute(_STORE_RESPONSE, params)
-    held = changes and session.identity_map.get(_ORDER_MAPPER.identity_key_from_primary_key(
-        (order.id,)
-    ))  # fmt: skip
-    if held:
-        for name, value in changes.items():
+    if changes:
+        key = _ORDER_MAPPER.identity_key_from_primary_key((order.id,))
+        held = session.identity_map.get(key)
+        for name, value in changes.items() if held is not None else ():
             set_committed_value(held, name, value)
 
 
@@ -206,14 +205,18 @@ def _order_taken(session: Session, order_id: str) -> NoReturn:
 # --- order.paid, step by step (SQLite; PostgreSQL for an order in another currency) ----------
 
 
-def _step_by_step(session, hooks, program, data, digest, row) -> Started | Replay:
+def _step_by_step(
+    session: Session, hooks: Hooks, program: ProgramSettings, data: dict, digest: str, row: dict
+) -> Started | Replay:
     replay = claim(session, program, data, digest)
     if replay is not None:
         return replay
     return _place(session, hooks, program, data, row)
 
 
-def _place(session, hooks, program, data, row) -> Started:
+def _place(
+    session: Session, hooks: Hooks, program: ProgramSettings, data: dict, row: dict
+) -> Started:
     """The member locked (enrolled first if the program says so), then the order inserted."""
     member, tier = _lock_member(session, data["order"]["customer_id"])
     if member is None and program.auto_enroll:
@@ -240,7 +243,9 @@ def _lock_member(session: Session, customer_id: str) -> tuple[Member | None, Tie
 # --- order.paid on PostgreSQL: claim, member lock and order insert in one statement ----------
 
 
-def _on_postgresql(session, hooks, program, data, digest, row) -> Started | Replay:
+def _on_postgresql(
+    session: Session, hooks: Hooks, program: ProgramSettings, data: dict, digest: str, row: dict
+) -> Started | Replay:
     payload = data["order"]
     params = {f"order_{name}": value for name, value in row.items() if name != "member_id"}
     params |= {

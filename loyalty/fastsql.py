@@ -23,27 +23,27 @@ it saves.
 """
 
 import os
-import weakref
 from collections import namedtuple
 from functools import cache
 
 from flask import current_app, has_app_context
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Dialect
 
 from loyalty.config import fastsql_setting
 
-# Engine -> does it take the fast path? Decided once per engine (its dialect, the app's setting).
-_ON: "weakref.WeakKeyDictionary[Engine, bool]" = weakref.WeakKeyDictionary()
+# An engine's dialect (one per engine) -> does it take the fast path? Decided at its first
+# statement: a plain dict lookup per statement after that.
+_ON: dict[Dialect, bool] = {}
 
 
 def on(connection: Connection) -> bool:
     """Do `FastStatement`s run on this connection's psycopg cursor? On PostgreSQL, unless the
     app's `FASTSQL` setting (or, outside an app, the environment's) is off."""
-    engine = connection.engine
-    found = _ON.get(engine)
+    dialect = connection.dialect
+    found = _ON.get(dialect)
     if found is None:
         wanted = current_app.config["FASTSQL"] if has_app_context() else fastsql_setting(os.environ)
-        found = _ON[engine] = connection.dialect.name == "postgresql" and bool(wanted)
+        found = _ON[dialect] = dialect.name == "postgresql" and bool(wanted)
     return found
 
 

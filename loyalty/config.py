@@ -137,12 +137,12 @@ def from_environment(instance_path: str, env: dict | None = None) -> dict:
         # `Authorization: Bearer <token>` to scrape /metrics; unset: open outside production,
         # closed (403) in production.
         "METRICS_TOKEN": env.get("METRICS_TOKEN", ""),
-        # May webhooks go to loopback, private, link-local (cloud metadata) or other internal
-        # addresses? Off in production (no request forgery into the operator's network), on
-        # elsewhere so a receiver on localhost works while developing.
         # The hot statements on psycopg's cursor instead of SQLAlchemy's execution path; off
         # (FASTSQL=0), every statement runs through `Connection.execute` (docs/performance.md).
         "FASTSQL": fastsql_setting(env),
+        # May webhooks go to loopback, private, link-local (cloud metadata) or other internal
+        # addresses? Off in production (no request forgery into the operator's network), on
+        # elsewhere so a receiver on localhost works while developing.
         "WEBHOOK_ALLOW_PRIVATE": _bool(
             env.get("WEBHOOK_ALLOW_PRIVATE"),
             default=env.get("LOYALTY_ENV", "development") != "production",

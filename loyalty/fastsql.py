@@ -17,9 +17,9 @@ connection. A driver error comes out wrapped as SQLAlchemy wraps it (`IntegrityE
 `OperationalError`... with `.orig`), so callers catch the same exceptions either way. Like
 `Connection.execute` of a Core statement, nothing is flushed first.
 
-It reaches into SQLAlchemy beyond its public API in one place, `Connection._handle_dbapi_exception`
-(the error wrapping); `docs/performance.md` says which version it was checked against and what
-it saves.
+Where this (and `built`, below) reaches past SQLAlchemy's public API — compiled state, the
+listeners' dispatch, the private `Connection._handle_dbapi_exception` — is listed in
+`docs/performance.md`, with the version it was checked against and what it saves.
 """
 
 import os

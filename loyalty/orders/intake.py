@@ -56,8 +56,8 @@ class Replay:
 @dataclass(frozen=True)
 class Started:
     """An `order.paid` claimed by this delivery: its member (locked; None when the customer is
-    not one and the program does not enrol), their tier before this event (a read-only
-    snapshot), and the order as inserted (a plain `Order`, its `id` included)."""
+    not one and the program does not enrol), their tier before this event (to read, not to
+    change), and the order as inserted (a plain `Order`, its `id` included)."""
 
     member: Member | None
     tier: Tier | None

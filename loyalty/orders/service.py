@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import bindparam, exists, or_, select, update
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
@@ -76,14 +77,15 @@ class OrderEventContext:
     order_as_read: dict = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self.order_as_read = _order_values(self.order)
+        self.order_as_read = dict(sa_inspect(self.order).dict)
 
     def order_changes(self) -> dict:
         """What changed on `order` since the context was made: column -> value."""
+        now, before = sa_inspect(self.order).dict, self.order_as_read
         changes = {}
-        for name, before in self.order_as_read.items():
-            value = getattr(self.order, name)
-            if value is not before and value != before:
+        for name in _ORDER_FIELDS:
+            value, was = now.get(name), before.get(name)
+            if value is not was and value != was:
                 changes[name] = value
         return changes
 
@@ -171,10 +173,6 @@ _TOUCH_ACTIVITY = (
     .values(last_activity_at=ledger.activity_moved_to())
     .returning(_MEMBERS.c.last_activity_at)
 )
-
-
-def _order_values(order: Order) -> dict:
-    return {name: getattr(order, name) for name in _ORDER_FIELDS}
 
 
 def _touch_activity(session: Session, member: Member | None, at: datetime) -> None:

@@ -39,8 +39,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from flask import current_app
-from flask.globals import _cv_app, _cv_request
+from flask import current_app, g, has_request_context
 from sqlalchemy import BigInteger, Integer, event, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -132,9 +131,7 @@ def init_app(app) -> None:
 
 
 def caches() -> Caches:
-    # The context variable itself, not the `current_app` proxy: this runs several times in
-    # every request, and each proxy lookup cost more than the rest of the call.
-    return _cv_app.get().app.extensions["loyalty.cache"]
+    return current_app.extensions["loyalty.cache"]
 
 
 def watch(model: type, name: str) -> None:
@@ -202,15 +199,15 @@ def confirm(session: Session) -> None:
 
 
 def _request_names() -> dict | None:
-    """The names in this request's `g` (a plain dict: no proxy lookups), or None outside one."""
-    if _cv_request.get(None) is None:
+    """The names in this request's `g` (a plain dict: one proxy lookup), or None outside one."""
+    if not has_request_context():
         return None
-    return _cv_app.get().g.__dict__
+    return vars(g._get_current_object())
 
 
 def _request_g() -> dict:
     """`_request_names()` where there is a request: the views that call it run in one."""
-    return _cv_app.get().g.__dict__
+    return vars(g._get_current_object())
 
 
 def _check(session: Session) -> _Check:
@@ -224,7 +221,7 @@ def _check(session: Session) -> _Check:
 
 
 def _read_version(session: Session, check: _Check) -> None:
-    if session_started(session) or _cv_request.get(None) is None:
+    if session_started(session) or not has_request_context():
         version = session.execute(_VERSION).scalar_one()
     else:
         with read_connection(session) as connection:

@@ -34,6 +34,12 @@ def _bool(value: str | None, *, default: bool) -> bool:
     raise ConfigError(f"not a boolean: {value!r} (use true or false)")
 
 
+def fastsql_setting(env: Env) -> bool:
+    """FASTSQL: the hot statements on psycopg's cursor (loyalty/fastsql.py); 0 runs them
+    through SQLAlchemy's own execution (docs/performance.md)."""
+    return _bool(env.get("FASTSQL"), default=True)
+
+
 def secret_keys(env: Env | None = None) -> list[str]:
     """SECRET_KEYS as a list, newest last (the development secret when unset)."""
     source: Env = os.environ if env is None else env
@@ -137,6 +143,9 @@ def from_environment(instance_path: str, environ: Env | None = None) -> dict:
         # `Authorization: Bearer <token>` to scrape /metrics; unset: open outside production,
         # closed (403) in production.
         "METRICS_TOKEN": env.get("METRICS_TOKEN", ""),
+        # The hot statements on psycopg's cursor instead of SQLAlchemy's execution path; off
+        # (FASTSQL=0), every statement runs through `Connection.execute` (docs/performance.md).
+        "FASTSQL": fastsql_setting(env),
         # May webhooks go to loopback, private, link-local (cloud metadata) or other internal
         # addresses? Off in production (no request forgery into the operator's network), on
         # elsewhere so a receiver on localhost works while developing.

@@ -7,7 +7,8 @@ execution, and the member view has nineteen. `FastStatement` compiles its statem
 dialect (and, for an INSERT or UPDATE, per set of parameter names, as SQLAlchemy does) and, on
 PostgreSQL, sends it on the connection's psycopg cursor (prepared), applying the columns' own
 bind and result processors: what comes out is what SQLAlchemy gives, the same values under the
-same names. Elsewhere (SQLite) it is plain `connection.execute`.
+same names. Elsewhere (SQLite), or with the `FASTSQL` setting off (`FASTSQL=0` in the
+environment), it is plain `connection.execute`: the same statement, the same rows.
 
 The statements stay SQLAlchemy Core, built once; `before_cursor_execute` and
 `after_cursor_execute` listeners still hear each one (the tests and `bench` count statements
@@ -15,12 +16,35 @@ that way), and each runs in the connection's transaction, on one psycopg cursor 
 connection. A driver error comes out wrapped as SQLAlchemy wraps it (`IntegrityError`,
 `OperationalError`... with `.orig`), so callers catch the same exceptions either way. Like
 `Connection.execute` of a Core statement, nothing is flushed first.
+
+Where this (and `built`, below) reaches past SQLAlchemy's public API — compiled state, the
+listeners' dispatch, the private `Connection._handle_dbapi_exception` — is listed in
+`docs/performance.md`, with the version it was checked against and what it saves.
 """
 
+import os
 from collections import namedtuple
 from functools import cache
 
-from sqlalchemy.engine import Connection
+from flask import current_app, has_app_context
+from sqlalchemy.engine import Connection, Dialect
+
+from loyalty.config import fastsql_setting
+
+# An engine's dialect (one per engine) -> does it take the fast path? Decided at its first
+# statement: a plain dict lookup per statement after that.
+_ON: dict[Dialect, bool] = {}
+
+
+def on(connection: Connection) -> bool:
+    """Do `FastStatement`s run on this connection's psycopg cursor? On PostgreSQL, unless the
+    app's `FASTSQL` setting (or, outside an app, the environment's) is off."""
+    dialect = connection.dialect
+    found = _ON.get(dialect)
+    if found is None:
+        wanted = current_app.config["FASTSQL"] if has_app_context() else fastsql_setting(os.environ)
+        found = _ON[dialect] = dialect.name == "postgresql" and bool(wanted)
+    return found
 
 
 class FastStatement:
@@ -36,8 +60,8 @@ class FastStatement:
         prefetch = [*compiled.insert_prefetch, *compiled.update_prefetch]
         if prefetch:
             # SQLAlchemy computes these Python-side defaults per execution; this does not.
-            names = ", ".join(column.key for column in prefetch)
-            raise ValueError(f"FastStatement: give a value for {names} (Python-side defaults)")
+            missing = ", ".join(column.key for column in prefetch)
+            raise ValueError(f"FastStatement: give a value for {missing} (Python-side defaults)")
         defaults = dict(compiled.construct_params(_check=False))  # the literals' values
         binds = {
             bind.key: processor
@@ -92,23 +116,23 @@ class FastStatement:
             return [row_type._make(row) for row in rows]
         converted = []
         for row in rows:
-            values = list(row)
+            columns = list(row)
             for index, processor in processors:
-                if values[index] is not None:
-                    values[index] = processor(values[index])
-            converted.append(row_type._make(values))
+                if columns[index] is not None:
+                    columns[index] = processor(columns[index])
+            converted.append(row_type._make(columns))
         return converted
 
     def first(self, connection: Connection, params: dict):
         """The first row (a named tuple with `_mapping`, like SQLAlchemy's), or None."""
-        if connection.dialect.name != "postgresql":
+        if not on(connection):
             return connection.execute(self.statement, params).first()
         rows = self._rows(connection, params)
         return rows[0] if rows else None
 
     def one_or_none(self, connection: Connection, params: dict):
         """The one row the statement finds, or None; more than one is an error."""
-        if connection.dialect.name != "postgresql":
+        if not on(connection):
             return connection.execute(self.statement, params).one_or_none()
         rows = self._rows(connection, params)
         if len(rows) > 1:
@@ -122,7 +146,7 @@ class FastStatement:
 
     def execute(self, connection: Connection, params: dict) -> None:
         """Run it for its effect."""
-        if connection.dialect.name != "postgresql":
+        if not on(connection):
             connection.execute(self.statement, params)
         else:
             self._rows(connection, params)
@@ -135,6 +159,8 @@ def _cursor(connection: Connection):
     per parameter type, which a kept cursor has cached."""
     pooled = connection.connection
     driver = pooled.driver_connection
+    if driver is None:
+        raise RuntimeError("FastStatement: the connection has no driver connection")
     cursor = pooled.info.get("fastsql_cursor")
     if cursor is None or cursor.connection is not driver or cursor.closed:
         cursor = pooled.info["fastsql_cursor"] = driver.cursor()
@@ -154,7 +180,7 @@ def fast(statement) -> FastStatement:
 
 @cache
 def _row_type(names: tuple[str, ...]):
-    base = namedtuple("Row", names)
+    base = namedtuple("Row", names)  # type: ignore[misc]  # the names are the statement's
     # `_mapping` as on SQLAlchemy's rows, for callers that read a row either way.
     return type("Row", (base,), {"__slots__": (), "_mapping": property(base._asdict)})
 

@@ -226,3 +226,104 @@ def test_paid_order_of_a_taken_order_id_is_a_conflict_and_changes_nothing(client
     assert member(client, storefront, "c_two") == before
     retry = client.post("/v1/events", json=other, headers=storefront)
     assert retry.status_code == 409  # the event was not claimed: it is answered again, not replayed
+
+
+class _SeesTheOrder:
+    """Order handler for the test below: notes what `ctx.order` is on each event type, and
+    marks the order the way handlers change it (assigning a field)."""
+
+    def __init__(self):
+        self.seen = []
+
+    def _note(self, ctx):
+        from sqlalchemy import inspect
+
+        state = inspect(ctx.order)
+        self.seen.append((ctx.type, type(ctx.order).__name__, state.session_id, ctx.order.id))
+        ctx.order.detail = {**(ctx.order.detail or {}), ctx.type: True}
+
+    paid = refunded = canceled = _note
+
+
+def test_handlers_get_the_same_kind_of_order_on_every_event_and_their_changes_are_kept(
+    client, storefront, session, monkeypatch
+):
+    """On order.paid, order.refunded and order.canceled alike, `ctx.order` is a plain `Order`
+    with its row's id, not in the session; what a handler assigns is written with the answer."""
+    from loyalty.hooks import hooks
+    from loyalty.orders.models import Order
+
+    probe = _SeesTheOrder()
+    monkeypatch.setattr(hooks(), "order_handlers", [*hooks().order_handlers, probe])
+    paid = f.paid("c_kind", lines=[f.line(unit_price=10_000)])
+    order_id = paid["order"]["id"]
+    assert post_event(client, storefront, paid).status_code == 200
+    refund = f.refunded(order_id, "c_kind", amount=4000)
+    assert post_event(client, storefront, refund).status_code == 200
+    canceled = f.canceled("ord_never_paid", "c_kind")
+    assert post_event(client, storefront, canceled).status_code == 200
+    rows = {
+        o.order_id: o
+        for o in session.scalars(select(Order).execution_options(populate_existing=True))
+    }
+    paid_row, canceled_row = rows[order_id], rows["ord_never_paid"]
+    assert probe.seen == [
+        ("order.paid", "Order", None, paid_row.id),
+        ("order.refunded", "Order", None, paid_row.id),
+        ("order.canceled", "Order", None, canceled_row.id),
+    ]
+    # Earning's and tier spend's own marks stay beside the probe's, and the refund's numbers
+    # (written with the same statement) too.
+    assert {"earn", "qualifying", "order.paid", "order.refunded"} <= set(paid_row.detail)
+    assert (paid_row.refunded_amount, paid_row.points_awarded, paid_row.points_reversed) == (
+        4000,
+        100,
+        40,
+    )
+    assert canceled_row.detail == {"order.canceled": True}
+    # A replay answers as before and changes nothing.
+    assert post_event(client, storefront, refund).get_json()["duplicate"] is True
+    assert len(probe.seen) == 3
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+def test_a_refunds_changes_to_the_order_go_with_the_stored_answer(client, storefront):
+    """On PostgreSQL the order's new refunded amount, lines and reversed points are written by
+    the statement that stores the answer: no UPDATE of `orders` of their own."""
+    from tests.statements import recorded, touching
+
+    paid = f.paid("c_refund_one", lines=[f.line("S1", quantity=2, unit_price=5000)])
+    assert post_event(client, storefront, paid).status_code == 200
+    refund = f.refunded(paid["order"]["id"], "c_refund_one", lines=[{"sku": "S1", "quantity": 1}])
+    with recorded() as sent:
+        assert post_event(client, storefront, refund).status_code == 200
+    [write] = [s for s in touching(sent, "orders") if not s.startswith("SELECT")]
+    assert write.startswith("WITH order_changes AS (UPDATE orders SET")
+    assert "UPDATE processed_events SET response" in write
+    viewed = member(client, storefront, "c_refund_one")
+    assert viewed["points"]["lifetime_earned"] == 100 - 50  # half the order refunded
+
+
+def test_a_row_of_the_order_the_session_holds_sees_the_events_changes(client, storefront, session):
+    """A caller that read the order before sending its refund through the service (as the
+    Shopify connector does) holds a row that shows the refund, without reading it again."""
+    from loyalty.hooks import hooks
+    from loyalty.orders import service
+    from loyalty.orders.models import Order
+    from loyalty.orders.schemas import EventSchema
+
+    paid = f.paid("c_held", lines=[f.line(unit_price=10_000)])
+    assert post_event(client, storefront, paid).status_code == 200
+    held = session.scalar(select(Order).where(Order.order_id == paid["order"]["id"]))
+    assert held.refunded_amount == 0
+    raw = f.refunded(paid["order"]["id"], "c_held", amount=2500)
+    answer = service.process_event(
+        session, hooks(), EventSchema().load(raw), service.body_hash(raw)
+    )
+    assert answer["effects"][0] == {
+        "kind": "refund",
+        "amount": 2500,
+        "refund_id": raw["refund"]["id"],
+    }
+    assert (held.refunded_amount, held.points_reversed) == (2500, 25)
+    assert not session.is_modified(held)  # as loaded: nothing more to write

@@ -84,10 +84,10 @@ def test_widget_me_reads_through_the_same_statement(client, storefront):
 def test_insert_and_update_compile_to_the_parameters_given(session):
     """An INSERT ... ON CONFLICT DO NOTHING RETURNING (the event claim) and an UPDATE whose
     SET columns are the parameters' names, as `Connection.execute` would run them."""
-    from loyalty.orders import service as orders
+    from loyalty.orders import intake
     from loyalty.orders.models import ProcessedEvent
 
-    statement = fast(orders._insert_new(session, orders._EVENTS, "event_id", "event_id"))
+    statement = fast(intake._insert_new(session, intake._EVENTS, "event_id", "event_id"))
     row = {
         "event_id": "evt_fast",
         "type": "order.paid",
@@ -98,7 +98,7 @@ def test_insert_and_update_compile_to_the_parameters_given(session):
     assert statement.first(connection, row) == ("evt_fast",)
     assert statement.first(connection, row) is None  # already claimed: nothing inserted
     answer = {"event_id": "evt_fast", "effects": [{"kind": "earn", "points": 3}]}
-    fast(orders._STORE_RESPONSE).execute(connection, {"response": answer, "event_key": "evt_fast"})
+    fast(intake._STORE_RESPONSE).execute(connection, {"response": answer, "event_key": "evt_fast"})
     stored = session.get(ProcessedEvent, "evt_fast", populate_existing=True)
     assert stored.response == answer and stored.body_hash == "h"
     assert stored.created_at == at(2025, 1)
@@ -239,3 +239,33 @@ def test_a_read_runs_in_autocommit_without_begin_or_commit(pg_app, pg_keys):
         assert driver.autocommit is False  # the pool gave it back as it was
         prepared = connection.execute(text("SELECT statement FROM pg_prepared_statements"))
         assert any("standing_tier" in s for s in prepared.scalars())
+
+
+@pytest.mark.parametrize("setting", [True, False])
+def test_the_fastsql_setting_picks_the_cursor_or_sqlalchemys_execution(pg_template, setting):
+    """FASTSQL on: a FastStatement runs on the connection's kept psycopg cursor, past
+    SQLAlchemy's execution path. Off (`FASTSQL=0`): the same statement through
+    `Connection.execute` (its `before_execute` listeners hear it), the same row back."""
+    from sqlalchemy import event, insert
+
+    from tests.conftest import clone_pg, make_app
+
+    app = make_app(clone_pg(pg_template, "switch"), FASTSQL=setting)
+    statement = fast(
+        select(Member.id, Member.enrolled_at).where(Member.customer_id == bindparam("c"))
+    )
+    try:
+        with app.app_context(), db.engine.connect() as connection:
+            connection.execute(
+                insert(Member.__table__).values(customer_id="c_switch", enrolled_at=at(2025, 3))
+            )
+            executed = []
+            event.listen(connection, "before_execute", lambda *args: executed.append(args[1]))
+            row = statement.first(connection, {"c": "c_switch"})
+            assert row.enrolled_at == at(2025, 3) and row.enrolled_at.tzinfo is UTC
+            assert executed == ([] if setting else [statement.statement])
+            assert ("fastsql_cursor" in connection.connection.info) is setting
+            connection.rollback()
+    finally:
+        with app.app_context():
+            db.engine.dispose()

@@ -1,0 +1,372 @@
+"""How an order event gets into the database and its answer out: the statements of the event
+path, PostgreSQL's way and SQLite's way side by side.
+
+- `paid_order`: an `order.paid` claimed (or its stored answer replayed), the member locked
+  (enrolled first if the program says so), the order inserted; a `Started` comes back.
+- `claim`: any other event claimed, or its stored answer replayed.
+- `find_order`, `insert_order`: an order's row as `ctx.order` holds it.
+- `store_answer`: the event's answer into its row, with what the handlers changed on the order.
+
+Every order here is a plain `Order` holding the row's values, not attached to the session (see
+`OrderEventContext`): what changed on it is written by `store_answer`, in one statement with
+the answer on PostgreSQL. Members are the session's own rows, locked.
+
+Exactly once: the event's row (`processed_events`, primary key = event id) is inserted first
+(INSERT ... ON CONFLICT DO NOTHING). Concurrent deliveries of one event queue on that key: the
+first commits, the others then insert nothing and replay its answer; if the first rolls back,
+the next one claims the event instead.
+
+On PostgreSQL an `order.paid` in the program's currency is one statement: claim, member lock
+and order insert (`_claim_and_place_statement`), which also reads the config stamp. Everywhere
+else it is those steps one after another (`_step_by_step`).
+"""
+
+import json
+from dataclasses import dataclass
+from functools import cache, lru_cache
+from typing import Any, NoReturn
+
+from sqlalchemy import (
+    Boolean,
+    Table,
+    Text,
+    bindparam,
+    cast,
+    exists,
+    literal,
+    or_,
+    select,
+    true,
+    update,
+)
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
+
+from loyalty import cache as config_cache
+from loyalty.errors import Conflict
+from loyalty.fastsql import built, fast
+from loyalty.hooks import Hooks
+from loyalty.members import service as members
+from loyalty.members.models import Member
+from loyalty.orders.models import Order, ProcessedEvent
+from loyalty.program.service import ProgramSettings, check_currency
+from loyalty.tiers.models import Tier
+from loyalty.types import utcnow
+
+
+@dataclass(frozen=True)
+class Replay:
+    """The event was applied before: the answer it got then, marked as a duplicate."""
+
+    answer: dict
+
+
+@dataclass(frozen=True)
+class Started:
+    """An `order.paid` claimed by this delivery: its member (locked; None when the customer is
+    not one and the program does not enrol), their tier before this event (to read, not to
+    change), and the order as inserted (a plain `Order`, its `id` included)."""
+
+    member: Member | None
+    tier: Tier | None
+    order: Order
+
+
+def paid_order(
+    session: Session, hooks: Hooks, program: ProgramSettings, data: dict, digest: str, row: dict
+) -> Started | Replay:
+    """Take in a validated `order.paid` whose order row (`row`, `member_id` unset) is given:
+    claimed and started, or replayed. 409 if another event recorded the order; an order in
+    another currency than the program's is refused after a replay is answered."""
+    if _dialect(session) == "postgresql" and data["order"]["currency"] == program.currency:
+        return _on_postgresql(session, hooks, program, data, digest, row)
+    return _step_by_step(session, hooks, program, data, digest, row)
+
+
+def claim(session: Session, program: ProgramSettings, data: dict, digest: str) -> Replay | None:
+    """Claim the event for this delivery (None), or the answer it got before. An event in
+    another currency than the program's is refused once it is claimed (a replay is answered)."""
+    row = {
+        "event_id": data["id"],
+        "type": data["type"],
+        "order_id": data["order"]["id"],
+        "body_hash": digest,
+        "created_at": utcnow(),
+    }
+    statement = _insert_new(session, _EVENTS, "event_id", "event_id")
+    if fast(statement).first(session.connection(), row) is None:
+        return _replay(session, data["id"], digest)
+    check_currency(program, data["order"]["currency"])
+    return None
+
+
+def find_order(session: Session, order_id: str) -> Order | None:
+    """The order's row, locked (FOR UPDATE), as a plain `Order`; None if there is none."""
+    row = session.execute(_LOCK_ORDER, {"order_key": order_id}).first()
+    return built(Order, dict(row._mapping)) if row is not None else None
+
+
+def insert_order(session: Session, row: dict) -> Order:
+    """INSERT the order (every column given) unless its id is known, as a plain `Order`; 409
+    if it is known (recorded by another event, which a concurrent one waited for)."""
+    order_pk = fast(_insert_new(session, _ORDERS, "order_id", "id")).scalar(
+        session.connection(), row
+    )
+    if order_pk is None:
+        _order_taken(session, row["order_id"])
+    order: Order = built(Order, {**row, "id": order_pk})
+    return order
+
+
+def store_answer(session: Session, event_id: str, answer: str, order: Order, changes: dict) -> None:
+    """The answer (JSON text) into the event's row, and `changes` (column -> value) into the
+    order's: on PostgreSQL one statement (the order's UPDATE a data-modifying CTE), elsewhere
+    one each. A row of this order the session holds (read before the event) gets them too."""
+    if _dialect(session) == "postgresql":
+        params = {"answer": answer, "event_key": event_id}
+        if not changes:
+            fast(_STORE_ANSWER).execute(session.connection(), params)
+        else:
+            params |= {f"order_{name}": value for name, value in changes.items()}
+            statement = _store_answer_and_order(tuple(changes))
+            fast(statement).execute(session.connection(), {**params, "order_pk": order.id})
+    else:
+        if changes:
+            session.execute(_UPDATE_ORDER, {**changes, "order_pk": order.id})
+        params = {"response": json.loads(answer), "event_key": event_id}
+        session.execute(_STORE_RESPONSE, params)
+    if changes:
+        key = _ORDER_MAPPER.identity_key_from_primary_key((order.id,))
+        held = session.identity_map.get(key)
+        for name, value in changes.items() if held is not None else ():
+            set_committed_value(held, name, value)
+
+
+# --- the statements, built once (per dialect) and run with parameters: building and caching
+# a statement anew each time cost more CPU than the round trip it makes ----------------------
+
+_EVENTS, _ORDERS, _MEMBERS, _TIERS = (
+    ProcessedEvent.__table__,
+    Order.__table__,
+    Member.__table__,
+    Tier.__table__,
+)
+_ORDER_MAPPER = sa_inspect(Order)
+_MEMBER_ATTRS = tuple(attr.key for attr in sa_inspect(Member).column_attrs)
+_TIER_ATTRS = tuple(attr.key for attr in sa_inspect(Tier).column_attrs)
+
+
+def _dialect(session: Session) -> str:
+    return session.get_bind().dialect.name
+
+
+@cache
+def _insert_new_statement(dialect: str, table: Table, key: str, returned: str) -> Any:
+    insert_ = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    return insert_(table).on_conflict_do_nothing(index_elements=[key]).returning(table.c[returned])
+
+
+def _insert_new(session: Session, table: Table, key: str, returned: str) -> Any:
+    """INSERT ... ON CONFLICT (key) DO NOTHING RETURNING `returned`; values at execution."""
+    return _insert_new_statement(_dialect(session), table, key, returned)
+
+
+_STORE_RESPONSE = update(_EVENTS).where(_EVENTS.c.event_id == bindparam("event_key"))
+# PostgreSQL: the answer given as the JSON text already encoded (the server parses it either way).
+_STORE_ANSWER = _STORE_RESPONSE.values(response=cast(bindparam("answer", type_=Text()), JSONB))
+# SET whichever columns the parameters name (besides `order_pk`).
+_UPDATE_ORDER = update(_ORDERS).where(_ORDERS.c.id == bindparam("order_pk"))
+_LOCK_ORDER = select(_ORDERS).where(_ORDERS.c.order_id == bindparam("order_key")).with_for_update()
+_LOCK_MEMBER = (
+    select(Member, Tier)
+    .outerjoin(Tier, Tier.id == Member.tier_id)
+    .where(Member.customer_id == bindparam("customer_id"))
+    .with_for_update(of=Member)
+    .execution_options(populate_existing=True)
+)
+
+
+@lru_cache(maxsize=64)
+def _store_answer_and_order(names: tuple[str, ...]) -> Any:
+    values = {name: bindparam(f"order_{name}", type_=_ORDERS.c[name].type) for name in names}
+    changed = update(_ORDERS).where(_ORDERS.c.id == bindparam("order_pk")).values(values)
+    return _STORE_ANSWER.add_cte(changed.cte("order_changes"))
+
+
+def _replay(session: Session, event_id: str, digest: str) -> Replay:
+    """The stored answer of an event claimed before, if sent again with the same body."""
+    event = session.get(ProcessedEvent, event_id, populate_existing=True)
+    if event is None:  # purged between the two statements: the sender retries
+        raise Conflict(f"Event {event_id!r} is being processed; retry.")
+    if event.body_hash != digest:
+        raise Conflict(f"Event {event_id!r} was already received with a different body.")
+    return Replay({**(event.response or {}), "duplicate": True})
+
+
+def _order_taken(session: Session, order_id: str) -> NoReturn:
+    """409: the order was paid or canceled by another event (a concurrent one waited for it
+    to commit)."""
+    status = session.scalar(select(Order.status).where(Order.order_id == order_id))
+    state = "canceled" if status == "canceled" else "already paid"
+    raise Conflict(f"Order {order_id!r} was recorded by another event: it is {state}.")
+
+
+# --- order.paid, step by step (SQLite; PostgreSQL for an order in another currency) ----------
+
+
+def _step_by_step(
+    session: Session, hooks: Hooks, program: ProgramSettings, data: dict, digest: str, row: dict
+) -> Started | Replay:
+    replay = claim(session, program, data, digest)
+    if replay is not None:
+        return replay
+    return _place(session, hooks, program, data, row)
+
+
+def _place(
+    session: Session, hooks: Hooks, program: ProgramSettings, data: dict, row: dict
+) -> Started:
+    """The member locked (enrolled first if the program says so), then the order inserted."""
+    member, tier = _lock_member(session, data["order"]["customer_id"])
+    if member is None and program.auto_enroll:
+        payload = data["order"]
+        members.enroll(
+            session,
+            hooks,
+            payload["customer_id"],
+            payload.get("email"),
+            name=payload.get("name"),
+            enrolled_at=data["occurred_at"],
+        )
+        member, tier = _lock_member(session, payload["customer_id"])
+    row["member_id"] = member.id if member is not None else None
+    return Started(member, tier, insert_order(session, row))
+
+
+def _lock_member(session: Session, customer_id: str) -> tuple[Member | None, Tier | None]:
+    """The member's row, locked, and their tier (which earning reads), in one statement."""
+    row = session.execute(_LOCK_MEMBER, {"customer_id": customer_id}).first()
+    return (row[0], row[1]) if row is not None else (None, None)
+
+
+# --- order.paid on PostgreSQL: claim, member lock and order insert in one statement ----------
+
+
+def _on_postgresql(
+    session: Session, hooks: Hooks, program: ProgramSettings, data: dict, digest: str, row: dict
+) -> Started | Replay:
+    payload = data["order"]
+    params = {f"order_{name}": value for name, value in row.items() if name != "member_id"}
+    params |= {
+        "event_id": data["id"],
+        "event_type": data["type"],
+        "event_order_id": payload["id"],
+        "body_hash": digest,
+        "event_created_at": row["created_at"],
+        "customer_id": payload["customer_id"],
+        "member_optional": not program.auto_enroll,
+    }
+    found = fast(_claim_and_place_statement()).first(session.connection(), params)
+    config_cache.seen(session, found.config_version)  # StaleConfig: the request runs again
+    if found.claimed is None:
+        return _replay(session, data["id"], digest)
+    if found.order_pk is None:
+        if found.m_id is not None or not program.auto_enroll:
+            _order_taken(session, payload["id"])  # the member is there: the order was not new
+        return _place(session, hooks, program, data, row)  # a customer to enrol first
+    member = tier = None
+    if found.m_id is not None:
+        member = _attached(session, Member, {n: getattr(found, f"m_{n}") for n in _MEMBER_ATTRS})
+    if found.t_id is not None:
+        # Read only (earning's rate and name): a snapshot, not a row of the session.
+        tier = built(Tier, {n: getattr(found, f"t_{n}") for n in _TIER_ATTRS})
+    row["member_id"] = member.id if member is not None else None
+    return Started(member, tier, built(Order, {**row, "id": found.order_pk}))
+
+
+@cache
+def _claim_and_place_statement() -> Any:
+    """One statement doing what `claim`, `_lock_member` and `insert_order` do, in that order
+    (each step reads the one before it, which orders them):
+
+    - `claim`: the event's row, unless it exists (INSERT ... ON CONFLICT DO NOTHING);
+    - `locked`: if claimed, the member's row, locked (FOR UPDATE; after waiting for a lock,
+      PostgreSQL returns the row as the other transaction committed it);
+    - `placed`: if claimed, and the member was found or is not needed (no auto-enrolment),
+      the order (ON CONFLICT (order_id) DO NOTHING), with the locked member's id;
+
+    and it answers with the claim, the order's id, the member's and their tier's columns, and
+    the config stamp (`config_cache.version_column()`: the settings the event used are checked).
+    """
+    claim_ = (
+        postgresql_insert(_EVENTS)
+        .values(
+            event_id=bindparam("event_id"),
+            type=bindparam("event_type"),
+            order_id=bindparam("event_order_id"),
+            body_hash=bindparam("body_hash"),
+            created_at=bindparam("event_created_at", type_=_EVENTS.c.created_at.type),
+        )
+        .on_conflict_do_nothing(index_elements=["event_id"])
+        .returning(_EVENTS.c.event_id)
+        .cte("claim")
+    )
+    claimed = exists(select(claim_.c.event_id))
+    locked = (
+        select(_MEMBERS)
+        .where(_MEMBERS.c.customer_id == bindparam("customer_id"), claimed)
+        .with_for_update()
+        .cte("locked")
+    )
+    order_columns = [c for c in _ORDERS.c if c.key != "id"]
+    values = [
+        select(locked.c.id).scalar_subquery() if c.key == "member_id"
+        else bindparam(f"order_{c.key}", type_=c.type)
+        for c in order_columns
+    ]  # fmt: skip
+    placed = (
+        postgresql_insert(_ORDERS)
+        .from_select(
+            [c.key for c in order_columns],
+            select(*values).where(
+                claimed,
+                or_(bindparam("member_optional", type_=Boolean()), exists(select(locked.c.id))),
+            ),
+        )
+        .on_conflict_do_nothing(index_elements=["order_id"])
+        .returning(_ORDERS.c.id)
+        .cte("placed")
+    )
+    one = select(literal(1).label("one")).subquery("one")
+    return (
+        select(
+            select(claim_.c.event_id).scalar_subquery().label("claimed"),
+            select(placed.c.id).scalar_subquery().label("order_pk"),
+            config_cache.version_column(),
+            *(locked.c[name].label(f"m_{name}") for name in _MEMBER_ATTRS),
+            *(_TIERS.c[name].label(f"t_{name}") for name in _TIER_ATTRS),
+        )
+        .select_from(one)
+        .outerjoin(locked, true())
+        .outerjoin(_TIERS, _TIERS.c.id == locked.c.tier_id)
+    )
+
+
+def _attached(session: Session, model: type, values: dict) -> Any:
+    """The session's instance of `model` holding `values` as just loaded (what a query with
+    populate_existing gives), without another query."""
+    instance = session.identity_map.get(sa_inspect(model).identity_key_from_primary_key(
+        (values["id"],)
+    ))  # fmt: skip
+    if instance is not None:
+        for name, value in values.items():
+            set_committed_value(instance, name, value)
+        return instance
+    instance = built(model, values)
+    make_transient_to_detached(instance)  # loaded state: no history, nothing to flush
+    session.add(instance)
+    return instance

@@ -7,7 +7,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from loyalty.program.service import currency_exponent
 
-SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥", "CAD": "CA$", "AUD": "A$", "INR": "₹"}
+SYMBOLS = {
+    "USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥", "CAD": "CA$", "AUD": "A$", "INR": "₹",
+    "KRW": "₩",
+}  # fmt: skip
 
 
 def points(value: int | None) -> str:
@@ -18,24 +21,29 @@ def signed_points(value: int) -> str:
     return f"+{value:,}" if value > 0 else f"−{-value:,}" if value < 0 else "0"
 
 
-def money(minor: int | None, currency: str) -> str:
-    """Minor units as the currency's major units: 123450 USD → `$1,234.50`."""
+def money(minor: int | None, currency: str, *, whole: bool = False) -> str:
+    """Minor units as the currency's major units: 123450 USD → `$1,234.50`; with `whole`, a
+    whole amount without its decimals (`$350`, as a rule or a threshold reads)."""
     if minor is None:
         return "—"
     exponent = currency_exponent(currency)
     major = Decimal(minor).scaleb(-exponent)
-    text = f"{abs(major):,.{exponent}f}"
+    places = 0 if whole and major == major.to_integral_value() else exponent
+    text = f"{abs(major):,.{places}f}"
     sign = "−" if minor < 0 else ""
     symbol = SYMBOLS.get(currency)
     return f"{sign}{symbol}{text}" if symbol else f"{sign}{text} {currency}"
 
 
-def major_units(minor: int | None, currency: str) -> str:
-    """Minor units as a form shows them: 1000 USD → `10.00` (empty for none)."""
+def major_units(minor: int | None, currency: str, *, whole: bool = False) -> str:
+    """Minor units as a form shows them: 1000 USD → `10.00` (empty for none); with `whole`,
+    a whole amount without its decimals (35000 → `350`, 35050 → `350.50`)."""
     if minor is None:
         return ""
     exponent = currency_exponent(currency)
-    return f"{Decimal(minor).scaleb(-exponent):.{exponent}f}"
+    major = Decimal(minor).scaleb(-exponent)
+    places = 0 if whole and major == major.to_integral_value() else exponent
+    return f"{major:.{places}f}"
 
 
 def minor_units(text: str | None, currency: str) -> int | None:

@@ -3,8 +3,8 @@
 Through the same schemas (`EarningRuleSchema`, `EarningRuleUpdateSchema`) and service functions
 (`create_rule`, `update_rule`, which write the audit record) as `POST`/`PATCH
 /v1/earning-rules`, so the console accepts exactly what the API accepts and shows its
-explanations. A rule is read as the API shows it (`rule_view`: tiers by name). Dates are typed
-and shown in the program's time zone; amounts in major units of its currency.
+explanations. A rule is read as the API shows it (`EarningRuleSchema`: tiers by name). Dates
+are typed and shown in the program's time zone; amounts in major units of its currency.
 """
 
 from datetime import datetime

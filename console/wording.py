@@ -1,7 +1,7 @@
 """Program settings in a merchant's words: money amounts, multipliers, and earning rules.
 
-`describe_rule` phrases an earning rule as the API shows it (`rule_view`: tier *names* in its
-conditions) — "2× points on skincare, 1–31 March", "100 bonus points on a first order of
+`describe_rule` phrases an earning rule as the API shows it (`EarningRuleSchema`: tier *names*
+in its conditions) — "2× points on skincare, 1–31 March", "100 bonus points on a first order of
 $50 or more", "Signup bonus: 200 points". Money is read and written in major units of the
 program's currency; the API and the services keep minor units.
 """
@@ -14,10 +14,10 @@ from zoneinfo import ZoneInfo
 
 from marshmallow import ValidationError
 
+from console import display
 from loyalty.program.service import currency_exponent
 
 _AMOUNT = re.compile(r"[0-9]{1,18}(\.[0-9]{1,12})?")
-SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥", "INR": "₹", "KRW": "₩"}
 MONTHS = (
     "January", "February", "March", "April", "May", "June",
     "July", "August", "September", "October", "November", "December",
@@ -29,27 +29,19 @@ MONTHS = (
 
 def money(minor: int, currency: str) -> str:
     """12345 USD → "$123.45"; whole amounts without decimals ("$350"), thousands grouped."""
-    exponent = currency_exponent(currency)
-    major = Decimal(minor).scaleb(-exponent)
-    text = f"{major:,.0f}" if major == major.to_integral_value() else f"{major:,.{exponent}f}"
-    symbol = SYMBOLS.get(currency)
-    return f"{symbol}{text}" if symbol else f"{text} {currency}"
+    return display.money(minor, currency, whole=True)
 
 
 def major_units(minor: int | None, currency: str) -> str:
     """A form's value for an amount: 35000 USD → "350", 35050 → "350.50"."""
-    if minor is None:
-        return ""
-    exponent = currency_exponent(currency)
-    major = Decimal(minor).scaleb(-exponent)
-    return f"{major:.0f}" if major == major.to_integral_value() else f"{major:.{exponent}f}"
+    return display.major_units(minor, currency, whole=True)
 
 
 def parse_money(text: str | None, currency: str, field: str) -> int | None:
     """A typed amount in major units → minor units; None when empty. A ValidationError on
     `field` for anything that is not an amount of this currency ("350", "350.5", "1,000")."""
     text = (text or "").strip().replace(",", "").replace(" ", "")
-    symbol = SYMBOLS.get(currency)
+    symbol = display.SYMBOLS.get(currency)
     if symbol and text.startswith(symbol):
         text = text[len(symbol) :]
     if not text:

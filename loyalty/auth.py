@@ -27,7 +27,7 @@ from werkzeug.exceptions import HTTPException
 from loyalty import cache, transaction
 from loyalty.audit import record_change
 from loyalty.errors import DomainError, Forbidden, Unauthorized, ValidationFailed
-from loyalty.extensions import Base, db
+from loyalty.extensions import Base, db, lazy_session
 from loyalty.members.models import Member
 from loyalty.retry import pause, transient
 from loyalty.types import UTCDateTime, utcnow
@@ -117,7 +117,7 @@ def _principal_from_request() -> Principal:
         raise Unauthorized("Send `Authorization: Bearer <key or widget token>`.")
     if token.startswith(KEY_PREFIX):
         digest = hash_key(token)
-        found = cache.cached(db.session(), "api_keys", digest, lambda: _live_key(digest))
+        found = cache.cached(lazy_session(), "api_keys", digest, lambda: _live_key(digest))
         if found is None:
             raise Unauthorized("Unknown or revoked API key.")
         key_id, scopes = found

@@ -2,7 +2,7 @@
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import flask_smorest
 from flask_migrate import Migrate
@@ -83,6 +83,13 @@ def _sqlite_begin(conn):
     # instead of one failing with "database is locked" when it upgrades a read lock.
     if conn.dialect.name == "sqlite":
         conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def lazy_session() -> Session:
+    """The request's session proxy (`db.session`), typed as the `Session` it stands for: it
+    makes the session only when a statement needs one, so a request answered from caches makes
+    none and has nothing to commit (`db.session()` would make it at once)."""
+    return cast(Session, db.session)
 
 
 def session_started(session: Session | scoped_session) -> bool:

@@ -20,7 +20,7 @@ from flask.views import MethodView
 from loyalty.auth import current_member, current_principal, require
 from loyalty.cache_control import own_cache_control
 from loyalty.errors import NotFound
-from loyalty.extensions import Blueprint, db
+from loyalty.extensions import Blueprint, db, lazy_session
 from loyalty.hooks import hooks
 from loyalty.members import service as members
 from loyalty.members.schemas import EntryPageSchema
@@ -169,7 +169,7 @@ def _allow_origin(response: Response) -> bool:
     else:  # the usual case, without parsing a Vary header that is not there
         response.headers.add("Vary", "Origin")
     origin = request.headers.get("Origin")
-    if not service.origin_allowed(db.session(), origin):
+    if not service.origin_allowed(lazy_session(), origin):
         return False
     response.headers["Access-Control-Allow-Origin"] = origin
     return True

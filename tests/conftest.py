@@ -286,3 +286,24 @@ def chromium(request):
     if path is None:
         service_missing(request.config, "Chromium not installed (apt-get install chromium)")
     return path
+
+
+# Chromium started as on this machine's kind: headless, no background traffic to a closed network.
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture
+def browser(chromium):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()

@@ -25,7 +25,7 @@ from loyalty.extensions import db
 from loyalty.hooks import hooks
 from loyalty.seed import seed_demo_program
 from tests.conftest import ROOT, make_app, migrate
-from tests.widget.test_widget_browser import CHROMIUM_ARGS, TIMEOUT_MS, ServerThread
+from tests.widget.test_widget_browser import TIMEOUT_MS, ServerThread
 
 SCREENSHOTS = ROOT / "test-artifacts" / "console"
 PASSWORD = "correct horse battery staple"
@@ -133,16 +133,6 @@ def live_console(tmp_path):
         yield app, server.url
     with app.app_context():
         db.engine.dispose()
-
-
-@pytest.fixture
-def browser(chromium):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture

@@ -20,14 +20,6 @@ from tests.conftest import ROOT, bearer, make_app, migrate
 pytestmark = pytest.mark.browser
 
 ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 TIMEOUT_MS = 15_000  # an upper bound for slow machines, never a measurement
 
 
@@ -63,16 +55,6 @@ def live(tmp_path):
         yield app, server.url, bearer(admin)
     with app.app_context():
         db.engine.dispose()
-
-
-@pytest.fixture
-def browser(chromium):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 def api(app, method, path, headers, json=None):

@@ -26,8 +26,9 @@ help:
 ## run: install, migrate, seed the demo program once, serve on SQLite (http://127.0.0.1:5000)
 run: $(VENV)/.runtime
 	$(FLASK) db upgrade
-	$(FLASK) loyalty seed-demo
-	$(FLASK) run --host $(HOST) --port $(PORT) --with-threads
+	LOYALTY_PUBLIC_URL=$${LOYALTY_PUBLIC_URL:-http://$(HOST):$(PORT)} $(FLASK) loyalty seed-demo
+	LOYALTY_PUBLIC_URL=$${LOYALTY_PUBLIC_URL:-http://$(HOST):$(PORT)} \
+	  $(FLASK) run --host $(HOST) --port $(PORT) --with-threads
 
 ## worker: run the scheduled jobs every minute
 worker: $(VENV)/.runtime

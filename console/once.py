@@ -7,11 +7,11 @@ the first one went instead of applying again."""
 import secrets
 
 from flask import g
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from wtforms import HiddenField
 
+from loyalty import idempotency
 from loyalty.idempotency import IdempotencyRecord, open_body, seal_body
 
 PREFIX = "console:"
@@ -38,12 +38,8 @@ def already_done(session: Session, key: str) -> str | None:
     """Where the first request with this key went (its redirect), or None if there was none."""
     if not key:
         return None
-    stored = session.scalar(
-        select(IdempotencyRecord.body).where(
-            IdempotencyRecord.principal == _principal(), IdempotencyRecord.key == PREFIX + key
-        )
-    )
-    return None if stored is None else open_body(stored)
+    record = idempotency.find(session, _principal(), PREFIX + key)
+    return None if record is None else open_body(record.body)
 
 
 def claim(session: Session, key: str, location: str, fingerprint: str) -> bool:

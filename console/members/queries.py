@@ -8,16 +8,12 @@ from sqlalchemy.orm import Session
 from console.models import Admin
 from loyalty.audit import AuditLog
 from loyalty.codes import normalize_code
-from loyalty.cursors import cursor_row_id, encode_cursor
 from loyalty.lookalikes import normalize_email
 from loyalty.members import service
 from loyalty.members.models import Member
+from loyalty.paging import Page, page_by_id
 from loyalty.tiers.models import Tier
 from referrals.models import ReferralCode
-
-
-class BadCursor(ValueError):
-    """A page cursor the list never made."""
 
 
 def find_exact(session: Session, text: str) -> Member | None:
@@ -53,19 +49,12 @@ def _matching(text: str):
     return query.where(or_(*who))
 
 
-def search(session: Session, text: str, cursor: str | None, limit: int):
-    """([(member, tier name)], next cursor): the members `text` names (all of them for no
-    text), not erased, newest first. BadCursor for a cursor this list never made."""
-    query = _matching(text)
-    if cursor:
-        before = cursor_row_id(cursor)
-        if before is None:
-            raise BadCursor(cursor)
-        query = query.where(Member.id < before)
-    rows = session.execute(query.order_by(Member.id.desc()).limit(limit + 1)).all()
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return rows, (encode_cursor(rows[-1][0].id) if more else None)
+def search(session: Session, text: str, cursor: str | None, limit: int) -> Page:
+    """A page of (member, tier name) rows: the members `text` names (all of them for no text),
+    not erased, newest first. A cursor this list never made is refused (`ValidationFailed`)."""
+    return page_by_id(
+        session, _matching(text), Member.id, limit, cursor, row_id=lambda row: row[0].id
+    )
 
 
 def admin_changes(session: Session, member: Member, code_ids: list[int], limit: int):

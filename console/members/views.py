@@ -20,7 +20,7 @@ from console.htmx import is_htmx
 from console.members import activity as words
 from console.members import queries
 from loyalty.audit import record_change
-from loyalty.errors import Conflict, DomainError, NotFound
+from loyalty.errors import Conflict, DomainError, NotFound, ValidationFailed
 from loyalty.extensions import db
 from loyalty.hooks import hooks
 from loyalty.members import service
@@ -76,9 +76,10 @@ def index():
         if found is not None:
             return redirect(url_for(".show", customer_id=found.customer_id), 303)
     try:
-        rows, next_cursor = queries.search(db.session(), text, cursor, PAGE_SIZE)
-    except queries.BadCursor:
+        page = queries.search(db.session(), text, cursor, PAGE_SIZE)
+    except ValidationFailed:  # a cursor this list never made
         abort(404)
+    rows, next_cursor = page.items, page.next_cursor
     program = get_program(db.session())
     context = {
         "q": text,

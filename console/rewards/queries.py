@@ -5,13 +5,10 @@ goes through the API's catalog service."""
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from loyalty.cursors import MAX_INT32_ROW_ID, cursor_row_id, encode_cursor
+from loyalty.cursors import MAX_INT32_ROW_ID
+from loyalty.paging import Page, page_by_id
 from loyalty.tiers.models import Tier
 from rewards.catalog.models import USED, Reward, RewardCode
-
-
-class BadCursor(ValueError):
-    """A page cursor the catalog never made."""
 
 
 def tier_names(session: Session) -> dict[int, str]:
@@ -19,20 +16,15 @@ def tier_names(session: Session) -> dict[int, str]:
     return dict(session.execute(select(Tier.id, Tier.name).order_by(Tier.threshold)).all())
 
 
-def catalog_page(session: Session, retired: bool, cursor: str | None, limit: int):
-    """([reward], next cursor): the catalog (or its retired rewards), oldest first."""
+def catalog_page(session: Session, retired: bool, cursor: str | None, limit: int) -> Page:
+    """A page of the catalog (or of its retired rewards), oldest first. A cursor this list
+    never made is refused (`ValidationFailed`)."""
     query = select(Reward).where(
         Reward.deleted_at.is_not(None) if retired else Reward.deleted_at.is_(None)
     )
-    if cursor:
-        after = cursor_row_id(cursor, MAX_INT32_ROW_ID)
-        if after is None:
-            raise BadCursor(cursor)
-        query = query.where(Reward.id > after)
-    rows = list(session.scalars(query.order_by(Reward.id).limit(limit + 1)))
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return rows, (encode_cursor(rows[-1].id) if more else None)
+    return page_by_id(
+        session, query, Reward.id, limit, cursor, newest_first=False, max_row_id=MAX_INT32_ROW_ID
+    )
 
 
 def retired_count(session: Session) -> int:

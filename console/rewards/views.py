@@ -16,7 +16,7 @@ from console.auth import can, requires
 from console.forms import show_error
 from console.rewards import queries
 from console.rewards.forms import KIND_LABELS, RewardForm, api_body, reward_form
-from loyalty.errors import DomainError, NotFound
+from loyalty.errors import DomainError, NotFound, ValidationFailed
 from loyalty.extensions import db
 from loyalty.program.service import get_program
 from loyalty.types import utcnow
@@ -74,9 +74,10 @@ def index():
     retired = request.args.get("show") == "retired"
     cursor = request.args.get("cursor") or None
     try:
-        rows, next_cursor = queries.catalog_page(db.session(), retired, cursor, PAGE_SIZE)
-    except queries.BadCursor:
+        page = queries.catalog_page(db.session(), retired, cursor, PAGE_SIZE)
+    except ValidationFailed:  # a cursor this list never made
         abort(404)
+    rows, next_cursor = page.items, page.next_cursor
     program = get_program(db.session())
     tz = display.zone(program.timezone)
     now = utcnow()

@@ -32,6 +32,19 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "members.erase": frozenset({"owner", "admin"}),
     "codes.cancel": frozenset({"owner", "admin", "support"}),
     "referrals.review": frozenset({"owner", "admin", "support"}),
+    # gift cards: look up (by last 4 or id), disable or adjust with a reason; issuing new
+    # value is for owners and admins
+    "giftcards.view": frozenset({"owner", "admin", "support"}),
+    "giftcards.manage": frozenset({"owner", "admin", "support"}),
+    "giftcards.issue": frozenset({"owner", "admin"}),
+    # awarding bonus points to a whole segment of members
+    "segments.award": frozenset({"owner", "admin"}),
+    # outbound webhook endpoints and their deliveries
+    "webhooks.manage": frozenset({"owner", "admin"}),
+    # server API keys: owners only
+    "keys.manage": frozenset({"owner"}),
+    # who changed what
+    "audit.view": frozenset({"owner", "admin"}),
     # reports (read-only)
     "reports.view": frozenset(ROLES),
 }

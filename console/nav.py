@@ -13,14 +13,23 @@ class Entry:
     label: str
     endpoint: str  # the page's index view
     permission: str  # console.accounts.PERMISSIONS
+    group: str  # the heading it is listed under
 
 
+# In the order shown; an entry whose page is not registered is left out.
 NAV = (
-    Entry("Members", "console.members.index", "members.view"),
-    Entry("Tiers", "console.tiers.index", "program.view"),
-    Entry("Earning rules", "console.rules.index", "program.view"),
-    Entry("Rewards", "console.rewards.index", "program.view"),
-    Entry("Settings", "console.settings.index", "program.view"),
+    Entry("Dashboard", "console.dashboard.index", "reports.view", "Overview"),
+    Entry("Reports", "console.reports.index", "reports.view", "Overview"),
+    Entry("Members", "console.members.index", "members.view", "Customers"),
+    Entry("Referrals", "console.referrals.index", "referrals.review", "Customers"),
+    Entry("Gift cards", "console.giftcards.index", "giftcards.view", "Customers"),
+    Entry("Tiers", "console.tiers.index", "program.view", "Program"),
+    Entry("Earning rules", "console.rules.index", "program.view", "Program"),
+    Entry("Rewards", "console.rewards.index", "program.view", "Program"),
+    Entry("Settings", "console.settings.index", "program.view", "Program"),
+    Entry("Webhooks", "console.webhooks.index", "webhooks.manage", "Developers"),
+    Entry("API keys", "console.keys.index", "keys.manage", "Developers"),
+    Entry("Audit log", "console.audit.index", "audit.view", "Developers"),
 )
 
 
@@ -39,6 +48,7 @@ def entries() -> list[dict]:
         shown.append(
             {
                 "label": entry.label,
+                "group": entry.group,
                 "url": url_for(entry.endpoint),
                 "active": here == blueprint or here.startswith(blueprint + "."),
             }

@@ -146,6 +146,9 @@ def from_environment(instance_path: str, environ: Env | None = None) -> dict:
         # The hot statements on psycopg's cursor instead of SQLAlchemy's execution path; off
         # (FASTSQL=0), every statement runs through `Connection.execute` (docs/performance.md).
         "FASTSQL": fastsql_setting(env),
+        # `loyalty seed-demo` adds two years of demo orders, referrals and redemptions (so the
+        # console's dashboard and reports show something); 0 seeds only the demo program.
+        "DEMO_HISTORY": _bool(env.get("DEMO_HISTORY"), default=True),
         # May webhooks go to loopback, private, link-local (cloud metadata) or other internal
         # addresses? Off in production (no request forgery into the operator's network), on
         # elsewhere so a receiver on localhost works while developing.

@@ -17,6 +17,7 @@ import rewards.giftcards
 from connectors.discounts import sync_store_codes
 from console.seed import seed_demo_admin
 from loyalty import jobs as core_jobs
+from loyalty.demo_history import seed_demo_history
 from loyalty.earning import rules as earning_rules
 from loyalty.earning.service import PointsEarning
 from loyalty.hooks import DemoSeed, Hooks, Job, OrderHandler
@@ -24,7 +25,9 @@ from loyalty.tiers import service as tiers
 from loyalty.tiers.demo import seed_demo_tiers
 from loyalty.webhooks.delivery import deliver_webhooks, purge_webhooks
 from loyalty.widget.seed import seed_demo_shopper
+from referrals.demo import seed_demo_referrals
 from referrals.service import ReferralConversion, issue_due_reward_codes, seed_demo
+from rewards.catalog.demo import seed_demo_redemptions
 from rewards.catalog.service import RewardCodeConsumption, expire_codes, seed_demo_rewards
 from rewards.giftcards.seed import seed_demo_card
 from rewards.giftcards.service import GiftCardHolds, expire_cards, expire_holds
@@ -62,6 +65,9 @@ DEMO_SEEDS: list[DemoSeed] = [
     seed_demo,  # referral program settings
     seed_demo_card,  # a gift card
     seed_demo_shopper,  # its order sees the demo tiers and rewards
+    seed_demo_history,  # two years of orders from members and non-members
+    seed_demo_referrals,  # friends who converted, claims held for review
+    seed_demo_redemptions,  # points spent on the catalog
     seed_demo_admin,  # last: the console's demo owner, its password printed once
 ]
 

@@ -111,6 +111,7 @@ def make_app(database_url: str, **config):
             "RATELIMIT_STORAGE_URI": "memory://",
             "SECRET_KEYS": ["test-secret-old", "test-secret-new"],
             "SECRET_KEY": "test-secret-new",
+            "DEMO_HISTORY": False,  # tests make their own data (tests/test_demo_history.py)
             **config,
         }
     )

@@ -112,7 +112,7 @@ def demo_events(rng: random.Random, people: list[Customer], now: datetime) -> li
     """Each customer's orders: a first one somewhere in the two years, then, while they keep
     coming back (members more often than others), one every few weeks to months."""
     start = now - timedelta(days=DAYS)
-    events = []
+    events: list[dict] = []
     for person in people:
         comes_back = 0.68 if person.member else 0.42
         at = start + timedelta(days=rng.uniform(0, DAYS - 3), minutes=rng.randrange(1440))
@@ -128,7 +128,7 @@ def demo_events(rng: random.Random, people: list[Customer], now: datetime) -> li
                 break
             at += timedelta(days=rng.uniform(18, 110), minutes=rng.randrange(1440))
             number += 1
-    events.sort(key=lambda event: event["occurred_at"])
+    events.sort(key=lambda event: str(event["occurred_at"]))
     return events
 
 
@@ -140,7 +140,7 @@ def seed_demo_history(session: Session) -> None:
     now = utcnow()
     people = demo_customers(rng)
     events = demo_events(rng, people, now)
-    first_order = {}
+    first_order: dict[str, str] = {}
     for event in events:
         first_order.setdefault(event["order"]["customer_id"], event["occurred_at"])
     program = get_program(session, for_update=True)

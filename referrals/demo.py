@@ -32,7 +32,7 @@ HELD = ("missing_ip", "confusable_name", "confusable_email")
 
 def _look_alike(name: str) -> str:
     """The name with Latin letters swapped for Cyrillic ones that look the same."""
-    return name.translate(str.maketrans({"a": "а", "e": "е", "o": "о", "A": "А", "O": "О"}))
+    return name.translate(str.maketrans("aeoAO", "аеоАО"))
 
 
 def seed_demo_referrals(session: Session) -> None:

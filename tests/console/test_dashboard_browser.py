@@ -148,6 +148,7 @@ def test_the_dashboard_shows_the_overview_api_figures(
     assert cells == [m["referral_conversions"] for m in api["months"]]
     screenshot(page, "dashboard-tables-open")
     page.reload()
+    page.evaluate("() => window.scrollTo(0, 0)")
     screenshot(page, "dashboard")
     page.set_viewport_size({"width": 420, "height": 900})
     screenshot(page, "dashboard-narrow")

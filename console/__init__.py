@@ -89,11 +89,13 @@ def _security_headers(response):
 def _template_globals():
     from console.auth import can
 
+    entries = nav.entries()
     return {
         "csrf_token": generate_csrf,
         "current_admin": current_user,
         "can": can,
-        "nav": nav.entries(),
+        "nav": entries,
+        "nav_groups": nav.grouped(entries),
         "program_name": current_app.config["CONSOLE_PROGRAM_NAME"],
     }
 

@@ -45,8 +45,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "keys.manage": frozenset({"owner"}),
     # who changed what
     "audit.view": frozenset({"owner", "admin"}),
-    # reports (read-only)
-    "reports.view": frozenset(ROLES),
+    # reports and the dashboard (read-only): not support's, whose work is members
+    "reports.view": frozenset({"owner", "admin", "analyst"}),
 }
 
 ROLE_DESCRIPTIONS = {

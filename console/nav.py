@@ -56,6 +56,16 @@ def entries() -> list[dict]:
     return shown
 
 
+def grouped(shown: list[dict]) -> list[dict]:
+    """The entries under their headings, both in NAV order: [{name, entries}, ...]."""
+    groups: list[dict] = []
+    for entry in shown:
+        if not groups or groups[-1]["name"] != entry["group"]:
+            groups.append({"name": entry["group"], "entries": []})
+        groups[-1]["entries"].append(entry)
+    return groups
+
+
 def home_url() -> str:
     """The first page the signed-in admin may open (their profile when none)."""
     for entry in entries():

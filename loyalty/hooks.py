@@ -177,6 +177,30 @@ class ReportCohorts(Protocol):
     def __call__(self) -> Select[Any]: ...
 
 
+class ReportConversions(Protocol):
+    """A selectable of referral conversions, one row per conversion with its time as `at`
+    (the dashboard's and /v1/reports/overview's "referral conversions")."""
+
+    def __call__(self) -> Select[Any]: ...
+
+
+@dataclass(frozen=True)
+class PointValue:
+    """What one point is worth at redemption: `money / points` minor units, from a reward."""
+
+    money: int  # minor units
+    points: int
+    reward_id: int
+    reward_name: str
+
+
+class ReportPointValue(Protocol):
+    """The money value of a point at `now` (None when nothing gives points a money value), for
+    the liability of the points outstanding."""
+
+    def __call__(self, session: Session, now: datetime, /) -> PointValue | None: ...
+
+
 @dataclass
 class Hooks:
     # The order flow, in order (`loyalty.wiring.ORDER_HANDLERS`).
@@ -202,6 +226,9 @@ class Hooks:
     member_referrals: MemberReferrals | None = None
     # /v1/reports/cohorts?by=NAME: name -> its cohorts
     report_cohorts: dict[str, ReportCohorts] = field(default_factory=dict)
+    # /v1/reports/overview: referral conversions and a point's money value; None until set
+    report_conversions: ReportConversions | None = None
+    report_point_value: ReportPointValue | None = None
 
     def dispatch(self, event: str, ctx: "OrderEventContext") -> None:
         for handler in self.order_handlers:

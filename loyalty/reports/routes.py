@@ -5,10 +5,11 @@ from marshmallow import RAISE
 from loyalty.auth import require
 from loyalty.extensions import Blueprint, db
 from loyalty.hooks import hooks
-from loyalty.reports import service
+from loyalty.reports import overview, service
 from loyalty.reports.schemas import (
     CohortQuery,
     CohortsSchema,
+    OverviewSchema,
     RetentionQuery,
     RetentionSchema,
     SegmentQuery,
@@ -118,4 +119,35 @@ class Segments(MethodView):
             stream_with_context(service.segments_csv(rows)),
             mimetype="text/csv",
             headers={"Content-Disposition": 'attachment; filename="segments.csv"'},
+        )
+
+
+@blp.route("/overview")
+class Overview(MethodView):
+    @require("reports")
+    @blp.response(200, OverviewSchema)
+    def get(self):
+        """The program at a glance, as of now (the console's dashboard shows the same).
+
+        Stocks, as they stand: `members` (not erased), `active_members` (members with a paid
+        order in the last `active_days` days), and `points`: the points the program owes —
+        `available` (negative balances count as 0) + `pending` = `outstanding` — with their
+        money value, `liability` = outstanding × `value.money` ÷ `value.points`, where `value`
+        is the best rate among the amount-off rewards a member can redeem now (null: none).
+
+        Flows, over [`from`, `to`): the last 12 calendar months (UTC), this one so far.
+        Per month (`months`, oldest first): `points_earned` (earning entries, net of reversals
+        and clawbacks, adjustments included), `points_redeemed` (spent on rewards less
+        canceled redemptions' returns), `points_expired`, `referral_conversions` (referrals
+        converted by the friend's paid order, unless refunded below the minimum).
+        `redemption_rate` = points_redeemed ÷ points_earned × 100 over the window.
+        `retention`: the members' and non-members' customers, repeat purchase rate and CLV
+        exactly as `/v1/reports/retention?from=<from>&to=<to>` gives them.
+        """
+        found = hooks()
+        return overview.overview(
+            db.session,
+            utcnow(),
+            conversions=found.report_conversions,
+            point_value=found.report_point_value,
         )

@@ -209,3 +209,77 @@ class SegmentsSchema(StrictSchema):
     buyers = fields.Integer()
     thresholds = fields.Nested(ThresholdsSchema)
     items = fields.List(fields.Nested(SegmentSchema))
+
+
+class PointValueSchema(StrictSchema):
+    money = fields.Integer(metadata={"description": "Minor units of discount for `points`."})
+    points = fields.Integer()
+    per_point = fields.String(
+        metadata={"description": "money ÷ points: minor units per point, four places."}
+    )
+    reward_id = fields.Integer(metadata={"description": "The catalog reward it is taken from."})
+    reward_name = fields.String()
+
+
+class OutstandingPointsSchema(StrictSchema):
+    available = fields.Integer(
+        metadata={"description": "Live members' available points (negative balances as 0)."}
+    )
+    pending = fields.Integer(metadata={"description": "Live members' pending points."})
+    outstanding = fields.Integer(metadata={"description": "available + pending."})
+    value = fields.Nested(
+        PointValueSchema,
+        allow_none=True,
+        metadata={
+            "description": "A point's money value: the best amount ÷ points cost of the "
+            "amount-off rewards redeemable now; null when there is none."
+        },
+    )
+    liability = fields.Integer(
+        allow_none=True,
+        metadata={"description": "outstanding × money ÷ points, rounded half up (minor units)."},
+    )
+
+
+class OverviewGroupSchema(StrictSchema):
+    customers = fields.Integer()
+    repeat_purchase_rate = fields.String(allow_none=True)
+    clv = fields.Integer(allow_none=True)
+
+
+class OverviewRetentionSchema(StrictSchema):
+    members = fields.Nested(OverviewGroupSchema)
+    non_members = fields.Nested(OverviewGroupSchema)
+
+
+class OverviewMonthSchema(StrictSchema):
+    month = fields.String(metadata={"description": "`YYYY-MM` (UTC)."})
+    points_earned = fields.Integer()
+    points_redeemed = fields.Integer()
+    points_expired = fields.Integer()
+    referral_conversions = fields.Integer()
+
+
+class OverviewSchema(StrictSchema):
+    as_of = AwareDateTime()
+    from_ = AwareDateTime(data_key="from", attribute="from")
+    to = AwareDateTime()
+    currency = fields.String()
+    members = fields.Integer(metadata={"description": "Members (erased ones excepted)."})
+    active_members = fields.Integer(
+        metadata={"description": "Members with a paid order in the last `active_days` days."}
+    )
+    active_days = fields.Integer()
+    points = fields.Nested(OutstandingPointsSchema)
+    points_earned = fields.Integer(metadata={"description": "Sum of `months`' points_earned."})
+    points_redeemed = fields.Integer(metadata={"description": "Sum of `months`' points_redeemed."})
+    points_expired = fields.Integer(metadata={"description": "Sum of `months`' points_expired."})
+    redemption_rate = _rate("points_redeemed ÷ points_earned × 100; null when none earned.")
+    retention = fields.Nested(
+        OverviewRetentionSchema,
+        metadata={"description": "/v1/reports/retention over [from, to), member / non-member."},
+    )
+    referral_conversions = fields.Integer(
+        metadata={"description": "Sum of `months`' referral_conversions."}
+    )
+    months = fields.List(fields.Nested(OverviewMonthSchema))

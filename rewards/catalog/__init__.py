@@ -14,6 +14,7 @@ def init_app(app: Flask, hooks: Hooks) -> None:
     hooks.member_erased.append(service.forget_member_codes)
     hooks.member_export["codes"] = service.export_member_codes
     hooks.report_cohorts["reward"] = reports.reward_cohorts
+    hooks.report_point_value = reports.point_value  # the overview's points liability
     # widget /v1/me: dumped by the catalog's own schemas
     hooks.member_rewards = widget.member_rewards
     hooks.redeem_reward = widget.redeem

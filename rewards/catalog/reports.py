@@ -1,9 +1,16 @@
 """What reward codes add to the retention reports (registered in `rewards.catalog.init_app`)."""
 
-from sqlalchemy import case, func, select
+from datetime import datetime
+from fractions import Fraction
 
+from sqlalchemy import case, func, or_, select
+from sqlalchemy.orm import Session
+
+from loyalty.hooks import PointValue
 from loyalty.orders.models import Order
 from rewards.catalog.models import USED, Reward, RewardCode
+
+AMOUNT_OFF = "amount_off"
 
 
 def reward_cohorts():
@@ -26,3 +33,29 @@ def reward_cohorts():
         .subquery()
     )
     return select(used.c.customer_id, used.c.cohort).where(used.c.nth == 1)
+
+
+def point_value(session: Session, now: datetime) -> PointValue | None:
+    """A point's money value for the liability of the points outstanding: the best rate,
+    `amount ÷ points_cost`, of the amount-off rewards a member can redeem at `now` (active,
+    not deleted, within their dates, in stock; a tier's own rewards included), the lowest id
+    on a tie. None when there is none: percent-off, free-shipping and free-product rewards
+    have no money value of their own."""
+    rewards = session.execute(
+        select(Reward.id, Reward.name, Reward.amount, Reward.points_cost)
+        .where(
+            Reward.kind == AMOUNT_OFF,
+            Reward.active.is_(True),
+            Reward.deleted_at.is_(None),
+            Reward.amount > 0,
+            Reward.points_cost > 0,
+            or_(Reward.starts_at.is_(None), Reward.starts_at <= now),
+            or_(Reward.ends_at.is_(None), Reward.ends_at > now),
+            or_(Reward.stock.is_(None), Reward.stock > 0),
+        )
+        .order_by(Reward.id)
+    ).all()  # the catalog: a handful of rows
+    if not rewards:
+        return None
+    best = max(rewards, key=lambda r: (Fraction(r.amount, r.points_cost), -r.id))
+    return PointValue(best.amount, best.points_cost, best.id, best.name)

@@ -6,22 +6,46 @@ import pyotp
 import pytest
 
 from console import totp
+from console.accounts import may
+from console.nav import NAV
 from tests.console.conftest import PASSWORD, browser_sign_in
 
 pytestmark = pytest.mark.browser
 
 
-def test_sign_in_lands_on_the_console_and_sign_out_leaves_it(new_page, live_admin, screenshot):
-    email = live_admin("owner")
+def shown_in_nav(app, role: str) -> list[str]:
+    """The main navigation of `role`: the pages this app has that the role may open, in NAV
+    order."""
+    return [
+        entry.label
+        for entry in NAV
+        if entry.endpoint in app.view_functions and may(role, entry.permission)
+    ]
+
+
+@pytest.mark.parametrize(("role", "home"), [("owner", "dashboard"), ("support", "members")])
+def test_sign_in_lands_on_the_console_and_sign_out_leaves_it(
+    live_console, new_page, live_admin, screenshot, role, home
+):
+    app, _base = live_console
+    email = live_admin(role)
     page = new_page()
     page.goto(page.base + "/")
     assert page.url.endswith("/console/sign-in")
     screenshot(page, "sign-in")
     browser_sign_in(page, email)
-    page.wait_for_url("**/console/members")
-    assert page.get_by_role("navigation", name="Main").get_by_role("link").all_inner_texts() == [
-        "Members", "Tiers", "Earning rules", "Rewards", "Settings",
-    ]  # fmt: skip
+    page.wait_for_url(f"**/console/{home}")
+    nav = page.get_by_role("navigation", name="Main")
+    expected = shown_in_nav(app, role)
+    if role == "owner":  # every page
+        assert expected[:2] == ["Dashboard", "Members"] and "Settings" in expected
+    else:  # no reports, no program configuration
+        assert expected[0] == "Members" and "Dashboard" not in expected
+    assert nav.get_by_role("link").all_inner_texts() == expected
+    groups = nav.get_by_role("list")
+    headings = [entry.group for entry in NAV if entry.label in expected]
+    assert groups.count() == len(dict.fromkeys(headings))  # one list under each heading
+    assert nav.get_by_role("link", name=expected[0]).get_attribute("aria-current") == "page"
     assert page.get_by_text(email).is_visible()
     page.get_by_role("button", name="Sign out").click()
     page.wait_for_url("**/console/sign-in")
@@ -133,14 +157,14 @@ def test_totp_enrolment_then_sign_in_with_a_code(console_page, new_page, screens
     code = pyotp.TOTP(secret).at(time.time() + totp.STEP_SECONDS)
     other.get_by_label("Code from your authenticator app").fill(code)
     other.get_by_role("button", name="Verify").click()
-    other.wait_for_url("**/console/members")
+    other.wait_for_url("**/console/dashboard")
     assert other.get_by_text(page.email).is_visible()
 
 
 def test_every_page_renders_under_the_csp_without_a_violation(console_page, screenshot):
     page = console_page("owner")
     violations = _csp_violations(page)
-    for name in ("members", "tiers", "rules", "rewards", "settings", "profile"):
+    for name in ("dashboard", "members", "tiers", "rules", "rewards", "settings", "profile"):
         answer = page.goto(f"{page.base}/{name}")
         assert answer.status == 200, name
         assert "default-src 'self'" in answer.headers["content-security-policy"]

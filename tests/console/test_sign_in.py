@@ -66,7 +66,7 @@ def test_a_next_address_on_another_host_is_ignored(client, make_admin):
         data={"email": admin.email, "password": PASSWORD, "csrf_token": token},
     )
     assert answer.status_code == 303
-    assert answer.headers["Location"] == "/console/members"
+    assert answer.headers["Location"] == "/console/dashboard"  # an owner's home
 
 
 def test_a_form_post_without_its_csrf_token_is_refused(console_client, app):

@@ -1,0 +1,202 @@
+"""The program at a glance: the console's dashboard and `GET /v1/reports/overview`, one
+computation for both. Set-based SQL only (a few aggregate queries, none per member or entry).
+
+The flows (points per month, conversions, repeat purchase rate and CLV) cover the window of
+the last 12 calendar months in UTC: from the first day of the month eleven months before
+`now`'s up to `now` (this month so far and the eleven before). The stocks (members, points
+outstanding) are as they stand now.
+"""
+
+from datetime import UTC, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from fractions import Fraction
+from typing import Any
+
+from sqlalchemy import and_, case, func, select
+from sqlalchemy.orm import Session
+
+from loyalty.hooks import PointValue, ReportConversions, ReportPointValue
+from loyalty.ledger import EARNING_KINDS, LedgerEntry
+from loyalty.members.models import Member
+from loyalty.orders.models import Order
+from loyalty.program.service import get_program
+from loyalty.reports.service import PAID, _decimal, _month_index, _month_label, retention
+
+MONTHS = 12  # months shown, this one included
+ACTIVE_DAYS = 90  # a member is active with a paid order this recent
+REDEEMING_KINDS = ("redeem", "redeem_cancel")  # spent on rewards, and given back on a cancel
+EXPIRING_KINDS = ("expire",)
+RETENTION_FIGURES = ("customers", "repeat_purchase_rate", "clv")
+MONTH_FIGURES = ("points_earned", "points_redeemed", "points_expired", "referral_conversions")
+_PER_POINT = Decimal("0.0001")
+
+
+def window_start(now: datetime) -> datetime:
+    """Midnight UTC on the first day of the month `MONTHS - 1` months before `now`'s."""
+    now = now.astimezone(UTC)
+    index = now.year * 12 + now.month - 1 - (MONTHS - 1)
+    year, month = divmod(index, 12)
+    return datetime(year, month + 1, 1, tzinfo=UTC)
+
+
+def overview(
+    session: Session,
+    now: datetime,
+    *,
+    conversions: ReportConversions | None = None,
+    point_value: ReportPointValue | None = None,
+) -> dict[str, Any]:
+    """The overview's figures at `now` (see docs/console.md, "Dashboard", for each)."""
+    start = window_start(now)
+    first = start.year * 12 + start.month - 1
+    months = {_month_label(first + k): _empty_month() for k in range(MONTHS)}
+    _points_by_month(session, start, now, months)
+    if conversions is not None:
+        _conversions_by_month(session, conversions, start, now, months)
+    earned = sum(m["points_earned"] for m in months.values())
+    redeemed = sum(m["points_redeemed"] for m in months.values())
+    expired = sum(m["points_expired"] for m in months.values())
+    retained = retention(session, start, now)
+    return {
+        "as_of": now,
+        "from": start,
+        "to": now,
+        "currency": get_program(session).currency,
+        "members": _members(session),
+        "active_members": _active_members(session, now),
+        "active_days": ACTIVE_DAYS,
+        "points": _points(session, point_value(session, now) if point_value else None),
+        "points_earned": earned,
+        "points_redeemed": redeemed,
+        "points_expired": expired,
+        "redemption_rate": _decimal(redeemed, earned, 100) if earned > 0 else None,
+        "retention": {
+            group: {key: retained[group][key] for key in RETENTION_FIGURES}
+            for group in ("members", "non_members")
+        },
+        "referral_conversions": sum(m["referral_conversions"] for m in months.values()),
+        "months": [{"month": label, **figures} for label, figures in months.items()],
+    }
+
+
+def _empty_month() -> dict[str, int]:
+    return dict.fromkeys(MONTH_FIGURES, 0)
+
+
+_LIVE = Member.erased_at.is_(None)  # an erased member is no one to count or to owe
+
+
+def _members(session: Session) -> int:
+    return session.scalar(select(func.count()).select_from(Member).where(_LIVE)) or 0
+
+
+def _active_members(session: Session, now: datetime) -> int:
+    """Live members with a paid order in [now − ACTIVE_DAYS, now)."""
+    buyers = (
+        select(Order.member_id)
+        .join(Member, Member.id == Order.member_id)
+        .where(
+            PAID,
+            _LIVE,
+            Order.occurred_at >= now - timedelta(days=ACTIVE_DAYS),
+            Order.occurred_at < now,
+        )
+        .group_by(Order.member_id)
+        .subquery()
+    )
+    return session.scalar(select(func.count()).select_from(buyers)) or 0
+
+
+def _points(session: Session, value: PointValue | None) -> dict[str, Any]:
+    """Points the program owes live members: available (a negative balance owes nothing and
+    takes nothing off another member's) plus pending; their money value at `value`."""
+    row = session.execute(
+        select(
+            func.coalesce(
+                func.sum(case((Member.points_available > 0, Member.points_available), else_=0)),
+                0,
+            ).label("available"),
+            func.coalesce(func.sum(Member.points_pending), 0).label("pending"),
+        ).where(_LIVE)
+    ).one()
+    available, pending = int(row.available), int(row.pending)
+    outstanding = available + pending
+    liability = None
+    if value is not None:  # exact, then rounded half up to a whole minor unit
+        liability = _round_half_up(Fraction(outstanding * value.money, value.points))
+    return {
+        "available": available,
+        "pending": pending,
+        "outstanding": outstanding,
+        "value": None
+        if value is None
+        else {
+            "money": value.money,
+            "points": value.points,
+            "per_point": str(
+                (Decimal(value.money) / Decimal(value.points)).quantize(
+                    _PER_POINT, rounding=ROUND_HALF_UP
+                )
+            ),
+            "reward_id": value.reward_id,
+            "reward_name": value.reward_name,
+        },
+        "liability": liability,
+    }
+
+
+def _round_half_up(value: Fraction) -> int:
+    whole, rest = divmod(value.numerator, value.denominator)
+    return whole + (1 if 2 * rest >= value.denominator else 0)
+
+
+def _points_by_month(
+    session: Session, start: datetime, now: datetime, months: dict[str, dict[str, int]]
+) -> None:
+    """Per month of the entries' `occurred_at`: earned = the earning kinds' points (what
+    lifetime points count: earned, net of reversals and clawbacks, adjustments included),
+    redeemed = points spent on rewards less those returned by canceled redemptions,
+    expired = points expired; pending points count when posted."""
+    month = _month_index(session, LedgerEntry.occurred_at)
+
+    def points_of(kinds: tuple[str, ...], sign: int) -> Any:
+        return func.coalesce(
+            func.sum(case((LedgerEntry.kind.in_(kinds), sign * LedgerEntry.points), else_=0)), 0
+        )
+
+    rows = session.execute(
+        select(
+            month.label("month"),
+            points_of(EARNING_KINDS, 1).label("earned"),
+            points_of(REDEEMING_KINDS, -1).label("redeemed"),
+            points_of(EXPIRING_KINDS, -1).label("expired"),
+        )
+        .where(and_(LedgerEntry.occurred_at >= start, LedgerEntry.occurred_at < now))
+        .group_by(month)
+    )
+    for row in rows:  # one row per month
+        figures = months.get(_month_label(row.month))
+        if figures is not None:
+            figures["points_earned"] = int(row.earned)
+            figures["points_redeemed"] = int(row.redeemed)
+            figures["points_expired"] = int(row.expired)
+
+
+def _conversions_by_month(
+    session: Session,
+    conversions: ReportConversions,
+    start: datetime,
+    now: datetime,
+    months: dict[str, dict[str, int]],
+) -> None:
+    converted = conversions().subquery()
+    month = _month_index(session, converted.c.at)
+    rows = session.execute(
+        select(month.label("month"), func.count().label("conversions"))
+        .where(converted.c.at >= start, converted.c.at < now)
+        .group_by(month)
+    )
+    for row in rows:
+        figures = months.get(_month_label(row.month))
+        if figures is not None:
+            figures["referral_conversions"] = int(row.conversions)

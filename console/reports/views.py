@@ -17,7 +17,7 @@ from console.auth import can, requires
 from console.reports import heatmap, periods
 from console.reports import segments as words
 from loyalty.errors import ValidationFailed
-from loyalty.extensions import db
+from loyalty.extensions import db, lazy_session
 from loyalty.hooks import hooks
 from loyalty.program.service import get_program
 from loyalty.reports import service
@@ -210,5 +210,7 @@ def segment_csv(segment):
     """Every member of the segment, streamed: the API's `?format=csv&segment=` file."""
     segment = _known(segment)
     as_of, thresholds = _thresholds()
-    rows = service.segment_rows(db.session(), as_of=as_of, thresholds=thresholds, segment=segment)
+    # The rows are read while the answer streams, after this request's session is gone: through
+    # the session proxy, which makes (and at the stream's end removes) a session of its own.
+    rows = service.segment_rows(lazy_session(), as_of=as_of, thresholds=thresholds, segment=segment)
     return csv_download(rows, segment)

@@ -48,14 +48,14 @@ class PeriodForm(FlaskForm):
         "From",
         name="from",
         validators=[DataRequired(message="Pick the first day of the period.")],
-        description="The period starts at midnight UTC of this day.",
+        description="From midnight UTC of this day.",
         render_kw={"type": "date"},
     )
     end = StringField(
         "To (not included)",
         name="to",
         validators=[DataRequired(message="Pick the day after the period's last day.")],
-        description="The period ends at midnight UTC of this day, before its orders.",
+        description="Up to midnight UTC of this day, which is not included.",
         render_kw={"type": "date"},
     )
 
@@ -80,9 +80,13 @@ def index():
         query = RetentionQuery().load({"from": form.start.data, "to": form.end.data})
     except ValidationError as error:
         messages = error.messages if isinstance(error.messages, dict) else {}
-        form.start.errors = list(messages.get("from", []))
-        form.end.errors = list(messages.get("to", []))
-        form.form_errors.extend(messages.get("_schema", []))
+
+        def words(key: str) -> list[str]:  # the API's messages, naming the form's fields
+            return [m.replace("`from`", "“From”") for m in messages.get(key, [])]
+
+        form.start.errors = words("from")
+        form.end.errors = words("to")
+        form.form_errors.extend(words("_schema"))
         return render_template("console/reports/retention.html", **context), 422
     report = service.retention(db.session(), query["from_"], query["to"])
     context.update(

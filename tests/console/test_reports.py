@@ -146,8 +146,8 @@ def test_the_presets():
 @pytest.mark.parametrize(
     "query, field, message",
     [
-        ("from=2026-04-01&to=2026-03-01", "to", "Must be after `from`."),
-        ("from=2026-03-01&to=2026-03-01", "to", "Must be after `from`."),
+        ("from=2026-04-01&to=2026-03-01", "to", "Must be after “From”."),
+        ("from=2026-03-01&to=2026-03-01", "to", "Must be after “From”."),
         ("from=2000-01-01&to=2026-01-01", "to", "at most 3660 days"),
         ("from=2026-02-30&to=2026-04-01", "from", "Not a calendar date."),
         ("from=yesterday&to=2026-04-01", "from", "An ISO 8601 date"),

@@ -94,7 +94,7 @@ def test_reports_in_the_browser(console_page, live_console, screenshot):
     page.get_by_label("From").fill("2026-04-01")
     page.get_by_label("To (not included)").fill("2026-03-01")
     page.get_by_role("button", name="Show retention").click()
-    assert page.locator("#to-error").inner_text() == "Must be after `from`."
+    assert page.locator("#to-error").inner_text() == "Must be after “From”."
     assert page.get_by_label("To (not included)").get_attribute("aria-invalid") == "true"
     screenshot(page, "reports-retention-refused")
 

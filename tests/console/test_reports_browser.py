@@ -12,6 +12,7 @@ from loyalty.orders.models import Order
 from loyalty.seed import DEMO_CUSTOMER
 from tests import factories as f
 from tests.conftest import bearer
+from tests.console.conftest import SCREENSHOTS
 from tests.console.test_reports import EXPECTED_HEATMAP, seed_cohorts
 
 pytestmark = pytest.mark.browser
@@ -123,6 +124,8 @@ def test_reports_in_the_browser(console_page, live_console, screenshot):
 
     page.get_by_role("link", name="Cohorts").click()
     screenshot(page, "reports-cohorts-with-recent")
+    heatmap = page.locator('section[aria-labelledby="heatmap-title"]')
+    heatmap.screenshot(path=str(SCREENSHOTS / "reports-heatmap.png"))  # docs/console.md's
 
     page.get_by_role("link", name="Segments").click()
     row = page.locator('#segments tr[data-segment="loyal_high_value"]')

@@ -76,6 +76,7 @@ def test_retention_shows_the_apis_numbers_and_the_formula(console_client, client
     assert "CRR = ((E − N) / S) × 100 = ((3 − 2) / 2) × 100 = 50.00%" in html
     assert 'data-figure="S">2<' in html and 'data-figure="N">2<' in html
     assert 'data-figure="E">3<' in html
+    assert "GET /v1/reports/retention?from=2026-03-01&amp;to=2026-04-01" in html
     rows = {row[0]: row[1:] for row in texts(table(html, "retention-figures")[1:])}
     assert rows == {
         "Retention rate": ["50.00%", "100.00%", "0.00%"],

@@ -48,10 +48,6 @@ def presets(today: date) -> list[Preset]:
     ]
 
 
-def default(today: date) -> Preset:
-    return presets(today)[0]
-
-
 def in_words(start: datetime, end: datetime) -> str:
     """`1 Mar 2026 – 31 Mar 2026` for [2026-03-01, 2026-04-01); times shown when not midnight."""
 

@@ -358,6 +358,40 @@ def test_segments_as_csv(client, reports, shoppers):
     assert (rows[4]["recency_days"], rows[4]["frequency"], rows[4]["monetary"]) == ("", "0", "0")
 
 
+def test_one_segment_as_json_and_as_csv(client, reports, shoppers):
+    response = client.get(
+        "/v1/reports/segments?segment=loyal_high_value&high_value_top=0.4", headers=reports
+    )
+    assert response.status_code == 200, response.get_json()
+    body = response.get_json()
+    assert body["items"] == [
+        {
+            "segment": "loyal_high_value",
+            "count": 1,
+            "member_ids": ["loyal"],
+            "member_ids_truncated": False,
+        }
+    ]
+    assert body["buyers"] == 5 and body["thresholds"]["high_value_min"] == 50000
+    inactive = client.get(
+        "/v1/reports/segments?format=csv&segment=low_value_inactive", headers=reports
+    )
+    assert inactive.status_code == 200 and inactive.mimetype == "text/csv"
+    assert inactive.headers["Content-Disposition"] == (
+        'attachment; filename="segment-low_value_inactive.csv"'
+    )
+    rows = list(csv.DictReader(io.StringIO(inactive.get_data(as_text=True))))
+    # The default share (0.2): atrisk is not high value then, so inactive with lapsed.
+    assert [(r["segment"], r["customer_id"], r["frequency"]) for r in rows] == [
+        ("low_value_inactive", "atrisk", "1"),
+        ("low_value_inactive", "lapsed", "1"),
+    ]
+    empty = client.get(
+        "/v1/reports/segments?format=csv&segment=at_risk_high_value", headers=reports
+    )
+    assert empty.get_data(as_text=True) == "segment,customer_id,recency_days,frequency,monetary\n"
+
+
 def test_segments_as_of_a_past_moment_ignore_later_orders(client, reports, shoppers):
     as_of = f.iso(datetime.now(UTC) - timedelta(days=100)).replace("Z", "%2B00:00")
     query = f"as_of={as_of}&active_days=120"
@@ -406,7 +440,8 @@ def test_bad_retention_queries_are_validation_errors(client, reports, query):
         "frequent_orders=1",
         "member_ids_limit=10001",
         "as_of=2026-01-01T00:00:00",
-        "segment=loyal_high_value",
+        "segment=loyal",  # no such segment
+        "segment=",
     ],
 )
 def test_bad_segment_queries_are_validation_errors(client, reports, query):

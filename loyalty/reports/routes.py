@@ -95,7 +95,7 @@ class Segments(MethodView):
         `at_risk_high_value` (high value, inactive), `low_value_inactive` (inactive),
         `frequent_low_aov` (active, ≥ `frequent_orders` orders, low AOV), `other_active`.
         `?format=csv` streams one row per member: segment, customer_id, recency_days,
-        frequency, monetary.
+        frequency, monetary. `?segment=` keeps one segment: its item, or its members' rows.
         """
         as_of = query["as_of"] or utcnow()
         thresholds = service.segment_thresholds(
@@ -113,13 +113,12 @@ class Segments(MethodView):
                 as_of=as_of,
                 thresholds=thresholds,
                 member_ids_limit=query["member_ids_limit"],
+                segment=query["segment"],
             )
-        rows = service.segment_rows(db.session, as_of=as_of, thresholds=thresholds)
-        return Response(
-            stream_with_context(service.segments_csv(rows)),
-            mimetype="text/csv",
-            headers={"Content-Disposition": 'attachment; filename="segments.csv"'},
+        rows = service.segment_rows(
+            db.session, as_of=as_of, thresholds=thresholds, segment=query["segment"]
         )
+        return csv_download(rows, query["segment"])
 
 
 @blp.route("/overview")
@@ -151,3 +150,13 @@ class Overview(MethodView):
             conversions=found.report_conversions,
             point_value=found.report_point_value,
         )
+
+
+def csv_download(rows, segment: str | None) -> Response:
+    """The segments CSV of `rows`, streamed as a download named after the segment (if one)."""
+    name = f"segment-{segment}.csv" if segment else "segments.csv"
+    return Response(
+        stream_with_context(service.segments_csv(rows)),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from marshmallow import ValidationError, fields, validate, validates, validates_schema
 
 from loyalty.hooks import hooks
+from loyalty.reports.service import SEGMENTS
 from loyalty.schemas import MAX_MONEY, AwareDateTime, DecimalString, StrictSchema
 
 MAX_RANGE_DAYS = 3660  # ten years: the longest period one retention report covers
@@ -84,6 +85,13 @@ class CohortQuery(StrictSchema):
 
 class SegmentQuery(StrictSchema):
     format = fields.String(load_default="json", validate=validate.OneOf(["json", "csv"]))
+    segment = fields.String(
+        load_default=None,
+        validate=validate.OneOf(SEGMENTS),
+        metadata={
+            "description": "Only this segment: its one item in JSON, its members in the CSV."
+        },
+    )
     as_of = ReportMoment(
         load_default=None,
         metadata={"description": "The moment the segments are computed at (default: now)."},

@@ -11,6 +11,7 @@ without. Times are UTC.
 import csv
 import io
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -35,6 +36,7 @@ from sqlalchemy.sql.selectable import Select, Subquery
 
 from loyalty.members.models import Member
 from loyalty.orders.models import Order
+from loyalty.paging import Page, page_by_id
 from loyalty.program.service import get_program
 
 NO_COHORT = "none"
@@ -291,23 +293,29 @@ def segment_thresholds(
 
 
 def segments(
-    session: Session, *, as_of: datetime, thresholds: dict, member_ids_limit: int = 1000
+    session: Session,
+    *,
+    as_of: datetime,
+    thresholds: dict,
+    member_ids_limit: int = 1000,
+    segment: str | None = None,
 ) -> dict:
-    """Every live member in exactly one RFM segment (see SEGMENTS), with counts and ids."""
+    """Every live member in exactly one RFM segment (see SEGMENTS), with counts and ids; with
+    `segment`, that segment's item only."""
     stats = _member_stats(as_of).subquery()
-    labelled = _segmented(stats, thresholds, as_of).subquery()
+    labelled = _in_segment(_segmented(stats, thresholds, as_of), segment).subquery()
     counted = session.execute(select(labelled.c.segment, func.count()).group_by(labelled.c.segment))
-    counts: dict[str, int] = {segment: count for segment, count in counted}
+    counts: dict[str, int] = {name: count for name, count in counted}
     rank = func.row_number().over(partition_by=labelled.c.segment, order_by=labelled.c.customer_id)
     ranked = select(labelled.c.segment, labelled.c.customer_id, rank.label("rank")).subquery()
     listed: dict = {}
     if member_ids_limit:
-        for segment, customer_id in session.execute(
+        for name, customer_id in session.execute(
             select(ranked.c.segment, ranked.c.customer_id)
             .where(ranked.c.rank <= member_ids_limit)
             .order_by(ranked.c.segment, ranked.c.rank)
         ):  # at most member_ids_limit rows per segment: listing ids, not counting
-            listed.setdefault(segment, []).append(customer_id)
+            listed.setdefault(name, []).append(customer_id)
     return {
         "as_of": as_of,
         "currency": get_program(session).currency,
@@ -321,13 +329,18 @@ def segments(
                 "member_ids_truncated": counts.get(name, 0) > len(listed.get(name, [])),
             }
             for name in SEGMENTS
+            if segment is None or name == segment
         ],
     }
 
 
-def segment_rows(session: Session, *, as_of: datetime, thresholds: dict) -> Iterator[tuple]:
-    """One (segment, customer id, recency days, frequency, monetary) row per member, streamed."""
-    labelled = _segmented(_member_stats(as_of).subquery(), thresholds, as_of).subquery()
+def segment_rows(
+    session: Session, *, as_of: datetime, thresholds: dict, segment: str | None = None
+) -> Iterator[tuple]:
+    """One (segment, customer id, recency days, frequency, monetary) row per member (of
+    `segment` only, when given), streamed."""
+    stats = _member_stats(as_of).subquery()
+    labelled = _in_segment(_segmented(stats, thresholds, as_of), segment).subquery()
     result = session.execute(
         select(
             labelled.c.segment,
@@ -342,6 +355,51 @@ def segment_rows(session: Session, *, as_of: datetime, thresholds: dict) -> Iter
     for row in result:
         recency = (as_of - row.last_at).days if row.last_at is not None else None
         yield row.segment, row.customer_id, recency, row.frequency, row.monetary
+
+
+@dataclass(frozen=True)
+class SegmentMember:
+    member_id: int
+    customer_id: str
+    last_at: datetime | None
+    recency_days: int | None  # whole days since the last paid order; None without one
+    frequency: int  # paid orders
+    monetary: int  # net spend, minor units
+
+
+def segment_members(
+    session: Session,
+    *,
+    as_of: datetime,
+    thresholds: dict,
+    segment: str,
+    limit: int,
+    cursor: str | None = None,
+) -> Page:
+    """A page of `SegmentMember`s of `segment`, newest member first. A cursor this list never
+    made is refused (`ValidationFailed`)."""
+    stats = _member_stats(as_of).subquery()
+    labelled = _in_segment(_segmented(stats, thresholds, as_of), segment).subquery()
+    query = select(
+        labelled.c.member_id,
+        labelled.c.customer_id,
+        labelled.c.last_at,
+        labelled.c.frequency,
+        labelled.c.monetary,
+    )
+    page = page_by_id(
+        session, query, labelled.c.member_id, limit, cursor, row_id=lambda row: row.member_id
+    )
+    return page.map(
+        lambda row: SegmentMember(
+            member_id=row.member_id,
+            customer_id=row.customer_id,
+            last_at=row.last_at,
+            recency_days=(as_of - row.last_at).days if row.last_at is not None else None,
+            frequency=int(row.frequency),
+            monetary=int(row.monetary),
+        )
+    )
 
 
 # A spreadsheet opening the file runs a cell that starts with one of these as a formula
@@ -387,6 +445,7 @@ def _member_stats(as_of: datetime) -> Select:
     )
     return (
         select(
+            Member.id.label("member_id"),
             Member.customer_id.label("customer_id"),
             orders.c.last_at,
             func.coalesce(orders.c.frequency, 0).label("frequency"),
@@ -427,6 +486,14 @@ def _median_aov(session: Session, buyers: Subquery, buyer_count: int) -> int | N
     median = session.scalar(select(aov).order_by(aov).offset((buyer_count - 1) // 2).limit(1))
     # Floored here, so both databases compare with (and the answer shows) the same integer.
     return None if median is None else int(median)
+
+
+def _in_segment(labelled: Select, segment: str | None) -> Select:
+    """`labelled` (a `_segmented` query) kept to one segment, or all of them for None."""
+    if segment is None:
+        return labelled
+    inner = labelled.subquery()
+    return select(inner).where(inner.c.segment == segment)
 
 
 def _segmented(stats: Subquery, thresholds: dict, as_of: datetime) -> Select:

@@ -6,12 +6,13 @@ URLs `/console/members...`); its nav entry is in console.nav.
 
 from console.blueprint import bp
 from console.members import bp as members
+from console.referrals import bp as referrals
 from console.rewards import bp as rewards
 from console.rules import bp as rules
 from console.settings import bp as settings
 from console.tiers import bp as tiers
 
-PAGES = (members, tiers, rules, rewards, settings)
+PAGES = (members, referrals, tiers, rules, rewards, settings)
 
 for page in PAGES:  # once, on import: before any app registers the console blueprint
     bp.register_blueprint(page)

@@ -62,7 +62,9 @@ class AuditEntrySchema(StrictSchema):
 
     id = fields.Integer()
     at = AwareDateTime(attribute="created_at")
-    actor = fields.String(metadata={"description": "`admin:<id>` (console), `api_key:<id>`, `cli`."})
+    actor = fields.String(
+        metadata={"description": "`admin:<id>` (console), `api_key:<id>`, `cli`."}
+    )
     action = fields.String()
     target = Itself(AuditTargetSchema)
     before = fields.Dict(allow_none=True)

@@ -31,9 +31,7 @@ class AuditFilter:
         return self == AuditFilter()
 
 
-def list_entries(
-    session: Session, where: AuditFilter, limit: int, cursor: str | None
-) -> Page:
+def list_entries(session: Session, where: AuditFilter, limit: int, cursor: str | None) -> Page:
     """A page of `AuditLog` rows matching `where`, newest first."""
     query = select(AuditLog)
     if where.actor is not None:

@@ -61,6 +61,12 @@ def _shown(value: object) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
+def _became_object(name: str, value: object, other: object, other_side: dict) -> bool:
+    return (
+        value is None and other is _ABSENT and any(key.startswith(name + ".") for key in other_side)
+    )
+
+
 def diff(before: dict | None, after: dict | None) -> list[Line]:
     """Every field of either side, in the order the objects hold them, changed ones marked."""
     old = _flatten(before) if before else {}
@@ -69,6 +75,8 @@ def diff(before: dict | None, after: dict | None) -> list[Line]:
     lines = []
     for name in names:
         was, now = old.get(name, _ABSENT), new.get(name, _ABSENT)
+        if _became_object(name, was, now, new) or _became_object(name, now, was, old):
+            continue  # "reward": null became "reward.points"...: the inner fields say it
         lines.append(Line(name, _shown(was), _shown(now), was != now))
     return lines
 

@@ -77,6 +77,7 @@ class Finding:
     characters: list[Character] = field(default_factory=list)
     resembles: str | None = None  # the address or name it looks like
     resembles_member: str | None = None  # the customer id of the member it looks like
+    of_referrer: bool = False  # ... who is the referrer
 
 
 def lookalike_characters(text: str | None) -> list[Character]:
@@ -152,7 +153,7 @@ def _email(session: Session, referral: Referral, referrer: Member | None) -> Fin
             fraud.CONFUSABLE_EMAIL, title,
             f"{email} reads as the referrer's own address, {referrer_email}, but is spelled "
             "with other characters: it may be the referrer under another address.",
-            characters=characters, resembles=referrer_email,
+            characters=characters, resembles=referrer_email, of_referrer=True,
             resembles_member=referrer.customer_id if referrer is not None else None,
         )  # fmt: skip
     other = _member_with_email(session, looks_like) if looks_like != email else None
@@ -182,7 +183,7 @@ def _name(referral: Referral, referrer: Member | None) -> Finding:
             fraud.CONFUSABLE_NAME, title,
             f"“{name}” reads as the referrer's own name, “{referrer_name}”, spelled with "
             "other characters.",
-            characters=characters, resembles=referrer_name,
+            characters=characters, resembles=referrer_name, of_referrer=True,
         )  # fmt: skip
     summary = (f"“{name}” mixes Latin letters with characters of another script made to pass "
                f"for them; it reads as “{_reads(name)}”.")  # fmt: skip

@@ -9,6 +9,7 @@ behind each rule is read when the page is shown (`referrals.evidence`).
 """
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from markupsafe import Markup, escape
 from marshmallow import ValidationError
 from sqlalchemy import select
 from wtforms.fields.choices import SelectChoice
@@ -58,6 +59,24 @@ BADGES = {
 }
 
 
+def marked(text: str | None) -> Markup:
+    """`text` with each character that passes for a Latin letter marked (and named)."""
+    if not text:
+        return Markup("—")
+    names = {c.char: c for c in evidence.lookalike_characters(text)}
+    if not names:
+        return escape(text)
+    parts = []
+    for char in text:
+        found = names.get(char)
+        if found is None:
+            parts.append(escape(char))
+        else:
+            title = f"{found.name.title()}, not the Latin {found.looks_like}"
+            parts.append(Markup('<mark class="lookalike" title="{}">{}</mark>').format(title, char))
+    return Markup("").join(parts)
+
+
 def _common() -> dict:
     program = get_program(db.session())
     return {
@@ -68,6 +87,7 @@ def _common() -> dict:
         "badges": BADGES,
         "titles": evidence.TITLES,
         "reasons": evidence.REASONS,
+        "marked": marked,
     }
 
 
@@ -247,6 +267,9 @@ def reject(referral_id):
 
 def _settings_page(form: ReferralSettingsForm, status: int = 200):
     session = db.session()
+    currency = get_program(session).currency
+    for field in (form.friend_amount, form.friend_min_order, form.min_order_amount):
+        field.label.text = f"{field.label.text} ({currency})"
     rewards = catalog.list_rewards(session, 200, None).items
     form.referrer_reward_id.choices = [SelectChoice("", "Choose a reward")] + [
         SelectChoice(str(r.id), f"{r.name} ({display.points(r.points_cost)} points)")

@@ -132,3 +132,12 @@ def test_only_owners_and_admins_read_the_log(console_client):
         client = console_client(role)
         assert client.get("/console/audit").status_code == 403
         assert ">Audit log</a>" not in client.get("/console/profile").get_data(as_text=True)
+
+
+def test_an_object_that_appears_in_place_of_null_shows_its_fields():
+    lines = audit.diff({"reward": None, "status": "review"},
+                       {"reward": {"points": 500}, "status": "converted"})  # fmt: skip
+    assert [(x.field, x.before, x.after) for x in lines] == [
+        ("status", "review", "converted"),
+        ("reward.points", "", "500"),
+    ]

@@ -76,6 +76,12 @@ def test_a_lookalike_email_shows_what_it_reads_as(console_client, client, admin,
     assert "Email looks like another address" in html
     assert "reads as the referrer&#39;s own address, ana@example.com" in html
     assert "Cyrillic Small Letter A" in html
+    # Wherever the friend's email is shown, the character that passes for "a" is marked.
+    mark = '<mark class="lookalike" title="Cyrillic Small Letter A, not the Latin a">\u0430</mark>'
+    assert f"{mark}na@example.com" in html
+    queue = console_client("support").get("/console/referrals").get_data(as_text=True)
+    assert f"{mark}na@example.com" in queue
+    assert "Reads as the referrer's own address" in queue
 
 
 def test_a_referral_without_an_ip_says_so(console_client, client, admin, storefront):

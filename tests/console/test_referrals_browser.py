@@ -10,6 +10,7 @@ import pytest
 from loyalty.auth import create_api_key
 from loyalty.extensions import db
 from tests.conftest import bearer
+from tests.console.test_console_browser import _csp_violations
 from tests.referrals.helpers import claim, code_of, enroll, order
 
 pytestmark = pytest.mark.browser
@@ -50,6 +51,7 @@ def test_approve_a_held_referral_and_see_the_referrers_reward_then_reject_one(
     app, _base = live_console
     ids = seed_queue(app)
     page = console_page("support")
+    violations = _csp_violations(page)
     page.goto(page.base + "/members/ana")
     pending_before = int(page.locator(".stats div").nth(1).locator("dd").inner_text())
 
@@ -99,7 +101,7 @@ def test_approve_a_held_referral_and_see_the_referrers_reward_then_reject_one(
     assert page.locator("table.referrals tbody tr").count() == 2
     page.get_by_role("link", name="Rejected", exact=True).click()
     assert "Same household, second account" in page.locator("table.referrals").inner_text()
-    assert page.foreign_requests == []
+    assert page.foreign_requests == [] and violations == []
 
 
 def test_an_owner_reads_the_decisions_and_changes_the_settings(
@@ -115,6 +117,7 @@ def test_an_owner_reads_the_decisions_and_changes_the_settings(
     assert "Not allowed" in support.content()
 
     page = console_page("owner")
+    violations = _csp_violations(page)
     page.goto(page.base + f"/referrals/{ids[LOOKALIKE]}")
     finding = page.locator(".finding").first.inner_text()
     assert "reads as the referrer's own address, ana@example.com" in finding
@@ -148,4 +151,4 @@ def test_an_owner_reads_the_decisions_and_changes_the_settings(
         for i in range(changed.count())
     ] == [["friend_reward.min_order (changed)", "4000", "5000"],
           ["max_claims_per_ip_7d (changed)", "5", "3"]]  # fmt: skip
-    assert page.foreign_requests == []
+    assert page.foreign_requests == [] and violations == []

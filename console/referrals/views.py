@@ -77,6 +77,15 @@ def marked(text: str | None) -> Markup:
     return Markup("").join(parts)
 
 
+def marked_in(text: str, *shown: str | None) -> Markup:
+    """`text` with each of `shown` (the friend's email, name) in it marked as by `marked`."""
+    result = escape(text)
+    for part in shown:
+        if part:
+            result = result.replace(escape(part), marked(part))
+    return result
+
+
 def _common() -> dict:
     program = get_program(db.session())
     return {
@@ -88,6 +97,7 @@ def _common() -> dict:
         "titles": evidence.TITLES,
         "reasons": evidence.REASONS,
         "marked": marked,
+        "marked_in": marked_in,
     }
 
 

@@ -79,6 +79,7 @@ def test_a_lookalike_email_shows_what_it_reads_as(console_client, client, admin,
     # Wherever the friend's email is shown, the character that passes for "a" is marked.
     mark = '<mark class="lookalike" title="Cyrillic Small Letter A, not the Latin a">\u0430</mark>'
     assert f"{mark}na@example.com" in html
+    assert f"{mark}na@example.com reads as the referrer&#39;s own address" in html
     queue = console_client("support").get("/console/referrals").get_data(as_text=True)
     assert f"{mark}na@example.com" in queue
     assert "Reads as the referrer's own address" in queue

@@ -274,3 +274,14 @@ def test_an_analyst_reads_the_settings_but_not_the_queue(console_client):
     assert "Save referral settings" not in html
     token_page = "/console/referrals/settings"
     assert post_form(analyst, token_page, SETTINGS).status_code == 403
+
+
+def test_a_referral_of_an_erased_referrer_still_shows(console_client, client, admin, storefront):
+    referral_id = held(client, admin, storefront)
+    assert client.delete("/v1/members/ana", headers=admin).status_code == 204
+    console = console_client("support")
+    answer = console.get(f"/console/referrals/{referral_id}")
+    assert answer.status_code == 200
+    html = answer.get_data(as_text=True)
+    assert "erased" in html and "Approve referral" in html
+    assert "erased" in console.get("/console/referrals").get_data(as_text=True)

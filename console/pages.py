@@ -4,16 +4,18 @@ A page's blueprint is named after its area ("members" → endpoints `console.mem
 URLs `/console/members...`); its nav entry is in console.nav.
 """
 
+from console.audit import bp as audit
 from console.blueprint import bp
 from console.dashboard import bp as dashboard
 from console.members import bp as members
+from console.referrals import bp as referrals
 from console.reports import bp as reports
 from console.rewards import bp as rewards
 from console.rules import bp as rules
 from console.settings import bp as settings
 from console.tiers import bp as tiers
 
-PAGES = (dashboard, reports, members, tiers, rules, rewards, settings)
+PAGES = (dashboard, reports, members, referrals, tiers, rules, rewards, settings, audit)
 
 for page in PAGES:  # once, on import: before any app registers the console blueprint
     bp.register_blueprint(page)

@@ -107,6 +107,7 @@ def register_blueprints(app: Flask) -> None:
     import connectors
     import console
     from loyalty import inputs
+    from loyalty.auditlog.routes import blp as audit_log
     from loyalty.earning.routes import blp as earning_rules
     from loyalty.extensions import api
     from loyalty.members.routes import blp as members
@@ -135,6 +136,7 @@ def register_blueprints(app: Flask) -> None:
         tokens,
         me,
         webhooks,
+        audit_log,
     ):
         api.register_blueprint(blueprint)
     for blueprint in (*giftcards.blueprints(), *connectors.blueprints()):

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from flask import g, has_request_context
-from sqlalchemy import String
+from sqlalchemy import Index, String
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from loyalty.extensions import Base
@@ -18,6 +18,12 @@ from loyalty.types import BigId, JSONType, UTCDateTime, utcnow
 
 class AuditLog(Base):
     __tablename__ = "audit_log"
+    # `GET /v1/audit-log` filters on each of these, newest first (loyalty.auditlog).
+    __table_args__ = (
+        Index("ix_audit_log_actor_id", "actor", "id"),
+        Index("ix_audit_log_action_id", "action", "id"),
+        Index("ix_audit_log_object_type_object_id_id", "object_type", "object_id", "id"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     actor: Mapped[str] = mapped_column(String(64))

@@ -131,6 +131,25 @@ def same_client_as_referrer(session: Session, referrer: Member, ip: str) -> bool
     return any(_key_of(text) == key for text in seen)
 
 
+def referrer_orders_from(
+    session: Session, referrer: Member, ip: str, limit: int = 20
+) -> list[Order]:
+    """The referrer's orders placed from this client (IPv4 address, or IPv6 /64), newest
+    first: the evidence behind `same_ip_as_referrer`."""
+    attribute = Order.attributes["ip"].as_string()
+    query = select(Order).where(_referrer_orders(referrer), attribute.is_not(None))
+    if ":" not in ip:
+        query = query.where(attribute == ip)
+    key = client_key(ip)
+    found = []
+    for order in session.scalars(query.order_by(Order.occurred_at.desc(), Order.id.desc())):
+        if _key_of(order.attributes.get("ip")) == key:
+            found.append(order)
+            if len(found) == limit:
+                break
+    return found
+
+
 def self_referral(session: Session, referrer: Member, friend: Friend) -> str | None:
     """Why the friend looks like the referrer themselves, or None."""
     if friend.customer_id is not None and friend.customer_id == referrer.customer_id:

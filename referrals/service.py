@@ -876,21 +876,40 @@ def _customer_ids(session: Session, referrals: list[Referral]) -> dict[int, str 
     return {member_id: customer_id for member_id, customer_id in rows}
 
 
-def _page(session: Session, query: Select, limit: int, cursor: str | None, *, admin: bool) -> Page:
-    """A page of `_with_states` rows, newest first, as `ReferralView`s (with the referrers'
-    customer ids for an admin)."""
-    page = page_by_id(session, query, Referral.id, limit, cursor, row_id=lambda row: row[0].id)
+def _page(
+    session: Session,
+    query: Select,
+    limit: int,
+    cursor: str | None,
+    *,
+    admin: bool,
+    newest_first: bool = True,
+) -> Page:
+    """A page of `_with_states` rows, newest first (or oldest first), as `ReferralView`s (with
+    the referrers' customer ids for an admin)."""
+    page = page_by_id(
+        session, query, Referral.id, limit, cursor, newest_first=newest_first,
+        row_id=lambda row: row[0].id,
+    )  # fmt: skip
     referrers = _customer_ids(session, [r[0] for r in page.items]) if admin else {}
     return page.map(
         lambda row: ReferralView(row[0], row[1], row[2], referrers.get(row[0].referrer_id))
     )
 
 
-def list_referrals(session: Session, status: str | None, limit: int, cursor: str | None) -> Page:
+def list_referrals(
+    session: Session,
+    status: str | None,
+    limit: int,
+    cursor: str | None,
+    *,
+    newest_first: bool = True,
+) -> Page:
+    """`GET /v1/referrals`: newest first; the console's review queue reads it oldest first."""
     query = _with_states(select(Referral))
     if status is not None:
         query = query.where(effective_status == status)
-    return _page(session, query, limit, cursor, admin=True)
+    return _page(session, query, limit, cursor, admin=True, newest_first=newest_first)
 
 
 @dataclass(frozen=True)

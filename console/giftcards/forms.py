@@ -36,7 +36,7 @@ class IssueForm(FlaskForm):
     )
     bonus_amount = StringField(
         "Bonus (optional)",
-        description="Promotional value on top of the amount, e.g. 10 for a $10 bonus.",
+        description="Promotional value added on top of the amount, e.g. 10.",
         render_kw=_MONEY,
     )
     expires_at = DateField(

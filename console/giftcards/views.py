@@ -37,7 +37,7 @@ from console.giftcards.forms import (
 )
 from console.htmx import is_htmx
 from console.members.queries import admin_emails
-from loyalty.errors import DomainError, NotFound, ValidationFailed
+from loyalty.errors import DomainError, InsufficientFunds, NotFound, ValidationFailed
 from loyalty.extensions import db
 from loyalty.program.service import get_program
 from loyalty.transaction import discard
@@ -191,8 +191,7 @@ def issue():
 
 def _already_issued(location: str):
     flash(
-        "That form was already sent: the card was issued once, and its code was shown only "
-        "then.",
+        "That form was already sent: the card was issued once, and its code was shown only then.",
         "info",
     )
     return redirect(location, 303)
@@ -225,6 +224,11 @@ def adjust(card_id):
             db.session(), card_id, data["amount"], data["reason"], utcnow(),
             current_admin().audit_name,
         )  # fmt: skip
+    except InsufficientFunds as error:  # the API's refusal, its amounts as money
+        available = display.money(error.extra["available"], card.currency)
+        asked = display.money(-data["amount"], card.currency)
+        form.amount.errors = [f"Only {available} can be taken away now; {asked} was asked."]
+        return _card_page(card_id, error.status, template="adjust", form=form)
     except (DomainError, ValidationError) as error:
         show_error(form, error)
         return _card_page(card_id, getattr(error, "status", 422), template="adjust", form=form)

@@ -15,7 +15,8 @@ def explain(txn, currency: str) -> str:
     if txn.kind == "issue":
         paid = display.money(detail.get("paid", txn.amount), currency)
         bonus = detail.get("bonus") or 0
-        how = "Bought with Stripe Checkout for" if detail.get("source") == "stripe" else "Issued with"
+        bought = detail.get("source") == "stripe"
+        how = "Bought with Stripe Checkout for" if bought else "Issued with"
         extra = f" and a {display.money(bonus, currency)} bonus" if bonus else ""
         return f"{how} {paid}{extra}"
     if txn.kind == "hold":

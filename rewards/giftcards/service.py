@@ -753,6 +753,40 @@ def expire_cards(
         changed += rowcount(result)
 
 
+def find_card_drift(session: Session) -> list[str]:
+    """Every card whose stored `balance` is not the sum of its transactions' `balance_change`,
+    or whose `held_amount` is not the sum of its active holds (the database checks the rest:
+    balance = issued + bonus + refunds + adjustments − captured − held − expired)."""
+    moved = (
+        select(
+            GiftCardTransaction.card_id,
+            func.sum(GiftCardTransaction.balance_change).label("total"),
+        )
+        .group_by(GiftCardTransaction.card_id)
+        .subquery()
+    )
+    held = (
+        select(GiftCardHold.card_id, func.sum(GiftCardHold.amount).label("total"))
+        .where(GiftCardHold.status == "active")
+        .group_by(GiftCardHold.card_id)
+        .subquery()
+    )
+    from_transactions = func.coalesce(moved.c.total, literal(0))
+    from_holds = func.coalesce(held.c.total, literal(0))
+    rows = session.execute(
+        select(GiftCard.id, GiftCard.balance, from_transactions, GiftCard.held_amount, from_holds)
+        .outerjoin(moved, moved.c.card_id == GiftCard.id)
+        .outerjoin(held, held.c.card_id == GiftCard.id)
+        .where(or_(GiftCard.balance != from_transactions, GiftCard.held_amount != from_holds))
+        .order_by(GiftCard.id)
+    )
+    return [
+        f"gift card {card_id}: stored balance/held {balance}/{held_amount} "
+        f"!= transactions/active holds {int(total)}/{int(holds)}"
+        for card_id, balance, total, held_amount, holds in rows
+    ]
+
+
 def any_cards(session: Session) -> bool:
     """Cards hold money in the program currency: it can't change once one exists."""
     return bool(session.scalar(select(exists().where(GiftCard.id.is_not(None)))))

@@ -113,3 +113,24 @@ def test_an_adjustment_is_audited_with_its_reason(client, admin, session):
     row = session.scalar(select(AuditLog).where(AuditLog.action == "gift_card.adjust"))
     assert row.object_type == "gift_card" and row.object_id == str(gc["id"])
     assert row.after == {"amount": 125, "reason": "goodwill: late delivery", "balance": 1125}
+
+
+def test_verify_ledger_counts_adjustments_and_names_a_card_that_drifted(
+    client, admin, storefront, session, runner
+):
+    gc = issue(client, admin, amount=1000)
+    assert hold(client, storefront, gc["code"], 300, order_id="ord_v").status_code == 201
+    for amount in (400, -900):
+        assert adjust(client, admin, gc["id"], amount).status_code == 201
+    result = runner.invoke(args=["loyalty", "verify-ledger"])
+    assert result.exit_code == 0, result.output
+    # A balance moved without its transaction (the row's own arithmetic still adds up).
+    row = session.get(GiftCard, gc["id"])
+    row.balance, row.adjusted_amount = row.balance + 50, row.adjusted_amount + 50
+    session.commit()
+    result = runner.invoke(args=["loyalty", "verify-ledger"])
+    assert result.exit_code == 1
+    assert f"gift card {gc['id']}: stored balance/held 250/300 != transactions/active holds " in (
+        result.output
+    )
+    assert "200/300" in result.output

@@ -24,7 +24,7 @@ def explain(txn, currency: str) -> str:
     if txn.kind == "capture":
         return f"Spent {amount} on {order}"
     if txn.kind == "release":
-        why = RELEASE_REASONS.get(detail.get("reason"))
+        why = RELEASE_REASONS.get(str(detail.get("reason")))
         return f"Released {amount} held for {order}" + (f": {why}" if why else "")
     if txn.kind == "refund":
         return f"Refunded {amount} from {order}"

@@ -7,8 +7,8 @@ from loyalty.hooks import Hooks
 
 def init_app(app: Flask, hooks: Hooks) -> None:
     """Plug gift cards into the core: the program currency stays while cards hold money;
-    erasure and export of purchases; `verify-ledger` checks the cards' balances. (Its order handler, jobs and demo card are in the ordered
-    lists of `loyalty.wiring`.)"""
+    erasure and export of purchases; `verify-ledger` checks the cards' balances. (Its order
+    handler, jobs and demo card are in the ordered lists of `loyalty.wiring`.)"""
     from rewards.giftcards import purchases, service
 
     hooks.money_in_currency.append(service.any_cards)

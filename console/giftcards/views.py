@@ -176,8 +176,11 @@ def issue():
         return _issue_page(form, getattr(error, "status", 422))
     location = url_for(".show", card_id=issued.card.id)
     if not once.claim(db.session(), form.submission.data, location, "issue"):
-        discard()  # the same form, sent twice at once: the other request issued the card
-        return _already_issued(url_for(".index"))
+        # The same form, sent twice at once: the other request issued the card (and has
+        # committed its key by now); this one's card is rolled back.
+        discard()
+        done = once.already_done(db.session(), form.submission.data)
+        return _already_issued(done or url_for(".index"))
     page = render_template(
         "console/giftcards/issued.html",
         card=service.card_view(issued.card, now),

@@ -3,19 +3,23 @@ purchase; never the code), issuing with the code shown once, adjusting and disab
 the API's services (and their refusals), roles."""
 
 import re
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
 
+from console import accounts
 from loyalty.audit import AuditLog
 from loyalty.codes import normalize_code
+from loyalty.extensions import db
 from loyalty.idempotency import IdempotencyRecord
 from loyalty.program.service import get_program
 from loyalty.types import utcnow
 from rewards.giftcards import service
 from rewards.giftcards.models import GiftCard, GiftCardPurchase, GiftCardTransaction
-from tests.console.conftest import assert_strict_csp, csrf_token, post_form
+from tests.console.conftest import PASSWORD, assert_strict_csp, csrf_token, post_form, sign_in
 
 SECRETS = ["test-secret-old", "test-secret-new"]
 
@@ -227,6 +231,7 @@ def test_issuing_shows_the_code_once_and_a_second_submit_issues_nothing(console_
     answer = client.post("/console/gift-cards/new", data=body)
     assert answer.status_code == 201, text_of(answer)
     assert answer.headers["Cache-Control"] == "no-store"
+    assert_strict_csp(answer)
     html = text_of(answer)
     code = re.search(r'<output id="gift-card-code"[^>]*>([^<]+)</output>', html).group(1)
     assert re.fullmatch(r"[0-9A-Z]{4}(-[0-9A-Z]{4}){3}", code)
@@ -404,3 +409,44 @@ def test_an_analyst_gets_403_on_every_gift_card_page(console_client, session, ro
 def test_owners_see_the_issue_button(console_client):
     html = text_of(console_client("owner").get("/console/gift-cards"))
     assert "Issue a gift card" in html and "No gift cards yet" in html
+
+
+@pytest.mark.postgres
+@pytest.mark.concurrency
+def test_the_issue_form_sent_eight_times_at_once_issues_one_card(pg_app):
+    """Real commits from eight connections: one answer shows the code, the others lead to the
+    card without it (those that ran side by side with the first have their card rolled
+    back)."""
+    pg_app.config["ADMIN_PASSWORD_HASHING"] = "cheapest"
+    with pg_app.app_context():
+        accounts.create_admin(db.session, "issuer@example.com", "owner", PASSWORD)
+        db.session.commit()
+    client = pg_app.test_client()
+    assert sign_in(client, "issuer@example.com").status_code == 303
+    form = text_of(client.get("/console/gift-cards/new"))
+    cookie = client.get_cookie(pg_app.config["CONSOLE_COOKIE_NAME"], path="/console")
+    submission = re.search(r'id="submission"[^>]*value="([^"]+)"', form).group(1)
+    body = {**ISSUE, "submission": submission, "csrf_token": csrf_token(form)}
+    barrier = threading.Barrier(8)
+
+    def send(_):
+        own = pg_app.test_client()
+        own.set_cookie(cookie.key, cookie.value, domain=cookie.domain, path=cookie.path)
+        barrier.wait()
+        answer = own.post("/console/gift-cards/new", data=body)
+        return answer.status_code, "gift-card-code" in text_of(answer), answer.location
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(send, range(8)))
+    with pg_app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(GiftCard)) == 1
+        card_id = db.session.scalar(select(GiftCard.id))
+    assert (
+        sorted(results, key=str)
+        == [(201, True, None)] + [(303, False, f"/console/gift-cards/{card_id}")] * 7
+    )
+    with pg_app.app_context():
+        assert (
+            db.session.scalar(select(func.count()).where(AuditLog.action == "gift_card.issue")) == 1
+        )
+        db.session.remove()

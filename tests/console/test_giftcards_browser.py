@@ -4,6 +4,7 @@ page, and neither after a reload, nor going back, nor on the card page, nor in t
 import re
 
 import pytest
+from playwright.sync_api import expect
 from sqlalchemy import func, select
 
 from loyalty.codes import normalize_code
@@ -78,7 +79,11 @@ def test_issue_a_gift_card_and_see_its_code_exactly_once(console_page, live_cons
     shown = page.locator("#gift-card-code")
     code = shown.inner_text().strip()
     assert re.fullmatch(r"[0-9A-Z]{4}(-[0-9A-Z]{4}){3}", code)
-    assert page.get_by_role("button", name="Copy code").is_visible()  # the script ran
+    expect(page.get_by_role("button", name="Copy code")).to_be_visible()  # the script ran
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page.get_by_role("button", name="Copy code").click()
+    expect(page.locator("#copy-status")).to_have_text("Copied.")
+    assert page.evaluate("navigator.clipboard.readText()") == code
     assert "The card holds $50.00" in page.locator("main").inner_text()
     screenshot(page, "giftcard-code-once")
     with app.app_context():
@@ -131,4 +136,6 @@ def test_issue_a_gift_card_and_see_its_code_exactly_once(console_page, live_cons
     screenshot(page, "giftcard-disable")
     page.get_by_role("button", name="Disable gift card").click()
     assert "can never be spent again" in page.get_by_role("status").inner_text()
+    assert "not spendable (disabled)" in page.locator(".stat-main").inner_text()
+    screenshot(page, "giftcard-disabled")
     assert page.foreign_requests == []

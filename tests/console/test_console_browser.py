@@ -20,7 +20,7 @@ def test_sign_in_lands_on_the_console_and_sign_out_leaves_it(new_page, live_admi
     browser_sign_in(page, email)
     page.wait_for_url("**/console/members")
     assert page.get_by_role("navigation", name="Main").get_by_role("link").all_inner_texts() == [
-        "Members", "Tiers", "Earning rules", "Rewards", "Settings",
+        "Members", "Gift cards", "Tiers", "Earning rules", "Rewards", "Settings",
     ]  # fmt: skip
     assert page.get_by_text(email).is_visible()
     page.get_by_role("button", name="Sign out").click()

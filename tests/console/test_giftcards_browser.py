@@ -13,6 +13,7 @@ from loyalty.program.service import get_program
 from loyalty.types import utcnow
 from rewards.giftcards import service
 from rewards.giftcards.models import GiftCard, GiftCardPurchase
+from tests.console.conftest import browser_sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -139,3 +140,22 @@ def test_issue_a_gift_card_and_see_its_code_exactly_once(console_page, live_cons
     assert "not spendable (disabled)" in page.locator(".stat-main").inner_text()
     screenshot(page, "giftcard-disabled")
     assert page.foreign_requests == []
+
+
+def test_without_javascript_the_code_is_shown_once_without_a_dead_copy_button(
+    browser, live_console, live_admin
+):
+    _app, base = live_console
+    context = browser.new_context(java_script_enabled=False)
+    page = context.new_page()
+    page.base = f"{base}/console"
+    browser_sign_in(page, live_admin("admin"))
+    page.goto(page.base + "/gift-cards/new")
+    page.get_by_label("Amount").fill("25")
+    page.get_by_role("button", name="Issue gift card").click()
+    code = page.locator("#gift-card-code").inner_text().strip()
+    assert re.fullmatch(r"[0-9A-Z]{4}(-[0-9A-Z]{4}){3}", code)
+    assert page.get_by_role("button", name="Copy code").count() == 0  # hidden, not just inert
+    page.get_by_role("link", name="I have copied it: open the card").click()
+    assert code not in page.content() and "The card holds" not in page.content()
+    context.close()

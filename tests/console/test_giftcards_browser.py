@@ -106,8 +106,9 @@ def test_issue_a_gift_card_and_see_its_code_exactly_once(console_page, live_cons
         assert db.session.scalar(select(func.count()).select_from(GiftCard)) == count
         db.session.remove()
 
-    page.go_back()
+    page.go_back()  # to the form, fresh: nothing of the card issued from it
     absent("going back")
+    assert page.get_by_label("Amount").input_value() == ""
     page.goto(page.base + f"/gift-cards/{card_id}")
     absent("on the card page")
     assert page.get_by_role("heading", name=f"Gift card {card_id}").is_visible()

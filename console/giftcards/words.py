@@ -39,11 +39,13 @@ def actor(name: str, admins: dict[str, str]) -> str:
     """Who moved the value: an admin's email, or what the system calls it."""
     if name in admins:
         return admins[name]
+    if name.startswith("api_key:"):
+        return f"API key {name.partition(':')[2]}"
     if name.startswith("event:"):
         return "Order event"
     if name.startswith("job:"):
         return "Scheduled job"
-    if name == "stripe" or name.startswith("stripe"):
+    if name.startswith("stripe:"):
         return "Stripe"
     return name
 

@@ -450,3 +450,17 @@ def test_the_issue_form_sent_eight_times_at_once_issues_one_card(pg_app):
             db.session.scalar(select(func.count()).where(AuditLog.action == "gift_card.issue")) == 1
         )
         db.session.remove()
+
+
+def test_who_moved_the_value_is_said_in_words(console_client, session, client, admin, storefront):
+    issued = client.post("/v1/gift-cards", json={"amount": 900, "currency": "USD"}, headers=admin)
+    card_id = issued.get_json()["id"]
+    paid = client.post(f"/v1/gift-cards/{card_id}/adjustments",
+                       json={"amount": 100, "reason": "by the API"}, headers=admin)  # fmt: skip
+    assert paid.status_code == 201
+    console = console_client("support")
+    post_form(console, f"/console/gift-cards/{card_id}/adjust", {"amount": "1", "reason": "here"})
+    html = text_of(console.get(f"/console/gift-cards/{card_id}"))
+    rows = re.findall(r"<td>Adjusted: ([^<]+)</td>\s*<td[^>]*>[^<]*</td>\s*<td>([^<]+)</td>", html)
+    assert rows[0] == ("here", console.admin.email)
+    assert rows[1][0] == "by the API" and rows[1][1].startswith("API key ")

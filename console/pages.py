@@ -7,6 +7,7 @@ URLs `/console/members...`); its nav entry is in console.nav.
 from console.audit import bp as audit
 from console.blueprint import bp
 from console.dashboard import bp as dashboard
+from console.giftcards import bp as giftcards
 from console.members import bp as members
 from console.referrals import bp as referrals
 from console.reports import bp as reports
@@ -15,7 +16,7 @@ from console.rules import bp as rules
 from console.settings import bp as settings
 from console.tiers import bp as tiers
 
-PAGES = (dashboard, reports, members, referrals, tiers, rules, rewards, settings, audit)
+PAGES = (dashboard, reports, members, referrals, giftcards, tiers, rules, rewards, settings, audit)
 
 for page in PAGES:  # once, on import: before any app registers the console blueprint
     bp.register_blueprint(page)

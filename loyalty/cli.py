@@ -117,13 +117,17 @@ def worker(interval, once):
 
 @loyalty_cli.command("verify-ledger")
 def verify_ledger():
-    """Recompute every balance from its entries; exit 1 listing any account that drifted."""
-    drift = find_drift(db.session)
-    for d in drift:
-        click.echo(
-            f"member {d.member_id} ({d.customer_id}): stored available/pending/lifetime "
-            f"{d.stored} != entries {d.computed}"
-        )
+    """Recompute every balance from its entries — members' points, and each domain's own
+    (gift cards) — and exit 1 listing any account that drifted."""
+    drift = [
+        f"member {d.member_id} ({d.customer_id}): stored available/pending/lifetime "
+        f"{d.stored} != entries {d.computed}"
+        for d in find_drift(db.session)
+    ]
+    for check in hooks().ledger_checks:
+        drift.extend(check(db.session))
+    for line in drift:
+        click.echo(line)
     if drift:
         click.echo(f"{len(drift)} account(s) drifted", err=True)
         sys.exit(1)

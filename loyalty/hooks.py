@@ -144,6 +144,13 @@ class MemberReferrals(Protocol):
 # --- program, jobs, demo, reports -------------------------------------------------------------
 
 
+class LedgerCheck(Protocol):
+    """One line per account of the domain whose stored balance differs from the sum of its
+    entries (`verify-ledger`); none when every balance adds up."""
+
+    def __call__(self, session: Session, /) -> list[str]: ...
+
+
 class MoneyInCurrency(Protocol):
     """Whether the domain holds money in the program currency (it can't change then)."""
 
@@ -219,6 +226,8 @@ class Hooks:
     # in the order they run (`loyalty.wiring.DEMO_SEEDS`)
     demo_seed: list[DemoSeed] = field(default_factory=list)
     money_in_currency: list[MoneyInCurrency] = field(default_factory=list)
+    # the domains' own balances, checked by `verify-ledger` after the members'
+    ledger_checks: list[LedgerCheck] = field(default_factory=list)
     # What the shopper's widget (/v1/me) shows from the domains; None until a domain sets it.
     member_rewards: MemberRewards | None = None
     redeem_reward: RedeemReward | None = None

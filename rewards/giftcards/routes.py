@@ -128,7 +128,10 @@ class Adjustments(MethodView):
     @blp.arguments(GiftCardAdjustmentSchema)
     @blp.response(201, GiftCardSchema)
     def post(self, data, card_id):
-        """Correct a card's balance (signed amount); recorded as an `adjust` transaction."""
+        """Correct a card's balance by a signed amount, with a reason: an `adjust` transaction.
+
+        A debit is taken only from what can be spent now (never from money an active hold
+        reserves): 422 `insufficient-funds` otherwise; a disabled or expired card is 409."""
         return service.adjust(
             db.session, card_id, data["amount"], data["reason"], utcnow(), _actor()
         )

@@ -11,12 +11,24 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, exists, func, insert, literal, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    and_,
+    exists,
+    false,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from loyalty import webhooks
 from loyalty.audit import record_change
+from loyalty.codes import UNAMBIGUOUS, normalize_code
 from loyalty.errors import Conflict, InsufficientFunds, NotFound, ValidationFailed
 from loyalty.extensions import rowcount
 from loyalty.jobs import Progress
@@ -136,9 +148,13 @@ def list_cards(
     cursor: str | None = None,
     status: str | None = None,
     source: str | None = None,
+    last4_or_id: str | None = None,
 ) -> Page:
-    """A page of cards, newest first (`GiftCardPageSchema`)."""
+    """A page of cards, newest first (`GiftCardPageSchema`); `last4_or_id` keeps the cards
+    whose code ends in those 4 characters (typed as a shopper would) or with that id."""
     query = select(GiftCard)
+    if last4_or_id is not None:
+        query = query.where(_last4_or_id(last4_or_id))
     not_expired = or_(GiftCard.expires_at.is_(None), GiftCard.expires_at > now)
     if status == "active":
         query = query.where(GiftCard.status == "active", not_expired)
@@ -152,6 +168,17 @@ def list_cards(
         query = query.where(GiftCard.source == source)
     page = page_by_id(session, query, GiftCard.id, limit, cursor)
     return page.map(lambda card: card_view(card, now))
+
+
+def _last4_or_id(text: str) -> ColumnElement[bool]:
+    text = text.strip()
+    matches = []
+    last4 = normalize_code(text)
+    if len(last4) == 4 and set(last4) <= set(UNAMBIGUOUS):
+        matches.append(GiftCard.last4 == last4)
+    if text.isdigit() and 0 < int(text) < 2**63:
+        matches.append(GiftCard.id == int(text))
+    return or_(false(), *matches)
 
 
 def find_live_card(
@@ -492,8 +519,13 @@ def refund(
 def adjust(
     session: Session, card_id: int, amount: int, reason: str, now: datetime, actor: str
 ) -> CardView:
-    """An admin correction, signed; a debit only if the balance covers it at this instant."""
-    card = get_card(session, card_id)
+    """An admin correction, signed, with its reason: an `adjust` transaction. A debit only if
+    what can be spent at this instant covers it — `balance` is already net of active holds,
+    so a debit never eats into money an order holds. The card's row is locked first, as for
+    a refund, so a disable running at the same time comes wholly before or after."""
+    card = session.get(GiftCard, card_id, with_for_update=True)
+    if card is None:
+        raise NotFound(f"No gift card {card_id}.")
     if not is_live(card, now):
         raise Conflict(f"Gift card {card_id} is {effective_status(card, now)}.")
     covered = [GiftCard.balance >= -amount]
@@ -719,6 +751,40 @@ def expire_cards(
         )
         session.commit()
         changed += rowcount(result)
+
+
+def find_card_drift(session: Session) -> list[str]:
+    """Every card whose stored `balance` is not the sum of its transactions' `balance_change`,
+    or whose `held_amount` is not the sum of its active holds (the database checks the rest:
+    balance = issued + bonus + refunds + adjustments − captured − held − expired)."""
+    moved = (
+        select(
+            GiftCardTransaction.card_id,
+            func.sum(GiftCardTransaction.balance_change).label("total"),
+        )
+        .group_by(GiftCardTransaction.card_id)
+        .subquery()
+    )
+    held = (
+        select(GiftCardHold.card_id, func.sum(GiftCardHold.amount).label("total"))
+        .where(GiftCardHold.status == "active")
+        .group_by(GiftCardHold.card_id)
+        .subquery()
+    )
+    from_transactions = func.coalesce(moved.c.total, literal(0))
+    from_holds = func.coalesce(held.c.total, literal(0))
+    rows = session.execute(
+        select(GiftCard.id, GiftCard.balance, from_transactions, GiftCard.held_amount, from_holds)
+        .outerjoin(moved, moved.c.card_id == GiftCard.id)
+        .outerjoin(held, held.c.card_id == GiftCard.id)
+        .where(or_(GiftCard.balance != from_transactions, GiftCard.held_amount != from_holds))
+        .order_by(GiftCard.id)
+    )
+    return [
+        f"gift card {card_id}: stored balance/held {balance}/{held_amount} "
+        f"!= transactions/active holds {int(total)}/{int(holds)}"
+        for card_id, balance, total, held_amount, holds in rows
+    ]
 
 
 def any_cards(session: Session) -> bool:

@@ -206,3 +206,81 @@ def test_expire_holds_job_from_two_workers_releases_each_hold_once(pg_app, pg_ke
     row, from_transactions = card_row(pg_app, gc["id"])
     assert (row.balance, row.held_amount) == (50000, 0)
     assert from_transactions == 50000
+
+
+def test_twenty_concurrent_debits_of_100_from_1000_exactly_ten_succeed(pg_app, pg_keys):
+    admin = pg_keys["admin"]
+    client = pg_app.test_client()
+    gc = issue(client, admin, amount=1000)
+    held = client.post(
+        "/v1/gift-cards/holds",
+        json={"code": gc["code"], "amount": 400, "order_id": "ord_held"},
+        headers=pg_keys["storefront"],
+    )
+    assert held.status_code == 201
+    credit = client.post(
+        f"/v1/gift-cards/{gc['id']}/adjustments",
+        json={"amount": 400, "reason": "make it 1000 spendable"},
+        headers=admin,
+    )
+    assert credit.status_code == 201 and credit.get_json()["balance"] == 1000
+
+    def debit(i):
+        response = pg_app.test_client().post(
+            f"/v1/gift-cards/{gc['id']}/adjustments",
+            json={"amount": -100, "reason": f"debit {i}"},
+            headers={**admin, "Idempotency-Key": f"debit-{i}"},
+        )
+        body = response.get_json()
+        return response.status_code, body.get("type") if response.status_code != 201 else None
+
+    results = run_together(20, debit)
+    assert results.count((201, None)) == 10
+    assert [r for r in results if r[0] != 201] == [(422, "insufficient-funds")] * 10
+    row, from_transactions = card_row(pg_app, gc["id"])
+    assert (row.balance, row.held_amount, row.adjusted_amount) == (0, 400, -600)
+    assert from_transactions == row.balance
+
+
+def test_an_adjustment_racing_a_disable_lands_wholly_before_it_or_is_refused(pg_app, pg_keys):
+    """Never a credit to a card already disabled: whichever runs second sees the other's
+    effect (the disable's audit row shows the card as it left it)."""
+    from loyalty.audit import AuditLog
+
+    admin = pg_keys["admin"]
+    cards = [issue(pg_app.test_client(), admin, amount=1000)["id"] for _ in range(8)]
+
+    def race(i):
+        card_id = cards[i // 2]
+        if i % 2:
+            return (
+                pg_app.test_client()
+                .post(f"/v1/gift-cards/{card_id}/disable", headers=admin)
+                .status_code
+            )
+        return (
+            pg_app.test_client()
+            .post(
+                f"/v1/gift-cards/{card_id}/adjustments",
+                json={"amount": 100, "reason": "race"},
+                headers=admin,
+            )
+            .status_code
+        )
+
+    results = run_together(16, race)
+    assert set(results[1::2]) == {200}
+    assert set(results[::2]) <= {201, 409}
+    with pg_app.app_context():
+        for n, card_id in enumerate(cards):
+            row = db.session.get(GiftCard, card_id)
+            disabled = db.session.scalar(
+                select(AuditLog.after).where(
+                    AuditLog.action == "gift_card.disable", AuditLog.object_id == str(card_id)
+                )
+            )
+            credited = results[2 * n] == 201
+            assert row.status == "disabled"
+            assert row.adjusted_amount == (100 if credited else 0)
+            assert disabled["balance"] == row.balance == (1100 if credited else 1000)
+        db.session.remove()

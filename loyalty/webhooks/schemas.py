@@ -85,6 +85,7 @@ class RotateSecretSchema(StrictSchema):
     """`POST /v1/webhook-endpoints/{id}/rotate-secret`; an empty body takes the default."""
 
     overlap_seconds = fields.Integer(
+        strict=True,
         validate=validate.Range(0, MAX_OVERLAP_SECONDS),
         metadata={
             "description": "How long the replaced secret keeps signing beside the new one "

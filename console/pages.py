@@ -5,13 +5,15 @@ URLs `/console/members...`); its nav entry is in console.nav.
 """
 
 from console.blueprint import bp
+from console.keys import bp as keys
 from console.members import bp as members
 from console.rewards import bp as rewards
 from console.rules import bp as rules
 from console.settings import bp as settings
 from console.tiers import bp as tiers
+from console.webhooks import bp as webhooks
 
-PAGES = (members, tiers, rules, rewards, settings)
+PAGES = (members, tiers, rules, rewards, settings, webhooks, keys)
 
 for page in PAGES:  # once, on import: before any app registers the console blueprint
     bp.register_blueprint(page)

@@ -20,7 +20,7 @@ def test_sign_in_lands_on_the_console_and_sign_out_leaves_it(new_page, live_admi
     browser_sign_in(page, email)
     page.wait_for_url("**/console/members")
     assert page.get_by_role("navigation", name="Main").get_by_role("link").all_inner_texts() == [
-        "Members", "Tiers", "Earning rules", "Rewards", "Settings",
+        "Members", "Tiers", "Earning rules", "Rewards", "Settings", "Webhooks", "API keys",
     ]  # fmt: skip
     assert page.get_by_text(email).is_visible()
     page.get_by_role("button", name="Sign out").click()
@@ -140,11 +140,12 @@ def test_totp_enrolment_then_sign_in_with_a_code(console_page, new_page, screens
 def test_every_page_renders_under_the_csp_without_a_violation(console_page, screenshot):
     page = console_page("owner")
     violations = _csp_violations(page)
-    for name in ("members", "tiers", "rules", "rewards", "settings", "profile"):
+    for name in ("members", "tiers", "rules", "rewards", "settings", "webhooks", "webhooks/new",
+                 "api-keys", "api-keys/new", "profile"):  # fmt: skip
         answer = page.goto(f"{page.base}/{name}")
         assert answer.status == 200, name
         assert "default-src 'self'" in answer.headers["content-security-policy"]
-        screenshot(page, f"page-{name}")
+        screenshot(page, f"page-{name.replace('/', '-')}")
     page.goto(page.base + "/no-such-page")
     screenshot(page, "not-found")
     assert violations == []

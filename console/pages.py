@@ -8,6 +8,7 @@ from console.audit import bp as audit
 from console.blueprint import bp
 from console.dashboard import bp as dashboard
 from console.giftcards import bp as giftcards
+from console.keys import bp as keys
 from console.members import bp as members
 from console.referrals import bp as referrals
 from console.reports import bp as reports
@@ -15,8 +16,12 @@ from console.rewards import bp as rewards
 from console.rules import bp as rules
 from console.settings import bp as settings
 from console.tiers import bp as tiers
+from console.webhooks import bp as webhooks
 
-PAGES = (dashboard, reports, members, referrals, giftcards, tiers, rules, rewards, settings, audit)
+PAGES = (
+    dashboard, reports, members, referrals, giftcards, tiers, rules, rewards, settings,
+    webhooks, keys, audit,
+)  # fmt: skip
 
 for page in PAGES:  # once, on import: before any app registers the console blueprint
     bp.register_blueprint(page)

@@ -58,6 +58,7 @@ def hash_key(key: str) -> str:
 
 
 def create_api_key(session: Session, name: str, scopes: list[str]) -> tuple[ApiKey, str]:
+    """A new key (audited) and the key itself, which only its hash is kept of: shown once."""
     unknown = set(scopes) - set(SCOPES)
     if unknown or not scopes:
         raise ValueError(f"scopes must be some of {', '.join(SCOPES)}")
@@ -65,7 +66,16 @@ def create_api_key(session: Session, name: str, scopes: list[str]) -> tuple[ApiK
     row = ApiKey(name=name, key_hash=hash_key(key), prefix=key[:10], scopes=sorted(set(scopes)))
     session.add(row)
     session.flush()
+    record_change(
+        session, "api_key.create", "api_key", row.id, None,
+        {"name": row.name, "scopes": row.scopes, "prefix": row.prefix},
+    )  # fmt: skip
     return row, key
+
+
+def list_api_keys(session: Session) -> list[ApiKey]:
+    """Every key, revoked ones too, newest first."""
+    return list(session.scalars(select(ApiKey).order_by(ApiKey.id.desc())))
 
 
 def revoke_api_key(session: Session, key_id: int) -> ApiKey | None:

@@ -146,6 +146,7 @@ def reseal():
     failed = 0
     for name, column, purpose in (
         ("webhook secrets", WebhookEndpoint.secret, WEBHOOK_SECRET),
+        ("replaced webhook secrets", WebhookEndpoint.previous_secret, WEBHOOK_SECRET),
         ("stored replies", IdempotencyRecord.body, IDEMPOTENT_REPLY),
     ):
         done, unreadable = reseal_column(db.session, column, purpose, keys)

@@ -138,6 +138,8 @@ def from_environment(instance_path: str, environ: Env | None = None) -> dict:
         "WEBHOOK_MAX_ATTEMPTS": int(env.get("WEBHOOK_MAX_ATTEMPTS", "12")),
         "WEBHOOK_RETRY_SECONDS": float(env.get("WEBHOOK_RETRY_SECONDS", "30")),
         "WEBHOOK_RETRY_MAX_SECONDS": float(env.get("WEBHOOK_RETRY_MAX_SECONDS", "21600")),
+        # After a secret rotation the old secret signs beside the new one this long (24 h).
+        "WEBHOOK_SECRET_OVERLAP_SECONDS": int(env.get("WEBHOOK_SECRET_OVERLAP_SECONDS", "86400")),
         # purge-webhooks forgets messages older than this once each of their deliveries is done.
         "WEBHOOK_RETENTION_DAYS": int(env.get("WEBHOOK_RETENTION_DAYS", "30")),
         # `Authorization: Bearer <token>` to scrape /metrics; unset: open outside production,

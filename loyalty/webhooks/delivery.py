@@ -12,6 +12,10 @@ connection) is retried after `WEBHOOK_RETRY_SECONDS × 2^(attempts − 1)`, at m
 `WEBHOOK_RETRY_MAX_SECONDS`, until `WEBHOOK_MAX_ATTEMPTS` attempts have failed: the delivery
 is then given up (`gave_up_at`), visible in the endpoint's deliveries.
 
+Deliveries to a disabled endpoint are not claimed: they wait until it is enabled. For a
+while after a secret rotation (`previous_secret_expires_at`) each delivery carries two
+signatures, the new secret's first.
+
 With WEBHOOK_ALLOW_PRIVATE off, each connection resolves its host, checks every address and
 connects only to a checked one (`loyalty.webhooks.targets`): an internal address is refused
 before any packet goes to it, and recorded with one text whatever the address.
@@ -167,6 +171,7 @@ def _claim(session: Session, now: datetime, settings: Settings) -> Sequence[Row]
             WebhookDelivery.gave_up_at.is_(None),
             WebhookDelivery.next_attempt_at <= now,
             WebhookEndpoint.deleted_at.is_(None),
+            WebhookEndpoint.disabled_at.is_(None),  # they wait until it is enabled
         )
         .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
         .limit(settings.batch)
@@ -195,6 +200,8 @@ def _claim(session: Session, now: datetime, settings: Settings) -> Sequence[Row]
             WebhookMessage.created_at,
             WebhookEndpoint.url,
             WebhookEndpoint.secret,
+            WebhookEndpoint.previous_secret,
+            WebhookEndpoint.previous_secret_expires_at,
         )
         .join(WebhookMessage, WebhookMessage.id == WebhookDelivery.message_id)
         .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
@@ -203,11 +210,21 @@ def _claim(session: Session, now: datetime, settings: Settings) -> Sequence[Row]
     ).all()
 
 
-def _send(row, settings: "Settings") -> Outcome:
+def _signing_secrets(row, now: datetime) -> list[str]:
+    """The sealed secrets that sign this delivery: the endpoint's, and the one a rotation
+    replaced while its overlap lasts (at `now`, the job's time)."""
+    sealed = [row.secret]
+    if row.previous_secret is not None and row.previous_secret_expires_at > now:
+        sealed.append(row.previous_secret)
+    return sealed
+
+
+def _send(row, settings: "Settings", now: datetime) -> Outcome:
     msg_id = message_id(row.message_pk)
     body = body_of(row.type, row.created_at, row.data)
+    sealer = Sealer(settings.secret_keys, WEBHOOK_SECRET)
     try:
-        secret = Sealer(settings.secret_keys, WEBHOOK_SECRET).unseal(row.secret)
+        secrets = [sealer.unseal(sealed) for sealed in _signing_secrets(row, now)]
     except Unsealable:
         # Sealed under a secret since dropped from SECRET_KEYS: retried, in case it returns.
         return Outcome(None, "The signing secret opens with no key of SECRET_KEYS.")
@@ -217,7 +234,8 @@ def _send(row, settings: "Settings") -> Outcome:
         "User-Agent": USER_AGENT,
         "webhook-id": msg_id,
         "webhook-timestamp": str(timestamp),
-        "webhook-signature": sign(secret, msg_id, timestamp, body),
+        # One signature per secret, space-separated: a receiver accepts any it can verify.
+        "webhook-signature": " ".join(sign(s, msg_id, timestamp, body) for s in secrets),
     }
     return post(row.url, headers, body, settings.timeout, settings.allow_private)
 
@@ -247,7 +265,7 @@ def deliver_webhooks(session: Session, now: datetime, batch_size: int, progress=
             return delivered
         results = []
         for row in rows:
-            outcome = _send(row, settings)
+            outcome = _send(row, settings, now)
             gave_up = not outcome.delivered and row.attempts >= settings.max_attempts
             results.append(
                 {

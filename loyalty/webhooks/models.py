@@ -27,6 +27,12 @@ class WebhookEndpoint(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # Deleted endpoints are kept for their deliveries' history and never sent to again.
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A disabled endpoint gets no new deliveries, and those queued wait, until it is enabled.
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # After a rotation the replaced secret (sealed too) signs beside the new one until
+    # `previous_secret_expires_at`, so receivers can switch without dropping a delivery.
+    previous_secret: Mapped[str | None] = mapped_column(String(255))
+    previous_secret_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class WebhookMessage(Base):
@@ -78,6 +84,14 @@ EVENT_TYPES = (
     "referral.converted",
     "gift_card.issued",
 )
+
+
+def endpoint_status(endpoint: WebhookEndpoint) -> str:
+    return "disabled" if endpoint.disabled_at is not None else "enabled"
+
+
+# What a delivery is: being tried (or waiting to be), delivered, or given up.
+DELIVERY_STATUSES = ("pending", "delivered", "failed")
 
 
 def delivery_status(delivery: WebhookDelivery) -> str:

@@ -1,11 +1,23 @@
 from flask import current_app
 from marshmallow import ValidationError, fields, validate, validates
 
-from loyalty.schemas import AwareDateTime, ComputedDateTime, StrictSchema, page_schema
-from loyalty.webhooks.models import EVENT_TYPES, delivery_status
+from loyalty.schemas import (
+    AwareDateTime,
+    ComputedDateTime,
+    PaginationQuery,
+    StrictSchema,
+    page_schema,
+)
+from loyalty.webhooks.models import (
+    DELIVERY_STATUSES,
+    EVENT_TYPES,
+    delivery_status,
+    endpoint_status,
+)
 from loyalty.webhooks.targets import URL_REFUSED, url_refused
 
 MAX_URL = 2048
+MAX_OVERLAP_SECONDS = 7 * 24 * 3600
 
 
 class EndpointCreateSchema(StrictSchema):
@@ -36,18 +48,51 @@ class EndpointCreateSchema(StrictSchema):
 
 
 class EndpointSchema(StrictSchema):
-    """A `WebhookEndpoint` as the API shows it, without its secret (shown once, at creation)."""
+    """A `WebhookEndpoint` as the API shows it, without its secret (shown once, at creation
+    and at each rotation)."""
 
     id = fields.Integer()
     url = fields.String()
     events = fields.List(fields.String())
+    status = fields.Function(
+        endpoint_status,
+        metadata={
+            "type": "string",
+            "description": "enabled | disabled (sent nothing until enabled again)",
+        },
+    )
     created_at = AwareDateTime()
+    disabled_at = AwareDateTime(allow_none=True)
+    previous_secret_expires_at = AwareDateTime(
+        allow_none=True,
+        metadata={
+            "description": "After a rotation: until when the replaced secret still signs "
+            "deliveries beside the new one (null: no other secret)."
+        },
+    )
 
 
 class CreatedEndpointSchema(EndpointSchema):
     """A `service.NewEndpoint`: the endpoint with its signing secret in clear."""
 
-    secret = fields.String(metadata={"description": "Signing secret: shown only here, once."})
+    secret = fields.String(
+        metadata={"description": "Signing secret: shown only here, once (at creation, or in "
+                  "the answer of the rotation that made it)."}
+    )  # fmt: skip
+
+
+class RotateSecretSchema(StrictSchema):
+    """`POST /v1/webhook-endpoints/{id}/rotate-secret`; an empty body takes the default."""
+
+    overlap_seconds = fields.Integer(
+        strict=True,
+        validate=validate.Range(0, MAX_OVERLAP_SECONDS),
+        metadata={
+            "description": "How long the replaced secret keeps signing beside the new one "
+            "(default WEBHOOK_SECRET_OVERLAP_SECONDS, 24 h); 0 stops it at once (a leaked "
+            "secret)."
+        },
+    )
 
 
 EndpointListSchema = page_schema(EndpointSchema, "WebhookEndpointPage")
@@ -58,10 +103,18 @@ def _next_attempt_at(row):
     return delivery.next_attempt_at if delivery_status(delivery) == "pending" else None
 
 
+class DeliveryListQuery(PaginationQuery):
+    status = fields.String(
+        validate=validate.OneOf(DELIVERY_STATUSES),
+        metadata={"description": "Only deliveries in this status (failed: given up)."},
+    )
+
+
 class DeliverySchema(StrictSchema):
     """A row of `service.list_deliveries`: a `WebhookDelivery` and its `WebhookMessage`."""
 
     id = fields.Integer(attribute="WebhookDelivery.id")
+    endpoint_id = fields.Integer(attribute="WebhookDelivery.endpoint_id")
     message_id = fields.Function(
         lambda row: f"msg_{row.WebhookMessage.id}", metadata={"type": "string"}
     )

@@ -3,8 +3,14 @@
 `emit` writes one message and a delivery per endpoint subscribed to its type, in the caller's
 transaction. Which endpoints subscribe to what is read through the per-worker cache
 (`loyalty.cache`, name "webhook_endpoints"), so an event nobody subscribes to costs no SQL at
-all: the order hot path pays nothing until a merchant adds an endpoint. Creating or deleting
-an endpoint is in force in every worker as soon as its request has answered.
+all: the order hot path pays nothing until a merchant adds an endpoint. Creating, disabling,
+enabling or deleting an endpoint is in force in every worker as soon as its request has
+answered.
+
+An endpoint's signing secret is shown once, when it is made (at creation or rotation). A
+rotation keeps the replaced secret signing beside the new one for an overlap (24 h by
+default; Standard Webhooks puts several signatures in `webhook-signature`), so a receiver
+can deploy the new secret without rejecting a delivery; an overlap of 0 drops it at once.
 """
 
 import base64
@@ -17,8 +23,11 @@ from sqlalchemy import (
     BigInteger,
     ColumnExpressionArgument,
     Interval,
+    Row,
     Select,
     String,
+    and_,
+    case,
     cast,
     func,
     insert,
@@ -34,7 +43,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from loyalty import cache
 from loyalty.audit import record_change
 from loyalty.dates import iso  # noqa: F401 - times in payloads, as `webhooks.iso`
-from loyalty.errors import NotFound
+from loyalty.errors import Conflict, NotFound
 from loyalty.paging import Page, page_by_id
 from loyalty.sealing import WEBHOOK_SECRET, Sealer
 from loyalty.types import utcnow
@@ -44,6 +53,7 @@ from loyalty.webhooks.models import (  # noqa: F401 - EVENT_TYPES, delivery_stat
     WebhookEndpoint,
     WebhookMessage,
     delivery_status,
+    endpoint_status,
 )
 from loyalty.webhooks.schemas import EndpointSchema
 
@@ -62,7 +72,7 @@ _MESSAGES, _DELIVERIES = WebhookMessage.__table__, WebhookDelivery.__table__
 def _load_subscriptions(session: Session) -> dict[str, tuple[int, ...]]:
     rows = session.execute(
         select(WebhookEndpoint.id, WebhookEndpoint.events)
-        .where(WebhookEndpoint.deleted_at.is_(None))
+        .where(WebhookEndpoint.deleted_at.is_(None), WebhookEndpoint.disabled_at.is_(None))
         .order_by(WebhookEndpoint.id)
     )
     by_type: dict[str, list[int]] = {}
@@ -73,7 +83,8 @@ def _load_subscriptions(session: Session) -> dict[str, tuple[int, ...]]:
 
 
 def subscribed(session: Session, event_type: str) -> tuple[int, ...]:
-    """Ids of the live endpoints subscribed to `event_type` (cached: usually no SQL)."""
+    """Ids of the live, enabled endpoints subscribed to `event_type` (cached: usually no
+    SQL)."""
     return cache.cached(session, CACHE, "all", lambda: _load_subscriptions(session)).get(
         event_type, ()
     )
@@ -186,13 +197,28 @@ def new_secret() -> str:
 
 @dataclass(frozen=True)
 class NewEndpoint:
-    """An endpoint just created, with its signing secret in clear (`CreatedEndpointSchema`)."""
+    """An endpoint with the signing secret just made for it, in clear (created or rotated;
+    `CreatedEndpointSchema`)."""
 
     id: int
     url: str
     events: list[str]
     created_at: datetime
     secret: str
+    disabled_at: datetime | None = None
+    previous_secret_expires_at: datetime | None = None
+
+    @classmethod
+    def of(cls, endpoint: WebhookEndpoint, secret: str) -> "NewEndpoint":
+        return cls(
+            endpoint.id,
+            endpoint.url,
+            endpoint.events,
+            endpoint.created_at,
+            secret,
+            endpoint.disabled_at,
+            endpoint.previous_secret_expires_at,
+        )
 
 
 def list_endpoints(session: Session) -> list[WebhookEndpoint]:
@@ -220,14 +246,63 @@ def create_endpoint(
     session.add(endpoint)
     session.flush()
     _audit(session, "webhook_endpoint.create", endpoint.id, None, _snapshot(endpoint))
-    new = NewEndpoint(endpoint.id, endpoint.url, endpoint.events, endpoint.created_at, secret)
-    return endpoint, new
+    return endpoint, NewEndpoint.of(endpoint, secret)
 
 
-def get_endpoint(session: Session, endpoint_id: int) -> WebhookEndpoint:
-    endpoint = session.get(WebhookEndpoint, endpoint_id)
+def get_endpoint(session: Session, endpoint_id: int, *, lock: bool = False) -> WebhookEndpoint:
+    endpoint = session.get(WebhookEndpoint, endpoint_id, with_for_update=lock)
     if endpoint is None or endpoint.deleted_at is not None:
         raise NotFound(f"No webhook endpoint {endpoint_id}.")
+    return endpoint
+
+
+def rotate_secret(
+    session: Session,
+    endpoint_id: int,
+    secret_keys: list[str],
+    now: datetime,
+    overlap: timedelta,
+) -> tuple[WebhookEndpoint, NewEndpoint]:
+    """Give the endpoint a new signing secret, returned in clear this once. The secret it
+    replaces signs beside it until `now + overlap` (not at all when `overlap` is zero); one
+    replaced earlier and still signing stops now: at most two secrets sign at a time."""
+    endpoint = get_endpoint(session, endpoint_id, lock=True)
+    before = _snapshot(endpoint)
+    secret = new_secret()
+    if overlap > timedelta(0):
+        endpoint.previous_secret = endpoint.secret  # sealed as it is
+        endpoint.previous_secret_expires_at = now + overlap
+    else:
+        endpoint.previous_secret = endpoint.previous_secret_expires_at = None
+    endpoint.secret = Sealer(secret_keys, WEBHOOK_SECRET).seal(secret)
+    session.flush()
+    after = {**_snapshot(endpoint), "secret_rotated_at": iso(now)}
+    _audit(session, "webhook_endpoint.rotate_secret", endpoint.id, before, after)
+    return endpoint, NewEndpoint.of(endpoint, secret)
+
+
+def disable_endpoint(session: Session, endpoint_id: int, now: datetime) -> WebhookEndpoint:
+    """Send it nothing until it is enabled again: no delivery is queued for it, and those
+    queued already wait (their attempts untouched). Disabling a disabled endpoint changes
+    nothing."""
+    endpoint = get_endpoint(session, endpoint_id, lock=True)
+    if endpoint.disabled_at is None:
+        before = _snapshot(endpoint)
+        endpoint.disabled_at = now
+        session.flush()
+        _audit(session, "webhook_endpoint.disable", endpoint.id, before, _snapshot(endpoint))
+    return endpoint
+
+
+def enable_endpoint(session: Session, endpoint_id: int) -> WebhookEndpoint:
+    """Send to it again: events from now on, and the deliveries that waited while it was
+    disabled (when they are due). Enabling an enabled endpoint changes nothing."""
+    endpoint = get_endpoint(session, endpoint_id, lock=True)
+    if endpoint.disabled_at is not None:
+        before = _snapshot(endpoint)
+        endpoint.disabled_at = None
+        session.flush()
+        _audit(session, "webhook_endpoint.enable", endpoint.id, before, _snapshot(endpoint))
     return endpoint
 
 
@@ -260,9 +335,23 @@ def _audit(
     record_change(session, action, "webhook_endpoint", endpoint_id, before, after)
 
 
-def list_deliveries(session: Session, endpoint_id: int, limit: int, cursor: str | None) -> Page:
-    """A page of an endpoint's deliveries, newest first: rows of (`WebhookDelivery`,
-    `WebhookMessage`), deleted endpoints' too."""
+_STATUS_CONDITIONS = {
+    "pending": (WebhookDelivery.delivered_at.is_(None), WebhookDelivery.gave_up_at.is_(None)),
+    "delivered": (WebhookDelivery.delivered_at.is_not(None),),
+    "failed": (WebhookDelivery.gave_up_at.is_not(None),),
+}
+
+
+def list_deliveries(
+    session: Session,
+    endpoint_id: int,
+    limit: int,
+    cursor: str | None,
+    status: str | None = None,
+) -> Page:
+    """A page of an endpoint's deliveries, newest first (only those in `status`, if given:
+    pending, delivered or failed): rows of (`WebhookDelivery`, `WebhookMessage`), deleted
+    endpoints' too."""
     if session.get(WebhookEndpoint, endpoint_id) is None:
         raise NotFound(f"No webhook endpoint {endpoint_id}.")
     query = (
@@ -270,6 +359,93 @@ def list_deliveries(session: Session, endpoint_id: int, limit: int, cursor: str 
         .join(WebhookMessage, WebhookMessage.id == WebhookDelivery.message_id)
         .where(WebhookDelivery.endpoint_id == endpoint_id)
     )
+    if status is not None:
+        query = query.where(*_STATUS_CONDITIONS[status])
     return page_by_id(
         session, query, WebhookDelivery.id, limit, cursor, row_id=lambda row: row[0].id
     )
+
+
+DeliveryRow = Row[WebhookDelivery, WebhookMessage]
+
+
+def _delivery_row(session: Session, delivery_id: int) -> DeliveryRow:
+    row = session.execute(
+        select(WebhookDelivery, WebhookMessage)
+        .join(WebhookMessage, WebhookMessage.id == WebhookDelivery.message_id)
+        .where(WebhookDelivery.id == delivery_id)
+    ).first()
+    if row is None:
+        raise NotFound(f"No webhook delivery {delivery_id}.")
+    return row
+
+
+def retry_delivery(session: Session, delivery_id: int, now: datetime) -> DeliveryRow:
+    """Send a failed (given up) delivery again: it is due at `now`, and the next
+    `deliver-webhooks` run makes one more attempt, under the same `webhook-id` (the same
+    message). Its attempts so far still count: if this one fails too, it is failed again.
+    A delivery already pending again is left as it is; a delivered one, or one to an endpoint
+    disabled or deleted, is a 409 conflict. Returns (delivery, message)."""
+    delivery = session.get(WebhookDelivery, delivery_id, with_for_update=True)
+    if delivery is None:
+        raise NotFound(f"No webhook delivery {delivery_id}.")
+    endpoint = session.get(WebhookEndpoint, delivery.endpoint_id)
+    assert endpoint is not None  # a foreign key
+    status = delivery_status(delivery)
+    if status == "delivered":
+        raise Conflict("This delivery was delivered: there is nothing to send again.")
+    if endpoint.deleted_at is not None:
+        raise Conflict("Its endpoint was deleted: nothing is sent to it any more.")
+    if endpoint.disabled_at is not None:
+        raise Conflict("Its endpoint is disabled: enable the endpoint to send to it again.")
+    if status == "failed":
+        before = {"status": status, "gave_up_at": iso(delivery.gave_up_at)}
+        delivery.gave_up_at = None
+        delivery.next_attempt_at = now
+        session.flush()
+        record_change(
+            session,
+            "webhook_delivery.retry",
+            "webhook_delivery",
+            delivery.id,
+            before,
+            {"status": "pending", "next_attempt_at": iso(now)},
+        )
+    return _delivery_row(session, delivery_id)
+
+
+@dataclass(frozen=True)
+class Health:
+    """An endpoint's deliveries of the messages written since a moment, by status;
+    `retrying`: pending ones whose last attempt failed."""
+
+    delivered: int = 0
+    retrying: int = 0
+    failed: int = 0
+    waiting: int = 0
+
+
+def delivery_health(session: Session, since: datetime) -> dict[int, Health]:
+    """Per endpoint id: its deliveries of messages written since `since` (endpoints with none
+    are left out)."""
+    delivered = WebhookDelivery.delivered_at.is_not(None)
+    failed = WebhookDelivery.gave_up_at.is_not(None)
+    pending = and_(~delivered, ~failed)
+    tried = WebhookDelivery.attempts > 0
+
+    def count(condition: ColumnElement[bool]) -> ColumnElement[int]:
+        return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+    rows = session.execute(
+        select(
+            WebhookDelivery.endpoint_id,
+            count(delivered),
+            count(and_(pending, tried)),
+            count(failed),
+            count(and_(pending, ~tried)),
+        )
+        .join(WebhookMessage, WebhookMessage.id == WebhookDelivery.message_id)
+        .where(WebhookMessage.created_at >= since)
+        .group_by(WebhookDelivery.endpoint_id)
+    )
+    return {row[0]: Health(*row[1:]) for row in rows}

@@ -164,11 +164,16 @@ def test_totp_enrolment_then_sign_in_with_a_code(console_page, new_page, screens
 def test_every_page_renders_under_the_csp_without_a_violation(console_page, screenshot):
     page = console_page("owner")
     violations = _csp_violations(page)
-    for name in ("dashboard", "members", "tiers", "rules", "rewards", "settings", "profile"):
+    pages = (
+        "dashboard", "reports", "reports/cohorts", "reports/segments", "members", "referrals",
+        "referrals/settings", "gift-cards", "gift-cards/new", "tiers", "rules", "rewards",
+        "settings", "webhooks", "webhooks/new", "api-keys", "api-keys/new", "audit", "profile",
+    )  # fmt: skip
+    for name in pages:
         answer = page.goto(f"{page.base}/{name}")
         assert answer.status == 200, name
         assert "default-src 'self'" in answer.headers["content-security-policy"]
-        screenshot(page, f"page-{name}")
+        screenshot(page, f"page-{name.replace('/', '-')}")
     page.goto(page.base + "/no-such-page")
     screenshot(page, "not-found")
     assert violations == []

@@ -1,4 +1,5 @@
-"""Two workers delivering at once on PostgreSQL never send the same delivery twice."""
+"""Two workers delivering at once on PostgreSQL never send the same delivery twice; a failed
+delivery sent again by several requests at once is rescheduled once."""
 
 import threading
 from collections import Counter
@@ -7,6 +8,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
+from loyalty.audit import AuditLog
 from loyalty.extensions import db
 from loyalty.types import utcnow
 from loyalty.webhooks import emit_many
@@ -54,3 +56,42 @@ def test_two_concurrent_deliver_runs_send_each_message_once(pg_app, pg_keys):
         assert db.session.scalar(done) == messages
         attempts = db.session.scalar(select(func.sum(WebhookDelivery.attempts)))
         assert attempts == messages  # every delivery was claimed by exactly one worker
+
+
+def test_sending_a_failed_delivery_again_from_many_requests_at_once_schedules_it_once(
+    pg_app, pg_keys
+):
+    """The delivery is locked while it is rescheduled: one request changes it (one audit row),
+    the others find it pending and answer it as it is."""
+    client = pg_app.test_client()
+    response = client.post("/v1/webhook-endpoints", headers=pg_keys["admin"],
+                           json={"url": "https://hooks.example.com/in",
+                                 "events": ["points.earned"]})  # fmt: skip
+    assert response.status_code == 201
+    with pg_app.app_context():
+        emit_many(db.session, "points.earned", [{"n": 1}])
+        db.session.commit()
+        delivery_id = db.session.scalar(select(WebhookDelivery.id))
+        db.session.execute(
+            WebhookDelivery.__table__.update().values(gave_up_at=utcnow(), attempts=12)
+        )
+        db.session.commit()
+    start = threading.Barrier(4)
+    answers = []
+
+    def send_again():
+        start.wait()
+        answer = pg_app.test_client().post(
+            f"/v1/webhook-deliveries/{delivery_id}/retry", headers=pg_keys["admin"]
+        )
+        answers.append((answer.status_code, answer.get_json()["status"]))
+
+    threads = [threading.Thread(target=send_again) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert answers == [(200, "pending")] * 4
+    with pg_app.app_context():
+        retried = select(func.count()).where(AuditLog.action == "webhook_delivery.retry")
+        assert db.session.scalar(retried) == 1

@@ -1,12 +1,15 @@
 """Custom actions: `POST /v1/members/{id}/actions` rewarded by action rules, within their caps."""
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
 
 from loyalty.actions.models import MemberAction
+from loyalty.extensions import db
 from loyalty.ledger import LedgerEntry, find_drift
+from loyalty.members.models import Member
 from loyalty.webhooks.models import WebhookMessage
 
 NOW = datetime(2026, 12, 6, 10, 0, tzinfo=UTC)
@@ -298,4 +301,54 @@ def test_ledger_has_no_drift_after_actions(client, admin, storefront, session, r
     assert session.scalar(select(func.count()).select_from(LedgerEntry)) == 2
     assert find_drift(session) == []
     result = runner.invoke(args=["loyalty", "verify-ledger"])
+    assert result.exit_code == 0, result.output
+
+
+# --- PostgreSQL, real commits from many connections at once -----------------------------------
+
+
+def _in_parallel(count, call):
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        return list(pool.map(call, range(count)))
+
+
+@pytest.mark.postgres
+@pytest.mark.concurrency
+def test_20_concurrent_reviews_with_a_cap_of_3_a_month_award_exactly_3(pg_app, pg_keys):
+    admin, storefront = pg_keys["admin"], pg_keys["storefront"]
+    client = pg_app.test_client()
+    enroll(client, storefront, "c_busy")
+    rule(client, admin, name="Reviews", points=50, conditions={"action_type": "review"},
+         caps={"per_month": 3})  # fmt: skip
+    rule(client, admin, name="Follow", points=100, conditions={"action_type": "social_follow"},
+         caps={"lifetime": 1})  # fmt: skip
+    at = _recent()
+
+    def review(i):
+        response = act(pg_app.test_client(), storefront, f"rv-{i}", at=at, customer_id="c_busy")
+        return response.status_code, awarded(response.get_json())
+
+    def follow(i):
+        # The same follow reported under 10 ids and one id sent 10 times, all at once.
+        action_id = f"f-{i}" if i < 10 else "f-same"
+        response = act(pg_app.test_client(), storefront, action_id, "social_follow", at=at,
+                       customer_id="c_busy")  # fmt: skip
+        body = response.get_json()
+        return response.status_code, [] if body["duplicate"] else awarded(body)
+
+    reviews = _in_parallel(20, review)
+    assert {status for status, _ in reviews} == {200}
+    assert sorted(len(points) for _, points in reviews) == [0] * 17 + [1] * 3
+    follows = _in_parallel(20, follow)
+    assert {status for status, _ in follows} == {200}
+    assert sum(len(points) for _, points in follows) == 1  # replays of f-same not counted
+    with pg_app.app_context():
+        entries = db.session.execute(
+            select(LedgerEntry.source_id, LedgerEntry.points).order_by(LedgerEntry.id)
+        ).all()
+        assert sorted(points for _, points in entries) == [50, 50, 50, 100]
+        member = db.session.scalars(select(Member).where(Member.customer_id == "c_busy")).one()
+        assert (member.points_available, member.points_lifetime) == (250, 250)
+        assert find_drift(db.session) == []
+    result = pg_app.test_cli_runner().invoke(args=["loyalty", "verify-ledger"])
     assert result.exit_code == 0, result.output

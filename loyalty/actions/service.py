@@ -28,6 +28,7 @@ expiry, which counts from purchases and redemptions.
 
 import json
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
@@ -41,16 +42,13 @@ from loyalty.earning.rules import ACTION_TRIGGER, CAP_PERIODS, Rule, cached_rule
 from loyalty.errors import Conflict, NotFound
 from loyalty.members import service as members
 from loyalty.members.models import Member
+from loyalty.orders.intake import Replay
+from loyalty.orders.service import encode_answer
 from loyalty.program.service import program_settings
 from loyalty.types import utcnow
 
 ACTION_SOURCE = "action"
 LIFETIME = "lifetime"
-
-
-def encode_answer(answer: dict) -> str:
-    """JSON text as the order events' answers are: compact, sorted keys."""
-    return json.dumps(answer, default=str, sort_keys=True, separators=(",", ":"))
 
 
 def record_action(session: Session, customer_id: str, data: dict, digest: str) -> str:
@@ -61,8 +59,8 @@ def record_action(session: Session, customer_id: str, data: dict, digest: str) -
     if member is None:
         raise NotFound(f"No member {customer_id!r}.")
     action_pk = _claim(session, member, data, digest)
-    if isinstance(action_pk, dict):
-        return encode_answer(action_pk)
+    if isinstance(action_pk, Replay):
+        return encode_answer(action_pk.answer)
     periods = _periods(data["occurred_at"], program.timezone)
     effects = []
     earned = 0
@@ -118,13 +116,10 @@ def action_rules(session: Session, action_type: str, member: Member, at: datetim
     ]
 
 
-def _claim(session: Session, member: Member, data: dict, digest: str) -> int | dict:
+def _claim(session: Session, member: Member, data: dict, digest: str) -> int | Replay:
     """The new action's row id, or the answer it got before (a replay, `duplicate: true`)."""
-    insert_ = (
-        postgresql_insert if session.get_bind().dialect.name == "postgresql" else (sqlite_insert)
-    )
     statement = (
-        insert_(MemberAction)
+        _insert(session, MemberAction)
         .values(
             action_id=data["id"],
             member_id=member.id,
@@ -151,7 +146,13 @@ def _claim(session: Session, member: Member, data: dict, digest: str) -> int | d
         raise Conflict(f"Action {data['id']!r} was already recorded for another member.")
     if row.body_hash != digest:
         raise Conflict(f"Action {data['id']!r} was already received with a different body.")
-    return {**row.response, "duplicate": True}
+    return Replay({**row.response, "duplicate": True})
+
+
+def _insert(session: Session, model: type) -> Any:
+    """INSERT for this database, with its ON CONFLICT clauses."""
+    postgresql = session.get_bind().dialect.name == "postgresql"
+    return (postgresql_insert if postgresql else sqlite_insert)(model)
 
 
 def _periods(occurred_at: datetime, timezone: str) -> dict[str, str]:
@@ -190,9 +191,7 @@ def _cap_reached(
 
 def _count(session: Session, member_id: int, rule_id: int, periods: dict[str, str]) -> None:
     """One more award of the rule for the member in each of its periods."""
-    postgresql = session.get_bind().dialect.name == "postgresql"
-    insert_ = postgresql_insert if postgresql else sqlite_insert
-    statement = insert_(ActionAwardCount).values(
+    statement = _insert(session, ActionAwardCount).values(
         [{"member_id": member_id, "rule_id": rule_id, "period": period, "awards": 1}
          for period in periods.values()]
     )  # fmt: skip

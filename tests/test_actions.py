@@ -11,8 +11,7 @@ from loyalty.extensions import db
 from loyalty.ledger import LedgerEntry, find_drift
 from loyalty.members.models import Member
 from loyalty.webhooks.models import WebhookMessage
-
-NOW = datetime(2026, 12, 6, 10, 0, tzinfo=UTC)
+from tests.tiers.helpers import VIB, beauty_insider, member, order, post_event
 
 
 def enroll(client, storefront, customer_id="c_1"):
@@ -352,3 +351,16 @@ def test_20_concurrent_reviews_with_a_cap_of_3_a_month_award_exactly_3(pg_app, p
         assert find_drift(db.session) == []
     result = pg_app.test_cli_runner().invoke(args=["loyalty", "verify-ledger"])
     assert result.exit_code == 0, result.output
+
+
+def test_a_rule_for_some_tiers_awards_only_their_members_at_the_rate_of_no_tier(
+    client, admin, storefront
+):
+    beauty_insider(client, admin)  # VIB earns ×1.25 on orders: fixed points are not multiplied
+    enroll(client, storefront, "c_low")
+    post_event(client, storefront, order(VIB, _recent() - timedelta(days=1), "c_vib"))
+    assert member(client, storefront, "c_vib")["tier"]["name"] == "VIB"
+    rule(client, admin, name="VIB reviews", points=40,
+         conditions={"action_type": "review", "tiers": ["VIB"]})  # fmt: skip
+    assert awarded(act(client, storefront, "rv-low", customer_id="c_low").get_json()) == []
+    assert awarded(act(client, storefront, "rv-vib", customer_id="c_vib").get_json()) == [40]

@@ -27,9 +27,20 @@ from wtforms.widgets import CheckboxInput, ListWidget
 
 from console.auth import can, requires
 from console.forms import show_error
-from console.wording import describe_rule, describe_window, major_units, parse_money, rule_status
+from console.wording import (
+    ACTIONS,
+    describe_rule,
+    describe_window,
+    major_units,
+    parse_money,
+    rule_status,
+)
 from loyalty.earning import rules
-from loyalty.earning.schemas import EarningRuleSchema, EarningRuleUpdateSchema
+from loyalty.earning.schemas import (
+    ACTION_TYPE_RULE,
+    EarningRuleSchema,
+    EarningRuleUpdateSchema,
+)
 from loyalty.errors import DomainError, NotFound
 from loyalty.extensions import db
 from loyalty.program.service import get_program
@@ -43,6 +54,7 @@ TRIGGERS = [
     SelectChoice("first_order", "A member's first paid order"),
     SelectChoice("signup", "Signing up (fixed points)"),
     SelectChoice("birthday", "Birthday, once a year (fixed points)"),
+    SelectChoice("action", "A customer action: a review, a follow... (fixed points)"),
 ]
 LIST_LIMIT = 200
 MOMENT_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"]  # what datetime-local inputs send
@@ -65,8 +77,8 @@ class RuleForm(FlaskForm):
     points = IntegerField(
         "Fixed bonus points",
         validators=[Optional()],
-        description="Given once per matching order, sign-up or birthday. Leave empty for a "
-        "multiplier.",
+        description="Given once per matching order, sign-up, birthday or action. Leave empty "
+        "for a multiplier.",
     )
     categories = StringField(
         "Product categories",
@@ -75,6 +87,16 @@ class RuleForm(FlaskForm):
     skus = StringField("SKUs", description="Comma-separated. Empty: every product.")
     min_spend = StringField(
         "Minimum order", description="The order's eligible amount. Empty: any amount."
+    )
+    action_type = StringField(
+        "Action",
+        description=f"Built in: {', '.join(ACTIONS)}; or your own name ({ACTION_TYPE_RULE})",
+        render_kw={"list": "action-types", "autocomplete": "off", "spellcheck": "false"},
+    )
+    per_day = IntegerField("At most a day", validators=[Optional()])
+    per_month = IntegerField("At most a month", validators=[Optional()])
+    lifetime = IntegerField(
+        "At most in all", validators=[Optional()], description="1: once per member."
     )
     tiers = CheckboxesField(
         "Only for members of these tiers",
@@ -117,6 +139,9 @@ def _body(form: RuleForm, program) -> dict:
     min_spend = parse_money(form.min_spend.data, program.currency, "min_spend")
     if min_spend is not None:
         conditions["min_spend"] = min_spend
+    if action_type := (form.action_type.data or "").strip():
+        conditions["action_type"] = action_type
+    caps = {name: getattr(form, name).data for name in rules.CAP_PERIODS}
 
     def moment(value: datetime | None) -> str | None:
         return value.replace(tzinfo=zone).isoformat() if value else None
@@ -127,6 +152,7 @@ def _body(form: RuleForm, program) -> dict:
         "multiplier": (form.multiplier.data or "").strip() or None,
         "points": form.points.data,
         "conditions": conditions,
+        "caps": {name: n for name, n in caps.items() if n is not None} or None,
         "starts_at": moment(form.starts_at.data),
         "ends_at": moment(form.ends_at.data),
         "active": bool(form.active.data),
@@ -134,11 +160,15 @@ def _body(form: RuleForm, program) -> dict:
 
 
 def _lift(error: DomainError | ValidationError) -> DomainError | ValidationError:
-    """Errors about one condition ({"conditions": {"skus": [...]}}) beside that field."""
+    """Errors about one condition or cap ({"conditions": {"skus": [...]}}, {"caps":
+    {"per_day": [...]}}) beside that field."""
     errors = error.messages if isinstance(error, ValidationError) else error.errors
-    if isinstance(errors, dict) and isinstance(errors.get("conditions"), dict):
-        lifted = {k: v for k, v in errors.items() if k != "conditions"}
-        lifted.update(errors["conditions"])
+    nested = ("conditions", "caps")
+    if isinstance(errors, dict) and any(isinstance(errors.get(k), dict) for k in nested):
+        lifted = {k: v for k, v in errors.items() if not isinstance(v, dict) or k not in nested}
+        for key in nested:
+            if isinstance(errors.get(key), dict):
+                lifted.update(errors[key])
         if isinstance(error, ValidationError):
             return ValidationError(lifted)
         error.errors = lifted
@@ -161,6 +191,8 @@ def _form_from(rule: dict, program) -> RuleForm:
             "categories": ", ".join(conditions.get("categories") or []),
             "skus": ", ".join(conditions.get("skus") or []),
             "min_spend": major_units(conditions.get("min_spend"), program.currency),
+            "action_type": conditions.get("action_type") or "",
+            **{name: (rule.get("caps") or {}).get(name) for name in rules.CAP_PERIODS},
             "tiers": list(conditions.get("tiers") or []),
             "starts_at": local(rule["starts_at"]),
             "ends_at": local(rule["ends_at"]),
@@ -182,6 +214,7 @@ def _form_page(form: RuleForm, rule: dict | None, status: int = 200):
     return render_template(
         "console/rules/form.html",
         form=form,
+        action_types=list(ACTIONS),
         rule=rule,
         described=described,
         status=rule_status(rule, utcnow()) if rule else None,

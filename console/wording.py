@@ -2,8 +2,9 @@
 
 `describe_rule` phrases an earning rule as the API shows it (`EarningRuleSchema`: tier *names*
 in its conditions) — "2× points on skincare, 1–31 March", "100 bonus points on a first order of
-$50 or more", "Signup bonus: 200 points". Money is read and written in major units of the
-program's currency; the API and the services keep minor units.
+$50 or more", "Signup bonus: 200 points", "50 points per product review, at most 3 a month".
+Money is read and written in major units of the program's currency; the API and the services
+keep minor units.
 """
 
 import re
@@ -140,6 +141,43 @@ def _lines(conditions: Mapping) -> str:
     return ""
 
 
+# Built-in action types in words: the action's name, "per ..." and "once for ...".
+ACTIONS = {
+    "review": ("Review", "per product review", "for a product review"),
+    "social_follow": ("Social follow", "per social follow", "for following us"),
+    "newsletter_signup": (
+        "Newsletter signup", "per newsletter signup", "for signing up to the newsletter"
+    ),
+    "profile_completed": (
+        "Profile completed", "per completed profile", "for completing their profile"
+    ),
+}  # fmt: skip
+CAPS = (("per_day", "a day"), ("per_month", "a month"), ("lifetime", "in all"))
+
+
+def action_name(action_type: str) -> str:
+    """ "review" → "Review"; a store's own "quiz_done" → "Quiz done"."""
+    known = ACTIONS.get(action_type)
+    return known[0] if known else action_type.replace("_", " ").capitalize()
+
+
+def _action_rule(rule: Mapping) -> str:
+    """ "50 points per product review, at most 3 a month"; "100 points once for following us"
+    (a lifetime cap of 1)."""
+    action_type = (rule.get("conditions") or {}).get("action_type") or ""
+    per, once = ACTIONS.get(action_type, ("", f"per “{action_type}” action",
+                                          f"for a “{action_type}” action"))[1:]  # fmt: skip
+    amount = points(rule.get("points") or 0)
+    tiers = (rule.get("conditions") or {}).get("tiers") or []
+    who = f" for {names(tiers)} members" if tiers else ""
+    caps = rule.get("caps") or {}
+    if caps.get("lifetime") == 1:
+        return f"{amount} once {once}{who}"
+    limits = [f"{caps[name]:,} {words}" for name, words in CAPS if caps.get(name)]
+    text = f"{amount} {per}{who}"
+    return f"{text}, at most {names(limits)}" if limits else text
+
+
 def describe_rule(
     rule: Mapping,
     currency: str,
@@ -159,7 +197,9 @@ def describe_rule(
     lines = _lines(conditions)
     spend = f" of {money(min_spend, currency)} or more" if min_spend else ""
     bonus_points = rule.get("points")
-    if trigger in ("signup", "birthday"):
+    if trigger == "action":
+        text = _action_rule(rule)
+    elif trigger in ("signup", "birthday"):
         label = "Signup bonus" if trigger == "signup" else "Birthday bonus"
         text = f"{label}: {points(bonus_points or 0)}"
     elif rule.get("multiplier") is not None:
@@ -183,7 +223,7 @@ def describe_rule(
             text += f" on orders{spend}" if spend else " on every order"
         if lines:
             text += f" with {lines}"
-    if tiers:
+    if tiers and trigger != "action":  # an action rule names them before its caps
         text += f" for {names(tiers)} members"
     if window:
         dates = describe_window(rule.get("starts_at"), rule.get("ends_at"), timezone, now)

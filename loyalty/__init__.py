@@ -107,6 +107,7 @@ def register_blueprints(app: Flask) -> None:
     import connectors
     import console
     from loyalty import inputs
+    from loyalty.actions.routes import blp as member_actions
     from loyalty.auditlog.routes import blp as audit_log
     from loyalty.earning.routes import blp as earning_rules
     from loyalty.extensions import api
@@ -127,6 +128,7 @@ def register_blueprints(app: Flask) -> None:
     for blueprint in (
         program,
         members,
+        member_actions,
         events,
         tiers,
         earning_rules,

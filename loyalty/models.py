@@ -1,5 +1,6 @@
 """Imports every model so metadata (and alembic autogenerate) sees all tables."""
 
+from loyalty.actions.models import ActionAwardCount, MemberAction  # noqa: F401
 from loyalty.audit import AuditLog  # noqa: F401
 from loyalty.auth import ApiKey  # noqa: F401
 from loyalty.cache import ConfigVersion  # noqa: F401

@@ -17,6 +17,7 @@ import rewards.giftcards
 from connectors.discounts import sync_store_codes
 from console.seed import seed_demo_admin
 from loyalty import jobs as core_jobs
+from loyalty.actions import service as actions
 from loyalty.demo_history import seed_demo_history
 from loyalty.earning import rules as earning_rules
 from loyalty.earning.service import PointsEarning
@@ -81,6 +82,8 @@ def init_app(app: Flask) -> Hooks:
     )
     app.extensions["loyalty.hooks"] = hooks
     hooks.member_enrolled.append(earning_rules.signup_bonus)  # sign-up points, before the domains'
+    hooks.member_erased.append(actions.forget_details)  # what the store sent with their actions
+    hooks.member_export["actions"] = actions.export
     rewards.catalog.init_app(app, hooks)  # erasure, export, cohorts, the widget's catalog
     referrals.init_app(app, hooks)  # share codes, erasure, export, cohorts, the widget's referrals
     rewards.giftcards.init_app(app, hooks)  # currency lock, erasure, export

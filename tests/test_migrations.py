@@ -296,3 +296,61 @@ def test_0018_keeps_earning_rule_tiers_by_id_on_sqlite(tmp_path):
 @pytest.mark.postgres
 def test_0018_keeps_earning_rule_tiers_by_id_on_postgresql(pg_template):
     _tier_ids_by_0018(clone_pg(pg_template, "rule_tiers"), at_head=True)
+
+
+def _rules_rebuilt_by_custom_actions(url, *, at_head: bool):
+    """The custom actions revision rebuilds `earning_rules` on SQLite: a rule's tiers and the
+    table's config triggers survive it, up and down; going down drops action rules."""
+    app = make_app(url)
+    with app.app_context():
+        mine = next(
+            r for r in script_directory(app).walk_revisions() if r.doc.startswith("Custom actions")
+        )
+        before = mine.down_revision
+        (downgrade if at_head else upgrade)(revision=before)
+        t = "2026-01-01 00:00:00+00:00"
+        with db.engine.begin() as conn:
+            tier = conn.execute(text("SELECT id FROM tiers ORDER BY id LIMIT 1")).scalar()
+            conn.execute(text(
+                "INSERT INTO earning_rules (name, \"trigger\", points, conditions, active,"
+                " created_at, updated_at) VALUES ('Welcome', 'signup', 100, '{}', true, :t, :t)"
+            ), {"t": t})  # fmt: skip
+            rule = conn.execute(text("SELECT id FROM earning_rules")).scalar()
+            conn.execute(text(
+                "INSERT INTO earning_rule_tiers (rule_id, tier_id, position) VALUES (:r, :t, 0)"
+            ), {"r": rule, "t": tier})  # fmt: skip
+        upgrade(revision=mine.revision)
+
+        def links():
+            with db.engine.connect() as conn:
+                return conn.execute(text("SELECT rule_id, tier_id FROM earning_rule_tiers")).all()
+
+        def stamp():
+            with db.engine.connect() as conn:
+                return conn.execute(text("SELECT version FROM config_version")).scalar()
+
+        assert links() == [(rule, tier)]
+        was = stamp()
+        with db.engine.begin() as conn:
+            conn.execute(text(
+                "INSERT INTO earning_rules (name, \"trigger\", points, conditions, caps, active,"
+                " created_at, updated_at) VALUES ('Reviews', 'action', 50,"
+                " '{\"action_type\": \"review\"}', '{\"per_month\": 3}', true, :t, :t)"
+            ), {"t": t})  # fmt: skip
+        assert stamp() != was  # the config trigger is there
+        downgrade(revision=before)
+        assert links() == [(rule, tier)]
+        with db.engine.connect() as conn:
+            names = conn.execute(text("SELECT name FROM earning_rules")).scalars().all()
+        assert names == ["Welcome"]
+        upgrade()
+        db.engine.dispose()
+
+
+def test_custom_actions_keep_rule_tiers_and_triggers_on_sqlite(tmp_path):
+    _rules_rebuilt_by_custom_actions(f"sqlite:///{tmp_path / 'rules.sqlite3'}", at_head=False)
+
+
+@pytest.mark.postgres
+def test_custom_actions_keep_rule_tiers_and_triggers_on_postgresql(pg_template):
+    _rules_rebuilt_by_custom_actions(clone_pg(pg_template, "rules"), at_head=True)

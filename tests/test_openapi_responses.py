@@ -139,6 +139,14 @@ def test_answers_match_their_documented_schemas(client, admin, storefront, doc):
     rule = {"name": "Double", "trigger": "order", "multiplier": "2"}
     call("post", "/v1/earning-rules", admin, json=rule)
     call("get", "/v1/earning-rules", admin)
+    reviews = {"name": "Reviews", "trigger": "action", "points": 50,
+               "conditions": {"action_type": "review"}, "caps": {"per_month": 1}}  # fmt: skip
+    call("post", "/v1/earning-rules", admin, json=reviews)
+    review = {"id": "rv-1", "type": "review", "occurred_at": datetime.now(UTC).isoformat(),
+              "detail": {"sku": "SERUM"}}  # fmt: skip
+    assert call("post", "/v1/members/ana/actions", storefront, json=review)["effects"]
+    again = {**review, "id": "rv-2"}
+    assert call("post", "/v1/members/ana/actions", storefront, json=again)["effects"]
     reward = make_reward(client, admin, starts_at="2020-01-01T00:00:00+02:00")
     call("get", "/v1/rewards", admin)
     assert redeem(client, storefront, "bo", reward["id"]).status_code == 201

@@ -2,6 +2,7 @@
 (`detail`), as the member page's activity shows them."""
 
 from console import display
+from console.wording import action_name, points
 
 KINDS = {
     "earn": "Purchase",
@@ -41,6 +42,12 @@ def explain(entry, currency: str, admins: dict | None = None) -> str:
                 text += f" × {detail['multiplier']} ({detail.get('tier')} tier)"
         return text
     if kind == "bonus":
+        if source.get("type") == "action":  # "Review (action rv-1): 50 points — rule “…”"
+            what = action_name(detail.get("action_type") or "action")
+            text = f"{what} (action {source.get('id')})"
+            if detail.get("fixed_points"):
+                text += f": {points(detail['fixed_points'])}"
+            return f"{text} — rule “{detail['rule']}”" if detail.get("rule") else text
         if detail.get("rule"):
             text = f"Bonus rule “{detail['rule']}”"
             if source.get("type") == "order":

@@ -16,7 +16,7 @@ from loyalty.extensions import Base
 from loyalty.tiers.models import Tier
 from loyalty.types import JSONType, UTCDateTime, utcnow
 
-TRIGGERS = ("order", "signup", "first_order", "birthday")
+TRIGGERS = ("order", "signup", "first_order", "birthday", "action")
 
 
 class EarningRuleTier(Base):
@@ -38,12 +38,14 @@ class EarningRuleTier(Base):
 
 
 class EarningRule(Base):
-    """A bonus on top of the base rate: a multiplier on matching lines, or fixed points."""
+    """A bonus on top of the base rate: a multiplier on matching lines, or fixed points (for
+    an order, a sign-up, a birthday or a customer action)."""
 
     __tablename__ = "earning_rules"
     __table_args__ = (
         CheckConstraint(
-            "\"trigger\" IN ('order', 'signup', 'first_order', 'birthday')", name="trigger"
+            "\"trigger\" IN ('order', 'signup', 'first_order', 'birthday', 'action')",
+            name="trigger",
         ),
         CheckConstraint("(multiplier IS NULL) <> (points IS NULL)", name="multiplier_or_points"),
         CheckConstraint("multiplier IS NULL OR multiplier > 0", name="multiplier_positive"),
@@ -55,8 +57,11 @@ class EarningRule(Base):
     trigger: Mapped[str] = mapped_column(String(16))
     multiplier: Mapped[Decimal | None] = mapped_column(Numeric(8, 4))
     points: Mapped[int | None] = mapped_column(BigInteger)
-    # {"skus": [...], "categories": [...], "min_spend": minor units}; the tiers are `tier_links`
+    # {"skus": [...], "categories": [...], "min_spend": minor units} (order rules) or
+    # {"action_type": "review"} (action rules); the tiers are `tier_links`
     conditions: Mapped[dict] = mapped_column(JSONType, default=dict)
+    # Action rules: {"per_day": n, "per_month": n, "lifetime": n}, each optional; NULL: no cap.
+    caps: Mapped[dict | None] = mapped_column(JSONType)
     starts_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     ends_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     active: Mapped[bool] = mapped_column(default=True)

@@ -9,6 +9,9 @@ Triggers and what they give:
   their points once per matching order, and add up too.
 - `signup`: fixed points when a member enrolls. `birthday`: fixed points once per birthday year
   (`flask loyalty jobs birthdays`).
+- `action`: fixed points for a customer action of the rule's `conditions.action_type` (a
+  review, a follow... reported with `POST /v1/members/{id}/actions`), at most `caps.per_day`,
+  `caps.per_month` and `caps.lifetime` times per member (loyalty/actions/service.py).
 Conditions on the order: `tiers` (the member's tier before the event), `min_spend` (the order's
 eligible amount, minor units); all given conditions must hold; `starts_at <= occurred_at <
 ends_at` and `active`. Each rule's bonus is its own ledger entry carrying its `rule_id`, rounded
@@ -52,6 +55,8 @@ SIGNUP_SOURCE = "signup"
 # given within this many days; never twice for the same birthday.
 BIRTHDAY_LOOKBACK_DAYS = 30
 FIXED_ONLY = ("signup", "birthday")
+ACTION_TRIGGER = "action"
+CAP_PERIODS = ("per_day", "per_month", "lifetime")
 
 cache.watch(EarningRule, "earning_rules")
 cache.watch(EarningRuleTier, "earning_rules")
@@ -75,14 +80,27 @@ def _validate(session: Session, rule: dict) -> list[Tier]:
     if has_multiplier == has_points:
         errors["points"] = ["Give either `multiplier` or `points`, not both or neither."]
     conditions = rule.get("conditions") or {}
-    if rule["trigger"] in FIXED_ONLY:
+    trigger = rule["trigger"]
+    if trigger in (*FIXED_ONLY, ACTION_TRIGGER):
         if has_multiplier:
-            errors["multiplier"] = [f"A {rule['trigger']} bonus is fixed `points`."]
-        extra = sorted(set(conditions) - {"tiers"})
+            errors["multiplier"] = [f"A {trigger} bonus is fixed `points`."]
+        allowed = {"tiers", "action_type"} if trigger == ACTION_TRIGGER else {"tiers"}
+        extra = sorted(set(conditions) - allowed)
         if extra:
-            errors["conditions"] = [
-                f"A {rule['trigger']} rule takes only a `tiers` condition, not {', '.join(extra)}."
-            ]
+            takes = (
+                "`action_type` and `tiers` conditions"
+                if trigger == ACTION_TRIGGER
+                else ("a `tiers` condition")
+            )
+            errors["conditions"] = [f"A {trigger} rule takes only {takes}, not {', '.join(extra)}."]
+    if trigger == ACTION_TRIGGER and not conditions.get("action_type"):
+        errors.setdefault("conditions", []).append(
+            "An action rule names its action: `conditions.action_type`."
+        )
+    if trigger != ACTION_TRIGGER and conditions.get("action_type"):
+        errors.setdefault("conditions", []).append("Only an action rule has an `action_type`.")
+    if trigger != ACTION_TRIGGER and rule.get("caps"):
+        errors["caps"] = ["Only action rules have caps."]
     names = conditions.get("tiers") or []
     tiers: list[Tier] = []
     if names:
@@ -130,6 +148,7 @@ def list_rules(session: Session, limit: int, cursor: str | None) -> Page:
 def create_rule(session: Session, data: dict) -> EarningRule:
     data = {"conditions": {}, "active": True, **data}
     tiers = _validate(session, data)
+    data["caps"] = data.get("caps") or None  # `{}`: no cap, as null
     rule = EarningRule(**{key: value for key, value in data.items() if key != "conditions"})
     _set_conditions(rule, data["conditions"], tiers)
     session.add(rule)
@@ -148,11 +167,14 @@ def update_rule(session: Session, rule_id: int, changes: dict) -> EarningRule:
         "conditions": rule.shown_conditions,
         "starts_at": rule.starts_at,
         "ends_at": rule.ends_at,
+        "caps": rule.caps,
         **changes,
     }
     tiers = _validate(session, merged)
     for name, value in changes.items():
-        if name == "conditions":
+        if name == "caps":
+            rule.caps = value or None
+        elif name == "conditions":
             _set_conditions(rule, value, tiers)
         else:
             setattr(rule, name, value)
@@ -197,10 +219,11 @@ class Rule:
     trigger: str
     multiplier: Decimal | None
     points: int | None
-    conditions: dict  # skus, categories, min_spend
+    conditions: dict  # skus, categories, min_spend; action_type
     tier_ids: frozenset[int]  # the tiers it is limited to; empty: every tier
     starts_at: datetime | None
     ends_at: datetime | None
+    caps: dict | None = None  # action rules: per_day, per_month, lifetime
 
 
 def cached_rules(session: Session, triggers: tuple[str, ...], at: datetime) -> list[Rule]:
@@ -216,7 +239,7 @@ def cached_rules(session: Session, triggers: tuple[str, ...], at: datetime) -> l
         )
         return tuple(
             Rule(r.id, r.name, r.trigger, r.multiplier, r.points, dict(r.conditions or {}),
-                 frozenset(r.tier_ids), r.starts_at, r.ends_at)
+                 frozenset(r.tier_ids), r.starts_at, r.ends_at, dict(r.caps or {}) or None)
             for r in rows
         )  # fmt: skip
 

@@ -1,4 +1,6 @@
-from marshmallow import fields, post_dump, validate
+import re
+
+from marshmallow import ValidationError, fields, post_dump, validate
 
 from loyalty.earning.models import TRIGGERS
 from loyalty.schemas import (
@@ -13,6 +15,30 @@ from loyalty.schemas import (
     page_schema,
 )
 
+# An action's type: the built-in ones and any a store names (lowercase, a bounded slug).
+BUILT_IN_ACTION_TYPES = ("review", "social_follow", "newsletter_signup", "profile_completed")
+ACTION_TYPE = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
+ACTION_TYPE_RULE = "1 to 64 characters of a-z, 0-9, _ . and -, starting with a letter or digit."
+MAX_CAP = 1_000_000
+
+
+def _an_action_type(value: str) -> None:
+    if not ACTION_TYPE.fullmatch(value):
+        raise ValidationError(ACTION_TYPE_RULE)
+
+
+def ActionType(**kwargs):  # noqa: N802 - reads as a type in schemas
+    """An action's type: a built-in one or the store's own name."""
+    return fields.String(
+        validate=_an_action_type,
+        metadata={
+            "description": f"Built in: {', '.join(BUILT_IN_ACTION_TYPES)}; or the store's own "
+            f"name: {ACTION_TYPE_RULE}",
+            "pattern": f"^{ACTION_TYPE.pattern}$",
+        },
+        **kwargs,
+    )
+
 
 class ConditionsSchema(StrictSchema):
     skus = fields.List(Id(), validate=validate.Length(1, 500))
@@ -21,6 +47,16 @@ class ConditionsSchema(StrictSchema):
         fields.String(validate=validate.Length(1, 64)), validate=validate.Length(1, 50)
     )
     min_spend = Money()
+    action_type = ActionType()  # action rules: the type of action they reward
+
+
+class CapsSchema(StrictSchema):
+    """Most awards of one action rule a member gets per calendar day, per calendar month (in
+    the program's time zone, by the action's `occurred_at`) and in all."""
+
+    per_day = fields.Integer(strict=True, validate=validate.Range(1, MAX_CAP))
+    per_month = fields.Integer(strict=True, validate=validate.Range(1, MAX_CAP))
+    lifetime = fields.Integer(strict=True, validate=validate.Range(1, MAX_CAP))
 
 
 class EarningRuleSchema(StrictSchema):
@@ -37,6 +73,7 @@ class EarningRuleSchema(StrictSchema):
         strict=True, allow_none=True, load_default=None, validate=validate.Range(1, MAX_POINTS)
     )
     conditions = fields.Nested(ConditionsSchema, load_default=dict)
+    caps = fields.Nested(CapsSchema, allow_none=True, load_default=None)
     starts_at = AwareDateTime(allow_none=True, load_default=None)
     ends_at = AwareDateTime(allow_none=True, load_default=None)
     active = StrictBoolean(load_default=True)
@@ -58,6 +95,7 @@ class EarningRuleUpdateSchema(StrictSchema):
     multiplier = DecimalString(min_value=1, min_inclusive=False, max_value=100, allow_none=True)
     points = fields.Integer(strict=True, allow_none=True, validate=validate.Range(1, MAX_POINTS))
     conditions = fields.Nested(ConditionsSchema)
+    caps = fields.Nested(CapsSchema, allow_none=True)
     starts_at = AwareDateTime(allow_none=True)
     ends_at = AwareDateTime(allow_none=True)
     active = StrictBoolean()

@@ -135,6 +135,9 @@ class MemberExportSchema(StrictSchema):
         metadata={"description": "Share code, friends referred, referrals naming them."}
     )
     gift_card_purchases = fields.List(fields.Dict())
+    actions = fields.List(
+        fields.Dict(), metadata={"description": "Custom actions: id, type, occurred_at, detail."}
+    )
 
 
 class AdjustmentSchema(StrictSchema):

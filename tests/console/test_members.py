@@ -274,3 +274,17 @@ def test_the_activity_pages_back_through_the_ledger(console_client, session):
     finally:
         view.ACTIVITY_PAGE_SIZE = original
     assert client.get("/console/members/busy-1?activity=bogus").status_code == 404
+
+
+def test_the_activity_explains_an_action_award_by_its_rule_and_action(
+    console_client, client, session, admin, storefront
+):
+    enrol(session, "act-1", "act@example.com")
+    rule = {"name": "Product reviews", "trigger": "action", "points": 50,
+            "conditions": {"action_type": "review"}, "caps": {"per_month": 3}}  # fmt: skip
+    assert client.post("/v1/earning-rules", json=rule, headers=admin).status_code == 201
+    review = {"id": "rv-1", "type": "review", "occurred_at": "2026-12-01T10:00:00Z"}
+    answer = client.post("/v1/members/act-1/actions", json=review, headers=storefront)
+    assert answer.status_code == 200, answer.get_json()
+    page = console_client("support").get("/console/members/act-1").get_data(as_text=True)
+    assert "Review (action rv-1): 50 points — rule “Product reviews”" in page

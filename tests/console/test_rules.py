@@ -186,3 +186,60 @@ def test_support_gets_403_and_an_analyst_reads(console_client, client, admin, se
     rule = session.get(EarningRule, created["id"])
     assert rule.active is True and rule.name == "Welcome"
     assert rule.starts_at is None or rule.starts_at <= datetime.now(UTC)
+
+
+ACTION_FORM = FORM | {
+    "name": "Product reviews",
+    "trigger": "action",
+    "multiplier": "",
+    "points": "50",
+    "categories": "",
+    "min_spend": "",
+    "tiers": [],
+    "starts_at": "",
+    "ends_at": "",
+    "action_type": "review",
+    "per_month": "3",
+}
+
+
+def test_an_action_rule_with_caps_in_plain_words(console_client, client, admin, session):
+    console = console_client("owner")
+    answer = post_form(console, "/console/rules", ACTION_FORM, page="/console/rules/new")
+    assert answer.status_code == 303, answer.get_data(as_text=True)
+    rule = session.scalar(select(EarningRule).where(EarningRule.name == "Product reviews"))
+    api = client.get(f"/v1/earning-rules/{rule.id}", headers=admin).get_json()
+    assert api["trigger"] == "action" and api["points"] == 50
+    assert api["conditions"] == {"action_type": "review"}
+    assert api["caps"] == {"per_month": 3}
+    page = console.get("/console/rules").get_data(as_text=True)
+    assert "50 points per product review, at most 3 a month" in page
+    edit = console.get(f"/console/rules/{rule.id}").get_data(as_text=True)
+    assert 'value="review"' in edit and 'value="3"' in edit
+    assert '<option value="social_follow">' in edit  # the built-in types offered
+
+    follow = ACTION_FORM | {"name": "Follow us", "action_type": "social_follow",
+                            "points": "100", "per_month": "", "lifetime": "1"}  # fmt: skip
+    answer = post_form(console, f"/console/rules/{rule.id}", follow)
+    assert answer.status_code == 303, answer.get_data(as_text=True)
+    session.refresh(rule)
+    assert rule.caps == {"lifetime": 1} and rule.conditions == {"action_type": "social_follow"}
+    assert "100 points once for following us" in console.get("/console/rules").get_data(
+        as_text=True
+    )
+
+
+def test_a_refused_action_rule_shows_why_beside_its_fields(console_client, session):
+    console = console_client("owner")
+    before = rules_count(session)
+    bad = ACTION_FORM | {"action_type": "Product Review!", "per_day": "0"}
+    answer = post_form(console, "/console/rules", bad, page="/console/rules/new")
+    assert answer.status_code == 422
+    page = answer.get_data(as_text=True)
+    assert 'id="action_type-error"' in page and "starting with a letter or digit" in page
+    assert 'id="per_day-error"' in page
+    missing = post_form(console, "/console/rules", ACTION_FORM | {"action_type": ""},
+                        page="/console/rules/new")  # fmt: skip
+    assert missing.status_code == 422
+    assert "An action rule names its action" in missing.get_data(as_text=True)
+    assert rules_count(session) == before

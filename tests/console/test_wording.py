@@ -164,3 +164,19 @@ def test_money_both_ways_in_the_currencys_minor_units():
     for bad in ("abc", "NaN", "Infinity", "1e400000"):
         with pytest.raises(ValidationError):
             parse_money(bad, "USD", "t")
+
+
+def test_action_rules_in_words():
+    def words(points, action_type, caps=None, tiers=None):
+        conditions = {"action_type": action_type, **({"tiers": tiers} if tiers else {})}
+        rule = {"trigger": "action", "points": points, "conditions": conditions, "caps": caps}
+        return describe_rule(rule, "USD")
+
+    assert words(50, "review", {"per_month": 3}) == (
+        "50 points per product review, at most 3 a month"
+    )
+    assert words(100, "social_follow", {"lifetime": 1}) == "100 points once for following us"
+    assert words(10, "newsletter_signup") == "10 points per newsletter signup"
+    assert words(5, "quiz_done", {"per_day": 1, "per_month": 10, "lifetime": 50}, ["VIB"]) == (
+        "5 points per “quiz_done” action for VIB members, at most 1 a day, 10 a month and 50 in all"
+    )

@@ -108,6 +108,7 @@ def register_blueprints(app: Flask) -> None:
     import console
     from loyalty import inputs
     from loyalty.earning.routes import blp as earning_rules
+    from loyalty.email.routes import bp as email
     from loyalty.extensions import api
     from loyalty.members.routes import blp as members
     from loyalty.ops.routes import bp as ops
@@ -142,6 +143,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(ops)
     app.register_blueprint(referral_links)
     app.register_blueprint(pages)
+    app.register_blueprint(email)  # the unsubscribe links of the program's own emails
     console.init_app(app)  # the admin console under /console, with its cookie session
 
 

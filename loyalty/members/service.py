@@ -2,7 +2,7 @@
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, select, update
@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from loyalty import cache, erasure, ledger
+from loyalty import email as mail
 from loyalty.audit import record_change
 from loyalty.dates import iso
 from loyalty.errors import Conflict, NotFound
@@ -24,6 +25,11 @@ from loyalty.paging import Page, page_by_id
 from loyalty.tiers import service as tiers
 from loyalty.tiers.models import TierChange
 from loyalty.types import UTCDateTime, utcnow
+from loyalty.webhooks import service as webhooks
+
+# A member enrolled by an event older than this (a store's history imported, a late order
+# event) is not sent the welcome email: it would greet them long after they joined.
+WELCOME_WITHIN = timedelta(days=1)
 
 
 def find_member(session: Session, customer_id: str, *, lock: bool = False) -> Member | None:
@@ -68,7 +74,36 @@ def enroll(
         return existing, False
     for hook in hooks.member_enrolled:
         hook(session, member)
+    _announce(session, [member])
     return member, True
+
+
+def enrolled_event(member: Member) -> dict:
+    """The `member.enrolled` webhook's data."""
+    return {
+        "customer_id": member.customer_id,
+        "email": member.email,
+        "enrolled_at": iso(member.enrolled_at),
+        "points_available": member.points_available,
+        "points_pending": member.points_pending,
+    }
+
+
+def _announce(session: Session, members: list[Member]) -> None:
+    """`member.enrolled` for new members (after the enrolment hooks: with their sign-up
+    points), and the welcome email to those who just joined."""
+    if webhooks.subscribed(session, "member.enrolled"):
+        session.flush()
+        for member in members:
+            session.refresh(member, ["points_available", "points_pending"])
+        webhooks.emit_many(session, "member.enrolled", [enrolled_event(m) for m in members])
+    if mail.enabled():
+        recent = utcnow() - WELCOME_WITHIN
+        for member in members:
+            if member.enrolled_at >= recent:
+                session.refresh(member, ["points_available", "points_pending"])
+                mail.queue(session, member, "welcome", enrolled_event(member),
+                            dedupe_key=f"welcome:{member.id}")  # fmt: skip
 
 
 def _new_member(
@@ -107,6 +142,7 @@ def enroll_many(session: Session, hooks: Hooks, people: list[dict]) -> list[Memb
     for member in members:
         for hook in hooks.member_enrolled:
             hook(session, member)
+    _announce(session, members)
     return members
 
 
@@ -295,6 +331,21 @@ def adjust(session: Session, member: Member, points: int, reason: str, actor: st
         session, "member.adjust", "member", member.id, None,
         {"points": points, "reason": reason, "entry_id": entry.id}, actor=actor,
     )  # fmt: skip
+    if webhooks.subscribed(session, "points.adjusted"):
+        session.refresh(member, ["points_available", "points_pending"])
+        webhooks.emit(
+            session,
+            "points.adjusted",
+            {
+                "customer_id": member.customer_id,
+                "entry_id": entry.id,
+                "points": points,
+                "reason": reason,
+                "points_available": member.points_available,
+                "points_pending": member.points_pending,
+                "occurred_at": iso(entry.occurred_at),
+            },
+        )
     return entry
 
 

@@ -11,6 +11,7 @@ from loyalty.webhooks.schemas import (
     DeliveryPageSchema,
     EndpointCreateSchema,
     EndpointListSchema,
+    TestEventSchema,
 )
 
 blp = Blueprint(
@@ -54,3 +55,13 @@ class WebhookDeliveries(MethodView):
     def get(self, query, endpoint_id):
         """The endpoint's deliveries, newest first: attempts, last answer, delivered or gave up."""
         return service.list_deliveries(db.session, endpoint_id, query["limit"], query["cursor"])
+
+
+@blp.route("/webhook-endpoints/<int32:endpoint_id>/test")
+class WebhookTestEvent(MethodView):
+    @require("admin")
+    @blp.response(202, TestEventSchema)
+    def post(self, endpoint_id):
+        """Queue a signed `webhook.test` message to this endpoint only; `deliver-webhooks`
+        sends it like any other (see its deliveries)."""
+        return service.send_test_event(db.session, endpoint_id)

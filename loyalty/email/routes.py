@@ -1,0 +1,33 @@
+"""The unsubscribe link of every non-transactional email: a page that asks, a POST that
+unsubscribes. The POST is also RFC 8058's one-click unsubscribe (`List-Unsubscribe-Post:
+List-Unsubscribe=One-Click`), which mail clients send without showing the page."""
+
+from flask import Blueprint, current_app, render_template
+
+from loyalty.email import service
+from loyalty.extensions import db
+
+bp = Blueprint("email", __name__, template_folder="templates")
+
+
+def _page(state: str, status: int = 200):
+    program = current_app.config["EMAIL_PROGRAM_NAME"]
+    return render_template("email_pages/unsubscribe.html", program=program, state=state), status
+
+
+@bp.get("/email/unsubscribe/<token>")
+def unsubscribe_page(token):
+    """Asks before unsubscribing: a mail scanner following links changes nothing."""
+    member = service.member_of_token(db.session, token)
+    if member is None:
+        return _page("unknown", 404)
+    return _page("done" if member.email_unsubscribed_at else "ask")
+
+
+@bp.post("/email/unsubscribe/<token>")
+def unsubscribe(token):
+    member = service.member_of_token(db.session, token)
+    if member is None:
+        return _page("unknown", 404)
+    service.unsubscribe(db.session, member)
+    return _page("done")

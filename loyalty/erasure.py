@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Text, cast, delete, func, or_, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
 from loyalty.audit import AuditLog
 from loyalty.email.models import EmailMessage
@@ -219,7 +220,9 @@ def forget_emails(session: Session, member: Member, identity: Identity) -> None:
     """The email outbox keeps nothing for them: every message to the member, or to one of
     their addresses, queued or sent, is deleted (what was queued is never sent)."""
     addresses = [a for a in identity.strong if "@" in a]
-    who = [func.lower(EmailMessage.to_address).in_(addresses)] if addresses else []
+    who: list[ColumnElement[bool]] = []
+    if addresses:
+        who.append(func.lower(EmailMessage.to_address).in_(addresses))
     if member.id is not None:
         who.append(EmailMessage.member_id == member.id)
     if who:

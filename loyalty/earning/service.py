@@ -97,7 +97,7 @@ class PointsEarning:
         # Bonus rules see the same tier (the one before this event) and the same rate.
         self._bonuses(ctx, tier, rate, exponent)
         if ctx.order.points_awarded > 0:
-            earned = {
+            event = {
                 "customer_id": ctx.member.customer_id,
                 "order_id": ctx.order.order_id,
                 "points": ctx.order.points_awarded,
@@ -105,13 +105,13 @@ class PointsEarning:
                 "matures_at": _earned_matures_at(ctx),
                 "occurred_at": webhooks.iso(ctx.occurred_at),
             }
-            webhooks.emit(ctx.session, "points.earned", earned)
+            webhooks.emit(ctx.session, "points.earned", event)
             if email.enabled():
                 member = ctx.member
                 ctx.session.refresh(member, ["points_available", "points_pending"])
                 balances = {"points_available": member.points_available,
                             "points_pending": member.points_pending}  # fmt: skip
-                email.queue(ctx.session, member, "points_earned", {**earned, **balances})
+                email.queue(ctx.session, member, "points_earned", {**event, **balances})
 
     @staticmethod
     def _bonuses(ctx: OrderEventContext, tier: Tier, rate: Decimal, exponent: int) -> None:

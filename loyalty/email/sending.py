@@ -23,7 +23,6 @@ from sqlalchemy.orm import Session
 
 from loyalty.email.models import EmailMessage
 from loyalty.email.service import (
-    EMAIL_SECRET,
     TEMPLATES,
     enabled,
     mime_message,
@@ -32,7 +31,7 @@ from loyalty.email.service import (
 )
 from loyalty.extensions import rowcount
 from loyalty.members.models import Member
-from loyalty.sealing import Sealer, Unsealable
+from loyalty.sealing import EMAIL_SECRET, Sealer, Unsealable
 
 
 @dataclass(frozen=True)

@@ -22,12 +22,12 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from loyalty.email.models import EmailMessage
+from loyalty.extensions import rowcount
 from loyalty.members.models import Member
 from loyalty.program.service import currency_exponent
-from loyalty.sealing import Sealer
+from loyalty.sealing import EMAIL_SECRET, Sealer
 from loyalty.types import utcnow
 
-EMAIL_SECRET = "email-secret"  # noqa: S105 - the sealing purpose's name, not a secret
 UNSUBSCRIBE_SALT = "loyalty.email.unsubscribe"
 
 # Template name -> (subject, transactional). Each has `<name>.txt` and `<name>.html` in
@@ -49,7 +49,7 @@ def enabled() -> bool:
     return bool(current_app.config["SMTP_HOST"])
 
 
-def _insert(session: Session):
+def _insert(session: Session) -> Any:
     postgresql = session.get_bind().dialect.name == "postgresql"
     return postgresql_insert if postgresql else sqlite_insert
 
@@ -70,7 +70,8 @@ def _write(session: Session, row: dict) -> int | None:
     statement = _insert(session)(_MESSAGES).values(row)
     if row.get("dedupe_key") is not None:
         statement = statement.on_conflict_do_nothing(index_elements=["dedupe_key"])
-    return session.scalar(statement.returning(_MESSAGES.c.id))
+    message_id: int | None = session.scalar(statement.returning(_MESSAGES.c.id))
+    return message_id
 
 
 def may_write_to(member: Member, template: str) -> bool:
@@ -211,7 +212,7 @@ def unsubscribe(session: Session, member: Member, now: datetime | None = None) -
         execution_options={"synchronize_session": False},
     )
     session.refresh(member, ["email_unsubscribed_at"])
-    return bool(changed.rowcount)
+    return rowcount(changed) == 1
 
 
 # --- rendering --------------------------------------------------------------------------------

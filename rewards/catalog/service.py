@@ -898,7 +898,7 @@ def warn_expiring_codes(session: Session, now: datetime, days: int) -> int:
             reward_id=RewardCode.reward_id,
             customer_id=RewardCode.customer_id,
             source=RewardCode.source_type,
-            expires_at=webhooks.iso_sql(dialect, RewardCode.expires_at),
+            expires_at=webhooks.iso_sql(dialect, RewardCode.__table__.c.expires_at),
         ).label("data"),
         (literal("reward.code_expiring:") + cast(RewardCode.id, String)).label("dedupe_key"),
     ).where(

@@ -5,7 +5,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import String, bindparam, cast, literal, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -79,31 +79,55 @@ def enroll(
 
 
 def enrolled_event(member: Member) -> dict:
-    """The `member.enrolled` webhook's data."""
+    """The `member.enrolled` webhook's data (with the balances read after the enrolment
+    hooks)."""
     return {
         "customer_id": member.customer_id,
         "email": member.email,
         "enrolled_at": iso(member.enrolled_at),
-        "points_available": member.points_available,
-        "points_pending": member.points_pending,
     }
 
 
 def _announce(session: Session, members: list[Member]) -> None:
     """`member.enrolled` for new members (after the enrolment hooks: with their sign-up
-    points), and the welcome email to those who just joined."""
+    points), and the welcome email to those who just joined: a read of their balances and a
+    batch of messages, one INSERT ... SELECT of emails, whatever their number."""
+    ids = [member.id for member in members]
     if webhooks.subscribed(session, "member.enrolled"):
         session.flush()
-        for member in members:
-            session.refresh(member, ["points_available", "points_pending"])
-        webhooks.emit_many(session, "member.enrolled", [enrolled_event(m) for m in members])
+        balances = {
+            row.id: row
+            for row in session.execute(
+                select(Member.id, Member.points_available, Member.points_pending).where(
+                    Member.id.in_(ids)
+                )
+            )
+        }
+        webhooks.emit_many(
+            session,
+            "member.enrolled",
+            [
+                {
+                    **enrolled_event(m),
+                    "points_available": balances[m.id].points_available,
+                    "points_pending": balances[m.id].points_pending,
+                }
+                for m in members
+            ],
+        )
     if mail.enabled():
-        recent = utcnow() - WELCOME_WITHIN
-        for member in members:
-            if member.enrolled_at >= recent:
-                session.refresh(member, ["points_available", "points_pending"])
-                mail.queue(session, member, "welcome", enrolled_event(member),
-                            dedupe_key=f"welcome:{member.id}")  # fmt: skip
+        session.flush()
+        dialect = session.get_bind().dialect.name
+        welcome = select(
+            Member.id.label("member_id"),
+            webhooks.json_object(
+                dialect,
+                points_available=Member.points_available,
+                points_pending=Member.points_pending,
+            ).label("data"),
+            (literal("welcome:") + cast(Member.id, String)).label("dedupe_key"),
+        ).where(Member.id.in_(ids), Member.enrolled_at >= utcnow() - WELCOME_WITHIN)
+        mail.queue_selected(session, "welcome", welcome, at=utcnow())
 
 
 def _new_member(

@@ -38,6 +38,16 @@ def test_member_enrolled_once(client, admin, everything):
     )  # fmt: skip
 
 
+def test_member_enrolled_carries_the_sign_up_points(client, admin, storefront, everything):
+    rule = {"name": "welcome", "trigger": "signup", "points": 50}
+    assert client.post("/v1/earning-rules", json=rule, headers=admin).status_code == 201
+    make_member(client, admin, "c_bonus")
+    post_event(client, storefront, f.paid("c_auto"))  # enrolled by their first order
+    enrolled = {d["customer_id"]: d for d in data_of("member.enrolled")}
+    assert set(enrolled) == {"c_bonus", "c_auto"}
+    assert enrolled["c_bonus"]["points_available"] + enrolled["c_bonus"]["points_pending"] == 50
+
+
 def test_points_adjusted(client, admin, everything):
     make_member(client, admin, "c_adj", points=700)
     [data] = data_of("points.adjusted")

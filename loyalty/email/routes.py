@@ -7,12 +7,29 @@ from flask import Blueprint, current_app, render_template
 from loyalty.email import service
 from loyalty.extensions import db
 
-bp = Blueprint("email", __name__, template_folder="templates")
+bp = Blueprint(
+    "email",
+    __name__,
+    template_folder="templates",
+    static_folder="static",
+    static_url_path="/email/static",
+)
+
+# The page's address carries the member's token: it is never sent on as a Referer, never
+# cached, never framed, and the page runs nothing but its own stylesheet.
+HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src data:; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+}
 
 
 def _page(state: str, status: int = 200):
     program = current_app.config["EMAIL_PROGRAM_NAME"]
-    return render_template("email_pages/unsubscribe.html", program=program, state=state), status
+    html = render_template("email_pages/unsubscribe.html", program=program, state=state)
+    return html, status, HEADERS
 
 
 @bp.get("/email/unsubscribe/<token>")

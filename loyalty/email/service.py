@@ -34,9 +34,9 @@ UNSUBSCRIBE_SALT = "loyalty.email.unsubscribe"
 # templates/email/; the subject is a template too.
 TEMPLATES: dict[str, tuple[str, bool]] = {
     "welcome": ("Welcome to {{ program }}", False),
-    "points_earned": ("You earned {{ data.points }} points at {{ program }}", False),
+    "points_earned": ("You earned {{ data.points|number }} points at {{ program }}", False),
     "tier_reached": ("You reached {{ data.tier }} at {{ program }}", False),
-    "points_expiring": ("Your {{ data.points }} {{ program }} points expire soon", False),
+    "points_expiring": ("Your {{ data.points|number }} {{ program }} points expire soon", False),
     "referral_reward": ("Your friend's order earned you a reward at {{ program }}", False),
     "gift_card": ("A {{ program }} gift card for you", True),
 }

@@ -9,7 +9,7 @@ link (a signed token naming the member, `unsubscribe_url`) and RFC 8058 one-clic
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage as MimeMessage
-from email.utils import formatdate, make_msgid
+from email.utils import formatdate, make_msgid, parseaddr
 from pathlib import Path
 from typing import Any
 
@@ -270,7 +270,7 @@ def mime_message(
     message["From"] = sender
     message["To"] = to
     message["Date"] = formatdate(usegmt=True)
-    domain = sender.rpartition("@")[2] or "localhost"
+    domain = parseaddr(sender)[1].rpartition("@")[2] or "localhost"
     message["Message-ID"] = make_msgid(idstring=message_key, domain=domain)
     if unsubscribe:
         message["List-Unsubscribe"] = f"<{unsubscribe}>"

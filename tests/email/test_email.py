@@ -266,3 +266,20 @@ def test_erasure_deletes_what_is_queued_for_the_member(client, admin, runner, sm
     assert [m.to_address for m in queued(session)] == ["hal@example.com"]
     run_job(runner, "send-emails")
     assert [a.envelope_to for a in smtp.arrived] == [["hal@example.com"]]
+
+
+def test_members_moved_up_by_a_new_tier_are_told_set_based(
+    client, admin, storefront, runner, smtp, session
+):
+    post_event(client, storefront, f.paid("c_up", lines=[f.line(unit_price=20_000)]))
+    post_event(client, storefront, f.paid("c_low", lines=[f.line(unit_price=5_000)]))
+    new_tier = {"name": "Silver", "threshold": 15_000, "multiplier": "1.1"}
+    assert client.post("/v1/tiers", json=new_tier, headers=admin).status_code == 201
+    [reached] = queued(session, "tier_reached")
+    assert reached.to_address == "c_up@example.com"
+    assert (reached.data["tier"], reached.data["previous"]) == ("Silver", "Member")
+    assert reached.data["points_available"] == 0  # 200 pending
+    run_job(runner, "send-emails")
+    [told] = [a for a in smtp.arrived if "Silver" in a.subject]
+    assert told.envelope_to == ["c_up@example.com"]
+    assert "you reached Silver (up from Member)" in told.text

@@ -251,3 +251,14 @@ def test_a_test_event_needs_an_admin_and_a_live_endpoint(client, admin, storefro
     gone = client.post(path, headers=admin)
     assert gone.status_code == 404 and gone.headers["Content-Type"] == "application/problem+json"
     assert messages() == []
+
+
+def test_a_test_event_sent_twice_under_one_key_is_queued_once(client, admin):
+    endpoint = create_endpoint(client, admin, URL, ["points.earned"])
+    keyed = {**admin, "Idempotency-Key": "test-event-1"}
+    first = client.post(f"/v1/webhook-endpoints/{endpoint['id']}/test", headers=keyed)
+    again = client.post(f"/v1/webhook-endpoints/{endpoint['id']}/test", headers=keyed)
+    assert (first.status_code, again.status_code) == (202, 202)
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.get_json() == first.get_json()
+    assert len(messages("webhook.test")) == 1

@@ -1,6 +1,7 @@
 """The lifecycle events: each written once, where its change happens, in its transaction,
 with the documented `data` (docs/webhooks.md)."""
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -262,3 +263,11 @@ def test_a_test_event_sent_twice_under_one_key_is_queued_once(client, admin):
     assert again.headers["Idempotent-Replayed"] == "true"
     assert again.get_json() == first.get_json()
     assert len(messages("webhook.test")) == 1
+
+
+def test_every_event_type_is_documented_with_its_data():
+    from tests.conftest import ROOT
+
+    page = (ROOT / "docs" / "webhooks.md").read_text()
+    documented = re.findall(r"^\| `([a-z_]+\.[a-z_]+)` \|", page, re.M)
+    assert sorted(documented) == sorted(EVENT_TYPES)

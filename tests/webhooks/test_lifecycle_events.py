@@ -8,6 +8,7 @@ import pytest
 
 from loyalty.webhooks.models import EVENT_TYPES
 from tests import factories as f
+from tests.conftest import ROOT
 from tests.giftcards.helpers import hold, issue
 from tests.referrals import helpers as referrals
 from tests.rewards.helpers import make_member, make_reward, redeem
@@ -266,8 +267,6 @@ def test_a_test_event_sent_twice_under_one_key_is_queued_once(client, admin):
 
 
 def test_every_event_type_is_documented_with_its_data():
-    from tests.conftest import ROOT
-
     page = (ROOT / "docs" / "webhooks.md").read_text()
     documented = re.findall(r"^\| `([a-z_]+\.[a-z_]+)` \|", page, re.M)
     assert sorted(documented) == sorted(EVENT_TYPES)

@@ -131,6 +131,7 @@ def test_export_shows_everything_held_about_the_member(client, admin, storefront
     [purchase] = export["gift_card_purchases"]
     assert purchase["purchaser_email"] == EMAIL and purchase["amount"] == 5000
     assert export["tier_history"] == []
+    assert export["emails"] == []  # the email channel is off here
     assert client.get("/v1/members/nobody/export", headers=admin).status_code == 404
 
 

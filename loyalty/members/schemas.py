@@ -1,5 +1,6 @@
 from marshmallow import ValidationError, fields, validate, validates
 
+from loyalty.email.schemas import EmailExportSchema
 from loyalty.schemas import (
     MAX_POINTS,
     AwareDateTime,
@@ -135,6 +136,10 @@ class MemberExportSchema(StrictSchema):
         metadata={"description": "Share code, friends referred, referrals naming them."}
     )
     gift_card_purchases = fields.List(fields.Dict())
+    emails = fields.List(
+        fields.Nested(EmailExportSchema),
+        metadata={"description": "The program's own emails to them (loyalty/email)."},
+    )
 
 
 class AdjustmentSchema(StrictSchema):

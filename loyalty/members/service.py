@@ -13,6 +13,7 @@ from loyalty import cache, erasure, ledger
 from loyalty import email as mail
 from loyalty.audit import record_change
 from loyalty.dates import iso
+from loyalty.email.models import EmailMessage
 from loyalty.errors import Conflict, NotFound
 from loyalty.extensions import read_connection, session_started
 from loyalty.fastsql import FastStatement
@@ -376,8 +377,8 @@ def adjust(session: Session, member: Member, points: int, reason: str, actor: st
 def export(session: Session, hooks: Hooks, member: Member) -> dict:
     """`GET /v1/members/{id}/export` (`MemberExportSchema`): everything held about the member
     — their view, every ledger entry, their orders (by member, customer id or mailbox), tier
-    changes, and each domain's section (`hooks.member_export`: codes, referrals, gift card
-    purchases)."""
+    changes, the program's emails to them, and each domain's section (`hooks.member_export`:
+    codes, referrals, gift card purchases)."""
     entries = session.scalars(
         select(LedgerEntry).where(LedgerEntry.member_id == member.id).order_by(LedgerEntry.id)
     )
@@ -385,11 +386,15 @@ def export(session: Session, hooks: Hooks, member: Member) -> dict:
     changes = session.scalars(
         select(TierChange).where(TierChange.member_id == member.id).order_by(TierChange.id)
     )
+    emails = session.scalars(
+        select(EmailMessage).where(EmailMessage.member_id == member.id).order_by(EmailMessage.id)
+    )
     return {
         "profile": load_member_view(session, hooks, member),
         "ledger": list(entries),
         "orders": list(orders),
         "tier_history": list(changes),
+        "emails": list(emails),
         **{name: part(session, member) for name, part in hooks.member_export.items()},
     }
 

@@ -283,3 +283,18 @@ def test_members_moved_up_by_a_new_tier_are_told_set_based(
     [told] = [a for a in smtp.arrived if "Silver" in a.subject]
     assert told.envelope_to == ["c_up@example.com"]
     assert "you reached Silver (up from Member)" in told.text
+
+
+def test_the_export_lists_the_members_emails(client, admin, storefront, runner, smtp):
+    enrol(client, admin, "c_exp_mail", "ivy@example.com")
+    post_event(client, storefront, f.paid("c_exp_mail", email="ivy@example.com"))
+    run_job(runner, "send-emails")
+    post_event(client, storefront, f.paid("c_exp_mail", email="ivy@example.com"))
+    export = client.get("/v1/members/c_exp_mail/export", headers=admin).get_json()
+    shown = [(e["template"], e["to"], e["status"]) for e in export["emails"]]
+    assert shown == [
+        ("welcome", "ivy@example.com", "sent"),
+        ("points_earned", "ivy@example.com", "sent"),
+        ("points_earned", "ivy@example.com", "queued"),
+    ]
+    assert export["emails"][1]["data"]["points"] == 50

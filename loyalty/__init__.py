@@ -110,6 +110,7 @@ def register_blueprints(app: Flask) -> None:
     from loyalty.actions.routes import blp as member_actions
     from loyalty.auditlog.routes import blp as audit_log
     from loyalty.earning.routes import blp as earning_rules
+    from loyalty.email.routes import bp as email
     from loyalty.extensions import api
     from loyalty.members.routes import blp as members
     from loyalty.ops.routes import bp as ops
@@ -146,6 +147,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(ops)
     app.register_blueprint(referral_links)
     app.register_blueprint(pages)
+    app.register_blueprint(email)  # the unsubscribe links of the program's own emails
     console.init_app(app)  # the admin console under /console, with its cookie session
 
 

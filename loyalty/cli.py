@@ -136,10 +136,12 @@ def verify_ledger():
 
 @loyalty_cli.command("reseal")
 def reseal():
-    """Seal every sealed value (webhook secrets, stored replies) under the newest of
-    SECRET_KEYS, so the older entries can then leave the list."""
+    """Seal every sealed value (webhook secrets, stored replies, gift card codes waiting in
+    the email outbox) under the newest of SECRET_KEYS, so the older entries can then leave
+    the list."""
+    from loyalty.email.models import EmailMessage
     from loyalty.idempotency import IdempotencyRecord
-    from loyalty.sealing import IDEMPOTENT_REPLY, WEBHOOK_SECRET, reseal_column
+    from loyalty.sealing import EMAIL_SECRET, IDEMPOTENT_REPLY, WEBHOOK_SECRET, reseal_column
     from loyalty.webhooks.models import WebhookEndpoint
 
     keys = current_app.config["SECRET_KEYS"]
@@ -148,6 +150,7 @@ def reseal():
         ("webhook secrets", WebhookEndpoint.secret, WEBHOOK_SECRET),
         ("replaced webhook secrets", WebhookEndpoint.previous_secret, WEBHOOK_SECRET),
         ("stored replies", IdempotencyRecord.body, IDEMPOTENT_REPLY),
+        ("queued email codes", EmailMessage.sealed, EMAIL_SECRET),
     ):
         done, unreadable = reseal_column(db.session, column, purpose, keys)
         db.session.commit()

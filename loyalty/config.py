@@ -142,6 +142,14 @@ def from_environment(instance_path: str, environ: Env | None = None) -> dict:
         "WEBHOOK_SECRET_OVERLAP_SECONDS": int(env.get("WEBHOOK_SECRET_OVERLAP_SECONDS", "86400")),
         # purge-webhooks forgets messages older than this once each of their deliveries is done.
         "WEBHOOK_RETENTION_DAYS": int(env.get("WEBHOOK_RETENTION_DAYS", "30")),
+        # `reward.code_expiring` goes out this many days before a reward code expires (0: never).
+        "REWARD_CODE_EXPIRY_WARNING_DAYS": int(env.get("REWARD_CODE_EXPIRY_WARNING_DAYS", "3")),
+        # `gift_card.low_balance` once a capture leaves a card's balance below this (minor
+        # units; 0: never), once per crossing.
+        "GIFT_CARD_LOW_BALANCE": int(env.get("GIFT_CARD_LOW_BALANCE", "1000")),
+        # `member.lapsing` when a member's last paid order is this many days old (0: never).
+        "MEMBER_LAPSE_DAYS": int(env.get("MEMBER_LAPSE_DAYS", "0")),
+        **email_settings(env),
         # `Authorization: Bearer <token>` to scrape /metrics; unset: open outside production,
         # closed (403) in production.
         "METRICS_TOKEN": env.get("METRICS_TOKEN", ""),
@@ -158,6 +166,30 @@ def from_environment(instance_path: str, environ: Env | None = None) -> dict:
             env.get("WEBHOOK_ALLOW_PRIVATE"),
             default=env.get("LOYALTY_ENV", "development") != "production",
         ),
+    }
+
+
+def email_settings(env: Env) -> dict:
+    """The built-in email channel (loyalty/email): off unless SMTP_HOST is set."""
+    host = env.get("SMTP_HOST", "").strip()
+    sender = env.get("EMAIL_FROM", "").strip()
+    if host and not sender:
+        raise ConfigError("EMAIL_FROM must be set with SMTP_HOST (the address mail is from)")
+    return {
+        "SMTP_HOST": host,
+        "SMTP_PORT": int(env.get("SMTP_PORT", "587") or "587"),
+        "SMTP_USERNAME": env.get("SMTP_USERNAME", ""),
+        "SMTP_PASSWORD": env.get("SMTP_PASSWORD", ""),
+        "SMTP_STARTTLS": _bool(env.get("SMTP_STARTTLS"), default=True),
+        "SMTP_TIMEOUT_SECONDS": float(env.get("SMTP_TIMEOUT_SECONDS", "10")),
+        "EMAIL_FROM": sender,
+        # The name the messages give the program ("Your points at <name>").
+        "EMAIL_PROGRAM_NAME": env.get("EMAIL_PROGRAM_NAME", "").strip() or "Rewards",
+        # Messages sent per round of `send-emails`, attempts before giving up, backoff.
+        "EMAIL_BATCH_SIZE": int(env.get("EMAIL_BATCH_SIZE", "50")),
+        "EMAIL_MAX_ATTEMPTS": int(env.get("EMAIL_MAX_ATTEMPTS", "12")),
+        "EMAIL_RETRY_SECONDS": float(env.get("EMAIL_RETRY_SECONDS", "60")),
+        "EMAIL_RETRY_MAX_SECONDS": float(env.get("EMAIL_RETRY_MAX_SECONDS", "21600")),
     }
 
 

@@ -10,6 +10,9 @@ replaces that value with null, so a replay keeps its shape:
 - an idempotent reply keeps its status, with those values null (a member view in it reads
   `id`, `email`, `name`, `birthday`: null, as an erased member's own data does).
 
+The email outbox is not redacted but emptied: every message to the member or their address
+is deleted, sent or not.
+
 The name and birthday are only redacted in a document that also names the member by customer
 id or email: alone they may well be someone else's.
 """
@@ -18,10 +21,12 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import Text, cast, func, or_, select, update
+from sqlalchemy import Text, cast, delete, func, or_, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
 from loyalty.audit import AuditLog
+from loyalty.email.models import EmailMessage
 from loyalty.extensions import rowcount
 from loyalty.idempotency import IdempotencyRecord, open_body, seal_body
 from loyalty.lookalikes import normalize_email
@@ -208,6 +213,23 @@ def _scrub_copies(session: Session, member: Member, orders_where) -> None:
         session, AuditLog, AuditLog.id, [AuditLog.before, AuditLog.after], identity,
         or_(_mentions(AuditLog.before, identity), _mentions(AuditLog.after, identity)),
     )  # fmt: skip
+    forget_emails(session, member, identity)
+
+
+def forget_emails(session: Session, member: Member, identity: Identity) -> None:
+    """The email outbox keeps nothing for them: every message to the member, or to one of
+    their addresses, queued or sent, is deleted (what was queued is never sent)."""
+    addresses = [a for a in identity.strong if "@" in a]
+    who: list[ColumnElement[bool]] = []
+    if addresses:
+        who.append(func.lower(EmailMessage.to_address).in_(addresses))
+    if member.id is not None:
+        who.append(EmailMessage.member_id == member.id)
+    if who:
+        session.execute(
+            delete(EmailMessage).where(or_(*who)),
+            execution_options={"synchronize_session": False},
+        )
 
 
 def erase_customer(session: Session, customer_id: str, email: str | None) -> int:

@@ -13,9 +13,11 @@ from flask import current_app
 from sqlalchemy import String, and_, cast, exists, func, insert, literal, select, update
 from sqlalchemy.orm import Session
 
+from loyalty import email
 from loyalty.extensions import rowcount
 from loyalty.ledger import AVAILABLE, PENDING, LedgerEntry
 from loyalty.members.models import Member
+from loyalty.orders.models import Order
 from loyalty.program.service import get_program
 from loyalty.types import JSONType
 from loyalty.webhooks import service as webhooks
@@ -90,7 +92,8 @@ def expire_points(session: Session, now: datetime, batch_size: int, progress=Non
     cutoff = now - timedelta(days=program.expiry_inactive_days)
     detail = {"inactive_days": program.expiry_inactive_days, "cutoff": cutoff.isoformat()}
     warning_days = current_app.config["POINTS_EXPIRY_WARNING_DAYS"]
-    warn = warning_days > 0 and webhooks.subscribed(session, "points.expiring")
+    warn = warning_days > 0 and (webhooks.subscribed(session, "points.expiring") or email.enabled())
+    report = webhooks.subscribed(session, "points.expired")
     changed = 0
     for low, high in in_ranges(session, batch_size, progress):
         if warn:
@@ -103,6 +106,8 @@ def expire_points(session: Session, now: datetime, batch_size: int, progress=Non
             func.coalesce(Member.last_activity_at, Member.enrolled_at) <= cutoff,
         )
         lock_members(session, inactive)
+        if report:
+            report_expired_points(session, now, inactive)
         session.execute(
             insert(LedgerEntry).from_select(
                 [
@@ -163,7 +168,91 @@ def warn_expiring_points(
         activity > cutoff,  # not expired yet (the job's expiry step takes those)
         activity <= cutoff + timedelta(days=warning_days),
     )
+    emails = rows.with_only_columns(
+        Member.id.label("member_id"),
+        webhooks.json_object(
+            dialect,
+            points=Member.points_available,
+            expires_at=webhooks.iso_sql(dialect, activity, inactive_days),
+        ).label("data"),
+        (literal("points_expiring:") + cast(Member.id, String) + literal(":")
+         + webhooks.epoch_sql(dialect, activity)).label("dedupe_key"),
+    )  # fmt: skip
+    email.queue_selected(session, "points_expiring", emails, at=now)
     return webhooks.emit_selected(session, "points.expiring", rows, at=now)
+
+
+def report_expired_points(session: Session, now: datetime, inactive) -> int:
+    """`points.expired` for the members whose points the expiry step is about to take (the
+    rows of `inactive`, locked): one INSERT ... SELECT, once per member and expiry."""
+    dialect = session.get_bind().dialect.name
+    activity = func.coalesce(Member.last_activity_at, Member.enrolled_at)
+    key = literal("points.expired:") + cast(Member.id, String) + literal(":")
+    rows = select(
+        webhooks.json_object(
+            dialect,
+            customer_id=Member.customer_id,
+            points=Member.points_available,
+            points_available=literal(0),
+            last_activity_at=webhooks.iso_sql(dialect, activity),
+            expired_at=literal(webhooks.iso(now)),
+        ).label("data"),
+        (key + webhooks.epoch_sql(dialect, activity)).label("dedupe_key"),
+    ).where(inactive, Member.customer_id.is_not(None))
+    return webhooks.emit_selected(session, "points.expired", rows, at=now)
+
+
+def lapsing_members(session: Session, now: datetime, batch_size: int, progress=None) -> int:
+    """`member.lapsing` for members whose last paid order became `MEMBER_LAPSE_DAYS` old
+    (within the last `LAPSE_WINDOW_DAYS`, so a job that missed a few days catches up, and a
+    lapse long past is not reported once its message is purged): one INSERT ... SELECT per
+    range of members, once per lapse (keyed by that order's time: a new order and a new
+    lapse report again). Off while MEMBER_LAPSE_DAYS is 0 or nobody subscribes."""
+    days = current_app.config["MEMBER_LAPSE_DAYS"]
+    if days <= 0 or not webhooks.subscribed(session, "member.lapsing"):
+        return 0
+    written = 0
+    for low, high in in_ranges(session, batch_size, progress):
+        written += emit_lapsing(session, now, days, low, high)
+    return written
+
+
+LAPSE_WINDOW_DAYS = 7
+
+
+def emit_lapsing(session: Session, now: datetime, days: int, low: int, high: int) -> int:
+    """The set-based step of `lapsing-members` for members `low`..`high` (also what a
+    win-back rule calls to report the lapses it acts on)."""
+    dialect = session.get_bind().dialect.name
+    last_paid = (
+        select(Order.member_id, func.max(Order.occurred_at).label("last_paid_at"))
+        .where(Order.member_id.between(low, high), Order.status == "paid")
+        .group_by(Order.member_id)
+        .subquery()
+    )
+    threshold = now - timedelta(days=days)
+    key = literal("member.lapsing:") + cast(Member.id, String) + literal(":")
+    rows = (
+        select(
+            webhooks.json_object(
+                dialect,
+                customer_id=Member.customer_id,
+                last_paid_order_at=webhooks.iso_sql(dialect, last_paid.c.last_paid_at),
+                days_without_order=literal(days),
+                points_available=Member.points_available,
+                tier_id=Member.tier_id,
+            ).label("data"),
+            (key + webhooks.epoch_sql(dialect, last_paid.c.last_paid_at)).label("dedupe_key"),
+        )
+        .join(last_paid, last_paid.c.member_id == Member.id)
+        .where(
+            Member.id.between(low, high),
+            Member.customer_id.is_not(None),
+            last_paid.c.last_paid_at <= threshold,
+            last_paid.c.last_paid_at > threshold - timedelta(days=LAPSE_WINDOW_DAYS),
+        )
+    )
+    return webhooks.emit_selected(session, "member.lapsing", rows, at=now)
 
 
 def purge_idempotency_keys(session: Session, now: datetime, batch_size: int, progress=None):

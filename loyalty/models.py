@@ -5,6 +5,7 @@ from loyalty.audit import AuditLog  # noqa: F401
 from loyalty.auth import ApiKey  # noqa: F401
 from loyalty.cache import ConfigVersion  # noqa: F401
 from loyalty.earning.models import EarningRule, EarningRuleTier  # noqa: F401
+from loyalty.email.models import EmailMessage  # noqa: F401
 from loyalty.idempotency import IdempotencyRecord  # noqa: F401
 from loyalty.ledger import LedgerEntry  # noqa: F401
 from loyalty.members.models import Member  # noqa: F401

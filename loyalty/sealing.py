@@ -20,6 +20,7 @@ from sqlalchemy import select, update
 
 IDEMPOTENT_REPLY = "idempotent-reply"
 WEBHOOK_SECRET = "webhook-secret"  # noqa: S105 - a purpose's name, not a secret
+EMAIL_SECRET = "email-secret"  # noqa: S105 - what a queued email must not hold in clear
 _INFO = b"loyalty.sealing.v1:"
 
 

@@ -21,6 +21,7 @@ from loyalty.actions import service as actions
 from loyalty.demo_history import seed_demo_history
 from loyalty.earning import rules as earning_rules
 from loyalty.earning.service import PointsEarning
+from loyalty.email.sending import purge_emails, send_emails
 from loyalty.hooks import DemoSeed, Hooks, Job, OrderHandler
 from loyalty.tiers import service as tiers
 from loyalty.tiers.demo import seed_demo_tiers
@@ -55,8 +56,11 @@ JOBS: list[tuple[str, Job]] = [
     ("expire-holds", expire_holds),
     ("expire-gift-cards", expire_cards),  # after expire-holds: a card expires with none open
     ("sync-store-codes", sync_store_codes),  # codes the jobs above issued or ended
+    ("lapsing-members", core_jobs.lapsing_members),  # member.lapsing (MEMBER_LAPSE_DAYS)
     ("purge-webhooks", purge_webhooks),
-    ("deliver-webhooks", deliver_webhooks),  # last: sends what the jobs before it reported
+    ("purge-emails", purge_emails),
+    ("deliver-webhooks", deliver_webhooks),  # sends what the jobs before it reported
+    ("send-emails", send_emails),  # last: the emails the jobs before it queued
 ]
 
 # The demo program (`loyalty seed-demo`, first `make run`), in order.

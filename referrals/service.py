@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.selectable import ScalarSelect, Select
 
-from loyalty import erasure, ledger, webhooks
+from loyalty import email, erasure, ledger, webhooks
 from loyalty.addresses import NotAnAddress, canonical_ip, client_key
 from loyalty.audit import record_change
 from loyalty.codes import normalize_code, random_code
@@ -358,7 +358,43 @@ def claim(session: Session, data: dict, *, now: datetime | None = None) -> Refer
     if referral.status == CLAIMED:
         _issue_friend_reward(session, settings, referral)
     session.flush()
+    if referral.status == CLAIMED:
+        _emit_claimed(session, referral, referrer)
+    else:
+        _emit_held(session, referral, referrer)
     return referral
+
+
+def _emit_claimed(session: Session, referral: Referral, referrer: Member) -> None:
+    """`referral.claimed`: a friend claimed a referral and got their reward code (the code
+    itself goes in `reward.issued`)."""
+    webhooks.emit(
+        session,
+        "referral.claimed",
+        {
+            "referral_id": referral.id,
+            "referrer_customer_id": referrer.customer_id,
+            "friend_customer_id": referral.friend_customer_id,
+            "friend_reward_code_id": referral.friend_reward_code_id,
+            "claimed_at": webhooks.iso(referral.created_at),
+        },
+    )
+
+
+def _emit_held(session: Session, referral: Referral, referrer: Member) -> None:
+    """`referral.held_for_review`: a claim or a converting order waits for an admin."""
+    webhooks.emit(
+        session,
+        "referral.held_for_review",
+        {
+            "referral_id": referral.id,
+            "referrer_customer_id": referrer.customer_id,
+            "friend_customer_id": referral.friend_customer_id,
+            "order_id": referral.order_id,
+            "flags": list(referral.flags or []),
+            "held_at": webhooks.iso(utcnow()),
+        },
+    )
 
 
 # --- conversion (order handler) ---------------------------------------------------------------
@@ -403,6 +439,29 @@ def _reward_referrer(
     session.flush()
     if webhooks.subscribed(session, "referral.converted"):
         _emit_converted(session, referral)
+    if email.enabled():
+        _email_referrer(session, referral)
+
+
+def _email_referrer(session: Session, referral: Referral) -> None:
+    """The "referral reward" email to the referrer (once per referral)."""
+    referrer = session.get_one(Member, referral.referrer_id)
+    reward_name = None
+    if referral.reward_catalog_id is not None:
+        reward = session.get(Reward, referral.reward_catalog_id)
+        reward_name = reward.name if reward is not None else None
+    session.refresh(referrer, ["points_available", "points_pending"])
+    data = {
+        "referral_id": referral.id,
+        "points": referral.reward_points,
+        "reward": reward_name,
+        "state": referral.reward_state,
+        "matures_at": webhooks.iso(referral.reward_matures_at),
+        "points_available": referrer.points_available,
+        "points_pending": referrer.points_pending,
+    }
+    email.queue(session, referrer, "referral_reward", data,
+                dedupe_key=f"referral_reward:{referral.id}")  # fmt: skip
 
 
 def _emit_converted(session: Session, referral: Referral) -> None:
@@ -598,6 +657,8 @@ class ReferralConversion:
         if verdict.flags or referral.status == REVIEW:
             referral.status = REVIEW
             referral.flags = sorted(set(referral.flags or []) | set(verdict.flags))
+            session.flush()
+            _emit_held(session, referral, referrer)
             return _effect(ctx, referral, REVIEW)
         _reward_referrer(session, ctx.program, settings, referral, ctx.occurred_at)
         _effect(

@@ -1,16 +1,18 @@
 """Erasure leaves no copy of the member's email, name or customer id anywhere in the database
-(stored answers, idempotent replies, outbox, audit log, referrals, orders, codes, purchases),
+(stored answers, idempotent replies, outboxes, audit log, referrals, orders, codes, purchases),
 and the export shows everything held about them first."""
 
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import func, select, update
 
+from loyalty.email.models import EmailMessage
 from loyalty.orders.models import ProcessedEvent
 from loyalty.webhooks.service import EVENT_TYPES
 from tests import factories as f
 from tests.dump import found_in_database
+from tests.email.smtp import free_port, mail_channel
 from tests.giftcards import fake_stripe
 from tests.giftcards.conftest import configure_stripe
 from tests.referrals import helpers as referrals
@@ -129,19 +131,30 @@ def test_export_shows_everything_held_about_the_member(client, admin, storefront
     [purchase] = export["gift_card_purchases"]
     assert purchase["purchaser_email"] == EMAIL and purchase["amount"] == 5000
     assert export["tier_history"] == []
+    assert export["emails"] == []  # the email channel is off here
     assert client.get("/v1/members/nobody/export", headers=admin).status_code == 404
 
 
+@pytest.fixture
+def email_channel(app):
+    """The built-in email channel on (nothing is sent: the job does not run)."""
+    with mail_channel(app, free_port()):
+        yield
+
+
 def test_erasure_leaves_no_copy_anywhere_in_the_database(
-    client, admin, storefront, stripe_api, session
+    client, admin, storefront, stripe_api, session, email_channel
 ):
     life = the_members_whole_life(client, admin, storefront, stripe_api)
     assert found_in_database(*PERSONAL) == list(PERSONAL)  # the search does find them
+    to_them = select(func.count()).where(EmailMessage.to_address == EMAIL)
+    assert session.scalar(to_them) >= 3  # welcome, points earned, referral reward
 
     assert found_in_database(IP, USER_AGENT) == [IP, USER_AGENT]
 
     assert client.delete(f"/v1/members/{CUSTOMER_ID}", headers=admin).status_code == 204
     assert found_in_database(*PERSONAL) == []
+    assert session.scalar(to_them) == 0  # the queued emails are gone, not only redacted
     # Nor their address (the per-address cap's key, the click) or their browser's name.
     assert found_in_database(IP, USER_AGENT) == []
     # The others are untouched.

@@ -10,7 +10,7 @@ from decimal import Decimal
 
 from sqlalchemy import func, select
 
-from loyalty import ledger, webhooks
+from loyalty import email, ledger, webhooks
 from loyalty.earning import points, rules
 from loyalty.errors import ValidationFailed
 from loyalty.ledger import PENDING, LedgerEntry
@@ -97,18 +97,21 @@ class PointsEarning:
         # Bonus rules see the same tier (the one before this event) and the same rate.
         self._bonuses(ctx, tier, rate, exponent)
         if ctx.order.points_awarded > 0:
-            webhooks.emit(
-                ctx.session,
-                "points.earned",
-                {
-                    "customer_id": ctx.member.customer_id,
-                    "order_id": ctx.order.order_id,
-                    "points": ctx.order.points_awarded,
-                    "state": PENDING if ctx.program.pending_days > 0 else ledger.AVAILABLE,
-                    "matures_at": _earned_matures_at(ctx),
-                    "occurred_at": webhooks.iso(ctx.occurred_at),
-                },
-            )
+            event = {
+                "customer_id": ctx.member.customer_id,
+                "order_id": ctx.order.order_id,
+                "points": ctx.order.points_awarded,
+                "state": PENDING if ctx.program.pending_days > 0 else ledger.AVAILABLE,
+                "matures_at": _earned_matures_at(ctx),
+                "occurred_at": webhooks.iso(ctx.occurred_at),
+            }
+            webhooks.emit(ctx.session, "points.earned", event)
+            if email.enabled():
+                member = ctx.member
+                ctx.session.refresh(member, ["points_available", "points_pending"])
+                balances = {"points_available": member.points_available,
+                            "points_pending": member.points_pending}  # fmt: skip
+                email.queue(ctx.session, member, "points_earned", {**event, **balances})
 
     @staticmethod
     def _bonuses(ctx: OrderEventContext, tier: Tier, rate: Decimal, exponent: int) -> None:

@@ -32,6 +32,8 @@ class Member(Base):
     last_activity_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     tier_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("tiers.id"))
     erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When the member unsubscribed from the program's own emails (loyalty/email); NULL: not.
+    email_unsubscribed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Referrals: may a referral still waiting for its order name this member (by customer id
     # or mailbox)? True from enrolment (a claim may come first) and whenever a claim names
     # them; a paid order that finds none clears it, so the orders after it need not look (see

@@ -1,5 +1,6 @@
 from marshmallow import ValidationError, fields, validate, validates
 
+from loyalty.email.schemas import EmailExportSchema
 from loyalty.schemas import (
     MAX_POINTS,
     AwareDateTime,
@@ -137,6 +138,10 @@ class MemberExportSchema(StrictSchema):
     gift_card_purchases = fields.List(fields.Dict())
     actions = fields.List(
         fields.Dict(), metadata={"description": "Custom actions: id, type, occurred_at, detail."}
+    )
+    emails = fields.List(
+        fields.Nested(EmailExportSchema),
+        metadata={"description": "The program's own emails to them (loyalty/email)."},
     )
 
 

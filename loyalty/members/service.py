@@ -2,16 +2,18 @@
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import String, bindparam, cast, literal, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from loyalty import cache, erasure, ledger
+from loyalty import email as mail
 from loyalty.audit import record_change
 from loyalty.dates import iso
+from loyalty.email.models import EmailMessage
 from loyalty.errors import Conflict, NotFound
 from loyalty.extensions import read_connection, session_started
 from loyalty.fastsql import FastStatement
@@ -24,6 +26,11 @@ from loyalty.paging import Page, page_by_id
 from loyalty.tiers import service as tiers
 from loyalty.tiers.models import TierChange
 from loyalty.types import UTCDateTime, utcnow
+from loyalty.webhooks import service as webhooks
+
+# A member enrolled by an event older than this (a store's history imported, a late order
+# event) is not sent the welcome email: it would greet them long after they joined.
+WELCOME_WITHIN = timedelta(days=1)
 
 
 def find_member(session: Session, customer_id: str, *, lock: bool = False) -> Member | None:
@@ -68,7 +75,60 @@ def enroll(
         return existing, False
     for hook in hooks.member_enrolled:
         hook(session, member)
+    _announce(session, [member])
     return member, True
+
+
+def enrolled_event(member: Member) -> dict:
+    """The `member.enrolled` webhook's data (with the balances read after the enrolment
+    hooks)."""
+    return {
+        "customer_id": member.customer_id,
+        "email": member.email,
+        "enrolled_at": iso(member.enrolled_at),
+    }
+
+
+def _announce(session: Session, members: list[Member]) -> None:
+    """`member.enrolled` for new members (after the enrolment hooks: with their sign-up
+    points), and the welcome email to those who just joined: a read of their balances and a
+    batch of messages, one INSERT ... SELECT of emails, whatever their number."""
+    ids = [member.id for member in members]
+    if webhooks.subscribed(session, "member.enrolled"):
+        session.flush()
+        balances = {
+            row.id: row
+            for row in session.execute(
+                select(Member.id, Member.points_available, Member.points_pending).where(
+                    Member.id.in_(ids)
+                )
+            )
+        }
+        webhooks.emit_many(
+            session,
+            "member.enrolled",
+            [
+                {
+                    **enrolled_event(m),
+                    "points_available": balances[m.id].points_available,
+                    "points_pending": balances[m.id].points_pending,
+                }
+                for m in members
+            ],
+        )
+    if mail.enabled():
+        session.flush()
+        dialect = session.get_bind().dialect.name
+        welcome = select(
+            Member.id.label("member_id"),
+            webhooks.json_object(
+                dialect,
+                points_available=Member.points_available,
+                points_pending=Member.points_pending,
+            ).label("data"),
+            (literal("welcome:") + cast(Member.id, String)).label("dedupe_key"),
+        ).where(Member.id.in_(ids), Member.enrolled_at >= utcnow() - WELCOME_WITHIN)
+        mail.queue_selected(session, "welcome", welcome, at=utcnow())
 
 
 def _new_member(
@@ -107,6 +167,7 @@ def enroll_many(session: Session, hooks: Hooks, people: list[dict]) -> list[Memb
     for member in members:
         for hook in hooks.member_enrolled:
             hook(session, member)
+    _announce(session, members)
     return members
 
 
@@ -295,14 +356,29 @@ def adjust(session: Session, member: Member, points: int, reason: str, actor: st
         session, "member.adjust", "member", member.id, None,
         {"points": points, "reason": reason, "entry_id": entry.id}, actor=actor,
     )  # fmt: skip
+    if webhooks.subscribed(session, "points.adjusted"):
+        session.refresh(member, ["points_available", "points_pending"])
+        webhooks.emit(
+            session,
+            "points.adjusted",
+            {
+                "customer_id": member.customer_id,
+                "entry_id": entry.id,
+                "points": points,
+                "reason": reason,
+                "points_available": member.points_available,
+                "points_pending": member.points_pending,
+                "occurred_at": iso(entry.occurred_at),
+            },
+        )
     return entry
 
 
 def export(session: Session, hooks: Hooks, member: Member) -> dict:
     """`GET /v1/members/{id}/export` (`MemberExportSchema`): everything held about the member
     — their view, every ledger entry, their orders (by member, customer id or mailbox), tier
-    changes, and each domain's section (`hooks.member_export`: codes, referrals, gift card
-    purchases)."""
+    changes, the program's emails to them, and each domain's section (`hooks.member_export`:
+    codes, referrals, gift card purchases)."""
     entries = session.scalars(
         select(LedgerEntry).where(LedgerEntry.member_id == member.id).order_by(LedgerEntry.id)
     )
@@ -310,11 +386,15 @@ def export(session: Session, hooks: Hooks, member: Member) -> dict:
     changes = session.scalars(
         select(TierChange).where(TierChange.member_id == member.id).order_by(TierChange.id)
     )
+    emails = session.scalars(
+        select(EmailMessage).where(EmailMessage.member_id == member.id).order_by(EmailMessage.id)
+    )
     return {
         "profile": load_member_view(session, hooks, member),
         "ledger": list(entries),
         "orders": list(orders),
         "tier_history": list(changes),
+        "emails": list(emails),
         **{name: part(session, member) for name, part in hooks.member_export.items()},
     }
 

@@ -46,7 +46,7 @@ from sqlalchemy.sql.dml import ReturningInsert, ReturningUpdate
 from sqlalchemy.sql.elements import BindParameter, ColumnClause, ColumnElement
 from sqlalchemy.sql.selectable import Subquery
 
-from loyalty import webhooks
+from loyalty import email, webhooks
 from loyalty.audit import record_change
 from loyalty.dates import iso
 from loyalty.earning.models import EarningRuleTier
@@ -360,9 +360,9 @@ def apply_tiers(
     )
     # Core execution (not the ORM's bulk path) so the INSERT reports how many it recorded.
     connection = session.connection().execution_options(preserve_rowcount=True)
-    if webhooks.subscribed(session, "tier.changed"):
+    if webhooks.subscribed(session, "tier.changed") or email.enabled():
         change_ids = connection.execute(record.returning(TierChange.id)).scalars().all()
-        _emit_tier_changes(session, change_ids)
+        _emit_tier_changes(session, change_ids, now)
         recorded = len(change_ids)
     else:
         recorded = connection.execute(record).rowcount
@@ -421,6 +421,15 @@ def _change_tier(
     member.tier_id = to_id
     session.flush()
     webhooks.emit(session, "tier.changed", tier_change_event(change, member.customer_id))
+    if change.direction == "upgrade" and email.enabled():
+        session.refresh(member, ["points_available"])
+        data = {
+            "tier": change.to_tier,
+            "previous": change.from_tier,
+            "tier_change_id": change.id,
+            "points_available": member.points_available,
+        }
+        email.queue(session, member, "tier_reached", data, dedupe_key=f"tier_reached:{change.id}")
     return change
 
 
@@ -438,9 +447,30 @@ def tier_change_event(change: TierChange, customer_id: str | None) -> dict:
     }
 
 
-def _emit_tier_changes(session: Session, change_ids: Sequence[int]) -> None:
-    """`tier.changed` for changes recorded set-based: one read, one batch of messages."""
+def _emit_tier_changes(session: Session, change_ids: Sequence[int], now: datetime) -> None:
+    """`tier.changed` for changes recorded set-based: one read, one batch of messages; and
+    the "tier reached" email of each upgrade, in one INSERT ... SELECT."""
     if not change_ids:
+        return
+    if email.enabled():
+        dialect = session.get_bind().dialect.name
+        upgrades = (
+            select(
+                TierChange.member_id.label("member_id"),
+                webhooks.json_object(
+                    dialect,
+                    tier=TierChange.to_tier,
+                    previous=TierChange.from_tier,
+                    tier_change_id=TierChange.id,
+                    points_available=Member.points_available,
+                ).label("data"),
+                (literal("tier_reached:") + cast(TierChange.id, String)).label("dedupe_key"),
+            )
+            .join(Member, Member.id == TierChange.member_id)
+            .where(TierChange.id.in_(change_ids), TierChange.direction == "upgrade")
+        )
+        email.queue_selected(session, "tier_reached", upgrades, at=now)
+    if not webhooks.subscribed(session, "tier.changed"):
         return
     rows = session.execute(
         select(TierChange, Member.customer_id)

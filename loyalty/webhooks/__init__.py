@@ -4,6 +4,26 @@ Every part of the program reports an event through one function, `emit(session, 
 in the transaction of the change itself.
 """
 
-from loyalty.webhooks.service import EVENT_TYPES, emit, emit_many, iso, subscribed
+from loyalty.webhooks.service import (
+    EVENT_TYPES,
+    emit,
+    emit_many,
+    emit_selected,
+    epoch_sql,
+    iso,
+    iso_sql,
+    json_object,
+    subscribed,
+)
 
-__all__ = ["EVENT_TYPES", "emit", "emit_many", "iso", "subscribed"]
+__all__ = [
+    "EVENT_TYPES",
+    "emit",
+    "emit_many",
+    "emit_selected",
+    "epoch_sql",
+    "iso",
+    "iso_sql",
+    "json_object",
+    "subscribed",
+]

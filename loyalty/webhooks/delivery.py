@@ -285,11 +285,16 @@ def deliver_webhooks(session: Session, now: datetime, batch_size: int, progress=
 def purge_webhooks(session: Session, now: datetime, batch_size: int, progress=None) -> int:
     """`purge-webhooks`: forget what is done. Deliveries that were delivered or given up, of
     messages older than `WEBHOOK_RETENTION_DAYS`, then those messages once none of their
-    deliveries is left. Never less than `POINTS_EXPIRY_WARNING_DAYS` + 1 days: an expiry
-    warning's message is what keeps the same warning from going out twice, and it matters
-    until that expiry has passed. Returns how many rows were removed."""
+    deliveries is left. Never less than `POINTS_EXPIRY_WARNING_DAYS` (or
+    `REWARD_CODE_EXPIRY_WARNING_DAYS`) + 1 days: an expiry warning's message is what keeps the
+    same warning from going out twice, and it matters until that expiry has passed. Returns
+    how many rows were removed."""
     config = current_app.config
-    days = max(config["WEBHOOK_RETENTION_DAYS"], config["POINTS_EXPIRY_WARNING_DAYS"] + 1)
+    days = max(
+        config["WEBHOOK_RETENTION_DAYS"],
+        config["POINTS_EXPIRY_WARNING_DAYS"] + 1,
+        config["REWARD_CODE_EXPIRY_WARNING_DAYS"] + 1,
+    )
     before = now - timedelta(days=days)
     old = select(WebhookMessage.id).where(WebhookMessage.created_at < before)
     done = or_(WebhookDelivery.delivered_at.is_not(None), WebhookDelivery.gave_up_at.is_not(None))

@@ -75,15 +75,30 @@ class WebhookDelivery(Base):
     gave_up_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
-# The event types an endpoint can subscribe to.
+# The event types an endpoint can subscribe to (docs/webhooks.md lists each one's `data`).
 EVENT_TYPES = (
+    "member.enrolled",
+    "member.lapsing",
     "points.earned",
+    "points.adjusted",
     "points.expiring",
+    "points.expired",
     "tier.changed",
     "reward.issued",
+    "reward.redeemed",
+    "reward.code_used",
+    "reward.code_expiring",
+    "referral.claimed",
+    "referral.held_for_review",
     "referral.converted",
     "gift_card.issued",
+    "gift_card.redeemed",
+    "gift_card.low_balance",
 )
+
+# What `POST /v1/webhook-endpoints/{id}/test` sends: to that endpoint only, whatever it
+# subscribes to (no endpoint subscribes to it).
+TEST_EVENT = "webhook.test"
 
 
 def endpoint_status(endpoint: WebhookEndpoint) -> str:

@@ -18,6 +18,7 @@ from loyalty.webhooks.schemas import (
     EndpointListSchema,
     EndpointSchema,
     RotateSecretSchema,
+    TestEventSchema,
 )
 
 blp = Blueprint(
@@ -119,3 +120,13 @@ class RetryDelivery(MethodView):
         attempt. A delivery already pending is answered as it is; a delivered one, or one
         whose endpoint is disabled or deleted, is 409."""
         return service.retry_delivery(db.session, delivery_id, utcnow())
+
+
+@blp.route("/webhook-endpoints/<int32:endpoint_id>/test")
+class WebhookTestEvent(MethodView):
+    @require("admin")
+    @blp.response(202, TestEventSchema)
+    def post(self, endpoint_id):
+        """Queue a signed `webhook.test` message to this endpoint only; `deliver-webhooks`
+        sends it like any other (see its deliveries)."""
+        return service.send_test_event(db.session, endpoint_id)

@@ -133,3 +133,16 @@ class DeliverySchema(StrictSchema):
 
 
 DeliveryPageSchema = page_schema(DeliverySchema, "WebhookDeliveryPage")
+
+
+class TestEventSchema(StrictSchema):
+    """A `service.TestEvent`: the test message queued for the endpoint."""
+
+    message_id = fields.Function(
+        lambda test: f"msg_{test.message_id}",
+        metadata={"type": "string", "description": "Its `webhook-id` header."},
+    )
+    delivery_id = fields.Integer(metadata={"description": "Its row in the deliveries."})
+    endpoint_id = fields.Integer()
+    type = fields.String(metadata={"description": "`webhook.test`"})
+    created_at = AwareDateTime()

@@ -42,13 +42,14 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from loyalty import cache
 from loyalty.audit import record_change
-from loyalty.dates import iso  # noqa: F401 - times in payloads, as `webhooks.iso`
+from loyalty.dates import iso  # times in payloads, as `webhooks.iso`
 from loyalty.errors import Conflict, NotFound
 from loyalty.paging import Page, page_by_id
 from loyalty.sealing import WEBHOOK_SECRET, Sealer
 from loyalty.types import utcnow
 from loyalty.webhooks.models import (  # noqa: F401 - EVENT_TYPES, delivery_status re-exported
     EVENT_TYPES,
+    TEST_EVENT,
     WebhookDelivery,
     WebhookEndpoint,
     WebhookMessage,
@@ -321,6 +322,46 @@ def delete_endpoint(session: Session, endpoint_id: int) -> WebhookEndpoint:
     )
     _audit(session, "webhook_endpoint.delete", endpoint.id, _snapshot(endpoint), None)
     return endpoint
+
+
+@dataclass(frozen=True)
+class TestEvent:
+    """A test message queued for one endpoint (`TestEventSchema`)."""
+
+    message_id: int
+    delivery_id: int
+    endpoint_id: int
+    type: str
+    created_at: datetime
+
+
+def send_test_event(session: Session, endpoint_id: int, actor: str | None = None) -> TestEvent:
+    """Queue a `webhook.test` message to this endpoint only, signed and delivered like any
+    other (the `deliver-webhooks` job sends it), so a merchant can check their receiver."""
+    endpoint = get_endpoint(session, endpoint_id)
+    now = utcnow()
+    data = {
+        "endpoint_id": endpoint.id,
+        "message": "A test event: your endpoint receives and verifies our webhooks.",
+        "sent_at": iso(now),
+    }
+    message_id = session.scalar(
+        insert(_MESSAGES)
+        .values(type=TEST_EVENT, data=data, created_at=now)
+        .returning(_MESSAGES.c.id)
+    )
+    assert message_id is not None
+    delivery_id = session.scalar(
+        insert(_DELIVERIES)
+        .values(message_id=message_id, endpoint_id=endpoint.id, attempts=0, next_attempt_at=now)
+        .returning(_DELIVERIES.c.id)
+    )
+    assert delivery_id is not None
+    record_change(
+        session, "webhook_endpoint.test", "webhook_endpoint", endpoint.id, None,
+        {"message_id": message_id}, actor=actor,
+    )  # fmt: skip
+    return TestEvent(message_id, delivery_id, endpoint.id, TEST_EVENT, now)
 
 
 def _snapshot(endpoint: WebhookEndpoint) -> dict:

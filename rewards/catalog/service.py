@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from flask import current_app
 from marshmallow import missing
-from sqlalchemy import and_, cast, exists, func, insert, literal, or_, select, update
+from sqlalchemy import String, and_, cast, exists, func, insert, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
@@ -386,6 +387,22 @@ def redeem(
         if member.last_activity_at is None or member.last_activity_at < now:
             member.last_activity_at = now
         session.flush()
+        if webhooks.subscribed(session, "reward.redeemed"):
+            session.refresh(member, ["points_available"])
+            webhooks.emit(
+                session,
+                "reward.redeemed",
+                {
+                    "reward_code_id": code.id,
+                    "reward_id": reward.id,
+                    "customer_id": member.customer_id,
+                    "points_spent": reward.points_cost,
+                    "points_available": member.points_available,
+                    "expires_at": webhooks.iso(code.expires_at),
+                    "occurred_at": webhooks.iso(now),
+                },
+                at=now,
+            )
     return redemption_view(session, code)
 
 
@@ -818,6 +835,7 @@ class RewardCodeConsumption:
             used_ids = [e["code_id"] for e in ctx.effects if e["kind"] == "reward_code_used"]
             for hook in hooks().reward_codes_ended:
                 hook(ctx.session, used_ids)
+            _report_used(ctx, used_ids)
 
     def canceled(self, ctx: OrderEventContext) -> None:
         released = (
@@ -835,6 +853,60 @@ class RewardCodeConsumption:
         )
         for code in sorted(released):
             ctx.effects.append({"kind": "reward_code_released", "code": code})
+
+
+def _report_used(ctx: OrderEventContext, used_ids: list[int]) -> None:
+    """`reward.code_used` for each code this order used."""
+    if not webhooks.subscribed(ctx.session, "reward.code_used"):
+        return
+    codes = {e["code_id"]: e for e in ctx.effects if e["kind"] == "reward_code_used"}
+    rows = ctx.session.execute(
+        select(RewardCode.id, RewardCode.customer_id, RewardCode.reward_id,
+               RewardCode.source_type, RewardCode.used_discount)
+        .where(RewardCode.id.in_(used_ids)).order_by(RewardCode.id)
+    ).all()  # fmt: skip
+    webhooks.emit_many(
+        ctx.session,
+        "reward.code_used",
+        [
+            {
+                "reward_code_id": row.id,
+                "code": codes[row.id]["code"],
+                "reward_id": row.reward_id,
+                "customer_id": row.customer_id,
+                "source": row.source_type,
+                "order_id": ctx.order.order_id,
+                "discount": row.used_discount,
+                "used_at": webhooks.iso(ctx.occurred_at),
+            }
+            for row in rows
+        ],
+    )
+
+
+def warn_expiring_codes(session: Session, now: datetime, days: int) -> int:
+    """`reward.code_expiring` for issued codes expiring within `days` of `now`: one
+    INSERT ... SELECT, once per code (keyed by its id)."""
+    if days <= 0 or not webhooks.subscribed(session, "reward.code_expiring"):
+        return 0
+    dialect = session.get_bind().dialect.name
+    rows = select(
+        webhooks.json_object(
+            dialect,
+            reward_code_id=RewardCode.id,
+            code=RewardCode.code,
+            reward_id=RewardCode.reward_id,
+            customer_id=RewardCode.customer_id,
+            source=RewardCode.source_type,
+            expires_at=webhooks.iso_sql(dialect, RewardCode.__table__.c.expires_at),
+        ).label("data"),
+        (literal("reward.code_expiring:") + cast(RewardCode.id, String)).label("dedupe_key"),
+    ).where(
+        RewardCode.status == ISSUED,
+        RewardCode.expires_at > now,
+        RewardCode.expires_at <= now + timedelta(days=days),
+    )
+    return webhooks.emit_selected(session, "reward.code_expiring", rows, at=now)
 
 
 # --- jobs and hooks ---------------------------------------------------------------------------
@@ -927,8 +999,12 @@ def expire_codes(
     session: Session, now: datetime, batch_size: int, progress: Progress | None = None
 ) -> int:
     """Issued codes past their expiry become `expired`; their stock returns, and their points
-    too when `expired_codes_return_points` is set. Idempotent: only `issued` codes are touched."""
+    too when `expired_codes_return_points` is set. Idempotent: only `issued` codes are touched.
+    First, `reward.code_expiring` for the codes expiring within
+    REWARD_CODE_EXPIRY_WARNING_DAYS (`warn_expiring_codes`)."""
     return_points = get_settings(session).expired_codes_return_points
+    warn_expiring_codes(session, now, current_app.config["REWARD_CODE_EXPIRY_WARNING_DAYS"])
+    session.commit()
     base = and_(RewardCode.status == ISSUED, RewardCode.expires_at <= now)
     changed = 0
     for low, high in in_ranges(session, batch_size, progress):

@@ -58,6 +58,9 @@ class GiftCard(Base):
     note: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When a capture left the balance below GIFT_CARD_LOW_BALANCE and `gift_card.low_balance`
+    # went out; cleared when the balance is back at or above it (once per crossing).
+    low_balance_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class GiftCardTransaction(Base):

@@ -7,6 +7,8 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from loyalty import email
+from loyalty.dates import iso
 from loyalty.errors import Conflict, NotFound
 from loyalty.extensions import rowcount
 from loyalty.lookalikes import GMAIL_DOMAINS, normalize_email
@@ -119,8 +121,28 @@ def handle_stripe_event(
         execution_options={"synchronize_session": False},
     )
     session.flush()
+    if purchase.recipient_email:
+        _deliver_to_recipient(session, purchase, issued, now)
     log.info("gift card %s issued for checkout session %s", issued.card.id, checkout["id"])
     return {"received": True, "result": "issued", "card_id": issued.card.id}
+
+
+def _deliver_to_recipient(
+    session: Session, purchase: GiftCardPurchase, issued: "service.Issued", now: datetime
+) -> None:
+    """The built-in email channel (when on) sends the card, with its code, to the recipient
+    the purchaser named: transactional mail (sent whatever unsubscribe), once per purchase.
+    The code waits in the outbox sealed and is forgotten once sent."""
+    card = issued.card
+    data = {
+        "gift_card_id": card.id,
+        "last4": card.last4,
+        "currency": card.currency,
+        "balance": card.balance,
+        "expires_at": iso(card.expires_at) if card.expires_at else None,
+    }
+    email.queue_to(session, purchase.recipient_email or "", "gift_card", data,
+                   secret=issued.code, dedupe_key=f"gift_card:{purchase.id}", at=now)  # fmt: skip
 
 
 def reveal_code(

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from flask import current_app
 from sqlalchemy import (
     ColumnElement,
     and_,
@@ -451,7 +452,83 @@ def _resolve(
         _record(session, hold.card_id, "release", release, release, actor,
                 hold_id=hold.id, order_id=hold.order_id)  # fmt: skip
     session.flush()
+    if capture:
+        _report_capture(session, hold, card, capture, now)
+    elif release:
+        _clear_low_balance(session, card)
     return hold_view(hold, card)
+
+
+def _low_balance_threshold() -> int:
+    threshold: int = current_app.config["GIFT_CARD_LOW_BALANCE"]
+    return threshold
+
+
+def _report_capture(
+    session: Session, hold: GiftCardHold, card: GiftCard, capture: int, now: datetime
+) -> None:
+    """`gift_card.redeemed` for a capture, and `gift_card.low_balance` when it leaves the
+    balance below GIFT_CARD_LOW_BALANCE: once per crossing (the card keeps when it was sent,
+    `low_balance_at`, until its balance is back at or above the threshold). The card's row
+    is locked: concurrent captures of one card report one crossing."""
+    webhooks.emit(
+        session,
+        "gift_card.redeemed",
+        {
+            "gift_card_id": card.id,
+            "last4": card.last4,
+            "currency": card.currency,
+            "amount": capture,
+            "balance": card.balance,
+            "hold_id": hold.id,
+            "order_id": hold.order_id,
+            "captured_at": webhooks.iso(now),
+        },
+        at=now,
+    )
+    threshold = _low_balance_threshold()
+    if card.balance >= threshold:
+        _clear_low_balance(session, card)
+        return
+    if threshold <= 0 or card.low_balance_at is not None:
+        return
+    if not webhooks.subscribed(session, "gift_card.low_balance"):
+        return
+    marked = session.execute(
+        update(GiftCard)
+        .where(GiftCard.id == card.id, GiftCard.low_balance_at.is_(None))
+        .values(low_balance_at=now)
+        .returning(GiftCard.id),
+        execution_options=_NO_SYNC,
+    ).first()
+    if marked is None:
+        return
+    card.low_balance_at = now  # as written (no re-read)
+    session.flush()
+    webhooks.emit(
+        session,
+        "gift_card.low_balance",
+        {
+            "gift_card_id": card.id,
+            "last4": card.last4,
+            "currency": card.currency,
+            "balance": card.balance,
+            "threshold": threshold,
+            "occurred_at": webhooks.iso(now),
+        },
+        at=now,
+    )
+
+
+def _clear_low_balance(session: Session, card: GiftCard) -> None:
+    """A card back at or above the threshold may cross it again (and be reported again)."""
+    if card.low_balance_at is None or card.balance < _low_balance_threshold():
+        return
+    session.execute(
+        update(GiftCard).where(GiftCard.id == card.id).values(low_balance_at=None),
+        execution_options=_NO_SYNC,
+    )
+    session.expire(card, ["low_balance_at"])
 
 
 def capture_hold(
@@ -510,7 +587,8 @@ def refund(
     )
     _record(session, card_id, "refund", amount, amount, actor, order_id=order_id)
     session.flush()
-    view = card_view(_refresh(session, card), now)
+    _clear_low_balance(session, _refresh(session, card))
+    view = card_view(card, now)
     after = {"amount": amount, "order_id": order_id, "balance": view.balance}
     _audit(session, "gift_card.refund", card_id, after, actor)
     return view
@@ -553,6 +631,7 @@ def adjust(
         )
     _record(session, card_id, "adjust", abs(amount), amount, actor, detail={"reason": reason})
     session.flush()
+    _clear_low_balance(session, card)
     view = card_view(card, now)
     after = {"amount": amount, "reason": reason, "balance": view.balance}
     _audit(session, "gift_card.adjust", card_id, after, actor)

@@ -1,7 +1,7 @@
 """Custom actions: member_actions, action_award_counts, and earning rules with trigger "action"
 
-Revision ID: 0024
-Revises: 0019
+Revision ID: 0023
+Revises: 0022
 Create Date: 2026-12-06
 
 `member_actions` holds each action reported for a member (exactly once by its id, with its
@@ -19,8 +19,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision = "0024"
-down_revision = "0019"
+revision = "0023"
+down_revision = "0022"
 branch_labels = None
 depends_on = None
 

@@ -7,16 +7,16 @@ ones wait) until it is enabled again. `previous_secret` (sealed, like `secret`) 
 Only columns are added (SQLite: ALTER TABLE, no copy of the table), so the table's
 config_version triggers stay.
 
-Revision ID: 0023
-Revises: 0019
+Revision ID: 0022
+Revises: 0021
 Create Date: 2026-12-06
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0023"
-down_revision = "0019"
+revision = "0022"
+down_revision = "0021"
 branch_labels = None
 depends_on = None
 

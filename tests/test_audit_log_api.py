@@ -3,7 +3,7 @@
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from loyalty.audit import AuditLog
 from tests.rewards.helpers import make_member
@@ -22,7 +22,8 @@ def add(session, actor, action, object_type, object_id, *, days=0, before=None, 
 
 
 @pytest.fixture
-def log(session):
+def log(session, admin):
+    session.execute(delete(AuditLog))  # only these (the test's API keys were audited too)
     rows = [
         add(session, "admin:1", "referral.approve", "referral", 7, days=0,
             before={"status": "review"}, after={"status": "claimed"}),

@@ -8,10 +8,11 @@ from console.blueprint import bp
 from console.members import bp as members
 from console.rewards import bp as rewards
 from console.rules import bp as rules
+from console.segment_awards import bp as segment_awards
 from console.settings import bp as settings
 from console.tiers import bp as tiers
 
-PAGES = (members, tiers, rules, rewards, settings)
+PAGES = (members, tiers, rules, rewards, settings, segment_awards)
 
 for page in PAGES:  # once, on import: before any app registers the console blueprint
     bp.register_blueprint(page)

@@ -114,6 +114,7 @@ def register_blueprints(app: Flask) -> None:
     from loyalty.orders.routes import blp as events
     from loyalty.program.routes import blp as program
     from loyalty.reports.routes import blp as reports
+    from loyalty.segment_awards.routes import blp as segment_awards
     from loyalty.tiers.routes import blp as tiers
     from loyalty.webhooks.routes import blp as webhooks
     from loyalty.widget.routes import me, pages, tokens
@@ -132,6 +133,7 @@ def register_blueprints(app: Flask) -> None:
         rewards_catalog,
         referrals,
         reports,
+        segment_awards,
         tokens,
         me,
         webhooks,

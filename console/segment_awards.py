@@ -20,6 +20,7 @@ from console import display, once
 from console.auth import current_admin, requires
 from console.forms import show_error
 from console.htmx import is_htmx
+from console.members.queries import admin_emails
 from loyalty.errors import DomainError, ValidationFailed
 from loyalty.extensions import db
 from loyalty.program.service import get_program
@@ -117,6 +118,7 @@ def index():
     return render_template(
         "console/segment_awards/index.html",
         awards=page.items,
+        admins=admin_emails(db.session(), [award.created_by for award in page.items]),
         cursor=cursor,
         next_cursor=page.next_cursor,
         names=SEGMENT_NAMES,
@@ -181,8 +183,8 @@ def create():
         flash("That award was already made: here it is.", "info")
         return redirect(location, 303)
     flash(
-        f"Awarding {display.points(award.points)} points to "
-        f"{display.points(award.member_count)} members: {award.reason}",
+        f"Award made: {display.points(award.points)} points each to "
+        f"{display.points(award.member_count)} members of {SEGMENT_NAMES[segment]}.",
         "success",
     )
     return background.run_after(redirect(location, 303), award.id)
@@ -203,6 +205,7 @@ def show(award_id: int):
         "failed": award.status == FAILED,
         "names": SEGMENT_NAMES,
         "statuses": STATUS_WORDS,
+        "admins": admin_emails(db.session(), [award.created_by]),
         "tz": display.zone(program.timezone),
         "display": display,
     }

@@ -17,7 +17,7 @@ from wtforms import HiddenField, IntegerField, TextAreaField
 from wtforms.validators import DataRequired, InputRequired, Length
 
 from console import display, once
-from console.auth import current_admin, requires
+from console.auth import can, current_admin, requires
 from console.forms import show_error
 from console.htmx import is_htmx
 from console.members.queries import admin_emails
@@ -132,6 +132,10 @@ def index():
 @bp.get("/new")
 @requires("segments.award")
 def new():
+    if not request.args.get("segment"):  # reached without one: pick it here
+        return render_template(
+            "console/segment_awards/pick.html", names=SEGMENT_NAMES, hints=SEGMENT_HINTS
+        )
     segment = _segment_or_404(request.args.get("segment"))
     form = AwardForm(formdata=None, data={"segment": segment})
     return _form_page(form, segment)
@@ -190,6 +194,22 @@ def create():
     return background.run_after(redirect(location, 303), award.id)
 
 
+@bp.post("/<int:award_id>/resume")
+@requires("segments.award")
+def resume(award_id: int):
+    """Run an unfinished award again now (after an error, or a process that stopped): it goes
+    on from the first member not yet awarded; a run already going on simply takes turns."""
+    try:
+        award = service.get(db.session(), award_id)
+    except DomainError:
+        abort(404)
+    location = url_for(".show", award_id=award_id)
+    if award.status == DONE:
+        return redirect(location, 303)
+    flash("Resumed: members already awarded are not awarded again.", "info")
+    return background.run_after(redirect(location, 303), award_id)
+
+
 @bp.get("/<int:award_id>")
 @requires("reports.view")
 def show(award_id: int):
@@ -203,6 +223,7 @@ def show(award_id: int):
         "progress": service.progress(award),
         "finished": award.status == DONE,
         "failed": award.status == FAILED,
+        "may_resume": can("segments.award"),
         "names": SEGMENT_NAMES,
         "statuses": STATUS_WORDS,
         "admins": admin_emails(db.session(), [award.created_by]),

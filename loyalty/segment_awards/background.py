@@ -5,9 +5,10 @@ been sent (its transaction committed); if the process stops first, the `segment-
 
 import threading
 
-from flask import Flask, Response, current_app
+from flask import Flask, current_app
+from werkzeug.wrappers import Response
 
-from loyalty.extensions import db
+from loyalty.extensions import db, lazy_session
 from loyalty.segment_awards import service
 
 
@@ -32,7 +33,7 @@ def start(app: Flask, award_id: int) -> threading.Thread:
 def _run(app: Flask, award_id: int) -> None:
     with app.app_context():
         try:
-            service.run(db.session, award_id, app.config["JOB_BATCH_SIZE"])
+            service.run(lazy_session(), award_id, app.config["JOB_BATCH_SIZE"])
         except Exception:  # marked failed by `run`; the job resumes it
             app.logger.exception("segment award %s stopped", award_id)
         finally:

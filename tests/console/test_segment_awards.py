@@ -64,6 +64,8 @@ def test_preview_refuses_what_the_api_refuses(console_client, session):
         assert answer.status_code == 422
         assert f'id="{field}-error"' in answer.get_data(as_text=True)
     assert client.get("/console/segment-awards/new?segment=vips").status_code == 404
+    pick = client.get("/console/segment-awards/new").get_data(as_text=True)  # pick one here
+    assert 'href="/console/segment-awards/new?segment=at_risk_high_value"' in pick
 
 
 def test_the_same_confirmation_twice_awards_once(console_client, session):
@@ -120,3 +122,36 @@ def test_an_analyst_reads_awards_but_cannot_make_one(console_client, session):
     assert client.get(f"/console/segment-awards/{award.id}").status_code == 200
     support = console_client("support")
     assert support.get(NEW).status_code == 403
+
+
+def test_a_failed_award_is_shown_with_its_error_and_resumed_from_the_console(
+    console_client, session, app, monkeypatch
+):
+    ids = add_members(session, 2)
+    award, _ = service.create(session, "new_subscribers", 9, "Again", actor="t")
+    award.status, award.error = "failed", "OperationalError: server closed the connection"
+    session.commit()
+    client = console_client("admin")
+    page = client.get(f"/console/segment-awards/{award.id}").get_data(as_text=True)
+    assert "Stopped by an error" in page and "server closed the connection" in page
+    assert ">Resume now</button>" in page
+    analyst = console_client("analyst")
+    shown = analyst.get(f"/console/segment-awards/{award.id}").get_data(as_text=True)
+    assert "Resume now" not in shown
+    path = f"/console/segment-awards/{award.id}/resume"
+    assert post_form(analyst, path, {}, page="/console/segment-awards").status_code == 403
+
+    started = []
+    monkeypatch.setattr(
+        "loyalty.segment_awards.background.start", lambda _app, i: started.append(i)
+    )
+    app.config["SEGMENT_AWARDS_IN_BACKGROUND"] = True
+    try:
+        answer = post_form(client, path, {}, page=f"/console/segment-awards/{award.id}")
+        assert started == []  # not before the answer is sent, its transaction committed
+        answer.close()
+    finally:
+        app.config["SEGMENT_AWARDS_IN_BACKGROUND"] = False
+    assert answer.status_code == 303 and started == [award.id]  # once the answer was sent
+    service.run(session, award.id, 10)
+    assert balances(session, ids) == {i: (9, 0, 9) for i in ids}

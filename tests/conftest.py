@@ -111,6 +111,9 @@ def make_app(database_url: str, **config):
             "RATELIMIT_STORAGE_URI": "memory://",
             "SECRET_KEYS": ["test-secret-old", "test-secret-new"],
             "SECRET_KEY": "test-secret-new",
+            # A test's transaction is one connection a thread must not share; tests that want
+            # awards run in the background (a served app) turn it on.
+            "SEGMENT_AWARDS_IN_BACKGROUND": False,
             **config,
         }
     )

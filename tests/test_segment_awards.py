@@ -20,19 +20,6 @@ from loyalty.types import MAX_RUNNING_TOTAL, utcnow
 from tests import factories as f
 
 
-@pytest.fixture(autouse=True)
-def _no_background(request):
-    """The tests run awards themselves (a thread would not share the test's transaction)."""
-    if "app" not in request.fixturenames:
-        yield
-        return
-    app = request.getfixturevalue("app")
-    previous = app.config.get("SEGMENT_AWARDS_IN_BACKGROUND")
-    app.config["SEGMENT_AWARDS_IN_BACKGROUND"] = False
-    yield
-    app.config["SEGMENT_AWARDS_IN_BACKGROUND"] = previous
-
-
 def add_members(session, count, prefix="sub"):
     """`count` members without orders (the segment "new_subscribers"); their ids."""
     now = utcnow()

@@ -13,9 +13,9 @@ from loyalty.segment_awards import service
 
 
 def run_after(response: Response, award_id: int) -> Response:
-    """Start the award in a background thread once `response` has been sent (unless the app's
-    SEGMENT_AWARDS_IN_BACKGROUND is off, as in tests that run awards themselves)."""
-    if not current_app.config.get("SEGMENT_AWARDS_IN_BACKGROUND", True):
+    """Start the award in a background thread once `response` has been sent (unless
+    SEGMENT_AWARDS_IN_BACKGROUND is off: then the job alone runs it)."""
+    if not current_app.config["SEGMENT_AWARDS_IN_BACKGROUND"]:
         return response
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     response.call_on_close(lambda: start(app, award_id))

@@ -3,7 +3,6 @@ award's progress page and list, roles."""
 
 import re
 
-import pytest
 from sqlalchemy import func, select
 
 from loyalty.audit import AuditLog
@@ -12,16 +11,6 @@ from loyalty.segment_awards import service
 from loyalty.segment_awards.models import SegmentAward
 from tests.console.conftest import assert_strict_csp, csrf_token, post_form
 from tests.test_segment_awards import add_members, balances
-
-
-@pytest.fixture(autouse=True)
-def _no_background(app):
-    """These tests run awards themselves (a thread would not share the test's transaction)."""
-    previous = app.config.get("SEGMENT_AWARDS_IN_BACKGROUND")
-    app.config["SEGMENT_AWARDS_IN_BACKGROUND"] = False
-    yield
-    app.config["SEGMENT_AWARDS_IN_BACKGROUND"] = previous
-
 
 NEW = "/console/segment-awards/new?segment=new_subscribers"
 

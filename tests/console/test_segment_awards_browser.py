@@ -21,6 +21,7 @@ def test_award_bonus_points_to_a_segment_twice_with_one_confirmation_awards_once
 ):
     app, _base = live_console
     app.config["JOB_BATCH_SIZE"] = 10  # a few chunks, as a big segment would take
+    app.config["SEGMENT_AWARDS_IN_BACKGROUND"] = True  # as `make run` does
     with app.app_context():
         ids = add_members(db.session, 36)
         db.session.commit()

@@ -2,6 +2,7 @@
 resumable, once per idempotency key, and the API that makes and follows them."""
 
 import threading
+import time
 
 import pytest
 from sqlalchemy import func, insert, select, update
@@ -334,3 +335,48 @@ def test_two_processes_running_one_award_award_each_member_once(pg_app):
         assert sorted(per_member) == [(i, 1) for i in sorted(ids)]
         assert balances(db.session, ids) == {i: (3, 0, 3) for i in ids}
         assert find_drift(db.session) == []
+
+
+@pytest.mark.postgres
+@pytest.mark.concurrency
+def test_the_same_key_sent_at_once_twice_makes_one_award(pg_app):
+    """The second request's INSERT waits on the first's uncommitted award (same key), then
+    finds it once that commits: one award, both answers name it."""
+    with pg_app.app_context():
+        add_members(db.session, 50)
+        db.session.commit()
+    first_made, commit_first, made, errors = threading.Event(), threading.Event(), [], []
+
+    def request(first: bool):
+        with pg_app.app_context():
+            try:
+                if not first:
+                    first_made.wait(10)
+                award, created = service.create(
+                    db.session, "new_subscribers", 8, "Twice", key="console:admin:1:k", actor="t"
+                )
+                if first:
+                    first_made.set()
+                    commit_first.wait(10)
+                db.session.commit()
+                made.append((award.id, created))
+            except Exception as error:  # noqa: BLE001 - reported below
+                errors.append(error)
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=request, args=(first,)) for first in (True, False)]
+    for thread in threads:
+        thread.start()
+    first_made.wait(10)
+    time.sleep(0.5)  # the second is waiting on the key by now
+    assert made == []
+    commit_first.set()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    assert len({award_id for award_id, _ in made}) == 1
+    assert sorted(created for _, created in made) == [False, True]
+    with pg_app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(SegmentAward)) == 1
+        assert db.session.scalar(select(func.count()).select_from(SegmentAwardMember)) == 50

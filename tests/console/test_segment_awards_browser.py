@@ -84,6 +84,12 @@ def test_the_progress_page_follows_an_award_as_it_runs(console_page, live_consol
         db.session.remove()
 
     page = console_page("admin")
+    page.goto(page.base + "/segment-awards/new")  # no segment given: pick one
+    page.get_by_role("link", name="At risk, high value").click()
+    page.wait_for_url("**/segment-awards/new?segment=at_risk_high_value")
+    page.go_back()
+    screenshot(page, "segment-award-pick")
+
     page.goto(f"{page.base}/segment-awards/{award_id}")
     assert page.locator("#award-bar").get_attribute("value") == "40"
     assert "12 of 30 members done" in page.locator(".progress-count").inner_text()

@@ -48,6 +48,9 @@ class SegmentAward(Base):
     members_awarded: Mapped[int] = mapped_column(BigInteger, default=0)
     members_skipped: Mapped[int] = mapped_column(BigInteger, default=0)
     points_awarded: Mapped[int] = mapped_column(BigInteger, default=0)
+    # The highest member id of the chunks committed: every recipient up to it is awarded or
+    # skipped, so the next chunk starts after it (no scan over the members already done).
+    done_through: Mapped[int] = mapped_column(BigInteger, default=0)
     # The caller's key (API `Idempotency-Key`, the console form's submission key), prefixed by
     # who sent it: the same key makes the same award once, however often it is sent.
     idempotency_key: Mapped[str | None] = mapped_column(String(400))

@@ -12,9 +12,11 @@
    jobs (`loyalty.jobs`): lock the chunk's members, mark as skipped those erased since or whose
    balances the points would take past `MAX_RUNNING_TOTAL`, add the points to the others'
    balances, insert their ledger entries (kind "bonus", source ("segment_award", award id)),
-   mark them awarded and count them on the award. A chunk that fails changes nothing; the next
-   run starts at the first recipient still pending. A unique index on the ledger (one entry per
-   award and member) refuses a second entry whatever happens.
+   mark them awarded and count them on the award, with the chunk's last member id
+   (`done_through`: every recipient up to it is done, the next chunk starts after it). A chunk
+   that fails changes nothing; the next run starts at the first recipient still pending. A
+   unique index on the ledger (one entry per award and member) refuses a second entry
+   whatever happens.
 """
 
 from collections.abc import Callable
@@ -269,15 +271,15 @@ def _chunk(session: Session, award_id: int, batch_size: int, now: datetime) -> i
         update(_award)
         .where(a.id == award_id, a.status.in_(UNFINISHED))
         .values(status=RUNNING, error=None, started_at=func.coalesce(a.started_at, now))
-        .returning(a.points, a.reason)
+        .returning(a.points, a.reason, a.done_through)
     ).first()  # the award's row lock: whoever runs it too waits here for this chunk's end
     if started is None:  # done, or no such award
         return None
-    points, reason = started
+    points, reason, done_through = started
     r = _recipient.c
     first = (
         select(r.member_id)
-        .where(r.award_id == award_id, r.state == TO_AWARD)
+        .where(r.award_id == award_id, r.member_id > done_through, r.state == TO_AWARD)
         .order_by(r.member_id)
         .limit(batch_size)
         .subquery()
@@ -363,6 +365,7 @@ def _chunk(session: Session, award_id: int, batch_size: int, now: datetime) -> i
             members_awarded=a.members_awarded + awarded,
             members_skipped=a.members_skipped + skipped,
             points_awarded=a.points_awarded + literal(awarded * points, BigInteger),
+            done_through=high,
         )
     )
     return awarded

@@ -33,6 +33,7 @@ def upgrade():
         sa.Column("members_awarded", sa.BigInteger(), nullable=False),
         sa.Column("members_skipped", sa.BigInteger(), nullable=False),
         sa.Column("points_awarded", sa.BigInteger(), nullable=False),
+        sa.Column("done_through", sa.BigInteger(), nullable=False),
         sa.Column("idempotency_key", sa.String(length=400), nullable=True),
         sa.Column("created_by", sa.String(length=64), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),

@@ -39,6 +39,17 @@ class SegmentAwards(MethodView):
     @require("admin")
     @blp.arguments(SegmentAwardCreateSchema)
     @blp.response(202, SegmentAwardSchema)
+    @blp.doc(
+        parameters=[
+            {
+                "in": "header",
+                "name": idempotency.HEADER,
+                "required": True,
+                "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+                "description": "Required here: the same key makes the award once.",
+            }
+        ]
+    )
     def post(self, data):
         """Award `points` to each member of `segment` now, for `reason`. Requires an
         `Idempotency-Key`: the same key makes the award once (also once its stored answer has

@@ -14,14 +14,14 @@ segment's report page.
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_wtf import FlaskForm
 from wtforms import HiddenField, IntegerField, TextAreaField
-from wtforms.validators import DataRequired, InputRequired, Length
+from wtforms.validators import DataRequired, InputRequired, Length, Regexp
 
 from console import display, once
 from console.auth import can, current_admin, requires
 from console.forms import show_error
 from console.htmx import is_htmx
 from console.members.queries import admin_emails
-from loyalty.errors import DomainError, ValidationFailed
+from loyalty.errors import Conflict, DomainError, ValidationFailed
 from loyalty.extensions import db
 from loyalty.program.service import get_program
 from loyalty.reports.service import SEGMENTS
@@ -76,6 +76,7 @@ class AwardForm(FlaskForm):
 
 class ConfirmForm(AwardForm):
     submission = once.OnceField(validators=[Length(max=64)])
+    members = HiddenField(validators=[DataRequired(), Regexp(r"^\d{1,18}$")])  # as previewed
 
 
 def _segment_or_404(key: str | None) -> str:
@@ -89,7 +90,12 @@ def _form_page(form: AwardForm, segment: str, status: int = 200, preview=None):
     if preview is not None:
         confirm = ConfirmForm(
             formdata=None,
-            data={"segment": segment, "points": form.points.data, "reason": preview["reason"]},
+            data={
+                "segment": segment,
+                "points": form.points.data,
+                "reason": preview["reason"],
+                "members": str(preview["members"]),
+            },
         )
     return (
         render_template(
@@ -148,13 +154,17 @@ def preview():
     segment = _segment_or_404(form.segment.data)
     if not form.validate_on_submit():
         return _form_page(form, segment, 422)
+    return _preview_page(form, segment)
+
+
+def _preview_page(form: AwardForm, segment: str, status: int = 200):
     try:
         reason = service.check(segment, form.points.data, form.reason.data or "")
         shown = service.preview(db.session(), segment, form.points.data, reason)
     except DomainError as error:
         show_error(form, error)
         return _form_page(form, segment, error.status)
-    return _form_page(form, segment, preview={**shown, "reason": reason})
+    return _form_page(form, segment, status, preview={**shown, "reason": reason})
 
 
 @bp.post("")
@@ -177,7 +187,11 @@ def create():
             form.reason.data or "",
             key=f"console:{admin}:{form.submission.data}",
             actor=admin,
+            expected_members=int(form.members.data),
         )
+    except Conflict as error:  # the segment changed since the preview: a new one
+        form.form_errors.append(error.detail)
+        return _preview_page(form, segment, error.status)
     except DomainError as error:
         show_error(form, error)
         return _form_page(form, segment, error.status)

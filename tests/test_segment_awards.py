@@ -286,6 +286,18 @@ def test_api_refuses_bad_input_and_changes_nothing(client, session, admin, body,
     assert session.scalar(select(func.count()).select_from(SegmentAwardMember)) == 0
 
 
+def test_api_refuses_an_award_whose_segment_is_not_the_count_expected(client, session, admin):
+    add_members(session, 3)
+    session.commit()
+    body = {"segment": "new_subscribers", "points": 5, "reason": "x", "expected_members": 2}
+    answer = post(client, admin, body)
+    assert answer.status_code == 409 and answer.content_type == "application/problem+json"
+    assert "holds 3 members now, not the 2 previewed" in answer.get_json()["detail"]
+    assert session.scalar(select(func.count()).select_from(SegmentAward)) == 0
+    assert session.scalar(select(func.count()).select_from(SegmentAwardMember)) == 0
+    assert post(client, admin, {**body, "expected_members": 3}, key="k2").status_code == 202
+
+
 def test_api_needs_the_admin_scope(client, keys):
     body = {"segment": "new_subscribers", "points": 10, "reason": "x"}
     for scope in ("storefront", "reports"):

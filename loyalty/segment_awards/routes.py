@@ -67,6 +67,7 @@ class SegmentAwards(MethodView):
             data["points"],
             data["reason"],
             key=f"api:{g.principal.audit_name}:{key}",
+            expected_members=data.get("expected_members"),
         )
         if created:
             award_id = award.id

@@ -24,6 +24,14 @@ class SegmentAwardCreateSchema(StrictSchema):
         validate=validate.Length(1, MAX_REASON),
         metadata={"description": 'Members see "Bonus: <reason>" in their activity.'},
     )
+    expected_members = fields.Integer(
+        strict=True,
+        validate=validate.Range(0, 2**63 - 1),
+        metadata={
+            "description": "Optional: the member count a preview showed; if the segment holds "
+            "another number when the award is made, 409 `conflict` and nothing is made."
+        },
+    )
 
 
 class SegmentAwardSchema(StrictSchema):

@@ -122,9 +122,12 @@ def create(
     *,
     key: str | None = None,
     actor: str | None = None,
+    expected_members: int | None = None,
 ) -> tuple[SegmentAward, bool]:
     """The award and its recipients, frozen now (audited); `(award, False)` when `key` made one
-    already (the same segment, points and reason; otherwise a 409)."""
+    already (the same segment, points and reason; otherwise a 409). With `expected_members`
+    (the count a preview showed), a segment that holds another number of members now is a 409
+    and nothing is made: nobody awards numbers they have not seen."""
     reason = check(segment, points, reason)
     actor = actor if actor is not None else current_actor()
     if key is not None:
@@ -163,6 +166,12 @@ def create(
     award.member_count = (
         session.scalar(select(func.count()).where(_recipient.c.award_id == award.id)) or 0
     )
+    if expected_members is not None and award.member_count != expected_members:
+        raise Conflict(
+            f"The segment holds {award.member_count:,} members now, not the "
+            f"{expected_members:,} previewed: nothing was awarded. Check the new preview.",
+            errors={"expected_members": [f"The segment holds {award.member_count} now."]},
+        )
     if award.member_count == 0:
         award.status, award.finished_at = DONE, as_of
     session.flush()

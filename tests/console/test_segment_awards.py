@@ -144,3 +144,25 @@ def test_a_failed_award_is_shown_with_its_error_and_resumed_from_the_console(
     assert answer.status_code == 303 and started == [award.id]  # once the answer was sent
     service.run(session, award.id, 10)
     assert balances(session, ids) == {i: (9, 0, 9) for i in ids}
+
+
+def test_a_segment_that_changed_since_the_preview_is_not_awarded_and_previewed_again(
+    console_client, session
+):
+    add_members(session, 4)
+    session.commit()
+    client = console_client("admin")
+    data = confirmation(preview(client, "10", "Seen four").get_data(as_text=True))
+    assert data["members"] == "4"
+    add_members(session, 1, prefix="joined")  # joins the segment after the preview
+    session.commit()
+    answer = client.post("/console/segment-awards", data=data)
+    assert answer.status_code == 409
+    html = answer.get_data(as_text=True)
+    assert "holds 5 members now, not the 4 previewed: nothing was awarded" in html
+    assert re.search(r'data-testid="preview-members">5<', html)
+    assert session.scalar(select(func.count()).select_from(SegmentAward)) == 0
+    fresh = confirmation(html)
+    assert fresh["members"] == "5" and fresh["submission"] != data["submission"]
+    assert client.post("/console/segment-awards", data=fresh).status_code == 303
+    assert session.scalar(select(SegmentAward.member_count)) == 5

@@ -39,10 +39,10 @@ def test_award_bonus_points_to_a_segment_twice_with_one_confirmation_awards_once
     screenshot(page, "segment-award-preview")
 
     confirm = page.locator("form.confirm")
-    fields = {
-        name: confirm.locator(f'input[name="{name}"]').input_value()
-        for name in ("csrf_token", "segment", "submission", "points", "reason")
-    }
+    fields = confirm.locator("input").evaluate_all(
+        "inputs => Object.fromEntries(inputs.map(input => [input.name, input.value]))"
+    )
+    assert {"csrf_token", "submission", "segment", "points", "reason"} <= set(fields)
     page.get_by_role("button", name="Confirm: award 5,400 points").dblclick()
     page.wait_for_url(re.compile(r".*/console/segment-awards/\d+$"))
     location = page.url

@@ -205,7 +205,8 @@ def create():
         f"{display.points(award.member_count)} members of {SEGMENT_NAMES[segment]}.",
         "success",
     )
-    return background.run_after(redirect(location, 303), award.id)
+    background.run_after_request(award.id)
+    return redirect(location, 303)
 
 
 @bp.post("/<int:award_id>/resume")
@@ -221,7 +222,8 @@ def resume(award_id: int):
     if award.status == DONE:
         return redirect(location, 303)
     flash("Resumed: members already awarded are not awarded again.", "info")
-    return background.run_after(redirect(location, 303), award_id)
+    background.run_after_request(award_id)
+    return redirect(location, 303)
 
 
 @bp.get("/<int:award_id>")

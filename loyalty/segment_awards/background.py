@@ -1,25 +1,35 @@
 """Running an award right after the request that made it, in a thread of the same process, so
-a server without a worker (`make run`) awards it too. The thread starts when the response has
-been sent (its transaction committed); if the process stops first, the `segment-awards` job
-(`run-due`, the worker) picks the award up where it stopped."""
+a server without a worker (`make run`) awards it too. The thread starts when the request ends
+(at its teardown, after its transaction committed; not at all if the request failed), whatever
+the client did meanwhile; if the process stops first, the `segment-awards` job (`run-due`, the
+worker) picks the award up where it stopped."""
 
 import threading
 
-from flask import Flask, current_app
-from werkzeug.wrappers import Response
+from flask import Flask, current_app, g
 
 from loyalty.extensions import db, lazy_session
 from loyalty.segment_awards import service
 
+_TO_START = "segment_awards_to_start"
 
-def run_after(response: Response, award_id: int) -> Response:
-    """Start the award in a background thread once `response` has been sent (unless
+
+def run_after_request(award_id: int) -> None:
+    """Start the award in a background thread once this request has ended (unless
     SEGMENT_AWARDS_IN_BACKGROUND is off: then the job alone runs it)."""
-    if not current_app.config["SEGMENT_AWARDS_IN_BACKGROUND"]:
-        return response
+    if current_app.config["SEGMENT_AWARDS_IN_BACKGROUND"]:
+        g.setdefault(_TO_START, []).append(award_id)
+
+
+def start_requested(error: BaseException | None) -> None:
+    """`teardown_request`: start the awards this request asked for, if it ended well (its
+    transaction has committed by now; `loyalty.transaction` commits after the view)."""
+    award_ids = g.pop(_TO_START, None)
+    if not award_ids or error is not None:
+        return
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    response.call_on_close(lambda: start(app, award_id))
-    return response
+    for award_id in award_ids:
+        start(app, award_id)
 
 
 def start(app: Flask, award_id: int) -> threading.Thread:

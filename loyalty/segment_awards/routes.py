@@ -1,4 +1,4 @@
-from flask import after_this_request, g, request
+from flask import g, request
 from flask.views import MethodView
 
 from loyalty import idempotency
@@ -70,8 +70,7 @@ class SegmentAwards(MethodView):
             expected_members=data.get("expected_members"),
         )
         if created:
-            award_id = award.id
-            after_this_request(lambda response: background.run_after(response, award_id))
+            background.run_after_request(award.id)
         return award
 
 

@@ -137,11 +137,9 @@ def test_a_failed_award_is_shown_with_its_error_and_resumed_from_the_console(
     app.config["SEGMENT_AWARDS_IN_BACKGROUND"] = True
     try:
         answer = post_form(client, path, {}, page=f"/console/segment-awards/{award.id}")
-        assert started == []  # not before the answer is sent, its transaction committed
-        answer.close()
     finally:
         app.config["SEGMENT_AWARDS_IN_BACKGROUND"] = False
-    assert answer.status_code == 303 and started == [award.id]  # once the answer was sent
+    assert answer.status_code == 303 and started == [award.id]  # as the request ended
     service.run(session, award.id, 10)
     assert balances(session, ids) == {i: (9, 0, 9) for i in ids}
 

@@ -14,13 +14,14 @@ from console.referrals import bp as referrals
 from console.reports import bp as reports
 from console.rewards import bp as rewards
 from console.rules import bp as rules
+from console.segment_awards import bp as segment_awards
 from console.settings import bp as settings
 from console.tiers import bp as tiers
 from console.webhooks import bp as webhooks
 
 PAGES = (
     dashboard, reports, members, referrals, giftcards, tiers, rules, rewards, settings,
-    webhooks, keys, audit,
+    segment_awards, webhooks, keys, audit,
 )  # fmt: skip
 
 for page in PAGES:  # once, on import: before any app registers the console blueprint

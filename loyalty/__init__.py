@@ -117,6 +117,8 @@ def register_blueprints(app: Flask) -> None:
     from loyalty.orders.routes import blp as events
     from loyalty.program.routes import blp as program
     from loyalty.reports.routes import blp as reports
+    from loyalty.segment_awards import background as segment_award_runs
+    from loyalty.segment_awards.routes import blp as segment_awards
     from loyalty.tiers.routes import blp as tiers
     from loyalty.webhooks.routes import blp as webhooks
     from loyalty.widget.routes import me, pages, tokens
@@ -136,6 +138,7 @@ def register_blueprints(app: Flask) -> None:
         rewards_catalog,
         referrals,
         reports,
+        segment_awards,
         tokens,
         me,
         webhooks,
@@ -144,6 +147,7 @@ def register_blueprints(app: Flask) -> None:
         api.register_blueprint(blueprint)
     for blueprint in (*giftcards.blueprints(), *connectors.blueprints()):
         api.register_blueprint(blueprint)
+    app.teardown_request(segment_award_runs.start_requested)  # awards a request made
     app.register_blueprint(ops)
     app.register_blueprint(referral_links)
     app.register_blueprint(pages)

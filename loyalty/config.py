@@ -110,6 +110,11 @@ def from_environment(instance_path: str, environ: Env | None = None) -> dict:
         "REFERRAL_CLICK_DEDUP_SECONDS": int(env.get("REFERRAL_CLICK_DEDUP_SECONDS", "1800")),
         "IDEMPOTENCY_KEY_TTL_HOURS": int(env.get("IDEMPOTENCY_KEY_TTL_HOURS", "48")),
         "JOB_BATCH_SIZE": int(env.get("JOB_BATCH_SIZE", "5000")),
+        # A bonus award to a segment starts at once in a thread of the process that made it
+        # (off: only the `segment-awards` job runs awards).
+        "SEGMENT_AWARDS_IN_BACKGROUND": _bool(
+            env.get("SEGMENT_AWARDS_IN_BACKGROUND"), default=True
+        ),
         "IMPORT_BATCH_SIZE": int(env.get("IMPORT_BATCH_SIZE", "500")),
         # Larger request bodies are refused (413) before they are read. An order.paid at the
         # schema's limits (500 lines) is about 200 KB.

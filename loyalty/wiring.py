@@ -23,6 +23,7 @@ from loyalty.earning import rules as earning_rules
 from loyalty.earning.service import PointsEarning
 from loyalty.email.sending import purge_emails, send_emails
 from loyalty.hooks import DemoSeed, Hooks, Job, OrderHandler
+from loyalty.segment_awards.service import award_segments
 from loyalty.tiers import service as tiers
 from loyalty.tiers.demo import seed_demo_tiers
 from loyalty.webhooks.delivery import deliver_webhooks, purge_webhooks
@@ -51,6 +52,7 @@ JOBS: list[tuple[str, Job]] = [
     ("purge-rate-limits", core_jobs.purge_rate_limits),
     ("close-period", tiers.close_period),  # tier standing at the period's end
     ("birthdays", earning_rules.award_birthdays),
+    ("segment-awards", award_segments),  # what is left of awards to a segment
     ("expire-codes", expire_codes),  # reward codes past their expiry; their stock returns
     ("referral-rewards", issue_due_reward_codes),  # referrers' codes past the return window
     ("expire-holds", expire_holds),

@@ -112,6 +112,9 @@ def make_app(database_url: str, **config):
             "SECRET_KEYS": ["test-secret-old", "test-secret-new"],
             "SECRET_KEY": "test-secret-new",
             "DEMO_HISTORY": False,  # tests make their own data (tests/test_demo_history.py)
+            # A test's transaction is one connection a thread must not share; tests that want
+            # awards run in the background (a served app) turn it on.
+            "SEGMENT_AWARDS_IN_BACKGROUND": False,
             **config,
         }
     )

@@ -402,6 +402,16 @@ def segment_members(
     )
 
 
+def segment_member_ids(segment: str, *, as_of: datetime, thresholds: dict) -> Select:
+    """The ids of the members of one segment (those `segments` counts in it), as a query."""
+    labelled = _segmented(_member_stats(as_of).subquery(), thresholds, as_of).subquery()
+    return (
+        select(Member.id)
+        .join(labelled, labelled.c.customer_id == Member.customer_id)
+        .where(labelled.c.segment == segment)
+    )
+
+
 # A spreadsheet opening the file runs a cell that starts with one of these as a formula
 # (`=HYPERLINK(...)`, `@SUM(...)`, `+cmd|...`): OWASP's "CSV injection". Customer ids are the
 # store's text, so such a cell gets a leading single quote and reads as text. Numbers are ours.

@@ -1,7 +1,7 @@
 """Audit log filters: indexes for who, what and which object
 
 Revision ID: 0021
-Revises: 0019
+Revises: 0020
 Create Date: 2026-12-06
 
 `GET /v1/audit-log` (and the console's audit page) filter by actor, by action and by target
@@ -11,7 +11,7 @@ Create Date: 2026-12-06
 from alembic import op
 
 revision = "0021"
-down_revision = "0019"
+down_revision = "0020"
 branch_labels = None
 depends_on = None
 

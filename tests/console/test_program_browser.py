@@ -105,7 +105,7 @@ def test_going_back_from_a_preview_keeps_the_values_and_the_base_tier_stays(
     page.goto(page.base + "/tiers")
     page.get_by_role("link", name="Remove Rouge").click()
     assert "removing Rouge" in page.locator("section.preview .notice").inner_text()
-    assert "removed" in page.locator(".ladder-after").inner_text()
+    assert "removed" in page.locator(".ladder-after").text_content()
     screenshot(page, "tiers-preview-remove")
     page.get_by_role("link", name="Back").click()
     page.wait_for_url("**/console/tiers")

@@ -28,7 +28,7 @@ from flask import current_app
 from sqlalchemy import Integer, String, cast, exists, func, literal, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import Subquery
 
@@ -221,7 +221,11 @@ def _report(
     return webhooks.emit_selected(session, "member.lapsing", rows, at=now)
 
 
-def _later(session: Session, a: ColumnElement[datetime], b: ColumnElement[datetime]):
+def _later(
+    session: Session,
+    a: ColumnElement[datetime],
+    b: ColumnElement[datetime] | InstrumentedAttribute[datetime],
+):
     """The later of two moments (SQLite's two-argument `max` is scalar)."""
     if session.get_bind().dialect.name == "postgresql":
         return func.greatest(a, b, type_=UTCDateTime())

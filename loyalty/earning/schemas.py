@@ -50,7 +50,12 @@ class ConditionsSchema(StrictSchema):
     min_spend = Money()
     action_type = ActionType()  # action rules: the type of action they reward
     # Lapse rules: the days without a paid order after which a member gets the points.
-    days = fields.Integer(strict=True, validate=validate.Range(1, MAX_LAPSE_DAYS))
+    days = fields.Integer(
+        strict=True,
+        validate=validate.Range(1, MAX_LAPSE_DAYS),
+        metadata={"description": "Lapse rules: the points go to a member once this many days "
+                  "pass without a paid order, once per lapse."},
+    )  # fmt: skip
 
 
 class CapsSchema(StrictSchema):

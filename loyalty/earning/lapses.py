@@ -33,8 +33,8 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import Subquery
 
 from loyalty import webhooks
-from loyalty.earning.models import LAPSE_SOURCE, EarningRule
-from loyalty.earning.rules import LAPSE_TRIGGER, live_rules
+from loyalty.earning.models import LAPSE_SOURCE
+from loyalty.earning.rules import LAPSE_TRIGGER, Rule, cached_rules
 from loyalty.jobs import Progress, in_ranges, lock_members
 from loyalty.ledger import AVAILABLE, LedgerEntry
 from loyalty.members.models import Member
@@ -46,9 +46,9 @@ LAPSE_WINDOW_DAYS = 7
 DAY_SECONDS = 86_400
 
 
-def thresholds(days: int, rules: list[EarningRule]) -> dict[int, list[EarningRule]]:
+def thresholds(days: int, rules: list[Rule]) -> dict[int, list[Rule]]:
     """Each threshold (days without a paid order) and the live lapse rules awarding at it."""
-    found: dict[int, list[EarningRule]] = {days: []} if days > 0 else {}
+    found: dict[int, list[Rule]] = {days: []} if days > 0 else {}
     for rule in rules:
         found.setdefault(rule.conditions["days"], []).append(rule)
     return dict(sorted(found.items()))
@@ -60,7 +60,8 @@ def lapsing_members(
     """The `lapsing-members` job: awards of live lapse rules and `member.lapsing` events, for
     every member who crossed a threshold within `LAPSE_WINDOW_DAYS`. Returns awards made plus
     events written. Does nothing while `MEMBER_LAPSE_DAYS` is 0 and no lapse rule is live."""
-    rules = live_rules(session, (LAPSE_TRIGGER,), now)
+    # As plain values (they outlive the commit after each range), live at `now`.
+    rules = cached_rules(session, (LAPSE_TRIGGER,), now)
     days = current_app.config["MEMBER_LAPSE_DAYS"]
     report = bool(webhooks.subscribed(session, "member.lapsing"))
     crossings = thresholds(days, rules) if report else thresholds(0, rules)
@@ -109,7 +110,7 @@ def win_back(
     session: Session,
     now: datetime,
     days: int,
-    rules: list[EarningRule],
+    rules: list[Rule],
     low: int,
     high: int,
 ) -> int:
@@ -125,7 +126,7 @@ def _lapse_name(session: Session, lapsed: Subquery) -> ColumnElement[str]:
     return webhooks.iso_sql(session.get_bind().dialect.name, lapsed.c.last_paid_at)
 
 
-def _award(session: Session, now: datetime, days: int, rule: EarningRule, low: int, high: int):
+def _award(session: Session, now: datetime, days: int, rule: Rule, low: int, high: int) -> int:
     dialect = session.get_bind().dialect.name
     lapsed = lapses(session, now, days, low, high)
     name = _lapse_name(session, lapsed)
@@ -144,8 +145,8 @@ def _award(session: Session, now: datetime, days: int, rule: EarningRule, low: i
         LedgerEntry.source_id == name,
     )
     who = [~given]
-    if rule.tier_links:
-        who.append(lapsed.c.tier_id.in_(rule.tier_ids))
+    if rule.tier_ids:
+        who.append(lapsed.c.tier_id.in_(sorted(rule.tier_ids)))
     entries = select(
         lapsed.c.member_id,
         literal("bonus"),
@@ -181,7 +182,7 @@ def _award(session: Session, now: datetime, days: int, rule: EarningRule, low: i
 
 
 def _report(
-    session: Session, now: datetime, days: int, rules: list[EarningRule], low: int, high: int
+    session: Session, now: datetime, days: int, rules: list[Rule], low: int, high: int
 ) -> int:
     """`member.lapsing` for this threshold's crossings, with the points its rules awarded
     for the lapse (in this run or an earlier one)."""

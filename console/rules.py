@@ -55,6 +55,7 @@ TRIGGERS = [
     SelectChoice("signup", "Signing up (fixed points)"),
     SelectChoice("birthday", "Birthday, once a year (fixed points)"),
     SelectChoice("action", "A customer action: a review, a follow... (fixed points)"),
+    SelectChoice("lapse", "No paid order for some days: win-back (fixed points, once a lapse)"),
 ]
 LIST_LIMIT = 200
 MOMENT_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"]  # what datetime-local inputs send
@@ -77,8 +78,8 @@ class RuleForm(FlaskForm):
     points = IntegerField(
         "Fixed bonus points",
         validators=[Optional()],
-        description="Given once per matching order, sign-up, birthday or action. Leave empty "
-        "for a multiplier.",
+        description="Given once per matching order, sign-up, birthday, action or lapse. Leave "
+        "empty for a multiplier.",
     )
     categories = StringField(
         "Product categories",
@@ -97,6 +98,12 @@ class RuleForm(FlaskForm):
     per_month = IntegerField("At most a month", validators=[Optional()])
     lifetime = IntegerField(
         "At most in all", validators=[Optional()], description="1: once per member."
+    )
+    days = IntegerField(
+        "Days without a paid order",
+        validators=[Optional()],
+        description="The member gets the points once this many days pass after their last "
+        "paid order; again after a new order and as many days without one.",
     )
     tiers = CheckboxesField(
         "Only for members of these tiers",
@@ -141,6 +148,8 @@ def _body(form: RuleForm, program) -> dict:
         conditions["min_spend"] = min_spend
     if action_type := (form.action_type.data or "").strip():
         conditions["action_type"] = action_type
+    if form.days.data is not None:
+        conditions["days"] = form.days.data
     caps = {name: getattr(form, name).data for name in rules.CAP_PERIODS}
 
     def moment(value: datetime | None) -> str | None:
@@ -192,6 +201,7 @@ def _form_from(rule: dict, program) -> RuleForm:
             "skus": ", ".join(conditions.get("skus") or []),
             "min_spend": major_units(conditions.get("min_spend"), program.currency),
             "action_type": conditions.get("action_type") or "",
+            "days": conditions.get("days"),
             **{name: (rule.get("caps") or {}).get(name) for name in rules.CAP_PERIODS},
             "tiers": list(conditions.get("tiers") or []),
             "starts_at": local(rule["starts_at"]),

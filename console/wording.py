@@ -2,7 +2,8 @@
 
 `describe_rule` phrases an earning rule as the API shows it (`EarningRuleSchema`: tier *names*
 in its conditions) — "2× points on skincare, 1–31 March", "100 bonus points on a first order of
-$50 or more", "Signup bonus: 200 points", "50 points per product review, at most 3 a month".
+$50 or more", "Signup bonus: 200 points", "50 points per product review, at most 3 a month",
+"200 points to members who haven't ordered for 90 days, once each time".
 Money is read and written in major units of the program's currency; the API and the services
 keep minor units.
 """
@@ -199,6 +200,11 @@ def describe_rule(
     bonus_points = rule.get("points")
     if trigger == "action":
         text = _action_rule(rule)
+    elif trigger == "lapse":
+        who = f"{names(tiers)} members" if tiers else "members"
+        days = conditions.get("days") or 0
+        text = (f"{points(bonus_points or 0)} to {who} who haven't ordered for {days:,} "
+                f"day{'' if days == 1 else 's'}, once each time")  # fmt: skip
     elif trigger in ("signup", "birthday"):
         label = "Signup bonus" if trigger == "signup" else "Birthday bonus"
         text = f"{label}: {points(bonus_points or 0)}"
@@ -223,7 +229,7 @@ def describe_rule(
             text += f" on orders{spend}" if spend else " on every order"
         if lines:
             text += f" with {lines}"
-    if tiers and trigger != "action":  # an action rule names them before its caps
+    if tiers and trigger not in ("action", "lapse"):  # those name them in their sentence
         text += f" for {names(tiers)} members"
     if window:
         dates = describe_window(rule.get("starts_at"), rule.get("ends_at"), timezone, now)

@@ -17,7 +17,6 @@ from loyalty import email
 from loyalty.extensions import rowcount
 from loyalty.ledger import AVAILABLE, PENDING, LedgerEntry
 from loyalty.members.models import Member
-from loyalty.orders.models import Order
 from loyalty.program.service import get_program
 from loyalty.types import JSONType
 from loyalty.webhooks import service as webhooks
@@ -200,59 +199,6 @@ def report_expired_points(session: Session, now: datetime, inactive) -> int:
         (key + webhooks.epoch_sql(dialect, activity)).label("dedupe_key"),
     ).where(inactive, Member.customer_id.is_not(None))
     return webhooks.emit_selected(session, "points.expired", rows, at=now)
-
-
-def lapsing_members(session: Session, now: datetime, batch_size: int, progress=None) -> int:
-    """`member.lapsing` for members whose last paid order became `MEMBER_LAPSE_DAYS` old
-    (within the last `LAPSE_WINDOW_DAYS`, so a job that missed a few days catches up, and a
-    lapse long past is not reported once its message is purged): one INSERT ... SELECT per
-    range of members, once per lapse (keyed by that order's time: a new order and a new
-    lapse report again). Off while MEMBER_LAPSE_DAYS is 0 or nobody subscribes."""
-    days = current_app.config["MEMBER_LAPSE_DAYS"]
-    if days <= 0 or not webhooks.subscribed(session, "member.lapsing"):
-        return 0
-    written = 0
-    for low, high in in_ranges(session, batch_size, progress):
-        written += emit_lapsing(session, now, days, low, high)
-    return written
-
-
-LAPSE_WINDOW_DAYS = 7
-
-
-def emit_lapsing(session: Session, now: datetime, days: int, low: int, high: int) -> int:
-    """The set-based step of `lapsing-members` for members `low`..`high` (also what a
-    win-back rule calls to report the lapses it acts on)."""
-    dialect = session.get_bind().dialect.name
-    last_paid = (
-        select(Order.member_id, func.max(Order.occurred_at).label("last_paid_at"))
-        .where(Order.member_id.between(low, high), Order.status == "paid")
-        .group_by(Order.member_id)
-        .subquery()
-    )
-    threshold = now - timedelta(days=days)
-    key = literal("member.lapsing:") + cast(Member.id, String) + literal(":")
-    rows = (
-        select(
-            webhooks.json_object(
-                dialect,
-                customer_id=Member.customer_id,
-                last_paid_order_at=webhooks.iso_sql(dialect, last_paid.c.last_paid_at),
-                days_without_order=literal(days),
-                points_available=Member.points_available,
-                tier_id=Member.tier_id,
-            ).label("data"),
-            (key + webhooks.epoch_sql(dialect, last_paid.c.last_paid_at)).label("dedupe_key"),
-        )
-        .join(last_paid, last_paid.c.member_id == Member.id)
-        .where(
-            Member.id.between(low, high),
-            Member.customer_id.is_not(None),
-            last_paid.c.last_paid_at <= threshold,
-            last_paid.c.last_paid_at > threshold - timedelta(days=LAPSE_WINDOW_DAYS),
-        )
-    )
-    return webhooks.emit_selected(session, "member.lapsing", rows, at=now)
 
 
 def purge_idempotency_keys(session: Session, now: datetime, batch_size: int, progress=None):

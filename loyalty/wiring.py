@@ -19,6 +19,7 @@ from console.seed import seed_demo_admin
 from loyalty import jobs as core_jobs
 from loyalty.actions import service as actions
 from loyalty.demo_history import seed_demo_history
+from loyalty.earning import lapses
 from loyalty.earning import rules as earning_rules
 from loyalty.earning.service import PointsEarning
 from loyalty.email.sending import purge_emails, send_emails
@@ -58,7 +59,8 @@ JOBS: list[tuple[str, Job]] = [
     ("expire-holds", expire_holds),
     ("expire-gift-cards", expire_cards),  # after expire-holds: a card expires with none open
     ("sync-store-codes", sync_store_codes),  # codes the jobs above issued or ended
-    ("lapsing-members", core_jobs.lapsing_members),  # member.lapsing (MEMBER_LAPSE_DAYS)
+    # Win-back rules' points and member.lapsing (MEMBER_LAPSE_DAYS and each rule's days)
+    ("lapsing-members", lapses.lapsing_members),
     ("purge-webhooks", purge_webhooks),
     ("purge-emails", purge_emails),
     ("deliver-webhooks", deliver_webhooks),  # sends what the jobs before it reported

@@ -354,3 +354,73 @@ def test_custom_actions_keep_rule_tiers_and_triggers_on_sqlite(tmp_path):
 @pytest.mark.postgres
 def test_custom_actions_keep_rule_tiers_and_triggers_on_postgresql(pg_template):
     _rules_rebuilt_by_custom_actions(clone_pg(pg_template, "rules"), at_head=True)
+
+
+def _rules_rebuilt_by_win_back(url, *, at_head: bool):
+    """The win-back revision rebuilds `earning_rules` on SQLite: a rule's tiers, an action
+    rule's award counts and the table's config triggers survive it, up and down; going down
+    drops lapse rules."""
+    app = make_app(url)
+    with app.app_context():
+        mine = next(r for r in script_directory(app).walk_revisions()
+                    if r.doc.startswith("Win-back"))  # fmt: skip
+        before = mine.down_revision
+        (downgrade if at_head else upgrade)(revision=before)
+        t = "2026-01-01 00:00:00+00:00"
+        with db.engine.begin() as conn:
+            tier = conn.execute(text("SELECT id FROM tiers ORDER BY id LIMIT 1")).scalar()
+            conn.execute(text(
+                "INSERT INTO earning_rules (name, \"trigger\", points, conditions, active,"
+                " created_at, updated_at) VALUES ('Reviews', 'action', 50,"
+                " '{\"action_type\": \"review\"}', true, :t, :t)"
+            ), {"t": t})  # fmt: skip
+            rule = conn.execute(text("SELECT id FROM earning_rules")).scalar()
+            conn.execute(text(
+                "INSERT INTO earning_rule_tiers (rule_id, tier_id, position) VALUES (:r, :t, 0)"
+            ), {"r": rule, "t": tier})  # fmt: skip
+            conn.execute(text(
+                "INSERT INTO members (customer_id, enrolled_at, points_available, points_pending,"
+                " points_lifetime, referral_check) VALUES ('c_1', :t, 0, 0, 0, false)"
+            ), {"t": t})  # fmt: skip
+            member = conn.execute(text("SELECT id FROM members")).scalar()
+            conn.execute(text(
+                "INSERT INTO action_award_counts (member_id, rule_id, period, awards)"
+                " VALUES (:m, :r, 'lifetime', 2)"
+            ), {"m": member, "r": rule})  # fmt: skip
+        upgrade(revision=mine.revision)
+
+        def kept():
+            with db.engine.connect() as conn:
+                links = conn.execute(text("SELECT rule_id, tier_id FROM earning_rule_tiers"))
+                counts = conn.execute(text("SELECT rule_id, awards FROM action_award_counts"))
+                return links.all(), counts.all()
+
+        def stamp():
+            with db.engine.connect() as conn:
+                return conn.execute(text("SELECT version FROM config_version")).scalar()
+
+        assert kept() == ([(rule, tier)], [(rule, 2)])
+        was = stamp()
+        with db.engine.begin() as conn:
+            conn.execute(text(
+                "INSERT INTO earning_rules (name, \"trigger\", points, conditions, active,"
+                " created_at, updated_at) VALUES ('Come back', 'lapse', 200, '{\"days\": 90}',"
+                " true, :t, :t)"
+            ), {"t": t})  # fmt: skip
+        assert stamp() != was  # the config trigger is there
+        downgrade(revision=before)
+        assert kept() == ([(rule, tier)], [(rule, 2)])
+        with db.engine.connect() as conn:
+            names = conn.execute(text("SELECT name FROM earning_rules")).scalars().all()
+        assert names == ["Reviews"]
+        upgrade()
+        db.engine.dispose()
+
+
+def test_win_back_keeps_rule_tiers_award_counts_and_triggers_on_sqlite(tmp_path):
+    _rules_rebuilt_by_win_back(f"sqlite:///{tmp_path / 'lapse.sqlite3'}", at_head=False)
+
+
+@pytest.mark.postgres
+def test_win_back_keeps_rule_tiers_award_counts_and_triggers_on_postgresql(pg_template):
+    _rules_rebuilt_by_win_back(clone_pg(pg_template, "lapse"), at_head=True)

@@ -48,6 +48,14 @@ def explain(entry, currency: str, admins: dict | None = None) -> str:
             if detail.get("fixed_points"):
                 text += f": {points(detail['fixed_points'])}"
             return f"{text} — rule “{detail['rule']}”" if detail.get("rule") else text
+        if source.get("type") == "lapse":  # "Win-back “Come back”: no paid order for 92 days…"
+            text = f"Win-back rule “{detail.get('rule', '')}”"
+            if "days_without_order" in detail:
+                days = detail["days_without_order"]
+                text += f": no paid order for {days:,} day{'' if days == 1 else 's'}"
+            if last := detail.get("last_paid_order_at"):
+                text += f" (the last on {display.moment(last, display.zone('UTC'), time=False)})"
+            return text
         if detail.get("rule"):
             text = f"Bonus rule “{detail['rule']}”"
             if source.get("type") == "order":

@@ -5,18 +5,24 @@ from sqlalchemy import (
     BigInteger,
     CheckConstraint,
     ForeignKey,
+    Index,
     Integer,
     Numeric,
     SmallInteger,
     String,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from loyalty.extensions import Base
+from loyalty.ledger import LedgerEntry
 from loyalty.tiers.models import Tier
 from loyalty.types import JSONType, UTCDateTime, utcnow
 
-TRIGGERS = ("order", "signup", "first_order", "birthday", "action")
+# The ledger source of a lapse rule's award; its source id names the lapse (the time of the
+# member's last paid order).
+LAPSE_SOURCE = "lapse"
+TRIGGERS = ("order", "signup", "first_order", "birthday", "action", "lapse")
 
 
 class EarningRuleTier(Base):
@@ -39,12 +45,12 @@ class EarningRuleTier(Base):
 
 class EarningRule(Base):
     """A bonus on top of the base rate: a multiplier on matching lines, or fixed points (for
-    an order, a sign-up, a birthday or a customer action)."""
+    an order, a sign-up, a birthday, a customer action or a lapse)."""
 
     __tablename__ = "earning_rules"
     __table_args__ = (
         CheckConstraint(
-            "\"trigger\" IN ('order', 'signup', 'first_order', 'birthday', 'action')",
+            "\"trigger\" IN ('order', 'signup', 'first_order', 'birthday', 'action', 'lapse')",
             name="trigger",
         ),
         CheckConstraint("(multiplier IS NULL) <> (points IS NULL)", name="multiplier_or_points"),
@@ -58,7 +64,8 @@ class EarningRule(Base):
     multiplier: Mapped[Decimal | None] = mapped_column(Numeric(8, 4))
     points: Mapped[int | None] = mapped_column(BigInteger)
     # {"skus": [...], "categories": [...], "min_spend": minor units} (order rules) or
-    # {"action_type": "review"} (action rules); the tiers are `tier_links`
+    # {"action_type": "review"} (action rules) or {"days": 90} (lapse rules); the tiers are
+    # `tier_links`
     conditions: Mapped[dict] = mapped_column(JSONType, default=dict)
     # Action rules: {"per_day": n, "per_month": n, "lifetime": n}, each optional; NULL: no cap.
     caps: Mapped[dict | None] = mapped_column(JSONType)
@@ -88,3 +95,17 @@ class EarningRule(Base):
         """The rule's `conditions` as the API shows them: its tiers by name."""
         names = self.tier_names
         return {**(self.conditions or {}), **({"tiers": names} if names else {})}
+
+
+# One award per member, lapse rule and lapse, however often and on however many machines the
+# job runs: a second entry is refused (the job inserts with ON CONFLICT DO NOTHING and credits
+# only the entries it inserted).
+Index(
+    "uq_ledger_entries_lapse",
+    LedgerEntry.member_id,
+    LedgerEntry.rule_id,
+    LedgerEntry.source_id,
+    unique=True,
+    postgresql_where=text(f"source_type = '{LAPSE_SOURCE}'"),
+    sqlite_where=text(f"source_type = '{LAPSE_SOURCE}'"),
+)

@@ -12,6 +12,8 @@ Triggers and what they give:
 - `action`: fixed points for a customer action of the rule's `conditions.action_type` (a
   review, a follow... reported with `POST /v1/members/{id}/actions`), at most `caps.per_day`,
   `caps.per_month` and `caps.lifetime` times per member (loyalty/actions/service.py).
+- `lapse`: fixed points for a member without a paid order for `conditions.days` days, once per
+  lapse (`flask loyalty jobs lapsing-members`, loyalty/earning/lapses.py).
 Conditions on the order: `tiers` (the member's tier before the event), `min_spend` (the order's
 eligible amount, minor units); all given conditions must hold; `starts_at <= occurred_at <
 ends_at` and `active`. Each rule's bonus is its own ledger entry carrying its `rule_id`, rounded
@@ -56,6 +58,7 @@ SIGNUP_SOURCE = "signup"
 BIRTHDAY_LOOKBACK_DAYS = 30
 FIXED_ONLY = ("signup", "birthday")
 ACTION_TRIGGER = "action"
+LAPSE_TRIGGER = "lapse"
 CAP_PERIODS = ("per_day", "per_month", "lifetime")
 
 cache.watch(EarningRule, "earning_rules")
@@ -81,17 +84,14 @@ def _validate(session: Session, rule: dict) -> list[Tier]:
         errors["points"] = ["Give either `multiplier` or `points`, not both or neither."]
     conditions = rule.get("conditions") or {}
     trigger = rule["trigger"]
-    if trigger in (*FIXED_ONLY, ACTION_TRIGGER):
+    if trigger in (*FIXED_ONLY, ACTION_TRIGGER, LAPSE_TRIGGER):
         if has_multiplier:
             errors["multiplier"] = [f"A {trigger} bonus is fixed `points`."]
-        allowed = {"tiers", "action_type"} if trigger == ACTION_TRIGGER else {"tiers"}
+        own = {ACTION_TRIGGER: "action_type", LAPSE_TRIGGER: "days"}.get(trigger)
+        allowed = {"tiers", own} if own else {"tiers"}
         extra = sorted(set(conditions) - allowed)
         if extra:
-            takes = (
-                "`action_type` and `tiers` conditions"
-                if trigger == ACTION_TRIGGER
-                else ("a `tiers` condition")
-            )
+            takes = f"`{own}` and `tiers` conditions" if own else "a `tiers` condition"
             errors["conditions"] = [f"A {trigger} rule takes only {takes}, not {', '.join(extra)}."]
     if trigger == ACTION_TRIGGER and not conditions.get("action_type"):
         errors.setdefault("conditions", []).append(
@@ -99,6 +99,12 @@ def _validate(session: Session, rule: dict) -> list[Tier]:
         )
     if trigger != ACTION_TRIGGER and conditions.get("action_type"):
         errors.setdefault("conditions", []).append("Only an action rule has an `action_type`.")
+    if trigger == LAPSE_TRIGGER and not conditions.get("days"):
+        errors.setdefault("conditions", []).append(
+            "A lapse rule says after how many days without a paid order: `conditions.days`."
+        )
+    if trigger in ("order", "first_order") and conditions.get("days") is not None:
+        errors.setdefault("conditions", []).append("Only a lapse rule has `days`.")
     if trigger != ACTION_TRIGGER and rule.get("caps"):
         errors["caps"] = ["Only action rules have caps."]
     names = conditions.get("tiers") or []

@@ -20,6 +20,7 @@ BUILT_IN_ACTION_TYPES = ("review", "social_follow", "newsletter_signup", "profil
 ACTION_TYPE = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
 ACTION_TYPE_RULE = "1 to 64 characters of a-z, 0-9, _ . and -, starting with a letter or digit."
 MAX_CAP = 1_000_000
+MAX_LAPSE_DAYS = 3650  # a lapse rule's days without a paid order: at most ten years
 
 
 def _an_action_type(value: str) -> None:
@@ -48,6 +49,13 @@ class ConditionsSchema(StrictSchema):
     )
     min_spend = Money()
     action_type = ActionType()  # action rules: the type of action they reward
+    # Lapse rules: the days without a paid order after which a member gets the points.
+    days = fields.Integer(
+        strict=True,
+        validate=validate.Range(1, MAX_LAPSE_DAYS),
+        metadata={"description": "Lapse rules: the points go to a member once this many days "
+                  "pass without a paid order, once per lapse."},
+    )  # fmt: skip
 
 
 class CapsSchema(StrictSchema):

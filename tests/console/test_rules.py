@@ -243,3 +243,52 @@ def test_a_refused_action_rule_shows_why_beside_its_fields(console_client, sessi
     assert missing.status_code == 422
     assert "An action rule names its action" in missing.get_data(as_text=True)
     assert rules_count(session) == before
+
+
+LAPSE_FORM = FORM | {
+    "name": "Come back",
+    "trigger": "lapse",
+    "multiplier": "",
+    "points": "200",
+    "categories": "",
+    "min_spend": "",
+    "tiers": [],
+    "starts_at": "",
+    "ends_at": "",
+    "days": "90",
+}
+
+
+def test_a_win_back_rule_made_and_edited_on_the_form(console_client, client, admin, session):
+    console = console_client("owner")
+    answer = post_form(console, "/console/rules", LAPSE_FORM, page="/console/rules/new")
+    assert answer.status_code == 303, answer.get_data(as_text=True)
+    rule = session.scalar(select(EarningRule).where(EarningRule.name == "Come back"))
+    api = client.get(f"/v1/earning-rules/{rule.id}", headers=admin).get_json()
+    assert (api["trigger"], api["points"], api["conditions"]) == ("lapse", 200, {"days": 90})
+    page = console.get("/console/rules").get_data(as_text=True)
+    assert "200 points to members who haven&#39;t ordered for 90 days, once each time" in page
+    edit = console.get(f"/console/rules/{rule.id}").get_data(as_text=True)
+    assert 'name="days"' in edit and 'value="90"' in edit
+    assert '<option selected value="lapse">' in edit or 'value="lapse" selected' in edit
+
+    answer = post_form(console, f"/console/rules/{rule.id}", LAPSE_FORM | {"days": "120"})
+    assert answer.status_code == 303, answer.get_data(as_text=True)
+    session.refresh(rule)
+    assert rule.conditions == {"days": 120}
+    audit = session.scalars(select(AuditLog).where(AuditLog.action == "earning_rule.update")).all()
+    assert audit[-1].after["conditions"] == {"days": 120}
+
+
+def test_a_win_back_rule_without_its_days_is_refused_beside_the_field(console_client, session):
+    console = console_client("owner")
+    before = rules_count(session)
+    missing = post_form(console, "/console/rules", LAPSE_FORM | {"days": ""},
+                        page="/console/rules/new")  # fmt: skip
+    assert missing.status_code == 422
+    assert "after how many days without a paid order" in missing.get_data(as_text=True)
+    too_many = post_form(console, "/console/rules", LAPSE_FORM | {"days": "5000"},
+                         page="/console/rules/new")  # fmt: skip
+    assert too_many.status_code == 422
+    assert 'id="days-error"' in too_many.get_data(as_text=True)
+    assert rules_count(session) == before

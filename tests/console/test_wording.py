@@ -180,3 +180,26 @@ def test_action_rules_in_words():
     assert words(5, "quiz_done", {"per_day": 1, "per_month": 10, "lifetime": 50}, ["VIB"]) == (
         "5 points per “quiz_done” action for VIB members, at most 1 a day, 10 a month and 50 in all"
     )
+
+
+def test_lapse_rules_in_words():
+    assert words(rule("lapse", points=200, days=90)) == (
+        "200 points to members who haven't ordered for 90 days, once each time"
+    )
+    assert words(rule("lapse", points=1, days=1, tiers=["VIB", "Rouge"], **MARCH)) == (
+        "1 point to VIB and Rouge members who haven't ordered for 1 day, once each time, 1–31 March"
+    )
+
+
+def test_a_win_back_award_in_the_members_activity():
+    from console.members.activity import explain
+
+    entry = {
+        "kind": "bonus",
+        "source": {"type": "lapse", "id": "2026-01-01T12:00:00+00:00"},
+        "detail": {"rule": "Come back", "trigger": "lapse", "days": 90, "days_without_order": 92,
+                   "last_paid_order_at": "2026-01-01T12:00:00+00:00"},
+    }  # fmt: skip
+    assert explain(entry, "USD") == (
+        "Win-back rule “Come back”: no paid order for 92 days (the last on 1 Jan 2026)"
+    )

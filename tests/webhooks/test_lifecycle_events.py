@@ -197,6 +197,7 @@ def test_member_lapsing_once_per_lapse(app, client, admin, storefront, runner, e
             "days_without_order": 60,
             "points_available": 0,
             "tier_id": data["tier_id"],
+            "points_awarded": 0,  # no win-back rule
         }
         # A new order, then a new lapse: reported again.
         post_event(client, storefront, f.paid("c_lapse", occurred_at=paid_at + timedelta(days=70)))

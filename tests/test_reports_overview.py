@@ -118,7 +118,7 @@ def test_overview_numbers(app, session, program):
             "money": 1000,
             "points": 500,
             "per_point": "2.0000",
-            "reward_id": 1,
+            "reward_id": session.scalar(select(Reward.id).where(Reward.name == "10 off")),
             "reward_name": "10 off",
         },  # fmt: skip
         "liability": 600,

@@ -112,8 +112,9 @@ def seed_demo_referrals(session: Session) -> None:
                     "email": claim["email"],
                     "name": claim["name"],
                     "currency": "USD",
-                    "lines": [{"sku": "ROSE-SERUM", "quantity": 2, "unit_price": 4800,
-                               "discount": 0, "category": "skincare"}],  # fmt: skip
+                    "lines": [
+                        {"sku": "ROSE-SERUM", "quantity": 2, "unit_price": 4800, "discount": 0}
+                    ],
                     "shipping": 500,
                     "tax": 0,
                 },

@@ -25,11 +25,11 @@ from tests.test_readme import FLASK, served_as_make_run
 from tests.widget.test_widget_browser import TIMEOUT_MS
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-expect.set_options(timeout=TIMEOUT_MS)  # a shared machine: pages can take a while
 
 README = (ROOT / "README.md").read_text()
 CONSOLE = " ".join(README[README.index("## Console") : README.index("## Where to go next")].split())
 SEGMENT = "At risk, high value"
+WAIT = {"timeout": TIMEOUT_MS}  # a shared machine: a page can take a while
 
 
 @pytest.fixture(scope="module")
@@ -128,16 +128,15 @@ def test_a_support_persons_day(made_run, open_page):
     assert lines[0] == "Created admin support@example.com (support). Password, shown only now:"
     page = open_page()
     sign_in(page, base, "support@example.com", lines[-1])
-    expect(
-        page.get_by_role("heading", name="Members", exact=True)
-    ).to_be_visible()  # support's home
+    home = page.get_by_role("heading", name="Members", exact=True)  # support's home
+    expect(home).to_be_visible(**WAIT)
     shot(page, "support-1-members")
 
     # Find a member, fix a balance.
     before = points(base, key, "demo-shopper")
     page.get_by_label("Find a member").fill("demo-shopper")
     page.get_by_role("button", name="Search").click()
-    expect(page.get_by_role("heading", name="Member demo-shopper")).to_be_visible()
+    expect(page.get_by_role("heading", name="Member demo-shopper")).to_be_visible(**WAIT)
     shown = page.locator(".stats div").first.locator("dd").inner_text()
     assert whole(shown) == before["available"]
     shot(page, "support-2-member")
@@ -147,7 +146,7 @@ def test_a_support_persons_day(made_run, open_page):
     shot(page, "support-3-adjust")
     page.get_by_role("button", name="Adjust points").click()
     page.wait_for_url(re.compile(r".*/console/members/demo-shopper$"))
-    expect(page.get_by_role("status").first).to_be_visible()
+    expect(page.get_by_role("status").first).to_be_visible(**WAIT)
     after = points(base, key, "demo-shopper")
     assert after["available"] == before["available"] + 250
     assert whole(page.locator(".stats div").first.locator("dd").inner_text()) == after["available"]
@@ -159,9 +158,11 @@ def test_a_support_persons_day(made_run, open_page):
 
     # Review the referrals the fraud rules held.
     nav(page, "Referrals")
-    expect(page.get_by_role("link", name="In review")).to_have_attribute("aria-current", "page")
+    expect(page.get_by_role("link", name="In review")).to_have_attribute(
+        "aria-current", "page", **WAIT
+    )
     rows = page.locator("table.referrals tbody tr")
-    expect(rows).to_have_count(3)
+    expect(rows).to_have_count(3, **WAIT)
     shot(page, "support-5-queue")
 
     held = rows.filter(has_text="No IP address")
@@ -200,7 +201,8 @@ def test_a_support_persons_day(made_run, open_page):
     assert rejected["status"] == "rejected"
     shot(page, "support-9-rejected")
     nav(page, "Referrals")
-    expect(page.locator("table.referrals tbody tr")).to_have_count(1)  # one left for tomorrow
+    left = page.locator("table.referrals tbody tr")
+    expect(left).to_have_count(1, **WAIT)  # one left for tomorrow
     assert page.foreign_requests == []
 
 
@@ -208,7 +210,7 @@ def test_a_marketers_day(made_run, open_page):
     base, _env, owner_password, key = made_run
     page = open_page()
     sign_in(page, base, "owner@example.com", owner_password)
-    expect(page.get_by_role("heading", name="Dashboard", exact=True)).to_be_visible()
+    expect(page.get_by_role("heading", name="Dashboard", exact=True)).to_be_visible(**WAIT)
     page.locator("canvas").first.wait_for()
     page.wait_for_timeout(600)  # the charts' short animation
     shot(page, "marketer-1-dashboard")
@@ -216,9 +218,8 @@ def test_a_marketers_day(made_run, open_page):
     # Retention for the last 12 months: the CRR with its S, N and E, as the API has them.
     nav(page, "Reports")
     page.get_by_role("link", name="Last 12 months").click()
-    expect(page.get_by_role("link", name="Last 12 months")).to_have_attribute(
-        "aria-current", "true"
-    )
+    preset = page.get_by_role("link", name="Last 12 months")
+    expect(preset).to_have_attribute("aria-current", "true", **WAIT)
     start = page.get_by_label("From", exact=True).input_value()
     end = page.get_by_label("To (not included)").input_value()
     report = api(base, key, f"/v1/reports/retention?from={start}&to={end}")
@@ -235,14 +236,14 @@ def test_a_marketers_day(made_run, open_page):
 
     page.get_by_role("link", name="Cohorts", exact=True).click()
     heatmap = page.locator("#cohort-heatmap")
-    expect(heatmap.locator("tbody tr")).to_have_count(24)  # the newest two years of cohorts
+    expect(heatmap.locator("tbody tr")).to_have_count(24, **WAIT)  # the newest two years of cohorts
     shot(page, "marketer-3-cohorts")
 
     # A segment, its members as CSV, and bonus points for each of them.
     page.get_by_role("link", name="Segments", exact=True).click()
     shot(page, "marketer-4-segments")
     page.get_by_role("link", name=SEGMENT, exact=True).click()
-    expect(page.get_by_role("heading", name=SEGMENT)).to_be_visible()
+    expect(page.get_by_role("heading", name=SEGMENT)).to_be_visible(**WAIT)
     count = whole(page.locator(".segment-count strong").inner_text())
     assert count > 0
     with page.expect_download() as download:

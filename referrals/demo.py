@@ -24,8 +24,9 @@ from referrals import service
 SEED = 20261207
 
 # Friends who claimed and then ordered, and three claims the fraud rules hold for review: one
-# sent without the friend's IP address, one whose name looks like the referrer's spelled with
-# other alphabets' letters, one whose address looks like the referrer's.
+# sent without the friend's IP address (that friend has ordered since, so approving it rewards
+# the referrer), one whose name looks like the referrer's spelled with other alphabets'
+# letters, one whose address looks like the referrer's.
 CONVERTED = 9
 HELD = ("missing_ip", "confusable_name", "confusable_email")
 
@@ -98,5 +99,26 @@ def seed_demo_referrals(session: Session) -> None:
         else:
             local, _, domain = (referrer.email_normalized or "").partition("@")
             claim["email"] = f"{_look_alike(local)}@{domain}"
-        service.claim(session, claim, now=now - timedelta(hours=3 * n))
+        claimed_at = now - timedelta(hours=3 * n)
+        service.claim(session, claim, now=claimed_at)
+        if how == "missing_ip":  # the friend's first order waits in review with the claim
+            friend_order = {
+                "id": f"evt-demo-held{n}-o1",
+                "type": "order.paid",
+                "occurred_at": (claimed_at + timedelta(hours=1)).isoformat(),
+                "order": {
+                    "id": f"demo-held{n}-o1",
+                    "customer_id": claim["customer_id"],
+                    "email": claim["email"],
+                    "name": claim["name"],
+                    "currency": "USD",
+                    "lines": [
+                        {"sku": "ROSE-SERUM", "quantity": 2, "unit_price": 4800, "discount": 0}
+                    ],
+                    "shipping": 500,
+                    "tax": 0,
+                },
+            }
+            raw_event = schema.load(friend_order)
+            orders.process_event(session, registry, raw_event, orders.body_hash(friend_order))
     session.flush()

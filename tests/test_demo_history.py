@@ -57,6 +57,10 @@ def test_the_demo_program_has_two_years_of_history(app, session):
         session.execute(select(Referral.status, func.count()).group_by(Referral.status)).all()
     )
     assert statuses == {"converted": 9, "review": 3}
+    held_with_an_order = session.scalars(
+        select(Referral.flags).where(Referral.status == "review", Referral.order_id.is_not(None))
+    ).all()
+    assert held_with_an_order == [["missing_ip"]]  # approving it rewards the referrer
     kinds = set(session.scalars(select(LedgerEntry.kind).distinct()))
     assert {"earn", "redeem", "expire", "referral", "reversal"} <= kinds
     assert session.scalar(select(func.count(Member.id))) > 100

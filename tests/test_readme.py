@@ -9,6 +9,7 @@ port passed to the blocks as `BASE`. Each block must exit 0 (`set -eo pipefail`;
 balances, tiers, the referral conversion. ```console blocks are shown, not run.
 """
 
+import contextlib
 import json
 import os
 import re
@@ -70,14 +71,17 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _flask(env, *args):
-    subprocess.run([str(FLASK), "--app", "wsgi", *args], cwd=ROOT, env=env, check=True,
-                   capture_output=True, timeout=BLOCK_LIMIT_SECONDS)  # fmt: skip
+def _flask(env, *args) -> str:
+    return subprocess.run(
+        [str(FLASK), "--app", "wsgi", *args], cwd=ROOT, env=env, check=True,
+        capture_output=True, text=True, timeout=BLOCK_LIMIT_SECONDS,
+    ).stdout  # fmt: skip
 
 
-@pytest.fixture
-def demo_server(tmp_path):
-    """`make run` on a fresh SQLite file and a free loopback port; yields (base, env)."""
+@contextlib.contextmanager
+def served_as_make_run(workdir: Path, **extra_env: str):
+    """`make run` on a fresh SQLite file in `workdir` and a free loopback port: migrate, seed
+    the demo program, `flask run`. Yields (base, env, what the seed printed)."""
     if not FLASK.exists():
         pytest.fail(f"{FLASK} is missing: `make test` creates it", pytrace=False)
     port = _free_port()
@@ -88,14 +92,15 @@ def demo_server(tmp_path):
         if not key.startswith(("LOYALTY_", "REDIS", "RATELIMIT", "DATABASE", "FLASK_", "BASE"))
     }
     env |= {
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'loyalty.sqlite3'}",
+        "DATABASE_URL": f"sqlite:///{workdir / 'loyalty.sqlite3'}",
         "LOYALTY_PUBLIC_URL": base,
         "BASE": base,
         "NO_COLOR": "1",
+        **extra_env,
     }
     _flask(env, "db", "upgrade")
-    _flask(env, "loyalty", "seed-demo")
-    log = (tmp_path / "server.log").open("w")
+    seeded = _flask(env, "loyalty", "seed-demo")
+    log = (workdir / "server.log").open("w")
     server = subprocess.Popen(
         [str(FLASK), "--app", "wsgi", "run", "--host", "127.0.0.1", "--port", str(port),
          "--with-threads"],
@@ -111,14 +116,21 @@ def demo_server(tmp_path):
                         break
             except (urllib.error.URLError, ConnectionError):
                 pass
-            assert server.poll() is None, (tmp_path / "server.log").read_text()
+            assert server.poll() is None, (workdir / "server.log").read_text()
             assert time.monotonic() < deadline, "the server did not start"
             time.sleep(0.2)
-        yield base, env
+        yield base, env, seeded
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
         log.close()
+
+
+@pytest.fixture
+def demo_server(tmp_path):
+    """`make run` on a fresh SQLite file and a free loopback port; yields (base, env)."""
+    with served_as_make_run(tmp_path) as (base, env, _seeded):
+        yield base, env
 
 
 def run_in_order(blocks: list[tuple[str, str]], env, workdir: Path) -> dict[str, str]:

@@ -152,6 +152,11 @@ class RedemptionSchema(RewardCodeSchema):
     """A `service.RedemptionView`."""
 
     reward = fields.Nested(RewardSchema, allow_none=True)
+    source = fields.String(
+        attribute="source_type",
+        metadata={"description": "What issued it: `redemption` (a catalog reward), `checkout` "
+                  "(points at checkout), `referral`, ..."},
+    )  # fmt: skip
     canceled_at = AwareDateTime(allow_none=True)
     expired_at = AwareDateTime(allow_none=True)
     points_returned = fields.Integer()

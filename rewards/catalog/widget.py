@@ -5,7 +5,7 @@ from sqlalchemy.orm import Session
 
 from loyalty.members.models import Member
 from rewards.catalog import service
-from rewards.catalog.schemas import MemberRewardSchema, RedemptionSchema
+from rewards.catalog.schemas import CheckoutQuoteSchema, MemberRewardSchema, RedemptionSchema
 
 
 def member_rewards(session: Session, member: Member) -> list[dict]:
@@ -21,3 +21,14 @@ def redeem(session: Session, member: Member, reward_id: int) -> dict:
 def member_redemption(session: Session, member: Member, redemption_id: int) -> dict:
     """`GET /v1/me/redemptions/{id}` (`RedemptionSchema`)."""
     return RedemptionSchema().dump(service.get_member_redemption(session, member, redemption_id))
+
+
+def checkout_quote(session: Session, member: Member, cart_subtotal: int) -> dict:
+    """`GET /v1/me/checkout-points` (`CheckoutQuoteSchema`)."""
+    return CheckoutQuoteSchema().dump(service.checkout_quote(session, member, cart_subtotal))
+
+
+def checkout_discount(session: Session, member: Member, points: int, cart_subtotal: int) -> dict:
+    """`POST /v1/me/checkout-discounts` (`RedemptionSchema`)."""
+    made = service.create_checkout_discount(session, member, points, cart_subtotal)
+    return RedemptionSchema().dump(made)

@@ -1,7 +1,7 @@
 """Win-back: earning rules with trigger "lapse", and one award per member, rule and lapse
 
-Revision ID: 0027
-Revises: 0024
+Revision ID: 0026
+Revises: 0025
 Create Date: 2026-12-06
 
 Earning rules gain the trigger `lapse` (points for a member without a paid order for
@@ -17,8 +17,8 @@ kept aside and put back — and its config triggers (0014) go with it and are cr
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0027"
-down_revision = "0024"
+revision = "0026"
+down_revision = "0025"
 branch_labels = None
 depends_on = None
 

@@ -21,6 +21,7 @@ class Program(Base):
         CheckConstraint(
             "qualifying_period IN ('calendar_year', 'rolling_365')", name="qualifying_period"
         ),
+        CheckConstraint("tier_basis IN ('spend', 'points', 'orders')", name="tier_basis"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -30,6 +31,8 @@ class Program(Base):
     pending_days: Mapped[int] = mapped_column(Integer, default=30)
     expiry_inactive_days: Mapped[int | None] = mapped_column(Integer)
     qualifying_period: Mapped[str] = mapped_column(String(16), default="calendar_year")
+    # What tier thresholds count: spend (minor units), points earned, or paid orders.
+    tier_basis: Mapped[str] = mapped_column(String(8), default="spend")
     auto_enroll: Mapped[bool] = mapped_column(default=True)
     widget_origins: Mapped[list] = mapped_column(JSONType, default=list)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

@@ -19,3 +19,6 @@ def init_app(app: Flask, hooks: Hooks) -> None:
     hooks.member_rewards = widget.member_rewards
     hooks.redeem_reward = widget.redeem
     hooks.member_redemption = widget.member_redemption
+    # tiers' entry rewards: codes of catalog rewards, issued without points
+    hooks.tier_reached = service.issue_tier_entry_code
+    hooks.reward_name = service.live_reward_name

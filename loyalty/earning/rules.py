@@ -402,11 +402,17 @@ def _award_birthday(
 ) -> int:
     """`points` to the members (of `members`) due a birthday bonus of `rule`: their balances,
     then their entries; how many."""
-    not_given = ~exists().where(
-        LedgerEntry.member_id == Member.id,
-        LedgerEntry.source_type == BIRTHDAY_SOURCE,
-        LedgerEntry.source_id == days.c.year,
-        LedgerEntry.rule_id == rule.id,
+    # Correlated by hand: inside `due` below, the enclosing FROM is the birthdays, not the
+    # members (auto-correlation would count every member's entries).
+    not_given = ~(
+        exists()
+        .where(
+            LedgerEntry.member_id == Member.id,
+            LedgerEntry.source_type == BIRTHDAY_SOURCE,
+            LedgerEntry.source_id == days.c.year,
+            LedgerEntry.rule_id == rule.id,
+        )
+        .correlate_except(LedgerEntry)
     )
     due = exists().where(days.c.mmdd == Member.birthday, not_given)
     # Each due member gets exactly one entry below: this count is the awards made.

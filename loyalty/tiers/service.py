@@ -468,8 +468,10 @@ def _change_tier(
     now: datetime,
     reason: str,
     source_id: str | None,
+    period: Period | None = None,
 ) -> TierChange:
-    """Record and apply one member's move to tier `to_id` (the caller holds the row lock)."""
+    """Record and apply one member's move to tier `to_id` (the caller holds the row lock);
+    `period`: the qualifying period whose value moved them (default: the one of `now`)."""
     old = session.get(Tier, member.tier_id) if member.tier_id is not None else None
     new = session.get_one(Tier, to_id)
     change = TierChange(
@@ -489,7 +491,8 @@ def _change_tier(
     session.flush()
     webhooks.emit(session, "tier.changed", tier_change_event(change, member.customer_id))
     if change.direction == "upgrade" and new.entry_reward_id is not None:
-        give_entry_reward(session, member, new, now, change.id)
+        give_entry_reward(session, member, new, period or _period_now(session, member, now),
+                          change.id)  # fmt: skip
     if change.direction == "upgrade" and email.enabled():
         session.refresh(member, ["points_available"])
         data = {
@@ -510,11 +513,18 @@ def _entry_rewards_offered(session: Session) -> bool:
     return session.scalar(offered) is not None
 
 
+def _period_now(session: Session, member: Member, now: datetime) -> Period:
+    return period_for(program_settings(session), member, now)
+
+
 def give_entry_reward(
-    session: Session, member: Member, tier: Tier, now: datetime, change_id: int | None = None
+    session: Session, member: Member, tier: Tier, period: Period, change_id: int | None = None
 ) -> TierEntry | None:
     """The tier's entry reward for a member who has just reached it: a reward code, issued by
-    the catalog (`hooks.tier_reached`), at most once per member, tier and qualifying period.
+    the catalog (`hooks.tier_reached`), at most once per member, tier and qualifying period
+    — the period whose activity got them there: an order's own period (a late event for last
+    year counts there, as its spend does), or the current one for moves made by a change of
+    tiers or basis.
 
     The (member, tier, period) row is inserted first with ON CONFLICT DO NOTHING: whoever
     inserts it issues the code; anyone else — a drop and a new upgrade in the same period, or
@@ -523,7 +533,6 @@ def give_entry_reward(
     issue = hooks().tier_reached
     if tier.entry_reward_id is None or issue is None:
         return None
-    period = period_for(program_settings(session), member, now)
     dialect = session.get_bind().dialect.name
     insert_ = postgresql_insert if dialect == "postgresql" else sqlite_insert
     statement = (
@@ -569,7 +578,7 @@ def _give_entry_rewards_for(session: Session, change_ids: Sequence[int], now: da
         .order_by(TierChange.id)
     ).all()
     for member, tier, change_id in rows:
-        give_entry_reward(session, member, tier, now, change_id)
+        give_entry_reward(session, member, tier, _period_now(session, member, now), change_id)
 
 
 def tier_change_event(change: TierChange, customer_id: str | None) -> dict:
@@ -696,7 +705,7 @@ class TierQualification:
             return  # the formula gives the tier the member holds: nothing to record
         else:
             change = _change_tier(ctx.session, member, result[1], result[0], now, reason,
-                                  source_id)  # fmt: skip
+                                  source_id, period)  # fmt: skip
         if change is not None:
             ctx.effects.append(
                 {

@@ -106,6 +106,9 @@ def test_the_basis_is_previewed_then_applied(console_client, ladder, session):
         select(AuditLog).where(AuditLog.action == "program.update").order_by(AuditLog.id.desc())
     )
     assert audit.actor == f"admin:{owner.admin.id}" and audit.after["tier_basis"] == "orders"
+    # A member's page shows progress in orders.
+    member = text(owner.get("/console/members/vib_a").get_data(as_text=True))
+    assert "34,999 orders more to VIB" in member and "Qualifying orders 1 order" in member
     # The tier form now takes a count.
     form = owner.get(f"/console/tiers/{ladder['VIB']['id']}/edit").get_data(as_text=True)
     assert "Threshold (orders)" in form and 'value="35000"' in form

@@ -574,10 +574,22 @@ def issue_tier_entry_code(
     session: Session, member: Member, reward_id: int, entry_id: int
 ) -> int | None:
     """A tier's entry reward: the reward's code for the member, without points (the core's
-    `hooks.tier_reached`; the core records the once-per-period fact). None when retired."""
+    `hooks.tier_reached`; the core records the once-per-period fact). Its stock, if it has
+    one, is taken like a redemption's (and returns if the code is canceled or expires). None
+    when retired or out of stock."""
     reward = session.get(Reward, reward_id)
     if reward is None or reward.deleted_at is not None:
         return None
+    if reward.stock is not None:
+        taken = session.execute(
+            update(Reward)
+            .where(Reward.id == reward.id, Reward.stock > 0)
+            .values(stock=Reward.stock - 1),
+            execution_options={"synchronize_session": False},
+        )
+        session.expire(reward, ["stock"])
+        if rowcount(taken) == 0:
+            return None
     code = issue_reward_code(
         session,
         kind=reward.kind,

@@ -274,6 +274,18 @@ def test_a_retired_entry_reward_issues_no_code(client, admin, storefront, sessio
     assert entry_codes(session) == []
 
 
+def test_an_entry_reward_with_stock_takes_it_and_stops_when_none_is_left(
+    client, admin, storefront, session
+):
+    reward = make_reward(client, admin, stock=1)
+    add_tier(client, admin, "VIB", 35_000, entry_reward_id=reward["id"])
+    for customer_id in ("first", "second"):
+        body = post_event(client, storefront, order(40_000, early_this_year(1), customer_id))
+        assert moved(body) == ("Member", "VIB")
+    assert [len(entry_codes(session, c)) for c in ("first", "second")] == [1, 0]
+    assert client.get(f"/v1/rewards/{reward['id']}", headers=admin).get_json()["stock"] == 0
+
+
 # --- birthday points ------------------------------------------------------------------------
 
 

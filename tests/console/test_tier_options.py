@@ -106,6 +106,8 @@ def test_the_basis_is_previewed_then_applied(console_client, ladder, session):
         select(AuditLog).where(AuditLog.action == "program.update").order_by(AuditLog.id.desc())
     )
     assert audit.actor == f"admin:{owner.admin.id}" and audit.after["tier_basis"] == "orders"
+    settings = text(owner.get("/console/settings").get_data(as_text=True))
+    assert "Tiers count paid orders in the period. Change it on the Tiers page" in settings
     # A member's page shows progress in orders.
     member = text(owner.get("/console/members/vib_a").get_data(as_text=True))
     assert "34,999 orders more to VIB" in member and "Qualifying orders 1 order" in member

@@ -60,7 +60,7 @@ class TierSpend(Base):
     __table_args__ = (
         CheckConstraint("spend >= 0", name="spend_not_negative"),
         CheckConstraint("points >= 0", name="points_not_negative"),
-        CheckConstraint("orders >= 0", name="orders_not_negative"),
+        CheckConstraint("paid_orders >= 0", name="paid_orders_not_negative"),
     )
 
     member_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("members.id"), primary_key=True)
@@ -72,7 +72,7 @@ class TierSpend(Base):
     # The points the period's orders earned (base and order bonuses), net of their reversals.
     points: Mapped[int] = mapped_column(BigInteger, default=0)
     # The period's paid orders with eligible spend, less those since refunded in full.
-    orders: Mapped[int] = mapped_column(Integer, default=0)
+    paid_orders: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class TierChange(Base):

@@ -69,8 +69,9 @@ if TYPE_CHECKING:  # the order flow imports this module (members enrol at the ba
     from loyalty.orders.service import OrderEventContext
 
 ROLLING_DAYS = 365
-# What tier thresholds count (`program.tier_basis`), each a column of `TierSpend`.
+# What tier thresholds count (`program.tier_basis`), and the column of `TierSpend` of each.
 BASES = ("spend", "points", "orders")
+_BASIS_COLUMNS = {"spend": "spend", "points": "points", "orders": "paid_orders"}
 
 
 @dataclass(frozen=True)
@@ -82,15 +83,15 @@ class Period:
 
 def basis_value(columns: Any, basis: str | None = None) -> ColumnElement[Any]:
     """The value the tier formula counts, from `columns` (anything with `spend`, `points` and
-    `orders`): the column `basis` names, or (None) the one the program's `tier_basis` names,
+    `paid_orders`): the column of `basis`, or (None) of the program's `tier_basis`,
     read by the statement itself."""
     if basis is not None:
-        value: ColumnElement[Any] = getattr(columns, basis)
+        value: ColumnElement[Any] = getattr(columns, _BASIS_COLUMNS[basis])
         return value
     program_basis = select(Program.tier_basis).where(Program.id == PROGRAM_ID).scalar_subquery()
     return case(
         (program_basis == "points", columns.points),
-        (program_basis == "orders", columns.orders),
+        (program_basis == "orders", columns.paid_orders),
         else_=columns.spend,
     )
 
@@ -204,7 +205,7 @@ class _Columns:
 
     spend: ColumnElement[Any]
     points: ColumnElement[Any]
-    orders: ColumnElement[Any]
+    paid_orders: ColumnElement[Any]
 
 
 def _spend_statement(dialect: str, rise: bool) -> ReturningUpdate | ReturningInsert:
@@ -222,7 +223,7 @@ def _spend_statement(dialect: str, rise: bool) -> ReturningUpdate | ReturningIns
     starts_at, keeps_until = (
         literal_column(f"{table.name}.{name}") for name in ("starts_at", "keeps_until")
     )
-    row = _Columns(*(literal_column(f"{table.name}.{name}") for name in BASES))
+    row = _Columns(*(literal_column(f"{table.name}.{name}") for name in _BASIS_COLUMNS.values()))
     this_row = case((and_(starts_at <= at, keeps_until > at), basis_value(row)), else_=0)
     # ... and the member's other live rows, which the statement does not touch.
     other = table.alias("other")
@@ -253,7 +254,7 @@ def _spend_statement(dialect: str, rise: bool) -> ReturningUpdate | ReturningIns
             .values(
                 spend=table.c.spend + delta,
                 points=table.c.points + points_delta,
-                orders=table.c.orders + orders_delta,
+                paid_orders=table.c.paid_orders + orders_delta,
             )
             .returning(*returning)
         )
@@ -265,14 +266,14 @@ def _spend_statement(dialect: str, rise: bool) -> ReturningUpdate | ReturningIns
         keeps_until=bindparam("period_keeps_until", type_=UTCDateTime()),
         spend=delta,
         points=points_delta,
-        orders=orders_delta,
+        paid_orders=orders_delta,
     )
     return statement.on_conflict_do_update(
         index_elements=[table.c.member_id, table.c.starts_at],
         set_={
             "spend": table.c.spend + statement.excluded.spend,
             "points": table.c.points + statement.excluded.points,
-            "orders": table.c.orders + statement.excluded.orders,
+            "paid_orders": table.c.paid_orders + statement.excluded.paid_orders,
         },
         # Compared with the limit less the rise, so that the test itself cannot overflow.
         where=table.c.spend <= bindparam("headroom", type_=BigInteger()),

@@ -5,7 +5,7 @@ Revises: 0024
 Create Date: 2026-12-06
 
 `program.tier_basis` says what tier thresholds count (spend, points earned or paid orders);
-`tier_spend` gains the period's `points` and `orders` beside its spend, filled here from the
+`tier_spend` gains the period's `points` and `paid_orders` beside its spend, filled here from the
 orders already recorded (each order counts in the period containing it, the period its spend
 went to); `tiers` gain `entry_reward_id` and `birthday_points`; `tier_entries` holds each
 entry reward given, once per member, tier and period.
@@ -30,8 +30,8 @@ _COLUMNS = (
      "tier_basis", "tier_basis IN ('spend', 'points', 'orders')"),
     ("tier_spend", "points", "BIGINT NOT NULL DEFAULT 0",
      "points_not_negative", "points >= 0"),
-    ("tier_spend", "orders", "INTEGER NOT NULL DEFAULT 0",
-     "orders_not_negative", "orders >= 0"),
+    ("tier_spend", "paid_orders", "INTEGER NOT NULL DEFAULT 0",
+     "paid_orders_not_negative", "paid_orders >= 0"),
     ("tiers", "entry_reward_id", "INTEGER", None, None),
     ("tiers", "birthday_points", "BIGINT",
      "birthday_points_not_negative", "birthday_points >= 0"),
@@ -51,7 +51,7 @@ def upgrade():
     op.execute(
         "UPDATE tier_spend SET"
         f" points = (SELECT COALESCE(SUM(o.points_awarded - o.points_reversed), 0) {_COUNTED}),"
-        f" orders = (SELECT COUNT(*) {_COUNTED} AND o.refunded_amount < o.eligible_amount)"
+        f" paid_orders = (SELECT COUNT(*) {_COUNTED} AND o.refunded_amount < o.eligible_amount)"
     )
     op.create_table(
         "tier_entries",

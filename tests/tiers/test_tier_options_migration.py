@@ -78,7 +78,7 @@ def _backfill(url: str) -> None:
         upgrade(revision=this)
         with db.engine.connect() as conn:
             rows = conn.execute(
-                sa.text("SELECT spend, points, orders FROM tier_spend ORDER BY starts_at")
+                sa.text("SELECT spend, points, paid_orders FROM tier_spend ORDER BY starts_at")
             ).all()
             basis = conn.execute(sa.text("SELECT tier_basis FROM program")).scalar_one()
         # 2025: 200 - 50 points and one order (the refunded-in-full order adds 300 - 300 and

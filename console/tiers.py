@@ -10,10 +10,15 @@ A change (edit a tier's threshold, multiplier or perks; add a tier; remove one) 
    /v1/tiers` and applied by the same service functions (which write the audit record). A
    confirmation made on a ladder that has changed since its preview is refused with the new
    preview, so nobody applies numbers they have not seen.
+
+The tier basis (what thresholds count: spend, points earned or paid orders) is chosen on the
+same page, the same way: a preview of who would move (`POST /v1/tiers/preview` with
+`tier_basis`), then `PUT /v1/program` through the program's service.
 """
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -21,7 +26,8 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_wtf import FlaskForm
 from marshmallow import ValidationError
 from sqlalchemy import func, select
-from wtforms import HiddenField, StringField, TextAreaField
+from wtforms import HiddenField, SelectField, StringField, TextAreaField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired
 
 from console.auth import can, requires
@@ -30,18 +36,45 @@ from console.htmx import is_htmx
 from console.wording import major_units, money, multiplier, parse_money
 from loyalty.errors import DomainError, NotFound
 from loyalty.extensions import db
+from loyalty.hooks import hooks
 from loyalty.members.models import Member
-from loyalty.program.service import get_program
+from loyalty.program.schemas import ProgramUpdateSchema
+from loyalty.program.service import get_program, money_in_currency, update_program
 from loyalty.tiers import service
 from loyalty.tiers.models import Tier, TierChange
 from loyalty.tiers.schemas import PreviewSchema, TierSchema, TierUpdateSchema
+from rewards.catalog.models import Reward
 
 bp = Blueprint("tiers", __name__, url_prefix="/tiers")
+
+BASIS_NAMES = {
+    "spend": "Spend",
+    "points": "Points earned",
+    "orders": "Paid orders",
+}
+BASIS_HINTS = {
+    "spend": "Eligible spend in the period, net of refunds.",
+    "points": "Points the period's orders earned (with order bonuses), net of refunds.",
+    "orders": "Paid orders in the period, except those refunded in full.",
+}
+_COUNT = re.compile(r"[0-9]{1,15}")
+
+
+def threshold_text(value: int, basis: str, currency: str) -> str:
+    """A threshold in its basis' unit: "$350.00", "350 points", "3 orders"."""
+    if basis == "spend":
+        return money(value, currency)
+    unit = "point" if basis == "points" else "order"
+    return f"{value:,} {unit}" + ("" if value == 1 else "s")
 
 
 @bp.context_processor
 def _words():
-    return {"money": money, "multiplier": multiplier}
+    def threshold(value: int, basis: str | None = None) -> str:
+        return threshold_text(value, basis or _basis(), _currency())
+
+    return {"money": money, "multiplier": multiplier, "threshold": threshold,
+            "basis_names": BASIS_NAMES, "basis_hints": BASIS_HINTS}  # fmt: skip
 
 
 class TierForm(FlaskForm):
@@ -63,11 +96,55 @@ class TierForm(FlaskForm):
     perks = TextAreaField(
         "Perks", description="One perk per line, shown to members.", render_kw={"rows": 4}
     )
+    entry_reward_id = SelectField(
+        "Entry reward",
+        choices=[SelectChoice("", "None")],
+        validate_choice=False,  # the API's own check answers (the reward must exist)
+        description="A catalog reward whose code a member gets on reaching this tier: once per"
+        " qualifying period, not again after dropping and coming back in the same period.",
+    )
+    birthday_points = StringField(
+        "Birthday points",
+        description="Points on a member's birthday while in this tier, instead of the birthday"
+        " rule's. Empty: the rule's points; 0: none in this tier.",
+        render_kw={"inputmode": "numeric"},
+    )
     ladder = HiddenField()
+
+
+class BasisForm(FlaskForm):
+    tier_basis = SelectField(
+        "Qualify members for tiers by",
+        choices=[SelectChoice(value, label) for value, label in BASIS_NAMES.items()],
+        validate_choice=False,
+    )
+    ladder = HiddenField()
+    basis_before = HiddenField()
 
 
 def _currency() -> str:
     return get_program(db.session()).currency
+
+
+def _basis() -> str:
+    return get_program(db.session()).tier_basis
+
+
+def _reward_names() -> dict[int, str]:
+    """Live catalog rewards by id (retired ones can't be chosen)."""
+    rows = db.session.execute(
+        select(Reward.id, Reward.name).where(Reward.deleted_at.is_(None)).order_by(Reward.name)
+    )
+    return {reward_id: name for reward_id, name in rows}
+
+
+def _offer_rewards(form: TierForm, tier: Tier | None) -> None:
+    names = _reward_names()
+    choices = [SelectChoice("", "None"), *(SelectChoice(str(i), n) for i, n in names.items())]
+    current = tier.entry_reward_id if tier is not None else None
+    if current is not None and current not in names:
+        choices.append(SelectChoice(str(current), f"Reward {current} (retired)"))
+    form.entry_reward_id.choices = choices
 
 
 def _tier_or_404(tier_id: int) -> Tier:
@@ -102,12 +179,41 @@ def _perk_lines(text: str | None) -> list[str]:
     return [line.strip() for line in (text or "").splitlines() if line.strip()]
 
 
+def _parse_threshold(text: str | None, basis: str, currency: str) -> int | None:
+    if basis == "spend":
+        return parse_money(text, currency, "threshold")
+    text = (text or "").strip().replace(",", "").replace(" ", "")
+    if not text:
+        return None
+    if not _COUNT.fullmatch(text):
+        raise ValidationError({"threshold": [f"Enter a whole number of {basis}, e.g. 500."]})
+    return int(text)
+
+
+def _parse_count(text: str | None, field: str) -> int | None:
+    text = (text or "").strip().replace(",", "")
+    if not text:
+        return None
+    if not _COUNT.fullmatch(text):
+        raise ValidationError(
+            {field: ["Enter a whole number of points, e.g. 500, or leave empty."]}
+        )
+    return int(text)
+
+
+def _threshold_input(value: int, basis: str, currency: str) -> str:
+    return major_units(value, currency) if basis == "spend" else str(value)
+
+
 def _load(form: TierForm, currency: str, *, new: bool) -> dict:
     """The form as the API's body, validated by the API's schema (ValidationError if not)."""
+    reward = (form.entry_reward_id.data or "").strip()
     body = {
-        "threshold": parse_money(form.threshold.data, currency, "threshold"),
+        "threshold": _parse_threshold(form.threshold.data, _basis(), currency),
         "multiplier": (form.multiplier.data or "").strip(),
         "perks": _perk_lines(form.perks.data),
+        "entry_reward_id": int(reward) if reward.isdigit() else (reward or None),
+        "birthday_points": _parse_count(form.birthday_points.data, "birthday_points"),
     }
     if new:
         return TierSchema().load({"name": (form.name.data or "").strip(), **body})
@@ -159,6 +265,8 @@ class Step:
     multiplier: Decimal
     perks: list
     members: int = 0
+    entry_reward_id: int | None = None
+    birthday_points: int | None = None
     change: str = ""  # "", "changed", "new", "removed"
     changed: set = field(default_factory=set)  # which values differ
 
@@ -181,17 +289,27 @@ def _plan(kind: str, tier: Tier | None, values: dict) -> Plan:
     tiers = service.all_tiers(db.session())
     counts = members_per_tier()
     before = [
-        Step(t.id, t.name, t.threshold, t.multiplier, list(t.perks or []), counts.get(t.id, 0))
+        Step(t.id, t.name, t.threshold, t.multiplier, list(t.perks or []), counts.get(t.id, 0),
+             t.entry_reward_id, t.birthday_points)
         for t in tiers
-    ]
+    ]  # fmt: skip
     after = []
     for step in before:
-        copy = Step(step.id, step.name, step.threshold, step.multiplier, step.perks)
+        copy = Step(
+            step.id,
+            step.name,
+            step.threshold,
+            step.multiplier,
+            step.perks,
+            entry_reward_id=step.entry_reward_id,
+            birthday_points=step.birthday_points,
+        )
         if tier is not None and step.id == tier.id:
             if kind == "remove":
                 copy.change = "removed"
             else:
-                for key in ("threshold", "multiplier", "perks"):
+                for key in ("threshold", "multiplier", "perks", "entry_reward_id",
+                            "birthday_points"):  # fmt: skip
                     if key in values and values[key] != getattr(step, key):
                         setattr(copy, key, values[key])
                         copy.changed.add(key)
@@ -200,7 +318,8 @@ def _plan(kind: str, tier: Tier | None, values: dict) -> Plan:
     if kind == "new":
         after.append(
             Step(None, values["name"], values["threshold"], values["multiplier"],
-                 values.get("perks", []), change="new")
+                 values.get("perks", []), entry_reward_id=values.get("entry_reward_id"),
+                 birthday_points=values.get("birthday_points"), change="new")
         )  # fmt: skip
     after.sort(key=lambda s: s.threshold)
     proposed = PreviewSchema().load(
@@ -236,18 +355,31 @@ def _plan(kind: str, tier: Tier | None, values: dict) -> Plan:
 @requires("program.view")
 def index():
     tiers = service.all_tiers(db.session())
+    basis = _basis()
+    form = BasisForm(data={"tier_basis": basis, "ladder": fingerprint(tiers),
+                           "basis_before": basis})  # fmt: skip
     return render_template(
         "console/tiers/index.html",
         tiers=tiers,
         counts=members_per_tier(),
         currency=_currency(),
         editable=can("program.edit"),
+        basis=basis,
+        basis_form=form,
+        rewards=_reward_names(),
     )
 
 
 def _form_page(form: TierForm, tier: Tier | None, status: int = 200):
-    currency = _currency()
-    form.threshold.label.text = f"Threshold ({currency})"
+    currency, basis = _currency(), _basis()
+    unit = currency if basis == "spend" else basis
+    form.threshold.label.text = f"Threshold ({unit})"
+    form.threshold.description = {
+        "spend": "Qualifying spend in a qualifying period that reaches this tier.",
+        "points": "Points earned by orders in a qualifying period that reach this tier.",
+        "orders": "Paid orders in a qualifying period that reach this tier.",
+    }[basis]
+    _offer_rewards(form, tier)
     template = "console/tiers/_form.html" if is_htmx() else "console/tiers/form.html"
     is_base = tier is not None and tier.threshold == 0
     answer = render_template(template, form=form, tier=tier, currency=currency, is_base=is_base)
@@ -262,11 +394,15 @@ def _preview_page(plan: Plan, form: TierForm, status: int = 200):
     if plan.kind == "new":
         confirm["name"] = values["name"]
     if plan.kind != "remove":
-        confirm["threshold"] = major_units(values["threshold"], currency)
+        confirm["threshold"] = _threshold_input(values["threshold"], _basis(), currency)
         confirm["multiplier"] = format(values["multiplier"].normalize(), "f")
         confirm["perks"] = "\n".join(values.get("perks", []))
+        reward, birthday = values.get("entry_reward_id"), values.get("birthday_points")
+        confirm["entry_reward_id"] = "" if reward is None else str(reward)
+        confirm["birthday_points"] = "" if birthday is None else str(birthday)
     template = "console/tiers/_preview.html" if is_htmx() else "console/tiers/preview.html"
-    answer = render_template(template, plan=plan, form=form, confirm=confirm, currency=currency)
+    answer = render_template(template, plan=plan, form=form, confirm=confirm, currency=currency,
+                             rewards=_reward_names())  # fmt: skip
     return answer, status
 
 
@@ -279,9 +415,15 @@ def edit(tier_id: int):
         form = TierForm(
             data={
                 "name": tier.name,
-                "threshold": major_units(tier.threshold, _currency()),
+                "threshold": _threshold_input(tier.threshold, _basis(), _currency()),
                 "multiplier": format(tier.multiplier.normalize(), "f"),
                 "perks": "\n".join(tier.perks or []),
+                "entry_reward_id": ""
+                if tier.entry_reward_id is None
+                else str(tier.entry_reward_id),
+                "birthday_points": ""
+                if tier.birthday_points is None
+                else str(tier.birthday_points),
             }
         )
     else:
@@ -465,3 +607,76 @@ def remove(tier_id: int):
         show_error(form, error)
         return _refused_removal(form, tier, error.status)
     return _applied(f"{name} removed.", _moved_since(last, tier_id))
+
+
+# --- the tier basis -------------------------------------------------------------------------
+
+
+def _basis_page(form: BasisForm, basis: str, moves: list, status: int = 200):
+    tiers = service.all_tiers(db.session())
+    moved = sum(m["members"] for m in moves)
+    answer = render_template(
+        "console/tiers/basis.html",
+        form=form,
+        basis=basis,
+        basis_before=_basis(),
+        moves=moves,
+        moved=moved,
+        unchanged=sum(members_per_tier().values()) - moved,
+        tiers=tiers,
+        currency=_currency(),
+        ladder=fingerprint(tiers),
+    )
+    return answer, status
+
+
+def _chosen_basis(form: BasisForm) -> str:
+    """The basis chosen, validated by the program's schema (ValidationError if not)."""
+    basis: str = ProgramUpdateSchema().load({"tier_basis": form.tier_basis.data})["tier_basis"]
+    return basis
+
+
+@bp.post("/basis/preview")
+@requires("program.edit")
+def preview_basis():
+    """Who a change of basis would move: `POST /v1/tiers/preview` with `tier_basis`."""
+    form = BasisForm()
+    if not form.validate_on_submit():
+        abort(400)
+    try:
+        basis = _chosen_basis(form)
+    except ValidationError:
+        abort(422)
+    moves = service.preview_basis(db.session(), basis)["moves"]
+    return _basis_page(form, basis, moves)
+
+
+@bp.post("/basis")
+@requires("program.edit")
+def update_basis():
+    """Apply a previewed basis: `PUT /v1/program {"tier_basis": ...}` (audited); refused with a
+    fresh preview when the tiers or the basis changed since the preview."""
+    form = BasisForm()
+    if not form.validate_on_submit():
+        abort(400)
+    try:
+        basis = _chosen_basis(form)
+    except ValidationError:
+        abort(422)
+    tiers = service.all_tiers(db.session())
+    if form.ladder.data != fingerprint(tiers) or form.basis_before.data != _basis():
+        form.form_errors.append(
+            "The tiers or their basis changed after this preview was made, so nothing was "
+            "applied. Here is the preview as things are now: check it, then apply again."
+        )
+        moves = service.preview_basis(db.session(), basis)["moves"]
+        return _basis_page(form, basis, moves, 409)
+    last = _last_change_id()
+    session = db.session()
+    update_program(session, {"tier_basis": basis}, lambda: money_in_currency(session, hooks()))
+    moved = db.session.execute(
+        select(func.count()).where(
+            TierChange.id > last, TierChange.source_id == "program:tier_basis"
+        )
+    ).scalar_one()
+    return _applied(f"Tiers now count {BASIS_NAMES[basis].lower()}.", moved)

@@ -5,7 +5,8 @@ The core never imports a domain: order events reach rewards, gift cards and refe
 `order_handlers`; a domain adds fields to the member view through `member_view`, and learns of
 new members through `member_enrolled`. Reward codes that are issued or end (canceled, expired,
 used) are announced through `reward_code_issued` and `reward_codes_ended`, so a store connector
-can mirror them on the store platform from the same transaction.
+can mirror them on the store platform from the same transaction. A tier's entry reward is
+issued by the catalog through `tier_reached`, and checked against it through `reward_name`.
 
 Each plug point has a Protocol below saying what is called, with what, and what it returns.
 """
@@ -109,6 +110,23 @@ class RewardCodePlatform(Protocol):
     def __call__(self, session: Session, code_ids: list[int], /) -> Mapping[int, Any]: ...
 
 
+class TierReached(Protocol):
+    """Issue the code of catalog reward `reward_id` to a member who has just reached a tier
+    (`entry_id`: the `TierEntry` row that records it, the code's source): the code's id, or
+    None when the reward is retired."""
+
+    def __call__(
+        self, session: Session, member: Member, reward_id: int, entry_id: int, /
+    ) -> int | None: ...
+
+
+class RewardName(Protocol):
+    """The name of catalog reward `reward_id`; None when there is no such reward (or it is
+    retired)."""
+
+    def __call__(self, session: Session, reward_id: int, /) -> str | None: ...
+
+
 # --- the shopper's widget (/v1/me) ------------------------------------------------------------
 
 
@@ -172,6 +190,13 @@ class MoneyInCurrency(Protocol):
     """Whether the domain holds money in the program currency (it can't change then)."""
 
     def __call__(self, session: Session, /) -> bool: ...
+
+
+class ProgramUpdated(Protocol):
+    """Called in the transaction that changed the program's settings (flushed), with the
+    settings as they were (`ProgramSchema`'s JSON)."""
+
+    def __call__(self, session: Session, before: dict[str, Any], /) -> None: ...
 
 
 class Job(Protocol):
@@ -238,11 +263,15 @@ class Hooks:
     reward_codes_ended: list[RewardCodesEnded] = field(default_factory=list)
     # None when no connector sets it
     reward_code_platform: RewardCodePlatform | None = None
+    # A tier's entry reward (the catalog); None: tiers offer none
+    tier_reached: TierReached | None = None
+    reward_name: RewardName | None = None
     # name -> job, in the order `run-due` runs them (`loyalty.wiring.JOBS`)
     jobs: dict[str, Job] = field(default_factory=dict)
     # in the order they run (`loyalty.wiring.DEMO_SEEDS`)
     demo_seed: list[DemoSeed] = field(default_factory=list)
     money_in_currency: list[MoneyInCurrency] = field(default_factory=list)
+    program_updated: list[ProgramUpdated] = field(default_factory=list)
     # the domains' own balances, checked by `verify-ledger` after the members'
     ledger_checks: list[LedgerCheck] = field(default_factory=list)
     # What the shopper's widget (/v1/me) shows from the domains; None until a domain sets it.

@@ -92,6 +92,7 @@ def init_app(app: Flask) -> Hooks:
     hooks.member_enrolled.append(earning_rules.signup_bonus)  # sign-up points, before the domains'
     hooks.member_erased.append(actions.forget_details)  # what the store sent with their actions
     hooks.member_export["actions"] = actions.export
+    hooks.program_updated.append(tiers.reevaluate_basis)  # a new tier basis moves members
     rewards.catalog.init_app(app, hooks)  # erasure, export, cohorts, the widget's catalog
     referrals.init_app(app, hooks)  # share codes, erasure, export, cohorts, the widget's referrals
     rewards.giftcards.init_app(app, hooks)  # currency lock, erasure, export

@@ -102,7 +102,14 @@ def test_view_of_a_member_in_a_higher_tier_with_spend_in_two_periods(
             "ends_at": datetime(y + 2, 1, 1, tzinfo=UTC).isoformat(),
         },
         "qualifying_spend": 5_000,
-        "next_tier": {"name": "Rouge", "threshold": 100_000, "remaining_spend": 95_000},
+        "tier_basis": "spend",
+        "qualifying_value": 5_000,
+        "next_tier": {
+            "name": "Rouge",
+            "threshold": 100_000,
+            "remaining": 95_000,
+            "remaining_spend": 95_000,
+        },
         "referral": {"code": code, "url": f"{app.config['LOYALTY_PUBLIC_URL']}/r/{code}"},
     }
     # The widget shows the same member view, with the program's currency.
@@ -134,7 +141,12 @@ def test_a_member_without_a_tier_shows_the_base_tier(client, admin, storefront, 
         None,
     )
     assert view["qualifying_spend"] == 0
-    assert view["next_tier"] == {"name": "VIB", "threshold": 35_000, "remaining_spend": 35_000}
+    assert view["next_tier"] == {
+        "name": "VIB",
+        "threshold": 35_000,
+        "remaining": 35_000,
+        "remaining_spend": 35_000,
+    }
 
 
 def test_the_top_tier_has_no_next_tier(client, admin, storefront):

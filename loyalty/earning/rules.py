@@ -30,8 +30,9 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, exists, insert, literal, or_, select, union_all, update
+from sqlalchemy import and_, exists, func, insert, literal, or_, select, union_all, update
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import Subquery
 
 from loyalty import cache, ledger
@@ -351,12 +352,21 @@ def award_birthdays(
 
     Per range and rule: lock the members, add the points to the balances of those due, insert
     their entries. "Due" = birthday within the look-back window and no entry of this rule for
-    that birthday year yet, so a re-run (or a late run) gives nothing twice."""
+    that birthday year yet, so a re-run (or a late run) gives nothing twice.
+
+    A tier's `birthday_points` replaces the rule's points for the members of that tier (0:
+    none for them): the rule (its window, its tier conditions) still decides who is due, the
+    tier how much — the same two statements per rule, once per overriding tier."""
     program = get_program(session)
     today = now.astimezone(ZoneInfo(program.timezone)).date()
     rules = live_rules(session, ("birthday",), now)
     if not rules:
         return 0
+    overriding = list(
+        session.scalars(select(Tier).where(Tier.birthday_points.is_not(None)).order_by(Tier.id))
+    )
+    base_id = select(Tier.id).where(Tier.threshold == 0).scalar_subquery()
+    member_tier = func.coalesce(Member.tier_id, base_id)
     days = _birthday_days(today, BIRTHDAY_LOOKBACK_DAYS)
     awarded = 0
     for low, high in in_ranges(session, batch_size, progress):
@@ -369,54 +379,87 @@ def award_birthdays(
             members = [Member.id.between(low, high), Member.erased_at.is_(None)]
             if rule.tier_links:
                 members.append(Member.tier_id.in_(rule.tier_ids))
-            not_given = ~exists().where(
-                LedgerEntry.member_id == Member.id,
-                LedgerEntry.source_type == BIRTHDAY_SOURCE,
-                LedgerEntry.source_id == days.c.year,
-                LedgerEntry.rule_id == rule.id,
-            )
-            due = exists().where(days.c.mmdd == Member.birthday, not_given)
-            # Each due member gets exactly one entry below: this count is the awards made.
-            result = session.execute(
-                update(Member)
-                .where(*members, due)
-                .values(
-                    points_available=Member.points_available + rule.points,
-                    points_lifetime=Member.points_lifetime + rule.points,
-                ),
-                execution_options={"synchronize_session": False},
-            )
             detail = {"rule": rule.name, "trigger": "birthday"}
-            awarded += rowcount(result)
-            session.execute(
-                insert(LedgerEntry).from_select(
-                    [
-                        "member_id",
-                        "kind",
-                        "points",
-                        "state",
-                        "source_type",
-                        "source_id",
-                        "rule_id",
-                        "detail",
-                        "occurred_at",
-                        "created_at",
-                    ],
-                    select(
-                        Member.id,
-                        literal("bonus"),
-                        literal(rule.points),
-                        literal(AVAILABLE),
-                        literal(BIRTHDAY_SOURCE),
-                        days.c.year,
-                        literal(rule.id),
-                        literal(detail, JSONType),
-                        literal(now, UTCDateTime()),
-                        literal(utcnow(), UTCDateTime()),
+            # (points, the entries' detail, which members) — the rule's own, then each tier's
+            groups = [
+                (rule.points, detail, member_tier.not_in([t.id for t in overriding]))
+            ] + [
+                (tier.birthday_points, {**detail, "tier": tier.name,
+                                        "tier_birthday_points": tier.birthday_points},
+                 member_tier == tier.id)
+                for tier in overriding
+            ]  # fmt: skip
+            for points, entry_detail, who in groups:
+                if points:
+                    awarded += _award_birthday(
+                        session, rule, points, entry_detail, [*members, who], days, now
                     )
-                    .select_from(Member)
-                    .join(days, and_(days.c.mmdd == Member.birthday))
-                    .where(*members, not_given),
-                )  # fmt: skip
-            )
     return awarded
+
+
+def _award_birthday(
+    session: Session,
+    rule: EarningRule,
+    points: int,
+    detail: dict,
+    members: list[ColumnElement[bool]],
+    days: Subquery,
+    now: datetime,
+) -> int:
+    """`points` to the members (of `members`) due a birthday bonus of `rule`: their balances,
+    then their entries; how many."""
+    # Correlated by hand: inside `due` below, the enclosing FROM is the birthdays, not the
+    # members (auto-correlation would count every member's entries).
+    not_given = ~(
+        exists()
+        .where(
+            LedgerEntry.member_id == Member.id,
+            LedgerEntry.source_type == BIRTHDAY_SOURCE,
+            LedgerEntry.source_id == days.c.year,
+            LedgerEntry.rule_id == rule.id,
+        )
+        .correlate_except(LedgerEntry)
+    )
+    due = exists().where(days.c.mmdd == Member.birthday, not_given)
+    # Each due member gets exactly one entry below: this count is the awards made.
+    result = session.execute(
+        update(Member)
+        .where(*members, due)
+        .values(
+            points_available=Member.points_available + points,
+            points_lifetime=Member.points_lifetime + points,
+        ),
+        execution_options={"synchronize_session": False},
+    )
+    session.execute(
+        insert(LedgerEntry).from_select(
+            [
+                "member_id",
+                "kind",
+                "points",
+                "state",
+                "source_type",
+                "source_id",
+                "rule_id",
+                "detail",
+                "occurred_at",
+                "created_at",
+            ],
+            select(
+                Member.id,
+                literal("bonus"),
+                literal(points),
+                literal(AVAILABLE),
+                literal(BIRTHDAY_SOURCE),
+                days.c.year,
+                literal(rule.id),
+                literal(detail, JSONType),
+                literal(now, UTCDateTime()),
+                literal(utcnow(), UTCDateTime()),
+            )
+            .select_from(Member)
+            .join(days, and_(days.c.mmdd == Member.birthday))
+            .where(*members, not_given),
+        )  # fmt: skip
+    )
+    return rowcount(result)

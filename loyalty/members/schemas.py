@@ -52,8 +52,11 @@ class NextTierSchema(StrictSchema):
     """A `tiers.service.NextTier`."""
 
     name = fields.String()
-    threshold = fields.Integer()
-    remaining_spend = fields.Integer()
+    threshold = fields.Integer(metadata={"description": "in the unit of `tier_basis`"})
+    remaining = fields.Integer(metadata={"description": "left to reach it, in that unit"})
+    remaining_spend = fields.Integer(
+        allow_none=True, metadata={"description": "`remaining` when the basis is spend, else null"}
+    )
 
 
 class ReferralViewSchema(StrictSchema):
@@ -73,6 +76,14 @@ class MemberSchema(StrictSchema):
     points = Itself(PointsSchema)
     tier = fields.Nested(TierViewSchema, attribute="standing.tier")
     qualifying_spend = fields.Integer(attribute="standing.qualifying_spend")
+    tier_basis = fields.String(
+        attribute="standing.tier_basis",
+        metadata={"description": "what tiers count: spend, points or orders"},
+    )
+    qualifying_value = fields.Integer(
+        attribute="standing.qualifying_value",
+        metadata={"description": "this period's spend, points earned or paid orders"},
+    )
     next_tier = fields.Nested(NextTierSchema, attribute="standing.next_tier", allow_none=True)
     referral = fields.Nested(ReferralViewSchema, allow_none=True)
 

@@ -29,6 +29,7 @@ class Program(Base):
             "checkout_max_share_of_cart BETWEEN 1 AND 100", name="checkout_max_share_of_cart"
         ),
         CheckConstraint("checkout_code_valid_hours > 0", name="checkout_code_valid_hours_positive"),
+        CheckConstraint("tier_basis IN ('spend', 'points', 'orders')", name="tier_basis"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -38,6 +39,8 @@ class Program(Base):
     pending_days: Mapped[int] = mapped_column(Integer, default=30)
     expiry_inactive_days: Mapped[int | None] = mapped_column(Integer)
     qualifying_period: Mapped[str] = mapped_column(String(16), default="calendar_year")
+    # What tier thresholds count: spend (minor units), points earned, or paid orders.
+    tier_basis: Mapped[str] = mapped_column(String(8), default="spend")
     auto_enroll: Mapped[bool] = mapped_column(default=True)
     widget_origins: Mapped[list] = mapped_column(JSONType, default=list)
     # Points at checkout (`checkout_points` in the API): a shopper turns points into an

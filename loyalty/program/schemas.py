@@ -56,6 +56,15 @@ class ProgramSchema(StrictSchema):
     qualifying_period = fields.String(
         required=True, validate=validate.OneOf(["calendar_year", "rolling_365"])
     )
+    tier_basis = fields.String(
+        required=True,
+        validate=validate.OneOf(["spend", "points", "orders"]),
+        metadata={
+            "description": "What tier thresholds count in the qualifying period: eligible spend"
+            " (minor units), points earned by orders net of reversals, or paid orders not"
+            " refunded in full. A change re-evaluates every member's tier at once."
+        },
+    )
     auto_enroll = StrictBoolean(required=True)
     widget_origins = fields.List(
         fields.String(validate=validate.Regexp(r"^https?://[^/\s]+$")),

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 from loyalty import cache
 from loyalty.audit import record_change
 from loyalty.errors import Conflict, CurrencyMismatch, ValidationFailed
-from loyalty.hooks import Hooks
+from loyalty.hooks import Hooks, hooks
 from loyalty.orders.models import Order
 from loyalty.program.models import CHECKOUT_POINTS_COLUMNS, PROGRAM_ID, Program
 from loyalty.program.schemas import ProgramSchema
@@ -40,6 +40,7 @@ class ProgramSettings:
     pending_days: int
     expiry_inactive_days: int | None
     qualifying_period: str
+    tier_basis: str
     auto_enroll: bool
     widget_origins: tuple[str, ...]
     updated_at: datetime
@@ -53,7 +54,7 @@ def program_settings(session: Session) -> ProgramSettings:
         p = get_program(session)
         return ProgramSettings(
             p.id, p.currency, p.timezone, p.points_per_unit, p.pending_days,
-            p.expiry_inactive_days, p.qualifying_period, p.auto_enroll,
+            p.expiry_inactive_days, p.qualifying_period, p.tier_basis, p.auto_enroll,
             tuple(p.widget_origins or ()), p.updated_at,
         )  # fmt: skip
 
@@ -83,7 +84,9 @@ def money_in_currency(session: Session, hooks: Hooks) -> bool:
 
 
 def update_program(session: Session, changes: dict, has_activity: Callable[[], bool]) -> Program:
-    """Change the program's settings (audited as the API shows them)."""
+    """Change the program's settings (audited as the API shows them), then tell the domains
+    that follow them (`hooks.program_updated`: a change of tier basis moves members), in the
+    same transaction."""
     before = ProgramSchema().dump(get_program(session))
     program = get_program(session, for_update=True)
     if "currency" in changes and changes["currency"] != program.currency and has_activity():
@@ -100,4 +103,6 @@ def update_program(session: Session, changes: dict, has_activity: Callable[[], b
         setattr(program, name, value)
     session.flush()
     record_change(session, "program.update", "program", "1", before, ProgramSchema().dump(program))
+    for updated in hooks().program_updated:
+        updated(session, before)
     return program

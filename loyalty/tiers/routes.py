@@ -41,7 +41,7 @@ class TierPreview(MethodView):
     @blp.response(200, PreviewResultSchema)
     def post(self, data):
         """How many members would move between which tiers under this list; changes nothing."""
-        return service.preview(db.session, data["tiers"])
+        return service.preview(db.session, data["tiers"], basis=data.get("tier_basis"))
 
 
 @blp.route("/tiers/<int32:tier_id>")

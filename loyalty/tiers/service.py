@@ -2,9 +2,13 @@
 
 The model in one sentence: every qualifying period of a member is a `TierSpend` row that
 counts toward the tier from its start until the end of the *next* period (`keeps_until`), so
-a member's tier at any moment is the tier of the largest spend among their live rows:
+a member's tier at any moment is the tier of the largest value among their live rows:
 
-    tier(member, now) = tier_for(max(spend) over rows with starts_at <= now < keeps_until)
+    tier(member, now) = tier_for(max(value) over rows with starts_at <= now < keeps_until)
+
+where the value is the row's spend, points or orders, as the program's `tier_basis` says
+(read by the same statement, so a change of basis is in force for the next event; "spend"
+below stands for whichever it is).
 
 That single formula gives "the higher of the tier reached this period and the tier retained
 from the previous one", lets refunds lower this period's tier but never below the retained
@@ -52,18 +56,22 @@ from loyalty.dates import iso
 from loyalty.earning.models import EarningRuleTier
 from loyalty.errors import Conflict, NotFound, ValidationFailed
 from loyalty.fastsql import fast
+from loyalty.hooks import hooks
 from loyalty.jobs import Progress, in_ranges, lock_members
 from loyalty.members.models import Member
 from loyalty.paging import Page, page_by_id
-from loyalty.program.models import Program
-from loyalty.program.service import ProgramSettings
-from loyalty.tiers.models import Tier, TierChange, TierSpend
+from loyalty.program.models import PROGRAM_ID, Program
+from loyalty.program.service import ProgramSettings, program_settings
+from loyalty.tiers.models import Tier, TierChange, TierEntry, TierSpend
 from loyalty.types import MAX_RUNNING_TOTAL, UTCDateTime, utcnow
 
 if TYPE_CHECKING:  # the order flow imports this module (members enrol at the base tier)
     from loyalty.orders.service import OrderEventContext
 
 ROLLING_DAYS = 365
+# What tier thresholds count (`program.tier_basis`), and the column of `TierSpend` of each.
+BASES = ("spend", "points", "orders")
+_BASIS_COLUMNS = {"spend": "spend", "points": "points", "orders": "paid_orders"}
 
 
 @dataclass(frozen=True)
@@ -71,6 +79,21 @@ class Period:
     starts_at: datetime
     ends_at: datetime
     keeps_until: datetime  # the end of the following period: how long a status reached lasts
+
+
+def basis_value(columns: Any, basis: str | None = None) -> ColumnElement[Any]:
+    """The value the tier formula counts, from `columns` (anything with `spend`, `points` and
+    `paid_orders`): the column of `basis`, or (None) of the program's `tier_basis`,
+    read by the statement itself."""
+    if basis is not None:
+        value: ColumnElement[Any] = getattr(columns, _BASIS_COLUMNS[basis])
+        return value
+    program_basis = select(Program.tier_basis).where(Program.id == PROGRAM_ID).scalar_subquery()
+    return case(
+        (program_basis == "points", columns.points),
+        (program_basis == "orders", columns.paid_orders),
+        else_=columns.spend,
+    )
 
 
 # --- reading tiers --------------------------------------------------------------------------
@@ -119,22 +142,35 @@ def period_for(program: Program | ProgramSettings, member: Member, at: datetime)
     return Period(new_year(year), new_year(year + 1), new_year(year + 2))
 
 
+@dataclass(frozen=True)
+class Counted:
+    """What one order event moves in its period: eligible spend (minor units), points earned
+    net of reversals, and paid orders — all rises (a paid order) or all falls (a refund)."""
+
+    spend: int
+    points: int = 0
+    orders: int = 0
+
+
 def add_spend(
-    session: Session, member_id: int, period: Period, delta: int, now: datetime
+    session: Session, member_id: int, period: Period, delta: Counted, now: datetime
 ) -> tuple[int, int] | None:
-    """Move a period's spend by `delta` and evaluate the tier formula at `now`: one statement.
+    """Move a period's spend, points and orders by `delta` and evaluate the tier formula at
+    `now`: one statement.
 
     A rise is an upsert (INSERT ... ON CONFLICT DO UPDATE; the primary key is the member and the
     period's start), a fall a relative UPDATE; both RETURN, after the change, the member's
-    largest live spend and the id of the tier it earns — the formula of the module docstring,
-    read against the tiers as committed (the caller holds the member's row lock, which tier
-    configuration changes take too). None when there is no such period to lower. A rise that
-    would take the period's spend past `MAX_RUNNING_TOTAL` changes nothing: a 422.
+    largest live value (in the program's basis) and the id of the tier it earns — the formula
+    of the module docstring, read against the tiers and the basis as committed (the caller
+    holds the member's row lock, which tier configuration changes take too). None when there
+    is no such period to lower. A rise that would take the period's spend past
+    `MAX_RUNNING_TOTAL` changes nothing: a 422.
     """
+    rise = delta.spend > 0 or delta.points > 0 or delta.orders > 0
     dialect = session.get_bind().dialect.name
-    statement = _SPEND_STATEMENTS.get((dialect, delta > 0))
+    statement = _SPEND_STATEMENTS.get((dialect, rise))
     if statement is None:
-        statement = _SPEND_STATEMENTS[dialect, delta > 0] = _spend_statement(dialect, delta > 0)
+        statement = _SPEND_STATEMENTS[dialect, rise] = _spend_statement(dialect, rise)
     # On the connection: nothing the ORM holds pending bears on these rows, and leaving it
     # pending lets the event's last flush write each row once.
     row = fast(statement).first(
@@ -144,14 +180,16 @@ def add_spend(
             "period_starts_at": period.starts_at,
             "period_ends_at": period.ends_at,
             "period_keeps_until": period.keeps_until,
-            "delta": delta,
+            "delta": delta.spend,
+            "points_delta": delta.points,
+            "orders_delta": delta.orders,
             "now": now,
-            **({"headroom": MAX_RUNNING_TOTAL - delta} if delta > 0 else {}),
+            **({"headroom": MAX_RUNNING_TOTAL - delta.spend} if rise else {}),
         },
     )
-    if row is None and delta > 0:
+    if row is None and rise:
         raise ValidationFailed(
-            f"{delta} more would take this member's qualifying spend for the period past"
+            f"{delta.spend} more would take this member's qualifying spend for the period past"
             f" {MAX_RUNNING_TOTAL}.",
             errors={"order": [f"Qualifying spend stays at or below {MAX_RUNNING_TOTAL}."]},
         )
@@ -161,25 +199,36 @@ def add_spend(
 _SPEND_STATEMENTS: dict = {}  # (dialect, rise) -> the statement, built once with parameters
 
 
+@dataclass(frozen=True)
+class _Columns:
+    """A row's three values by name, for `basis_value`."""
+
+    spend: ColumnElement[Any]
+    points: ColumnElement[Any]
+    paid_orders: ColumnElement[Any]
+
+
 def _spend_statement(dialect: str, rise: bool) -> ReturningUpdate | ReturningInsert:
     table = TierSpend.__table__
     member_id = bindparam("spender_id", type_=BigInteger())
     starts = bindparam("period_starts_at", type_=UTCDateTime())
     delta = bindparam("delta", type_=BigInteger())
+    points_delta = bindparam("points_delta", type_=BigInteger())
+    orders_delta = bindparam("orders_delta", type_=BigInteger())
     at = bindparam("now", type_=UTCDateTime())
     # This row after the change, if it is live at `now` (named by hand: SQLAlchemy does not
     # correlate a RETURNING clause's subqueries with the statement's table) ...
     starts_at: ColumnClause[Any]
     keeps_until: ColumnClause[Any]
-    spend: ColumnClause[Any]
-    starts_at, keeps_until, spend = (
-        literal_column(f"{table.name}.{name}") for name in ("starts_at", "keeps_until", "spend")
+    starts_at, keeps_until = (
+        literal_column(f"{table.name}.{name}") for name in ("starts_at", "keeps_until")
     )
-    this_row = case((and_(starts_at <= at, keeps_until > at), spend), else_=0)
+    row = _Columns(*(literal_column(f"{table.name}.{name}") for name in _BASIS_COLUMNS.values()))
+    this_row = case((and_(starts_at <= at, keeps_until > at), basis_value(row)), else_=0)
     # ... and the member's other live rows, which the statement does not touch.
     other = table.alias("other")
     others = (
-        select(func.max(other.c.spend))
+        select(func.max(basis_value(other.c)))
         .where(
             other.c.member_id == member_id,
             other.c.starts_at != starts,
@@ -202,7 +251,11 @@ def _spend_statement(dialect: str, rise: bool) -> ReturningUpdate | ReturningIns
         return (
             update(table)
             .where(table.c.member_id == member_id, table.c.starts_at == starts)
-            .values(spend=table.c.spend + delta)
+            .values(
+                spend=table.c.spend + delta,
+                points=table.c.points + points_delta,
+                paid_orders=table.c.paid_orders + orders_delta,
+            )
             .returning(*returning)
         )
     insert_ = postgresql_insert if dialect == "postgresql" else sqlite_insert
@@ -212,10 +265,16 @@ def _spend_statement(dialect: str, rise: bool) -> ReturningUpdate | ReturningIns
         ends_at=bindparam("period_ends_at", type_=UTCDateTime()),
         keeps_until=bindparam("period_keeps_until", type_=UTCDateTime()),
         spend=delta,
+        points=points_delta,
+        paid_orders=orders_delta,
     )
     return statement.on_conflict_do_update(
         index_elements=[table.c.member_id, table.c.starts_at],
-        set_={"spend": table.c.spend + statement.excluded.spend},
+        set_={
+            "spend": table.c.spend + statement.excluded.spend,
+            "points": table.c.points + statement.excluded.points,
+            "paid_orders": table.c.paid_orders + statement.excluded.paid_orders,
+        },
         # Compared with the limit less the rise, so that the test itself cannot overflow.
         where=table.c.spend <= bindparam("headroom", type_=BigInteger()),
     ).returning(*returning)
@@ -255,11 +314,15 @@ def proposed_bands(proposed: list[dict]) -> Subquery:
     return union_all(*rows).subquery("bands")
 
 
-def live_spend(now: datetime, *conditions: ColumnElement[bool]) -> Subquery:
-    """Per member, the largest spend among rows still counting toward the tier at `now`."""
+def live_spend(
+    now: datetime, *conditions: ColumnElement[bool], basis: str | None = None
+) -> Subquery:
+    """Per member, the largest value (in `basis`, by default the program's) among rows still
+    counting toward the tier at `now`."""
     at = literal(now, UTCDateTime())
+    value = basis_value(TierSpend, basis)
     return (
-        select(TierSpend.member_id.label("member_id"), func.max(TierSpend.spend).label("spend"))
+        select(TierSpend.member_id.label("member_id"), func.max(value).label("spend"))
         .where(TierSpend.starts_at <= at, TierSpend.keeps_until > at, *conditions)
         .group_by(TierSpend.member_id)
         .subquery("live")
@@ -282,9 +345,10 @@ def tier_targets(
     bands: Subquery,
     member_conditions: list[ColumnElement[bool]],
     spend_conditions: list[ColumnElement[bool]],
+    basis: str | None = None,
 ) -> Subquery:
     """Per member: the materialized tier and the tier the formula gives at `now`."""
-    live = live_spend(now, *spend_conditions)
+    live = live_spend(now, *spend_conditions, basis=basis)
     spend = func.coalesce(live.c.spend, 0)
     return (
         select(
@@ -360,7 +424,9 @@ def apply_tiers(
     )
     # Core execution (not the ORM's bulk path) so the INSERT reports how many it recorded.
     connection = session.connection().execution_options(preserve_rowcount=True)
-    if webhooks.subscribed(session, "tier.changed") or email.enabled():
+    change_ids: Sequence[int] = ()
+    entry_rewards = _entry_rewards_offered(session)
+    if webhooks.subscribed(session, "tier.changed") or email.enabled() or entry_rewards:
         change_ids = connection.execute(record.returning(TierChange.id)).scalars().all()
         _emit_tier_changes(session, change_ids, now)
         recorded = len(change_ids)
@@ -378,6 +444,8 @@ def apply_tiers(
     for obj in list(session.identity_map.values()):
         if isinstance(obj, Member):
             session.expire(obj, ["tier_id"])
+    if entry_rewards:
+        _give_entry_rewards_for(session, change_ids, now)
     return recorded
 
 
@@ -401,8 +469,10 @@ def _change_tier(
     now: datetime,
     reason: str,
     source_id: str | None,
+    period: Period | None = None,
 ) -> TierChange:
-    """Record and apply one member's move to tier `to_id` (the caller holds the row lock)."""
+    """Record and apply one member's move to tier `to_id` (the caller holds the row lock);
+    `period`: the qualifying period whose value moved them (default: the one of `now`)."""
     old = session.get(Tier, member.tier_id) if member.tier_id is not None else None
     new = session.get_one(Tier, to_id)
     change = TierChange(
@@ -421,6 +491,9 @@ def _change_tier(
     member.tier_id = to_id
     session.flush()
     webhooks.emit(session, "tier.changed", tier_change_event(change, member.customer_id))
+    if change.direction == "upgrade" and new.entry_reward_id is not None:
+        give_entry_reward(session, member, new, period or _period_now(session, member, now),
+                          change.id)  # fmt: skip
     if change.direction == "upgrade" and email.enabled():
         session.refresh(member, ["points_available"])
         data = {
@@ -431,6 +504,82 @@ def _change_tier(
         }
         email.queue(session, member, "tier_reached", data, dedupe_key=f"tier_reached:{change.id}")
     return change
+
+
+# --- entry rewards --------------------------------------------------------------------------
+
+
+def _entry_rewards_offered(session: Session) -> bool:
+    offered = select(Tier.id).where(Tier.entry_reward_id.is_not(None)).limit(1)
+    return session.scalar(offered) is not None
+
+
+def _period_now(session: Session, member: Member, now: datetime) -> Period:
+    return period_for(program_settings(session), member, now)
+
+
+def give_entry_reward(
+    session: Session, member: Member, tier: Tier, period: Period, change_id: int | None = None
+) -> TierEntry | None:
+    """The tier's entry reward for a member who has just reached it: a reward code, issued by
+    the catalog (`hooks.tier_reached`), at most once per member, tier and qualifying period
+    — the period whose activity got them there: an order's own period (a late event for last
+    year counts there, as its spend does), or the current one for moves made by a change of
+    tiers or basis.
+
+    The (member, tier, period) row is inserted first with ON CONFLICT DO NOTHING: whoever
+    inserts it issues the code; anyone else — a drop and a new upgrade in the same period, or
+    a concurrent transaction that reached the tier too (it waits for the first to commit) —
+    finds it and issues nothing. None when nothing was issued."""
+    issue = hooks().tier_reached
+    if tier.entry_reward_id is None or issue is None:
+        return None
+    dialect = session.get_bind().dialect.name
+    insert_ = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    statement = (
+        insert_(TierEntry)
+        .values(
+            member_id=member.id,
+            tier_id=tier.id,
+            tier_name=tier.name,
+            period_starts_at=period.starts_at,
+            reward_id=tier.entry_reward_id,
+            tier_change_id=change_id,
+            created_at=utcnow(),
+        )
+        .on_conflict_do_nothing(
+            index_elements=[TierEntry.member_id, TierEntry.tier_id, TierEntry.period_starts_at]
+        )
+        .returning(TierEntry.id)
+    )
+    entry_id = session.execute(statement).scalar()
+    if entry_id is None:
+        return None
+    entry = session.get_one(TierEntry, entry_id)
+    entry.reward_code_id = issue(session, member, tier.entry_reward_id, entry.id)
+    session.flush()
+    return entry
+
+
+def _give_entry_rewards_for(session: Session, change_ids: Sequence[int], now: datetime) -> None:
+    """Entry rewards for the upgrades among changes recorded set-based (a tier added or moved,
+    the basis changed): member by member, each code being a row of its own."""
+    if not change_ids:
+        return
+    rows = session.execute(
+        select(Member, Tier, TierChange.id)
+        .join(TierChange, TierChange.member_id == Member.id)
+        .join(Tier, Tier.id == TierChange.to_tier_id)
+        .where(
+            TierChange.id.in_(change_ids),
+            TierChange.direction == "upgrade",
+            Tier.entry_reward_id.is_not(None),
+            Member.erased_at.is_(None),
+        )
+        .order_by(TierChange.id)
+    ).all()
+    for member, tier, change_id in rows:
+        give_entry_reward(session, member, tier, _period_now(session, member, now), change_id)
 
 
 def tier_change_event(change: TierChange, customer_id: str | None) -> dict:
@@ -493,8 +642,10 @@ def tier_changes(session: Session, member: Member, limit: int, cursor: str | Non
 
 
 class TierQualification:
-    """Order handler, after earning: count eligible spend in the order's period, re-evaluate
-    the tier (so an upgrade applies from the next event on), and undo spend on refunds.
+    """Order handler, after earning: count the order in its period (eligible spend, the points
+    it earned, one paid order), re-evaluate the tier (so an upgrade applies from the next
+    event on), and undo them on refunds: the refunded spend, the points the refund reversed,
+    and the order itself once it is refunded in full.
 
     One statement per event when the tier stays (the spend change, which also evaluates the
     formula); a change of tier adds its record. The order's `detail` is left to the event's
@@ -515,7 +666,8 @@ class TierQualification:
                 "amount": order.eligible_amount,
             },
         }
-        self._apply(ctx, member, period, order.eligible_amount, "order", order.order_id)
+        counted = Counted(order.eligible_amount, order.points_awarded, 1)
+        self._apply(ctx, member, period, counted, "order", order.order_id)
 
     def refunded(self, ctx: "OrderEventContext") -> None:
         member, order = ctx.member, ctx.order
@@ -528,14 +680,19 @@ class TierQualification:
             datetime.fromisoformat(counted["keeps_until"]),
         )
         source_id = f"{order.order_id}/{ctx.refund.refund_id}"
-        self._apply(ctx, member, period, -ctx.refund_amount, "refund", source_id)
+        # `refunded_amount` includes this refund: the order stops counting as it reaches the
+        # whole eligible amount, which happens on exactly one refund.
+        in_full = order.refunded_amount >= order.eligible_amount
+        reversed_points = ctx.refund.points_reversed or 0
+        delta = Counted(-ctx.refund_amount, -reversed_points, -1 if in_full else 0)
+        self._apply(ctx, member, period, delta, "refund", source_id)
 
     @staticmethod
     def _apply(
         ctx: "OrderEventContext",
         member: Member,
         period: Period,
-        delta: int,
+        delta: Counted,
         reason: str,
         source_id: str,
     ) -> None:
@@ -549,7 +706,7 @@ class TierQualification:
             return  # the formula gives the tier the member holds: nothing to record
         else:
             change = _change_tier(ctx.session, member, result[1], result[0], now, reason,
-                                  source_id)  # fmt: skip
+                                  source_id, period)  # fmt: skip
         if change is not None:
             ctx.effects.append(
                 {
@@ -573,9 +730,10 @@ def with_standing(query: Select, now: datetime | BindParameter[datetime]) -> Sel
     - the tier: the materialized `members.tier_id`, or the base tier (threshold 0) without one;
     - the next tier up: the lowest threshold above the tier's;
     - this period's qualifying spend: the largest spend among rows whose own period contains
-      `now` (0 without one);
+      `now` (0 without one), and the same for the value in the program's basis (its spend,
+      points or orders), with the basis;
     - how long the status lasts: the latest `keeps_until` among periods (started by `now`)
-      whose spend reaches the tier — none for the base tier. If the period close has not run
+      whose value reaches the tier — none for the base tier. If the period close has not run
       yet, that date may already be past: it says so truthfully.
 
     `now` is a datetime or a bind parameter (typed `UTCDateTime`).
@@ -588,14 +746,19 @@ def with_standing(query: Select, now: datetime | BindParameter[datetime]) -> Sel
         select(func.min(Tier.threshold)).where(Tier.threshold > tier.threshold).scalar_subquery()
     )
     started = [TierSpend.member_id == Member.id, TierSpend.starts_at <= now]
+    value = basis_value(TierSpend)
     this_period = (
         select(func.max(TierSpend.spend)).where(*started, TierSpend.ends_at > now).scalar_subquery()
     )
+    this_period_value = (
+        select(func.max(value)).where(*started, TierSpend.ends_at > now).scalar_subquery()
+    )
     kept_until = (
         select(func.max(TierSpend.keeps_until))
-        .where(*started, TierSpend.spend >= tier.threshold)
+        .where(*started, value >= tier.threshold)
         .scalar_subquery()
     )
+    program_basis = select(Program.tier_basis).where(Program.id == PROGRAM_ID).scalar_subquery()
     return (
         query.join_from(Member, tier, tier.id == func.coalesce(Member.tier_id, base_id))
         .outerjoin_from(tier, higher, higher.threshold == next_threshold)
@@ -606,6 +769,8 @@ def with_standing(query: Select, now: datetime | BindParameter[datetime]) -> Sel
             tier.perks.label("standing_tier_perks"),
             case((tier.threshold > 0, kept_until), else_=null()).label("standing_ends_at"),
             func.coalesce(this_period, 0).label("standing_spend"),
+            program_basis.label("standing_basis"),
+            func.coalesce(this_period_value, 0).label("standing_value"),
             higher.name.label("standing_next_name"),
             higher.threshold.label("standing_next_threshold"),
         )
@@ -629,22 +794,32 @@ class NextTier:
 
     name: str
     threshold: int
-    remaining_spend: int
+    remaining: int  # in the unit of the program's basis
+    remaining_spend: int | None  # the same when the basis is spend, else None
 
 
 @dataclass(frozen=True)
 class Standing:
-    """A member's `tier`, `qualifying_spend` and `next_tier` (None at the top tier)."""
+    """A member's `tier`, `qualifying_spend`, `tier_basis` with `qualifying_value` (this
+    period's spend, points or orders) and `next_tier` (None at the top tier)."""
 
     tier: TierStanding
     qualifying_spend: int
+    tier_basis: str
+    qualifying_value: int
     next_tier: NextTier | None
+
+
+def _next_tier(name: str, threshold: int | None, basis: str, value: int) -> NextTier | None:
+    if threshold is None:
+        return None
+    remaining = max(0, threshold - value)
+    return NextTier(name, threshold, remaining, remaining if basis == "spend" else None)
 
 
 def standing_of(row: Any) -> Standing:
     """The member's standing from a row of `with_standing`, for the member view's schema."""
-    spend = int(row.standing_spend)
-    next_threshold = row.standing_next_threshold
+    basis, value = row.standing_basis, int(row.standing_value)
     return Standing(
         TierStanding(
             row.standing_tier_id,
@@ -653,19 +828,19 @@ def standing_of(row: Any) -> Standing:
             list(row.standing_tier_perks or []),
             row.standing_ends_at,
         ),
-        spend,
-        None
-        if next_threshold is None
-        else NextTier(row.standing_next_name, next_threshold, max(0, next_threshold - spend)),
+        int(row.standing_spend),
+        basis,
+        value,
+        _next_tier(row.standing_next_name, row.standing_next_threshold, basis, value),
     )
 
 
 def standing_view(row: Any) -> dict:
     """`standing_of` as the member view's fast path writes it (`members.view_from_row`): the
     JSON `TierViewSchema` and `NextTierSchema` give, built by hand."""
-    spend = int(row.standing_spend)
     ends_at = row.standing_ends_at
-    next_threshold = row.standing_next_threshold
+    basis, value = row.standing_basis, int(row.standing_value)
+    next_tier = _next_tier(row.standing_next_name, row.standing_next_threshold, basis, value)
     return {
         "tier": {
             "id": row.standing_tier_id,
@@ -674,13 +849,16 @@ def standing_view(row: Any) -> dict:
             "perks": list(row.standing_tier_perks or []),
             "ends_at": iso(ends_at),
         },
-        "qualifying_spend": spend,
+        "qualifying_spend": int(row.standing_spend),
+        "tier_basis": basis,
+        "qualifying_value": value,
         "next_tier": None
-        if next_threshold is None
+        if next_tier is None
         else {
-            "name": row.standing_next_name,
-            "threshold": next_threshold,
-            "remaining_spend": max(0, next_threshold - spend),
+            "name": next_tier.name,
+            "threshold": next_tier.threshold,
+            "remaining": next_tier.remaining,
+            "remaining_spend": next_tier.remaining_spend,
         },
     }
 
@@ -701,7 +879,28 @@ def tier_snapshot(tier: Tier) -> dict:
         "threshold": tier.threshold,
         "multiplier": format(tier.multiplier.normalize(), "f"),
         "perks": list(tier.perks or []),
+        "entry_reward_id": tier.entry_reward_id,
+        "birthday_points": tier.birthday_points,
     }
+
+
+def _check_rewards(session: Session, values: dict, threshold: int) -> None:
+    """An entry reward names a live catalog reward, and never on the base tier (every member
+    starts there: that is a sign-up bonus)."""
+    reward_id = values.get("entry_reward_id")
+    if reward_id is None:
+        return
+    if threshold == 0:
+        raise ValidationFailed(
+            "The base tier can't have an entry reward: every member starts there.",
+            errors={"entry_reward_id": ["Not on the base tier (threshold 0)."]},
+        )
+    find = hooks().reward_name
+    if find is None or find(session, reward_id) is None:
+        raise ValidationFailed(
+            f"No reward {reward_id} in the catalog.",
+            errors={"entry_reward_id": [f"No reward {reward_id} in the catalog."]},
+        )
 
 
 def _lock_configuration(session: Session) -> None:
@@ -741,11 +940,14 @@ def _flush_tier(session: Session) -> None:
 def create_tier(session: Session, data: dict) -> Tier:
     _lock_configuration(session)
     _check_unique(session, data["name"], data["threshold"])
+    _check_rewards(session, data, data["threshold"])
     tier = Tier(
         name=data["name"],
         threshold=data["threshold"],
         multiplier=data["multiplier"],
         perks=data.get("perks", []),
+        entry_reward_id=data.get("entry_reward_id"),
+        birthday_points=data.get("birthday_points"),
     )
     session.add(tier)
     _flush_tier(session)
@@ -770,6 +972,11 @@ def update_tier(session: Session, tier_id: int, changes: dict) -> Tier:
             field="threshold",
         )
     _check_unique(session, changes.get("name"), changes.get("threshold"), tier_id=tier.id)
+    _check_rewards(
+        session,
+        {"entry_reward_id": changes.get("entry_reward_id", tier.entry_reward_id)},
+        changes.get("threshold", tier.threshold),
+    )
     # Earning rules name their tiers by id: a rename changes none of them.
     for name, value in changes.items():
         setattr(tier, name, value)
@@ -829,15 +1036,21 @@ def validate_tier_list(tiers: list[dict]) -> None:
         raise ValidationFailed("This tier list is not valid.", errors={"tiers": errors})
 
 
-def preview(session: Session, proposed: list[dict], now: datetime | None = None) -> dict:
-    """How many members would move between which tiers under `proposed`; changes nothing.
+def preview(
+    session: Session,
+    proposed: list[dict],
+    now: datetime | None = None,
+    basis: str | None = None,
+) -> dict:
+    """How many members would move between which tiers under `proposed` (and, given, another
+    tier basis); changes nothing.
 
     One grouped query: the formula evaluated with the proposed bands, against each member's
     materialized tier."""
     validate_tier_list(proposed)
     now = now or utcnow()
     bands = proposed_bands(proposed)
-    live = live_spend(now)
+    live = live_spend(now, basis=basis)
     spend = func.coalesce(live.c.spend, 0)
     current = aliased(Tier)
     base_name = select(Tier.name).where(Tier.threshold == 0).scalar_subquery()
@@ -853,6 +1066,28 @@ def preview(session: Session, proposed: list[dict], now: datetime | None = None)
         .order_by(from_name, bands.c.name)
     )
     return {"moves": [{"from": f, "to": t, "members": int(n)} for f, t, n in rows]}
+
+
+def preview_basis(session: Session, basis: str, now: datetime | None = None) -> dict:
+    """`preview` of the tiers as they are, counted in `basis`: who a change of basis moves."""
+    current = [tier_snapshot(tier) for tier in all_tiers(session)]
+    return preview(session, current, now, basis=basis)
+
+
+def reevaluate_basis(session: Session, before: dict[str, Any]) -> None:
+    """After the program's settings changed (`hooks.program_updated`), if its `tier_basis`
+    did: every member's tier by the formula in the new basis, now — the moves `preview_basis`
+    showed, recorded as `tier_config` changes; upgrades give their entry rewards."""
+    if get_program_basis(session) == before.get("tier_basis"):
+        return
+    _lock_configuration(session)
+    lock_members(session)
+    apply_tiers(session, utcnow(), "tier_config", source_id="program:tier_basis")
+
+
+def get_program_basis(session: Session) -> str:
+    basis: str = session.scalars(select(Program.tier_basis).where(Program.id == PROGRAM_ID)).one()
+    return basis
 
 
 # --- the period close -----------------------------------------------------------------------

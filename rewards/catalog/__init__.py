@@ -21,3 +21,6 @@ def init_app(app: Flask, hooks: Hooks) -> None:
     hooks.member_redemption = widget.member_redemption
     hooks.checkout_quote = widget.checkout_quote
     hooks.checkout_discount = widget.checkout_discount
+    # tiers' entry rewards: codes of catalog rewards, issued without points
+    hooks.tier_reached = service.issue_tier_entry_code
+    hooks.reward_name = service.live_reward_name

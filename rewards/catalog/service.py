@@ -756,6 +756,52 @@ def issue_reward_code(
     )
 
 
+TIER_ENTRY_SOURCE = "tier_entry"
+
+
+def issue_tier_entry_code(
+    session: Session, member: Member, reward_id: int, entry_id: int
+) -> int | None:
+    """A tier's entry reward: the reward's code for the member, without points (the core's
+    `hooks.tier_reached`; the core records the once-per-period fact). Its stock, if it has
+    one, is taken like a redemption's (and returns if the code is canceled or expires). None
+    when retired or out of stock."""
+    reward = session.get(Reward, reward_id)
+    if reward is None or reward.deleted_at is not None:
+        return None
+    if reward.stock is not None:
+        taken = session.execute(
+            update(Reward)
+            .where(Reward.id == reward.id, Reward.stock > 0)
+            .values(stock=Reward.stock - 1),
+            execution_options={"synchronize_session": False},
+        )
+        session.expire(reward, ["stock"])
+        if rowcount(taken) == 0:
+            return None
+    code = issue_reward_code(
+        session,
+        kind=reward.kind,
+        amount=reward.amount,
+        percent=reward.percent,
+        sku=reward.sku,
+        min_order=reward.min_order,
+        valid_days=reward.code_valid_days,
+        customer_id=member.customer_id,
+        member_id=member.id,
+        reward_id=reward.id,
+        source_type=TIER_ENTRY_SOURCE,
+        source_id=str(entry_id),
+    )
+    return code.id
+
+
+def live_reward_name(session: Session, reward_id: int) -> str | None:
+    """The reward's name, None when there is none or it is retired (`hooks.reward_name`)."""
+    reward = session.get(Reward, reward_id)
+    return None if reward is None or reward.deleted_at is not None else reward.name
+
+
 def reward_code_view(code: RewardCode) -> dict:
     """A code as the shopper and the storefront see it, JSON-ready (`RewardCodeSchema`): for
     webhooks and the copies other domains keep."""

@@ -68,7 +68,12 @@ def test_a_year_of_orders_upgrades_on_crossing_and_retains_into_next_year(
     assert view["tier"]["name"] == "VIB"
     assert view["tier"]["ends_at"].startswith(f"{y + 2}-01-01T00:00:00")
     assert view["qualifying_spend"] == 5_000
-    assert view["next_tier"] == {"name": "Rouge", "threshold": 100_000, "remaining_spend": 95_000}
+    assert view["next_tier"] == {
+        "name": "Rouge",
+        "threshold": 100_000,
+        "remaining": 95_000,
+        "remaining_spend": 95_000,
+    }
 
     # The close of year y keeps VIB (reached in y); the close of y+1 downgrades, once.
     assert "close-period: 0 changed" in close_period(runner, datetime(y + 1, 1, 1, tzinfo=UTC))

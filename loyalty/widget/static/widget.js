@@ -271,7 +271,16 @@
   Widget.prototype.renderTier = function (me) {
     var tier = me.tier || {};
     var next = me.next_tier;
-    var spend = me.qualifying_spend || 0;
+    // Progress in the unit tiers count: spend (money), points earned or paid orders.
+    var basis = me.tier_basis || "spend";
+    var spend = basis === "spend" ? (me.qualifying_spend || 0) : (me.qualifying_value || 0);
+    var self = this;
+    var amount = function (n) {
+      if (basis === "points") return self.fmtNumber(n) + (n === 1 ? " point" : " points");
+      if (basis === "orders") return self.fmtNumber(n) + (n === 1 ? " order" : " orders");
+      return self.fmtMoney(n);
+    };
+    var remaining = next ? (next.remaining != null ? next.remaining : next.remaining_spend) : 0;
     var children = [
       h("div", { class: "tier-row" }, [
         h("h3", { id: "lw-tier-heading", text: "Your tier" }),
@@ -287,13 +296,13 @@
       children.push(h("div", {
         class: "bar", role: "progressbar", "aria-label": "Progress to " + next.name,
         "aria-valuemin": 0, "aria-valuemax": 100, "aria-valuenow": percent,
-        "aria-valuetext": this.fmtMoney(spend) + " of " + this.fmtMoney(next.threshold) + " spent",
+        "aria-valuetext": amount(spend) + " of " + amount(next.threshold) + (basis === "spend" ? " spent" : ""),
         "data-testid": "tier-progress",
       }, [h("div", { class: "fill", style: "width:" + percent + "%" })]));
       children.push(h("p", { class: "muted", "data-testid": "next-tier" }, [
-        h("strong", { class: "strong", text: this.fmtMoney(spend) }),
-        " of " + this.fmtMoney(next.threshold) + " · spend " + this.fmtMoney(next.remaining_spend) +
-          " more to reach " + next.name + ".",
+        h("strong", { class: "strong", text: amount(spend) }),
+        " of " + amount(next.threshold) + " · " + (basis === "spend" ? "spend " : "") +
+          amount(remaining) + " more to reach " + next.name + ".",
       ]));
     } else {
       children.push(h("p", { class: "muted tier-top", text: "You've reached our top tier. Thank you!" }));

@@ -10,10 +10,10 @@ from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import String, and_, cast, exists, func, insert, literal, select, update
+from sqlalchemy import String, and_, cast, exists, func, literal, select, update
 from sqlalchemy.orm import Session
 
-from loyalty import email
+from loyalty import email, ledger
 from loyalty.extensions import rowcount
 from loyalty.ledger import AVAILABLE, PENDING, LedgerEntry
 from loyalty.members.models import Member
@@ -108,18 +108,7 @@ def expire_points(session: Session, now: datetime, batch_size: int, progress=Non
         if report:
             report_expired_points(session, now, inactive)
         session.execute(
-            insert(LedgerEntry).from_select(
-                [
-                    "member_id",
-                    "kind",
-                    "points",
-                    "state",
-                    "source_type",
-                    "source_id",
-                    "detail",
-                    "occurred_at",
-                    "created_at",
-                ],
+            ledger.insert_entries(
                 select(
                     Member.id,
                     literal("expire"),

@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
+from typing import Any, Unpack
 
 from sqlalchemy import (
     BigInteger,
@@ -33,7 +34,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import Mapped, Session, mapped_column
 from sqlalchemy.orm.attributes import set_committed_value
-from sqlalchemy.sql.dml import ReturningUpdate
+from sqlalchemy.sql.dml import Insert, ReturningUpdate
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import Select, Subquery
 
@@ -163,6 +164,25 @@ def _post_in_one_statement(
 
 def _balances_returned(activity: bool) -> tuple[str, ...]:
     return (*BALANCES, "last_activity_at") if activity else BALANCES
+
+
+# What a set-based job's INSERT ... SELECT of entries fills, in this order (`rule_id` after
+# `source_id` when the entries come from an earning rule); the rest keep their defaults.
+ENTRY_COLUMNS = (
+    "member_id", "kind", "points", "state", "source_type", "source_id", "detail",
+    "occurred_at", "created_at",
+)  # fmt: skip
+
+
+def insert_entries(rows: Select[Unpack[tuple[Any, ...]]], *, rule: bool = False) -> Insert:
+    """INSERT INTO ledger_entries SELECT `rows`: the set-based jobs' way of writing many
+    entries in one statement. `rows` selects ENTRY_COLUMNS in order (and `rule_id` after
+    `source_id` when `rule`); the caller moves the same members' balances by the same points
+    in the same transaction (`verify-ledger` checks that they agree)."""
+    columns = list(ENTRY_COLUMNS)
+    if rule:
+        columns.insert(columns.index("source_id") + 1, "rule_id")
+    return insert(LedgerEntry).from_select(columns, rows)
 
 
 def post_entry(

@@ -30,7 +30,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, exists, func, insert, literal, or_, select, union_all, update
+from sqlalchemy import and_, exists, func, literal, or_, select, union_all, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import Subquery
@@ -432,19 +432,7 @@ def _award_birthday(
         execution_options={"synchronize_session": False},
     )
     session.execute(
-        insert(LedgerEntry).from_select(
-            [
-                "member_id",
-                "kind",
-                "points",
-                "state",
-                "source_type",
-                "source_id",
-                "rule_id",
-                "detail",
-                "occurred_at",
-                "created_at",
-            ],
+        ledger.insert_entries(
             select(
                 Member.id,
                 literal("bonus"),
@@ -460,6 +448,7 @@ def _award_birthday(
             .select_from(Member)
             .join(days, and_(days.c.mmdd == Member.birthday))
             .where(*members, not_given),
+            rule=True,
         )  # fmt: skip
     )
     return rowcount(result)

@@ -28,11 +28,12 @@ from sqlalchemy import BigInteger, and_, exists, func, insert, literal, or_, sel
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from loyalty import ledger
 from loyalty.audit import current_actor, record_change
 from loyalty.errors import Conflict, NotFound, ValidationFailed
 from loyalty.extensions import rowcount
 from loyalty.jobs import lock_members
-from loyalty.ledger import AVAILABLE, LedgerEntry
+from loyalty.ledger import AVAILABLE
 from loyalty.members.models import Member
 from loyalty.paging import Page, page_by_id
 from loyalty.reports import service as reports
@@ -333,18 +334,7 @@ def _chunk(session: Session, award_id: int, batch_size: int, now: datetime) -> i
     )
     detail = {"reason": f"Bonus: {reason}", "segment_award": award_id}
     session.execute(
-        insert(LedgerEntry).from_select(
-            [
-                "member_id",
-                "kind",
-                "points",
-                "state",
-                "source_type",
-                "source_id",
-                "detail",
-                "occurred_at",
-                "created_at",
-            ],
+        ledger.insert_entries(
             select(
                 r.member_id,
                 literal("bonus"),

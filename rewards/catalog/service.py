@@ -22,7 +22,6 @@ from sqlalchemy import (
     cast,
     exists,
     func,
-    insert,
     literal,
     or_,
     select,
@@ -1181,18 +1180,7 @@ def _expire_due(
     )
     refundable = and_(due, RewardCode.points_spent > 0, RewardCode.member_id.is_not(None), returns)
     session.execute(
-        insert(LedgerEntry).from_select(
-            [
-                "member_id",
-                "kind",
-                "points",
-                "state",
-                "source_type",
-                "source_id",
-                "detail",
-                "occurred_at",
-                "created_at",
-            ],
+        ledger.insert_entries(
             select(
                 RewardCode.member_id,
                 literal("redeem_cancel"),

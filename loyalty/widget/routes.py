@@ -25,13 +25,16 @@ from loyalty.hooks import hooks
 from loyalty.members import service as members
 from loyalty.members.schemas import EntryPageSchema
 from loyalty.ratelimit import limit
-from loyalty.schemas import PaginationQuery
+from loyalty.schemas import EmptySchema, PaginationQuery
 from loyalty.seed import DEMO_CUSTOMER
 from loyalty.widget import service
 from loyalty.widget.schemas import (
+    GIFT_CARD_BALANCE,
     MY_REDEMPTION,
+    MY_REDEMPTIONS,
     MY_REFERRALS,
     MeSchema,
+    MyGiftCardLookupSchema,
     MyRedemptionRequestSchema,
     MyRewardsSchema,
     WidgetTokenRequestSchema,
@@ -106,6 +109,19 @@ class MyRewards(MethodView):
 @me.route("/redemptions")
 class MyRedemptions(MethodView):
     @require(widget=True)
+    @read_limit
+    @me.arguments(PaginationQuery, location="query")
+    @me.response(200, MY_REDEMPTIONS)
+    def get(self, query):
+        """The token's member's reward codes, newest first, each with its `status` (issued,
+        used, canceled, expired) and `expires_at`."""
+        return jsonify(
+            service.redemptions(
+                db.session, hooks(), current_member(), query["limit"], query["cursor"]
+            )
+        )
+
+    @require(widget=True)
     @redeem_limit
     @me.arguments(MyRedemptionRequestSchema)
     @me.response(201, MY_REDEMPTION)
@@ -124,6 +140,34 @@ class MyRedemption(MethodView):
         """One of the token's member's redemptions: the widget polls it while the store's
         discount code is `pending` (its `platform` field), showing the code once `created`."""
         return jsonify(service.redemption(db.session, hooks(), current_member(), redemption_id))
+
+
+@me.route("/redemptions/<int:redemption_id>/cancel")
+class CancelMyRedemption(MethodView):
+    @require(widget=True)
+    @redeem_limit
+    @me.arguments(EmptySchema)
+    @me.response(200, MY_REDEMPTION)
+    def post(self, _data, redemption_id):
+        """Cancel one of the token's member's unused codes bought with points: the points
+        return. Another member's code is a 404; a used, canceled or expired one a 409."""
+        return jsonify(
+            service.cancel_redemption(db.session, hooks(), current_member(), redemption_id)
+        )
+
+
+@me.route("/gift-card-lookup")
+class MyGiftCardLookup(MethodView):
+    @require(widget=True)
+    @read_limit
+    @me.arguments(MyGiftCardLookupSchema)
+    @me.response(200, GIFT_CARD_BALANCE)
+    def post(self, data):
+        """A gift card's balance by code, as `POST /v1/gift-cards/lookup` answers it: counted
+        per shopper (the request's address), per card and across every widget, with the same
+        lockout after codes that are not live cards; any of those is the same 404."""
+        address = request.remote_addr or "127.0.0.1"
+        return jsonify(service.gift_card_balance(db.session, hooks(), data["code"], address))
 
 
 @me.route("/referrals")

@@ -1,7 +1,7 @@
 from marshmallow import fields, validate
 
 from loyalty.members.schemas import MemberSchema
-from loyalty.schemas import AwareDateTime, MemberId, StrictSchema
+from loyalty.schemas import AwareDateTime, Id, MemberId, StrictSchema
 
 
 class WidgetTokenRequestSchema(StrictSchema):
@@ -21,6 +21,8 @@ class MeSchema(MemberSchema):
 # `create_app` wires them (`hooks.member_rewards`, `redeem_reward`, `member_referrals`...).
 MY_REDEMPTION = "Redemption"  # rewards.catalog.schemas.RedemptionSchema
 MY_REFERRALS = "MemberReferrals"  # referrals.schemas.MemberReferralsSchema
+MY_REDEMPTIONS = "RedemptionPage"  # rewards.catalog.schemas.RedemptionPageSchema
+GIFT_CARD_BALANCE = "GiftCardLookupResult"  # rewards.giftcards.schemas.GiftCardLookupResultSchema
 
 
 class MyRewardsSchema(StrictSchema):
@@ -31,3 +33,9 @@ class MyRewardsSchema(StrictSchema):
 
 class MyRedemptionRequestSchema(StrictSchema):
     reward_id = fields.Integer(required=True, strict=True, validate=validate.Range(1, 2**31 - 1))
+
+
+class MyGiftCardLookupSchema(StrictSchema):
+    """A gift card code typed by the shopper (no `ip`: the request comes from the shopper)."""
+
+    code = Id(required=True)

@@ -19,3 +19,5 @@ def init_app(app: Flask, hooks: Hooks) -> None:
     hooks.member_rewards = widget.member_rewards
     hooks.redeem_reward = widget.redeem
     hooks.member_redemption = widget.member_redemption
+    hooks.member_redemptions = widget.member_redemptions
+    hooks.cancel_member_redemption = widget.cancel_member_redemption

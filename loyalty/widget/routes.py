@@ -237,16 +237,49 @@ def _demo_only():
         raise NotFound()
 
 
-@pages.get("/demo")
-def demo():
-    """A pretend storefront embedding the widget for the seeded member (not in production)."""
+# The demo's languages (the widget's shipped ones) and writing directions, by query parameter:
+# /demo?lang=de, /demo/cart?lang=fr&dir=rtl.
+DEMO_LANGUAGES = {"en": "English", "fr": "Français", "de": "Deutsch", "es": "Español"}
+DEMO_CART = [("Rose Glow Serum", 2, 4800), ("Silk Lipstick", 1, 2600)]
+
+
+def _demo_page(template: str, **context):
+    """A demo storefront page with the widget for the seeded shopper, in `?lang=` (default
+    English) and `?dir=` (`ltr` or `rtl`)."""
     _demo_only()
     try:
         minted = service.mint_token(db.session, DEMO_CUSTOMER)
     except NotFound:
         return render_template("widget/demo_missing.html"), 404
     api = request.url_root.rstrip("/")  # this server, whatever host and port it was opened on
-    return render_template("widget/demo.html", token=minted["token"], api=api)
+    lang = request.args.get("lang", "en")
+    return render_template(
+        template,
+        token=minted["token"],
+        api=api,
+        lang=lang if lang in DEMO_LANGUAGES else "en",
+        dir="rtl" if request.args.get("dir") == "rtl" else "ltr",
+        languages=DEMO_LANGUAGES,
+        **context,
+    )
+
+
+@pages.get("/demo")
+def demo():
+    """A pretend storefront embedding the widget for the seeded member (not in production)."""
+    return _demo_page("widget/demo.html")
+
+
+@pages.get("/demo/cart")
+def demo_cart():
+    """The pretend storefront's cart: the widget with its points-at-checkout slider."""
+    lines = [
+        {"name": name, "quantity": quantity, "total": quantity * price}
+        for name, quantity, price in DEMO_CART
+    ]
+    return _demo_page(
+        "widget/demo_cart.html", lines=lines, subtotal=sum(line["total"] for line in lines)
+    )
 
 
 @pages.post("/demo/widget-token")

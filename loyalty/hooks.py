@@ -133,6 +133,23 @@ class MemberRedemption(Protocol):
     ) -> dict[str, Any]: ...
 
 
+class CheckoutQuote(Protocol):
+    """The program's points-at-checkout terms and what the member may take off a cart of
+    `cart_subtotal` now: the `CheckoutQuoteSchema` dict."""
+
+    def __call__(
+        self, session: Session, member: Member, cart_subtotal: int, /
+    ) -> dict[str, Any]: ...
+
+
+class CheckoutDiscount(Protocol):
+    """Spend the member's points on money off a cart: the `RedemptionSchema` dict."""
+
+    def __call__(
+        self, session: Session, member: Member, points: int, cart_subtotal: int, /
+    ) -> dict[str, Any]: ...
+
+
 class MemberReferrals(Protocol):
     """The member's `MemberReferralsSchema` dict: referral stats, with a page of referrals."""
 
@@ -257,6 +274,8 @@ class Hooks:
     member_rewards: MemberRewards | None = None
     redeem_reward: RedeemReward | None = None
     member_redemption: MemberRedemption | None = None
+    checkout_quote: CheckoutQuote | None = None
+    checkout_discount: CheckoutDiscount | None = None
     member_referrals: MemberReferrals | None = None
     member_redemptions: MemberRedemptions | None = None
     cancel_member_redemption: CancelMemberRedemption | None = None

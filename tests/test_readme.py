@@ -190,7 +190,10 @@ def test_the_readme_and_the_walkthrough_run_in_order_on_a_fresh_make_run(demo_se
     assert "'available': -500" in refund[1]  # a clawback: the spent points reversed
     rewards = walk[2].splitlines()
     assert rewards[-1] == "600"  # the canceled redemption gave its points back
-    conversion = json.loads(walk[3].splitlines()[-1])
+    checkout = walk[3].splitlines()
+    assert checkout[-1] == "600"  # the canceled checkout discount gave its points back
+    assert "500 1000 250 checkout" in checkout  # 250 points × "2": 5.00 off, from 10.00
+    conversion = json.loads(walk[4].splitlines()[-1])
     assert (conversion["conversions"], conversion["points_pending"]) == (1, 500)
 
     # What the whole walk leaves behind, read by the test itself with a key of its own.

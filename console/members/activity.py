@@ -60,8 +60,15 @@ def explain(entry, currency: str, admins: dict | None = None) -> str:
         who = (admins or {}).get(source.get("id"), source.get("id"))
         return f"Adjusted by {who}: {detail.get('reason', '')}".rstrip(": ")
     if kind == "redeem":
+        if detail.get("checkout"):  # points at checkout: money off one cart
+            return (
+                f"Points at checkout: {display.money(detail.get('amount'), currency)} off a cart "
+                f"of {display.money(detail.get('cart_subtotal'), currency)}"
+            )
         return f"Redeemed “{detail.get('reward', 'a reward')}”"
     if kind == "redeem_cancel":
+        if detail.get("reason") == "expired":
+            return "Reward code expired unused: its points returned"
         return "Reward code canceled: its points returned"
     if kind == "expire":
         days = detail.get("inactive_days")

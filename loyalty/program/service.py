@@ -8,10 +8,10 @@ from sqlalchemy.orm import Session
 
 from loyalty import cache
 from loyalty.audit import record_change
-from loyalty.errors import Conflict, CurrencyMismatch
+from loyalty.errors import Conflict, CurrencyMismatch, ValidationFailed
 from loyalty.hooks import Hooks
 from loyalty.orders.models import Order
-from loyalty.program.models import PROGRAM_ID, Program
+from loyalty.program.models import CHECKOUT_POINTS_COLUMNS, PROGRAM_ID, Program
 from loyalty.program.schemas import ProgramSchema
 
 # ISO 4217 minor units for currencies that do not have two.
@@ -88,6 +88,14 @@ def update_program(session: Session, changes: dict, has_activity: Callable[[], b
     program = get_program(session, for_update=True)
     if "currency" in changes and changes["currency"] != program.currency and has_activity():
         raise Conflict("The currency can't change once orders or gift cards exist.")
+    changes = dict(changes)
+    checkout = {**vars(program.checkout_points), **changes.pop("checkout_points", {})}
+    if checkout["min_points"] % checkout["step"]:
+        raise ValidationFailed(
+            errors={"checkout_points": {"min_points": ["Must be a multiple of step."]}}
+        )
+    for name, value in checkout.items():
+        setattr(program, CHECKOUT_POINTS_COLUMNS[name], value)
     for name, value in changes.items():
         setattr(program, name, value)
     session.flush()

@@ -30,10 +30,13 @@ from loyalty.seed import DEMO_CUSTOMER
 from loyalty.widget import service
 from loyalty.widget.schemas import (
     GIFT_CARD_BALANCE,
+    MY_CHECKOUT_QUOTE,
     MY_REDEMPTION,
     MY_REDEMPTIONS,
     MY_REFERRALS,
     MeSchema,
+    MyCheckoutDiscountRequestSchema,
+    MyCheckoutQuoteQuery,
     MyGiftCardLookupSchema,
     MyRedemptionRequestSchema,
     MyRewardsSchema,
@@ -168,6 +171,35 @@ class MyGiftCardLookup(MethodView):
         lockout after codes that are not live cards; any of those is the same 404."""
         address = request.remote_addr or "127.0.0.1"
         return jsonify(service.gift_card_balance(db.session, hooks(), data["code"], address))
+
+
+@me.route("/checkout-points")
+class MyCheckoutPoints(MethodView):
+    @require(widget=True)
+    @read_limit
+    @me.arguments(MyCheckoutQuoteQuery, location="query")
+    @me.response(200, MY_CHECKOUT_QUOTE)
+    def get(self, query):
+        """Points at checkout for the token's member: the program's terms and the most points
+        (`max_points`) one code may take off a cart of `cart_subtotal` now (the slider's end)."""
+        return jsonify(
+            service.checkout_quote(db.session, hooks(), current_member(), query["cart_subtotal"])
+        )
+
+
+@me.route("/checkout-discounts")
+class MyCheckoutDiscounts(MethodView):
+    @require(widget=True)
+    @redeem_limit
+    @me.arguments(MyCheckoutDiscountRequestSchema)
+    @me.response(201, MY_REDEMPTION)
+    def post(self, data):
+        """Spend the token's member's points on money off this cart: a one-time `amount_off`
+        code worth floor(points × value_per_point), returned to points if canceled or unused."""
+        discount = service.checkout_discount(
+            db.session, hooks(), current_member(), data["points"], data["cart_subtotal"]
+        )
+        return jsonify(discount), 201
 
 
 @me.route("/referrals")

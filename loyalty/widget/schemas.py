@@ -1,7 +1,15 @@
 from marshmallow import fields, validate
 
 from loyalty.members.schemas import MemberSchema
-from loyalty.schemas import AwareDateTime, Id, MemberId, StrictSchema
+from loyalty.schemas import (
+    MAX_MONEY,
+    MAX_POINTS,
+    AwareDateTime,
+    Id,
+    MemberId,
+    PositiveMoney,
+    StrictSchema,
+)
 
 
 class WidgetTokenRequestSchema(StrictSchema):
@@ -20,6 +28,7 @@ class MeSchema(MemberSchema):
 # The domains' own schemas, named (marshmallow's registry): the core imports no domain, and
 # `create_app` wires them (`hooks.member_rewards`, `redeem_reward`, `member_referrals`...).
 MY_REDEMPTION = "Redemption"  # rewards.catalog.schemas.RedemptionSchema
+MY_CHECKOUT_QUOTE = "CheckoutQuote"  # rewards.catalog.schemas.CheckoutQuoteSchema
 MY_REFERRALS = "MemberReferrals"  # referrals.schemas.MemberReferralsSchema
 MY_REDEMPTIONS = "RedemptionPage"  # rewards.catalog.schemas.RedemptionPageSchema
 GIFT_CARD_BALANCE = "GiftCardLookupResult"  # rewards.giftcards.schemas.GiftCardLookupResultSchema
@@ -39,3 +48,16 @@ class MyGiftCardLookupSchema(StrictSchema):
     """A gift card code typed by the shopper (no `ip`: the request comes from the shopper)."""
 
     code = Id(required=True)
+
+
+class MyCheckoutDiscountRequestSchema(StrictSchema):
+    points = fields.Integer(strict=True, required=True, validate=validate.Range(1, MAX_POINTS))
+    cart_subtotal = PositiveMoney(
+        required=True,
+        metadata={"description": "The cart's goods before discounts (minor units)."},
+    )
+
+
+class MyCheckoutQuoteQuery(StrictSchema):
+    # a query string's number: not `strict`
+    cart_subtotal = fields.Integer(required=True, validate=validate.Range(1, MAX_MONEY))

@@ -97,6 +97,20 @@ def gift_card_balance(session: Session, hooks: Hooks, code: str, address: str) -
     return hooks.gift_card_balance(session, code, address)
 
 
+def checkout_quote(session: Session, hooks: Hooks, member: Member, cart_subtotal: int) -> dict:
+    if hooks.checkout_quote is None:
+        raise NotFound("Rewards are not enabled in this installation.")
+    return hooks.checkout_quote(session, member, cart_subtotal)
+
+
+def checkout_discount(
+    session: Session, hooks: Hooks, member: Member, points: int, cart_subtotal: int
+) -> dict:
+    if hooks.checkout_discount is None:
+        raise NotFound("Rewards are not enabled in this installation.")
+    return hooks.checkout_discount(session, member, points, cart_subtotal)
+
+
 def referrals(
     session: Session, hooks: Hooks, member: Member, limit: int, cursor: str | None
 ) -> dict:

@@ -7,8 +7,8 @@ from loyalty.hooks import Hooks
 
 def init_app(app: Flask, hooks: Hooks) -> None:
     """Plug the catalog into the core: erasure, export, the `reward` report cohort, the
-    widget's catalog and redemptions. (Its order handler, job and demo data are in the ordered
-    lists of `loyalty.wiring`.)"""
+    widget's catalog, redemptions and points at checkout. (Its order handler, job and demo
+    data are in the ordered lists of `loyalty.wiring`.)"""
     from rewards.catalog import reports, service, widget
 
     hooks.member_erased.append(service.forget_member_codes)
@@ -21,3 +21,5 @@ def init_app(app: Flask, hooks: Hooks) -> None:
     hooks.member_redemption = widget.member_redemption
     hooks.member_redemptions = widget.member_redemptions
     hooks.cancel_member_redemption = widget.cancel_member_redemption
+    hooks.checkout_quote = widget.checkout_quote
+    hooks.checkout_discount = widget.checkout_discount

@@ -6,6 +6,9 @@ from loyalty.members.service import get_member
 from loyalty.schemas import EmptySchema, PaginationQuery
 from rewards.catalog import service
 from rewards.catalog.schemas import (
+    CheckoutDiscountRequestSchema,
+    CheckoutQuoteQuery,
+    CheckoutQuoteSchema,
     RedeemSchema,
     RedemptionPageSchema,
     RedemptionSchema,
@@ -73,6 +76,33 @@ class Redemptions(MethodView):
     def post(self, data, customer_id):
         member = get_member(db.session, customer_id)
         return service.redeem(db.session, member, data["reward_id"])
+
+
+@blp.route("/members/<string:customer_id>/checkout-points")
+class CheckoutPoints(MethodView):
+    @require("storefront")
+    @blp.arguments(CheckoutQuoteQuery, location="query")
+    @blp.response(200, CheckoutQuoteSchema)
+    def get(self, query, customer_id):
+        """The program's points-at-checkout terms and the most points (`max_points`) one code
+        may take off a cart of `cart_subtotal` now."""
+        member = get_member(db.session, customer_id)
+        return service.checkout_quote(db.session, member, query["cart_subtotal"])
+
+
+@blp.route("/members/<string:customer_id>/checkout-discounts")
+class CheckoutDiscounts(MethodView):
+    @require("storefront")
+    @blp.arguments(CheckoutDiscountRequestSchema)
+    @blp.response(201, RedemptionSchema)
+    def post(self, data, customer_id):
+        """Spend points on money off this cart: a one-time `amount_off` code worth
+        floor(points × value_per_point) minor units, within the program's limits; its points
+        return when it is canceled or expires unused."""
+        member = get_member(db.session, customer_id)
+        return service.create_checkout_discount(
+            db.session, member, data["points"], data["cart_subtotal"]
+        )
 
 
 @blp.route("/redemptions/<int:redemption_id>/cancel")

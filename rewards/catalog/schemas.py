@@ -3,14 +3,17 @@ from marshmallow import ValidationError, fields, validate, validates_schema
 from loyalty.cursors import MAX_INT32_ROW_ID
 from loyalty.members.schemas import SourceSchema
 from loyalty.schemas import (
+    MAX_MONEY,
     MAX_POINTS,
     MAX_QUANTITY,
     AwareDateTime,
     Cursor,
+    DecimalString,
     Id,
     Itself,
     MemberId,
     Money,
+    PositiveMoney,
     StrictBoolean,
     StrictSchema,
     Text,
@@ -149,6 +152,11 @@ class RedemptionSchema(RewardCodeSchema):
     """A `service.RedemptionView`."""
 
     reward = fields.Nested(RewardSchema, allow_none=True)
+    source = fields.String(
+        attribute="source_type",
+        metadata={"description": "What issued it: `redemption` (a catalog reward), `checkout` "
+                  "(points at checkout), `referral`, ..."},
+    )  # fmt: skip
     canceled_at = AwareDateTime(allow_none=True)
     expired_at = AwareDateTime(allow_none=True)
     points_returned = fields.Integer()
@@ -197,3 +205,37 @@ class ValidationResultSchema(StrictSchema):
 class RewardSettingsSchema(StrictSchema):
     expired_codes_return_points = StrictBoolean()
     reservation_minutes = fields.Integer(strict=True, validate=validate.Range(1, 7 * 24 * 60))
+
+
+class CheckoutDiscountRequestSchema(StrictSchema):
+    points = fields.Integer(strict=True, required=True, validate=validate.Range(1, MAX_POINTS))
+    cart_subtotal = PositiveMoney(
+        required=True,
+        metadata={"description": "The cart's goods before discounts (minor units)."},
+    )
+
+
+class CheckoutQuoteQuery(StrictSchema):
+    # a query string's number: not `strict`
+    cart_subtotal = fields.Integer(required=True, validate=validate.Range(1, MAX_MONEY))
+
+
+class CheckoutQuoteSchema(StrictSchema):
+    """A `service.CheckoutQuote`: the program's points-at-checkout terms, and what the member
+    may take off this cart now."""
+
+    enabled = fields.Boolean()
+    currency = fields.String()
+    value_per_point = DecimalString(
+        metadata={"description": "Minor units one point is worth (decimal string)."}
+    )
+    min_points = fields.Integer()
+    step = fields.Integer()
+    max_share_of_cart = fields.Integer(metadata={"description": "Percent of the cart."})
+    code_valid_hours = fields.Integer()
+    cart_subtotal = fields.Integer()
+    points_available = fields.Integer()
+    max_points = fields.Integer(
+        metadata={"description": "The most points one code may take off this cart now (0: none)."}
+    )
+    max_amount = fields.Integer(metadata={"description": "What `max_points` is worth."})

@@ -10,11 +10,25 @@ canceled or expired at most once whatever runs concurrently.
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from flask import current_app
 from marshmallow import missing
-from sqlalchemy import String, and_, cast, exists, func, insert, literal, or_, select, update
+from sqlalchemy import (
+    String,
+    and_,
+    case,
+    cast,
+    exists,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
@@ -40,6 +54,7 @@ from loyalty.members.models import Member
 from loyalty.members.service import normalize_email
 from loyalty.orders.service import OrderEventContext, has_paid_orders
 from loyalty.paging import Page, page_by_id
+from loyalty.program.models import Program
 from loyalty.program.service import get_program
 from loyalty.tiers import service as tiers
 from loyalty.tiers.models import Tier
@@ -387,22 +402,196 @@ def redeem(
         if member.last_activity_at is None or member.last_activity_at < now:
             member.last_activity_at = now
         session.flush()
-        if webhooks.subscribed(session, "reward.redeemed"):
-            session.refresh(member, ["points_available"])
-            webhooks.emit(
-                session,
-                "reward.redeemed",
-                {
-                    "reward_code_id": code.id,
-                    "reward_id": reward.id,
-                    "customer_id": member.customer_id,
-                    "points_spent": reward.points_cost,
-                    "points_available": member.points_available,
-                    "expires_at": webhooks.iso(code.expires_at),
-                    "occurred_at": webhooks.iso(now),
-                },
-                at=now,
+        _report_redeemed(session, member, code, now)
+    return redemption_view(session, code)
+
+
+def _report_redeemed(session: Session, member: Member, code: RewardCode, now: datetime) -> None:
+    """`reward.redeemed`: points spent on a code (a catalog reward, or money off at checkout)."""
+    if not webhooks.subscribed(session, "reward.redeemed"):
+        return
+    session.refresh(member, ["points_available"])
+    webhooks.emit(
+        session,
+        "reward.redeemed",
+        {
+            "reward_code_id": code.id,
+            "reward_id": code.reward_id,
+            "customer_id": member.customer_id,
+            "source": code.source_type,
+            "amount": code.amount,
+            "points_spent": code.points_spent,
+            "points_available": member.points_available,
+            "expires_at": webhooks.iso(code.expires_at),
+            "occurred_at": webhooks.iso(now),
+        },
+        at=now,
+    )
+
+
+# --- points at checkout -----------------------------------------------------------------------
+# A shopper turns points into money off the cart: an `amount_off` code without a catalog reward
+# (source "checkout"), so validation, use on an order, cancel, expiry and the store connectors
+# treat it like any other code. Its points always return when it is canceled or expires unused.
+
+CHECKOUT_SOURCE = "checkout"
+_VALUE_SCALE = 10_000  # value_per_point has at most 4 decimal places (Numeric(12, 4))
+
+
+@dataclass(frozen=True)
+class CheckoutQuote:
+    """What the member may take off a cart now (`CheckoutQuoteSchema`)."""
+
+    enabled: bool
+    currency: str
+    value_per_point: Decimal
+    min_points: int
+    step: int
+    max_share_of_cart: int
+    code_valid_hours: int
+    cart_subtotal: int
+    points_available: int
+    max_points: int  # the most points one code may take for this cart now (0: none)
+    max_amount: int  # what `max_points` is worth
+
+    @classmethod
+    def of(cls, program: Program, member: Member, cart_subtotal: int) -> "CheckoutQuote":
+        terms = program.checkout_points
+        by_cart = _max_points_for_cart(terms.value_per_point, terms.max_share_of_cart,
+                                       cart_subtotal)  # fmt: skip
+        most = min(by_cart, max(member.points_available, 0))
+        most -= most % terms.step
+        if not terms.enabled or most < terms.min_points:
+            most = 0
+        return cls(
+            terms.enabled, program.currency, terms.value_per_point, terms.min_points, terms.step,
+            terms.max_share_of_cart, terms.code_valid_hours, cart_subtotal,
+            member.points_available, most, checkout_amount(most, terms.value_per_point),
+        )  # fmt: skip
+
+
+def _scaled(value_per_point: Decimal) -> int:
+    """value_per_point × 10⁴, exactly (it has at most 4 decimal places)."""
+    scaled = value_per_point * _VALUE_SCALE
+    if scaled != scaled.to_integral_value():
+        raise ValueError(f"value_per_point {value_per_point} has more than 4 decimal places")
+    return int(scaled)
+
+
+def checkout_amount(points: int, value_per_point: Decimal) -> int:
+    """What `points` are worth off a cart: floor(points × value_per_point) minor units, in
+    integers (never rounded up in the shopper's favour)."""
+    return points * _scaled(value_per_point) // _VALUE_SCALE
+
+
+def _max_amount_for_cart(max_share_of_cart: int, cart_subtotal: int) -> int:
+    return cart_subtotal * max_share_of_cart // 100
+
+
+def _max_points_for_cart(
+    value_per_point: Decimal, max_share_of_cart: int, cart_subtotal: int
+) -> int:
+    """The most points whose amount stays within the cart's share: the largest P with
+    floor(P × v) ≤ A, i.e. P × v < A + 1."""
+    most_money = _max_amount_for_cart(max_share_of_cart, cart_subtotal)
+    return ((most_money + 1) * _VALUE_SCALE - 1) // _scaled(value_per_point)
+
+
+def checkout_min_order(amount: int, max_share_of_cart: int) -> int:
+    """The smallest order subtotal on which `amount` is within the cart share: the code's
+    minimum, so it can't take more than the share off a smaller order than the one quoted."""
+    return -(-amount * 100 // max_share_of_cart)
+
+
+def checkout_quote(session: Session, member: Member, cart_subtotal: int) -> CheckoutQuote:
+    """The program's terms and what this member may take off this cart now."""
+    return CheckoutQuote.of(get_program(session), member, cart_subtotal)
+
+
+def create_checkout_discount(
+    session: Session,
+    member: Member,
+    points: int,
+    cart_subtotal: int,
+    now: datetime | None = None,
+) -> "RedemptionView":
+    """Spend `points` on an amount-off code for this cart, worth floor(points ×
+    value_per_point): within the program's limits, all or nothing."""
+    now = now or utcnow()
+    program = get_program(session)
+    terms = program.checkout_points
+    if not terms.enabled:
+        raise RewardUnavailable(
+            "Points at checkout are not enabled for this program.", reason="disabled"
+        )
+    amount = checkout_amount(points, terms.value_per_point)
+    most_money = _max_amount_for_cart(terms.max_share_of_cart, cart_subtotal)
+    quote = CheckoutQuote.of(program, member, cart_subtotal)
+    if points < terms.min_points:
+        problem = f"At least {terms.min_points} points."
+    elif points % terms.step:
+        problem = f"A multiple of {terms.step} points."
+    elif amount > most_money:
+        problem = (
+            f"Worth {amount}, more than {terms.max_share_of_cart}% of the cart ({most_money})."
+        )
+    elif amount <= 0:
+        problem = "Worth less than one minor unit."
+    else:
+        problem = None
+    if problem is not None:
+        raise ValidationFailed(
+            problem,
+            errors={"points": [problem]},
+            min_points=terms.min_points,
+            step=terms.step,
+            max_points=quote.max_points,  # what the shopper may take off this cart now
+            max_amount=quote.max_amount,
+        )
+    with session.begin_nested():  # all or nothing, even for callers that go on after an error
+        member = ledger.lock_member(session, member.id)  # this member's spends queue here
+        if member.points_available < points:
+            raise InsufficientPoints(
+                f"{points} points asked; {member.points_available} available.",
+                points=points,
+                available=member.points_available,
             )
+        code = _new_code(
+            session,
+            kind="amount_off",
+            amount=amount,
+            min_order=checkout_min_order(amount, terms.max_share_of_cart),
+            first_order_only=False,
+            customer_id=member.customer_id,
+            member_id=member.id,
+            reward_id=None,
+            points_spent=points,
+            source_type=CHECKOUT_SOURCE,
+            source_id=str(member.id),
+            status=ISSUED,
+            expires_at=now + timedelta(hours=terms.code_valid_hours),
+            created_at=now,
+        )
+        ledger.post_entry(
+            session,
+            member.id,
+            "redeem",
+            -points,
+            source_type=CODE_SOURCE,
+            source_id=str(code.id),
+            detail={
+                "checkout": True,
+                "code_id": code.id,
+                "amount": amount,
+                "value_per_point": format(terms.value_per_point.normalize(), "f"),
+                "cart_subtotal": cart_subtotal,
+            },
+            occurred_at=now,
+            spend=True,  # conditional: never below zero, whatever runs concurrently
+            activity_at=now,
+        )
+        session.flush()
+        _report_redeemed(session, member, code, now)
     return redemption_view(session, code)
 
 
@@ -599,7 +788,7 @@ def redemption_view(
     code: RewardCode,
     tier_names: dict | None = None,
     platforms: Mapping[int, Any] | None = None,
-) -> RedemptionView:
+) -> "RedemptionView":
     reward = session.get(Reward, code.reward_id) if code.reward_id is not None else None
     states = code_platforms(session, [code.id]) if platforms is None else platforms
     return RedemptionView(
@@ -940,46 +1129,49 @@ def _expire_due(
         .values(stock=Reward.stock + reward_counts.c.n),
         execution_options={"synchronize_session": False},
     )
-    if return_points:
-        refundable = and_(due, RewardCode.points_spent > 0, RewardCode.member_id.is_not(None))
-        session.execute(
-            insert(LedgerEntry).from_select(
-                [
-                    "member_id",
-                    "kind",
-                    "points",
-                    "state",
-                    "source_type",
-                    "source_id",
-                    "detail",
-                    "occurred_at",
-                    "created_at",
-                ],
-                select(
-                    RewardCode.member_id,
-                    literal("redeem_cancel"),
-                    RewardCode.points_spent,
-                    literal(AVAILABLE),
-                    literal(CODE_SOURCE),
-                    cast(RewardCode.id, LedgerEntry.source_id.type),
-                    literal({"reason": "expired"}, JSONType),
-                    literal(now, LedgerEntry.occurred_at.type),
-                    literal(now, LedgerEntry.created_at.type),
-                ).where(refundable),
-            )  # fmt: skip
-        )
-        sums = (
-            select(RewardCode.member_id, func.sum(RewardCode.points_spent).label("points"))
-            .where(refundable)
-            .group_by(RewardCode.member_id)
-            .subquery()
-        )
-        session.execute(
-            update(Member)
-            .where(Member.id == sums.c.member_id)
-            .values(points_available=Member.points_available + sums.c.points),
-            execution_options={"synchronize_session": False},
-        )
+    # Checkout discounts were bought for one cart: their points always come back.
+    returns: ColumnElement[bool] = (
+        true() if return_points else RewardCode.source_type == CHECKOUT_SOURCE
+    )
+    refundable = and_(due, RewardCode.points_spent > 0, RewardCode.member_id.is_not(None), returns)
+    session.execute(
+        insert(LedgerEntry).from_select(
+            [
+                "member_id",
+                "kind",
+                "points",
+                "state",
+                "source_type",
+                "source_id",
+                "detail",
+                "occurred_at",
+                "created_at",
+            ],
+            select(
+                RewardCode.member_id,
+                literal("redeem_cancel"),
+                RewardCode.points_spent,
+                literal(AVAILABLE),
+                literal(CODE_SOURCE),
+                cast(RewardCode.id, LedgerEntry.source_id.type),
+                literal({"reason": "expired"}, JSONType),
+                literal(now, LedgerEntry.occurred_at.type),
+                literal(now, LedgerEntry.created_at.type),
+            ).where(refundable),
+        )  # fmt: skip
+    )
+    sums = (
+        select(RewardCode.member_id, func.sum(RewardCode.points_spent).label("points"))
+        .where(refundable)
+        .group_by(RewardCode.member_id)
+        .subquery()
+    )
+    session.execute(
+        update(Member)
+        .where(Member.id == sums.c.member_id)
+        .values(points_available=Member.points_available + sums.c.points),
+        execution_options={"synchronize_session": False},
+    )
     result = session.execute(
         update(RewardCode)
         .where(due)
@@ -988,7 +1180,7 @@ def _expire_due(
             expired_at=now,
             reserved_order_id=None,
             reserved_until=None,
-            points_returned=RewardCode.points_spent if return_points else 0,
+            points_returned=case((returns, RewardCode.points_spent), else_=0),
         ),
         execution_options={"synchronize_session": False},
     )
@@ -999,7 +1191,8 @@ def expire_codes(
     session: Session, now: datetime, batch_size: int, progress: Progress | None = None
 ) -> int:
     """Issued codes past their expiry become `expired`; their stock returns, and their points
-    too when `expired_codes_return_points` is set. Idempotent: only `issued` codes are touched.
+    too when `expired_codes_return_points` is set (a checkout discount's points always do).
+    Idempotent: only `issued` codes are touched.
     First, `reward.code_expiring` for the codes expiring within
     REWARD_CODE_EXPIRY_WARNING_DAYS (`warn_expiring_codes`)."""
     return_points = get_settings(session).expired_codes_return_points

@@ -7,7 +7,12 @@ from loyalty.errors import Conflict, NotFound
 from loyalty.members.models import Member
 from rewards.catalog import service
 from rewards.catalog.models import RewardCode
-from rewards.catalog.schemas import MemberRewardSchema, RedemptionPageSchema, RedemptionSchema
+from rewards.catalog.schemas import (
+    CheckoutQuoteSchema,
+    MemberRewardSchema,
+    RedemptionPageSchema,
+    RedemptionSchema,
+)
 
 
 def member_rewards(session: Session, member: Member) -> list[dict]:
@@ -40,3 +45,14 @@ def cancel_member_redemption(session: Session, member: Member, redemption_id: in
     if not code.points_spent:
         raise Conflict("Only a code bought with points can be canceled.", code_status=code.status)
     return RedemptionSchema().dump(service.cancel_redemption(session, code.id, member))
+
+
+def checkout_quote(session: Session, member: Member, cart_subtotal: int) -> dict:
+    """`GET /v1/me/checkout-points` (`CheckoutQuoteSchema`)."""
+    return CheckoutQuoteSchema().dump(service.checkout_quote(session, member, cart_subtotal))
+
+
+def checkout_discount(session: Session, member: Member, points: int, cart_subtotal: int) -> dict:
+    """`POST /v1/me/checkout-discounts` (`RedemptionSchema`)."""
+    made = service.create_checkout_discount(session, member, points, cart_subtotal)
+    return RedemptionSchema().dump(made)

@@ -485,3 +485,56 @@ def test_a_redirect_is_an_answer_and_the_credentials_stay_with_the_store(method)
         )  # fmt: skip
         assert response.status == 302
         assert elsewhere.requests == []
+
+
+# --- points at checkout -------------------------------------------------------------------------
+
+
+def checkout_discount(client, admin, storefront, points=400, cart_subtotal=3000):
+    terms = {"enabled": True, "value_per_point": "2.5", "min_points": 100, "step": 100,
+             "max_share_of_cart": 50, "code_valid_hours": 24}  # fmt: skip
+    assert (
+        client.put("/v1/program", json={"checkout_points": terms}, headers=admin).status_code == 200
+    )
+    make_member(client, admin, points=5000)
+    response = client.post(
+        "/v1/members/c_1/checkout-discounts",
+        json={"points": points, "cart_subtotal": cart_subtotal},
+        headers=storefront,
+    )
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()
+
+
+def test_a_checkout_discount_becomes_a_shopify_discount_like_any_code(
+    client, admin, storefront, runner, shopify
+):
+    body = checkout_discount(client, admin, storefront)  # 400 points × 2.5 = 10.00 off
+    assert body["platform"] == {"name": "shopify", "status": "pending"}
+    sync(runner)
+    values = shopify.by_code(body["code"])["input"]
+    assert values["usageLimit"] == 1
+    assert values["customerGets"]["value"] == {
+        "discountAmount": {"amount": "10.00", "appliesOnEachItem": False}
+    }
+    # 10.00 is 50% of 20.00: the code asks for at least that.
+    assert values["minimumRequirement"] == {"subtotal": {"greaterThanOrEqualToSubtotal": "20.00"}}
+    assert datetime.fromisoformat(values["endsAt"]) == datetime.fromisoformat(body["expires_at"])
+    assert listed(client, storefront)[body["id"]]["platform"]["status"] == "created"
+
+
+def test_a_checkout_discount_becomes_a_woocommerce_coupon_gone_when_it_expires(
+    client, admin, storefront, runner, woo
+):
+    body = checkout_discount(client, admin, storefront, points=300, cart_subtotal=5000)
+    sync(runner)
+    coupon = woo.by_code(body["code"])
+    assert (coupon["discount_type"], coupon["amount"], coupon["minimum_amount"]) == (
+        "fixed_cart", "7.50", "15.00",
+    )  # fmt: skip
+    later = datetime.now(UTC) + timedelta(hours=25)
+    f.run_job(runner, "expire-codes", later)
+    sync(runner, later)
+    assert woo.coupons == {}
+    member = client.get("/v1/members/c_1", headers=storefront).get_json()
+    assert member["points"]["available"] == 5000  # its points came back

@@ -192,3 +192,50 @@ def test_cancel_racing_the_order_that_uses_the_code_has_one_winner(pg_app, pg_ke
         assert member.points_available == 500 * canceled
         assert db.session.get(Reward, reward["id"]).stock == canceled
     assert_ledger_clean(pg_app)
+
+
+def test_10_concurrent_checkout_discounts_of_300_with_1000_points_issue_exactly_3(pg_app, pg_keys):
+    client = pg_app.test_client()
+    terms = {"enabled": True, "value_per_point": "0.5", "min_points": 100, "step": 100,
+             "max_share_of_cart": 100, "code_valid_hours": 24}  # fmt: skip
+    response = client.put("/v1/program", json={"checkout_points": terms}, headers=pg_keys["admin"])
+    assert response.status_code == 200, response.get_json()
+    make_member(client, pg_keys["admin"], "c_cart", points=1000)
+
+    def spend(_):
+        return answer(
+            pg_app.test_client().post(
+                "/v1/members/c_cart/checkout-discounts",
+                json={"points": 300, "cart_subtotal": 10000},
+                headers=pg_keys["storefront"],
+            )
+        )
+
+    results = in_parallel(10, spend)
+    assert results.count((201, None, None)) == 3
+    assert results.count((422, "insufficient-points", None)) == 7
+    with pg_app.app_context():
+        member = db.session.scalars(select(Member).where(Member.customer_id == "c_cart")).one()
+        assert member.points_available == 100
+        amounts = db.session.scalars(
+            select(RewardCode.amount).where(RewardCode.source_type == "checkout")
+        ).all()
+        assert amounts == [150, 150, 150]
+    assert_ledger_clean(pg_app)
+
+    # Canceling one code from many connections at once returns its points once.
+    with pg_app.app_context():
+        code_id = db.session.scalars(select(RewardCode.id).order_by(RewardCode.id)).first()
+    cancels = in_parallel(
+        8,
+        lambda _: (
+            pg_app.test_client()
+            .post(f"/v1/redemptions/{code_id}/cancel", headers=pg_keys["storefront"])
+            .status_code
+        ),
+    )
+    assert sorted(cancels) == [200] + [409] * 7
+    with pg_app.app_context():
+        member = db.session.scalars(select(Member).where(Member.customer_id == "c_cart")).one()
+        assert member.points_available == 400
+    assert_ledger_clean(pg_app)

@@ -87,8 +87,10 @@ def test_reward_redeemed_and_code_used_once(client, admin, storefront, everythin
     assert (redeemed["customer_id"], redeemed["reward_id"], redeemed["points_spent"],
             redeemed["points_available"]) == ("c_r", reward["id"], 500, 100)  # fmt: skip
     assert redeemed["expires_at"] == response.get_json()["expires_at"]
-    assert set(redeemed) == {"reward_code_id", "reward_id", "customer_id", "points_spent",
-                             "points_available", "expires_at", "occurred_at"}  # fmt: skip
+    assert set(redeemed) == {"reward_code_id", "reward_id", "customer_id", "source", "amount",
+                             "points_spent", "points_available", "expires_at",
+                             "occurred_at"}  # fmt: skip
+    assert (redeemed["source"], redeemed["amount"]) == ("redemption", 1000)
 
     event = f.paid("c_r", lines=[f.line(unit_price=5000)], reward_codes=[code])
     post_event(client, storefront, event)

@@ -640,6 +640,7 @@
     ".gift .amount{font-size:1.4rem;font-weight:700;margin:0}",
     "input[type=range]{width:100%;min-height:44px;padding:0;background:none;border:0;accent-color:var(--accent)}",
     ".slider-value{font-size:1.15rem;font-weight:700;margin:0}",
+    ".slider-range{margin-bottom:12px}",
     ".loading,.failed{padding:22px;color:#5f5a66}",
     ".sr{position:absolute;width:1px;height:1px;padding:0;margin:-1px;overflow:hidden;",
     "clip:rect(0,0,0,0);white-space:nowrap;border:0}",
@@ -1413,7 +1414,7 @@
         h("label", { for: "lw-points-slider", text: self.t("ck_label") }),
         output,
         slider,
-        h("p", { class: "muted", "data-testid": "slider-range", text: self.t("ck_range",
+        h("p", { class: "muted slider-range", "data-testid": "slider-range", text: self.t("ck_range",
           { min: self.fmtNumber(range.low), max: self.fmtNumber(range.high) }) }),
         h("div", { class: "buttons" }, [apply])
       );

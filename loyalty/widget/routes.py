@@ -275,7 +275,7 @@ DEMO_LANGUAGES = {"en": "English", "fr": "Français", "de": "Deutsch", "es": "Es
 DEMO_CART = [("Rose Glow Serum", 2, 4800), ("Silk Lipstick", 1, 2600)]
 
 
-def _demo_page(template: str, **context):
+def _demo_page(template, **context):
     """A demo storefront page with the widget for the seeded shopper, in `?lang=` (default
     English) and `?dir=` (`ltr` or `rtl`)."""
     _demo_only()

@@ -108,6 +108,24 @@ def test_gift_card_balance_check(live, browser):
         == ("We couldn't find a gift card with that code. Check it and try again.")
     )
     shot(page, "widget-gift-card-wrong.png")
+
+    # Enough wrong codes lock this shopper out, and the widget says for how long.
+    minutes = app.config["GIFT_CARD_LOCKOUT_MINUTES"]
+    locked = f"Too many tries. Please try again in {minutes} minutes."
+    checks = 0
+    while page.locator('[data-testid="gift-card-error"]').inner_text() != locked:
+        assert checks <= app.config["GIFT_CARD_MAX_FAILURES"]
+        page.get_by_label("Gift card code").fill("0000-0000-0000-0000")
+        page.get_by_role("button", name="Check balance").click()  # waits while one is asked
+        page.get_by_role("button", name="Check balance").wait_for()
+        page.wait_for_function(f"() => !{SHADOW}.querySelector('button[type=submit]').disabled")
+        checks += 1
+    # The right code, from this shopper, is refused as well until the lockout ends.
+    page.get_by_label("Gift card code").fill(card["code"])
+    page.get_by_role("button", name="Check balance").click()
+    page.wait_for_function(f"() => !{SHADOW}.querySelector('button[type=submit]').disabled")
+    assert page.locator('[data-testid="gift-card-error"]').inner_text() == locked
+    assert page.locator('[data-testid="gift-card-balance"]').count() == 0
     ctx.close()
 
 

@@ -183,6 +183,32 @@ def test_reward_codes_show_their_status_and_an_unused_one_is_canceled_after_a_co
     ctx.close()
 
 
+def test_a_refused_cancel_says_why_in_the_pages_language(live, browser):
+    app, base, admin = live
+    reward = new_reward(app, admin, "Codes test 5.00 off", 200)
+    code = redeem_for_demo(app, admin, reward)
+    ctx, page = open_page(browser, f"{base}/demo?lang=de")
+    # Used at the store while the page was open: the cancel is refused (409) and says so.
+    api(app, "post", "/v1/events", admin, {
+        "id": "codes-evt-2", "type": "order.paid", "occurred_at": utcnow().isoformat(),
+        "order": {"id": "codes-ord-2", "customer_id": DEMO_CUSTOMER, "currency": "USD",
+                  "reward_codes": [code["code"]],
+                  "lines": [{"sku": "ROSE-SERUM", "quantity": 1, "unit_price": 4800}]},
+    })  # fmt: skip
+    page.get_by_role("button", name=f"Code {code['code']} stornieren").click()
+    page.get_by_role("button", name="Ja, stornieren").click()
+    refused = page.locator('[data-testid="cancel-result"] [role="alert"]')
+    refused.wait_for()
+    assert refused.inner_text() == (
+        "Der Code konnte nicht storniert werden. Das hat sich inzwischen geändert: Lade die"
+        " Seite neu, um den aktuellen Stand zu sehen."
+    )
+    # The list was read again: the code shows as used.
+    item = page.locator(f'[data-testid="my-code"][data-code-id="{code["id"]}"]')
+    assert item.locator('[data-testid="code-status"]').inner_text() == "Eingelöst"
+    ctx.close()
+
+
 # --- referral sharing -------------------------------------------------------------------------
 
 

@@ -159,6 +159,11 @@
       ck_cart_too_small: "Your cart is too small to use points on.",
       ck_done: "Your code for {amount} off this order:",
       ck_failed: "Couldn't create your discount.",
+      err_points: "You don't have enough points for this.",
+      err_busy: "Too many tries. Please wait a moment and try again.",
+      err_changed: "This has changed in the meantime: reload the page to see it as it is now.",
+      err_unavailable: "This isn't available any more.",
+      err_invalid: "That can't be used on this cart.",
       ck_valid: "Enter it at checkout. Unused, it returns to points by {date}.",
     },
     fr: {
@@ -286,6 +291,11 @@
       ck_cart_too_small: "Votre panier est trop petit pour utiliser des points.",
       ck_done: "Votre code pour {amount} de réduction sur cette commande :",
       ck_failed: "Impossible de créer votre réduction.",
+      err_points: "Vous n’avez pas assez de points pour cela.",
+      err_busy: "Trop d’essais. Patientez un instant puis réessayez.",
+      err_changed: "Cela a changé entre-temps : rechargez la page pour voir l’état actuel.",
+      err_unavailable: "Ce n’est plus disponible.",
+      err_invalid: "Ce montant ne peut pas être utilisé sur ce panier.",
       ck_valid: "Saisissez-le au paiement. Inutilisé, il redevient des points le {date}.",
     },
     de: {
@@ -413,6 +423,11 @@
       ck_cart_too_small: "Dein Warenkorb ist zu klein, um Punkte einzusetzen.",
       ck_done: "Dein Code für {amount} Rabatt auf diese Bestellung:",
       ck_failed: "Dein Rabatt konnte nicht erstellt werden.",
+      err_points: "Dafür hast du nicht genug Punkte.",
+      err_busy: "Zu viele Versuche. Bitte warte einen Moment und versuche es erneut.",
+      err_changed: "Das hat sich inzwischen geändert: Lade die Seite neu, um den aktuellen Stand zu sehen.",
+      err_unavailable: "Das ist nicht mehr verfügbar.",
+      err_invalid: "Das kann für diesen Warenkorb nicht verwendet werden.",
       ck_valid: "Gib ihn an der Kasse ein. Unbenutzt wird er am {date} wieder zu Punkten.",
     },
     es: {
@@ -540,6 +555,11 @@
       ck_cart_too_small: "Tu carrito es demasiado pequeño para usar puntos.",
       ck_done: "Tu código de {amount} de descuento para este pedido:",
       ck_failed: "No se ha podido crear tu descuento.",
+      err_points: "No tienes puntos suficientes para esto.",
+      err_busy: "Demasiados intentos. Espera un momento y vuelve a intentarlo.",
+      err_changed: "Esto ha cambiado mientras tanto: vuelve a cargar la página para verlo actualizado.",
+      err_unavailable: "Ya no está disponible.",
+      err_invalid: "No se puede usar en este carrito.",
       ck_valid: "Introdúcelo al pagar. Si no lo usas, vuelve a ser puntos el {date}.",
     },
   };
@@ -866,6 +886,20 @@
     ]));
   };
 
+  // Why a request was refused, in the shopper's language (the API's own `detail` is English).
+  var PROBLEMS = {
+    "insufficient-points": "err_points",
+    "rate-limited": "err_busy",
+    "conflict": "err_changed",
+    "reward-unavailable": "err_unavailable",
+    "validation-error": "err_invalid",
+  };
+
+  Widget.prototype.reason = function (error) {
+    var type = error instanceof ApiError && error.problem ? error.problem.type : null;
+    return this.t(PROBLEMS[type] || "please_retry");
+  };
+
   Widget.prototype.announce = function (message) {
     this.announcer.textContent = message;
   };
@@ -1050,10 +1084,10 @@
       }
       return self.refresh();
     }).catch(function (error) {
-      self.announce(self.t("redeem_failed", { reward: reward.name }) + " " + (error.message || ""));
+      self.announce(self.t("redeem_failed", { reward: reward.name }) + " " + self.reason(error));
       self.lastResult = h("div", { class: "notice error", role: "alert" }, [
         h("strong", { text: self.t("redeem_failed", { reward: reward.name }) + " " }),
-        document.createTextNode(error.message || self.t("please_retry")),
+        document.createTextNode(self.reason(error)),
       ]);
     }).then(function () {
       self.state.busy = false;
@@ -1220,9 +1254,11 @@
     }).catch(function (error) {
       self.codesResult = h("div", { class: "notice error", role: "alert" }, [
         h("strong", { text: self.t("cancel_failed") + " " }),
-        document.createTextNode(error.message || self.t("please_retry")),
+        document.createTextNode(self.reason(error)),
       ]);
       self.announce(self.t("cancel_failed"));
+      // Used or canceled elsewhere meanwhile: show the codes as they are now.
+      return self.refresh().catch(function () { /* the notice already says what failed */ });
     }).then(function () {
       self.state.busy = false;
       self.state.cancelArmed = null;
@@ -1448,7 +1484,7 @@
     }).catch(function (error) {
       self.checkoutResult = h("div", { class: "notice error", role: "alert" }, [
         h("strong", { text: self.t("ck_failed") + " " }),
-        document.createTextNode(error.message || self.t("please_retry")),
+        document.createTextNode(self.reason(error)),
       ]);
       self.announce(self.t("ck_failed"));
     }).then(function () {

@@ -116,10 +116,10 @@ def _changes(form: SettingsForm) -> dict:
 def _show_error(form: SettingsForm, error: DomainError | ValidationError) -> None:
     """`show_error`, with the refusals inside `checkout_points` put beside their own fields."""
     messages = error.messages if isinstance(error, ValidationError) else error.errors
-    nested = messages.get("checkout_points") if isinstance(messages, dict) else None
-    if not isinstance(nested, dict):
+    if not isinstance(messages, dict) or not isinstance(messages.get("checkout_points"), dict):
         show_error(form, error)
         return
+    nested = messages["checkout_points"]
     for name, field_messages in nested.items():
         field = form[CHECKOUT_FIELDS[name]] if name in CHECKOUT_FIELDS else None
         if field is None:

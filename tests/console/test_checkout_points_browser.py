@@ -17,6 +17,10 @@ def test_switch_on_points_at_checkout_and_see_a_discount_on_the_member(
     app, _base = live_console
     page = console_page("owner")
     page.goto(page.base + "/settings")
+    # The demo program has it on at the catalog's rate.
+    assert "Now: 100 points take $2.00 off; a code takes at most 50% of the cart" in (
+        page.locator("main").inner_text()
+    )
     page.get_by_label("Shoppers can spend points at checkout").check()
     page.get_by_label("Value of one point (in the currency's smallest unit)").fill("0.5")
     page.get_by_label("Fewest points per code").fill("200")

@@ -1,7 +1,6 @@
 """Demo data for the widget: the seeded shopper has an order and points to redeem at /demo."""
 
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 
 from sqlalchemy.orm import Session
 
@@ -10,22 +9,13 @@ from loyalty.hooks import hooks
 from loyalty.members import service as members
 from loyalty.orders import service as orders
 from loyalty.orders.schemas import EventSchema
-from loyalty.program.service import get_program
 from loyalty.seed import DEMO_CUSTOMER
 
 DEMO_WELCOME_POINTS = 1500
 
 
 def seed_demo_shopper(session: Session) -> None:
-    """A paid order (points pending, spend toward the next tier) and points to spend now, and
-    points at checkout switched on for the demo cart's slider (/demo/cart): 100 points = 1.00,
-    from 100 points in steps of 50, at most half the cart."""
-    program = get_program(session, for_update=True)
-    program.checkout_points_enabled = True
-    program.checkout_value_per_point = Decimal(1)
-    program.checkout_min_points = 100
-    program.checkout_points_step = 50
-    program.checkout_max_share_of_cart = 50
+    """A paid order (points pending, spend toward the next tier) and points to spend now."""
     occurred_at = datetime.now(UTC) - timedelta(days=6)
     raw = {
         "id": "demo-evt-1",

@@ -433,7 +433,7 @@ def slider_text(page):
 
 def test_the_cart_slider_snaps_to_the_step_shows_the_money_and_applies_a_code(live, browser):
     app, base, admin = live
-    # The demo's terms: 1 point = 0.01, from 100 points in steps of 50, at most half the cart.
+    # The demo's terms: 1 point = 0.02, from 100 points in steps of 50, at most half the cart.
     available = demo_me(app, admin)["points"]["available"]
     assert available == 1500
     ctx, page = open_page(
@@ -441,39 +441,39 @@ def test_the_cart_slider_snaps_to_the_step_shows_the_money_and_applies_a_code(li
     )
     assert page.locator('[data-testid="cart-subtotal"]').inner_text() == "$122.00"
     slider = page.get_by_label("Points to use")
-    # 122.00 × 50 % = 61.00 would take 6,100 points: the 1,500 available are the end.
+    # 122.00 × 50 % = 61.00 would take 3,050 points: the 1,500 available are the end.
     assert (slider.get_attribute("min"), slider.get_attribute("max")) == ("100", "1500")
     assert slider.get_attribute("step") == "50"
-    assert slider_text(page) == "1,500 points = $15.00 off"
+    assert slider_text(page) == "1,500 points = $30.00 off"
     assert page.locator('[data-testid="slider-range"]').inner_text() == (
         "Between 100 and 1,500 points on this cart"
     )
     slider.focus()
     page.keyboard.press("ArrowLeft")
-    assert slider_text(page) == "1,450 points = $14.50 off"
-    assert slider.get_attribute("aria-valuetext") == "1,450 points = $14.50 off"
+    assert slider_text(page) == "1,450 points = $29.00 off"
+    assert slider.get_attribute("aria-valuetext") == "1,450 points = $29.00 off"
     page.keyboard.press("Home")
-    assert slider_text(page) == "100 points = $1.00 off"
+    assert slider_text(page) == "100 points = $2.00 off"
     for _ in range(12):
         page.keyboard.press("ArrowRight")
-    assert slider_text(page) == "700 points = $7.00 off"
+    assert slider_text(page) == "700 points = $14.00 off"
     shot(page, "widget-cart-slider.png")
 
     page.evaluate(
         "window.__codes = []; document.querySelector('#loyalty-widget')"
         ".addEventListener('loyalty:checkout-code', e => window.__codes.push(e.detail))"
     )
-    page.get_by_role("button", name="Apply $7.00 off").click()
+    page.get_by_role("button", name="Apply $14.00 off").click()
     made = page.locator('[data-testid="checkout-code"]')
     made.wait_for()
-    assert "Your code for $7.00 off this order:" in made.inner_text()
+    assert "Your code for $14.00 off this order:" in made.inner_text()
     code = made.locator('[data-testid="reward-code"]').inner_text()
-    assert page.evaluate("window.__codes") == [{"code": code, "amount": 700, "points": 700}]
+    assert page.evaluate("window.__codes") == [{"code": code, "amount": 1400, "points": 700}]
     page.wait_for_function(
         f"() => {SHADOW}.querySelector('[data-testid=balance]').textContent === '800'"
     )
     codes = api(app, "get", f"/v1/members/{DEMO_CUSTOMER}/redemptions", admin)["items"]
-    assert [(c["code"], c["amount"], c["points_spent"]) for c in codes] == [(code, 700, 700)]
+    assert [(c["code"], c["amount"], c["points_spent"]) for c in codes] == [(code, 1400, 700)]
     # The slider's end follows the new balance; the code is in the list, cancelable.
     assert slider.get_attribute("max") == "800"
     mine = page.locator(f'[data-testid="my-code"][data-code-id="{codes[0]["id"]}"]')
@@ -535,8 +535,8 @@ def test_the_slider_says_why_it_is_not_there(live, browser):
 @pytest.mark.parametrize(
     ("query", "width", "expected", "name"),
     [
-        ("lang=de", 375, "1.500 Punkte = 15,00\u00a0$ Rabatt", "widget-cart-de-phone.png"),
-        ("lang=fr&dir=rtl", 1280, "1\u202f500 points = 15,00\u00a0$US de réduction",
+        ("lang=de", 375, "1.500 Punkte = 30,00\u00a0$ Rabatt", "widget-cart-de-phone.png"),
+        ("lang=fr&dir=rtl", 1280, "1\u202f500 points = 30,00\u00a0$US de réduction",
          "widget-cart-rtl.png"),
     ],
 )  # fmt: skip

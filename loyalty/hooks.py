@@ -176,6 +176,31 @@ class MemberReferrals(Protocol):
     ) -> dict[str, Any]: ...
 
 
+class MemberRedemptions(Protocol):
+    """A page of the member's reward codes, newest first: `RedemptionPageSchema`'s dict."""
+
+    def __call__(
+        self, session: Session, member: Member, limit: int, cursor: Any, /
+    ) -> dict[str, Any]: ...
+
+
+class CancelMemberRedemption(Protocol):
+    """Cancel one of the member's unused codes, its points returned (`NotFound` for another
+    member's, `Conflict` for one not unused): the `RedemptionSchema` dict."""
+
+    def __call__(
+        self, session: Session, member: Member, redemption_id: int, /
+    ) -> dict[str, Any]: ...
+
+
+class GiftCardBalance(Protocol):
+    """A gift card's balance by its code, for a shopper at `address`, under the same counts
+    and lockout as every request that takes a code: the `GiftCardLookupResultSchema` dict,
+    `NotFound` for anything but a live card."""
+
+    def __call__(self, session: Session, code: str, address: str, /) -> dict[str, Any]: ...
+
+
 # --- program, jobs, demo, reports -------------------------------------------------------------
 
 
@@ -281,6 +306,9 @@ class Hooks:
     checkout_quote: CheckoutQuote | None = None
     checkout_discount: CheckoutDiscount | None = None
     member_referrals: MemberReferrals | None = None
+    member_redemptions: MemberRedemptions | None = None
+    cancel_member_redemption: CancelMemberRedemption | None = None
+    gift_card_balance: GiftCardBalance | None = None
     # /v1/reports/cohorts?by=NAME: name -> its cohorts
     report_cohorts: dict[str, ReportCohorts] = field(default_factory=dict)
     # /v1/reports/overview: referral conversions and a point's money value; None until set

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
-from typing import Any, Unpack
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -174,7 +174,7 @@ ENTRY_COLUMNS = (
 )  # fmt: skip
 
 
-def insert_entries(rows: Select[Unpack[tuple[Any, ...]]], *, rule: bool = False) -> Insert:
+def insert_entries(rows: Select[*tuple[Any, ...]], *, rule: bool = False) -> Insert:
     """INSERT INTO ledger_entries SELECT `rows`: the set-based jobs' way of writing many
     entries in one statement. `rows` selects ENTRY_COLUMNS in order (and `rule_id` after
     `source_id` when `rule`); the caller moves the same members' balances by the same points

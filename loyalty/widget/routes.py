@@ -25,16 +25,19 @@ from loyalty.hooks import hooks
 from loyalty.members import service as members
 from loyalty.members.schemas import EntryPageSchema
 from loyalty.ratelimit import limit
-from loyalty.schemas import PaginationQuery
+from loyalty.schemas import EmptySchema, PaginationQuery
 from loyalty.seed import DEMO_CUSTOMER
 from loyalty.widget import service
 from loyalty.widget.schemas import (
+    GIFT_CARD_BALANCE,
     MY_CHECKOUT_QUOTE,
     MY_REDEMPTION,
+    MY_REDEMPTIONS,
     MY_REFERRALS,
     MeSchema,
     MyCheckoutDiscountRequestSchema,
     MyCheckoutQuoteQuery,
+    MyGiftCardLookupSchema,
     MyRedemptionRequestSchema,
     MyRewardsSchema,
     WidgetTokenRequestSchema,
@@ -109,6 +112,19 @@ class MyRewards(MethodView):
 @me.route("/redemptions")
 class MyRedemptions(MethodView):
     @require(widget=True)
+    @read_limit
+    @me.arguments(PaginationQuery, location="query")
+    @me.response(200, MY_REDEMPTIONS)
+    def get(self, query):
+        """The token's member's reward codes, newest first, each with its `status` (issued,
+        used, canceled, expired) and `expires_at`."""
+        return jsonify(
+            service.redemptions(
+                db.session, hooks(), current_member(), query["limit"], query["cursor"]
+            )
+        )
+
+    @require(widget=True)
     @redeem_limit
     @me.arguments(MyRedemptionRequestSchema)
     @me.response(201, MY_REDEMPTION)
@@ -127,6 +143,34 @@ class MyRedemption(MethodView):
         """One of the token's member's redemptions: the widget polls it while the store's
         discount code is `pending` (its `platform` field), showing the code once `created`."""
         return jsonify(service.redemption(db.session, hooks(), current_member(), redemption_id))
+
+
+@me.route("/redemptions/<int:redemption_id>/cancel")
+class CancelMyRedemption(MethodView):
+    @require(widget=True)
+    @redeem_limit
+    @me.arguments(EmptySchema)
+    @me.response(200, MY_REDEMPTION)
+    def post(self, _data, redemption_id):
+        """Cancel one of the token's member's unused codes bought with points: the points
+        return. Another member's code is a 404; a used, canceled or expired one a 409."""
+        return jsonify(
+            service.cancel_redemption(db.session, hooks(), current_member(), redemption_id)
+        )
+
+
+@me.route("/gift-card-lookup")
+class MyGiftCardLookup(MethodView):
+    @require(widget=True)
+    @read_limit
+    @me.arguments(MyGiftCardLookupSchema)
+    @me.response(200, GIFT_CARD_BALANCE)
+    def post(self, data):
+        """A gift card's balance by code, as `POST /v1/gift-cards/lookup` answers it: counted
+        per shopper (the request's address), per card and across every widget, with the same
+        lockout after codes that are not live cards; any of those is the same 404."""
+        address = request.remote_addr or "127.0.0.1"
+        return jsonify(service.gift_card_balance(db.session, hooks(), data["code"], address))
 
 
 @me.route("/checkout-points")
@@ -225,16 +269,49 @@ def _demo_only():
         raise NotFound()
 
 
-@pages.get("/demo")
-def demo():
-    """A pretend storefront embedding the widget for the seeded member (not in production)."""
+# The demo's languages (the widget's shipped ones) and writing directions, by query parameter:
+# /demo?lang=de, /demo/cart?lang=fr&dir=rtl.
+DEMO_LANGUAGES = {"en": "English", "fr": "Français", "de": "Deutsch", "es": "Español"}
+DEMO_CART = [("Rose Glow Serum", 2, 4800), ("Silk Lipstick", 1, 2600)]
+
+
+def _demo_page(template, **context):
+    """A demo storefront page with the widget for the seeded shopper, in `?lang=` (default
+    English) and `?dir=` (`ltr` or `rtl`)."""
     _demo_only()
     try:
         minted = service.mint_token(db.session, DEMO_CUSTOMER)
     except NotFound:
         return render_template("widget/demo_missing.html"), 404
     api = request.url_root.rstrip("/")  # this server, whatever host and port it was opened on
-    return render_template("widget/demo.html", token=minted["token"], api=api)
+    lang = request.args.get("lang", "en")
+    return render_template(
+        template,
+        token=minted["token"],
+        api=api,
+        lang=lang if lang in DEMO_LANGUAGES else "en",
+        dir="rtl" if request.args.get("dir") == "rtl" else "ltr",
+        languages=DEMO_LANGUAGES,
+        **context,
+    )
+
+
+@pages.get("/demo")
+def demo():
+    """A pretend storefront embedding the widget for the seeded member (not in production)."""
+    return _demo_page("widget/demo.html")
+
+
+@pages.get("/demo/cart")
+def demo_cart():
+    """The pretend storefront's cart: the widget with its points-at-checkout slider."""
+    lines = [
+        {"name": name, "quantity": quantity, "total": quantity * price}
+        for name, quantity, price in DEMO_CART
+    ]
+    return _demo_page(
+        "widget/demo_cart.html", lines=lines, subtotal=sum(line["total"] for line in lines)
+    )
 
 
 @pages.post("/demo/widget-token")

@@ -5,6 +5,7 @@ from loyalty.schemas import (
     MAX_MONEY,
     MAX_POINTS,
     AwareDateTime,
+    Id,
     MemberId,
     PositiveMoney,
     StrictSchema,
@@ -29,6 +30,8 @@ class MeSchema(MemberSchema):
 MY_REDEMPTION = "Redemption"  # rewards.catalog.schemas.RedemptionSchema
 MY_CHECKOUT_QUOTE = "CheckoutQuote"  # rewards.catalog.schemas.CheckoutQuoteSchema
 MY_REFERRALS = "MemberReferrals"  # referrals.schemas.MemberReferralsSchema
+MY_REDEMPTIONS = "RedemptionPage"  # rewards.catalog.schemas.RedemptionPageSchema
+GIFT_CARD_BALANCE = "GiftCardLookupResult"  # rewards.giftcards.schemas.GiftCardLookupResultSchema
 
 
 class MyRewardsSchema(StrictSchema):
@@ -39,6 +42,12 @@ class MyRewardsSchema(StrictSchema):
 
 class MyRedemptionRequestSchema(StrictSchema):
     reward_id = fields.Integer(required=True, strict=True, validate=validate.Range(1, 2**31 - 1))
+
+
+class MyGiftCardLookupSchema(StrictSchema):
+    """A gift card code typed by the shopper (no `ip`: the request comes from the shopper)."""
+
+    code = Id(required=True)
 
 
 class MyCheckoutDiscountRequestSchema(StrictSchema):

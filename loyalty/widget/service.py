@@ -75,6 +75,28 @@ def redemption(session: Session, hooks: Hooks, member: Member, redemption_id: in
     return hooks.member_redemption(session, member, redemption_id)
 
 
+def redemptions(
+    session: Session, hooks: Hooks, member: Member, limit: int, cursor: str | None
+) -> dict:
+    if hooks.member_redemptions is None:
+        raise NotFound("Rewards are not enabled in this installation.")
+    return hooks.member_redemptions(session, member, limit, cursor)
+
+
+def cancel_redemption(session: Session, hooks: Hooks, member: Member, redemption_id: int) -> dict:
+    if hooks.cancel_member_redemption is None:
+        raise NotFound("Rewards are not enabled in this installation.")
+    return hooks.cancel_member_redemption(session, member, redemption_id)
+
+
+def gift_card_balance(session: Session, hooks: Hooks, code: str, address: str) -> dict:
+    """A gift card's balance by code, counted against the shopper's `address` (the browser's
+    own: the widget's requests come straight from it)."""
+    if hooks.gift_card_balance is None:
+        raise NotFound("Gift cards are not enabled in this installation.")
+    return hooks.gift_card_balance(session, code, address)
+
+
 def checkout_quote(session: Session, hooks: Hooks, member: Member, cart_subtotal: int) -> dict:
     if hooks.checkout_quote is None:
         raise NotFound("Rewards are not enabled in this installation.")

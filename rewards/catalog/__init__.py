@@ -19,6 +19,8 @@ def init_app(app: Flask, hooks: Hooks) -> None:
     hooks.member_rewards = widget.member_rewards
     hooks.redeem_reward = widget.redeem
     hooks.member_redemption = widget.member_redemption
+    hooks.member_redemptions = widget.member_redemptions
+    hooks.cancel_member_redemption = widget.cancel_member_redemption
     hooks.checkout_quote = widget.checkout_quote
     hooks.checkout_discount = widget.checkout_discount
     # tiers' entry rewards: codes of catalog rewards, issued without points

@@ -154,6 +154,8 @@ def from_environment(instance_path: str, environ: Env | None = None) -> dict:
         "GIFT_CARD_LOW_BALANCE": int(env.get("GIFT_CARD_LOW_BALANCE", "1000")),
         # `member.lapsing` when a member's last paid order is this many days old (0: never).
         "MEMBER_LAPSE_DAYS": int(env.get("MEMBER_LAPSE_DAYS", "0")),
+        # How old a custom action may be when reported (its caps count by when it happened).
+        "ACTION_MAX_AGE_DAYS": int(env.get("ACTION_MAX_AGE_DAYS", "7")),
         **email_settings(env),
         # `Authorization: Bearer <token>` to scrape /metrics; unset: open outside production,
         # closed (403) in production.

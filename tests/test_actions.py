@@ -136,6 +136,24 @@ def test_an_action_far_in_the_future_is_refused(client, storefront):
     assert "occurred_at" in response.get_json()["errors"]
 
 
+def test_an_action_older_than_the_window_is_refused_and_changes_nothing(
+    app, client, storefront, admin
+):
+    enroll(client, storefront)
+    rule = {"name": "Reviews", "trigger": "action", "points": 50,
+            "conditions": {"action_type": "review"}, "caps": {"per_day": 1}}  # fmt: skip
+    assert client.post("/v1/earning-rules", json=rule, headers=admin).status_code == 201
+    days = app.config["ACTION_MAX_AGE_DAYS"]
+    old = datetime.now(UTC) - timedelta(days=days, minutes=1)
+    response = act(client, storefront, "a-old", at=old)
+    assert response.status_code == 422
+    assert response.get_json()["errors"]["occurred_at"] == [f"More than {days} days ago."]
+    inside = datetime.now(UTC) - timedelta(days=days) + timedelta(minutes=1)
+    assert act(client, storefront, "a-late", at=inside).get_json()["effects"][0]["points"] == 50
+    member = client.get("/v1/members/c_1", headers=admin).get_json()
+    assert member["points"]["available"] == 50  # the refused one gave nothing
+
+
 def test_a_widget_token_or_no_key_cannot_report_actions(client, storefront):
     enroll(client, storefront)
     assert act(client, {}, "a-1").status_code == 401
@@ -145,6 +163,16 @@ def test_a_widget_token_or_no_key_cannot_report_actions(client, storefront):
     assert act(client, {"Authorization": f"Bearer {token}"}, "a-1").status_code == 403
 
 
+@pytest.fixture
+def dated_freely(app):
+    """Actions dated on fixed days of the past (the age window opened wide for the test)."""
+    kept = app.config["ACTION_MAX_AGE_DAYS"]
+    app.config["ACTION_MAX_AGE_DAYS"] = 100_000
+    yield
+    app.config["ACTION_MAX_AGE_DAYS"] = kept
+
+
+@pytest.mark.usefixtures("dated_freely")
 def test_caps_per_day_per_month_and_lifetime(client, admin, storefront):
     enroll(client, storefront)
     daily = rule(client, admin, name="Daily check-in", points=5,
@@ -182,6 +210,7 @@ def test_caps_per_day_per_month_and_lifetime(client, admin, storefront):
     assert balance(client, storefront)["available"] == 5 * 3 + 50 * 4 + 100
 
 
+@pytest.mark.usefixtures("dated_freely")
 def test_days_and_months_are_the_program_time_zone(client, admin, storefront):
     enroll(client, storefront)
     response = client.put("/v1/program", json={"timezone": "America/New_York"}, headers=admin)

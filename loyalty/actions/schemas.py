@@ -1,5 +1,7 @@
 import json
+from datetime import timedelta
 
+from flask import current_app
 from marshmallow import ValidationError, fields, validate, validates_schema
 
 from loyalty.earning.schemas import ActionType
@@ -31,8 +33,14 @@ class ActionSchema(StrictSchema):
 
     @validates_schema
     def _bounded(self, data: dict, **_kwargs: object) -> None:
-        if data["occurred_at"] > utcnow() + MAX_FUTURE:
+        now = utcnow()
+        if data["occurred_at"] > now + MAX_FUTURE:
             raise ValidationError("More than 5 minutes in the future.", "occurred_at")
+        # Caps count by `occurred_at`: an action dated long ago would find an old, unused day
+        # or month. A late delivery or a retry is within the window; a backdated one is not.
+        days = current_app.config["ACTION_MAX_AGE_DAYS"]
+        if data["occurred_at"] < now - timedelta(days=days):
+            raise ValidationError(f"More than {days} days ago.", "occurred_at")
         size = len(json.dumps(data.get("detail") or {}, separators=(",", ":")).encode())
         if size > MAX_DETAIL_BYTES:
             raise ValidationError(f"{size} bytes as JSON; at most {MAX_DETAIL_BYTES}.", "detail")

@@ -12,6 +12,7 @@ from loyalty.ledger import LedgerEntry
 from loyalty.members import service as members
 from loyalty.members.models import Member
 from loyalty.tiers import service as tiers
+from loyalty.types import utcnow
 from referrals import service as referrals
 from rewards.catalog import service as catalog
 from tests.console.conftest import assert_strict_csp, csrf_token, post_form
@@ -283,7 +284,7 @@ def test_the_activity_explains_an_action_award_by_its_rule_and_action(
     rule = {"name": "Product reviews", "trigger": "action", "points": 50,
             "conditions": {"action_type": "review"}, "caps": {"per_month": 3}}  # fmt: skip
     assert client.post("/v1/earning-rules", json=rule, headers=admin).status_code == 201
-    review = {"id": "rv-1", "type": "review", "occurred_at": "2026-12-01T10:00:00Z"}
+    review = {"id": "rv-1", "type": "review", "occurred_at": utcnow().isoformat()}
     answer = client.post("/v1/members/act-1/actions", json=review, headers=storefront)
     assert answer.status_code == 200, answer.get_json()
     page = console_client("support").get("/console/members/act-1").get_data(as_text=True)

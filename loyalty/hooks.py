@@ -260,11 +260,12 @@ class ReportConversions(Protocol):
 
 @dataclass(frozen=True)
 class PointValue:
-    """What one point is worth at redemption: `money / points` minor units, from a reward."""
+    """What one point is worth at redemption: `money / points` minor units, from a catalog
+    reward (`reward_id`) or from points at checkout (`reward_id` None)."""
 
     money: int  # minor units
     points: int
-    reward_id: int
+    reward_id: int | None
     reward_name: str
 
 

@@ -2,6 +2,7 @@
 worked out by hand from the data made."""
 
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 from sqlalchemy import select
@@ -9,6 +10,7 @@ from sqlalchemy import select
 from loyalty import ledger
 from loyalty.hooks import hooks
 from loyalty.members.models import Member
+from loyalty.program.service import get_program
 from loyalty.reports import overview
 from loyalty.types import utcnow
 from referrals.models import Referral
@@ -183,6 +185,29 @@ def test_the_best_rate_wins_and_the_liability_rounds_half_up(app, session, progr
         points = compute(session)["points"]
     assert points["value"]["reward_name"] == "Odd"
     assert points["liability"] == 751  # 300 × 1001 / 400 = 750.75
+
+
+def test_points_at_checkout_value_points_when_its_rate_is_the_best(app, session, program):
+    checkout = get_program(session, for_update=True)
+    checkout.checkout_points_enabled = True
+    checkout.checkout_value_per_point = Decimal("1.5")  # below the catalog's 2 a point
+    session.commit()
+    with app.test_request_context():
+        points = compute(session)["points"]
+    assert points["value"]["reward_name"] == "10 off" and points["liability"] == 600
+    checkout = get_program(session, for_update=True)
+    checkout.checkout_value_per_point = Decimal("2.25")  # above it: checkout is the best rate
+    session.commit()
+    with app.test_request_context():
+        points = compute(session)["points"]
+    assert points["value"] == {"money": 9, "points": 4, "per_point": "2.2500",
+                               "reward_id": None, "reward_name": "Points at checkout"}  # fmt: skip
+    assert points["liability"] == 675  # 300 × 9 / 4
+    for reward in session.scalars(select(Reward)):
+        reward.active = False
+    session.commit()
+    with app.test_request_context():
+        assert compute(session)["points"]["liability"] == 675  # no reward, checkout still on
 
 
 def test_an_empty_program(app, session):

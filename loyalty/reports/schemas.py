@@ -225,8 +225,13 @@ class PointValueSchema(StrictSchema):
     per_point = fields.String(
         metadata={"description": "money ÷ points: minor units per point, four places."}
     )
-    reward_id = fields.Integer(metadata={"description": "The catalog reward it is taken from."})
-    reward_name = fields.String()
+    reward_id = fields.Integer(
+        allow_none=True,
+        metadata={"description": "The catalog reward it is taken from; null: points at checkout."},
+    )
+    reward_name = fields.String(
+        metadata={"description": 'That reward\'s name, or "Points at checkout".'}
+    )
 
 
 class OutstandingPointsSchema(StrictSchema):

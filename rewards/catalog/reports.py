@@ -8,9 +8,11 @@ from sqlalchemy.orm import Session
 
 from loyalty.hooks import PointValue
 from loyalty.orders.models import Order
+from loyalty.program.service import get_program
 from rewards.catalog.models import USED, Reward, RewardCode
 
 AMOUNT_OFF = "amount_off"
+CHECKOUT_NAME = "Points at checkout"
 
 
 def reward_cohorts():
@@ -36,11 +38,17 @@ def reward_cohorts():
 
 
 def point_value(session: Session, now: datetime) -> PointValue | None:
-    """A point's money value for the liability of the points outstanding: the best rate,
-    `amount ÷ points_cost`, of the amount-off rewards a member can redeem at `now` (active,
-    not deleted, within their dates, in stock; a tier's own rewards included), the lowest id
-    on a tie. None when there is none: percent-off, free-shipping and free-product rewards
-    have no money value of their own."""
+    """A point's money value for the liability of the points outstanding: the best rate a
+    member can turn points into money at `now` — `amount ÷ points_cost` of the amount-off
+    rewards (active, not deleted, within their dates, in stock; a tier's own rewards
+    included), or the program's points-at-checkout `value_per_point` when that is on — the
+    lowest reward id on a tie, a reward before checkout. None when there is none: percent-off,
+    free-shipping and free-product rewards have no money value of their own."""
+    checkout = get_program(session).checkout_points
+    at_checkout = None
+    if checkout.enabled and checkout.value_per_point > 0:
+        rate = Fraction(checkout.value_per_point)
+        at_checkout = PointValue(rate.numerator, rate.denominator, None, CHECKOUT_NAME)
     rewards = session.execute(
         select(Reward.id, Reward.name, Reward.amount, Reward.points_cost)
         .where(
@@ -56,6 +64,10 @@ def point_value(session: Session, now: datetime) -> PointValue | None:
         .order_by(Reward.id)
     ).all()  # the catalog: a handful of rows
     if not rewards:
-        return None
+        return at_checkout
     best = max(rewards, key=lambda r: (Fraction(r.amount, r.points_cost), -r.id))
+    if at_checkout is not None and Fraction(at_checkout.money, at_checkout.points) > Fraction(
+        best.amount, best.points_cost
+    ):
+        return at_checkout
     return PointValue(best.amount, best.points_cost, best.id, best.name)

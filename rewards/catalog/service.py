@@ -335,6 +335,19 @@ def reward_issued_event(code: RewardCode) -> dict:
     }
 
 
+def _take_one(session: Session, reward: Reward) -> bool:
+    """Take one of a stocked reward's stock, if any is left: one conditional UPDATE, so
+    concurrent takers never drive it below zero."""
+    taken = session.execute(
+        update(Reward)
+        .where(Reward.id == reward.id, Reward.stock > 0)
+        .values(stock=Reward.stock - 1),
+        execution_options={"synchronize_session": False},
+    )
+    session.expire(reward, ["stock"])
+    return rowcount(taken) == 1
+
+
 def redeem(
     session: Session, member: Member, reward_id: int, now: datetime | None = None
 ) -> "RedemptionView":
@@ -356,18 +369,10 @@ def redeem(
                 points_cost=reward.points_cost,
                 available=member.points_available,
             )
-        if reward.stock is not None:
-            taken = session.execute(
-                update(Reward)
-                .where(Reward.id == reward.id, Reward.stock > 0)
-                .values(stock=Reward.stock - 1),
-                execution_options={"synchronize_session": False},
+        if reward.stock is not None and not _take_one(session, reward):
+            raise RewardUnavailable(
+                _REASON_TEXT["out_of_stock"], reason="out_of_stock", reward_id=reward.id
             )
-            session.expire(reward, ["stock"])
-            if rowcount(taken) != 1:
-                raise RewardUnavailable(
-                    _REASON_TEXT["out_of_stock"], reason="out_of_stock", reward_id=reward.id
-                )
         code = _new_code(
             session,
             kind=reward.kind,
@@ -768,16 +773,8 @@ def issue_tier_entry_code(
     reward = session.get(Reward, reward_id)
     if reward is None or reward.deleted_at is not None:
         return None
-    if reward.stock is not None:
-        taken = session.execute(
-            update(Reward)
-            .where(Reward.id == reward.id, Reward.stock > 0)
-            .values(stock=Reward.stock - 1),
-            execution_options={"synchronize_session": False},
-        )
-        session.expire(reward, ["stock"])
-        if rowcount(taken) == 0:
-            return None
+    if reward.stock is not None and not _take_one(session, reward):
+        return None
     code = issue_reward_code(
         session,
         kind=reward.kind,

@@ -42,6 +42,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.orm import Mapped, Session, aliased, mapped_column
 
 from connectors.platform_api import Answer, CodeTerms, StoreCodes
+from loyalty import outbox
 from loyalty.extensions import Base
 from loyalty.program.service import get_program
 from loyalty.types import BigId, UTCDateTime, utcnow
@@ -250,13 +251,7 @@ def _claim(session: Session, now: datetime, settings: Settings) -> Sequence[Row]
         .limit(settings.batch)
         .with_for_update(of=PlatformCodeTask, skip_locked=True)
     )
-    claimed = session.scalars(
-        update(PlatformCodeTask)
-        .where(PlatformCodeTask.id.in_(due.scalar_subquery()))
-        .values(attempts=PlatformCodeTask.attempts + 1, next_attempt_at=now + settings.lease)
-        .returning(PlatformCodeTask.id),
-        execution_options={"synchronize_session": False},
-    ).all()
+    claimed = outbox.claim(session, PlatformCodeTask, due, now=now, lease=settings.lease)
     if not claimed:
         return []
     created = (

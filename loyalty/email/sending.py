@@ -21,6 +21,7 @@ from sqlalchemy import bindparam, delete, or_, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 
+from loyalty import outbox
 from loyalty.email.models import EmailMessage
 from loyalty.email.service import (
     TEMPLATES,
@@ -79,17 +80,9 @@ def _claim(session: Session, now: datetime, settings: Settings) -> Sequence[Row]
         .limit(settings.batch)
         .with_for_update(skip_locked=True)
     )
-    claimed = session.scalars(
-        update(EmailMessage)
-        .where(EmailMessage.id.in_(due.scalar_subquery()))
-        .values(
-            attempts=EmailMessage.attempts + 1,
-            next_attempt_at=now + settings.lease,
-            last_attempt_at=now,
-        )
-        .returning(EmailMessage.id),
-        execution_options={"synchronize_session": False},
-    ).all()
+    claimed = outbox.claim(
+        session, EmailMessage, due, now=now, lease=settings.lease, last_attempt_at=now
+    )
     if not claimed:
         return []
     return session.execute(

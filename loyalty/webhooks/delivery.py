@@ -38,6 +38,7 @@ from sqlalchemy import bindparam, delete, exists, or_, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 
+from loyalty import outbox
 from loyalty.extensions import rowcount
 from loyalty.sealing import WEBHOOK_SECRET, Sealer, Unsealable
 from loyalty.webhooks.models import WebhookDelivery, WebhookEndpoint, WebhookMessage
@@ -177,17 +178,9 @@ def _claim(session: Session, now: datetime, settings: Settings) -> Sequence[Row]
         .limit(settings.batch)
         .with_for_update(of=WebhookDelivery, skip_locked=True)
     )
-    claimed = session.scalars(
-        update(WebhookDelivery)
-        .where(WebhookDelivery.id.in_(due.scalar_subquery()))
-        .values(
-            attempts=WebhookDelivery.attempts + 1,
-            next_attempt_at=now + settings.lease,
-            last_attempt_at=now,
-        )
-        .returning(WebhookDelivery.id),
-        execution_options={"synchronize_session": False},
-    ).all()
+    claimed = outbox.claim(
+        session, WebhookDelivery, due, now=now, lease=settings.lease, last_attempt_at=now
+    )
     if not claimed:
         return []
     return session.execute(

@@ -12,10 +12,9 @@ from datetime import date, datetime, time, timedelta
 from flask import Blueprint, abort, render_template, request, url_for
 from sqlalchemy import select
 
-from console import display
+from console import accounts, display
 from console.auth import requires
 from console.members import queries as member_queries
-from console.models import Admin
 from loyalty.auditlog import service
 from loyalty.errors import ValidationFailed
 from loyalty.extensions import db
@@ -108,13 +107,11 @@ class Filters:
         if not self.who:
             return None
         if "@" in self.who:  # an admin's email: their actor name
-            admin_id = db.session.scalar(
-                select(Admin.id).where(Admin.email == self.who.strip().lower())
-            )
-            if admin_id is None:
+            admin = accounts.find_by_email(db.session(), self.who)
+            if admin is None:
                 self.errors["who"] = f"No admin has the email {self.who}."
                 return None
-            return f"admin:{admin_id}"
+            return admin.audit_name
         return self.who[:64]
 
     def where(self) -> service.AuditFilter:

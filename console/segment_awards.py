@@ -21,6 +21,7 @@ from console.auth import can, current_admin, requires
 from console.forms import show_error
 from console.htmx import is_htmx
 from console.members.queries import admin_emails
+from console.reports import segments as segment_words
 from loyalty.errors import Conflict, DomainError, ValidationFailed
 from loyalty.extensions import db
 from loyalty.program.service import get_program
@@ -32,15 +33,7 @@ from loyalty.segment_awards.models import DONE, FAILED
 bp = Blueprint("segment_awards", __name__, url_prefix="/segment-awards")
 
 PAGE_SIZE = 50
-# The segments in words (the keys are the API's, `loyalty.reports.service.SEGMENTS`).
-SEGMENT_NAMES = {
-    "new_subscribers": "New subscribers",
-    "loyal_high_value": "Loyal, high value",
-    "at_risk_high_value": "At risk, high value",
-    "low_value_inactive": "Low value, inactive",
-    "frequent_low_aov": "Frequent, low order value",
-    "other_active": "Other active",
-}
+SEGMENT_NAMES = segment_words.NAMES  # the segments in words, as the reports show them
 SEGMENT_HINTS = {
     "new_subscribers": "Members without a paid order yet.",
     "loyal_high_value": "High spenders who bought recently.",

@@ -15,6 +15,7 @@ from flask import current_app
 from sqlalchemy import (
     ColumnElement,
     and_,
+    case,
     exists,
     false,
     func,
@@ -781,6 +782,11 @@ def expire_holds(
                     .values(
                         held_amount=GiftCard.held_amount - total,
                         balance=GiftCard.balance + total,
+                        # back at or above the threshold: it may cross (and be reported) again
+                        low_balance_at=case(
+                            (GiftCard.balance + total >= _low_balance_threshold(), None),
+                            else_=GiftCard.low_balance_at,
+                        ),
                     ),
                     execution_options=_NO_SYNC,
                 )

@@ -182,6 +182,25 @@ def test_gift_card_redeemed_and_low_balance_once_per_crossing(
     assert [d["balance"] for d in data_of("gift_card.low_balance")] == [500, 800]
 
 
+def test_a_hold_that_expires_lifts_the_card_above_the_threshold_again(
+    client, admin, storefront, runner, everything
+):
+    card = issue(client, admin, amount=3000)
+    parked = hold(client, storefront, card["code"], 2500, order_id="ord_parked")
+    assert parked.status_code == 201  # 500 spendable, nothing captured: no report
+    small = hold(client, storefront, card["code"], 100, order_id="ord_small").get_json()
+    assert client.post(f"/v1/gift-card-holds/{small['id']}/capture",
+                       headers=storefront).status_code == 200  # fmt: skip
+    assert [d["balance"] for d in data_of("gift_card.low_balance")] == [400]
+    later = (datetime.now(UTC) + timedelta(days=30)).isoformat()
+    result = runner.invoke(args=["loyalty", "jobs", "expire-holds", "--now", later])
+    assert result.exit_code == 0, result.output  # the parked 2500 back: 2900
+    big = hold(client, storefront, card["code"], 2000, order_id="ord_big").get_json()
+    assert client.post(f"/v1/gift-card-holds/{big['id']}/capture",
+                       headers=storefront).status_code == 200  # fmt: skip
+    assert [d["balance"] for d in data_of("gift_card.low_balance")] == [400, 900]
+
+
 def test_member_lapsing_once_per_lapse(app, client, admin, storefront, runner, everything):
     app.config["MEMBER_LAPSE_DAYS"] = 60
     try:

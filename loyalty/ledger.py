@@ -179,10 +179,15 @@ def insert_entries(rows: Select[*tuple[Any, ...]], *, rule: bool = False) -> Ins
     entries in one statement. `rows` selects ENTRY_COLUMNS in order (and `rule_id` after
     `source_id` when `rule`); the caller moves the same members' balances by the same points
     in the same transaction (`verify-ledger` checks that they agree)."""
+    return insert(LedgerEntry).from_select(entry_columns(rule=rule), rows)
+
+
+def entry_columns(*, rule: bool = False) -> list[str]:
+    """ENTRY_COLUMNS, with `rule_id` after `source_id` when `rule`."""
     columns = list(ENTRY_COLUMNS)
     if rule:
         columns.insert(columns.index("source_id") + 1, "rule_id")
-    return insert(LedgerEntry).from_select(columns, rows)
+    return columns
 
 
 def post_entry(

@@ -32,7 +32,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import Subquery
 
-from loyalty import webhooks
+from loyalty import ledger, webhooks
 from loyalty.earning.models import LAPSE_SOURCE
 from loyalty.earning.rules import LAPSE_TRIGGER, Rule, cached_rules
 from loyalty.jobs import Progress, in_ranges, lock_members
@@ -160,11 +160,9 @@ def _award(session: Session, now: datetime, days: int, rule: Rule, low: int, hig
         literal(utcnow(), UTCDateTime()),
     ).where(*who)
     insert_ = postgresql_insert if dialect == "postgresql" else sqlite_insert
-    columns = ["member_id", "kind", "points", "state", "source_type", "source_id", "rule_id",
-               "detail", "occurred_at", "created_at"]  # fmt: skip
     awarded = session.scalars(
         insert_(LedgerEntry)
-        .from_select(columns, entries)
+        .from_select(ledger.entry_columns(rule=True), entries)
         .on_conflict_do_nothing()
         .returning(LedgerEntry.member_id)
     ).all()

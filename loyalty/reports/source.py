@@ -219,10 +219,17 @@ def status() -> dict | None:
     target = replica()
     if target is None:
         return None
+    unavailable = {
+        "status": "unavailable",
+        "fallback": current_app.config["REPORTS_REPLICA_FALLBACK"],
+    }
+    if time.monotonic() < target.down_until:
+        return unavailable  # known to be down: no connection attempt to wait for
     try:
         session, lag = target.open()
     except (DBAPIError, PoolTimeout):
-        return {"status": "unavailable", "fallback": current_app.config["REPORTS_REPLICA_FALLBACK"]}
+        target.down_until = time.monotonic() + current_app.config["REPORTS_REPLICA_RETRY_SECONDS"]
+        return unavailable
     session.close()
     REPLICA_LAG.set(lag)
     max_lag = current_app.config.get("REPORTS_REPLICA_MAX_LAG_SECONDS")

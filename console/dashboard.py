@@ -14,10 +14,10 @@ from flask import Blueprint, current_app, render_template, url_for
 
 from console import display
 from console.auth import requires
-from loyalty.extensions import db
 from loyalty.hooks import hooks
 from loyalty.program.service import get_program
 from loyalty.reports import overview
+from loyalty.reports.source import reports_session
 from loyalty.types import utcnow
 
 bp = Blueprint("dashboard", __name__, url_prefix="/dashboard")
@@ -38,7 +38,7 @@ def percent(rate: str | None) -> str:
 @bp.get("")
 @requires("reports.view")
 def index():
-    session = db.session()
+    session, source = reports_session()
     found = hooks()
     figures = overview.overview(
         session,
@@ -65,4 +65,5 @@ def index():
         month_name=month_name,
         percent=percent,
         url_for_reports=url_for(REPORTS) if REPORTS in current_app.view_functions else None,
+        reports_source=source,
     )

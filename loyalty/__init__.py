@@ -91,6 +91,7 @@ def register_extensions(app: Flask) -> None:
         ratelimit,
     )
     from loyalty.extensions import api, db, migrate
+    from loyalty.reports import source as reports_source
     from referrals import models as _referral_models  # noqa: F401
     from rewards.catalog import models as _reward_models  # noqa: F401
 
@@ -99,6 +100,7 @@ def register_extensions(app: Flask) -> None:
     migrate.init_app(app, db, directory=str(app.root_path + "/../migrations"))
     api.init_app(app)
     ratelimit.init_app(app)
+    reports_source.init_app(app)  # the reports' replica, when REPORTS_DATABASE_URL is set
     api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
     api.spec.options["security"] = [{"bearer": []}]
 
@@ -174,6 +176,7 @@ def register_request_lifecycle(app: Flask) -> None:
                 "idempotency",
                 "config_check",
                 "audit_actor",
+                "reports_source",
             ):
                 names.pop(name, None)
         names["started"] = time.perf_counter()

@@ -58,6 +58,14 @@ def _positive(env: Env, name: str, default: int) -> int:
     return _bounded(env, name, default, 10**6)
 
 
+def psycopg_url(url: str) -> str:
+    """Accept the usual postgres:// spellings and always use psycopg 3."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
 def default_database_url(instance_path: str) -> str:
     Path(instance_path).mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{Path(instance_path) / 'loyalty.sqlite3'}"
@@ -65,11 +73,7 @@ def default_database_url(instance_path: str) -> str:
 
 def from_environment(instance_path: str, environ: Env | None = None) -> dict:
     env: Env = os.environ if environ is None else environ
-    database_url = env.get("DATABASE_URL") or default_database_url(instance_path)
-    # Accept the usual postgres:// spellings and always use psycopg 3.
-    for prefix in ("postgres://", "postgresql://"):
-        if database_url.startswith(prefix):
-            database_url = "postgresql+psycopg://" + database_url[len(prefix) :]
+    database_url = psycopg_url(env.get("DATABASE_URL") or default_database_url(instance_path))
     keys = secret_keys(env)
     return {
         "LOYALTY_ENV": env.get("LOYALTY_ENV", "development"),
@@ -157,6 +161,7 @@ def from_environment(instance_path: str, environ: Env | None = None) -> dict:
         # How old a custom action may be when reported (its caps count by when it happened).
         "ACTION_MAX_AGE_DAYS": int(env.get("ACTION_MAX_AGE_DAYS", "7")),
         **email_settings(env),
+        **reports_replica_settings(env),
         # `Authorization: Bearer <token>` to scrape /metrics; unset: open outside production,
         # closed (403) in production.
         "METRICS_TOKEN": env.get("METRICS_TOKEN", ""),
@@ -197,6 +202,43 @@ def email_settings(env: Env) -> dict:
         "EMAIL_MAX_ATTEMPTS": int(env.get("EMAIL_MAX_ATTEMPTS", "12")),
         "EMAIL_RETRY_SECONDS": float(env.get("EMAIL_RETRY_SECONDS", "60")),
         "EMAIL_RETRY_MAX_SECONDS": float(env.get("EMAIL_RETRY_MAX_SECONDS", "21600")),
+    }
+
+
+REPLICA_FALLBACKS = ("primary", "error")
+
+
+def reports_replica_settings(env: Env) -> dict:
+    """Reports, exports of reports and their CSV downloads on a PostgreSQL streaming replica
+    (loyalty/reports/source.py, docs/operations.md "A read replica for reports")."""
+    url = psycopg_url(env.get("REPORTS_DATABASE_URL", "").strip())
+    if url and not url.startswith("postgresql+psycopg://"):
+        raise ConfigError("REPORTS_DATABASE_URL must be a PostgreSQL URL (postgresql://...)")
+    fallback = env.get("REPORTS_REPLICA_FALLBACK", "").strip().lower() or "primary"
+    if fallback not in REPLICA_FALLBACKS:
+        raise ConfigError("REPORTS_REPLICA_FALLBACK must be primary or error")
+    max_lag_raw = env.get("REPORTS_REPLICA_MAX_LAG_SECONDS", "").strip()
+    max_lag = float(max_lag_raw) if max_lag_raw else None
+    if max_lag is not None and not max_lag > 0:
+        raise ConfigError("REPORTS_REPLICA_MAX_LAG_SECONDS must be above 0 (unset: no limit)")
+    retry = float(env.get("REPORTS_REPLICA_RETRY_SECONDS", "").strip() or "5")
+    if not 0 <= retry <= 3600:
+        raise ConfigError("REPORTS_REPLICA_RETRY_SECONDS must be between 0 and 3600")
+    return {
+        # Unset: reports read the primary (DATABASE_URL), as everything else does.
+        "REPORTS_DATABASE_URL": url,
+        # When the replica can't be reached, or is further behind than the maximum lag:
+        # `primary` answers from the primary (and says so), `error` answers 503.
+        "REPORTS_REPLICA_FALLBACK": fallback,
+        "REPORTS_REPLICA_MAX_LAG_SECONDS": max_lag,
+        # After a failed connection the replica is left alone this long (reports go straight
+        # to the fallback), so a replica that is down costs one connection attempt, not one
+        # per report.
+        "REPORTS_REPLICA_RETRY_SECONDS": retry,
+        # libpq's connect_timeout towards the replica (whole seconds, at least 2).
+        "REPORTS_REPLICA_CONNECT_TIMEOUT_SECONDS": _bounded(
+            env, "REPORTS_REPLICA_CONNECT_TIMEOUT_SECONDS", 2, 60
+        ),
     }
 
 

@@ -3,7 +3,9 @@
 Every figure comes from the services the reports API serves (`GET /v1/reports/retention`,
 `/cohorts`, `/segments`), with the API's own query validation (`RetentionQuery`) and
 defaults (`SegmentQuery`): the page and the API show the same numbers. Segments use the
-API's default thresholds, the ones a bonus-points award to a segment uses too. Read-only.
+API's default thresholds, the ones a bonus-points award to a segment uses too. Read-only:
+the figures come from the reports' replica when one is configured
+(`loyalty.reports.source`), and each page says so (`reports_source` in the templates).
 """
 
 from flask import Blueprint, abort, current_app, render_template, request
@@ -17,12 +19,12 @@ from console.auth import can, requires
 from console.reports import heatmap, periods
 from console.reports import segments as words
 from loyalty.errors import ValidationFailed
-from loyalty.extensions import db, lazy_session
 from loyalty.hooks import hooks
 from loyalty.program.service import get_program
 from loyalty.reports import service
 from loyalty.reports.routes import csv_download
 from loyalty.reports.schemas import RetentionQuery, SegmentQuery
+from loyalty.reports.source import reports_session
 from loyalty.types import utcnow
 
 bp = Blueprint("reports", __name__, url_prefix="/reports")
@@ -35,6 +37,12 @@ AWARD_ENDPOINT = "console.segment_awards.new"
 @bp.context_processor
 def _helpers():
     return {"display": display, "segment_names": words.NAMES}
+
+
+def _figures():
+    """The session the page's figures are read from, with the source the page names."""
+    session, source = reports_session()
+    return session, {"reports_source": source}
 
 
 class PeriodForm(FlaskForm):
@@ -88,8 +96,10 @@ def index():
         form.end.errors = words("to")
         form.form_errors.extend(words("_schema"))
         return render_template("console/reports/retention.html", **context), 422
-    report = service.retention(db.session(), query["from_"], query["to"])
+    session, source = _figures()
+    report = service.retention(session, query["from_"], query["to"])
     context.update(
+        **source,
         report=report,
         period=periods.in_words(query["from_"], query["to"]),
         current=(form.start.data, form.end.data),
@@ -105,7 +115,7 @@ def index():
 @requires("reports.view")
 def cohorts():
     sources = hooks().report_cohorts
-    session = db.session()
+    session, source = _figures()
     by_month = service.cohorts(session, "first_order_month", sources)
     every_month = request.args.get("months") == "all"
     rows = heatmap.rows(by_month["items"])
@@ -126,6 +136,7 @@ def cohorts():
         legend=heatmap.legend(),
         by_label=by_label,
         currency=by_month["currency"],
+        **source,
     )
 
 
@@ -137,7 +148,7 @@ def _thresholds():
     defaults = SegmentQuery().load({})
     as_of = utcnow()
     thresholds = service.segment_thresholds(
-        db.session(),
+        reports_session()[0],
         as_of=as_of,
         active_days=defaults["active_days"],
         frequent_orders=defaults["frequent_orders"],
@@ -158,7 +169,8 @@ def _known(segment: str) -> str:
 @requires("reports.view")
 def segments():
     as_of, thresholds = _thresholds()
-    report = service.segments(db.session(), as_of=as_of, thresholds=thresholds, member_ids_limit=0)
+    session, source = _figures()
+    report = service.segments(session, as_of=as_of, thresholds=thresholds, member_ids_limit=0)
     currency = report["currency"]
     total = sum(item["count"] for item in report["items"])
     return render_template(
@@ -168,6 +180,7 @@ def segments():
         describe=lambda name: words.describe(name, report["thresholds"], currency),
         high_value=words.high_value_words(report["thresholds"], currency),
         currency=currency,
+        **source,
     )
 
 
@@ -176,7 +189,7 @@ def segments():
 def segment(segment):
     segment = _known(segment)
     as_of, thresholds = _thresholds()
-    session = db.session()
+    session, source = _figures()
     [item] = service.segments(
         session, as_of=as_of, thresholds=thresholds, member_ids_limit=0, segment=segment
     )["items"]
@@ -205,6 +218,7 @@ def segment(segment):
         tz=display.zone(get_program(session).timezone),
         members_linked=can("members.view"),
         award_endpoint=AWARD_ENDPOINT if may_award else None,
+        **source,
     )
 
 
@@ -214,7 +228,9 @@ def segment_csv(segment):
     """Every member of the segment, streamed: the API's `?format=csv&segment=` file."""
     segment = _known(segment)
     as_of, thresholds = _thresholds()
-    # The rows are read while the answer streams, after this request's session is gone: through
-    # the session proxy, which makes (and at the stream's end removes) a session of its own.
-    rows = service.segment_rows(lazy_session(), as_of=as_of, thresholds=thresholds, segment=segment)
-    return csv_download(rows, segment)
+    # The rows are read while the answer streams, after this request's session is gone: on
+    # the primary through the session proxy, which makes (and at the stream's end removes) a
+    # session of its own; on the replica in its session, closed after the last row.
+    session, source = reports_session()
+    rows = service.segment_rows(session, as_of=as_of, thresholds=thresholds, segment=segment)
+    return csv_download(rows, segment, source)

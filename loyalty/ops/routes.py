@@ -18,6 +18,7 @@ from sqlalchemy import text
 
 from loyalty.errors import Forbidden, Unauthorized
 from loyalty.extensions import db
+from loyalty.reports import source as reports_source
 
 bp = Blueprint("ops", __name__)
 
@@ -52,7 +53,13 @@ def readyz():
     head = _head_revision()
     if current != head:
         return jsonify(status="unavailable", database=True, migration=current, head=head), 503
-    return jsonify(status="ok", database=True, migration=current)
+    body: dict = {"status": "ok", "database": True, "migration": current}
+    # The reports' replica is shown, never waited for: orders and the API work without it
+    # (reports fall back to the primary, or answer 503, as REPORTS_REPLICA_FALLBACK says).
+    replica = reports_source.status()
+    if replica is not None:
+        body["reports_replica"] = replica
+    return jsonify(body)
 
 
 def _check_scraper() -> None:

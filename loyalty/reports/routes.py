@@ -3,7 +3,7 @@ from flask.views import MethodView
 from marshmallow import RAISE
 
 from loyalty.auth import require
-from loyalty.extensions import Blueprint, db
+from loyalty.extensions import Blueprint
 from loyalty.hooks import hooks
 from loyalty.reports import overview, service
 from loyalty.reports.schemas import (
@@ -15,6 +15,7 @@ from loyalty.reports.schemas import (
     SegmentQuery,
     SegmentsSchema,
 )
+from loyalty.reports.source import Source, reports_session
 from loyalty.types import utcnow
 
 blp = Blueprint(
@@ -49,7 +50,8 @@ class Retention(MethodView):
         from the first order up to `to`, of the E customers. The members / non-members blocks
         compute the same over orders with / without a member (a customer may be in both).
         """
-        return service.retention(db.session, query["from_"], query["to"])
+        session, source = reports_session()
+        return {**service.retention(session, query["from_"], query["to"]), **sourced(source)}
 
 
 @blp.route("/cohorts")
@@ -67,7 +69,8 @@ class Cohorts(MethodView):
         `retention[k]`: customers with a paid order k calendar months after their first one
         (k = 0 is everyone), up to the latest month with an order.
         """
-        return service.cohorts(db.session, query["by"], hooks().report_cohorts)
+        session, source = reports_session()
+        return {**service.cohorts(session, query["by"], hooks().report_cohorts), **sourced(source)}
 
 
 @blp.route("/segments")
@@ -79,7 +82,8 @@ class Segments(MethodView):
         200,
         schema={"type": "string"},
         content_type="text/csv",
-        description="`?format=csv`: one row per member",
+        description="`?format=csv`: one row per member. `X-Data-Source` (`replica` or "
+        "`primary`) and, from the replica, `Replica-Lag-Seconds` say where it was read.",
         example="segment,customer_id,recency_days,frequency,monetary\n",
         success=True,
     )
@@ -98,8 +102,9 @@ class Segments(MethodView):
         frequency, monetary. `?segment=` keeps one segment: its item, or its members' rows.
         """
         as_of = query["as_of"] or utcnow()
+        session, source = reports_session()
         thresholds = service.segment_thresholds(
-            db.session,
+            session,
             as_of=as_of,
             active_days=query["active_days"],
             frequent_orders=query["frequent_orders"],
@@ -108,17 +113,18 @@ class Segments(MethodView):
             low_aov_max=query["low_aov_max"],
         )
         if query["format"] == "json":
-            return service.segments(
-                db.session,
+            answer = service.segments(
+                session,
                 as_of=as_of,
                 thresholds=thresholds,
                 member_ids_limit=query["member_ids_limit"],
                 segment=query["segment"],
             )
+            return {**answer, **sourced(source)}
         rows = service.segment_rows(
-            db.session, as_of=as_of, thresholds=thresholds, segment=query["segment"]
+            session, as_of=as_of, thresholds=thresholds, segment=query["segment"]
         )
-        return csv_download(rows, query["segment"])
+        return csv_download(rows, query["segment"], source)
 
 
 @blp.route("/overview")
@@ -144,19 +150,27 @@ class Overview(MethodView):
         exactly as `/v1/reports/retention?from=<from>&to=<to>` gives them.
         """
         found = hooks()
-        return overview.overview(
-            db.session,
+        session, source = reports_session()
+        figures = overview.overview(
+            session,
             utcnow(),
             conversions=found.report_conversions,
             point_value=found.report_point_value,
         )
+        return {**figures, **sourced(source)}
 
 
-def csv_download(rows, segment: str | None) -> Response:
-    """The segments CSV of `rows`, streamed as a download named after the segment (if one)."""
+def sourced(source: Source) -> dict:
+    """The `source` member of a report's answer (`ReportSourceSchema`)."""
+    return {"source": source.as_dict()}
+
+
+def csv_download(rows, segment: str | None, source: Source) -> Response:
+    """The segments CSV of `rows`, streamed as a download named after the segment (if one),
+    with headers saying where it was read (`Source.headers`)."""
     name = f"segment-{segment}.csv" if segment else "segments.csv"
     return Response(
         stream_with_context(service.segments_csv(rows)),
         mimetype="text/csv",
-        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        headers={"Content-Disposition": f'attachment; filename="{name}"', **source.headers()},
     )

@@ -139,6 +139,38 @@ class SegmentQuery(StrictSchema):
             )
 
 
+class ReportSourceSchema(StrictSchema):
+    database = fields.String(
+        metadata={
+            "description": "`replica` (REPORTS_DATABASE_URL) or `primary`.",
+            "enum": ["replica", "primary"],
+        }
+    )
+    lag_seconds = fields.Float(
+        allow_none=True,
+        metadata={
+            "description": "How far behind the primary the replica was when the report "
+            "started: 0 when it had replayed everything it received; null on the primary."
+        },
+    )
+    fallback = fields.String(
+        allow_none=True,
+        metadata={
+            "description": "Why the primary answered though a replica is configured: "
+            "`replica-unavailable` or `replica-lagging` (beyond the configured maximum); "
+            "null otherwise.",
+            "enum": ["replica-unavailable", "replica-lagging", None],
+        },
+    )
+
+
+def _source():
+    return fields.Nested(
+        ReportSourceSchema,
+        metadata={"description": "The database the report was read from, and its lag."},
+    )
+
+
 def _rate(description: str):
     return fields.String(allow_none=True, metadata={"description": description})
 
@@ -174,6 +206,7 @@ class RetentionSchema(RetentionBlockSchema):
     currency = fields.String()
     members = fields.Nested(RetentionBlockSchema)
     non_members = fields.Nested(RetentionBlockSchema)
+    source = _source()
 
 
 class CohortRowSchema(StrictSchema):
@@ -194,6 +227,7 @@ class CohortsSchema(StrictSchema):
     by = fields.String()
     currency = fields.String()
     items = fields.List(fields.Nested(CohortRowSchema))
+    source = _source()
 
 
 class SegmentSchema(StrictSchema):
@@ -217,6 +251,7 @@ class SegmentsSchema(StrictSchema):
     buyers = fields.Integer()
     thresholds = fields.Nested(ThresholdsSchema)
     items = fields.List(fields.Nested(SegmentSchema))
+    source = _source()
 
 
 class PointValueSchema(StrictSchema):
@@ -296,3 +331,4 @@ class OverviewSchema(StrictSchema):
         metadata={"description": "Sum of `months`' referral_conversions."}
     )
     months = fields.List(fields.Nested(OverviewMonthSchema))
+    source = _source()

@@ -57,8 +57,9 @@ def test_invalid_and_refused_events_are_answered_alone_and_the_rest_applied(
         if expected:
             assert problem["body"]["type"] == expected
             assert problem["body"]["status"] == problem["status"]
-    assert results[1]["body"]["errors"] == {"type": ["Must be one of: order.paid, "
-                                                     "order.refunded, order.canceled."]}
+    assert results[1]["body"]["errors"] == {
+        "type": ["Must be one of: order.paid, order.refunded, order.canceled."]
+    }
     # Each refusal is what the single endpoint answers for the same event.
     for event, result in [(refund_unknown, results[2]), (other_currency, results[3])]:
         single = client.post("/v1/events", json=event, headers=storefront)

@@ -61,7 +61,8 @@ class Outcome:
 
     @property
     def duplicate(self) -> bool:
-        return self.status == 200 and isinstance(self.body, str) and '"duplicate":true' in self.body
+        # An answer's keys are sorted (`service.encode_answer`): `duplicate` comes first.
+        return isinstance(self.body, str) and self.body.startswith('{"duplicate":true')
 
     def as_json(self) -> str:
         """The outcome as an item of the batch's `results` (JSON text)."""
@@ -124,9 +125,9 @@ def apply_events(
         digest = digests[position] if digests is not None else service.body_hash(event)
         todo.append((position, data, digest))
     todo = _answer_replays(session, todo, outcomes, first_version_stands)
-    if todo:
-        if not _fast_path_enabled() or not _all_at_once(session, hooks, todo, outcomes):
-            _one_by_one(session, hooks, todo, outcomes)
+    fast = _fast_path_enabled()
+    if todo and not (fast and _all_at_once(session, hooks, todo, outcomes)):
+        _one_by_one(session, hooks, todo, outcomes)
     return [outcome for outcome in outcomes if outcome is not None]
 
 
@@ -156,8 +157,10 @@ def _answer_replays(
     for item in todo:
         position, data, digest = item
         row = processed.get(data["id"])
-        if row is None or row.response is None or not (
-            row.body_hash == digest or first_version_stands
+        if (
+            row is None
+            or row.response is None
+            or not (row.body_hash == digest or first_version_stands)
         ):
             left.append(item)
             continue
@@ -225,4 +228,3 @@ def _one_by_one(session: Session, hooks: Hooks, todo: list, outcomes: list) -> N
             outcomes[position] = Outcome(data["id"], exc.status, refused(exc), exc)
         else:
             outcomes[position] = Outcome(data["id"], 200, answer)
-

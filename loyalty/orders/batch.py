@@ -20,7 +20,7 @@ card holds, refunds) has one copy; what the batch saves is what surrounds the ev
 
 An event refused is answered with the status and problem+json the single endpoint gives; the
 others stand. Events of one batch are applied in order: an event may depend on one before it
-(an order paid, then refunded). `BATCH_FAST_PATH=False` (configuration) turns the first try
+(an order paid, then refunded). `EVENT_BATCH_FAST_PATH=false` (configuration) turns the first try
 off: every event then runs under its savepoint from the start.
 """
 
@@ -132,7 +132,7 @@ def apply_events(
 
 
 def _fast_path_enabled() -> bool:
-    return not has_app_context() or bool(current_app.config.get("BATCH_FAST_PATH", True))
+    return not has_app_context() or bool(current_app.config.get("EVENT_BATCH_FAST_PATH", True))
 
 
 def _answer_replays(

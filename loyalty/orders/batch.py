@@ -92,9 +92,8 @@ def refused(exc: DomainError) -> dict:
 
 def event_id_of(event: object) -> str | None:
     """The id an event was sent with, when it has one that is a string."""
-    if isinstance(event, dict) and isinstance(event.get("id"), str):
-        return event["id"]
-    return None
+    found = event.get("id") if isinstance(event, dict) else None
+    return found if isinstance(found, str) else None
 
 
 def apply_events(

@@ -37,8 +37,9 @@ MILLION = 1_000_000
 # --- the orders -------------------------------------------------------------------------------
 
 
-def generate(path: Path, orders: int, seed: int = 7) -> int:
-    """`orders` order.paid events as JSON lines, in time order; the number of customers."""
+def generate(path: Path, orders: int, seed: int = 7, prefix: str = "b") -> int:
+    """`orders` order.paid events as JSON lines, in time order; the number of customers.
+    Ids start with `prefix` (two files of other prefixes share no event, order or customer)."""
     rng = random.Random(seed)
     customers = max(1, orders // 3)
     start = NOW - timedelta(days=365)
@@ -47,18 +48,18 @@ def generate(path: Path, orders: int, seed: int = 7) -> int:
         for i in range(orders):
             # The first third of the orders are each customer's first; the rest, repeat orders.
             number = i if i < customers else rng.randrange(customers)
-            customer = f"bc_{number}"
+            customer = f"{prefix}c_{number}"
             lines = [
                 {"sku": f"SKU{rng.randrange(50)}", "quantity": rng.randint(1, 3),
                  "unit_price": rng.randrange(1_000, 20_000), "discount": 0}
                 for _ in range(rng.randint(1, 3))
             ]  # fmt: skip
             event = {
-                "id": f"bi_{i}",
+                "id": f"{prefix}i_{i}",
                 "type": "order.paid",
                 "occurred_at": (start + step * i).isoformat().replace("+00:00", "Z"),
                 "order": {
-                    "id": f"bo_{i}",
+                    "id": f"{prefix}o_{i}",
                     "customer_id": customer,
                     "email": f"{customer}@example.com",
                     "currency": "USD",
@@ -211,6 +212,97 @@ def run_bulk(url: str, path: Path) -> dict:
     return {"seconds": time.perf_counter() - started, "steps": steps}
 
 
+# --- the same kind of events over HTTP: one at a time, and in batches -------------------------
+
+
+def _post(conn, path: str, key: str, body: bytes) -> tuple[int, bytes]:
+    conn.request("POST", path, body=body, headers={
+        "Authorization": f"Bearer {key}", "Content-Type": "application/json",
+    })  # fmt: skip
+    response = conn.getresponse()
+    return response.status, response.read()
+
+
+def _by_customer(events: list[dict], connections: int) -> list[list[dict]]:
+    """The events shared among `connections` clients, each customer's on one client in order
+    (no two clients wait for one member's lock)."""
+    shares: list[list[dict]] = [[] for _ in range(connections)]
+    for event in events:
+        shares[hash(event["order"]["customer_id"]) % connections].append(event)
+    return shares
+
+
+def send(base_url: str, key: str, events: list[dict], connections: int, batch: int) -> dict:
+    """The events sent by `connections` clients at once: one per `POST /v1/events` (`batch`
+    0), or `batch` per `POST /v1/events/batch`; seconds, and the statuses of every event."""
+    import http.client
+    from collections import Counter
+    from concurrent.futures import ThreadPoolExecutor
+    from urllib.parse import urlsplit
+
+    address = urlsplit(base_url)
+
+    def client(share: list[dict]) -> Counter:
+        statuses: Counter = Counter()
+        conn = http.client.HTTPConnection(address.hostname, address.port, timeout=300)
+        try:
+            if not batch:
+                for event in share:
+                    status, _ = _post(conn, "/v1/events", key, json.dumps(event).encode())
+                    statuses[status] += 1
+                return statuses
+            for start in range(0, len(share), batch):
+                body = json.dumps({"events": share[start : start + batch]}).encode()
+                status, answer = _post(conn, "/v1/events/batch", key, body)
+                if status != 200:
+                    statuses[f"batch {status}"] += 1
+                    continue
+                for result in json.loads(answer)["results"]:
+                    statuses[result["status"]] += 1
+            return statuses
+        finally:
+            conn.close()
+
+    shares = _by_customer(events, connections)
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=connections) as pool:
+        counted = list(pool.map(client, shares))
+    seconds = time.perf_counter() - started
+    statuses: Counter = sum(counted, Counter())
+    return {"seconds": seconds, "events": len(events), "rate": len(events) / seconds,
+            "statuses": {str(k): v for k, v in statuses.items()}}  # fmt: skip
+
+
+def run_http(url: str, opts) -> dict:
+    """On one server (gunicorn, the repository's settings) and one database: `--http-events`
+    events one at a time, then as many others of the same kind in batches."""
+    from bench.http import SECRET
+
+    def events_of(prefix: str, count: int) -> list[dict]:
+        path = infra.OUT / f"bench_imports_{os.getpid()}_{prefix}.jsonl"
+        generate(path, count, seed=11, prefix=prefix)
+        try:
+            return [json.loads(line) for line in path.read_text().splitlines()]
+        finally:
+            path.unlink(missing_ok=True)
+
+    count = opts.http_events
+    single_events, batch_events = events_of("s", count), events_of("m", count)
+    key = infra.create_api_key(url, "storefront")
+    with infra.gunicorn("app", "wsgi:app", infra.app_env(url, SECRET_KEYS=SECRET)) as server:
+        log("warm-up")
+        warm = events_of("w", 200)
+        send(server.base_url, key, warm[:100], opts.http_connections, 0)
+        send(server.base_url, key, warm[100:], opts.batch_connections, 50)
+        log(f"{count} events through POST /v1/events ({opts.http_connections} clients)")
+        single = send(server.base_url, key, single_events, opts.http_connections, 0)
+        log(f"{count} events through POST /v1/events/batch ({opts.batch_connections} clients,"
+            f" {opts.batch_size} a batch)")  # fmt: skip
+        batched = send(server.base_url, key, batch_events, opts.batch_connections, opts.batch_size)
+    ledger = infra.flask(url, "loyalty", "verify-ledger", check=False)
+    return {"single": single, "batch": batched, "verify_ledger_ok": ledger.returncode == 0}
+
+
 # --- the two databases compared ---------------------------------------------------------------
 
 CHECKS = {
@@ -272,6 +364,10 @@ def run(opts) -> dict:
                     "same": again["imported"] == 0 and again["duplicates"] == opts.orders
                     and compare(engine_url, bulk_url) == checks_without(checks),
                 }  # fmt: skip
+            http = None
+            if opts.http_events:
+                with infra.database(f"{tag}_http", template=f"{tag}_tmpl") as http_url:
+                    http = run_http(http_url, opts)
     finally:
         path.unlink(missing_ok=True)
     rate = engine["imported"] / engine["seconds"] if engine["seconds"] else 0
@@ -279,6 +375,8 @@ def run(opts) -> dict:
         "orders": opts.orders,
         "customers": customers,
         "batch_size": opts.batch_size,
+        "http_connections": opts.http_connections,
+        "batch_connections": opts.batch_connections,
         "engine": engine,
         "again": again,
         "bulk": bulk,
@@ -287,12 +385,21 @@ def run(opts) -> dict:
         "million_minutes": MILLION / rate / 60 if rate else None,
         "bulk_million_minutes": bulk["seconds"] * MILLION / opts.orders / 60,
         "checks": checks,
-        "same_result": all(check["same"] for check in checks.values()),
+        "http": http,
+        "same_result": all(check["same"] for check in checks.values())
+        and (http is None or _http_ok(http, opts.http_events)),
         "environment": {
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
             "load": os.getloadavg()[0],
         },  # fmt: skip
     }
+
+
+def _http_ok(http: dict, count: int) -> bool:
+    """Every event sent was applied (200), and the ledger agrees with the balances."""
+    return http["verify_ledger_ok"] and all(
+        http[name]["statuses"] == {"200": count} for name in ("single", "batch")
+    )
 
 
 def checks_without(checks: dict) -> dict:
@@ -323,6 +430,7 @@ def section(results: dict) -> str:
         f"| hand-written bulk insert (COPY + set-based INSERTs, one transaction) |"
         f" {bulk['seconds']:.1f} | {results['orders'] / bulk['seconds']:,.0f} |"
         f" {results['bulk_million_minutes']:.1f} min | 1 |",
+        *_http_rows(results),
         "",
         f"- The engine's process peaked at {engine['rss_mb']:.0f} MB RSS; a second import of the"
         f" same file took {results['again']['seconds']:.1f} s and found"
@@ -338,10 +446,47 @@ def section(results: dict) -> str:
     ])  # fmt: skip
 
 
+def _http_rows(results: dict) -> list[str]:
+    """The HTTP rows of the table: events/s, and the ratios to the single endpoint and to the
+    bulk insert, measured in the same run."""
+    http = results.get("http")
+    if not http:
+        return []
+    bulk_rate = results["orders"] / results["bulk"]["seconds"]
+    single, batch = http["single"], http["batch"]
+    return [
+        "",
+        "Over HTTP, one gunicorn server (the repository's settings), one database:"
+        f" {single['events']:,} events of the same kind one at a time"
+        f" ({results['http_connections']} clients), then"
+        f" {batch['events']:,} others in batches of {results['batch_size']}"
+        f" ({results['batch_connections']} clients); verify-ledger"
+        f" {'clean' if http['verify_ledger_ok'] else 'NOT CLEAN'}.",
+        "",
+        "| what | seconds | events/s | × single endpoint | × bulk insert |",
+        "| --- | --- | --- | --- | --- |",
+        f"| `POST /v1/events` | {single['seconds']:.1f} | {single['rate']:,.0f} | 1 |"
+        f" {single['rate'] / bulk_rate:.3f} |",
+        f"| `POST /v1/events/batch` | {batch['seconds']:.1f} | {batch['rate']:,.0f} |"
+        f" {batch['rate'] / single['rate']:.1f} | {batch['rate'] / bulk_rate:.3f} |",
+        f"| import engine (no HTTP) | {results['engine']['seconds']:.1f} |"
+        f" {results['orders_per_s']:,.0f} | {results['orders_per_s'] / single['rate']:.1f} |"
+        f" {results['orders_per_s'] / bulk_rate:.3f} |",
+        f"| hand-written bulk insert | {results['bulk']['seconds']:.1f} | {bulk_rate:,.0f} |"
+        f" {bulk_rate / single['rate']:.1f} | 1 |",
+    ]
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.imports", description=__doc__)
     parser.add_argument("--orders", type=int, default=100_000)
     parser.add_argument("--batch-size", type=int, default=500, help="events per transaction")
+    parser.add_argument(
+        "--http-events", type=int, default=3000,
+        help="events sent over HTTP one at a time, and as many in batches (0: none)",
+    )  # fmt: skip
+    parser.add_argument("--http-connections", type=int, default=8, help="clients, one at a time")
+    parser.add_argument("--batch-connections", type=int, default=4, help="clients, batches")
     parser.add_argument("--out", type=Path, default=None, help="add the section to this file")
     parser.add_argument("--json", type=Path, default=None, help="also write raw results here")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)

@@ -8,13 +8,16 @@ per `occurred_at`, referrals, reward codes and refunds follow the one copy of ea
 event id already processed is a duplicate that changes nothing — importing a file twice changes
 nothing the second time.
 
-What makes it faster than the API is what surrounds the service, not a second copy of it: no
-HTTP, no authentication, no per-request set-up, and many events per transaction (`batch_size`),
-each under a savepoint so that an event refused (invalid data, another currency, a refund of an
-order never paid here) is rolled back alone and counted with its reason while the rest of the
-batch stands. The file is read line by line and only one batch is held at a time; a failure of
-the database itself ends the import, having committed the batches before it — running it again
-picks up where it stopped, the committed events being duplicates.
+Events are applied a batch at a time (`batch_size`, one transaction each) by the engine of
+`POST /v1/events/batch` (`loyalty.orders.batch.apply_events`): what makes it faster than the
+API is what surrounds the service, not a second copy of it — no HTTP, no authentication, no
+per-request set-up, the batch's replays found in one query, its new customers enrolled in one
+INSERT, and a savepoint per event only in a batch where an event is refused (invalid data,
+another currency, a refund of an order never paid here), which is then rolled back alone and
+counted with its reason while the rest of the batch stands. The file is read line by line and
+only one batch is held at a time; a failure of the database itself ends the import, having
+committed the batches before it — running it again picks up where it stopped, the committed
+events being duplicates.
 """
 
 import json
@@ -25,18 +28,13 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from marshmallow import ValidationError
-from sqlalchemy import select
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from loyalty.cache import StaleConfig
 from loyalty.errors import DomainError
 from loyalty.hooks import Hooks
-from loyalty.members import service as members
-from loyalty.members.models import Member
-from loyalty.orders import service as orders
-from loyalty.orders.models import ProcessedEvent
-from loyalty.orders.schemas import EventSchema
+from loyalty.orders import batch
 from loyalty.program.service import program_settings
 from loyalty.retry import ATTEMPTS, pause, retryable
 
@@ -53,7 +51,6 @@ class MappedOrder(Protocol):
 Mapper = Callable[[dict, str], MappedOrder]
 Progress = Callable[[int], None]
 
-_EVENTS = EventSchema()
 _QUOTED = re.compile(r"'[^']*'")
 
 
@@ -211,120 +208,37 @@ def _apply_batch(
     summary: Summary,
     first_version_stands: bool = False,
 ) -> None:
-    """The events in one transaction. First all at once; if one of them is refused (or
-    PostgreSQL picks the batch as a deadlock's victim, or the settings change meanwhile), the
-    batch is rolled back and run again with a savepoint per event, so that only the refused
-    ones are undone. A savepoint costs two round trips of the ten or so an event makes: a
-    clean batch, the usual case, goes without them."""
-    valid = []
-    for event in events:
+    """The events in one transaction, through the batch engine of `POST /v1/events/batch`
+    (`loyalty.orders.batch.apply_events`): each applied, replayed or refused as the event
+    endpoint would, a refused one undone alone. If the settings change meanwhile, or
+    PostgreSQL picks the batch as a deadlock's victim, the batch is rolled back and run again
+    whole (its events are idempotent)."""
+    for attempt in range(ATTEMPTS):
         try:
-            valid.append((event, _EVENTS.load(event), orders.body_hash(event)))
-        except ValidationError as exc:
-            summary.note(summary.refused, refusal_reason(exc), _example(event))
-    valid = _without_replays(session, valid, summary, first_version_stands)
-    try:
-        _enroll_first_buyers(session, hooks, valid)
-        answers = [orders.answer_event(session, hooks, data, digest)
-                   for _event, data, digest in valid]  # fmt: skip
-    except (DomainError, StaleConfig, IntegrityError):
-        session.rollback()
-        _apply_one_by_one(session, hooks, valid, summary)
-    except DBAPIError as exc:
-        session.rollback()
-        if not retryable(exc):
-            raise
-        _apply_one_by_one(session, hooks, valid, summary)
+            outcomes = batch.apply_events(
+                session, hooks, events, first_version_stands=first_version_stands
+            )
+        except StaleConfig:
+            session.rollback()
+            continue  # the settings changed meanwhile: apply the batch under the new ones
+        except DBAPIError as exc:
+            session.rollback()
+            if not retryable(exc) or attempt == ATTEMPTS - 1:
+                raise
+            pause(attempt)
+            continue
+        break
     else:
-        for answer in answers:
-            _count(summary, answer)
-    session.commit()
-    session.expunge_all()  # memory stays one batch deep
-
-
-def _without_replays(
-    session: Session, valid: list, summary: Summary, first_version_stands: bool = False
-) -> list:
-    """The events not yet processed, in one query; those processed already with the same body
-    (with any body, when `first_version_stands`) are counted as duplicates and left out, since
-    the event path only replays their stored answer (one sent again with another body still
-    goes to it otherwise, and is refused there)."""
-    ids = [data["id"] for _event, data, _digest in valid]
-    if not ids:
-        return valid
-    processed = dict(session.execute(
-        select(ProcessedEvent.event_id, ProcessedEvent.body_hash)
-        .where(ProcessedEvent.event_id.in_(ids))
-    ).all())  # fmt: skip
-    if not processed:
-        return valid
-    fresh = []
-    for item in valid:
-        digest = processed.get(item[1]["id"])
-        if digest == item[2] or (first_version_stands and digest is not None):
+        raise StaleConfig
+    for event, outcome in zip(events, outcomes, strict=True):
+        if outcome.error is not None:
+            summary.note(summary.refused, refusal_reason(outcome.error), _example(event))
+        elif outcome.duplicate:
             summary.duplicates += 1
         else:
-            fresh.append(item)
-    return fresh
-
-
-def _enroll_first_buyers(session: Session, hooks: Hooks, valid: list) -> None:
-    """Enrol at once the customers whom the batch's events would each enrol on the way: those
-    whose first event in the batch is an `order.paid` in the program's currency and not yet
-    members (replays are left out before) — enrolled as that event would
-    (auto-enrolment, with its email, name and time). Only a batch that then runs whole keeps
-    them: one refused event sends the batch, enrolments included, back to the event path."""
-    program = program_settings(session)
-    if not program.auto_enroll:
-        return
-    first: dict[str, dict] = {}
-    for _event, data, _digest in valid:
-        first.setdefault(data["order"]["customer_id"], data)
-    buyers = {
-        customer: data for customer, data in first.items()
-        if data["type"] == "order.paid" and data["order"]["currency"] == program.currency
-    }  # fmt: skip
-    if not buyers:
-        return
-    known = set(session.scalars(select(Member.customer_id).where(Member.customer_id.in_(buyers))))
-    people = [
-        {"customer_id": customer, "email": data["order"].get("email"),
-         "name": data["order"].get("name"), "enrolled_at": data["occurred_at"]}
-        for customer, data in buyers.items() if customer not in known
-    ]  # fmt: skip
-    if people:
-        members.enroll_many(session, hooks, people)
-
-
-def _apply_one_by_one(session: Session, hooks: Hooks, valid: list, summary: Summary) -> None:
-    """Each event under a savepoint: a refused one is undone alone and counted."""
-    for event, data, digest in valid:
-        for attempt in range(ATTEMPTS):
-            try:
-                with session.begin_nested():
-                    answer = orders.answer_event(session, hooks, data, digest)
-            except DomainError as exc:
-                summary.note(summary.refused, refusal_reason(exc), _example(event))
-            except StaleConfig:
-                continue  # the settings changed meanwhile: apply it under the new ones
-            except DBAPIError as exc:
-                # A deadlock with live traffic undid only this event's savepoint: run it again.
-                if not retryable(exc) or attempt == ATTEMPTS - 1:
-                    raise
-                pause(attempt)
-                continue
-            else:
-                _count(summary, answer)
-            break
-        else:
-            raise StaleConfig
-
-
-def _count(summary: Summary, answer: str) -> None:
-    if json.loads(answer)["duplicate"]:
-        summary.duplicates += 1
-    else:
-        summary.imported += 1
+            summary.imported += 1
+    session.commit()
+    session.expunge_all()  # memory stays one batch deep
 
 
 def _example(event) -> str:

@@ -120,6 +120,9 @@ def from_environment(instance_path: str, environ: Env | None = None) -> dict:
             env.get("SEGMENT_AWARDS_IN_BACKGROUND"), default=True
         ),
         "IMPORT_BATCH_SIZE": int(env.get("IMPORT_BATCH_SIZE", "500")),
+        # A batch of order events (POST /v1/events/batch, the history import) is first run
+        # without a savepoint per event (off: each event under its own from the start).
+        "EVENT_BATCH_FAST_PATH": _bool(env.get("EVENT_BATCH_FAST_PATH"), default=True),
         # Larger request bodies are refused (413) before they are read. An order.paid at the
         # schema's limits (500 lines) is about 200 KB.
         "MAX_CONTENT_LENGTH": int(env.get("MAX_BODY_BYTES", str(1024 * 1024))),

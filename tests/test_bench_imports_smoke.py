@@ -24,7 +24,7 @@ def test_the_engine_and_the_bulk_insert_leave_the_same_rows(request, tmp_path):
     results.write_text(f"# Benchmarks\n\nkept\n\n{SECTION_START}\nan old run\n{SECTION_END}\n")
     run = subprocess.run(
         [sys.executable, "-m", "bench.imports", "--orders", "240", "--batch-size", "50",
-         "--out", str(results), "--json", str(tmp_path / "imports.json")],
+         "--http-events", "60", "--out", str(results), "--json", str(tmp_path / "imports.json")],
         cwd=ROOT,
         env={**os.environ, "BENCH_POSTGRES_URL": PG_ADMIN_URL},
         capture_output=True,
@@ -39,10 +39,14 @@ def test_the_engine_and_the_bulk_insert_leave_the_same_rows(request, tmp_path):
     assert found["checks"]["members"] == {"rows": 80, "same": True}
     assert found["checks"]["referral_codes"] == {"rows": 80, "same": True}
     assert found["same_result"] is True
+    for sent in ("single", "batch"):  # every event applied over HTTP, either way
+        assert found["http"][sent]["statuses"] == {"200": 60}
+    assert found["http"]["verify_ledger_ok"] is True
     assert found["ratio"] > 0 and found["million_minutes"] > 0
     text = results.read_text()
     assert "kept" in text and "an old run" not in text
     assert text.count(SECTION_START) == 1 and "| import engine (`connectors.backfill`" in text
+    assert "| `POST /v1/events/batch` |" in text
 
 
 def test_a_benchmark_report_keeps_the_import_section(tmp_path):

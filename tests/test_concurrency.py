@@ -131,3 +131,42 @@ def test_one_order_paid_by_16_different_events_at_once_is_recorded_once(pg_app, 
         member = db.session.scalars(select(Member).where(Member.customer_id == "c_race")).one()
         assert (member.points_pending, member.points_lifetime) == (50, 50)
         assert find_drift(db.session) == []
+
+
+def test_overlapping_batches_from_4_clients_apply_each_event_exactly_once(pg_app, pg_keys):
+    """Four clients send the same 60 events in batches of 20, each in its own order: every
+    event is applied once (one answer not a duplicate), the rest are replays; a batch chosen
+    as a deadlock's victim is refused whole (503) and sent again, as a client does."""
+    import random
+
+    events = [f.paid(f"c_ov{n % 30}", lines=[f.line(unit_price=1000 + n * 100)])
+              for n in range(60)]  # fmt: skip
+
+    def send(number):
+        mine = random.Random(number).sample(events, len(events))
+        results = []
+        client = pg_app.test_client()
+        for start in range(0, len(mine), 20):
+            for _attempt in range(10):
+                response = client.post(
+                    "/v1/events/batch",
+                    json={"events": mine[start : start + 20]},
+                    headers=pg_keys["storefront"],
+                )
+                if response.status_code != 503:
+                    break
+            assert response.status_code == 200, response.get_json()
+            results.extend(response.get_json()["results"])
+        return results
+
+    answers = [result for results in in_parallel(4, send) for result in results]
+    assert {result["status"] for result in answers} == {200}
+    firsts = [r["id"] for r in answers if r["body"]["duplicate"] is False]
+    assert sorted(firsts) == sorted(event["id"] for event in events)
+    with pg_app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(LedgerEntry)) == 60
+        total = db.session.scalar(select(func.sum(Member.points_pending)))
+        assert total == sum(10 + n for n in range(60))
+        assert find_drift(db.session) == []
+    result = pg_app.test_cli_runner().invoke(args=["loyalty", "verify-ledger"])
+    assert result.exit_code == 0, result.output

@@ -134,3 +134,33 @@ class EventResultSchema(StrictSchema):
     duplicate = fields.Boolean()
     member = fields.Nested(MemberSchema, allow_none=True)
     effects = fields.List(fields.Nested(EffectSchema))
+
+
+class EventBatchSchema(StrictSchema):
+    events = fields.List(
+        fields.Raw(),
+        required=True,
+        validate=validate.Length(1, 500),
+        metadata={"description": "1 to 500 events, each exactly what `POST /v1/events` takes."},
+    )
+
+
+class EventBatchItemSchema(StrictSchema):
+    id = fields.String(
+        allow_none=True, metadata={"description": "The event's id (null if it had none)."}
+    )
+    status = fields.Integer(
+        metadata={"description": "The HTTP status `POST /v1/events` gives this event."}
+    )
+    body = fields.Raw(
+        metadata={
+            "description": "The event's answer (as `POST /v1/events` answers: `event_id`, "
+            "`duplicate`, `member`, `effects`) or its problem+json."
+        }
+    )
+
+
+class EventBatchResultSchema(StrictSchema):
+    """One result per event, in the order the events were sent."""
+
+    results = fields.List(fields.Nested(EventBatchItemSchema))

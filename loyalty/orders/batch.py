@@ -1,0 +1,229 @@
+"""Order events many at a time: `POST /v1/events/batch` and the connectors' history import.
+
+`apply_events` takes a list of events as they were sent and answers each one as
+`POST /v1/events` would have — its status and its body (the event's answer, or its
+problem+json) — in the order given, all in the caller's one transaction. Each event goes
+through the same validation and the same `service.answer_event` as the single endpoint, so
+every rule (points, bonus rules, tiers, pending points, caps, referrals, reward codes, gift
+card holds, refunds) has one copy; what the batch saves is what surrounds the event:
+
+- the events are validated first, each alone: an invalid one is answered 422 and skipped;
+- the events already processed are found in one query, and those sent again with the same
+  body answered with their stored answer (marked `duplicate`), as the single endpoint does;
+- the customers whose first event in the batch is an `order.paid` in the program's currency
+  and who are not members yet are enrolled in one INSERT (`members.enroll_many`) when the
+  program enrols automatically, as each event would enrol them on its way;
+- the remaining events run one after another without a savepoint each (a savepoint costs two
+  round trips of the ten or so an event makes). If any of them is refused, everything the
+  batch did is rolled back to where it started, and the events run again each under a
+  savepoint of its own, so that only the refused ones are undone, with their answer.
+
+An event refused is answered with the status and problem+json the single endpoint gives; the
+others stand. Events of one batch are applied in order: an event may depend on one before it
+(an order paid, then refunded). `EVENT_BATCH_FAST_PATH=false` (configuration) turns the first try
+off: every event then runs under its savepoint from the start.
+"""
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from flask import current_app, has_app_context
+from marshmallow import ValidationError
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from loyalty.errors import DomainError
+from loyalty.hooks import Hooks
+from loyalty.members import service as members
+from loyalty.members.models import Member
+from loyalty.orders import service
+from loyalty.orders.models import ProcessedEvent
+from loyalty.orders.schemas import EventSchema
+from loyalty.program.service import program_settings
+
+MAX_EVENTS = 500
+
+_SCHEMA = EventSchema()
+
+
+@dataclass
+class Outcome:
+    """One event's answer: `status` as `POST /v1/events` gives it, and `body` — the answer's
+    JSON text (200), or the problem+json object of a refusal. `error` is the refusal itself
+    (a `DomainError` or a marshmallow `ValidationError`), for callers that count reasons."""
+
+    event_id: str | None
+    status: int
+    body: str | dict
+    error: Exception | None = None
+
+    @property
+    def duplicate(self) -> bool:
+        # An answer's keys are sorted (`service.encode_answer`): `duplicate` comes first.
+        return isinstance(self.body, str) and self.body.startswith('{"duplicate":true')
+
+    def as_json(self) -> str:
+        """The outcome as an item of the batch's `results` (JSON text)."""
+        body = self.body if isinstance(self.body, str) else json.dumps(self.body, default=str)
+        return f'{{"body":{body},"id":{json.dumps(self.event_id)},"status":{self.status}}}'
+
+
+def invalid(exc: ValidationError) -> dict:
+    """The problem+json `POST /v1/events` answers for a body its schema refuses."""
+    return {
+        "type": "validation-error",
+        "title": "The request is not valid",
+        "status": 422,
+        "detail": "See `errors` for each invalid field.",
+        "errors": exc.messages,
+    }
+
+
+def refused(exc: DomainError) -> dict:
+    """The problem+json of a refusal, as `loyalty.errors.domain_error_response` builds it."""
+    body = {"type": exc.type, "title": exc.title, "status": exc.status, "detail": exc.detail}
+    if exc.errors is not None:
+        body["errors"] = exc.errors
+    body.update({k: v for k, v in exc.extra.items() if v is not None})
+    return body
+
+
+def event_id_of(event: object) -> str | None:
+    """The id an event was sent with, when it has one that is a string."""
+    found = event.get("id") if isinstance(event, dict) else None
+    return found if isinstance(found, str) else None
+
+
+def apply_events(
+    session: Session,
+    hooks: Hooks,
+    events: Sequence[object],
+    *,
+    first_version_stands: bool = False,
+    digests: Sequence[str] | None = None,
+) -> list[Outcome]:
+    """Each event applied (or replayed, or refused) as `POST /v1/events` would: one `Outcome`
+    per event, in order. Nothing is committed: the caller's transaction holds the batch.
+
+    `first_version_stands`: an event processed before with another body is a duplicate (its
+    stored answer again) instead of a conflict — how the platforms' webhooks take an order
+    edited after it was paid. `digests`: the events' body hashes, when the caller has them.
+
+    A `StaleConfig` or a database error (a deadlock's victim) ends the batch: the caller's
+    transaction is then to be rolled back, and the batch may run again as a whole."""
+    outcomes: list[Outcome | None] = [None] * len(events)
+    todo: list[tuple[int, dict, str]] = []
+    for position, event in enumerate(events):
+        try:
+            data = _SCHEMA.load(event)  # type: ignore[arg-type]
+        except ValidationError as exc:
+            outcomes[position] = Outcome(event_id_of(event), 422, invalid(exc), exc)
+            continue
+        digest = digests[position] if digests is not None else service.body_hash(event)
+        todo.append((position, data, digest))
+    todo = _answer_replays(session, todo, outcomes, first_version_stands)
+    fast = _fast_path_enabled()
+    if todo and not (fast and _all_at_once(session, hooks, todo, outcomes)):
+        _one_by_one(session, hooks, todo, outcomes)
+    return [outcome for outcome in outcomes if outcome is not None]
+
+
+def _fast_path_enabled() -> bool:
+    return not has_app_context() or bool(current_app.config.get("EVENT_BATCH_FAST_PATH", True))
+
+
+def _answer_replays(
+    session: Session, todo: list, outcomes: list, first_version_stands: bool
+) -> list:
+    """The events processed before this batch, found in one query: those sent again with the
+    same body (any body, when `first_version_stands`) get their stored answer, as a duplicate;
+    the others are left to the event path (which refuses another body)."""
+    ids = {data["id"] for _position, data, _digest in todo}
+    if not ids:
+        return todo
+    processed = {
+        row.event_id: row
+        for row in session.execute(
+            select(ProcessedEvent.event_id, ProcessedEvent.body_hash, ProcessedEvent.response)
+            .where(ProcessedEvent.event_id.in_(ids))
+        )
+    }  # fmt: skip
+    if not processed:
+        return todo
+    left = []
+    for item in todo:
+        position, data, digest = item
+        row = processed.get(data["id"])
+        if (
+            row is None
+            or row.response is None
+            or not (row.body_hash == digest or first_version_stands)
+        ):
+            left.append(item)
+            continue
+        answer = service.encode_answer({**row.response, "duplicate": True})
+        outcomes[position] = Outcome(data["id"], 200, answer)
+    return left
+
+
+def _enroll_first_buyers(session: Session, hooks: Hooks, todo: list) -> None:
+    """Enrol at once the customers whom the batch's events would each enrol on the way: those
+    whose first event in the batch is an `order.paid` in the program's currency and who are not
+    members — enrolled as that event would (auto-enrolment, with its email, name and time)."""
+    program = program_settings(session)
+    if not program.auto_enroll:
+        return
+    first: dict[str, dict] = {}
+    for _position, data, _digest in todo:
+        first.setdefault(data["order"]["customer_id"], data)
+    buyers = {
+        customer: data for customer, data in first.items()
+        if data["type"] == "order.paid" and data["order"]["currency"] == program.currency
+    }  # fmt: skip
+    if not buyers:
+        return
+    known = set(session.scalars(select(Member.customer_id).where(Member.customer_id.in_(buyers))))
+    people = [
+        {"customer_id": customer, "email": data["order"].get("email"),
+         "name": data["order"].get("name"), "enrolled_at": data["occurred_at"]}
+        for customer, data in buyers.items() if customer not in known
+    ]  # fmt: skip
+    if people:
+        members.enroll_many(session, hooks, people)
+
+
+def _all_at_once(session: Session, hooks: Hooks, todo: list, outcomes: list) -> bool:
+    """The events without a savepoint each, under one for the batch: True when none was
+    refused; False (the batch's work undone) when one was, for `_one_by_one` to run them."""
+    savepoint = session.begin_nested()
+    try:
+        _enroll_first_buyers(session, hooks, todo)
+        answers = [service.answer_event(session, hooks, data, digest)
+                   for _position, data, digest in todo]  # fmt: skip
+    except (DomainError, IntegrityError):
+        # IntegrityError: a customer enrolled meanwhile by a concurrent transaction.
+        savepoint.rollback()
+        return False
+    except BaseException:
+        if savepoint.is_active:
+            savepoint.rollback()
+        raise
+    savepoint.commit()
+    for (position, data, _digest), answer in zip(todo, answers, strict=True):
+        outcomes[position] = Outcome(data["id"], 200, answer)
+    return True
+
+
+def _one_by_one(session: Session, hooks: Hooks, todo: list, outcomes: list) -> None:
+    """Each event under a savepoint of its own: a refused one is undone alone and answered
+    with its problem."""
+    for position, data, digest in todo:
+        try:
+            with session.begin_nested():
+                answer = service.answer_event(session, hooks, data, digest)
+        except DomainError as exc:
+            outcomes[position] = Outcome(data["id"], exc.status, refused(exc), exc)
+        else:
+            outcomes[position] = Outcome(data["id"], 200, answer)

@@ -24,6 +24,14 @@ from loyalty.webhooks import service as webhooks
 Progress = Callable[[int], None]
 
 
+def batch_size(name: str) -> int:
+    """Members per transaction of job `name`: its own JOB_BATCH_SIZES entry, else
+    JOB_BATCH_SIZE."""
+    config = current_app.config
+    size: int = config["JOB_BATCH_SIZES"].get(name, config["JOB_BATCH_SIZE"])
+    return size
+
+
 def member_ranges(session: Session, batch_size: int) -> list[tuple[int, int]]:
     low, high = session.execute(select(func.min(Member.id), func.max(Member.id))).one()
     if low is None:

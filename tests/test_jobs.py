@@ -128,7 +128,12 @@ def test_a_jobs_own_batch_size_still_matures_every_member(app, client, runner, s
         )
     sizes = []
     ranges = jobs.member_ranges
-    monkeypatch.setattr(jobs, "member_ranges", lambda s, size: sizes.append(size) or ranges(s, size))
+
+    def recorded(session, size):
+        sizes.append(size)
+        return ranges(session, size)
+
+    monkeypatch.setattr(jobs, "member_ranges", recorded)
     app.config["JOB_BATCH_SIZES"] = {"mature-points": 2}
     output = run(runner, "jobs", "mature-points", "--now", "2026-03-01T00:00:00Z")
     assert "mature-points: 7 changed" in output

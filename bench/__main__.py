@@ -39,6 +39,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--slice-seconds", type=float, default=5, help="one wrk run each")
     parser.add_argument("--traffic-connections", type=int, default=8)
     parser.add_argument(
+        "--traffic-baseline",
+        action="store_true",
+        help="also measure the schema and batch sizes before the jobs were tuned for traffic",
+    )
+    parser.add_argument(
         "--keep-data", action="store_true", help="keep the generated job data for the next run"
     )
     parser.add_argument("--out", type=Path, default=infra.BENCH / "RESULTS.md")

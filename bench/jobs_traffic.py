@@ -29,7 +29,7 @@ P99_TARGET = 2.0  # events' p99 during the jobs ÷ before, at most
 
 def _database(opts):
     """The generated batch data: kept (`--keep-data`, shared with the jobs section) or made
-    for this run. Returns (name of the pristine copy or None, name to measure on)."""
+    for this run. Returns its name and whether it was reused."""
     per_member = max(2, opts.entries // opts.members)
     if opts.keep_data:
         kept = f"bench_jobs_{opts.members}_{per_member}"
@@ -56,12 +56,12 @@ def _database(opts):
 class JobRun:
     """`loyalty jobs run-due` in its own process; each job's end as the CLI prints it."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, env: dict):
         self.process = subprocess.Popen(
             [str(infra.VENV_BIN / "flask"), "--app", "wsgi", "loyalty", "jobs", "run-due"]
             + ["--now", jobs.NOW.isoformat()],
             cwd=infra.ROOT,
-            env=infra.app_env(url),
+            env=infra.app_env(url, **env),
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,  # the progress bars
             text=True,
@@ -160,7 +160,7 @@ def _ratio(during: float, before: float) -> float:
     return round(during / before, 2) if before else 0.0
 
 
-def measure(opts, url: str) -> dict:
+def measure(opts, url: str, job_env: dict) -> dict:
     key = infra.create_api_key(url, "storefront")
     app_env = infra.app_env(url, SECRET_KEYS=http.SECRET)
     phases: dict[str, list[dict]] = {"before": [], "during": [], "after": []}
@@ -178,7 +178,7 @@ def measure(opts, url: str) -> dict:
             generated += result.generated
             phases["before"].append(_as_slice(result, start, end, origin))
         log("run-due, events beside it")
-        job = JobRun(url)
+        job = JobRun(url, job_env)
         spans = []
         number = 0
         while job.running():
@@ -236,22 +236,50 @@ def check(url: str, generated: int) -> dict:
     }
 
 
+# The schema and settings before the jobs were tuned to run beside traffic: the pending index on
+# `matures_at` alone, and every job at JOB_BATCH_SIZE (`--traffic-baseline` measures both).
+BASELINE_SQL = (
+    "DROP INDEX IF EXISTS ix_ledger_entries_pending_member_matures_at",
+    "CREATE INDEX IF NOT EXISTS ix_ledger_entries_pending_matures_at ON ledger_entries"
+    " (matures_at) WHERE state = 'pending'",
+    "ANALYZE ledger_entries",
+)
+
+
+def _baseline_env(opts) -> dict:
+    from loyalty.config import DEFAULT_JOB_BATCH_SIZES
+
+    every = opts.batch_size or 5000
+    return {"JOB_BATCH_SIZES": ",".join(f"{name}={every}" for name in DEFAULT_JOB_BATCH_SIZES)}
+
+
+def _variant(opts, source: str, name: str, baseline: bool) -> dict:
+    """One measurement on a file copy of the generated data."""
+    with infra.database(f"bench_jobs_traffic_{os.getpid()}_{name}", template=source) as url:
+        if baseline:
+            with infra.connect(url, autocommit=True) as conn:
+                for statement in BASELINE_SQL:
+                    conn.execute(statement)
+        infra.settle(url)
+        extra = _baseline_env(opts) if baseline else {}
+        if opts.batch_size:
+            extra["JOB_BATCH_SIZE"] = str(opts.batch_size)
+        log(f"{name}: {extra or 'the default job settings'}")
+        return measure(opts, url, extra)
+
+
 def run(opts) -> dict:
     started = time.perf_counter()
     source, reused = _database(opts)
     generate_s = time.perf_counter() - started
-    name = f"bench_jobs_traffic_{os.getpid()}"
     load = " ".join(f"{v:.1f}" for v in os.getloadavg())
-    if opts.keep_data:  # measure on a copy: the kept data stays as generated
-        with infra.database(name, template=source) as url:
-            infra.settle(url)
-            result = measure(opts, url)
-    else:
-        try:
-            url = infra.pg_url(source)
-            infra.settle(url)
-            result = measure(opts, url)
-        finally:
+    baseline = None
+    try:
+        if opts.traffic_baseline:  # first, so that the tuned run is not the one on a warm cache
+            baseline = _variant(opts, source, "baseline", baseline=True)
+        result = _variant(opts, source, "tuned", baseline=False)
+    finally:
+        if not opts.keep_data:
             infra.drop_database(source)
     return {
         "members": opts.members,
@@ -264,6 +292,7 @@ def run(opts) -> dict:
         "load_before": load,
         "load_after": " ".join(f"{v:.1f}" for v in os.getloadavg()),
         **result,
+        "baseline": baseline,
     }
 
 
@@ -285,6 +314,20 @@ def table_rows(result: dict) -> list[tuple[str, str, str, str, str, str]]:
                 "",
             )
         )
+    base = result.get("baseline")
+    if base:
+        for phase in ("before", "during"):
+            p = base["summary"][phase]
+            rows.append(
+                (
+                    f"  baseline: {phase} run-due ({p['slices']} slices)",
+                    f"{p['rps']:.0f}/s",
+                    f"{p['p50_ms']:.1f}",
+                    f"{p['p99_ms']:.1f} / {p['worst_p99_ms']:.1f}",
+                    f"{base['ratio_p99']:.2f}",
+                    f"run-due {base['run_due_s']:.0f} s",
+                )
+            )
     ok = result["ratio_p99"] <= P99_TARGET and result["check"]["ok"]
     rows.append(
         (
@@ -297,6 +340,34 @@ def table_rows(result: dict) -> list[tuple[str, str, str, str, str, str]]:
         )
     )
     return rows
+
+
+def _jobs_line(result: dict) -> str:
+    return ", ".join(
+        f"{j['name']} {j['seconds']:.1f} s ({j['changed']} rows, at {j['at']:.0f} s)"
+        for j in result["jobs"]
+    )
+
+
+def _baseline_lines(base: dict) -> list[str]:
+    """The same run on a copy with the schema and settings before the tuning (the pending
+    index on `matures_at` alone, every job at JOB_BATCH_SIZE), measured first."""
+    c = base["check"]
+    return [
+        "- Baseline (the same data and traffic, measured first on its own copy, with the pending "
+        "index on `matures_at` alone and every job at JOB_BATCH_SIZE): during ÷ before p99 "
+        f"{base['ratio_p99']:.2f} (median slice), worst slice {base['ratio_worst_p99']:.2f}, "
+        f"throughput {base['ratio_rps']:.2f}; `verify-ledger` "
+        f"{'clean' if c['verify_ledger_ok'] else 'DRIFT'}; run-due {base['run_due_s']:.1f} s: "
+        + _jobs_line(base)
+        + ".",
+        "- Baseline slices during run-due: "
+        + "; ".join(
+            f"{d['t']:.0f}: {d['rps']:.0f}/s, {d['p99_ms']:.0f} ms, {'+'.join(d['jobs']) or '-'}"
+            for d in base["slices"]["during"]
+        )
+        + ".",
+    ]
 
 
 def section(result: dict) -> str:
@@ -321,6 +392,14 @@ def section(result: dict) -> str:
             f"| {phase} run-due | {p['rps']:.0f}/s | {p['p50_ms']:.1f} | {p['p99_ms']:.1f} | "
             f"{p['worst_p99_ms']:.1f} | {p['slices']} |"
         )
+    base = result.get("baseline")
+    if base:
+        for phase in ("before", "during", "after"):
+            p = base["summary"][phase]
+            lines.append(
+                f"| baseline: {phase} run-due | {p['rps']:.0f}/s | {p['p50_ms']:.1f} | "
+                f"{p['p99_ms']:.1f} | {p['worst_p99_ms']:.1f} | {p['slices']} |"
+            )
     ok = result["ratio_p99"] <= P99_TARGET and result["check"]["ok"]
     c = result["check"]
     lines += [
@@ -332,12 +411,8 @@ def section(result: dict) -> str:
         f"entries {c['event_entries']}; `verify-ledger` after the jobs: "
         f"{'clean' if c['verify_ledger_ok'] else 'DRIFT'}.",
         f"- run-due took {result['run_due_s']:.1f} s; each job (the CLI's time, and when it "
-        "started from the first slice): "
-        + ", ".join(
-            f"{j['name']} {j['seconds']:.1f} s ({j['changed']} rows, at {j['at']:.0f} s)"
-            for j in result["jobs"]
-        )
-        + ".",
+        "started from the first slice): " + _jobs_line(result) + ".",
+        *(_baseline_lines(base) if base else []),
         "- Slices during run-due (start s: events/s, p99 ms, jobs running): "
         + "; ".join(
             f"{d['t']:.0f}: {d['rps']:.0f}/s, {d['p99_ms']:.0f} ms, {'+'.join(d['jobs']) or '-'}"

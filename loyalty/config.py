@@ -46,9 +46,9 @@ def secret_keys(env: Env | None = None) -> list[str]:
     return _list(source.get("SECRET_KEYS")) or [DEFAULT_SECRET]
 
 
-# Members per transaction of the jobs that keep members' rows locked longest per member (order
+# Members per transaction of the jobs whose ranges keep members' rows locked longest (order
 # events wait for those rows): smaller ranges, shorter waits (docs/operations.md).
-DEFAULT_JOB_BATCH_SIZES: dict[str, int] = {"mature-points": 1000, "close-period": 1000}
+DEFAULT_JOB_BATCH_SIZES: dict[str, int] = {"mature-points": 1000}
 
 
 def job_batch_sizes(value: str | None) -> dict[str, int]:

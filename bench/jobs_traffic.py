@@ -349,6 +349,18 @@ def _jobs_line(result: dict) -> str:
     )
 
 
+def by_job(result: dict) -> str:
+    """Median and worst p99 of the slices in which one job alone ran, per job."""
+    alone: dict[str, list[float]] = {}
+    for piece in result["slices"]["during"]:
+        if len(piece["jobs"]) == 1:
+            alone.setdefault(piece["jobs"][0], []).append(piece["p99_ms"])
+    return ", ".join(
+        f"{name} {statistics.median(p99s):.0f} / {max(p99s):.0f} ms ({len(p99s)} slices)"
+        for name, p99s in alone.items()
+    )
+
+
 def _baseline_lines(base: dict) -> list[str]:
     """The same run on a copy with the schema and settings before the tuning (the pending
     index on `matures_at` alone, every job at JOB_BATCH_SIZE), measured first."""
@@ -360,6 +372,9 @@ def _baseline_lines(base: dict) -> list[str]:
         f"throughput {base['ratio_rps']:.2f}; `verify-ledger` "
         f"{'clean' if c['verify_ledger_ok'] else 'DRIFT'}; run-due {base['run_due_s']:.1f} s: "
         + _jobs_line(base)
+        + ".",
+        "- Baseline p99 by job (median / worst slice in which that job alone ran): "
+        + by_job(base)
         + ".",
         "- Baseline slices during run-due: "
         + "; ".join(

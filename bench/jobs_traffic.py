@@ -427,6 +427,7 @@ def section(result: dict) -> str:
         f"{'clean' if c['verify_ledger_ok'] else 'DRIFT'}.",
         f"- run-due took {result['run_due_s']:.1f} s; each job (the CLI's time, and when it "
         "started from the first slice): " + _jobs_line(result) + ".",
+        "- p99 by job (median / worst slice in which that job alone ran): " + by_job(result) + ".",
         *(_baseline_lines(base) if base else []),
         "- Slices during run-due (start s: events/s, p99 ms, jobs running): "
         + "; ".join(

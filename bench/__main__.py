@@ -33,7 +33,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     # 1000000` for a quicker run).
     parser.add_argument("--members", type=int, default=1_000_000, help="batch job members")
     parser.add_argument("--entries", type=int, default=10_000_000, help="batch ledger entries")
-    parser.add_argument("--batch-size", type=int, default=None, help="JOB_BATCH_SIZE override")
+    parser.add_argument("--batch-size", type=int, default=None, help="every job at this batch size")
     # jobs-traffic: order events in slices before, during and after `run-due` on that data
     parser.add_argument("--traffic-seconds", type=float, default=30, help="before and after")
     parser.add_argument("--slice-seconds", type=float, default=5, help="one wrk run each")

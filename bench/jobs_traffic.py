@@ -25,6 +25,7 @@ from bench.infra import LoadResult, log
 
 SECTION_START, SECTION_END = "<!-- jobs-traffic -->", "<!-- /jobs-traffic -->"
 P99_TARGET = 2.0  # events' p99 during the jobs ÷ before, at most
+JOB_BATCH_SIZE = 5000  # its default (loyalty/config.py): the baseline runs every job at it
 
 
 def _database(opts):
@@ -246,13 +247,6 @@ BASELINE_SQL = (
 )
 
 
-def _baseline_env(opts) -> dict:
-    from loyalty.config import DEFAULT_JOB_BATCH_SIZES
-
-    every = opts.batch_size or 5000
-    return {"JOB_BATCH_SIZES": ",".join(f"{name}={every}" for name in DEFAULT_JOB_BATCH_SIZES)}
-
-
 def _variant(opts, source: str, name: str, baseline: bool) -> dict:
     """One measurement on a file copy of the generated data."""
     with infra.database(f"bench_jobs_traffic_{os.getpid()}_{name}", template=source) as url:
@@ -261,9 +255,9 @@ def _variant(opts, source: str, name: str, baseline: bool) -> dict:
                 for statement in BASELINE_SQL:
                     conn.execute(statement)
         infra.settle(url)
-        extra = _baseline_env(opts) if baseline else {}
-        if opts.batch_size:
-            extra["JOB_BATCH_SIZE"] = str(opts.batch_size)
+        # --batch-size: every job at that size; the baseline: every job at JOB_BATCH_SIZE
+        size = opts.batch_size or (JOB_BATCH_SIZE if baseline else None)
+        extra = jobs.every_job_at(size) if size else {}
         log(f"{name}: {extra or 'the default job settings'}")
         return measure(opts, url, extra)
 

@@ -46,14 +46,15 @@ def secret_keys(env: Env | None = None) -> list[str]:
     return _list(source.get("SECRET_KEYS")) or [DEFAULT_SECRET]
 
 
-# Members per transaction of the jobs whose ranges keep members' rows locked longest (order
-# events wait for those rows): smaller ranges, shorter waits (docs/operations.md).
+# At most this many members per transaction, unless JOB_BATCH_SIZES names the job: the jobs
+# whose ranges keep members' rows locked longest (order events wait for those rows); smaller
+# ranges, shorter waits (docs/operations.md).
 DEFAULT_JOB_BATCH_SIZES: dict[str, int] = {"mature-points": 1000}
 
 
 def job_batch_sizes(value: str | None) -> dict[str, int]:
     """JOB_BATCH_SIZES, "name=size,name=size": a job's own batch size over JOB_BATCH_SIZE."""
-    sizes = dict(DEFAULT_JOB_BATCH_SIZES)
+    sizes = {}
     for item in _list(value):
         name, equals, size = (part.strip() for part in item.partition("="))
         if not name or not equals or not size.isdigit() or not 1 <= int(size) <= 10**6:

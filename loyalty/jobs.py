@@ -14,6 +14,7 @@ from sqlalchemy import String, and_, cast, exists, func, literal, select, update
 from sqlalchemy.orm import Session
 
 from loyalty import email, ledger
+from loyalty.config import DEFAULT_JOB_BATCH_SIZES
 from loyalty.extensions import rowcount
 from loyalty.ledger import AVAILABLE, PENDING, LedgerEntry
 from loyalty.members.models import Member
@@ -26,10 +27,13 @@ Progress = Callable[[int], None]
 
 def batch_size(name: str) -> int:
     """Members per transaction of job `name`: its own JOB_BATCH_SIZES entry, else
-    JOB_BATCH_SIZE."""
+    JOB_BATCH_SIZE (at most its built-in size, for the jobs that have one)."""
     config = current_app.config
-    size: int = config["JOB_BATCH_SIZES"].get(name, config["JOB_BATCH_SIZE"])
-    return size
+    general: int = config["JOB_BATCH_SIZE"]
+    own: int | None = config["JOB_BATCH_SIZES"].get(name)
+    if own is not None:
+        return own
+    return min(general, DEFAULT_JOB_BATCH_SIZES.get(name, general))
 
 
 def member_ranges(session: Session, batch_size: int) -> list[tuple[int, int]]:

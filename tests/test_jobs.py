@@ -149,10 +149,10 @@ def test_a_jobs_own_batch_size_still_matures_every_member(app, client, runner, s
     run(runner, "verify-ledger")
 
 
-def test_job_batch_sizes_are_name_equals_size_of_known_jobs(tmp_path):
+def test_job_batch_sizes_are_name_equals_size_of_known_jobs(app, tmp_path):
     import pytest
 
-    from loyalty import create_app
+    from loyalty import create_app, jobs
     from loyalty.config import ConfigError, job_batch_sizes
 
     assert job_batch_sizes("mature-points=500, close-period=2000") == {
@@ -161,6 +161,12 @@ def test_job_batch_sizes_are_name_equals_size_of_known_jobs(tmp_path):
     for bad in ("mature-points", "mature-points=0", "mature-points=x", "=5", "a=5=6"):
         with pytest.raises(ConfigError, match="JOB_BATCH_SIZES"):
             job_batch_sizes(bad)
+    with app.app_context():  # mature-points: at most 1,000 unless named
+        for general, own, expected in ((5000, {}, 1000), (300, {}, 300),
+                                       (5000, {"mature-points": 5000}, 5000)):  # fmt: skip
+            app.config.update(JOB_BATCH_SIZE=general, JOB_BATCH_SIZES=own)
+            assert jobs.batch_size("mature-points") == expected
+            assert jobs.batch_size("expire-points") == general
     with pytest.raises(ConfigError, match="names no job mature-pionts"):
         create_app(
             {"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'x.sqlite3'}",

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from bench import infra, report
 
-SECTIONS = ("orders", "reads", "jobs")
+SECTIONS = ("orders", "reads", "jobs", "jobs-traffic")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -33,7 +33,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     # 1000000` for a quicker run).
     parser.add_argument("--members", type=int, default=1_000_000, help="batch job members")
     parser.add_argument("--entries", type=int, default=10_000_000, help="batch ledger entries")
-    parser.add_argument("--batch-size", type=int, default=None, help="JOB_BATCH_SIZE override")
+    parser.add_argument("--batch-size", type=int, default=None, help="every job at this batch size")
+    # jobs-traffic: order events in slices before, during and after `run-due` on that data
+    parser.add_argument("--traffic-seconds", type=float, default=30, help="before and after")
+    parser.add_argument("--slice-seconds", type=float, default=5, help="one wrk run each")
+    parser.add_argument("--traffic-connections", type=int, default=8)
+    parser.add_argument(
+        "--traffic-baseline",
+        action="store_true",
+        help="also measure the schema and batch sizes before the jobs were tuned for traffic",
+    )
     parser.add_argument(
         "--keep-data", action="store_true", help="keep the generated job data for the next run"
     )
@@ -58,6 +67,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         opts.seconds, opts.warmup, opts.rounds, opts.workers, opts.connections = 1, 0, 1, 1, 4
         opts.http_members, opts.tokens, opts.pgbench_scale = 200, 20, 1
         opts.members, opts.entries = 2_000, 20_000
+        opts.traffic_seconds, opts.slice_seconds, opts.traffic_connections = 2, 1, 4
     return opts
 
 
@@ -88,6 +98,11 @@ def main(argv=None) -> int:
         from bench import jobs
 
         results["jobs"] = jobs.run(opts)
+    if "jobs-traffic" in opts.sections:
+        from bench import jobs_traffic
+
+        infra.ensure_wrk()
+        results["jobs_traffic"] = jobs_traffic.run(opts)
     results["elapsed_s"] = round(time.time() - started, 1)
     results["environment"] = report.environment()
     print(report.table(results))
@@ -106,14 +121,17 @@ CHANGES_START, CHANGES_END = "<!-- changes -->", "<!-- /changes -->"
 def _write_keeping_faults(path: Path, text: str) -> None:
     """Write the report, keeping the sections `make faults` and `make bench-import` added to
     the file (runs of their own) and the hand-kept record of changes."""
-    from bench import faults, imports
+    from bench import faults, imports, jobs_traffic
 
     old = path.read_text() if path.exists() else ""
     for start, end in (
         (faults.SECTION_START, faults.SECTION_END),
         (imports.SECTION_START, imports.SECTION_END),
+        (jobs_traffic.SECTION_START, jobs_traffic.SECTION_END),
         (CHANGES_START, CHANGES_END),
     ):
+        if start in text:  # this run measured it anew
+            continue
         if start in old and end in old:
             section = start + old.split(start, 1)[1].split(end, 1)[0]
             text = text.rstrip("\n") + "\n\n" + section + end + "\n"

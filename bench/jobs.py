@@ -267,8 +267,17 @@ def run_sql(url: str, name: str) -> tuple[float, int]:
 CLI_DONE = re.compile(r"(\S+): (\d+) changed in ([\d.]+)s")
 
 
+def every_job_at(batch_size: int) -> dict:
+    """The environment that runs every job at `batch_size` members per range, those with a
+    size of their own (JOB_BATCH_SIZES' defaults) included."""
+    from loyalty.config import DEFAULT_JOB_BATCH_SIZES
+
+    sizes = ",".join(f"{name}={batch_size}" for name in DEFAULT_JOB_BATCH_SIZES)
+    return {"JOB_BATCH_SIZE": str(batch_size), "JOB_BATCH_SIZES": sizes}
+
+
 def run_job(url: str, name: str, batch_size: int | None) -> dict:
-    extra = {"JOB_BATCH_SIZE": str(batch_size)} if batch_size else {}
+    extra = every_job_at(batch_size) if batch_size else {}
     child = infra.run_measured(
         [
             str(infra.VENV_BIN / "flask"),

@@ -1,5 +1,6 @@
 -- wrk script for every HTTP benchmark; BENCH_MODE picks the request:
---   order: POST a unique `order.paid` event (ids from BENCH_RUN, thread and counter)
+--   order: POST a unique `order.paid` event (ids from BENCH_RUN, thread and counter) for
+--          customer BENCH_CUSTOMER (default bm_) .. random(1, BENCH_COUNT)
 --   path:  GET BENCH_PREFIX .. random(1, BENCH_COUNT)
 --   token: GET BENCH_PREFIX with a random widget token from the file BENCH_TOKENS
 --   post:  POST BENCH_PREFIX with an empty body
@@ -19,6 +20,7 @@ function init(args)
   run = os.getenv("BENCH_RUN") or "run"
   prefix = os.getenv("BENCH_PREFIX") or "/"
   count = tonumber(os.getenv("BENCH_COUNT") or "1")
+  customer_prefix = os.getenv("BENCH_CUSTOMER") or "bm_"
   -- wrk calls request() once on its first thread to check the script and never sends that
   -- request: start that thread's count at -1 so `generated` counts requests really sent.
   generated = thread_no == 1 and -1 or 0
@@ -51,7 +53,7 @@ function request()
   generated = generated + 1
   if mode == "order" then
     local id = run .. "_" .. thread_no .. "_" .. generated
-    local customer = "bm_" .. math.random(1, count)
+    local customer = customer_prefix .. math.random(1, count)
     local body = string.format(order_body, id, os.date("!%Y-%m-%dT%H:%M:%SZ"), id, customer,
       customer, math.random(1, 50), math.random(1, 3), math.random(500, 9000))
     return wrk.format(nil, prefix, nil, body)

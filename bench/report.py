@@ -170,6 +170,10 @@ def rows(results: dict) -> list[tuple[str, str, str, str, str, str]]:
             )
         for name, reason in jobs.get("skipped", {}).items():
             out.append((f"job {name}", "not measured", "", "", "", reason))
+    if results.get("jobs_traffic"):
+        from bench import jobs_traffic
+
+        out += jobs_traffic.table_rows(results["jobs_traffic"])
     return out
 
 
@@ -375,6 +379,10 @@ def markdown(results: dict) -> str:
         f"- Options: `{' '.join(f'{k}={v}' for k, v in opts.items() if k not in ('out', 'json'))}`",
         "",
     ]
+    if results.get("jobs_traffic"):  # a marked section, kept by runs that do not measure it
+        from bench import jobs_traffic
+
+        lines += [jobs_traffic.section(results["jobs_traffic"]), ""]
     return "\n".join(lines)
 
 

@@ -72,7 +72,7 @@ def parse_now(value: str | None) -> datetime:
 
 def run_job(name: str, now: datetime) -> int:
     job = all_jobs()[name]
-    batch = current_app.config["JOB_BATCH_SIZE"]
+    batch = core_jobs.batch_size(name)
     ranges = len(core_jobs.member_ranges(db.session(), batch)) or 1
     started = time.perf_counter()
     with click.progressbar(

@@ -46,6 +46,25 @@ def secret_keys(env: Env | None = None) -> list[str]:
     return _list(source.get("SECRET_KEYS")) or [DEFAULT_SECRET]
 
 
+# At most this many members per transaction, unless JOB_BATCH_SIZES names the job: the jobs
+# whose ranges keep members' rows locked longest (order events wait for those rows); smaller
+# ranges, shorter waits (docs/operations.md).
+DEFAULT_JOB_BATCH_SIZES: dict[str, int] = {"mature-points": 1000}
+
+
+def job_batch_sizes(value: str | None) -> dict[str, int]:
+    """JOB_BATCH_SIZES, "name=size,name=size": a job's own batch size over JOB_BATCH_SIZE."""
+    sizes = {}
+    for item in _list(value):
+        name, equals, size = (part.strip() for part in item.partition("="))
+        if not name or not equals or not size.isdigit() or not 1 <= int(size) <= 10**6:
+            raise ConfigError(
+                f"JOB_BATCH_SIZES: {item!r} is not name=size (a job's name, 1 to 1000000)"
+            )
+        sizes[name] = int(size)
+    return sizes
+
+
 def _bounded(env: Env, name: str, default: int, maximum: int) -> int:
     raw = env.get(name)
     value = default if raw is None or raw.strip() == "" else int(raw)
@@ -114,6 +133,7 @@ def from_environment(instance_path: str, environ: Env | None = None) -> dict:
         "REFERRAL_CLICK_DEDUP_SECONDS": int(env.get("REFERRAL_CLICK_DEDUP_SECONDS", "1800")),
         "IDEMPOTENCY_KEY_TTL_HOURS": int(env.get("IDEMPOTENCY_KEY_TTL_HOURS", "48")),
         "JOB_BATCH_SIZE": int(env.get("JOB_BATCH_SIZE", "5000")),
+        "JOB_BATCH_SIZES": job_batch_sizes(env.get("JOB_BATCH_SIZES")),
         # A bonus award to a segment starts at once in a thread of the process that made it
         # (off: only the `segment-awards` job runs awards).
         "SEGMENT_AWARDS_IN_BACKGROUND": _bool(

@@ -14,6 +14,7 @@ from sqlalchemy import String, and_, cast, exists, func, literal, select, update
 from sqlalchemy.orm import Session
 
 from loyalty import email, ledger
+from loyalty.config import DEFAULT_JOB_BATCH_SIZES
 from loyalty.extensions import rowcount
 from loyalty.ledger import AVAILABLE, PENDING, LedgerEntry
 from loyalty.members.models import Member
@@ -22,6 +23,17 @@ from loyalty.types import JSONType
 from loyalty.webhooks import service as webhooks
 
 Progress = Callable[[int], None]
+
+
+def batch_size(name: str) -> int:
+    """Members per transaction of job `name`: its own JOB_BATCH_SIZES entry, else
+    JOB_BATCH_SIZE (at most its built-in size, for the jobs that have one)."""
+    config = current_app.config
+    general: int = config["JOB_BATCH_SIZE"]
+    own: int | None = config["JOB_BATCH_SIZES"].get(name)
+    if own is not None:
+        return own
+    return min(general, DEFAULT_JOB_BATCH_SIZES.get(name, general))
 
 
 def member_ranges(session: Session, batch_size: int) -> list[tuple[int, int]]:

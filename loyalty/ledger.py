@@ -60,8 +60,10 @@ class LedgerEntry(Base):
         CheckConstraint("state = 'available' OR matures_at IS NOT NULL", name="pending_matures"),
         Index("ix_ledger_entries_member_id_id", "member_id", "id"),
         Index("ix_ledger_entries_source", "source_type", "source_id"),
+        # Pending points by member: the maturing job reads one member range's at a time.
         Index(
-            "ix_ledger_entries_pending_matures_at",
+            "ix_ledger_entries_pending_member_matures_at",
+            "member_id",
             "matures_at",
             postgresql_where=text("state = 'pending'"),
             sqlite_where=text("state = 'pending'"),

@@ -18,6 +18,7 @@ from connectors.discounts import sync_store_codes
 from console.seed import seed_demo_admin
 from loyalty import jobs as core_jobs
 from loyalty.actions import service as actions
+from loyalty.config import ConfigError
 from loyalty.demo_history import seed_demo_history
 from loyalty.earning import lapses
 from loyalty.earning import rules as earning_rules
@@ -97,4 +98,8 @@ def init_app(app: Flask) -> Hooks:
     referrals.init_app(app, hooks)  # share codes, erasure, export, cohorts, the widget's referrals
     rewards.giftcards.init_app(app, hooks)  # currency lock, erasure, export
     connectors.init_app(app, hooks)  # store discount codes for reward codes
+    unknown = sorted(set(app.config["JOB_BATCH_SIZES"]) - set(hooks.jobs))
+    if unknown:  # a misspelt name would silently leave its job at JOB_BATCH_SIZE
+        raise ConfigError(f"JOB_BATCH_SIZES names no job {', '.join(unknown)}; jobs: "
+                          + ", ".join(hooks.jobs))  # fmt: skip
     return hooks

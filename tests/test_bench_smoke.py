@@ -131,3 +131,19 @@ def test_table_and_results_file_show_every_figure(smoke):
         assert "job mature-points" in text
         assert "job expire-points" in text
     assert "## Machine and versions" in markdown
+
+
+def test_events_beside_run_due_are_measured_in_slices_and_taken_once(smoke):
+    table, markdown, results = smoke
+    traffic = results["jobs_traffic"]
+    for phase in ("before", "during", "after"):
+        assert traffic["summary"][phase]["slices"] == len(traffic["slices"][phase]) >= 1
+        assert traffic["summary"][phase]["errors"] == 0
+    during = traffic["slices"]["during"]
+    assert all(s["jobs"] for s in during)  # a slice is "during" when a job ran in it
+    jobs = {job["name"]: job for job in traffic["jobs"]}
+    assert jobs["mature-points"]["changed"] == traffic["members"]  # one due entry each
+    assert traffic["check"]["ok"] is True  # every event taken once, verify-ledger clean
+    assert traffic["ratio_p99"] > 0 and traffic["ratio_rps"] > 0
+    assert "during ÷ before: p99" in table
+    assert "<!-- jobs-traffic -->" in markdown and "run-due took" in markdown

@@ -170,3 +170,53 @@ def test_overlapping_batches_from_4_clients_apply_each_event_exactly_once(pg_app
         assert find_drift(db.session) == []
     result = pg_app.test_cli_runner().invoke(args=["loyalty", "verify-ledger"])
     assert result.exit_code == 0, result.output
+
+
+def test_mature_points_in_small_batches_beside_order_events_for_the_same_members(pg_app, pg_keys):
+    """The job locks a few members at a time while events for those members commit in other
+    connections: every event counts once, every due entry matures once, nothing drifts."""
+    from datetime import UTC, datetime, timedelta
+
+    from loyalty.jobs import mature_points
+    from loyalty.ledger import AVAILABLE, PENDING
+
+    storefront = pg_keys["storefront"]
+    client = pg_app.test_client()
+    old = datetime.now(UTC) - timedelta(days=60)  # pending 30 days: due now
+    for n in range(12):
+        response = client.post(
+            "/v1/events",
+            json=f.paid(f"c_mix_{n}", f"o_old_{n}", [f.line(unit_price=1000)], occurred_at=old),
+            headers=storefront,
+        )
+        assert response.status_code == 200
+
+    def work(i):
+        if i == 0:
+            with pg_app.app_context():
+                changed = mature_points(db.session, datetime.now(UTC), batch_size=2)
+                db.session.commit()
+                return changed
+        n = (i - 1) % 12
+        response = pg_app.test_client().post(
+            "/v1/events",
+            json=f.paid(f"c_mix_{n}", f"o_new_{i}", [f.line(unit_price=2000)]),
+            headers=storefront,
+        )
+        return response.status_code
+
+    results = in_parallel(25, work)
+    assert results[0] == 12  # the twelve old entries, once each
+    assert set(results[1:]) == {200}
+    with pg_app.app_context():
+        states = dict(
+            db.session.execute(
+                select(LedgerEntry.state, func.count()).group_by(LedgerEntry.state)
+            ).all()
+        )
+        assert states == {AVAILABLE: 12, PENDING: 24}  # the new ones are not due
+        totals = db.session.execute(
+            select(func.sum(Member.points_available), func.sum(Member.points_pending))
+        ).one()
+        assert tuple(totals) == (12 * 10, 24 * 20)
+        assert find_drift(db.session) == []

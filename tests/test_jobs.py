@@ -113,3 +113,62 @@ def test_seed_demo_runs_once(runner, client, admin):
     program = client.get("/v1/program", headers=admin).get_json()
     assert program["expiry_inactive_days"] == 548
     assert client.get("/v1/members/demo-shopper", headers=admin).status_code == 200
+
+
+def test_a_jobs_own_batch_size_still_matures_every_member(app, client, runner, storefront,
+                                                           monkeypatch):  # fmt: skip
+    from loyalty import jobs
+
+    paid_at = datetime(2026, 1, 10, tzinfo=UTC)
+    for n in range(7):
+        client.post(
+            "/v1/events",
+            json=f.paid(f"c_{n}", occurred_at=paid_at, lines=[f.line(unit_price=1000 * (n + 1))]),
+            headers=storefront,
+        )
+    sizes = []
+    ranges = jobs.member_ranges
+
+    def recorded(session, size):
+        sizes.append(size)
+        return ranges(session, size)
+
+    monkeypatch.setattr(jobs, "member_ranges", recorded)
+    app.config["JOB_BATCH_SIZES"] = {"mature-points": 2}
+    output = run(runner, "jobs", "mature-points", "--now", "2026-03-01T00:00:00Z")
+    assert "mature-points: 7 changed" in output
+    assert set(sizes) == {2}  # four ranges of at most two members
+    for n in range(7):
+        balance = (n + 1) * 10
+        assert points(client, storefront, f"c_{n}") == {
+            "available": balance, "pending": 0, "lifetime_earned": balance
+        }  # fmt: skip
+    sizes.clear()
+    run(runner, "jobs", "expire-points", "--now", "2026-03-01T00:00:00Z")
+    assert set(sizes) <= {app.config["JOB_BATCH_SIZE"]}  # the others keep JOB_BATCH_SIZE
+    run(runner, "verify-ledger")
+
+
+def test_job_batch_sizes_are_name_equals_size_of_known_jobs(app, tmp_path):
+    import pytest
+
+    from loyalty import create_app, jobs
+    from loyalty.config import ConfigError, job_batch_sizes
+
+    assert job_batch_sizes("mature-points=500, close-period=2000") == {
+        "mature-points": 500, "close-period": 2000,
+    }  # fmt: skip
+    for bad in ("mature-points", "mature-points=0", "mature-points=x", "=5", "a=5=6"):
+        with pytest.raises(ConfigError, match="JOB_BATCH_SIZES"):
+            job_batch_sizes(bad)
+    with app.app_context():  # mature-points: at most 1,000 unless named
+        for general, own, expected in ((5000, {}, 1000), (300, {}, 300),
+                                       (5000, {"mature-points": 5000}, 5000)):  # fmt: skip
+            app.config.update(JOB_BATCH_SIZE=general, JOB_BATCH_SIZES=own)
+            assert jobs.batch_size("mature-points") == expected
+            assert jobs.batch_size("expire-points") == general
+    with pytest.raises(ConfigError, match="names no job mature-pionts"):
+        create_app(
+            {"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'x.sqlite3'}",
+             "JOB_BATCH_SIZES": {"mature-pionts": 100}}
+        )  # fmt: skip

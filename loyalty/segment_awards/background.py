@@ -8,6 +8,7 @@ import threading
 
 from flask import Flask, current_app, g
 
+from loyalty import jobs
 from loyalty.extensions import db, lazy_session
 from loyalty.segment_awards import service
 
@@ -43,7 +44,7 @@ def start(app: Flask, award_id: int) -> threading.Thread:
 def _run(app: Flask, award_id: int) -> None:
     with app.app_context():
         try:
-            service.run(lazy_session(), award_id, app.config["JOB_BATCH_SIZE"])
+            service.run(lazy_session(), award_id, jobs.batch_size("segment-awards"))
         except Exception:  # marked failed by `run`; the job resumes it
             app.logger.exception("segment award %s stopped", award_id)
         finally:

@@ -110,6 +110,9 @@ def from_environment(instance_path: str, environ: Env | None = None) -> dict:
         "REFERRAL_CLICK_DEDUP_SECONDS": int(env.get("REFERRAL_CLICK_DEDUP_SECONDS", "1800")),
         "IDEMPOTENCY_KEY_TTL_HOURS": int(env.get("IDEMPOTENCY_KEY_TTL_HOURS", "48")),
         "JOB_BATCH_SIZE": int(env.get("JOB_BATCH_SIZE", "5000")),
+        # The overview's points per month read the ledger's monthly rollup (off: a scan of the
+        # ledger's entries, as exact and slower; the rollup is kept either way).
+        "LEDGER_MONTHS_ROLLUP": _bool(env.get("LEDGER_MONTHS_ROLLUP"), default=True),
         # A bonus award to a segment starts at once in a thread of the process that made it
         # (off: only the `segment-awards` job runs awards).
         "SEGMENT_AWARDS_IN_BACKGROUND": _bool(

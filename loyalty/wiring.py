@@ -24,6 +24,7 @@ from loyalty.earning import rules as earning_rules
 from loyalty.earning.service import PointsEarning
 from loyalty.email.sending import purge_emails, send_emails
 from loyalty.hooks import DemoSeed, Hooks, Job, OrderHandler
+from loyalty.reports.ledger_months import compact_ledger_months
 from loyalty.segment_awards.service import award_segments
 from loyalty.tiers import service as tiers
 from loyalty.tiers.demo import seed_demo_tiers
@@ -61,6 +62,7 @@ JOBS: list[tuple[str, Job]] = [
     ("sync-store-codes", sync_store_codes),  # codes the jobs above issued or ended
     # Win-back rules' points and member.lapsing (MEMBER_LAPSE_DAYS and each rule's days)
     ("lapsing-members", lapses.lapsing_members),
+    ("compact-ledger-months", compact_ledger_months),  # the overview's points per month
     ("purge-webhooks", purge_webhooks),
     ("purge-emails", purge_emails),
     ("deliver-webhooks", deliver_webhooks),  # sends what the jobs before it reported

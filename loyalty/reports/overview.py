@@ -12,6 +12,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 from typing import Any
 
+from flask import current_app, has_app_context
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
 
@@ -20,6 +21,7 @@ from loyalty.ledger import EARNING_KINDS, LedgerEntry
 from loyalty.members.models import Member
 from loyalty.orders.models import Order
 from loyalty.program.service import get_program
+from loyalty.reports import ledger_months
 from loyalty.reports.service import PAID, _decimal, _month_index, _month_label, retention
 
 MONTHS = 12  # months shown, this one included
@@ -50,7 +52,10 @@ def overview(
     start = window_start(now)
     first = start.year * 12 + start.month - 1
     months = {_month_label(first + k): _empty_month() for k in range(MONTHS)}
-    _points_by_month(session, start, now, months)
+    if _rollup_enabled():
+        _points_by_month_rollup(session, start, now, months)
+    else:
+        _points_by_month(session, start, now, months)
     if conversions is not None:
         _conversions_by_month(session, conversions, start, now, months)
     earned = sum(m["points_earned"] for m in months.values())
@@ -180,6 +185,39 @@ def _points_by_month(
             figures["points_earned"] = int(row.earned)
             figures["points_redeemed"] = int(row.redeemed)
             figures["points_expired"] = int(row.expired)
+
+
+def _rollup_enabled() -> bool:
+    return not has_app_context() or current_app.config.get("LEDGER_MONTHS_ROLLUP", True)
+
+
+def _points_by_month_rollup(
+    session: Session, start: datetime, now: datetime, months: dict[str, dict[str, int]]
+) -> None:
+    """What `_points_by_month` gives, from the ledger's monthly rollup (see
+    `loyalty.reports.ledger_months`): a read of at most 12 months × kinds cells and the deltas
+    not folded yet. Only when `now`'s month holds entries dated at or after `now` (a report of
+    a past moment, or entries dated ahead) is that one month counted from the ledger."""
+    utc_now = now.astimezone(UTC)
+    first, last = ledger_months.month_of(start), ledger_months.month_of(utc_now)
+    figures_of = (
+        ("points_earned", EARNING_KINDS, 1),
+        ("points_redeemed", REDEEMING_KINDS, -1),
+        ("points_expired", EXPIRING_KINDS, -1),
+    )
+    cells = ledger_months.cells(session, first, last)
+    for (month, kind), (points, _last_at) in cells.items():
+        figures = months.get(_month_label(month))
+        if figures is None:
+            continue
+        for name, kinds, sign in figures_of:
+            if kind in kinds:
+                figures[name] += sign * points
+    if any(m == last and last_at >= now for (m, _kind), (_p, last_at) in cells.items()):
+        this_month = _month_label(last)
+        months[this_month].update(dict.fromkeys(MONTH_FIGURES[:3], 0))
+        month_start = datetime(utc_now.year, utc_now.month, 1, tzinfo=UTC)
+        _points_by_month(session, max(start, month_start), now, months)
 
 
 def _conversions_by_month(

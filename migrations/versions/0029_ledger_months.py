@@ -54,7 +54,7 @@ def upgrade():
         sa.PrimaryKeyConstraint("id", name=op.f("pk_ledger_month_deltas")),
     )
     if dialect == "postgresql":
-        op.execute(f"""  # noqa: S608 - constant SQL
+        op.execute(f"""
             CREATE FUNCTION ledger_months_collect() RETURNS trigger AS $$
             BEGIN
               INSERT INTO ledger_month_deltas (month, kind, points, last_at)
@@ -62,26 +62,26 @@ def upgrade():
               FROM new_entries GROUP BY 1, 2;
               RETURN NULL;
             END $$ LANGUAGE plpgsql
-        """)
+        """)  # noqa: S608 - constant SQL
         op.execute("""
             CREATE TRIGGER ledger_months_collect AFTER INSERT ON ledger_entries
             REFERENCING NEW TABLE AS new_entries
             FOR EACH STATEMENT EXECUTE FUNCTION ledger_months_collect()
         """)
     else:
-        op.execute(f"""  # noqa: S608 - constant SQL
+        op.execute(f"""
             CREATE TRIGGER ledger_months_collect AFTER INSERT ON ledger_entries
             BEGIN
               INSERT INTO ledger_month_deltas (month, kind, points, last_at)
               VALUES ({_month(dialect, "NEW.occurred_at")}, NEW.kind, NEW.points,
                       NEW.occurred_at);
             END
-        """)
-    op.execute(f"""  # noqa: S608 - constant SQL
+        """)  # noqa: S608 - constant SQL
+    op.execute(f"""
         INSERT INTO ledger_months (month, kind, points, last_at)
         SELECT {_month(dialect, "occurred_at")}, kind, sum(points), max(occurred_at)
         FROM ledger_entries GROUP BY 1, 2
-    """)
+    """)  # noqa: S608 - constant SQL
 
 
 def downgrade():

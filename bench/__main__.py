@@ -12,8 +12,9 @@ import time
 from pathlib import Path
 
 from bench import infra, report
+from bench.reports import add_options as reports_options
 
-SECTIONS = ("orders", "reads", "jobs")
+SECTIONS = ("orders", "reads", "jobs", "reports")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -37,6 +38,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         "--keep-data", action="store_true", help="keep the generated job data for the next run"
     )
+    # Reports at scale (bench/reports.py): sizes in customers, e.g. 10000,100000,1000000.
+    reports_options(parser)
     parser.add_argument("--out", type=Path, default=infra.BENCH / "RESULTS.md")
     parser.add_argument("--json", type=Path, default=None, help="also write raw results here")
     parser.add_argument("--smoke", action="store_true", help="tiny data, 1 s runs (tests)")
@@ -58,6 +61,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         opts.seconds, opts.warmup, opts.rounds, opts.workers, opts.connections = 1, 0, 1, 1, 4
         opts.http_members, opts.tokens, opts.pgbench_scale = 200, 20, 1
         opts.members, opts.entries = 2_000, 20_000
+        opts.report_customers, opts.report_repeats = "2000", 1
     return opts
 
 
@@ -88,10 +92,21 @@ def main(argv=None) -> int:
         from bench import jobs
 
         results["jobs"] = jobs.run(opts)
+    if "reports" in opts.sections:
+        from bench import reports
+
+        results["reports"] = reports.run(opts)
+        results["reports"]["repeats"] = opts.report_repeats
     results["elapsed_s"] = round(time.time() - started, 1)
     results["environment"] = report.environment()
     print(report.table(results))
     _write_keeping_faults(opts.out, report.markdown(results))
+    if "reports" in results:
+        from bench import reports
+
+        text = reports.section(results["reports"])
+        print(text)
+        report.write_section(opts.out, reports.SECTION_START, reports.SECTION_END, text)
     infra.log(f"wrote {opts.out}")
     if opts.json:
         opts.json.write_text(json.dumps(results, indent=2, default=str))
@@ -106,12 +121,13 @@ CHANGES_START, CHANGES_END = "<!-- changes -->", "<!-- /changes -->"
 def _write_keeping_faults(path: Path, text: str) -> None:
     """Write the report, keeping the sections `make faults` and `make bench-import` added to
     the file (runs of their own) and the hand-kept record of changes."""
-    from bench import faults, imports
+    from bench import faults, imports, reports
 
     old = path.read_text() if path.exists() else ""
     for start, end in (
         (faults.SECTION_START, faults.SECTION_END),
         (imports.SECTION_START, imports.SECTION_END),
+        (reports.SECTION_START, reports.SECTION_END),
         (CHANGES_START, CHANGES_END),
     ):
         if start in old and end in old:

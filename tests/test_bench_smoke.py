@@ -131,3 +131,19 @@ def test_table_and_results_file_show_every_figure(smoke):
         assert "job mature-points" in text
         assert "job expire-points" in text
     assert "## Machine and versions" in markdown
+
+
+def test_reports_are_timed_beside_their_hand_written_statements(smoke):
+    _table, markdown, results = smoke
+    (size,) = results["reports"]["sizes"]
+    assert size["data"]["orders"] > size["customers"]  # ~1.8 each
+    assert size["data"]["entries"] > 0
+    for name, got in size["reports"].items():
+        assert got["status"] == 200, name
+        assert got["bytes"] > 0, name
+    # The statements give the reports' own numbers (what makes them a baseline).
+    assert set(size["checks"]) >= {"retention (1 year)", "segments JSON", "overview"}
+    assert all(size["checks"].values()), size["checks"]
+    assert size["csv_rss_mb"]["peak"] > 0
+    assert "## Reports at scale" in markdown
+    assert "| segments CSV |" in markdown

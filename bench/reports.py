@@ -6,8 +6,9 @@ database is made by running the migrations and filled with set-based SQL: member
 their real columns (jsonb lines, attributes and detail of a real event's size), the members'
 ledger entries (an earn per paid order, a reversal per refund, and `--report-member-entries`
 bonuses, adjustments, redemptions and their cancellations: ~10 entries per member) and
-balances that add up to them. Then, as an operator would after a bulk load, the reports' aggregates are rebuilt
-(`flask loyalty reports-refresh --rebuild`, timed: the full rebuild) when the app has them.
+balances that add up to them. Then, as an operator would after a bulk load, the reports'
+aggregates are rebuilt (`flask loyalty reports-refresh --rebuild`, timed: the full rebuild)
+when the app has them.
 
 Each report is asked of gunicorn (one worker) over HTTP, `--report-repeats` times, the best
 kept: retention over one year, cohorts by first order month, referral and reward, segments as

@@ -96,12 +96,15 @@ def _members(session: Session) -> int:
 
 
 def _active_members(session: Session, now: datetime) -> int:
-    """Live members with a paid order in [now − ACTIVE_DAYS, now)."""
+    """Live members with a paid order in [now − ACTIVE_DAYS, now): a range of the index of
+    members' paid orders by time (`ix_orders_paid_member_occurred_at`), its predicate spelled
+    out so the database may use it."""
     buyers = (
         select(Order.member_id)
         .join(Member, Member.id == Order.member_id)
         .where(
             PAID,
+            Order.member_id.is_not(None),
             _LIVE,
             Order.occurred_at >= now - timedelta(days=ACTIVE_DAYS),
             Order.occurred_at < now,

@@ -5,7 +5,7 @@ before now, 60 % of customers members, ~6 % of orders refunded, 1 % canceled), a
 database is made by running the migrations and filled with set-based SQL: members, orders with
 their real columns (jsonb lines, attributes and detail of a real event's size), the members'
 ledger entries (an earn per paid order, a reversal per refund, and `--report-member-entries`
-bonuses, adjustments, redemptions and their cancellations: ~10 entries per member) and
+bonuses, adjustments, redemptions and expiries: ~10 entries per member) and
 balances that add up to them. Then, as an operator would after a bulk load, the reports'
 aggregates are rebuilt (`flask loyalty reports-refresh --rebuild`, timed: the full rebuild)
 when the app has them.
@@ -156,7 +156,7 @@ def generate(url: str, customers: int, now: datetime, extra_entries: int = 8) ->
             """,
             params,
         )
-        # The rest of a member's ledger: bonuses, redemptions (some canceled), expiries.
+        # The rest of a member's ledger: bonuses, adjustments, redemptions, expiries.
         conn.execute(
             """
             INSERT INTO ledger_entries (member_id, kind, points, state, source_type, source_id,
@@ -167,8 +167,9 @@ def generate(url: str, customers: int, now: datetime, extra_entries: int = 8) ->
             CROSS JOIN generate_series(1, %(extra)s) AS k
             CROSS JOIN LATERAL (
                 SELECT CASE k %% 4 WHEN 0 THEN 'bonus' WHEN 1 THEN 'adjust'
-                                  WHEN 2 THEN 'redeem' ELSE 'redeem_cancel' END AS kind,
-                       CASE k %% 4 WHEN 2 THEN -20 ELSE 10 + (m.id + k) %% 40 END AS points,
+                                  WHEN 2 THEN 'redeem' ELSE 'expire' END AS kind,
+                       CASE k %% 4 WHEN 2 THEN -20 WHEN 3 THEN -5
+                                   ELSE 10 + (m.id + k) %% 40 END AS points,
                        %(now)s - (abs(hashtext(m.id || '/' || k)) %% (%(days)s * 86400))
                          * interval '1 second' AS at
             ) AS e

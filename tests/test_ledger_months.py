@@ -120,6 +120,21 @@ def test_a_drifted_cell_is_reported(session):
     assert verify_ledger_months(session) == ["ledger month 2026-02 bonus: rollup 90 != entries 100"]
 
 
+def test_verify_ledger_reports_a_drifted_month(runner, session):
+    member_ids = _members(session, 1)
+    ledger.post_entry(
+        session, member_ids[0], "earn", 40, source_type="test", source_id="y",
+        occurred_at=datetime(2026, 3, 3, tzinfo=UTC),
+    )  # fmt: skip
+    session.commit()
+    assert runner.invoke(args=["loyalty", "verify-ledger"]).exit_code == 0
+    session.execute(LedgerMonthDelta.__table__.delete())
+    session.commit()
+    result = runner.invoke(args=["loyalty", "verify-ledger"])
+    assert result.exit_code == 1
+    assert "ledger month 2026-03 earn: rollup 0 != entries 40" in result.output
+
+
 def test_the_overview_is_the_same_with_the_rollup_off(app, session):
     member_ids = _members(session, 3)
     _random_entries(session, random.Random(7), member_ids, 60)

@@ -13,7 +13,7 @@ from fractions import Fraction
 from typing import Any
 
 from flask import current_app, has_app_context
-from sqlalchemy import and_, case, func, select
+from sqlalchemy import Row, and_, case, func, select
 from sqlalchemy.orm import Session
 
 from loyalty.hooks import PointValue, ReportConversions, ReportPointValue
@@ -62,15 +62,16 @@ def overview(
     redeemed = sum(m["points_redeemed"] for m in months.values())
     expired = sum(m["points_expired"] for m in months.values())
     retained = retention(session, start, now)
+    stocks = _stocks(session)
     return {
         "as_of": now,
         "from": start,
         "to": now,
         "currency": get_program(session).currency,
-        "members": _members(session),
+        "members": stocks.members,
         "active_members": _active_members(session, now),
         "active_days": ACTIVE_DAYS,
-        "points": _points(session, point_value(session, now) if point_value else None),
+        "points": _points(stocks, point_value(session, now) if point_value else None),
         "points_earned": earned,
         "points_redeemed": redeemed,
         "points_expired": expired,
@@ -91,8 +92,19 @@ def _empty_month() -> dict[str, int]:
 _LIVE = Member.erased_at.is_(None)  # an erased member is no one to count or to owe
 
 
-def _members(session: Session) -> int:
-    return session.scalar(select(func.count()).select_from(Member).where(_LIVE)) or 0
+def _stocks(session: Session) -> Row:
+    """Live members, and the points they hold — `available` (a negative balance owes nothing
+    and takes nothing off another member's) and `pending` — in one pass over `members`."""
+    return session.execute(
+        select(
+            func.count().label("members"),
+            func.coalesce(
+                func.sum(case((Member.points_available > 0, Member.points_available), else_=0)),
+                0,
+            ).label("available"),
+            func.coalesce(func.sum(Member.points_pending), 0).label("pending"),
+        ).where(_LIVE)
+    ).one()
 
 
 def _active_members(session: Session, now: datetime) -> int:
@@ -115,19 +127,10 @@ def _active_members(session: Session, now: datetime) -> int:
     return session.scalar(select(func.count()).select_from(buyers)) or 0
 
 
-def _points(session: Session, value: PointValue | None) -> dict[str, Any]:
-    """Points the program owes live members: available (a negative balance owes nothing and
-    takes nothing off another member's) plus pending; their money value at `value`."""
-    row = session.execute(
-        select(
-            func.coalesce(
-                func.sum(case((Member.points_available > 0, Member.points_available), else_=0)),
-                0,
-            ).label("available"),
-            func.coalesce(func.sum(Member.points_pending), 0).label("pending"),
-        ).where(_LIVE)
-    ).one()
-    available, pending = int(row.available), int(row.pending)
+def _points(stocks: Row, value: PointValue | None) -> dict[str, Any]:
+    """Points the program owes live members: available plus pending; their money value at
+    `value`."""
+    available, pending = int(stocks.available), int(stocks.pending)
     outstanding = available + pending
     liability = None
     if value is not None:  # exact, then rounded half up to a whole minor unit

@@ -96,7 +96,6 @@ def main(argv=None) -> int:
         from bench import reports
 
         results["reports"] = reports.run(opts)
-        results["reports"]["repeats"] = opts.report_repeats
     results["elapsed_s"] = round(time.time() - started, 1)
     results["environment"] = report.environment()
     print(report.table(results))

@@ -569,10 +569,13 @@ def run(opts) -> dict:
         name = f"bench_reports_{customers}_{os.getpid()}"
         with infra.database(name, keep=opts.keep_data) as url:
             results["sizes"].append(measure(url, customers, opts))
-    results["environment"] = {
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "load": os.getloadavg()[0],
-    }
+        results["environment"] = {
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "load": os.getloadavg()[0],
+        }
+        results["repeats"] = opts.report_repeats
+        if getattr(opts, "out", None):  # each size as it is done: a long run keeps what it has
+            report.write_section(opts.out, SECTION_START, SECTION_END, section(results))
     return results
 
 
@@ -705,7 +708,6 @@ def add_options(parser: argparse.ArgumentParser) -> None:
 def main(argv=None) -> int:
     opts = parse_args(argv)
     results = run(opts)
-    results["repeats"] = opts.report_repeats
     text = section(results)
     print(text)
     if opts.out:

@@ -539,6 +539,7 @@ def measure(url: str, customers: int, opts) -> dict:
             data["members"], data["active_members"], data["points"]["outstanding"],
             data["points_earned"],
         ] == [members, active, outstanding, earned]  # fmt: skip
+    result["load"] = os.getloadavg()[1]  # the last 5 minutes': while the reports ran
     result["reports"] = reports
     result["baselines"] = baselines
     result["checks"] = checks
@@ -662,6 +663,11 @@ def section(results: dict) -> str:
             f" {s['data']['entries']:,} ({s['generate_s']:.0f} s)"
             for s in sizes
         )
+        + " |"
+    )
+    lines.append(
+        "| load average (5 min) while the reports ran | "
+        + " | ".join(f"{s['load']:.1f}" if "load" in s else "—" for s in sizes)
         + " |"
     )
     lines += [

@@ -22,6 +22,7 @@ from loyalty.reports.ledger_months import (
 )
 
 BASE = datetime(2025, 1, 1, tzinfo=UTC)
+LATER = datetime(2100, 1, 1, tzinfo=UTC)  # after every entry: a compaction folds them all
 CREDITS = ("earn", "bonus", "referral", "adjust", "redeem_cancel")
 
 
@@ -100,10 +101,40 @@ def test_rollup_equals_a_recomputation_from_the_entries(session, seed):
         ):
             assert _rollup(session, now) == _scan(session, now)
         if rng.random() < 0.7:
-            compact_ledger_months(session, datetime.now(UTC), rng.choice((1, 7, 5000)))
+            compact_ledger_months(session, LATER, rng.choice((1, 7, 5000)))
             assert session.scalar(select(func.count()).select_from(LedgerMonthDelta)) == 0
             assert verify_ledger_months(session) == []
     assert find_drift(session) == []  # the entries posted kept every balance right
+
+
+def test_entries_dated_after_now_are_left_out_without_a_scan(session, monkeypatch):
+    """Orders a store's clock dated a little ahead: the deltas after `now` are left out, those
+    before counted, the ledger not scanned; a compaction at `now` leaves the later ones."""
+    (member_id,) = _members(session, 1)
+    now = datetime(2026, 6, 15, 12, tzinfo=UTC)
+    for k, when in enumerate((now - timedelta(days=3), now - timedelta(seconds=1), now,
+                              now + timedelta(minutes=2), now + timedelta(days=1))):  # fmt: skip
+        ledger.post_entry(
+            session, member_id, "earn", 10 * (k + 1), source_type="test", source_id=f"f{k}",
+            occurred_at=when,
+        )  # fmt: skip
+    expected = _scan(session, now)
+    assert expected[-1] == {"month": "2026-06", "points_earned": 30, "points_redeemed": 0,
+                            "points_expired": 0, "referral_conversions": 0}  # fmt: skip
+
+    def no_scan(*_args):
+        raise AssertionError("the ledger was scanned")
+
+    monkeypatch.setattr(overview, "_points_by_month", no_scan)
+    assert _rollup(session, now) == expected
+    compact_ledger_months(session, now, 100)
+    assert session.scalar(select(func.count()).select_from(LedgerMonthDelta)) == 3
+    assert _rollup(session, now) == expected
+    # A cell that holds entries on both sides of `now` is counted from the ledger instead.
+    compact_ledger_months(session, LATER, 100)
+    monkeypatch.undo()
+    assert _rollup(session, now) == expected
+    assert verify_ledger_months(session) == []
 
 
 def test_a_drifted_cell_is_reported(session):
@@ -112,7 +143,7 @@ def test_a_drifted_cell_is_reported(session):
         session, member_ids[0], "bonus", 100, source_type="test", source_id="x",
         occurred_at=datetime(2026, 2, 3, tzinfo=UTC),
     )  # fmt: skip
-    compact_ledger_months(session, datetime.now(UTC), 100)
+    compact_ledger_months(session, LATER, 100)
     cell = session.get(LedgerMonth, (2026 * 12 + 1, "bonus"))
     assert cell.points == 100
     cell.points = 90
@@ -181,7 +212,7 @@ def test_concurrent_inserts_while_compacting_on_postgresql(pg_app):
         try:
             with pg_app.app_context():
                 while not stop.is_set():
-                    compact_ledger_months(db.session, datetime.now(UTC), 3)
+                    compact_ledger_months(db.session, LATER, 3)
         except BaseException as exc:
             errors.append(exc)
 
@@ -197,7 +228,7 @@ def test_concurrent_inserts_while_compacting_on_postgresql(pg_app):
     assert errors == []
     with pg_app.app_context():
         assert verify_ledger_months(db.session) == []
-        compact_ledger_months(db.session, datetime.now(UTC), 1000)
+        compact_ledger_months(db.session, LATER, 1000)
         assert db.session.scalar(select(func.count()).select_from(LedgerMonthDelta)) == 0
         assert verify_ledger_months(db.session) == []
         total = db.session.scalar(select(func.sum(LedgerMonth.points)))

@@ -23,7 +23,20 @@ trigger keeps the cells either way.
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Integer, String, func, select, text, union_all
+from sqlalchemy import (
+    BigInteger,
+    Integer,
+    String,
+    and_,
+    bindparam,
+    case,
+    func,
+    null,
+    or_,
+    select,
+    text,
+    union_all,
+)
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from loyalty.extensions import Base
@@ -51,6 +64,7 @@ class LedgerMonthDelta(Base):
     month: Mapped[int] = mapped_column(Integer)
     kind: Mapped[str] = mapped_column(String(24))
     points: Mapped[int] = mapped_column(BigInteger)
+    first_at: Mapped[datetime] = mapped_column(UTCDateTime)  # earliest occurred_at counted
     last_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
@@ -62,12 +76,7 @@ def cells(session: Session, first: int, last: int) -> dict[tuple[int, str], tupl
     """(month, kind) -> (points, latest occurred_at) for months first..last: the folded cells
     plus the deltas not folded yet, read in one statement (one snapshot: a compaction that
     commits meanwhile is seen whole or not at all)."""
-    parts = union_all(
-        *(
-            select(t.month, t.kind, t.points, t.last_at).where(t.month.between(first, last))
-            for t in (LedgerMonth, LedgerMonthDelta)
-        )
-    ).subquery()
+    parts = _parts(first, last)
     rows = session.execute(
         select(
             parts.c.month, parts.c.kind, func.sum(parts.c.points), func.max(parts.c.last_at)
@@ -77,6 +86,54 @@ def cells(session: Session, first: int, last: int) -> dict[tuple[int, str], tupl
         (int(month), kind): (int(points), _as_datetime(last_at))
         for month, kind, points, last_at in rows
     }
+
+
+def cells_before(
+    session: Session, first: int, last: int, now: datetime
+) -> tuple[dict[tuple[int, str], int], bool]:
+    """(month, kind) -> points of the entries dated before `now`, for months first..last; and
+    whether that is exact: False when a cell or delta holds entries on both sides of `now`
+    (the caller then counts that month from the ledger). A delta dated wholly at or after
+    `now` (an order a store's clock dated a minute ahead) is left out; one wholly before is
+    counted. One statement, as `cells`."""
+    parts = _parts(first, last)
+    before = parts.c.last_at < now
+    straddles = and_(
+        parts.c.last_at >= now, or_(parts.c.first_at.is_(None), parts.c.first_at < now)
+    )
+    rows = session.execute(
+        select(
+            parts.c.month,
+            parts.c.kind,
+            func.coalesce(func.sum(case((before, parts.c.points), else_=0)), 0),
+            func.max(case((straddles, 1), else_=0)),
+        ).group_by(parts.c.month, parts.c.kind)
+    ).all()
+    return (
+        {(int(month), kind): int(points) for month, kind, points, _split in rows},
+        not any(split for *_rest, split in rows),
+    )
+
+
+def _parts(first: int, last: int) -> Any:
+    """Cells and deltas of months first..last as (month, kind, points, first_at, last_at);
+    a cell's `first_at` is NULL (its entries are somewhere at or before `last_at`)."""
+    return union_all(
+        select(
+            LedgerMonth.month,
+            LedgerMonth.kind,
+            LedgerMonth.points,
+            null().label("first_at"),
+            LedgerMonth.last_at,
+        ).where(LedgerMonth.month.between(first, last)),
+        select(
+            LedgerMonthDelta.month,
+            LedgerMonthDelta.kind,
+            LedgerMonthDelta.points,
+            LedgerMonthDelta.first_at,
+            LedgerMonthDelta.last_at,
+        ).where(LedgerMonthDelta.month.between(first, last)),
+    ).subquery()
 
 
 def _as_datetime(value: Any) -> Any:
@@ -120,8 +177,8 @@ def _label(month: int) -> str:
 _COMPACT_POSTGRES = text("""
     WITH moved AS (
       DELETE FROM ledger_month_deltas
-      WHERE id IN (SELECT id FROM ledger_month_deltas ORDER BY id LIMIT :batch
-                   FOR UPDATE SKIP LOCKED)
+      WHERE id IN (SELECT id FROM ledger_month_deltas WHERE last_at < :now
+                   ORDER BY id LIMIT :batch FOR UPDATE SKIP LOCKED)
       RETURNING month, kind, points, last_at
     ), folded AS (
       INSERT INTO ledger_months (month, kind, points, last_at)
@@ -133,30 +190,36 @@ _COMPACT_POSTGRES = text("""
       RETURNING 1
     )
     SELECT count(*) FROM moved
-""")
+""").bindparams(bindparam("now", type_=UTCDateTime()))
 
 _COMPACT_SQLITE = (
     text("""
         INSERT INTO ledger_months (month, kind, points, last_at)
         SELECT month, kind, sum(points), max(last_at) FROM ledger_month_deltas
-        WHERE id <= :upto GROUP BY month, kind
+        WHERE id <= :upto AND last_at < :now GROUP BY month, kind
         ON CONFLICT (month, kind) DO UPDATE
           SET points = ledger_months.points + excluded.points,
               last_at = max(ledger_months.last_at, excluded.last_at)
-    """),
-    text("DELETE FROM ledger_month_deltas WHERE id <= :upto"),
+    """).bindparams(bindparam("now", type_=UTCDateTime())),
+    text("DELETE FROM ledger_month_deltas WHERE id <= :upto AND last_at < :now").bindparams(
+        bindparam("now", type_=UTCDateTime())
+    ),
 )
 
 
 def compact_ledger_months(session: Session, now: datetime, batch_size: int, progress=None) -> int:
-    """Fold the deltas into the cells, `batch_size` deltas per transaction; the deltas
-    removed. Safe beside inserts into the ledger and beside another run of itself: each run
-    deletes the deltas it folds (PostgreSQL: DELETE ... RETURNING of the rows it locked, rows
-    another run holds skipped), so a delta is counted in a cell exactly once."""
+    """Fold the deltas dated before `now` into the cells, `batch_size` deltas per
+    transaction; the deltas removed. (A delta dated at or after `now` waits for a later run,
+    so a reader can still leave it out.) Safe beside inserts into the ledger and beside
+    another run of itself: each run deletes the deltas it folds (PostgreSQL: DELETE ...
+    RETURNING of the rows it locked, rows another run holds skipped), so a delta is counted
+    in a cell exactly once."""
     folded = 0
     if session.get_bind().dialect.name == "postgresql":
         while True:
-            moved = session.execute(_COMPACT_POSTGRES, {"batch": batch_size}).scalar_one()
+            moved = session.execute(
+                _COMPACT_POSTGRES, {"batch": batch_size, "now": now}
+            ).scalar_one()
             session.commit()
             folded += moved
             if moved < batch_size:
@@ -165,7 +228,8 @@ def compact_ledger_months(session: Session, now: datetime, batch_size: int, prog
     # inserted between it and the delete.
     upto = session.scalar(select(func.max(LedgerMonthDelta.id)))
     if upto is not None:
-        session.execute(_COMPACT_SQLITE[0], {"upto": upto})
-        folded = session.execute(_COMPACT_SQLITE[1], {"upto": upto}).rowcount  # type: ignore[attr-defined]
+        bounds = {"upto": upto, "now": now}
+        session.execute(_COMPACT_SQLITE[0], bounds)
+        folded = session.execute(_COMPACT_SQLITE[1], bounds).rowcount  # type: ignore[attr-defined]
         session.commit()
     return folded

@@ -202,8 +202,10 @@ def _points_by_month_rollup(
 ) -> None:
     """What `_points_by_month` gives, from the ledger's monthly rollup (see
     `loyalty.reports.ledger_months`): a read of at most 12 months × kinds cells and the deltas
-    not folded yet. Only when `now`'s month holds entries dated at or after `now` (a report of
-    a past moment, or entries dated ahead) is that one month counted from the ledger."""
+    not folded yet, less the deltas dated after `now` (an order a store's clock dated a minute
+    ahead). Only when a cell or delta of `now`'s month holds entries on both sides of `now` (a
+    report of a past moment, or a bulk insert dated across it) is that one month counted from
+    the ledger."""
     utc_now = now.astimezone(UTC)
     first, last = ledger_months.month_of(start), ledger_months.month_of(utc_now)
     figures_of = (
@@ -211,15 +213,15 @@ def _points_by_month_rollup(
         ("points_redeemed", REDEEMING_KINDS, -1),
         ("points_expired", EXPIRING_KINDS, -1),
     )
-    cells = ledger_months.cells(session, first, last)
-    for (month, kind), (points, _last_at) in cells.items():
+    cells, exact = ledger_months.cells_before(session, first, last, now)
+    for (month, kind), points in cells.items():
         figures = months.get(_month_label(month))
         if figures is None:
             continue
         for name, kinds, sign in figures_of:
             if kind in kinds:
                 figures[name] += sign * points
-    if any(m == last and last_at >= now for (m, _kind), (_p, last_at) in cells.items()):
+    if not exact:
         this_month = _month_label(last)
         months[this_month].update(dict.fromkeys(MONTH_FIGURES[:3], 0))
         month_start = datetime(utc_now.year, utc_now.month, 1, tzinfo=UTC)

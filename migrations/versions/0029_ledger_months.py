@@ -64,6 +64,7 @@ def upgrade():
         sa.Column("month", sa.Integer(), nullable=False),
         sa.Column("kind", sa.String(length=24), nullable=False),
         sa.Column("points", sa.BigInteger(), nullable=False),
+        sa.Column("first_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("last_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_ledger_month_deltas")),
     )
@@ -71,8 +72,9 @@ def upgrade():
         op.execute(f"""
             CREATE FUNCTION ledger_months_collect() RETURNS trigger AS $$
             BEGIN
-              INSERT INTO ledger_month_deltas (month, kind, points, last_at)
-              SELECT {_month(dialect, "occurred_at")}, kind, sum(points), max(occurred_at)
+              INSERT INTO ledger_month_deltas (month, kind, points, first_at, last_at)
+              SELECT {_month(dialect, "occurred_at")}, kind, sum(points), min(occurred_at),
+                     max(occurred_at)
               FROM new_entries GROUP BY 1, 2;
               RETURN NULL;
             END $$ LANGUAGE plpgsql
@@ -86,9 +88,9 @@ def upgrade():
         op.execute(f"""
             CREATE TRIGGER ledger_months_collect AFTER INSERT ON ledger_entries
             BEGIN
-              INSERT INTO ledger_month_deltas (month, kind, points, last_at)
+              INSERT INTO ledger_month_deltas (month, kind, points, first_at, last_at)
               VALUES ({_month(dialect, "NEW.occurred_at")}, NEW.kind, NEW.points,
-                      NEW.occurred_at);
+                      NEW.occurred_at, NEW.occurred_at);
             END
         """)  # noqa: S608 - constant SQL
     op.execute(f"""

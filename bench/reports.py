@@ -345,6 +345,7 @@ def _get(base: str, path: str, key: str, params: dict | None = None) -> dict:
     """One GET: seconds to the first byte and to the last, bytes, status, the body (JSON)."""
     url = base + path + ("?" + urllib.parse.urlencode(params) if params else "")
     request = urllib.request.Request(url, headers={"Authorization": f"Bearer {key}"})  # noqa: S310 - our own 127.0.0.1 server
+    at = datetime.now(UTC)  # the report's own `now` is a moment later
     started = time.perf_counter()
     first = None
     size = 0
@@ -372,13 +373,15 @@ def _get(base: str, path: str, key: str, params: dict | None = None) -> dict:
         "bytes": size,
         "status": status,
         "data": data,
+        "at": at,
     }
 
 
 def _best(runs: list[dict]) -> dict:
     ok = [r for r in runs if r["status"] == 200] or runs
     best = min(ok, key=lambda r: r["s"])
-    return {k: v for k, v in best.items() if k != "data"} | {"all_s": [r["s"] for r in runs]}
+    kept = {k: v for k, v in best.items() if k not in ("data", "at")}
+    return kept | {"all_s": [r["s"] for r in runs]}
 
 
 # --- the aggregates ---------------------------------------------------------------------------
@@ -529,7 +532,9 @@ def measure(url: str, customers: int, opts) -> dict:
     seconds, size = _timed_copy(url, SEGMENTS_CSV_SQL, segment_params)
     baselines["segments CSV"] = seconds
     checks["segments CSV"] = abs(size - reports["segments CSV"]["bytes"]) < 0.02 * max(size, 1)
-    overview_params = {"now": now, "start": datetime(*_window_start(now), tzinfo=UTC)}
+    # The overview answers as of the moment it was asked (its last request): the same here.
+    asked = overview["at"]
+    overview_params = {"now": asked, "start": datetime(*_window_start(asked), tzinfo=UTC)}
     seconds, rows = _timed(url, OVERVIEW_SQL, overview_params)
     baselines["overview"] = seconds
     if overview["data"]:

@@ -12,8 +12,9 @@ import time
 from pathlib import Path
 
 from bench import infra, report
+from bench.reports import add_options as reports_options
 
-SECTIONS = ("orders", "reads", "jobs", "jobs-traffic")
+SECTIONS = ("orders", "reads", "jobs", "jobs-traffic", "reports")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -46,6 +47,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         "--keep-data", action="store_true", help="keep the generated job data for the next run"
     )
+    # Reports at scale (bench/reports.py): sizes in customers, e.g. 10000,100000,1000000.
+    reports_options(parser)
     parser.add_argument("--out", type=Path, default=infra.BENCH / "RESULTS.md")
     parser.add_argument("--json", type=Path, default=None, help="also write raw results here")
     parser.add_argument("--smoke", action="store_true", help="tiny data, 1 s runs (tests)")
@@ -68,6 +71,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         opts.http_members, opts.tokens, opts.pgbench_scale = 200, 20, 1
         opts.members, opts.entries = 2_000, 20_000
         opts.traffic_seconds, opts.slice_seconds, opts.traffic_connections = 2, 1, 4
+        opts.report_customers, opts.report_repeats = "2000", 1
     return opts
 
 
@@ -103,10 +107,20 @@ def main(argv=None) -> int:
 
         infra.ensure_wrk()
         results["jobs_traffic"] = jobs_traffic.run(opts)
+    if "reports" in opts.sections:
+        from bench import reports
+
+        results["reports"] = reports.run(opts)
     results["elapsed_s"] = round(time.time() - started, 1)
     results["environment"] = report.environment()
     print(report.table(results))
     _write_keeping_faults(opts.out, report.markdown(results))
+    if "reports" in results:
+        from bench import reports
+
+        text = reports.section(results["reports"])
+        print(text)
+        report.write_section(opts.out, reports.SECTION_START, reports.SECTION_END, text)
     infra.log(f"wrote {opts.out}")
     if opts.json:
         opts.json.write_text(json.dumps(results, indent=2, default=str))
@@ -121,13 +135,14 @@ CHANGES_START, CHANGES_END = "<!-- changes -->", "<!-- /changes -->"
 def _write_keeping_faults(path: Path, text: str) -> None:
     """Write the report, keeping the sections `make faults` and `make bench-import` added to
     the file (runs of their own) and the hand-kept record of changes."""
-    from bench import faults, imports, jobs_traffic
+    from bench import faults, imports, jobs_traffic, reports
 
     old = path.read_text() if path.exists() else ""
     for start, end in (
         (faults.SECTION_START, faults.SECTION_END),
         (imports.SECTION_START, imports.SECTION_END),
         (jobs_traffic.SECTION_START, jobs_traffic.SECTION_END),
+        (reports.SECTION_START, reports.SECTION_END),
         (CHANGES_START, CHANGES_END),
     ):
         if start in text:  # this run measured it anew

@@ -195,13 +195,16 @@ def gunicorn_args(module: str, port: int) -> list[str]:
 
 
 @contextmanager
-def gunicorn(name: str, module: str, env: dict, ready_path: str = "/healthz"):
+def gunicorn(
+    name: str, module: str, env: dict, ready_path: str = "/healthz", timeout: int | None = None
+):
+    """gunicorn on a free port; `timeout`: its worker timeout in seconds (default its own)."""
     port = free_port()
     OUT.mkdir(parents=True, exist_ok=True)
     log_path = OUT / f"gunicorn-{name}-{os.getpid()}.log"
     with open(log_path, "w") as log_file:
         process = subprocess.Popen(
-            gunicorn_args(module, port),
+            gunicorn_args(module, port) + (["--timeout", str(timeout)] if timeout else []),
             cwd=ROOT,
             env=env,
             stdout=log_file,

@@ -134,6 +134,9 @@ def from_environment(instance_path: str, environ: Env | None = None) -> dict:
         "IDEMPOTENCY_KEY_TTL_HOURS": int(env.get("IDEMPOTENCY_KEY_TTL_HOURS", "48")),
         "JOB_BATCH_SIZE": int(env.get("JOB_BATCH_SIZE", "5000")),
         "JOB_BATCH_SIZES": job_batch_sizes(env.get("JOB_BATCH_SIZES")),
+        # The overview's points per month read the ledger's monthly rollup (off: a scan of the
+        # ledger's entries, as exact and slower; the rollup is kept either way).
+        "LEDGER_MONTHS_ROLLUP": _bool(env.get("LEDGER_MONTHS_ROLLUP"), default=True),
         # A bonus award to a segment starts at once in a thread of the process that made it
         # (off: only the `segment-awards` job runs awards).
         "SEGMENT_AWARDS_IN_BACKGROUND": _bool(

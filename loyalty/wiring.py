@@ -25,6 +25,7 @@ from loyalty.earning import rules as earning_rules
 from loyalty.earning.service import PointsEarning
 from loyalty.email.sending import purge_emails, send_emails
 from loyalty.hooks import DemoSeed, Hooks, Job, OrderHandler
+from loyalty.reports.ledger_months import compact_ledger_months, verify_ledger_months
 from loyalty.segment_awards.service import award_segments
 from loyalty.tiers import service as tiers
 from loyalty.tiers.demo import seed_demo_tiers
@@ -62,6 +63,7 @@ JOBS: list[tuple[str, Job]] = [
     ("sync-store-codes", sync_store_codes),  # codes the jobs above issued or ended
     # Win-back rules' points and member.lapsing (MEMBER_LAPSE_DAYS and each rule's days)
     ("lapsing-members", lapses.lapsing_members),
+    ("compact-ledger-months", compact_ledger_months),  # the overview's points per month
     ("purge-webhooks", purge_webhooks),
     ("purge-emails", purge_emails),
     ("deliver-webhooks", deliver_webhooks),  # sends what the jobs before it reported
@@ -94,6 +96,7 @@ def init_app(app: Flask) -> Hooks:
     hooks.member_erased.append(actions.forget_details)  # what the store sent with their actions
     hooks.member_export["actions"] = actions.export
     hooks.program_updated.append(tiers.reevaluate_basis)  # a new tier basis moves members
+    hooks.ledger_checks.append(verify_ledger_months)  # the overview's monthly rollup
     rewards.catalog.init_app(app, hooks)  # erasure, export, cohorts, the widget's catalog
     referrals.init_app(app, hooks)  # share codes, erasure, export, cohorts, the widget's referrals
     rewards.giftcards.init_app(app, hooks)  # currency lock, erasure, export

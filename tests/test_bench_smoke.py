@@ -147,3 +147,19 @@ def test_events_beside_run_due_are_measured_in_slices_and_taken_once(smoke):
     assert traffic["ratio_p99"] > 0 and traffic["ratio_rps"] > 0
     assert "during ÷ before: p99" in table
     assert "<!-- jobs-traffic -->" in markdown and "run-due took" in markdown
+
+
+def test_reports_are_timed_beside_their_hand_written_statements(smoke):
+    _table, markdown, results = smoke
+    (size,) = results["reports"]["sizes"]
+    assert size["data"]["orders"] > size["customers"]  # ~1.8 each
+    assert size["data"]["entries"] > 0
+    for name, got in size["reports"].items():
+        assert got["status"] == 200, name
+        assert got["bytes"] > 0, name
+    # The statements give the reports' own numbers (what makes them a baseline).
+    assert set(size["checks"]) >= {"retention (1 year)", "segments JSON", "overview"}
+    assert all(size["checks"].values()), size["checks"]
+    assert size["csv_rss_mb"]["peak"] > 0
+    assert "## Reports at scale" in markdown
+    assert "| segments CSV |" in markdown

@@ -12,7 +12,8 @@ from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 from typing import Any
 
-from sqlalchemy import and_, case, func, select
+from flask import current_app, has_app_context
+from sqlalchemy import Row, and_, case, func, select
 from sqlalchemy.orm import Session
 
 from loyalty.hooks import PointValue, ReportConversions, ReportPointValue
@@ -20,6 +21,7 @@ from loyalty.ledger import EARNING_KINDS, LedgerEntry
 from loyalty.members.models import Member
 from loyalty.orders.models import Order
 from loyalty.program.service import get_program
+from loyalty.reports import ledger_months
 from loyalty.reports.service import PAID, _decimal, _month_index, _month_label, retention
 
 MONTHS = 12  # months shown, this one included
@@ -50,22 +52,26 @@ def overview(
     start = window_start(now)
     first = start.year * 12 + start.month - 1
     months = {_month_label(first + k): _empty_month() for k in range(MONTHS)}
-    _points_by_month(session, start, now, months)
+    if _rollup_enabled():
+        _points_by_month_rollup(session, start, now, months)
+    else:
+        _points_by_month(session, start, now, months)
     if conversions is not None:
         _conversions_by_month(session, conversions, start, now, months)
     earned = sum(m["points_earned"] for m in months.values())
     redeemed = sum(m["points_redeemed"] for m in months.values())
     expired = sum(m["points_expired"] for m in months.values())
     retained = retention(session, start, now)
+    stocks = _stocks(session)
     return {
         "as_of": now,
         "from": start,
         "to": now,
         "currency": get_program(session).currency,
-        "members": _members(session),
+        "members": stocks.members,
         "active_members": _active_members(session, now),
         "active_days": ACTIVE_DAYS,
-        "points": _points(session, point_value(session, now) if point_value else None),
+        "points": _points(stocks, point_value(session, now) if point_value else None),
         "points_earned": earned,
         "points_redeemed": redeemed,
         "points_expired": expired,
@@ -86,17 +92,31 @@ def _empty_month() -> dict[str, int]:
 _LIVE = Member.erased_at.is_(None)  # an erased member is no one to count or to owe
 
 
-def _members(session: Session) -> int:
-    return session.scalar(select(func.count()).select_from(Member).where(_LIVE)) or 0
+def _stocks(session: Session) -> Row:
+    """Live members, and the points they hold — `available` (a negative balance owes nothing
+    and takes nothing off another member's) and `pending` — in one pass over `members`."""
+    return session.execute(
+        select(
+            func.count().label("members"),
+            func.coalesce(
+                func.sum(case((Member.points_available > 0, Member.points_available), else_=0)),
+                0,
+            ).label("available"),
+            func.coalesce(func.sum(Member.points_pending), 0).label("pending"),
+        ).where(_LIVE)
+    ).one()
 
 
 def _active_members(session: Session, now: datetime) -> int:
-    """Live members with a paid order in [now − ACTIVE_DAYS, now)."""
+    """Live members with a paid order in [now − ACTIVE_DAYS, now): a range of the index of
+    members' paid orders by time (`ix_orders_paid_member_occurred_at`), its predicate spelled
+    out so the database may use it."""
     buyers = (
         select(Order.member_id)
         .join(Member, Member.id == Order.member_id)
         .where(
             PAID,
+            Order.member_id.is_not(None),
             _LIVE,
             Order.occurred_at >= now - timedelta(days=ACTIVE_DAYS),
             Order.occurred_at < now,
@@ -107,19 +127,10 @@ def _active_members(session: Session, now: datetime) -> int:
     return session.scalar(select(func.count()).select_from(buyers)) or 0
 
 
-def _points(session: Session, value: PointValue | None) -> dict[str, Any]:
-    """Points the program owes live members: available (a negative balance owes nothing and
-    takes nothing off another member's) plus pending; their money value at `value`."""
-    row = session.execute(
-        select(
-            func.coalesce(
-                func.sum(case((Member.points_available > 0, Member.points_available), else_=0)),
-                0,
-            ).label("available"),
-            func.coalesce(func.sum(Member.points_pending), 0).label("pending"),
-        ).where(_LIVE)
-    ).one()
-    available, pending = int(row.available), int(row.pending)
+def _points(stocks: Row, value: PointValue | None) -> dict[str, Any]:
+    """Points the program owes live members: available plus pending; their money value at
+    `value`."""
+    available, pending = int(stocks.available), int(stocks.pending)
     outstanding = available + pending
     liability = None
     if value is not None:  # exact, then rounded half up to a whole minor unit
@@ -180,6 +191,41 @@ def _points_by_month(
             figures["points_earned"] = int(row.earned)
             figures["points_redeemed"] = int(row.redeemed)
             figures["points_expired"] = int(row.expired)
+
+
+def _rollup_enabled() -> bool:
+    return not has_app_context() or current_app.config.get("LEDGER_MONTHS_ROLLUP", True)
+
+
+def _points_by_month_rollup(
+    session: Session, start: datetime, now: datetime, months: dict[str, dict[str, int]]
+) -> None:
+    """What `_points_by_month` gives, from the ledger's monthly rollup (see
+    `loyalty.reports.ledger_months`): a read of at most 12 months × kinds cells and the deltas
+    not folded yet, less the deltas dated after `now` (an order a store's clock dated a minute
+    ahead). Only when a cell or delta of `now`'s month holds entries on both sides of `now` (a
+    report of a past moment, or a bulk insert dated across it) is that one month counted from
+    the ledger."""
+    utc_now = now.astimezone(UTC)
+    first, last = ledger_months.month_of(start), ledger_months.month_of(utc_now)
+    figures_of = (
+        ("points_earned", EARNING_KINDS, 1),
+        ("points_redeemed", REDEEMING_KINDS, -1),
+        ("points_expired", EXPIRING_KINDS, -1),
+    )
+    cells, exact = ledger_months.cells_before(session, first, last, now)
+    for (month, kind), points in cells.items():
+        figures = months.get(_month_label(month))
+        if figures is None:
+            continue
+        for name, kinds, sign in figures_of:
+            if kind in kinds:
+                figures[name] += sign * points
+    if not exact:
+        this_month = _month_label(last)
+        months[this_month].update(dict.fromkeys(MONTH_FIGURES[:3], 0))
+        month_start = datetime(utc_now.year, utc_now.month, 1, tzinfo=UTC)
+        _points_by_month(session, max(start, month_start), now, months)
 
 
 def _conversions_by_month(

@@ -110,6 +110,9 @@ def from_environment(instance_path: str, environ: Env | None = None) -> dict:
         "REFERRAL_CLICK_DEDUP_SECONDS": int(env.get("REFERRAL_CLICK_DEDUP_SECONDS", "1800")),
         "IDEMPOTENCY_KEY_TTL_HOURS": int(env.get("IDEMPOTENCY_KEY_TTL_HOURS", "48")),
         "JOB_BATCH_SIZE": int(env.get("JOB_BATCH_SIZE", "5000")),
+        # Reports on the primary first bring their aggregates up to date when at most this many
+        # customers and members wait for the `refresh-reports` job (0: never; docs/reports.md).
+        "REPORTS_REFRESH_ON_READ_MAX": int(env.get("REPORTS_REFRESH_ON_READ_MAX", "10000")),
         # A bonus award to a segment starts at once in a thread of the process that made it
         # (off: only the `segment-awards` job runs awards).
         "SEGMENT_AWARDS_IN_BACKGROUND": _bool(

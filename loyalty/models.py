@@ -12,6 +12,16 @@ from loyalty.members.models import Member  # noqa: F401
 from loyalty.orders.models import Order, OrderRefund, ProcessedEvent  # noqa: F401
 from loyalty.program.models import Program  # noqa: F401
 from loyalty.ratelimit.models import RateLimitEntry  # noqa: F401
+from loyalty.reports.models import (  # noqa: F401
+    ReportCohort,
+    ReportCohortCell,
+    ReportCustomer,
+    ReportDirtyCustomer,
+    ReportDirtyMember,
+    ReportMember,
+    ReportOrder,
+    ReportState,
+)
 from loyalty.segment_awards.models import SegmentAward, SegmentAwardMember  # noqa: F401
 from loyalty.tiers.models import Tier, TierChange, TierSpend  # noqa: F401
 from loyalty.webhooks.models import (  # noqa: F401

@@ -5,7 +5,7 @@ from marshmallow import RAISE
 from loyalty.auth import require
 from loyalty.extensions import Blueprint, db
 from loyalty.hooks import hooks
-from loyalty.reports import overview, service
+from loyalty.reports import aggregates, overview, service
 from loyalty.reports.schemas import (
     CohortQuery,
     CohortsSchema,
@@ -95,7 +95,10 @@ class Segments(MethodView):
         `at_risk_high_value` (high value, inactive), `low_value_inactive` (inactive),
         `frequent_low_aov` (active, ≥ `frequent_orders` orders, low AOV), `other_active`.
         `?format=csv` streams one row per member: segment, customer_id, recency_days,
-        frequency, monetary. `?segment=` keeps one segment: its item, or its members' rows.
+        frequency, monetary (its `Data-As-Of` header is the answer's `data_as_of`).
+        `?segment=` keeps one segment: its item, or its members' rows.
+
+        `data_as_of` (every report): every event committed before it is counted.
         """
         as_of = query["as_of"] or utcnow()
         thresholds = service.segment_thresholds(
@@ -118,7 +121,7 @@ class Segments(MethodView):
         rows = service.segment_rows(
             db.session, as_of=as_of, thresholds=thresholds, segment=query["segment"]
         )
-        return csv_download(rows, query["segment"])
+        return csv_download(rows, query["segment"], aggregates.data_as_of(db.session))
 
 
 @blp.route("/overview")
@@ -152,11 +155,13 @@ class Overview(MethodView):
         )
 
 
-def csv_download(rows, segment: str | None) -> Response:
-    """The segments CSV of `rows`, streamed as a download named after the segment (if one)."""
+def csv_download(rows, segment: str | None, data_as_of=None) -> Response:
+    """The segments CSV of `rows`, streamed as a download named after the segment (if one),
+    its freshness in a `Data-As-Of` header (ISO 8601) when known."""
     name = f"segment-{segment}.csv" if segment else "segments.csv"
+    headers = {"Content-Disposition": f'attachment; filename="{name}"'}
+    if data_as_of is not None:
+        headers["Data-As-Of"] = data_as_of.isoformat()
     return Response(
-        stream_with_context(service.segments_csv(rows)),
-        mimetype="text/csv",
-        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        stream_with_context(service.segments_csv(rows)), mimetype="text/csv", headers=headers
     )

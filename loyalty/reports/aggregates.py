@@ -93,7 +93,7 @@ MEMBERS_FROM_ORDERS = (
 )
 COHORTS_FROM_CUSTOMERS = (
     "SELECT first_month, {sign}count(*), {sign}sum(orders), {sign}sum(revenue), "
-    "{sign}sum(CASE WHEN orders >= 2 THEN 1 ELSE 0 END) FROM {customers} c {where} "
+    "{sign}sum(CASE WHEN orders >= 2 THEN 1 ELSE 0 END) FROM {customers} {where} "
     "GROUP BY first_month"
 )
 CELLS_FROM_FACTS = (

@@ -40,7 +40,7 @@ def find_report_drift(
     sqlite = session.get_bind().dialect.name == "sqlite"
     facts = f"({all_facts_sql(sqlite)})"
     recomputed_facts = facts
-    customers = "(" + CUSTOMERS_FROM_FACTS.format(facts=recomputed_facts, where="") + ")"
+    customers = "(" + CUSTOMERS_FROM_FACTS.format(facts=recomputed_facts, where="") + ") y"
     problems: list[str] = []
     problems += _differ(
         session,

@@ -309,3 +309,108 @@ def test_a_read_only_session_answers_from_the_aggregates_as_they_stand(app, sess
     answer = service.retention(session, BASE, BASE + timedelta(days=1))  # on the primary
     assert answer["customers"] == 2 and answer["data_as_of"] > before
     assert literal(1) is not None
+
+
+# --- Concurrency (PostgreSQL, real commits) ------------------------------------------------------
+
+
+@pytest.mark.postgres
+@pytest.mark.concurrency
+def test_refreshes_beside_concurrent_orders_leave_nothing_out(pg_app, pg_keys):
+    """Orders from several connections (the API, and bulk SQL holding its transaction open
+    after the trigger marked) while two refreshers and report readers run: once all is done,
+    one more refresh and the aggregates equal the recomputation."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from loyalty.auth import create_api_key
+    from tests.conftest import bearer
+
+    with pg_app.app_context():
+        _row, key = create_api_key(db.session, "reports", ["reports"])
+        db.session.commit()
+    reader = bearer(key)
+    stop = threading.Event()
+
+    def shop(worker: int) -> None:
+        client = pg_app.test_client()
+        for n in range(12):
+            customer = f"cc{(worker * 7 + n) % 9}"
+            event = f.paid(customer, occurred_at=BASE + timedelta(days=(n * 37 + worker) % 300))
+            assert client.post("/v1/events", json=event, headers=pg_keys["storefront"]).status_code == 200
+            if n % 3 == 0:
+                refund = f.refunded(event["order"]["id"], customer, amount=700, occurred_at=BASE)
+                client.post("/v1/events", json=refund, headers=pg_keys["storefront"])
+
+    def bulk(_worker: int) -> None:
+        with pg_app.app_context():
+            for _ in range(10):
+                db.session.execute(
+                    text(
+                        "UPDATE orders SET occurred_at = occurred_at - interval '1 hour' "
+                        "WHERE id IN (SELECT id FROM orders ORDER BY random() LIMIT 3)"
+                    )
+                )
+                time.sleep(0.03)  # marked, not committed: a refresh must not take it now
+                db.session.commit()
+
+    def refresher(_worker: int) -> None:
+        with pg_app.app_context():
+            while not stop.is_set():
+                aggregates.refresh(db.session, 2)
+
+    def read(_worker: int) -> None:
+        client = pg_app.test_client()
+        while not stop.is_set():
+            answer = client.get("/v1/reports/retention?from=2025-01-01&to=2026-01-01", headers=reader)
+            assert answer.status_code == 200
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        background = [pool.submit(refresher, 0), pool.submit(refresher, 1), pool.submit(read, 0)]
+        writers = [pool.submit(shop, w) for w in range(3)] + [pool.submit(bulk, w) for w in range(2)]
+        try:
+            for future in writers:
+                future.result()
+        finally:
+            stop.set()
+        for future in background:
+            future.result()
+    with pg_app.app_context():
+        aggregates.refresh(db.session)
+        assert aggregates.pending(db.session) == 0
+        assert find_report_drift(db.session, hooks().report_cohorts) == []
+    result = pg_app.test_cli_runner().invoke(args=["loyalty", "verify-reports"])
+    assert result.exit_code == 0, result.output
+
+
+@pytest.mark.postgres
+@pytest.mark.concurrency
+def test_a_refresh_leaves_a_mark_whose_order_is_not_committed_yet(pg_app, pg_keys):
+    """An order's transaction marked its customer (already marked before) and has not
+    committed: a refresh now must not take the mark, or the order would never be counted."""
+    import threading
+
+    client = pg_app.test_client()
+    for at in (BASE, BASE + timedelta(days=3)):
+        event = f.paid("race", occurred_at=at)
+        assert client.post("/v1/events", json=event, headers=pg_keys["storefront"]).status_code == 200
+    with pg_app.app_context():
+        engine = db.engine
+        with engine.connect() as order_tx:
+            order_tx.execute(
+                text("UPDATE orders SET refunded_amount = 1000 WHERE customer_id = 'race'")
+            )  # marked (the mark existed already), not committed
+
+            def refresh_now():
+                with pg_app.app_context():
+                    aggregates.refresh(db.session, 100)
+
+            thread = threading.Thread(target=refresh_now)
+            thread.start()
+            thread.join(timeout=30)
+            assert not thread.is_alive()  # it did not wait for the order's transaction
+            order_tx.commit()
+        assert "race" in marks(db.session)[0]  # still marked: the next refresh counts it
+        aggregates.refresh(db.session)
+        assert find_report_drift(db.session, hooks().report_cohorts) == []

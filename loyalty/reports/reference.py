@@ -309,8 +309,8 @@ def segments(
 ) -> dict:
     """Every live member in exactly one RFM segment (see SEGMENTS), with counts and ids; with
     `segment`, that segment's item only."""
-    stats = (stats or _member_stats)(as_of).subquery()
-    labelled = _in_segment(_segmented(stats, thresholds, as_of), segment).subquery()
+    rfm = (stats or _member_stats)(as_of).subquery()
+    labelled = _in_segment(_segmented(rfm, thresholds, as_of), segment).subquery()
     counted = session.execute(select(labelled.c.segment, func.count()).group_by(labelled.c.segment))
     counts: dict[str, int] = {name: count for name, count in counted}
     rank = func.row_number().over(partition_by=labelled.c.segment, order_by=labelled.c.customer_id)
@@ -351,8 +351,8 @@ def segment_rows(
 ) -> Iterator[tuple]:
     """One (segment, customer id, recency days, frequency, monetary) row per member (of
     `segment` only, when given), streamed."""
-    stats = (stats or _member_stats)(as_of).subquery()
-    labelled = _in_segment(_segmented(stats, thresholds, as_of), segment).subquery()
+    rfm = (stats or _member_stats)(as_of).subquery()
+    labelled = _in_segment(_segmented(rfm, thresholds, as_of), segment).subquery()
     result = session.execute(
         select(
             labelled.c.segment,
@@ -391,8 +391,8 @@ def segment_members(
 ) -> Page:
     """A page of `SegmentMember`s of `segment`, newest member first. A cursor this list never
     made is refused (`ValidationFailed`)."""
-    stats = (stats or _member_stats)(as_of).subquery()
-    labelled = _in_segment(_segmented(stats, thresholds, as_of), segment).subquery()
+    rfm = (stats or _member_stats)(as_of).subquery()
+    labelled = _in_segment(_segmented(rfm, thresholds, as_of), segment).subquery()
     query = select(
         labelled.c.member_id,
         labelled.c.customer_id,

@@ -93,7 +93,9 @@ def _retention_blocks(session: Session, start: datetime, end: datetime) -> dict[
     columns = []
     for name, (scope, prev, prev2, nxt, cum) in blocks.items():
 
-        def when(condition: ColumnElement[bool] | None, value: Any = 1, scope=scope):
+        def when(
+            condition: ColumnElement[bool] | None, value: Any = 1, scope: Any = scope
+        ) -> ColumnElement[Any]:
             parts = [c for c in (scope, condition) if c is not None]
             test = and_(*parts) if parts else literal(True)
             return func.coalesce(func.sum(case((test, value), else_=0)), 0)
@@ -209,7 +211,9 @@ def cohorts(session: Session, by: str, sources: dict[str, Callable]) -> dict:
     }
 
 
-def _group(customers, orders, revenue, repeaters, first_month, retention: dict) -> dict:
+def _group(
+    customers: Any, orders: Any, revenue: Any, repeaters: Any, first_month: Any, retention: dict
+) -> dict:
     return {
         "customers": int(customers),
         "orders": int(orders),
@@ -220,7 +224,9 @@ def _group(customers, orders, revenue, repeaters, first_month, retention: dict) 
     }
 
 
-def _labelled_groups(session: Session, source: Callable, cohort_rows: dict, cells: dict):
+def _labelled_groups(
+    session: Session, source: Callable, cohort_rows: dict, cells: dict
+) -> list[tuple[Any, dict]]:
     """The cohorts of a domain's labels (the labelled customers' rows) and "none" (everyone
     else: the totals less the labelled), in the database's order of the labels."""
     labels = source().subquery()
@@ -257,7 +263,7 @@ def _labelled_groups(session: Session, source: Callable, cohort_rows: dict, cell
         .group_by(labels.c.cohort, RO.months_since)
     ):
         labelled_cells.setdefault(cohort, {})[int(k)] = int(count)
-    labelled_by_month = dict(
+    labelled_by_month: dict[int, int] = dict(
         session.execute(
             select(customers.c.first_month, func.count()).group_by(customers.c.first_month)
         ).all()
@@ -342,7 +348,7 @@ def member_stats(session: Session, as_of: datetime) -> reference.MemberStats:
     return past
 
 
-def segment_thresholds(session: Session, *, as_of: datetime, **given) -> dict:
+def segment_thresholds(session: Session, *, as_of: datetime, **given: Any) -> dict:
     """`reference.segment_thresholds` from the aggregates."""
     refresh_for_read(session)
     return reference.segment_thresholds(
@@ -350,7 +356,7 @@ def segment_thresholds(session: Session, *, as_of: datetime, **given) -> dict:
     )
 
 
-def segments(session: Session, *, as_of: datetime, thresholds: dict, **options) -> dict:
+def segments(session: Session, *, as_of: datetime, thresholds: dict, **options: Any) -> dict:
     """`reference.segments` from the aggregates, with `data_as_of`."""
     refresh_for_read(session)
     answer = reference.segments(

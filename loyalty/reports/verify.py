@@ -8,6 +8,7 @@ design: the answer's `data_as_of` says so).
 
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
@@ -129,7 +130,7 @@ def _compare_reports(session, sources, periods, now) -> list[str]:
                 service.cohorts(session, by, sources),
                 reference.cohorts(session, by, sources),
             )
-        settings = {"active_days": 90, "frequent_orders": 3}
+        settings: dict[str, Any] = {"active_days": 90, "frequent_orders": 3}
         for as_of in (now, now - timedelta(days=365)):
             mine = service.segment_thresholds(session, as_of=as_of, **settings)
             theirs = reference.segment_thresholds(session, as_of=as_of, **settings)

@@ -236,7 +236,18 @@ def _claim_table(session: Session, sqlite: bool, name: str, columns: str) -> Non
     session.execute(text(f"DELETE FROM {name}"))
 
 
-def _refresh_customers(session: Session, sqlite: bool, batch_size: int) -> int:
+def forget_customer(session: Session, customer_id: str) -> None:
+    """Recompute one customer now, in the caller's transaction (no commit): an erasure calls
+    it once the orders lost the customer id, so no copy of the id stays in the aggregates
+    (their history goes on under "erased:<member id>", marked for the next refresh)."""
+    sqlite = _sqlite(session)
+    _lock(session, True)
+    _refresh_customers(session, sqlite, 1, only=customer_id)
+
+
+def _refresh_customers(
+    session: Session, sqlite: bool, batch_size: int, only: str | None = None
+) -> int:
     _claim_table(
         session,
         sqlite,
@@ -244,7 +255,12 @@ def _refresh_customers(session: Session, sqlite: bool, batch_size: int) -> int:
         "customer VARCHAR(160) PRIMARY KEY, erased_member_id BIGINT",
     )
     limit = {"n": batch_size}
-    if sqlite:
+    if only is not None:
+        session.execute(text("INSERT INTO report_claimed (customer) VALUES (:key)"), {"key": only})
+        session.execute(
+            text("DELETE FROM report_dirty_customers WHERE customer = :key"), {"key": only}
+        )
+    elif sqlite:
         session.execute(
             text(
                 "INSERT INTO report_claimed SELECT customer, erased_member_id "

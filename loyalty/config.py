@@ -137,6 +137,9 @@ def from_environment(instance_path: str, environ: Env | None = None) -> dict:
         # The overview's points per month read the ledger's monthly rollup (off: a scan of the
         # ledger's entries, as exact and slower; the rollup is kept either way).
         "LEDGER_MONTHS_ROLLUP": _bool(env.get("LEDGER_MONTHS_ROLLUP"), default=True),
+        # Reports on the primary first bring their aggregates up to date when at most this many
+        # customers and members wait for the `refresh-reports` job (0: never; docs/reports.md).
+        "REPORTS_REFRESH_ON_READ_MAX": int(env.get("REPORTS_REFRESH_ON_READ_MAX", "10000")),
         # A bonus award to a segment starts at once in a thread of the process that made it
         # (off: only the `segment-awards` job runs awards).
         "SEGMENT_AWARDS_IN_BACKGROUND": _bool(

@@ -217,3 +217,11 @@ def purge_rate_limits(session: Session, now: datetime, batch_size: int, progress
     removed = purge_expired(session, now.timestamp())
     session.commit()
     return removed
+
+
+def refresh_reports(session: Session, now: datetime, batch_size: int, progress=None) -> int:
+    """The reports' aggregates for the customers and members whose orders changed
+    (`loyalty.reports.aggregates.refresh`), batch_size per transaction."""
+    from loyalty.reports.aggregates import refresh
+
+    return refresh(session, batch_size, progress=(lambda _count: progress(1)) if progress else None)

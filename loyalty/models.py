@@ -13,6 +13,16 @@ from loyalty.orders.models import Order, OrderRefund, ProcessedEvent  # noqa: F4
 from loyalty.program.models import Program  # noqa: F401
 from loyalty.ratelimit.models import RateLimitEntry  # noqa: F401
 from loyalty.reports.ledger_months import LedgerMonth, LedgerMonthDelta  # noqa: F401
+from loyalty.reports.models import (  # noqa: F401
+    ReportCohort,
+    ReportCohortCell,
+    ReportCustomer,
+    ReportDirtyCustomer,
+    ReportDirtyMember,
+    ReportMember,
+    ReportOrder,
+    ReportState,
+)
 from loyalty.segment_awards.models import SegmentAward, SegmentAwardMember  # noqa: F401
 from loyalty.tiers.models import Tier, TierChange, TierSpend  # noqa: F401
 from loyalty.webhooks.models import (  # noqa: F401

@@ -55,6 +55,7 @@ JOBS: list[tuple[str, Job]] = [
     ("purge-rate-limits", core_jobs.purge_rate_limits),
     ("close-period", tiers.close_period),  # tier standing at the period's end
     ("birthdays", earning_rules.award_birthdays),
+    ("refresh-reports", core_jobs.refresh_reports),  # before segment awards read them
     ("segment-awards", award_segments),  # what is left of awards to a segment
     ("expire-codes", expire_codes),  # reward codes past their expiry; their stock returns
     ("referral-rewards", issue_due_reward_codes),  # referrers' codes past the return window

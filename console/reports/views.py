@@ -21,7 +21,7 @@ from console.reports import segments as words
 from loyalty.errors import ValidationFailed
 from loyalty.hooks import hooks
 from loyalty.program.service import get_program
-from loyalty.reports import service
+from loyalty.reports import aggregates, service
 from loyalty.reports.routes import csv_download
 from loyalty.reports.schemas import RetentionQuery, SegmentQuery
 from loyalty.reports.source import reports_session
@@ -233,4 +233,4 @@ def segment_csv(segment):
     # session of its own; on the replica in its session, closed after the last row.
     session, source = reports_session()
     rows = service.segment_rows(session, as_of=as_of, thresholds=thresholds, segment=segment)
-    return csv_download(rows, segment, source)
+    return csv_download(rows, segment, source, aggregates.data_as_of(session))

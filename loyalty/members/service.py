@@ -23,6 +23,7 @@ from loyalty.lookalikes import normalize_email  # noqa: F401 - one rule, used fr
 from loyalty.members.models import Member
 from loyalty.orders.models import Order
 from loyalty.paging import Page, page_by_id
+from loyalty.reports import aggregates as report_aggregates
 from loyalty.tiers import service as tiers
 from loyalty.tiers.models import TierChange
 from loyalty.types import UTCDateTime, utcnow
@@ -414,6 +415,8 @@ def erase(session: Session, hooks: Hooks, member: Member, actor: str | None = No
         .where(erasure.owned_orders(member))
         .values(customer_id=None, email_normalized=None, attributes={})
     )
+    if member.customer_id is not None:  # the reports' rows under the id go with it
+        report_aggregates.forget_customer(session, member.customer_id)
     if member.email_normalized:  # a guest order from their mailbox: not theirs, their email
         session.execute(
             update(Order)

@@ -5,7 +5,7 @@ from marshmallow import RAISE
 from loyalty.auth import require
 from loyalty.extensions import Blueprint
 from loyalty.hooks import hooks
-from loyalty.reports import overview, service
+from loyalty.reports import aggregates, overview, service
 from loyalty.reports.schemas import (
     CohortQuery,
     CohortsSchema,
@@ -99,7 +99,10 @@ class Segments(MethodView):
         `at_risk_high_value` (high value, inactive), `low_value_inactive` (inactive),
         `frequent_low_aov` (active, ≥ `frequent_orders` orders, low AOV), `other_active`.
         `?format=csv` streams one row per member: segment, customer_id, recency_days,
-        frequency, monetary. `?segment=` keeps one segment: its item, or its members' rows.
+        frequency, monetary (its `Data-As-Of` header is the answer's `data_as_of`).
+        `?segment=` keeps one segment: its item, or its members' rows.
+
+        `data_as_of` (every report): every event committed before it is counted.
         """
         as_of = query["as_of"] or utcnow()
         session, source = reports_session()
@@ -124,7 +127,7 @@ class Segments(MethodView):
         rows = service.segment_rows(
             session, as_of=as_of, thresholds=thresholds, segment=query["segment"]
         )
-        return csv_download(rows, query["segment"], source)
+        return csv_download(rows, query["segment"], source, aggregates.data_as_of(session))
 
 
 @blp.route("/overview")
@@ -165,12 +168,16 @@ def sourced(source: Source) -> dict:
     return {"source": source.as_dict()}
 
 
-def csv_download(rows, segment: str | None, source: Source) -> Response:
+def csv_download(rows, segment: str | None, source: Source, data_as_of=None) -> Response:
     """The segments CSV of `rows`, streamed as a download named after the segment (if one),
-    with headers saying where it was read (`Source.headers`)."""
+    with headers saying where it was read (`Source.headers`) and its freshness in a
+    `Data-As-Of` header (ISO 8601) when known."""
     name = f"segment-{segment}.csv" if segment else "segments.csv"
+    headers = {"Content-Disposition": f'attachment; filename="{name}"'}
+    if data_as_of is not None:
+        headers["Data-As-Of"] = data_as_of.isoformat()
     return Response(
         stream_with_context(service.segments_csv(rows)),
         mimetype="text/csv",
-        headers={"Content-Disposition": f'attachment; filename="{name}"', **source.headers()},
+        headers={**headers, **source.headers()},
     )

@@ -200,7 +200,18 @@ class RetentionBlockSchema(StrictSchema):
     retention_rate = _rate("((E − N) / S) × 100.")
 
 
+def _data_as_of():
+    return AwareDateTime(
+        allow_none=True,
+        metadata={
+            "description": "Freshness: every event committed before this time is counted "
+            "(the aggregates' last refresh; see docs/reports.md)."
+        },
+    )
+
+
 class RetentionSchema(RetentionBlockSchema):
+    data_as_of = _data_as_of()
     from_ = AwareDateTime(data_key="from", attribute="from")
     to = AwareDateTime()
     currency = fields.String()
@@ -224,6 +235,7 @@ class CohortRowSchema(StrictSchema):
 
 
 class CohortsSchema(StrictSchema):
+    data_as_of = _data_as_of()
     by = fields.String()
     currency = fields.String()
     items = fields.List(fields.Nested(CohortRowSchema))
@@ -246,6 +258,7 @@ class ThresholdsSchema(StrictSchema):
 
 
 class SegmentsSchema(StrictSchema):
+    data_as_of = _data_as_of()
     as_of = AwareDateTime()
     currency = fields.String()
     buyers = fields.Integer()

@@ -103,7 +103,7 @@ def preview(session: Session, segment: str, points: int, reason: str = "-") -> d
     check(segment, points, reason)
     as_of = utcnow()
     query = reports.segment_member_ids(
-        segment, as_of=as_of, thresholds=thresholds_at(session, as_of)
+        segment, as_of=as_of, thresholds=thresholds_at(session, as_of), session=session
     )
     members = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     return {
@@ -157,7 +157,9 @@ def create(
         if existing is None:
             raise
         return _same(existing, segment, points, reason), False
-    members = reports.segment_member_ids(segment, as_of=as_of, thresholds=thresholds).subquery()
+    members = reports.segment_member_ids(
+        segment, as_of=as_of, thresholds=thresholds, session=session
+    ).subquery()
     session.execute(
         insert(_recipient).from_select(
             ["award_id", "member_id", "state"],

@@ -2,7 +2,7 @@
 members' paid orders indexed by time
 
 Revision ID: 0029
-Revises: 0027
+Revises: 0028
 Create Date: 2026-12-06
 
 `ledger_month_deltas` receives, from a trigger on every INSERT into `ledger_entries`, the points
@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0029"
-down_revision = "0027"
+down_revision = "0028"
 branch_labels = None
 depends_on = None
 

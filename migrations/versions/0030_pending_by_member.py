@@ -1,7 +1,7 @@
 """Pending ledger entries indexed by member: the maturing job reads only its range's
 
 Revision ID: 0030
-Revises: 0027
+Revises: 0029
 Create Date: 2026-12-06
 
 `mature-points` works through the members in id ranges, and for each range it needs the
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0030"
-down_revision = "0027"
+down_revision = "0029"
 branch_labels = None
 depends_on = None
 

@@ -9,6 +9,7 @@ commits. Rewards for people are reward codes from `rewards.catalog` and points f
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from functools import cache
 from typing import Any
 
 from marshmallow import missing
@@ -24,6 +25,7 @@ from loyalty.addresses import NotAnAddress, canonical_ip, client_key
 from loyalty.audit import record_change
 from loyalty.codes import normalize_code, random_code
 from loyalty.errors import Conflict, NotFound, ReferralRejected, ValidationFailed
+from loyalty.fastsql import fast
 from loyalty.hooks import MemberViewPart
 from loyalty.jobs import Progress
 from loyalty.ledger import AVAILABLE, PENDING, LedgerEntry
@@ -156,26 +158,41 @@ def code_for(session: Session, member_id: int) -> str:
     existing = session.scalar(select(ReferralCode.code).where(ReferralCode.member_id == member_id))
     if existing is not None:
         return existing
-    for _attempt in range(5):
-        row = ReferralCode(member_id=member_id, code=random_code(CODE_LENGTH))
-        try:
-            with session.begin_nested():
-                session.add(row)
-                session.flush()
-            return row.code
-        except IntegrityError:
-            # Either this member got a code concurrently, or (rarely) the code was taken.
-            existing = session.scalar(
-                select(ReferralCode.code).where(ReferralCode.member_id == member_id)
-            )
-            if existing is not None:
-                return existing
-    raise RuntimeError("could not find a free referral code")
+    return _new_code(session, member_id)
 
 
 def give_code(session: Session, member: Member) -> None:
-    """`member_enrolled` hook."""
-    code_for(session, member.id)
+    """`member_enrolled` hook: the new member's share code, in one INSERT (a member just
+    enrolled has none to look up first)."""
+    _new_code(session, member.id)
+
+
+def _new_code(session: Session, member_id: int) -> str:
+    """A new share code for the member, or the one another transaction gave them meanwhile.
+
+    INSERT ... ON CONFLICT DO NOTHING: a conflict — on the member (a concurrent first call,
+    which this waits for) or, rarely, on the code (drawn before) — inserts nothing and leaves
+    the transaction usable, so no savepoint is needed; then the member's code is read, or
+    another one drawn."""
+    statement = fast(_insert_code(session.get_bind().dialect.name))
+    for _attempt in range(5):
+        row = {"member_id": member_id, "code": random_code(CODE_LENGTH), "created_at": utcnow()}
+        code: str | None = statement.scalar(session.connection(), row)
+        if code is not None:
+            return code
+        existing = session.scalar(
+            select(ReferralCode.code).where(ReferralCode.member_id == member_id)
+        )
+        if existing is not None:
+            return existing
+    raise RuntimeError("could not find a free referral code")
+
+
+@cache
+def _insert_code(dialect: str) -> Any:
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    codes = ReferralCode.__table__
+    return insert(codes).on_conflict_do_nothing().returning(codes.c.code)
 
 
 def share_code_column() -> ScalarSelect[str]:

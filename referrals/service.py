@@ -13,11 +13,12 @@ from functools import cache
 from typing import Any
 
 from marshmallow import missing
-from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy import and_, bindparam, case, exists, false, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.sql.selectable import ScalarSelect, Select
 
 from loyalty import email, erasure, ledger, webhooks
@@ -541,6 +542,53 @@ def _friend_referrals(session: Session, friend: fraud.Friend) -> list[Referral]:
     )
 
 
+def _none_names(ctx: OrderEventContext, buyer: Member | None) -> bool:
+    """On PostgreSQL, the usual case of a paid order in one statement: do no referrals name
+    this order's friend (customer id or mailbox)? Then `buyer`'s mark is cleared in the same
+    statement, as `paid` clears it when nothing waits. The referrals found are locked (as
+    `_friend_referrals` locks them, which `paid` goes on to do). False elsewhere: `paid`
+    looks as it always does."""
+    session, order = ctx.session, ctx.order
+    if session.get_bind().dialect.name != "postgresql":
+        return False
+    params = {
+        "friend_customer_id": order.customer_id,
+        "friend_email": order.email_normalized,
+        "buyer_id": buyer.id if buyer is not None else None,
+    }
+    if fast(_NONE_NAMES).first(session.connection(), params) is not None:
+        return False
+    if buyer is not None:
+        set_committed_value(buyer, "referral_check", False)
+    return True
+
+
+def _none_names_statement() -> Select:
+    referrals = Referral.__table__
+    members = Member.__table__
+    found = (
+        select(referrals.c.id)
+        .where(
+            or_(
+                referrals.c.friend_customer_id == bindparam("friend_customer_id"),
+                referrals.c.friend_email == bindparam("friend_email"),
+            )
+        )
+        .with_for_update()
+        .cte("found")
+    )
+    cleared = (
+        update(members)
+        .where(members.c.id == bindparam("buyer_id"), ~exists(select(found.c.id)))
+        .values(referral_check=false())
+        .cte("cleared")
+    )
+    return select(found.c.id).add_cte(cleared)
+
+
+_NONE_NAMES = _none_names_statement()
+
+
 def _waits_for_order(referral: Referral) -> bool:
     """Would the friend's next paid order convert (or reject) this referral?"""
     return referral.status in (CLAIMED, REVIEW) and referral.order_id is None
@@ -589,6 +637,13 @@ class ReferralConversion:
         )
         if buyer is not None and not buyer.referral_check and not ctx.payload.get("referral_code"):
             return  # no referral waits for this member's order: nothing to look up
+        clears = (
+            buyer is not None
+            and buyer.referral_check
+            and order.email_normalized == buyer.email_normalized
+        )
+        if not ctx.payload.get("referral_code") and _none_names(ctx, buyer if clears else None):
+            return  # nothing to convert (and the buyer's mark cleared, as below)
         found = _friend_referrals(
             ctx.session,
             fraud.Friend(email=order.email_normalized, customer_id=order.customer_id),

@@ -31,7 +31,8 @@ def parse_args(argv=None):
     parser.add_argument("-n", type=int, default=500, help="requests per kind (after warm-up)")
     parser.add_argument(
         "--db",
-        default=os.environ.get("BENCH_PROFILE_DB") or f"bench_profile_{os.environ.get('USER', 'u')}",
+        default=os.environ.get("BENCH_PROFILE_DB")
+        or f"bench_profile_{os.environ.get('USER', 'u')}",
         help="the database to use (default: $BENCH_PROFILE_DB, else bench_profile_$USER)",
     )
     parser.add_argument("--fresh", action="store_true", help="drop and remake the database")

@@ -1,4 +1,4 @@
-"""Where a request's time goes, in-process: `python -m bench.profile [member|me|order|bare]...`.
+"""Where a request's time goes, in-process: `python -m bench.profile [KIND...]`.
 
 Runs requests through Flask's test client against a PostgreSQL database of its own (made and
 migrated on first use, kept between runs; `--fresh` remakes it) and prints, per request kind,

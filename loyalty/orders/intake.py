@@ -53,6 +53,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.sql.elements import ColumnElement
 
 from loyalty import cache as config_cache
 from loyalty.errors import Conflict
@@ -310,7 +311,7 @@ def _on_postgresql(
     if found.t_id is not None:
         # Read only (earning's rate and name): a snapshot, not a row of the session.
         tier = built(Tier, {n: getattr(found, f"t_{n}") for n in _TIER_ATTRS})
-    if enrolled_id is not None:
+    if enrolled_id is not None and member is not None:
         members.welcome(session, hooks, [member])  # sign-up points, share code, announcements
     row["member_id"] = member.id if member is not None else None
     return Started(member, tier, built(Order, {**row, "id": found.order_pk}))
@@ -361,8 +362,8 @@ def _claim_and_place_statement(enrol: bool) -> Any:
         .with_for_update()
         .cte("locked")
     )
-    member_id = select(locked.c.id).scalar_subquery()
-    tier_id = locked.c.tier_id
+    member_id: ColumnElement[Any] = select(locked.c.id).scalar_subquery()
+    tier_id: ColumnElement[Any] = locked.c.tier_id
     if enrol:
         # The new member's row: the varying values as parameters, the rest (zero balances...)
         # written into the SQL, which keeps the statement short enough for psycopg to cache

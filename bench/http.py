@@ -129,7 +129,8 @@ def _rounds(rounds: int, contenders: list) -> None:
 
 
 def order_events(opts, url: str, key: str, members: int) -> dict:
-    """Section 1: `order.paid` at N connections vs the bare tpcb endpoint vs pgbench itself."""
+    """Section 1: `order.paid` at N connections vs the bare tpcb endpoint vs pgbench itself,
+    and first orders of new customers (auto-enrolment) vs those repeat orders."""
     seconds, conns = opts.seconds, opts.connections
     log(f"pgbench --initialize --scale {opts.pgbench_scale}")
     infra.pgbench_init(url, opts.pgbench_scale)
@@ -139,7 +140,8 @@ def order_events(opts, url: str, key: str, members: int) -> dict:
     app_env = infra.app_env(url, SECRET_KEYS=SECRET)
     bare = Series("bare Flask tpcb (POST /tpcb)")
     events = Series("order.paid events (POST /v1/events)")
-    generated = 0
+    first = Series("order.paid of new customers (first orders, enrolled)")
+    generated = first_generated = 0
 
     def run_bare(number):
         with infra.gunicorn(
@@ -155,25 +157,37 @@ def order_events(opts, url: str, key: str, members: int) -> dict:
             )
 
     def run_events(number):
-        nonlocal generated
+        nonlocal generated, first_generated
         with infra.gunicorn("app", "wsgi:app", app_env) as server:
-            common = {"BENCH_MODE": "order", "BENCH_KEY": key, "BENCH_COUNT": members}
-            common["BENCH_PREFIX"] = "/v1/events"
-            warm = _load(server, "warm-up", opts.warmup, conns, BENCH_RUN=f"w{number}", **common)
-            infra.analyze(url)  # the tables the warm-up grew: autovacuum's job in production
-            log(f"order events round {number + 1}")
-            run = _load(server, events.label, seconds, conns, BENCH_RUN=f"r{number}", **common)
-            events.runs.append(run)
-            generated += warm.generated + run.generated
-            drain(url)
+            # Repeat orders of existing members and first orders of new customers (each
+            # request another customer, enrolled by its order) on the same server, taking
+            # turns at going first.
+            kinds = [("order", events), ("first", first)]
+            for mode, series in kinds if number % 2 == 0 else reversed(kinds):
+                common = {"BENCH_MODE": mode, "BENCH_KEY": key, "BENCH_COUNT": members}
+                common["BENCH_PREFIX"] = "/v1/events"
+                tag = f"{mode[0]}{number}"
+                warm = _load(server, "warm-up", opts.warmup, conns, BENCH_RUN=f"w{tag}", **common)
+                infra.analyze(url)  # the tables the warm-up grew: autovacuum's job in production
+                log(f"{'order events' if mode == 'order' else 'first orders'} round {number + 1}")
+                run = _load(server, series.label, seconds, conns, BENCH_RUN=f"r{tag}", **common)
+                series.runs.append(run)
+                generated += warm.generated + run.generated
+                if mode == "first":
+                    first_generated += warm.generated + run.generated
+                drain(url)
 
     _rounds(opts.rounds, [run_bare, run_events])
-    check = check_ledger(url, generated)
+    check = check_ledger(url, generated, first_generated)
     return {
         "pgbench": _single(pgbench),
         "bare_tpcb": bare.as_dict(),
         "events": events.as_dict(),
+        "first_orders": first.as_dict(),
         "ratio_bare": events.rps / bare.rps if bare.rps else 0.0,
+        # First orders' throughput ÷ repeat orders': ≥ 2/3 is a first order costing at most
+        # 1.5× a repeat one.
+        "ratio_first": first.rps / events.rps if events.rps else 0.0,
         "ratio_pgbench": events.rps / pgbench.rps if pgbench.rps else 0.0,
         "check": check,
     }
@@ -205,9 +219,15 @@ def _single(result: LoadResult) -> dict:
     }
 
 
-def check_ledger(url: str, generated: int) -> dict:
-    """Zero lost or duplicated points: one earn entry per event sent, and verify-ledger clean."""
+def check_ledger(url: str, generated: int, first_generated: int = 0) -> dict:
+    """Zero lost or duplicated points: one earn entry per event sent, one member (with one
+    share code) per first order sent, and verify-ledger clean."""
     with infra.connect(url) as conn:
+        new_members, new_codes = conn.execute(
+            "SELECT count(*), count(referral_codes.code) FROM members"
+            " LEFT JOIN referral_codes ON referral_codes.member_id = members.id"
+            " WHERE members.customer_id LIKE 'bn\\_%'"
+        ).fetchone()
         entries, distinct_orders, points = conn.execute(
             "SELECT count(*), count(DISTINCT source_id), coalesce(sum(points), 0)"
             " FROM ledger_entries WHERE source_type = 'order'"
@@ -224,7 +244,12 @@ def check_ledger(url: str, generated: int) -> dict:
         "points": int(points),
         "verify_ledger_ok": verify.returncode == 0,
         "verify_ledger_output": (verify.stdout + verify.stderr).strip().splitlines()[-1:],
-        "ok": verify.returncode == 0 and entries == generated == processed == distinct_orders,
+        "first_orders_sent": first_generated,
+        "new_members": new_members,
+        "new_members_with_code": new_codes,
+        "ok": verify.returncode == 0
+        and entries == generated == processed == distinct_orders
+        and new_members == new_codes == first_generated,
     }
 
 
@@ -340,7 +365,7 @@ def instructions(opts, url: str, key: str) -> dict:
         return {"skipped": reason}
     names = ["bare", "bare-raw", "member", "me"]
     if "orders" in opts.sections:
-        names += ["bare-tpcb", "bare-tpcb-raw", "order"]
+        names += ["bare-tpcb", "bare-tpcb-raw", "order", "first-order"]
     n = 10 if opts.smoke else 100
     log(f"instructions per request under callgrind ({n} each): {', '.join(names)}")
     return counted.measure(url, key, names, n, members=opts.http_members)
@@ -353,7 +378,7 @@ def in_process(opts, url: str, key: str) -> dict:
 
     names = ["bare", "member", "me"]
     if "orders" in opts.sections:  # pgbench's tables are there
-        names += ["bare-tpcb", "order"]
+        names += ["bare-tpcb", "order", "first-order"]
     n = 50 if opts.smoke else 2000
     log(f"in-process CPU per request ({n} each): {', '.join(names)}")
     return profile.measure(url, key, names, n, members=opts.http_members)
@@ -379,7 +404,7 @@ def statements_per_request(url: str, key: str, members: int) -> dict:
     count = [0]
     customer = f"bm_{members}"
 
-    def paid(n: int) -> dict:
+    def paid(n: int, customer: str = customer) -> dict:
         at = datetime.now(UTC).isoformat().replace("+00:00", "Z")
         return {"id": f"evt_count_{n}", "type": "order.paid", "occurred_at": at,
                 "order": {"id": f"ord_count_{n}", "customer_id": customer, "currency": "USD",
@@ -403,9 +428,15 @@ def statements_per_request(url: str, key: str, members: int) -> dict:
         event.listen(engine, "commit", on_statement)
         event.listen(engine, "rollback", on_statement)
         client.post("/v1/events", json=paid(1), headers=headers)  # the member's first order
+        client.post("/v1/events", json=paid(3, "bn_count_1"), headers=headers)  # a new one's
         member_path = f"/v1/members/{customer}"
         result = {
             "order.paid": counted(lambda: client.post("/v1/events", json=paid(2), headers=headers)),
+            # After one first order: the caches enrolment reads (sign-up rules, webhook
+            # subscriptions) loaded, as in a running server.
+            "order.paid of a new customer (enrolled)": counted(
+                lambda: client.post("/v1/events", json=paid(4, "bn_count_2"), headers=headers)
+            ),
             "GET /v1/members/{id}": counted(lambda: client.get(member_path, headers=headers)),
         }
         token = client.post("/v1/widget-tokens", json={"customer_id": customer}, headers=headers)

@@ -1,6 +1,7 @@
 -- wrk script for every HTTP benchmark; BENCH_MODE picks the request:
 --   order: POST a unique `order.paid` event (ids from BENCH_RUN, thread and counter) for
 --          customer BENCH_CUSTOMER (default bm_) .. random(1, BENCH_COUNT)
+--   first: the same, each of a customer the service has not seen (enrolled by the order)
 --   path:  GET BENCH_PREFIX .. random(1, BENCH_COUNT)
 --   token: GET BENCH_PREFIX with a random widget token from the file BENCH_TOKENS
 --   post:  POST BENCH_PREFIX with an empty body
@@ -35,7 +36,7 @@ function init(args)
       table.insert(tokens, line)
     end
   end
-  if mode == "order" then
+  if mode == "order" or mode == "first" then
     wrk.method = "POST"
     wrk.headers["Content-Type"] = "application/json"
   end
@@ -51,9 +52,12 @@ local order_body = '{"id":"evt_%s","type":"order.paid","occurred_at":"%s","order
 
 function request()
   generated = generated + 1
-  if mode == "order" then
+  if mode == "order" or mode == "first" then
     local id = run .. "_" .. thread_no .. "_" .. generated
     local customer = customer_prefix .. math.random(1, count)
+    if mode == "first" then
+      customer = "bn_" .. id
+    end
     local body = string.format(order_body, id, os.date("!%Y-%m-%dT%H:%M:%SZ"), id, customer,
       customer, math.random(1, 50), math.random(1, 3), math.random(500, 9000))
     return wrk.format(nil, prefix, nil, body)

@@ -1,4 +1,4 @@
-"""Where a request's time goes, in-process: `python -m bench.profile [member|me|order|bare]...`.
+"""Where a request's time goes, in-process: `python -m bench.profile [KIND...]`.
 
 Runs requests through Flask's test client against a PostgreSQL database of its own (made and
 migrated on first use, kept between runs; `--fresh` remakes it) and prints, per request kind,
@@ -25,10 +25,16 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(prog="python -m bench.profile", description=__doc__)
     parser.add_argument(
         "kinds", nargs="*", default=["bare", "member", "me", "bare-tpcb", "order"],
-        help="bare (PK select), member, me, bare-tpcb, order; bare-raw, bare-tpcb-raw",
+        help="bare (PK select), member, me, bare-tpcb, order (of an existing member), "
+        "first-order (of a new customer, enrolled by it); bare-raw, bare-tpcb-raw",
     )  # fmt: skip
     parser.add_argument("-n", type=int, default=500, help="requests per kind (after warm-up)")
-    parser.add_argument("--db", default=f"bench_profile_{os.environ.get('USER', 'u')}")
+    parser.add_argument(
+        "--db",
+        default=os.environ.get("BENCH_PROFILE_DB")
+        or f"bench_profile_{os.environ.get('USER', 'u')}",
+        help="the database to use (default: $BENCH_PROFILE_DB, else bench_profile_$USER)",
+    )
     parser.add_argument("--fresh", action="store_true", help="drop and remake the database")
     parser.add_argument("--pyinstrument", action="store_true", help="print a call tree per kind")
     return parser.parse_args(argv)
@@ -68,9 +74,9 @@ def requests_for(url: str, key: str, members: int = MEMBERS) -> dict:
     run = f"{os.getpid()}_{time.time_ns()}"
     counter = [0]
 
-    def order():
+    def order(first: bool = False):
         counter[0] += 1
-        customer = f"bm_{random.randint(1, members)}"
+        customer = f"bf_{run}_{counter[0]}" if first else f"bm_{random.randint(1, members)}"
         at = datetime.now(UTC).isoformat().replace("+00:00", "Z")
         ident = f"{run}_{counter[0]}"
         body = {"id": f"evt_{ident}", "type": "order.paid", "occurred_at": at,
@@ -89,6 +95,7 @@ def requests_for(url: str, key: str, members: int = MEMBERS) -> dict:
         ),
         "me": lambda: client.get("/v1/me", headers=widget),
         "order": order,
+        "first-order": lambda: order(first=True),
     }
 
 
@@ -140,11 +147,11 @@ def main(argv=None) -> int:
     url, key = prepare(opts.db, opts.fresh)
     if "bare-tpcb" in opts.kinds:
         infra.pgbench_init(url, 1)
-    print(f"{'kind':<10} {'wall ms':>8} {'cpu ms':>8} {'statements':>11}")
+    print(f"{'kind':<12} {'wall ms':>8} {'cpu ms':>8} {'statements':>11}")
 
     def show(kind, result, call):
         print(
-            f"{kind:<10} {result['wall_ms']:8.3f} {result['cpu_ms']:8.3f}"
+            f"{kind:<12} {result['wall_ms']:8.3f} {result['cpu_ms']:8.3f}"
             f" {result['statements']:11.1f}"
         )
         if opts.pyinstrument:

@@ -11,6 +11,7 @@ from pathlib import Path
 from bench import infra
 
 ORDERS_TARGET = 0.5  # × bare tpcb endpoint
+FIRST_ORDERS_TARGET = 2 / 3  # × repeat orders: a first order costs at most 1.5× a repeat one
 READS_TARGET = 0.8  # × bare primary-key endpoint
 READS_P99_MS = 30
 JOBS_TARGET = 2.0  # × hand-written SQL (at most)
@@ -112,6 +113,30 @@ def rows(results: dict) -> list[tuple[str, str, str, str, str, str]]:
             )
         )
         out.append(("  events ÷ pgbench", "", "", "", f"{orders['ratio_pgbench']:.2f}", ""))
+        first = orders.get("first_orders")
+        if first:
+            s = first
+            ok = orders["ratio_first"] >= FIRST_ORDERS_TARGET and not s["errors"]
+            out.append(
+                (
+                    s["label"],
+                    f"{s['rps']:.0f}/s",
+                    f"{s['p50_ms']:.1f}",
+                    f"{s['p99_ms']:.1f}",
+                    "",
+                    "",
+                )
+            )
+            out.append(
+                (
+                    "  first orders ÷ repeat orders",
+                    "",
+                    "",
+                    "",
+                    f"{orders['ratio_first']:.3f}",
+                    f"≥ 0.667 (≤ 1.5× the cost) {_met(ok)}",
+                )
+            )
         out.append(
             (
                 f"  sent {check['events_sent']}, entries {check['ledger_entries']}, "
@@ -269,6 +294,17 @@ def markdown(results: dict) -> str:
             f"non-2xx or socket errors: "
             f"{orders['events']['errors']} (app), {orders['bare_tpcb']['errors']} (bare)."
         )
+        first = orders.get("first_orders")
+        if first:
+            check = orders["check"]
+            lines.append(
+                f"- First orders (each of a new customer, enrolled by it; same server, rounds "
+                f"alternating with the repeat orders'), per round (events/s): {first['rounds']}; "
+                f"p99 per round (ms): {_p99s(first)}; non-2xx or socket errors: "
+                f"{first['errors']}; members enrolled {check.get('new_members')} of "
+                f"{check.get('first_orders_sent')} sent, "
+                f"{check.get('new_members_with_code')} with a share code."
+            )
         check = orders["check"]
         lines.append(
             f"- Ledger check after the order runs: events sent {check['events_sent']}, "
@@ -300,7 +336,13 @@ def markdown(results: dict) -> str:
                 if kind in cpu and base in cpu
             )
             + " (the HTTP ratios above follow these: both sides spend the rest of their CPU "
-            "in gunicorn, PostgreSQL and wrk)."
+            "in gunicorn, PostgreSQL and wrk)"
+            + (
+                f"; a first order costs {cpu['first-order']['cpu_ms'] / cpu['order']['cpu_ms']:.2f}"
+                " × a repeat one."
+                if "first-order" in cpu and "order" in cpu
+                else "."
+            )
         )
     counted = results.get("instructions")
     if counted and "skipped" not in counted:
@@ -322,7 +364,15 @@ def markdown(results: dict) -> str:
             + "; as ratios (baseline's ÷ the app's): "
             + ratios(pairs)
             + ". Against the baselines run on psycopg's cursor as the app's hot statements are "
-            "(`-raw`, `loyalty.fastsql`): " + ratios(raw) + "."
+            "(`-raw`, `loyalty.fastsql`): "
+            + ratios(raw)
+            + "."
+            + (
+                f" A first order (a new customer, enrolled): "
+                f"{counted['first-order'] / counted['order']:.2f} × a repeat one."
+                if "first-order" in counted and "order" in counted
+                else ""
+            )
         )
     elif counted:
         lines.append(f"- Instructions per request: not counted ({counted['skipped']}).")

@@ -197,6 +197,11 @@ def from_environment(instance_path: str, environ: Env | None = None) -> dict:
         # The hot statements on psycopg's cursor instead of SQLAlchemy's execution path; off
         # (FASTSQL=0), every statement runs through `Connection.execute` (docs/performance.md).
         "FASTSQL": fastsql_setting(env),
+        # On PostgreSQL, an order event of a customer who is not a member yet inserts the
+        # member in the statement that claims the event and inserts the order; off
+        # (FAST_ENROLLMENT=0), enrolment runs as its own statements first
+        # (docs/performance.md, "First orders").
+        "FAST_ENROLLMENT": _bool(env.get("FAST_ENROLLMENT"), default=True),
         # `loyalty seed-demo` adds two years of demo orders, referrals and redemptions (so the
         # console's dashboard and reports show something); 0 seeds only the demo program.
         "DEMO_HISTORY": _bool(env.get("DEMO_HISTORY"), default=True),

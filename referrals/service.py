@@ -9,14 +9,16 @@ commits. Rewards for people are reward codes from `rewards.catalog` and points f
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from functools import cache
 from typing import Any
 
 from marshmallow import missing
-from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy import and_, bindparam, case, exists, false, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.sql.selectable import ScalarSelect, Select
 
 from loyalty import email, erasure, ledger, webhooks
@@ -24,6 +26,7 @@ from loyalty.addresses import NotAnAddress, canonical_ip, client_key
 from loyalty.audit import record_change
 from loyalty.codes import normalize_code, random_code
 from loyalty.errors import Conflict, NotFound, ReferralRejected, ValidationFailed
+from loyalty.fastsql import fast
 from loyalty.hooks import MemberViewPart
 from loyalty.jobs import Progress
 from loyalty.ledger import AVAILABLE, PENDING, LedgerEntry
@@ -156,26 +159,41 @@ def code_for(session: Session, member_id: int) -> str:
     existing = session.scalar(select(ReferralCode.code).where(ReferralCode.member_id == member_id))
     if existing is not None:
         return existing
-    for _attempt in range(5):
-        row = ReferralCode(member_id=member_id, code=random_code(CODE_LENGTH))
-        try:
-            with session.begin_nested():
-                session.add(row)
-                session.flush()
-            return row.code
-        except IntegrityError:
-            # Either this member got a code concurrently, or (rarely) the code was taken.
-            existing = session.scalar(
-                select(ReferralCode.code).where(ReferralCode.member_id == member_id)
-            )
-            if existing is not None:
-                return existing
-    raise RuntimeError("could not find a free referral code")
+    return _new_code(session, member_id)
 
 
 def give_code(session: Session, member: Member) -> None:
-    """`member_enrolled` hook."""
-    code_for(session, member.id)
+    """`member_enrolled` hook: the new member's share code, in one INSERT (a member just
+    enrolled has none to look up first)."""
+    _new_code(session, member.id)
+
+
+def _new_code(session: Session, member_id: int) -> str:
+    """A new share code for the member, or the one another transaction gave them meanwhile.
+
+    INSERT ... ON CONFLICT DO NOTHING: a conflict — on the member (a concurrent first call,
+    which this waits for) or, rarely, on the code (drawn before) — inserts nothing and leaves
+    the transaction usable, so no savepoint is needed; then the member's code is read, or
+    another one drawn."""
+    statement = fast(_insert_code(session.get_bind().dialect.name))
+    for _attempt in range(5):
+        row = {"member_id": member_id, "code": random_code(CODE_LENGTH), "created_at": utcnow()}
+        code: str | None = statement.scalar(session.connection(), row)
+        if code is not None:
+            return code
+        existing = session.scalar(
+            select(ReferralCode.code).where(ReferralCode.member_id == member_id)
+        )
+        if existing is not None:
+            return existing
+    raise RuntimeError("could not find a free referral code")
+
+
+@cache
+def _insert_code(dialect: str) -> Any:
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    codes = ReferralCode.__table__
+    return insert(codes).on_conflict_do_nothing().returning(codes.c.code)
 
 
 def share_code_column() -> ScalarSelect[str]:
@@ -524,6 +542,53 @@ def _friend_referrals(session: Session, friend: fraud.Friend) -> list[Referral]:
     )
 
 
+def _none_names(ctx: OrderEventContext, buyer: Member | None) -> bool:
+    """On PostgreSQL, the usual case of a paid order in one statement: do no referrals name
+    this order's friend (customer id or mailbox)? Then `buyer`'s mark is cleared in the same
+    statement, as `paid` clears it when nothing waits. The referrals found are locked (as
+    `_friend_referrals` locks them, which `paid` goes on to do). False elsewhere: `paid`
+    looks as it always does."""
+    session, order = ctx.session, ctx.order
+    if session.get_bind().dialect.name != "postgresql":
+        return False
+    params = {
+        "friend_customer_id": order.customer_id,
+        "friend_email": order.email_normalized,
+        "buyer_id": buyer.id if buyer is not None else None,
+    }
+    if fast(_NONE_NAMES).first(session.connection(), params) is not None:
+        return False
+    if buyer is not None:
+        set_committed_value(buyer, "referral_check", False)
+    return True
+
+
+def _none_names_statement() -> Select:
+    referrals = Referral.__table__
+    members = Member.__table__
+    found = (
+        select(referrals.c.id)
+        .where(
+            or_(
+                referrals.c.friend_customer_id == bindparam("friend_customer_id"),
+                referrals.c.friend_email == bindparam("friend_email"),
+            )
+        )
+        .with_for_update()
+        .cte("found")
+    )
+    cleared = (
+        update(members)
+        .where(members.c.id == bindparam("buyer_id"), ~exists(select(found.c.id)))
+        .values(referral_check=false())
+        .cte("cleared")
+    )
+    return select(found.c.id).add_cte(cleared)
+
+
+_NONE_NAMES = _none_names_statement()
+
+
 def _waits_for_order(referral: Referral) -> bool:
     """Would the friend's next paid order convert (or reject) this referral?"""
     return referral.status in (CLAIMED, REVIEW) and referral.order_id is None
@@ -572,6 +637,13 @@ class ReferralConversion:
         )
         if buyer is not None and not buyer.referral_check and not ctx.payload.get("referral_code"):
             return  # no referral waits for this member's order: nothing to look up
+        clears = (
+            buyer is not None
+            and buyer.referral_check
+            and order.email_normalized == buyer.email_normalized
+        )
+        if not ctx.payload.get("referral_code") and _none_names(ctx, buyer if clears else None):
+            return  # nothing to convert (and the buyer's mark cleared, as below)
         found = _friend_referrals(
             ctx.session,
             fraud.Friend(email=order.email_normalized, customer_id=order.customer_id),

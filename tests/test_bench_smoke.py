@@ -63,6 +63,9 @@ def test_order_events_leave_one_entry_per_event_and_a_clean_ledger(smoke):
     assert check["ledger_entries"] == check["events_sent"] == check["processed_events"]
     assert check["verify_ledger_ok"] is True
     assert check["ok"] is True
+    # First orders of new customers ran beside them: each enrolled once, with a share code.
+    assert orders["first_orders"]["errors"] == 0
+    assert check["new_members"] == check["new_members_with_code"] == check["first_orders_sent"] > 0
 
 
 def test_balance_reads_measure_the_app_and_the_bare_endpoint(smoke):
@@ -84,7 +87,7 @@ def test_balance_reads_measure_the_app_and_the_bare_endpoint(smoke):
 def test_in_process_cost_per_request_is_measured_for_every_kind(smoke):
     _table, markdown, results = smoke
     cpu = results["in_process"]
-    assert set(cpu) == {"bare", "member", "me", "bare-tpcb", "order"}
+    assert set(cpu) == {"bare", "member", "me", "bare-tpcb", "order", "first-order"}
     for kind, figures in cpu.items():
         assert figures["cpu_ms"] > 0, kind
     # The statement counts the report states come from the same requests.
@@ -104,6 +107,7 @@ def test_instructions_per_request_are_counted_when_valgrind_is_there(smoke):
         assert "Instructions per request: not counted" in markdown
         return
     kinds = {"bare", "bare-raw", "member", "me", "bare-tpcb", "bare-tpcb-raw", "order"}
+    kinds.add("first-order")
     assert set(counted) == kinds
     assert all(count > 100 for count in counted.values()), counted  # thousands
     assert counted["order"] > counted["bare-tpcb"] and counted["member"] > counted["bare"]

@@ -74,10 +74,19 @@ def enroll(
         if existing is None:
             raise
         return existing, False
-    for hook in hooks.member_enrolled:
-        hook(session, member)
-    _announce(session, [member])
+    welcome(session, hooks, [member])
     return member, True
+
+
+def welcome(session: Session, hooks: Hooks, new_members: list[Member]) -> None:
+    """What follows the INSERT of new members, however they were inserted (`enroll`,
+    `enroll_many`, an order event's own statement): each domain's `member_enrolled` hooks
+    (sign-up points, referral share code...), then `member.enrolled` and the welcome email
+    where something subscribes (`_announce`)."""
+    for member in new_members:
+        for hook in hooks.member_enrolled:
+            hook(session, member)
+    _announce(session, new_members)
 
 
 def enrolled_event(member: Member) -> dict:
@@ -142,14 +151,35 @@ def _new_member(
 ) -> Member:
     """A new member as enrolment makes one: at the base tier, enrolled now unless told when."""
     return Member(
-        customer_id=customer_id,
-        email=email,
-        email_normalized=normalize_email(email),
-        name=name,
-        birthday=birthday,
-        enrolled_at=enrolled_at or utcnow(),
-        tier_id=tier_id,
+        **new_member_values(customer_id, email, name, birthday, enrolled_at), tier_id=tier_id
     )
+
+
+def new_member_values(
+    customer_id: str,
+    email: str | None,
+    name: str | None,
+    birthday: str | None,
+    enrolled_at: datetime | None,
+) -> dict:
+    """Every column of a new member's row but `id` and `tier_id` (the base tier's), as
+    enrolment writes them: for an INSERT written in SQL (an order event's, on PostgreSQL) to
+    make the same row as `enroll`."""
+    return {
+        "customer_id": customer_id,
+        "email": email,
+        "email_normalized": normalize_email(email),
+        "name": name,
+        "birthday": birthday,
+        "enrolled_at": enrolled_at or utcnow(),
+        "points_available": 0,
+        "points_pending": 0,
+        "points_lifetime": 0,
+        "last_activity_at": None,
+        "erased_at": None,
+        "email_unsubscribed_at": None,
+        "referral_check": True,  # a claim may have named them before they joined
+    }
 
 
 def enroll_many(session: Session, hooks: Hooks, people: list[dict]) -> list[Member]:
@@ -165,10 +195,7 @@ def enroll_many(session: Session, hooks: Hooks, people: list[dict]) -> list[Memb
     ]  # fmt: skip
     session.add_all(members)
     session.flush()
-    for member in members:
-        for hook in hooks.member_enrolled:
-            hook(session, member)
-    _announce(session, members)
+    welcome(session, hooks, members)
     return members
 
 

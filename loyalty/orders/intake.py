@@ -17,15 +17,19 @@ first commits, the others then insert nothing and replay its answer; if the firs
 the next one claims the event instead.
 
 On PostgreSQL an `order.paid` in the program's currency is one statement: claim, member lock
-and order insert (`_claim_and_place_statement`), which also reads the config stamp. Everywhere
-else it is those steps one after another (`_step_by_step`).
+and order insert (`_claim_and_place_statement`), which also reads the config stamp — and, when
+the program enrols customers and this one is not a member yet, the member's INSERT, so that a
+first order costs about what a repeat one does (then the enrolment's hooks, `members.welcome`).
+Everywhere else it is those steps one after another (`_step_by_step`).
 """
 
 import json
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import cache, lru_cache
 from typing import Any, NoReturn
 
+from flask import current_app
 from sqlalchemy import (
     Boolean,
     Table,
@@ -33,7 +37,11 @@ from sqlalchemy import (
     bindparam,
     cast,
     exists,
+    false,
+    func,
     literal,
+    literal_column,
+    null,
     or_,
     select,
     true,
@@ -45,6 +53,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.sql.elements import ColumnElement
 
 from loyalty import cache as config_cache
 from loyalty.errors import Conflict
@@ -268,39 +277,70 @@ def _on_postgresql(
         "body_hash": digest,
         "event_created_at": row["created_at"],
         "customer_id": payload["customer_id"],
-        "member_optional": not program.auto_enroll,
     }
-    found = fast(_claim_and_place_statement()).first(session.connection(), params)
+    enrol = program.auto_enroll and current_app.config["FAST_ENROLLMENT"]
+    if enrol:  # the new member's values that vary (the rest are the statement's constants)
+        params |= {
+            "new_email": payload.get("email"),
+            "new_email_normalized": row["email_normalized"],
+            "new_name": payload.get("name"),
+            "new_enrolled_at": data["occurred_at"],
+        }
+    else:
+        params["member_optional"] = not program.auto_enroll
+    found = fast(_claim_and_place_statement(enrol)).first(session.connection(), params)
     config_cache.seen(session, found.config_version)  # StaleConfig: the request runs again
     if found.claimed is None:
         return _replay(session, data["id"], digest)
+    enrolled_id = found.new_id if enrol else None
     if found.order_pk is None:
-        if found.m_id is not None or not program.auto_enroll:
+        if found.id is not None or enrolled_id is not None or not program.auto_enroll:
             _order_taken(session, payload["id"])  # the member is there: the order was not new
-        return _place(session, hooks, program, data, row)  # a customer to enrol first
+        # A customer to enrol first (or enrolled by a concurrent event after this statement
+        # looked: its INSERT then inserted nothing, and waits no more), step by step.
+        return _place(session, hooks, program, data, row)
     member = tier = None
-    if found.m_id is not None:
-        member = _attached(session, Member, {n: getattr(found, f"m_{n}") for n in _MEMBER_ATTRS})
+    if found.id is not None:  # the member's row, locked
+        member = _attached(session, Member, {n: getattr(found, n) for n in _MEMBER_ATTRS})
+    elif enrolled_id is not None:  # the row the statement inserted: what enrolment makes
+        values = members.new_member_values(
+            payload["customer_id"], payload.get("email"), payload.get("name"), None,
+            data["occurred_at"],
+        )  # fmt: skip
+        member = _attached(session, Member, {"id": enrolled_id, **values, "tier_id": found.t_id})
     if found.t_id is not None:
         # Read only (earning's rate and name): a snapshot, not a row of the session.
         tier = built(Tier, {n: getattr(found, f"t_{n}") for n in _TIER_ATTRS})
+    if enrolled_id is not None and member is not None:
+        members.welcome(session, hooks, [member])  # sign-up points, share code, announcements
     row["member_id"] = member.id if member is not None else None
     return Started(member, tier, built(Order, {**row, "id": found.order_pk}))
 
 
 @cache
-def _claim_and_place_statement() -> Any:
-    """One statement doing what `claim`, `_lock_member` and `insert_order` do, in that order
-    (each step reads the one before it, which orders them):
+def _claim_and_place_statement(enrol: bool) -> Any:
+    """One statement doing what `claim`, `_lock_member`, `members.enroll`'s INSERT and
+    `insert_order` do, in that order (each step reads the one before it, which orders them):
 
     - `claim`: the event's row, unless it exists (INSERT ... ON CONFLICT DO NOTHING);
     - `locked`: if claimed, the member's row, locked (FOR UPDATE; after waiting for a lock,
       PostgreSQL returns the row as the other transaction committed it);
-    - `placed`: if claimed, and the member was found or is not needed (no auto-enrolment),
-      the order (ON CONFLICT (order_id) DO NOTHING), with the locked member's id;
+    - `enrolled` (`enrol`: the program enrols customers): if claimed and no member was found,
+      the new member's row (`members.new_member_values`, the `new_` parameters; at the base
+      tier) — INSERT ... ON CONFLICT (customer_id) DO NOTHING: when a concurrent event enrols
+      the same customer first, this waits for it to commit and inserts nothing, no order is
+      placed either, and the caller goes step by step (where the member is found, locked);
+    - `placed`: if claimed, and the member was found (or enrolled), or is not needed (no
+      auto-enrolment: `member_optional`), the order (ON CONFLICT (order_id) DO NOTHING), with
+      the member's id;
 
-    and it answers with the claim, the order's id, the member's and their tier's columns, and
-    the config stamp (`config_cache.version_column()`: the settings the event used are checked).
+    and it answers with the claim, the order's id, the locked member's columns (under their
+    own names) or the enrolled member's id (`new_id`), their tier's columns (`t_`), and the
+    config stamp (`config_cache.version_column()`: the settings the event used are checked).
+
+    psycopg caches the parsing of a statement of up to 4096 bytes and 50 parameters, and
+    parses a longer one again at every execution (a sixth of an order event's CPU): hence the
+    unlabeled member columns and the enrolment's constants written into the SQL.
     """
     claim_ = (
         postgresql_insert(_EVENTS)
@@ -322,38 +362,81 @@ def _claim_and_place_statement() -> Any:
         .with_for_update()
         .cte("locked")
     )
+    member_id: ColumnElement[Any] = select(locked.c.id).scalar_subquery()
+    tier_id: ColumnElement[Any] = locked.c.tier_id
+    if enrol:
+        # The new member's row: the varying values as parameters, the rest (zero balances...)
+        # written into the SQL, which keeps the statement short enough for psycopg to cache
+        # its parsing (`test_events` checks the limits).
+        constants = members.new_member_values("", None, None, None, _EPOCH)
+        member_columns = [c for c in _MEMBERS.c if c.key != "id"]
+        new_values = [
+            bindparam("customer_id") if c.key == "customer_id"
+            else bindparam(f"new_{c.key}", type_=c.type) if c.key in _NEW_VARYING
+            else select(_TIERS.c.id).where(_TIERS.c.threshold == literal_column("0"))
+            .scalar_subquery()
+            if c.key == "tier_id"
+            else _sql_constant(constants[c.key])
+            for c in member_columns
+        ]  # fmt: skip
+        enrolled = (
+            postgresql_insert(_MEMBERS)
+            .from_select(
+                [c.key for c in member_columns],
+                select(*new_values).where(claimed, ~exists(select(locked.c.id))),
+            )
+            .on_conflict_do_nothing(index_elements=["customer_id"])
+            .returning(_MEMBERS.c.id, _MEMBERS.c.tier_id)  # the rest is the parameters'
+            .cte("enrolled")
+        )
+        member_id = func.coalesce(member_id, select(enrolled.c.id).scalar_subquery())
+        tier_id = func.coalesce(tier_id, enrolled.c.tier_id)
+        needed = or_(exists(select(locked.c.id)), exists(select(enrolled.c.id)))
+    else:
+        needed = or_(bindparam("member_optional", type_=Boolean()), exists(select(locked.c.id)))
     order_columns = [c for c in _ORDERS.c if c.key != "id"]
     values = [
-        select(locked.c.id).scalar_subquery() if c.key == "member_id"
-        else bindparam(f"order_{c.key}", type_=c.type)
+        member_id if c.key == "member_id" else bindparam(f"order_{c.key}", type_=c.type)
         for c in order_columns
-    ]  # fmt: skip
+    ]
     placed = (
         postgresql_insert(_ORDERS)
-        .from_select(
-            [c.key for c in order_columns],
-            select(*values).where(
-                claimed,
-                or_(bindparam("member_optional", type_=Boolean()), exists(select(locked.c.id))),
-            ),
-        )
+        .from_select([c.key for c in order_columns], select(*values).where(claimed, needed))
         .on_conflict_do_nothing(index_elements=["order_id"])
         .returning(_ORDERS.c.id)
         .cte("placed")
     )
     one = select(literal(1).label("one")).subquery("one")
-    return (
+    query = (
         select(
             select(claim_.c.event_id).scalar_subquery().label("claimed"),
             select(placed.c.id).scalar_subquery().label("order_pk"),
             config_cache.version_column(),
-            *(locked.c[name].label(f"m_{name}") for name in _MEMBER_ATTRS),
+            *(locked.c[name] for name in _MEMBER_ATTRS),  # unlabeled: shorter SQL
             *(_TIERS.c[name].label(f"t_{name}") for name in _TIER_ATTRS),
         )
         .select_from(one)
         .outerjoin(locked, true())
-        .outerjoin(_TIERS, _TIERS.c.id == locked.c.tier_id)
     )
+    if enrol:
+        query = query.add_columns(enrolled.c.id.label("new_id")).outerjoin(enrolled, true())
+    return query.outerjoin(_TIERS, _TIERS.c.id == tier_id)
+
+
+# The columns of a member enrolled by an order event that come from the event.
+_NEW_VARYING = ("email", "email_normalized", "name", "enrolled_at")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _sql_constant(value: object) -> Any:
+    """A constant column value (NULL, a boolean, an integer) written into the SQL."""
+    if value is None:
+        return null()
+    if isinstance(value, bool):
+        return true() if value else false()
+    if isinstance(value, int):
+        return literal_column(str(value))
+    raise TypeError(f"not a constant for the enrolment INSERT: {value!r}")
 
 
 def _attached(session: Session, model: type, values: dict) -> Any:

@@ -153,8 +153,9 @@ def _new_member(
 
 def enroll_many(session: Session, hooks: Hooks, people: list[dict]) -> list[Member]:
     """Enrol customers that are not members (the caller has looked), as `enroll` does each
-    one, in one INSERT: `people` holds `customer_id`, `email`, `name`, `enrolled_at`. A
-    customer enrolled meanwhile by another transaction is an IntegrityError, with no savepoint
+    one, in one INSERT; a `member_enrolled` hook with a form for many members
+    (`hooks.member_enrolled_many`) runs once for all of them. `people` holds `customer_id`,
+    `email`, `name`, `enrolled_at`. A customer enrolled meanwhile by another transaction is an IntegrityError, with no savepoint
     to absorb it: the caller's transaction is done, and the caller rolls it back."""
     tier_id = tiers.base_tier(session).id
     members = [
@@ -164,8 +165,12 @@ def enroll_many(session: Session, hooks: Hooks, people: list[dict]) -> list[Memb
     ]  # fmt: skip
     session.add_all(members)
     session.flush()
-    for member in members:
-        for hook in hooks.member_enrolled:
+    for hook in hooks.member_enrolled:
+        many = hooks.member_enrolled_many.get(hook)
+        if many is not None:  # the hook's set-based form: its statements for all of them
+            many(session, members)
+            continue
+        for member in members:
             hook(session, member)
     _announce(session, members)
     return members

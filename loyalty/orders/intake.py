@@ -146,6 +146,34 @@ def store_answer(session: Session, event_id: str, answer: str, order: Order, cha
             set_committed_value(held, name, value)
 
 
+def store_answers(session: Session, stored: list[tuple[str, str, Order, dict]]) -> None:
+    """`store_answer` for many events at once — (event id, answer, order, changes) each, of
+    distinct orders: the answers in one executemany UPDATE, the orders' changes in one per set
+    of changed columns (psycopg sends an executemany as a pipeline, not a round trip each)."""
+    if not stored:
+        return
+    if _dialect(session) == "postgresql":
+        answers = [{"answer": answer, "event_key": event_id}
+                   for event_id, answer, _order, _changes in stored]  # fmt: skip
+        session.execute(_STORE_ANSWER, answers)
+    else:
+        answers = [{"response": json.loads(answer), "event_key": event_id}
+                   for event_id, answer, _order, _changes in stored]  # fmt: skip
+        session.execute(_STORE_RESPONSE, answers)
+    by_columns: dict[tuple[str, ...], list[dict]] = {}
+    for _event_id, _answer, order, changes in stored:
+        if changes:
+            by_columns.setdefault(tuple(sorted(changes)), []).append(
+                {**changes, "order_pk": order.id}
+            )
+            key = _ORDER_MAPPER.identity_key_from_primary_key((order.id,))
+            held = session.identity_map.get(key)
+            for name, value in changes.items() if held is not None else ():
+                set_committed_value(held, name, value)
+    for rows in by_columns.values():
+        session.execute(_UPDATE_ORDER, rows)
+
+
 # --- the statements, built once (per dialect) and run with parameters: building and caching
 # a statement anew each time cost more CPU than the round trip it makes ----------------------
 

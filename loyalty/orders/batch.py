@@ -246,13 +246,34 @@ def _later(todo: list) -> frozenset[int]:
     )  # fmt: skip
 
 
+def _take_in(session: Session, todo: list, later: frozenset[int]) -> dict:
+    """The `order.paid` events at `later` positions in the program's currency whose email no
+    other event of the batch gives, taken in together (`intake.paid_orders`: one claim, one
+    member lock, one order insert): by event id, what each event then starts from. (Their
+    customers, orders and emails being the batch's only mention of them, no event before them
+    could see their orders: "has this shopper paid before" asks by customer id and email.)"""
+    program = program_settings(session)
+    emails: dict[str | None, int] = {}
+    for _position, data, _digest in todo:
+        email = members.normalize_email(data["order"].get("email"))
+        emails[email] = emails.get(email, 0) + 1
+    items = [
+        (data, digest, service.order_row(data)) for position, data, digest in todo
+        if position in later and data["order"]["currency"] == program.currency
+        and (email := members.normalize_email(data["order"].get("email"))) is not None
+        and emails[email] == 1
+    ]  # fmt: skip
+    return intake.paid_orders(session, program, items)
+
+
 def _apply_all(session: Session, hooks: Hooks, todo: list, later: frozenset[int]) -> list[str]:
     """Each event applied in order; the answers of those at `later` positions written at the
     end, all together. The answers (JSON text), in the order of `todo`."""
     answers: list[str | None] = []
     waiting: list[tuple[int, service.OrderEventContext]] = []
+    started = _take_in(session, todo, later)
     for position, data, digest in todo:
-        applied = service.apply_event(session, hooks, data, digest)
+        applied = service.apply_event(session, hooks, data, digest, started.get(data["id"]))
         if isinstance(applied, str):  # applied before: its stored answer
             answers.append(applied)
             continue

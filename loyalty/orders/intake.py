@@ -87,6 +87,69 @@ def paid_order(
     return _step_by_step(session, hooks, program, data, digest, row)
 
 
+def paid_orders(
+    session: Session, program: ProgramSettings, items: list[tuple[dict, str, dict]]
+) -> dict[str, Started]:
+    """`paid_order` for many `order.paid` events at once on PostgreSQL — (event, digest, order
+    row) each, of distinct customers, orders and emails, in the program's currency, their
+    customers enrolled already if the program enrols: the events claimed in one INSERT, their
+    members locked in one SELECT (in id order), their orders inserted in one INSERT. What comes
+    back is, by event id, what `paid_order` gives each event claimed here; an event not there
+    (processed before, or its member missing) is for `paid_order` to take. 409 if another
+    event recorded one of the orders."""
+    if not items or _dialect(session) != "postgresql":
+        return {}
+    now = utcnow()
+    claims = sorted(
+        ({"event_id": data["id"], "type": data["type"], "order_id": data["order"]["id"],
+          "body_hash": digest, "created_at": now} for data, digest, _row in items),
+        key=lambda claim_row: claim_row["event_id"],
+    )  # fmt: skip
+    # An executemany with RETURNING: SQLAlchemy sends it as multi-row INSERTs of a statement
+    # compiled once ("insertmanyvalues").
+    insert_claims = _insert_new_statement("postgresql", _EVENTS, "event_id", "event_id")
+    claimed = set(session.execute(insert_claims, claims).scalars())
+    mine = [item for item in items if item[0]["id"] in claimed]
+    if not mine:
+        return {}
+    customers = [data["order"]["customer_id"] for data, _digest, _row in mine]
+    lock = (
+        select(_MEMBERS, *(_TIERS.c[n].label(f"t_{n}") for n in _TIER_ATTRS),
+               config_cache.version_column())
+        .outerjoin(_TIERS, _TIERS.c.id == _MEMBERS.c.tier_id)
+        .where(_MEMBERS.c.customer_id.in_(customers))
+        .order_by(_MEMBERS.c.id)
+        .with_for_update(of=_MEMBERS)
+    )  # fmt: skip
+    found: dict[str, tuple[Member, Tier | None]] = {}
+    for locked in session.execute(lock):
+        config_cache.seen(session, locked.config_version)  # StaleConfig: the request runs again
+        member = _attached(session, Member, {n: getattr(locked, n) for n in _MEMBER_ATTRS})
+        tier = None
+        if locked.t_id is not None:
+            tier = built(Tier, {n: getattr(locked, f"t_{n}") for n in _TIER_ATTRS})
+        found[member.customer_id] = (member, tier)
+    rows, started = [], {}
+    for data, _digest, row in mine:
+        member, tier = found.get(data["order"]["customer_id"], (None, None))
+        if member is None and program.auto_enroll:
+            raise RuntimeError("paid_orders: a customer to enrol first")  # the caller's to do
+        row["member_id"] = member.id if member is not None else None
+        rows.append(row)
+        started[data["id"]] = (member, tier, row)
+    insert_orders = _insert_new_statement("postgresql", _ORDERS, "order_id", "id").returning(
+        _ORDERS.c.order_id
+    )
+    placed = {order_id: pk for pk, order_id in session.execute(insert_orders, rows)}
+    for row in rows:
+        if row["order_id"] not in placed:
+            _order_taken(session, row["order_id"])
+    return {
+        event_id: Started(member, tier, built(Order, {**row, "id": placed[row["order_id"]]}))
+        for event_id, (member, tier, row) in started.items()
+    }
+
+
 def claim(session: Session, program: ProgramSettings, data: dict, digest: str) -> Replay | None:
     """Claim the event for this delivery (None), or the answer it got before. An event in
     another currency than the program's is refused once it is claimed (a replay is answered)."""

@@ -156,17 +156,24 @@ def answer_event(session: Session, hooks: Hooks, data: dict, digest: str) -> str
 
 
 def apply_event(
-    session: Session, hooks: Hooks, data: dict, digest: str
+    session: Session,
+    hooks: Hooks,
+    data: dict,
+    digest: str,
+    started: intake.Started | None = None,
 ) -> "OrderEventContext | str":
     """The event taken in and every handler run on it: its context, whose answer is still to
     be written (`event_answer`, then `intake.store_answer`); or, for an event applied before,
-    its stored answer (JSON text)."""
+    its stored answer (JSON text). `started`: an `order.paid` the caller has taken in already
+    (`intake.paid_orders`, with the rows of `order_row`)."""
     program = program_settings(session)
-    if data["type"] == "order.paid":
-        started = intake.paid_order(session, hooks, program, data, digest, _order_row(data))
-        if isinstance(started, intake.Replay):
-            return encode_answer(started.answer)
+    if started is not None:
         return _paid(session, hooks, program, data, started)
+    if data["type"] == "order.paid":
+        taken = intake.paid_order(session, hooks, program, data, digest, order_row(data))
+        if isinstance(taken, intake.Replay):
+            return encode_answer(taken.answer)
+        return _paid(session, hooks, program, data, taken)
     replay = intake.claim(session, program, data, digest)
     if replay is not None:
         return encode_answer(replay.answer)
@@ -205,7 +212,7 @@ def _touch_activity(session: Session, member: Member | None, at: datetime) -> No
     set_committed_value(member, "last_activity_at", value)
 
 
-def _order_row(data: dict) -> dict:
+def order_row(data: dict) -> dict:
     """The paid order's row, as inserted (`member_id` is the intake's to set)."""
     payload = data["order"]
     lines = [{**line, "eligible": line_eligible_amount(line), "refunded_quantity": 0}

@@ -3,7 +3,7 @@
 `apply_events` takes a list of events as they were sent and answers each one as
 `POST /v1/events` would have — its status and its body (the event's answer, or its
 problem+json) — in the order given, all in the caller's one transaction. Each event goes
-through the same validation and the same `service.answer_event` as the single endpoint, so
+through the same validation and the same `service.apply_event` as the single endpoint, so
 every rule (points, bonus rules, tiers, pending points, caps, referrals, reward codes, gift
 card holds, refunds) has one copy; what the batch saves is what surrounds the event:
 
@@ -16,12 +16,16 @@ card holds, refunds) has one copy; what the batch saves is what surrounds the ev
 - the remaining events run one after another without a savepoint each (a savepoint costs two
   round trips of the ten or so an event makes). If any of them is refused, everything the
   batch did is rolled back to where it started, and the events run again each under a
-  savepoint of its own, so that only the refused ones are undone, with their answer.
+  savepoint of its own, so that only the refused ones are undone, with their answer;
+- an `order.paid` whose customer and order no other event of the batch names is answered at
+  the batch's end (its member's view read with the others' in one SELECT, the answers stored
+  in one UPDATE), and, on PostgreSQL, taken in with the others like it before the first event
+  runs (`intake.paid_orders`: one claim, one member lock, one order insert).
 
 An event refused is answered with the status and problem+json the single endpoint gives; the
 others stand. Events of one batch are applied in order: an event may depend on one before it
-(an order paid, then refunded). `EVENT_BATCH_FAST_PATH=false` (configuration) turns the first try
-off: every event then runs under its savepoint from the start.
+(an order paid, then refunded). `EVENT_BATCH_FAST_PATH=false` (configuration) turns all of this
+off: every event then runs alone under its savepoint from the start (docs/performance.md).
 """
 
 import json

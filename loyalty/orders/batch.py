@@ -200,7 +200,8 @@ def _enroll_first_buyers(session: Session, hooks: Hooks, todo: list) -> None:
 
 class _ReachedAnother(Exception):
     """An event of the batch acted on a member other than its buyer (a referral's referrer)
-    after a member's answer was left to the batch's end: that answer would show it."""
+    while answers are left to the batch's end or members were taken in ahead of their event:
+    one of those could be the referrer's."""
 
 
 def _all_at_once(session: Session, hooks: Hooks, todo: list, outcomes: list) -> bool:
@@ -209,8 +210,9 @@ def _all_at_once(session: Session, hooks: Hooks, todo: list, outcomes: list) -> 
 
     The answers of the `order.paid` events whose customer and order no other event of the
     batch names are written at the batch's end: their members' views in one SELECT, the
-    answers in one UPDATE (`_later`). Should an event then reach another member (a referral's
-    referrer), the batch runs again with every answer written as its event is applied."""
+    answers in one UPDATE (`_later`), and on PostgreSQL they are taken in together first
+    (`_take_in`). Should an event reach another member (a referral's referrer), the batch runs
+    again with every event taken in and answered as it is applied."""
     for later in (_later(todo), frozenset[int]()):
         savepoint = session.begin_nested()
         try:
@@ -281,7 +283,9 @@ def _apply_all(session: Session, hooks: Hooks, todo: list, later: frozenset[int]
         if isinstance(applied, str):  # applied before: its stored answer
             answers.append(applied)
             continue
-        if waiting and any(effect.get("kind") == "referral" for effect in applied.effects):
+        if later and any(effect.get("kind") == "referral" for effect in applied.effects):
+            # A referrer's row changed: an answer left for the end, or a member taken in
+            # before this event, could be the referrer's.
             raise _ReachedAnother
         if position in later:
             waiting.append((len(answers), applied))

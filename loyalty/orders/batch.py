@@ -17,10 +17,11 @@ card holds, refunds) has one copy; what the batch saves is what surrounds the ev
   round trips of the ten or so an event makes). If any of them is refused, everything the
   batch did is rolled back to where it started, and the events run again each under a
   savepoint of its own, so that only the refused ones are undone, with their answer;
-- an `order.paid` whose customer and order no other event of the batch names is answered at
-  the batch's end (its member's view read with the others' in one SELECT, the answers stored
-  in one UPDATE), and, on PostgreSQL, taken in with the others like it before the first event
-  runs (`intake.paid_orders`: one claim, one member lock, one order insert).
+- an `order.paid` that is its customer's last event in the batch (and its order's only one)
+  is answered at the batch's end (its member's view read with the others' in one SELECT, the
+  answers stored in one UPDATE); on PostgreSQL, if the batch names its customer and email
+  nowhere else, it is taken in with the others like it before the first event runs
+  (`intake.paid_orders`: one claim, one member lock, one order insert).
 
 An event refused is answered with the status and problem+json the single endpoint gives; the
 others stand. Events of one batch are applied in order: an event may depend on one before it
@@ -208,11 +209,12 @@ def _all_at_once(session: Session, hooks: Hooks, todo: list, outcomes: list) -> 
     """The events without a savepoint each, under one for the batch: True when none was
     refused; False (the batch's work undone) when one was, for `_one_by_one` to run them.
 
-    The answers of the `order.paid` events whose customer and order no other event of the
-    batch names are written at the batch's end: their members' views in one SELECT, the
-    answers in one UPDATE (`_later`), and on PostgreSQL they are taken in together first
-    (`_take_in`). Should an event reach another member (a referral's referrer), the batch runs
-    again with every event taken in and answered as it is applied."""
+    The answers of the `order.paid` events that are their customer's last in the batch (and
+    their order's only one) are written at the batch's end: their members' views in one
+    SELECT, the answers in one UPDATE (`_later`); on PostgreSQL those whose customer the batch
+    names only there are taken in together first (`_take_in`). Should an event reach another
+    member (a referral's referrer), the batch runs again with every event taken in and
+    answered as it is applied."""
     for later in (_later(todo), frozenset[int]()):
         savepoint = session.begin_nested()
         try:
@@ -238,34 +240,38 @@ def _all_at_once(session: Session, hooks: Hooks, todo: list, outcomes: list) -> 
 
 def _later(todo: list) -> frozenset[int]:
     """The positions of the `order.paid` events whose answers may wait for the batch's end:
-    no other event of the batch names their customer or their order."""
-    customers: dict[str, int] = {}
+    the last event of the batch naming their customer, and the only one naming their order
+    (their member's view at the end is the view after them)."""
+    last: dict[str, int] = {}
     orders: dict[str, int] = {}
-    for _position, data, _digest in todo:
-        customer, order = data["order"]["customer_id"], data["order"]["id"]
-        customers[customer] = customers.get(customer, 0) + 1
-        orders[order] = orders.get(order, 0) + 1
+    for position, data, _digest in todo:
+        last[data["order"]["customer_id"]] = position
+        orders[data["order"]["id"]] = orders.get(data["order"]["id"], 0) + 1
     return frozenset(
         position for position, data, _digest in todo
-        if data["type"] == "order.paid" and customers[data["order"]["customer_id"]] == 1
+        if data["type"] == "order.paid" and last[data["order"]["customer_id"]] == position
         and orders[data["order"]["id"]] == 1
     )  # fmt: skip
 
 
 def _take_in(session: Session, todo: list, later: frozenset[int]) -> dict:
-    """The `order.paid` events at `later` positions in the program's currency whose email no
-    other event of the batch gives, taken in together (`intake.paid_orders`: one claim, one
-    member lock, one order insert): by event id, what each event then starts from. (Their
-    customers, orders and emails being the batch's only mention of them, no event before them
-    could see their orders: "has this shopper paid before" asks by customer id and email.)"""
+    """The `order.paid` events at `later` positions in the program's currency whose customer
+    and email no other event of the batch gives, taken in together (`intake.paid_orders`: one
+    claim, one member lock, one order insert): by event id, what each event then starts from.
+    (Their customers, orders and emails being the batch's only mention of them, no event
+    before them could see their orders: "has this shopper paid before" asks by customer id and
+    email.)"""
     program = program_settings(session)
+    customers: dict[str, int] = {}
     emails: dict[str | None, int] = {}
     for _position, data, _digest in todo:
-        email = members.normalize_email(data["order"].get("email"))
-        emails[email] = emails.get(email, 0) + 1
+        customer, email = data["order"]["customer_id"], data["order"].get("email")
+        customers[customer] = customers.get(customer, 0) + 1
+        emails[members.normalize_email(email)] = emails.get(members.normalize_email(email), 0) + 1
     items = [
         (data, digest, service.order_row(data)) for position, data, digest in todo
         if position in later and data["order"]["currency"] == program.currency
+        and customers[data["order"]["customer_id"]] == 1
         and (email := members.normalize_email(data["order"].get("email"))) is not None
         and emails[email] == 1
     ]  # fmt: skip

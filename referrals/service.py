@@ -181,8 +181,9 @@ def give_code(session: Session, member: Member) -> None:
 def give_codes(session: Session, new_members: list[Member]) -> None:
     """`give_code` for members enrolled together: a share code each, in one INSERT ... ON
     CONFLICT DO NOTHING for all of them (members just enrolled have none to look up first).
-    A member left without one — their code drawn before (rare), or given meanwhile by a
-    concurrent first call — is drawn again in the next INSERT, or gets theirs on first need."""
+    A member left without one — their code drawn before (rare), or given one meanwhile by a
+    concurrent first call, which is then theirs — is drawn again in the next INSERT (five
+    tries, as `code_for`)."""
     codes = ReferralCode.__table__
     insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     waiting = {member.id for member in new_members}

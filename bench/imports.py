@@ -440,8 +440,12 @@ def section(results: dict) -> str:
         f"- Both databases compared: {checks}.",
         "- The bulk insert is a lower bound: it knows the program has one tier, no bonus rule"
         " and no referral, and stores a stub answer per event; the engine applies every rule"
-        " through `answer_event`: one commit per batch, the batch's new customers enrolled in"
-        " one INSERT, and a savepoint per event only in a batch where an event is refused.",
+        " through the order handlers, once per event: one commit per batch, the batch's new"
+        " customers enrolled (and their share codes made) in one INSERT each, a savepoint per"
+        " event only in a batch where an event is refused, each customer's last paid order"
+        " answered at the batch's end (one view SELECT, one answer UPDATE) and the orders of"
+        " customers named once in the batch claimed, locked and inserted in one statement each"
+        " (docs/performance.md, `EVENT_BATCH_FAST_PATH`).",
         SECTION_END,
     ])  # fmt: skip
 

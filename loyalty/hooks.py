@@ -54,6 +54,13 @@ class MemberEnrolled(Protocol):
     def __call__(self, session: Session, member: Member, /) -> None: ...
 
 
+class MembersEnrolled(Protocol):
+    """A `MemberEnrolled` hook's form for many members enrolled at once (`enroll_many`): what
+    the hook does for each of them, in set-based statements."""
+
+    def __call__(self, session: Session, members: list[Member], /) -> None: ...
+
+
 class MemberErased(Protocol):
     """Called before a member's personal data is erased, in the erasing transaction."""
 
@@ -282,6 +289,8 @@ class Hooks:
     order_handlers: list[OrderHandler] = field(default_factory=list)
     member_view: list[MemberViewPart] = field(default_factory=list)
     member_enrolled: list[MemberEnrolled] = field(default_factory=list)
+    # a `member_enrolled` hook -> its form for many members (run in the hook's place)
+    member_enrolled_many: dict[MemberEnrolled, MembersEnrolled] = field(default_factory=dict)
     member_erased: list[MemberErased] = field(default_factory=list)
     # section name -> its part of the export
     member_export: dict[str, MemberExport] = field(default_factory=dict)

@@ -12,6 +12,7 @@ def init_app(app: Flask, hooks: Hooks) -> None:
     from referrals import reports, service, widget
 
     hooks.member_enrolled.append(service.give_code)
+    hooks.member_enrolled_many[service.give_code] = service.give_codes  # members enrolled together
     hooks.member_view.append(service.MEMBER_VIEW)
     hooks.member_erased.append(service.forget_member)
     hooks.member_export["referrals"] = service.export_member

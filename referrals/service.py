@@ -196,6 +196,31 @@ def _insert_code(dialect: str) -> Any:
     return insert(codes).on_conflict_do_nothing().returning(codes.c.code)
 
 
+def give_codes(session: Session, new_members: list[Member]) -> None:
+    """`give_code` for members enrolled together: a share code each, in one INSERT ... ON
+    CONFLICT DO NOTHING for all of them (members just enrolled have none to look up first).
+    A member left without one — their code drawn before (rare), or given one meanwhile by a
+    concurrent first call, which is then theirs — is drawn again in the next INSERT (five
+    tries, as `code_for`)."""
+    codes = ReferralCode.__table__
+    insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    waiting = {member.id for member in new_members}
+    for _attempt in range(5):
+        now = utcnow()
+        rows = [{"member_id": member_id, "code": random_code(CODE_LENGTH), "created_at": now}
+                for member_id in sorted(waiting)]  # fmt: skip
+        statement = insert(codes).values(rows).on_conflict_do_nothing()
+        waiting -= set(session.scalars(statement.returning(codes.c.member_id)))
+        if not waiting:
+            return
+        waiting -= set(session.scalars(
+            select(ReferralCode.member_id).where(ReferralCode.member_id.in_(waiting))
+        ))  # fmt: skip
+        if not waiting:
+            return
+    raise RuntimeError("could not find free referral codes")
+
+
 def share_code_column() -> ScalarSelect[str]:
     """The member's share code, as a subquery correlated to `members` (the member view's)."""
     return select(ReferralCode.code).where(ReferralCode.member_id == Member.id).scalar_subquery()

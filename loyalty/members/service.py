@@ -82,9 +82,14 @@ def welcome(session: Session, hooks: Hooks, new_members: list[Member]) -> None:
     """What follows the INSERT of new members, however they were inserted (`enroll`,
     `enroll_many`, an order event's own statement): each domain's `member_enrolled` hooks
     (sign-up points, referral share code...), then `member.enrolled` and the welcome email
-    where something subscribes (`_announce`)."""
-    for member in new_members:
-        for hook in hooks.member_enrolled:
+    where something subscribes (`_announce`). A hook with a form for many members
+    (`hooks.member_enrolled_many`) runs that form once for all of them."""
+    for hook in hooks.member_enrolled:
+        many = hooks.member_enrolled_many.get(hook) if len(new_members) > 1 else None
+        if many is not None:  # the hook's set-based form: its statements for all of them
+            many(session, new_members)
+            continue
+        for member in new_members:
             hook(session, member)
     _announce(session, new_members)
 
@@ -184,9 +189,11 @@ def new_member_values(
 
 def enroll_many(session: Session, hooks: Hooks, people: list[dict]) -> list[Member]:
     """Enrol customers that are not members (the caller has looked), as `enroll` does each
-    one, in one INSERT: `people` holds `customer_id`, `email`, `name`, `enrolled_at`. A
-    customer enrolled meanwhile by another transaction is an IntegrityError, with no savepoint
-    to absorb it: the caller's transaction is done, and the caller rolls it back."""
+    one, in one INSERT; a `member_enrolled` hook with a form for many members
+    (`hooks.member_enrolled_many`) runs once for all of them. `people` holds `customer_id`,
+    `email`, `name`, `enrolled_at`. A customer enrolled meanwhile by another transaction is
+    an IntegrityError, with no savepoint to absorb it: the caller's transaction is done, and
+    the caller rolls it back."""
     tier_id = tiers.base_tier(session).id
     members = [
         _new_member(p["customer_id"], p.get("email"), p.get("name"), None, p["enrolled_at"],
@@ -347,6 +354,23 @@ def member_view(session: Session, hooks: Hooks, member: Member) -> dict:
     if found is None:
         raise LookupError(f"member {member.id} not found")
     return found[0]
+
+
+BY_IDS = ViewQuery(lambda: [Member.id.in_(bindparam("member_ids", expanding=True))])
+
+
+def member_views(session: Session, hooks: Hooks, member_ids: list[int]) -> dict[int, dict]:
+    """`member_view` of many members, as stored now, in one SELECT: member id -> view."""
+    if not member_ids:
+        return {}
+    session.flush()
+    statement = BY_IDS.statement(hooks).statement
+    rows = session.connection().execute(statement, {"now": utcnow(), "member_ids": member_ids})
+    views = {}
+    for row in rows:
+        cache.seen(session, row.config_version)  # StaleConfig: the request runs again
+        views[row.id] = view_from_row(session, hooks, row)
+    return views
 
 
 def load_member_view(session: Session, hooks: Hooks, member: Member) -> MemberView:

@@ -3,7 +3,7 @@
 `apply_events` takes a list of events as they were sent and answers each one as
 `POST /v1/events` would have — its status and its body (the event's answer, or its
 problem+json) — in the order given, all in the caller's one transaction. Each event goes
-through the same validation and the same `service.answer_event` as the single endpoint, so
+through the same validation and the same `service.apply_event` as the single endpoint, so
 every rule (points, bonus rules, tiers, pending points, caps, referrals, reward codes, gift
 card holds, refunds) has one copy; what the batch saves is what surrounds the event:
 
@@ -16,12 +16,17 @@ card holds, refunds) has one copy; what the batch saves is what surrounds the ev
 - the remaining events run one after another without a savepoint each (a savepoint costs two
   round trips of the ten or so an event makes). If any of them is refused, everything the
   batch did is rolled back to where it started, and the events run again each under a
-  savepoint of its own, so that only the refused ones are undone, with their answer.
+  savepoint of its own, so that only the refused ones are undone, with their answer;
+- an `order.paid` that is its customer's last event in the batch (and its order's only one)
+  is answered at the batch's end (its member's view read with the others' in one SELECT, the
+  answers stored in one UPDATE); on PostgreSQL, if the batch names its customer and email
+  nowhere else, it is taken in with the others like it before the first event runs
+  (`intake.paid_orders`: one claim, one member lock, one order insert).
 
 An event refused is answered with the status and problem+json the single endpoint gives; the
 others stand. Events of one batch are applied in order: an event may depend on one before it
-(an order paid, then refunded). `EVENT_BATCH_FAST_PATH=false` (configuration) turns the first try
-off: every event then runs under its savepoint from the start.
+(an order paid, then refunded). `EVENT_BATCH_FAST_PATH=false` (configuration) turns all of this
+off: every event then runs alone under its savepoint from the start (docs/performance.md).
 """
 
 import json
@@ -38,7 +43,7 @@ from loyalty.errors import DomainError
 from loyalty.hooks import Hooks
 from loyalty.members import service as members
 from loyalty.members.models import Member
-from loyalty.orders import service
+from loyalty.orders import intake, service
 from loyalty.orders.models import ProcessedEvent
 from loyalty.orders.schemas import EventSchema
 from loyalty.program.service import program_settings
@@ -194,26 +199,118 @@ def _enroll_first_buyers(session: Session, hooks: Hooks, todo: list) -> None:
         members.enroll_many(session, hooks, people)
 
 
+class _ReachedAnother(Exception):
+    """An event of the batch acted on a member other than its buyer (a referral's referrer)
+    while answers are left to the batch's end or members were taken in ahead of their event:
+    one of those could be the referrer's."""
+
+
 def _all_at_once(session: Session, hooks: Hooks, todo: list, outcomes: list) -> bool:
     """The events without a savepoint each, under one for the batch: True when none was
-    refused; False (the batch's work undone) when one was, for `_one_by_one` to run them."""
-    savepoint = session.begin_nested()
-    try:
-        _enroll_first_buyers(session, hooks, todo)
-        answers = [service.answer_event(session, hooks, data, digest)
-                   for _position, data, digest in todo]  # fmt: skip
-    except (DomainError, IntegrityError):
-        # IntegrityError: a customer enrolled meanwhile by a concurrent transaction.
-        savepoint.rollback()
-        return False
-    except BaseException:
-        if savepoint.is_active:
+    refused; False (the batch's work undone) when one was, for `_one_by_one` to run them.
+
+    The answers of the `order.paid` events that are their customer's last in the batch (and
+    their order's only one) are written at the batch's end: their members' views in one
+    SELECT, the answers in one UPDATE (`_later`); on PostgreSQL those whose customer the batch
+    names only there are taken in together first (`_take_in`). Should an event reach another
+    member (a referral's referrer), the batch runs again with every event taken in and
+    answered as it is applied."""
+    for later in (_later(todo), frozenset[int]()):
+        savepoint = session.begin_nested()
+        try:
+            _enroll_first_buyers(session, hooks, todo)
+            answers = _apply_all(session, hooks, todo, later)
+        except _ReachedAnother:
             savepoint.rollback()
-        raise
-    savepoint.commit()
-    for (position, data, _digest), answer in zip(todo, answers, strict=True):
-        outcomes[position] = Outcome(data["id"], 200, answer)
-    return True
+            continue
+        except (DomainError, IntegrityError):
+            # IntegrityError: a customer enrolled meanwhile by a concurrent transaction.
+            savepoint.rollback()
+            return False
+        except BaseException:
+            if savepoint.is_active:
+                savepoint.rollback()
+            raise
+        savepoint.commit()
+        for (position, data, _digest), answer in zip(todo, answers, strict=True):
+            outcomes[position] = Outcome(data["id"], 200, answer)
+        return True
+    raise AssertionError("unreachable: the second run answers as it goes")
+
+
+def _later(todo: list) -> frozenset[int]:
+    """The positions of the `order.paid` events whose answers may wait for the batch's end:
+    the last event of the batch naming their customer, and the only one naming their order
+    (their member's view at the end is the view after them)."""
+    last: dict[str, int] = {}
+    orders: dict[str, int] = {}
+    for position, data, _digest in todo:
+        last[data["order"]["customer_id"]] = position
+        orders[data["order"]["id"]] = orders.get(data["order"]["id"], 0) + 1
+    return frozenset(
+        position for position, data, _digest in todo
+        if data["type"] == "order.paid" and last[data["order"]["customer_id"]] == position
+        and orders[data["order"]["id"]] == 1
+    )  # fmt: skip
+
+
+def _take_in(session: Session, todo: list, later: frozenset[int]) -> dict:
+    """The `order.paid` events at `later` positions in the program's currency whose customer
+    and email no other event of the batch gives, taken in together (`intake.paid_orders`: one
+    claim, one member lock, one order insert): by event id, what each event then starts from.
+    (Their customers, orders and emails being the batch's only mention of them, no event
+    before them could see their orders: "has this shopper paid before" asks by customer id and
+    email.)"""
+    program = program_settings(session)
+    customers: dict[str, int] = {}
+    emails: dict[str | None, int] = {}
+    for _position, data, _digest in todo:
+        customer, email = data["order"]["customer_id"], data["order"].get("email")
+        customers[customer] = customers.get(customer, 0) + 1
+        emails[members.normalize_email(email)] = emails.get(members.normalize_email(email), 0) + 1
+    items = [
+        (data, digest, service.order_row(data)) for position, data, digest in todo
+        if position in later and data["order"]["currency"] == program.currency
+        and customers[data["order"]["customer_id"]] == 1
+        and (email := members.normalize_email(data["order"].get("email"))) is not None
+        and emails[email] == 1
+    ]  # fmt: skip
+    return intake.paid_orders(session, program, items)
+
+
+def _apply_all(session: Session, hooks: Hooks, todo: list, later: frozenset[int]) -> list[str]:
+    """Each event applied in order; the answers of those at `later` positions written at the
+    end, all together. The answers (JSON text), in the order of `todo`."""
+    answers: list[str | None] = []
+    waiting: list[tuple[int, service.OrderEventContext]] = []
+    started = _take_in(session, todo, later)
+    for position, data, digest in todo:
+        applied = service.apply_event(session, hooks, data, digest, started.get(data["id"]))
+        if isinstance(applied, str):  # applied before: its stored answer
+            answers.append(applied)
+            continue
+        if later and any(effect.get("kind") == "referral" for effect in applied.effects):
+            # A referrer's row changed: an answer left for the end, or a member taken in
+            # before this event, could be the referrer's.
+            raise _ReachedAnother
+        if position in later:
+            waiting.append((len(answers), applied))
+            answers.append(None)
+            continue
+        view = members.member_view(session, hooks, applied.member) if applied.member else None
+        answer = service.event_answer(applied, view)
+        intake.store_answer(session, data["id"], answer, applied.order, applied.order_changes())
+        answers.append(answer)
+    views = members.member_views(
+        session, hooks, [ctx.member.id for _index, ctx in waiting if ctx.member is not None]
+    )
+    stored = []
+    for index, ctx in waiting:
+        answer = service.event_answer(ctx, views[ctx.member.id] if ctx.member else None)
+        stored.append((ctx.event_id, answer, ctx.order, ctx.order_changes()))
+        answers[index] = answer
+    intake.store_answers(session, stored)
+    return [answer for answer in answers if answer is not None]
 
 
 def _one_by_one(session: Session, hooks: Hooks, todo: list, outcomes: list) -> None:

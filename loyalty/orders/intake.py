@@ -96,6 +96,69 @@ def paid_order(
     return _step_by_step(session, hooks, program, data, digest, row)
 
 
+def paid_orders(
+    session: Session, program: ProgramSettings, items: list[tuple[dict, str, dict]]
+) -> dict[str, Started]:
+    """`paid_order` for many `order.paid` events at once on PostgreSQL — (event, digest, order
+    row) each, of distinct customers, orders and emails, in the program's currency, their
+    customers enrolled already if the program enrols: the events claimed in one INSERT, their
+    members locked in one SELECT (in id order), their orders inserted in one INSERT. What comes
+    back is, by event id, what `paid_order` gives each event claimed here; an event not there
+    (processed before, or its member missing) is for `paid_order` to take. 409 if another
+    event recorded one of the orders."""
+    if not items or _dialect(session) != "postgresql":
+        return {}
+    now = utcnow()
+    claims = sorted(
+        ({"event_id": data["id"], "type": data["type"], "order_id": data["order"]["id"],
+          "body_hash": digest, "created_at": now} for data, digest, _row in items),
+        key=lambda claim_row: claim_row["event_id"],
+    )  # fmt: skip
+    # An executemany with RETURNING: SQLAlchemy sends it as multi-row INSERTs of a statement
+    # compiled once ("insertmanyvalues").
+    insert_claims = _insert_new_statement("postgresql", _EVENTS, "event_id", "event_id")
+    claimed = set(session.execute(insert_claims, claims).scalars())
+    mine = [item for item in items if item[0]["id"] in claimed]
+    if not mine:
+        return {}
+    customers = [data["order"]["customer_id"] for data, _digest, _row in mine]
+    lock = (
+        select(_MEMBERS, *(_TIERS.c[n].label(f"t_{n}") for n in _TIER_ATTRS),
+               config_cache.version_column())
+        .outerjoin(_TIERS, _TIERS.c.id == _MEMBERS.c.tier_id)
+        .where(_MEMBERS.c.customer_id.in_(customers))
+        .order_by(_MEMBERS.c.id)
+        .with_for_update(of=_MEMBERS)
+    )  # fmt: skip
+    found: dict[str, tuple[Member, Tier | None]] = {}
+    for locked in session.execute(lock):
+        config_cache.seen(session, locked.config_version)  # StaleConfig: the request runs again
+        member = _attached(session, Member, {n: getattr(locked, n) for n in _MEMBER_ATTRS})
+        tier = None
+        if locked.t_id is not None:
+            tier = built(Tier, {n: getattr(locked, f"t_{n}") for n in _TIER_ATTRS})
+        found[member.customer_id] = (member, tier)
+    rows, started = [], {}
+    for data, _digest, row in mine:
+        member, tier = found.get(data["order"]["customer_id"], (None, None))
+        if member is None and program.auto_enroll:
+            raise RuntimeError("paid_orders: a customer to enrol first")  # the caller's to do
+        row["member_id"] = member.id if member is not None else None
+        rows.append(row)
+        started[data["id"]] = (member, tier, row)
+    insert_orders = _insert_new_statement("postgresql", _ORDERS, "order_id", "id").returning(
+        _ORDERS.c.order_id
+    )
+    placed = {order_id: pk for pk, order_id in session.execute(insert_orders, rows)}
+    for row in rows:
+        if row["order_id"] not in placed:
+            _order_taken(session, row["order_id"])
+    return {
+        event_id: Started(member, tier, built(Order, {**row, "id": placed[row["order_id"]]}))
+        for event_id, (member, tier, row) in started.items()
+    }
+
+
 def claim(session: Session, program: ProgramSettings, data: dict, digest: str) -> Replay | None:
     """Claim the event for this delivery (None), or the answer it got before. An event in
     another currency than the program's is refused once it is claimed (a replay is answered)."""
@@ -153,6 +216,34 @@ def store_answer(session: Session, event_id: str, answer: str, order: Order, cha
         held = session.identity_map.get(key)
         for name, value in changes.items() if held is not None else ():
             set_committed_value(held, name, value)
+
+
+def store_answers(session: Session, stored: list[tuple[str, str, Order, dict]]) -> None:
+    """`store_answer` for many events at once — (event id, answer, order, changes) each, of
+    distinct orders: the answers in one executemany UPDATE, the orders' changes in one per set
+    of changed columns (psycopg sends an executemany as a pipeline, not a round trip each)."""
+    if not stored:
+        return
+    if _dialect(session) == "postgresql":
+        answers = [{"answer": answer, "event_key": event_id}
+                   for event_id, answer, _order, _changes in stored]  # fmt: skip
+        session.execute(_STORE_ANSWER, answers)
+    else:
+        answers = [{"response": json.loads(answer), "event_key": event_id}
+                   for event_id, answer, _order, _changes in stored]  # fmt: skip
+        session.execute(_STORE_RESPONSE, answers)
+    by_columns: dict[tuple[str, ...], list[dict]] = {}
+    for _event_id, _answer, order, changes in stored:
+        if changes:
+            by_columns.setdefault(tuple(sorted(changes)), []).append(
+                {**changes, "order_pk": order.id}
+            )
+            key = _ORDER_MAPPER.identity_key_from_primary_key((order.id,))
+            held = session.identity_map.get(key)
+            for name, value in changes.items() if held is not None else ():
+                set_committed_value(held, name, value)
+    for rows in by_columns.values():
+        session.execute(_UPDATE_ORDER, rows)
 
 
 # --- the statements, built once (per dialect) and run with parameters: building and caching

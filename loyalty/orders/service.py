@@ -146,26 +146,50 @@ def encode_answer(answer: dict) -> str:
 def answer_event(session: Session, hooks: Hooks, data: dict, digest: str) -> str:
     """Apply the event exactly once; its answer as JSON text (`encode_answer`), the same
     answer every time it is sent again."""
+    applied = apply_event(session, hooks, data, digest)
+    if isinstance(applied, str):
+        return applied
+    view = members.member_view(session, hooks, applied.member) if applied.member else None
+    answer = event_answer(applied, view)
+    intake.store_answer(session, data["id"], answer, applied.order, applied.order_changes())
+    return answer
+
+
+def apply_event(
+    session: Session,
+    hooks: Hooks,
+    data: dict,
+    digest: str,
+    started: intake.Started | None = None,
+) -> "OrderEventContext | str":
+    """The event taken in and every handler run on it: its context, whose answer is still to
+    be written (`event_answer`, then `intake.store_answer`); or, for an event applied before,
+    its stored answer (JSON text). `started`: an `order.paid` the caller has taken in already
+    (`intake.paid_orders`, with the rows of `order_row`)."""
     program = program_settings(session)
+    if started is not None:
+        return _paid(session, hooks, program, data, started)
     if data["type"] == "order.paid":
-        started = intake.paid_order(session, hooks, program, data, digest, _order_row(data))
-        if isinstance(started, intake.Replay):
-            return encode_answer(started.answer)
-        ctx = _paid(session, hooks, program, data, started)
-    else:
-        replay = intake.claim(session, program, data, digest)
-        if replay is not None:
-            return encode_answer(replay.answer)
-        step = _refunded if data["type"] == "order.refunded" else _canceled
-        ctx = step(session, hooks, program, data)
-    answer = encode_answer({
-        "event_id": data["id"],
+        taken = intake.paid_order(session, hooks, program, data, digest, order_row(data))
+        if isinstance(taken, intake.Replay):
+            return encode_answer(taken.answer)
+        return _paid(session, hooks, program, data, taken)
+    replay = intake.claim(session, program, data, digest)
+    if replay is not None:
+        return encode_answer(replay.answer)
+    step = _refunded if data["type"] == "order.refunded" else _canceled
+    return step(session, hooks, program, data)
+
+
+def event_answer(ctx: OrderEventContext, view: dict | None) -> str:
+    """The answer of an event applied (`apply_event`), with its member's view as it stands
+    after the event (None without a member), as JSON text."""
+    return encode_answer({
+        "event_id": ctx.event_id,
         "duplicate": False,
-        "member": members.member_view(session, hooks, ctx.member) if ctx.member else None,
+        "member": view,
         "effects": ctx.effects,
     })  # fmt: skip
-    intake.store_answer(session, data["id"], answer, ctx.order, ctx.order_changes())
-    return answer
 
 
 _ORDERS, _MEMBERS = Order.__table__, Member.__table__
@@ -188,7 +212,7 @@ def _touch_activity(session: Session, member: Member | None, at: datetime) -> No
     set_committed_value(member, "last_activity_at", value)
 
 
-def _order_row(data: dict) -> dict:
+def order_row(data: dict) -> dict:
     """The paid order's row, as inserted (`member_id` is the intake's to set)."""
     payload = data["order"]
     lines = [{**line, "eligible": line_eligible_amount(line), "refunded_quantity": 0}

@@ -1,0 +1,70 @@
+"""Order events in a batch that reach a referrer: each answer is the one the single endpoint
+would have given at that point of the batch."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from referrals.models import ReferralCode
+from tests import factories as f
+from tests.referrals.helpers import claim, code_of, enroll, follow, points, referral_effects
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_a_referrer_s_answer_comes_before_the_reward_a_later_event_gives_them(
+    app, client, admin, storefront, fast
+):
+    app.config["EVENT_BATCH_FAST_PATH"] = fast
+    enroll(client, admin, "ana", "ana@example.com", name="Ana Lopez")
+    code = code_of(client, storefront, "ana")
+    ref, click = follow(client, code)
+    assert claim(client, storefront, ref, "bea@example.com", click=click).status_code == 201
+    at = datetime.now(UTC) - timedelta(days=1)
+    ana = f.paid("ana", lines=[f.line(unit_price=5000)], occurred_at=at)
+    bea = f.paid("bea", lines=[f.line(unit_price=5000)], occurred_at=at, email="bea@example.com")
+    response = client.post("/v1/events/batch", json={"events": [ana, bea]}, headers=storefront)
+    assert response.status_code == 200, response.get_json()
+    first, second = response.get_json()["results"]
+    [effect] = referral_effects(second["body"])
+    assert effect["status"] == "converted"
+    # Ana's answer is hers after her order, before Bea's order rewards her (500 pending).
+    assert first["body"]["member"]["points"] == {
+        "available": 0, "pending": 50, "lifetime_earned": 50,
+    }  # fmt: skip
+    assert points(client, storefront, "ana")["pending"] == 550
+    # The single endpoint replays the batch's answers as its own.
+    again = client.post("/v1/events", json=ana, headers=storefront).get_json()
+    assert again == {**first["body"], "duplicate": True}
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_a_referrer_s_order_after_the_reward_in_one_batch_starts_from_it(
+    app, client, admin, storefront, fast
+):
+    app.config["EVENT_BATCH_FAST_PATH"] = fast
+    enroll(client, admin, "ana", "ana@example.com", name="Ana Lopez")
+    code = code_of(client, storefront, "ana")
+    ref, click = follow(client, code)
+    assert claim(client, storefront, ref, "bea@example.com", click=click).status_code == 201
+    at = datetime.now(UTC) - timedelta(days=1)
+    bea = f.paid("bea", lines=[f.line(unit_price=5000)], occurred_at=at, email="bea@example.com")
+    ana = f.paid("ana", lines=[f.line(unit_price=5000)], occurred_at=at)
+    response = client.post("/v1/events/batch", json={"events": [bea, ana]}, headers=storefront)
+    assert response.status_code == 200, response.get_json()
+    first, second = response.get_json()["results"]
+    assert referral_effects(first["body"])[0]["status"] == "converted"
+    # Ana's order comes after Bea's rewarded her: her answer shows both.
+    assert second["body"]["member"]["points"] == {
+        "available": 0, "pending": 550, "lifetime_earned": 550,
+    }  # fmt: skip
+    assert points(client, storefront, "ana")["pending"] == 550
+
+
+def test_customers_enrolled_by_one_batch_each_get_a_share_code(client, storefront, session):
+    events = [f.paid(f"new_{n}", lines=[f.line(unit_price=1000)]) for n in range(30)]
+    response = client.post("/v1/events/batch", json={"events": events}, headers=storefront)
+    assert response.status_code == 200, response.get_json()
+    codes = [r["body"]["member"]["referral"]["code"] for r in response.get_json()["results"]]
+    assert all(codes) and len(set(codes)) == 30
+    assert session.scalar(select(func.count()).select_from(ReferralCode)) == 30

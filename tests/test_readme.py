@@ -200,12 +200,19 @@ def test_the_readme_and_the_walkthrough_run_in_order_on_a_fresh_make_run(demo_se
             if name.startswith("docs/api-walkthrough.md ")}  # fmt: skip
     refund = walk[1].splitlines()
     assert "'available': -500" in refund[1]  # a clawback: the spent points reversed
-    rewards = walk[2].splitlines()
+    batch = json.loads(walk[2].splitlines()[-1])["results"]
+    assert [(r["id"], r["status"]) for r in batch] == [
+        ("evt_b1", 200),
+        ("evt_b2", 409),  # a refund of an order never paid here
+        ("evt_b3", 422),  # not an order event
+    ]
+    assert batch[0]["body"]["effects"][0]["points"] == 25
+    rewards = walk[3].splitlines()
     assert rewards[-1] == "600"  # the canceled redemption gave its points back
-    checkout = walk[3].splitlines()
+    checkout = walk[4].splitlines()
     assert checkout[-1] == "600"  # the canceled checkout discount gave its points back
     assert "500 1000 250 checkout" in checkout  # 250 points × "2": 5.00 off, from 10.00
-    conversion = json.loads(walk[4].splitlines()[-1])
+    conversion = json.loads(walk[5].splitlines()[-1])
     assert (conversion["conversions"], conversion["points_pending"]) == (1, 500)
 
     # What the whole walk leaves behind, read by the test itself with a key of its own.

@@ -17,14 +17,18 @@ A refresh that took every mark it could sets it to its own start, or to the olde
 behind (marks carry the time of the transaction that made them), whichever is earlier.
 """
 
+import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 
 from flask import current_app, has_app_context
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from loyalty.types import utcnow
+
+log = logging.getLogger(__name__)
 
 LOCK_KEY = 0x7265706F7274  # the reports' advisory lock on PostgreSQL ("report")
 PAID_ORDER = (
@@ -196,7 +200,32 @@ def rebuild(session: Session, batch_size: int = 5000, progress=None) -> int:
                   "report_cohort_cells"):  # fmt: skip
         session.execute(text(f"DELETE FROM {table}"))
     session.commit()
-    return refresh(session, batch_size, progress=progress)
+    done = refresh(session, batch_size, progress=progress)
+    vacuum(session)
+    return done
+
+
+REPORT_TABLES = ("report_orders", "report_customers", "report_members", "report_cohorts",
+                 "report_cohort_cells")  # fmt: skip
+
+
+def vacuum(session: Session) -> None:
+    """On PostgreSQL, VACUUM (ANALYZE) the aggregates' tables: fresh statistics for the
+    planner, and a current visibility map, without which retention's index-only scan reads
+    the table's pages too. Autovacuum does this in time after a refresh; after a rebuild (a
+    whole table rewritten) it is done at once, and where autovacuum is off, it is needed."""
+    if _sqlite(session):
+        return
+    session.commit()
+    bind = session.get_bind()
+    engine = getattr(bind, "engine", bind)
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        # VACUUM runs outside any transaction (its own connection); it waits for no one long.
+        conn.exec_driver_sql("SET lock_timeout = '5s'")
+        try:
+            conn.exec_driver_sql(f"VACUUM (ANALYZE) {', '.join(REPORT_TABLES)}")
+        except DBAPIError as exc:
+            log.warning("Reports' tables not vacuumed: %s", exc.orig)
 
 
 def refresh_for_read(session: Session) -> None:

@@ -22,7 +22,14 @@ from loyalty.members.models import Member
 from loyalty.orders.models import Order
 from loyalty.program.service import get_program
 from loyalty.reports import ledger_months
-from loyalty.reports.service import PAID, _decimal, _month_index, _month_label, retention
+from loyalty.reports.service import (
+    PAID,
+    _decimal,
+    _month_index,
+    _month_label,
+    retention,
+    tune,
+)
 
 MONTHS = 12  # months shown, this one included
 ACTIVE_DAYS = 90  # a member is active with a paid order this recent
@@ -49,6 +56,7 @@ def overview(
     point_value: ReportPointValue | None = None,
 ) -> dict[str, Any]:
     """The overview's figures at `now` (see docs/console.md, "Dashboard", for each)."""
+    tune(session)
     start = window_start(now)
     first = start.year * 12 + start.month - 1
     months = {_month_label(first + k): _empty_month() for k in range(MONTHS)}

@@ -1,0 +1,59 @@
+"""The retention report from indexes alone: covering and first-order indexes of report_orders.
+
+Revision ID: 0031
+Revises: 0030
+Create Date: 2026-12-06
+
+Retention reads one pass over the period's rows of `report_orders`; on PostgreSQL the index
+by `occurred_at` now carries every column that pass reads (INCLUDE), so it is an index-only
+scan of the period (the table's pages are not read while the visibility map is current:
+`loyalty reports-refresh` vacuums the tables after a rebuild). The customers at the start of
+a period are counted on partial indexes of first orders: overall (`prev_at IS NULL`, as
+before) and on each side (`side_prev_at IS NULL`, with the member id to tell the sides).
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0031"
+down_revision = "0030"
+branch_labels = None
+depends_on = None
+
+RETENTION_COLUMNS = [
+    "member_id",
+    "value",
+    "prev_at",
+    "prev2_at",
+    "next_at",
+    "cum_value",
+    "side_prev_at",
+    "side_prev2_at",
+    "side_next_at",
+    "side_cum_value",
+]
+_SIDE_FIRST = sa.text("side_prev_at IS NULL")
+
+
+def upgrade():
+    op.drop_index("ix_report_orders_occurred_at", table_name="report_orders")
+    op.create_index(
+        "ix_report_orders_occurred_at",
+        "report_orders",
+        ["occurred_at"],
+        postgresql_include=RETENTION_COLUMNS,
+    )
+    op.create_index(
+        "ix_report_orders_side_first",
+        "report_orders",
+        ["occurred_at"],
+        postgresql_include=["member_id"],
+        postgresql_where=_SIDE_FIRST,
+        sqlite_where=_SIDE_FIRST,
+    )
+
+
+def downgrade():
+    op.drop_index("ix_report_orders_side_first", table_name="report_orders")
+    op.drop_index("ix_report_orders_occurred_at", table_name="report_orders")
+    op.create_index("ix_report_orders_occurred_at", "report_orders", ["occurred_at"])

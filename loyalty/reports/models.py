@@ -97,6 +97,8 @@ class ReportMember(Base):
     """One row per member with a paid order: the RFM figures over all their paid orders."""
 
     __tablename__ = "report_members"
+    # The overview's active members: a range of last paid orders (migration 0031).
+    __table_args__ = (Index("ix_report_members_last_at", "last_at"),)
 
     member_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     last_at: Mapped[datetime] = mapped_column(UTCDateTime)

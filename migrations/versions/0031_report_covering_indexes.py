@@ -1,4 +1,4 @@
-"""The retention report from indexes alone: covering and first-order indexes of report_orders.
+"""Reports from indexes: covering and first-order indexes of report_orders, members by last order.
 
 Revision ID: 0031
 Revises: 0030
@@ -10,6 +10,8 @@ scan of the period (the table's pages are not read while the visibility map is c
 `loyalty reports-refresh` vacuums the tables after a rebuild). The customers at the start of
 a period are counted on partial indexes of first orders: overall (`prev_at IS NULL`, as
 before) and on each side (`side_prev_at IS NULL`, with the member id to tell the sides).
+The overview's active members (a last paid order in the last 90 days) are a range of
+`report_members` by `last_at`.
 """
 
 import sqlalchemy as sa
@@ -51,9 +53,11 @@ def upgrade():
         postgresql_where=_SIDE_FIRST,
         sqlite_where=_SIDE_FIRST,
     )
+    op.create_index("ix_report_members_last_at", "report_members", ["last_at"])
 
 
 def downgrade():
+    op.drop_index("ix_report_members_last_at", table_name="report_members")
     op.drop_index("ix_report_orders_side_first", table_name="report_orders")
     op.drop_index("ix_report_orders_occurred_at", table_name="report_orders")
     op.create_index("ix_report_orders_occurred_at", "report_orders", ["occurred_at"])

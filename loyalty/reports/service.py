@@ -52,6 +52,7 @@ from loyalty.reports.reference import (  # noqa: F401 (the reports' vocabulary, 
     segments_csv,
 )
 
+
 def tune(session: Session) -> None:
     """On PostgreSQL, this transaction's planner settings for reports: REPORTS_WORK_MEM for
     each sort and hash (a segment's sort of every member spills to disk at the default 4 MB)
@@ -422,7 +423,7 @@ def _current_thresholds(
             "WITH b AS MATERIALIZED (SELECT r.monetary, r.frequency FROM report_members r"
             " JOIN members m ON m.id = r.member_id WHERE m.erased_at IS NULL"
             " AND m.customer_id IS NOT NULL AND m.enrolled_at <= :as_of)"
-            f" SELECT n, {high_sql}, {median_sql} FROM (SELECT count(*) AS n FROM b) c"
+            f" SELECT n, {high_sql}, {median_sql} FROM (SELECT count(*) AS n FROM b) c"  # noqa: S608 (fixed fragments)
         ),
         {"as_of": as_of, "top": top},
     ).one()
@@ -442,18 +443,66 @@ def _current_thresholds(
 
 
 def segments(session: Session, *, as_of: datetime, thresholds: dict, **options: Any) -> dict:
-    """`reference.segments` from the aggregates, with `data_as_of`."""
+    """`reference.segments` from the aggregates, with `data_as_of`: the counts in one pass,
+    then the ids listed per segment read in customer id order (`_listed_ids`), not sorted."""
     refresh_for_read(session)
     tune(session)
+    stats = member_stats(session, as_of)
+    limit = options.get("member_ids_limit", 1000)
     answer = reference.segments(
         session,
         as_of=as_of,
         thresholds=thresholds,
-        stats=member_stats(session, as_of),
-        **options,
+        stats=stats,
+        **{**options, "member_ids_limit": 0},
     )
+    if limit:
+        wanted = {item["segment"]: min(limit, item["count"]) for item in answer["items"]}
+        listed = _listed_ids(session, as_of, thresholds, stats, wanted)
+        for item in answer["items"]:
+            item["member_ids"] = listed.get(item["segment"], [])
+            item["member_ids_truncated"] = item["count"] > len(item["member_ids"])
     answer["data_as_of"] = data_as_of(session)
     return answer
+
+
+IDS_CHUNK = 20_000  # members read per statement while listing ids (doubling)
+
+
+def _listed_ids(
+    session: Session,
+    as_of: datetime,
+    thresholds: dict,
+    stats: reference.MemberStats,
+    wanted: dict[str, int],
+) -> dict[str, list]:
+    """The first `wanted[segment]` customer ids of each segment by customer id (the ids
+    `reference.segments` lists): the members read in customer id order (the unique index of
+    `members`), a chunk at a time from where the last stopped, only the segments still short
+    of their count returned, until each has its ids. Reads as far as the rarest segment's last
+    listed member: no sort of every member."""
+    labelled = reference._segmented(stats(as_of).subquery(), thresholds, as_of).subquery()
+    listed: dict[str, list] = {name: [] for name, n in wanted.items() if n}
+    after: str | None = None
+    chunk = IDS_CHUNK
+    while any(len(listed[name]) < wanted[name] for name in listed):
+        short = [name for name in listed if len(listed[name]) < wanted[name]]
+        query = select(labelled.c.segment, labelled.c.customer_id).where(
+            labelled.c.segment.in_(short)
+        )
+        if after is not None:
+            query = query.where(labelled.c.customer_id > after)
+        rows = session.execute(query.order_by(labelled.c.customer_id).limit(chunk)).all()
+        if not rows:
+            break
+        for name, customer_id in rows:
+            if name in short and len(listed[name]) < wanted[name]:
+                listed[name].append(customer_id)
+        after = rows[-1][1]
+        if len(rows) < chunk:
+            break
+        chunk *= 2
+    return listed
 
 
 def segment_rows(

@@ -1,4 +1,4 @@
-"""Reports from indexes: covering and first-order indexes of report_orders, members by last order.
+"""Reports from indexes: covering and first-order indexes of report_orders, live members.
 
 Revision ID: 0031
 Revises: 0030
@@ -11,7 +11,9 @@ scan of the period (the table's pages are not read while the visibility map is c
 a period are counted on partial indexes of first orders: overall (`prev_at IS NULL`, as
 before) and on each side (`side_prev_at IS NULL`, with the member id to tell the sides).
 The overview's active members (a last paid order in the last 90 days) are a range of
-`report_members` by `last_at`.
+`report_members` by `last_at`. The segments join live members to `report_members` through
+a partial index of live members that carries what they read (customer id, enrolment), so the
+wide member rows are not read.
 """
 
 import sqlalchemy as sa
@@ -35,6 +37,7 @@ RETENTION_COLUMNS = [
     "side_cum_value",
 ]
 _SIDE_FIRST = sa.text("side_prev_at IS NULL")
+_LIVE = sa.text("erased_at IS NULL AND customer_id IS NOT NULL")
 
 
 def upgrade():
@@ -54,9 +57,18 @@ def upgrade():
         sqlite_where=_SIDE_FIRST,
     )
     op.create_index("ix_report_members_last_at", "report_members", ["last_at"])
+    op.create_index(
+        "ix_members_live",
+        "members",
+        ["id"],
+        postgresql_include=["customer_id", "enrolled_at"],
+        postgresql_where=_LIVE,
+        sqlite_where=_LIVE,
+    )
 
 
 def downgrade():
+    op.drop_index("ix_members_live", table_name="members")
     op.drop_index("ix_report_members_last_at", table_name="report_members")
     op.drop_index("ix_report_orders_side_first", table_name="report_orders")
     op.drop_index("ix_report_orders_occurred_at", table_name="report_orders")

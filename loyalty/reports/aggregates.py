@@ -22,7 +22,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from flask import current_app, has_app_context
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -218,7 +218,7 @@ def vacuum(session: Session) -> None:
         return
     session.commit()
     bind = session.get_bind()
-    engine = getattr(bind, "engine", bind)
+    engine = bind.engine if isinstance(bind, Connection) else bind
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         # VACUUM runs outside any transaction (its own connection); it waits for no one long.
         conn.exec_driver_sql("SET lock_timeout = '5s'")

@@ -142,9 +142,9 @@ def _retention_blocks(session: Session, start: datetime, end: datetime) -> dict[
     # Customers whose first order (up to `end`) is before `start`: counts over the partial
     # indexes of first orders (overall, and on each side).
     before = min(start, end)
-    overall = session.scalar(
+    overall = session.execute(
         select(func.count()).where(RO.prev_at.is_(None), RO.occurred_at < before)
-    )
+    ).scalar_one()
     sides = session.execute(
         select(
             func.count().filter(member),
@@ -420,10 +420,10 @@ def _current_thresholds(
     )
     row = session.execute(
         text(
-            "WITH b AS MATERIALIZED (SELECT r.monetary, r.frequency FROM report_members r"
+            "WITH b AS MATERIALIZED (SELECT r.monetary, r.frequency FROM report_members r"  # noqa: S608
             " JOIN members m ON m.id = r.member_id WHERE m.erased_at IS NULL"
             " AND m.customer_id IS NOT NULL AND m.enrolled_at <= :as_of)"
-            f" SELECT n, {high_sql}, {median_sql} FROM (SELECT count(*) AS n FROM b) c"  # noqa: S608 (fixed fragments)
+            f" SELECT n, {high_sql}, {median_sql} FROM (SELECT count(*) AS n FROM b) c"
         ),
         {"as_of": as_of, "top": top},
     ).one()

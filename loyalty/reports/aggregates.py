@@ -31,8 +31,13 @@ from loyalty.types import utcnow
 log = logging.getLogger(__name__)
 
 LOCK_KEY = 0x7265706F7274  # the reports' advisory lock on PostgreSQL ("report")
+# The reports' customer of an order: the store's customer id; once erased, "erased:<member
+# id>"; an erased order without a member (a guest's), "erased:" — all such orders one customer
+# with no id, as `reference.CUSTOMER` (NULL there) counts them.
+CUSTOMER_SQL = "coalesce({r}customer_id, 'erased:' || {r}member_id, 'erased:')"
+ANONYMOUS = "erased:"
 PAID_ORDER = (
-    "SELECT o.id, coalesce(o.customer_id, 'erased:' || o.member_id) AS customer, o.member_id, "
+    f"SELECT o.id, {CUSTOMER_SQL.format(r='o.')} AS customer, o.member_id, "
     "o.occurred_at, o.eligible_amount - o.refunded_amount AS value FROM orders o"
 )
 
@@ -81,8 +86,7 @@ def facts_sql(sqlite: bool, source: str) -> str:
 def all_facts_sql(sqlite: bool) -> str:
     return facts_sql(
         sqlite,
-        f"{PAID_ORDER} WHERE o.status = 'paid' "
-        f"AND coalesce(o.customer_id, 'erased:' || o.member_id) IS NOT NULL",
+        f"{PAID_ORDER} WHERE o.status = 'paid'",
     )
 
 
@@ -175,7 +179,7 @@ def rebuild(session: Session, batch_size: int = 5000, progress=None) -> int:
     sqlite = _sqlite(session)
     _lock(session, True)
     stamp = _bind(sqlite, _db_now(session))
-    customer = "coalesce(customer_id, 'erased:' || member_id)"
+    customer = CUSTOMER_SQL.format(r="")
     conflict = "OR IGNORE" if sqlite else ""
     tail = "" if sqlite else " ON CONFLICT DO NOTHING"
     session.execute(
@@ -326,6 +330,14 @@ def _refresh_customers(
         f"{PAID_ORDER} JOIN report_claimed c ON o.customer_id IS NULL "
         f"AND o.member_id = c.erased_member_id WHERE o.status = 'paid'"
     )
+    anonymous = session.execute(
+        text("SELECT 1 FROM report_claimed WHERE customer = :key"), {"key": ANONYMOUS}
+    ).first()
+    if anonymous:  # the erased guest orders (no customer, no member): read only when marked
+        source += (
+            f" UNION ALL {PAID_ORDER} WHERE o.customer_id IS NULL AND o.member_id IS NULL "
+            f"AND o.status = 'paid'"
+        )
     session.execute(text(f"INSERT INTO report_orders ({FACT_COLUMNS}) {facts_sql(sqlite, source)}"))
     session.execute(
         text(

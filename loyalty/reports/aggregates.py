@@ -210,13 +210,15 @@ def rebuild(session: Session, batch_size: int = 5000, progress=None) -> int:
 
 
 REPORT_TABLES = ("report_orders", "report_customers", "report_members", "report_cohorts",
-                 "report_cohort_cells")  # fmt: skip
+                 "report_cohort_cells", "report_dirty_customers",
+                 "report_dirty_members")  # fmt: skip
 
 
 def vacuum(session: Session) -> None:
     """On PostgreSQL, VACUUM (ANALYZE) the aggregates' tables: fresh statistics for the
     planner, and a current visibility map, without which retention's index-only scan reads
-    the table's pages too. Autovacuum does this in time after a refresh; after a rebuild (a
+    the table's pages too; and the mark queues, emptied of a whole table's marks (every report
+    looks whether marks wait). Autovacuum does this in time after a refresh; after a rebuild (a
     whole table rewritten) it is done at once, and where autovacuum is off, it is needed."""
     if _sqlite(session):
         return

@@ -140,6 +140,11 @@ def from_environment(instance_path: str, environ: Env | None = None) -> dict:
         # Reports on the primary first bring their aggregates up to date when at most this many
         # customers and members wait for the `refresh-reports` job (0: never; docs/reports.md).
         "REPORTS_REFRESH_ON_READ_MAX": int(env.get("REPORTS_REFRESH_ON_READ_MAX", "10000")),
+        # On PostgreSQL, a report's transaction sorts and hashes in this much memory per
+        # operation (SET LOCAL work_mem; empty: the server's own) and runs without JIT
+        # compilation (REPORTS_JIT=false), which costs more than it saves on these queries.
+        "REPORTS_WORK_MEM": env.get("REPORTS_WORK_MEM", "64MB").strip(),
+        "REPORTS_JIT": _bool(env.get("REPORTS_JIT"), default=False),
         # A bonus award to a segment starts at once in a thread of the process that made it
         # (off: only the `segment-awards` job runs awards).
         "SEGMENT_AWARDS_IN_BACKGROUND": _bool(

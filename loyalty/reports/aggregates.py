@@ -17,18 +17,27 @@ A refresh that took every mark it could sets it to its own start, or to the olde
 behind (marks carry the time of the transaction that made them), whichever is earlier.
 """
 
+import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 
 from flask import current_app, has_app_context
-from sqlalchemy import text
+from sqlalchemy import Connection, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from loyalty.types import utcnow
 
+log = logging.getLogger(__name__)
+
 LOCK_KEY = 0x7265706F7274  # the reports' advisory lock on PostgreSQL ("report")
+# The reports' customer of an order: the store's customer id; once erased, "erased:<member
+# id>"; an erased order without a member (a guest's), "erased:" — all such orders one customer
+# with no id, as `reference.CUSTOMER` (NULL there) counts them.
+CUSTOMER_SQL = "coalesce({r}customer_id, 'erased:' || {r}member_id, 'erased:')"
+ANONYMOUS = "erased:"
 PAID_ORDER = (
-    "SELECT o.id, coalesce(o.customer_id, 'erased:' || o.member_id) AS customer, o.member_id, "
+    f"SELECT o.id, {CUSTOMER_SQL.format(r='o.')} AS customer, o.member_id, "
     "o.occurred_at, o.eligible_amount - o.refunded_amount AS value FROM orders o"
 )
 
@@ -77,8 +86,7 @@ def facts_sql(sqlite: bool, source: str) -> str:
 def all_facts_sql(sqlite: bool) -> str:
     return facts_sql(
         sqlite,
-        f"{PAID_ORDER} WHERE o.status = 'paid' "
-        f"AND coalesce(o.customer_id, 'erased:' || o.member_id) IS NOT NULL",
+        f"{PAID_ORDER} WHERE o.status = 'paid'",
     )
 
 
@@ -171,7 +179,7 @@ def rebuild(session: Session, batch_size: int = 5000, progress=None) -> int:
     sqlite = _sqlite(session)
     _lock(session, True)
     stamp = _bind(sqlite, _db_now(session))
-    customer = "coalesce(customer_id, 'erased:' || member_id)"
+    customer = CUSTOMER_SQL.format(r="")
     conflict = "OR IGNORE" if sqlite else ""
     tail = "" if sqlite else " ON CONFLICT DO NOTHING"
     session.execute(
@@ -196,7 +204,34 @@ def rebuild(session: Session, batch_size: int = 5000, progress=None) -> int:
                   "report_cohort_cells"):  # fmt: skip
         session.execute(text(f"DELETE FROM {table}"))
     session.commit()
-    return refresh(session, batch_size, progress=progress)
+    done = refresh(session, batch_size, progress=progress)
+    vacuum(session)
+    return done
+
+
+REPORT_TABLES = ("report_orders", "report_customers", "report_members", "report_cohorts",
+                 "report_cohort_cells", "report_dirty_customers",
+                 "report_dirty_members")  # fmt: skip
+
+
+def vacuum(session: Session) -> None:
+    """On PostgreSQL, VACUUM (ANALYZE) the aggregates' tables: fresh statistics for the
+    planner, and a current visibility map, without which retention's index-only scan reads
+    the table's pages too; and the mark queues, emptied of a whole table's marks (every report
+    looks whether marks wait). Autovacuum does this in time after a refresh; after a rebuild (a
+    whole table rewritten) it is done at once, and where autovacuum is off, it is needed."""
+    if _sqlite(session):
+        return
+    session.commit()
+    bind = session.get_bind()
+    engine = bind.engine if isinstance(bind, Connection) else bind
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        # VACUUM runs outside any transaction (its own connection); it waits for no one long.
+        conn.exec_driver_sql("SET lock_timeout = '5s'")
+        try:
+            conn.exec_driver_sql(f"VACUUM (ANALYZE) {', '.join(REPORT_TABLES)}")
+        except DBAPIError as exc:
+            log.warning("Reports' tables not vacuumed: %s", exc.orig)
 
 
 def refresh_for_read(session: Session) -> None:
@@ -297,6 +332,14 @@ def _refresh_customers(
         f"{PAID_ORDER} JOIN report_claimed c ON o.customer_id IS NULL "
         f"AND o.member_id = c.erased_member_id WHERE o.status = 'paid'"
     )
+    anonymous = session.execute(
+        text("SELECT 1 FROM report_claimed WHERE customer = :key"), {"key": ANONYMOUS}
+    ).first()
+    if anonymous:  # the erased guest orders (no customer, no member): read only when marked
+        source += (
+            f" UNION ALL {PAID_ORDER} WHERE o.customer_id IS NULL AND o.member_id IS NULL "
+            f"AND o.status = 'paid'"
+        )
     session.execute(text(f"INSERT INTO report_orders ({FACT_COLUMNS}) {facts_sql(sqlite, source)}"))
     session.execute(
         text(

@@ -16,6 +16,18 @@ from sqlalchemy.orm import Mapped, mapped_column
 from loyalty.extensions import Base
 from loyalty.types import UTCDateTime
 
+RETENTION_COLUMNS = (  # what the retention report reads of report_orders beside occurred_at
+    "member_id",
+    "value",
+    "prev_at",
+    "prev2_at",
+    "next_at",
+    "cum_value",
+    "side_prev_at",
+    "side_prev2_at",
+    "side_next_at",
+    "side_cum_value",
+)
 CUSTOMER_KEY = String(160)  # a store customer id (128), or "erased:<member id>"
 
 
@@ -26,7 +38,12 @@ class ReportOrder(Base):
 
     __tablename__ = "report_orders"
     __table_args__ = (
-        Index("ix_report_orders_occurred_at", "occurred_at"),
+        # Retention's pass over a period: index-only on PostgreSQL (migration 0031).
+        Index(
+            "ix_report_orders_occurred_at",
+            "occurred_at",
+            postgresql_include=list(RETENTION_COLUMNS),
+        ),
         Index("ix_report_orders_customer", "customer"),
         Index("ix_report_orders_member_id", "member_id"),
         # The customers' first orders (customers at the start of a period).
@@ -35,6 +52,14 @@ class ReportOrder(Base):
             "occurred_at",
             postgresql_where=text("prev_at IS NULL"),
             sqlite_where=text("prev_at IS NULL"),
+        ),
+        # ... and each side's first orders (members' / non-members' customers at the start).
+        Index(
+            "ix_report_orders_side_first",
+            "occurred_at",
+            postgresql_include=["member_id"],
+            postgresql_where=text("side_prev_at IS NULL"),
+            sqlite_where=text("side_prev_at IS NULL"),
         ),
     )
 
@@ -72,6 +97,8 @@ class ReportMember(Base):
     """One row per member with a paid order: the RFM figures over all their paid orders."""
 
     __tablename__ = "report_members"
+    # The overview's active members: a range of last paid orders (migration 0031).
+    __table_args__ = (Index("ix_report_members_last_at", "last_at"),)
 
     member_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     last_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -22,7 +22,16 @@ from loyalty.members.models import Member
 from loyalty.orders.models import Order
 from loyalty.program.service import get_program
 from loyalty.reports import ledger_months
-from loyalty.reports.service import PAID, _decimal, _month_index, _month_label, retention
+from loyalty.reports.models import ReportMember
+from loyalty.reports.service import (
+    PAID,
+    _decimal,
+    _is_current,
+    _month_index,
+    _month_label,
+    retention,
+    tune,
+)
 
 MONTHS = 12  # months shown, this one included
 ACTIVE_DAYS = 90  # a member is active with a paid order this recent
@@ -49,6 +58,7 @@ def overview(
     point_value: ReportPointValue | None = None,
 ) -> dict[str, Any]:
     """The overview's figures at `now` (see docs/console.md, "Dashboard", for each)."""
+    tune(session)
     start = window_start(now)
     first = start.year * 12 + start.month - 1
     months = {_month_label(first + k): _empty_month() for k in range(MONTHS)}
@@ -108,9 +118,23 @@ def _stocks(session: Session) -> Row:
 
 
 def _active_members(session: Session, now: datetime) -> int:
-    """Live members with a paid order in [now − ACTIVE_DAYS, now): a range of the index of
-    members' paid orders by time (`ix_orders_paid_member_occurred_at`), its predicate spelled
-    out so the database may use it."""
+    """Live members with a paid order in [now − ACTIVE_DAYS, now). When every paid order is
+    before `now` (the usual case), that is a member whose last paid order (`report_members`,
+    just refreshed by `retention`) is in the range: a range of `ix_report_members_last_at`.
+    Else (orders dated after `now`), a range of the index of members' paid orders by time
+    (`ix_orders_paid_member_occurred_at`), its predicate spelled out so the database may use
+    it."""
+    since = now - timedelta(days=ACTIVE_DAYS)
+    if _is_current(session, now):
+        return (
+            session.scalar(
+                select(func.count())
+                .select_from(ReportMember)
+                .join(Member, Member.id == ReportMember.member_id)
+                .where(_LIVE, ReportMember.last_at >= since, ReportMember.last_at < now)
+            )
+            or 0
+        )
     buyers = (
         select(Order.member_id)
         .join(Member, Member.id == Order.member_id)
@@ -118,7 +142,7 @@ def _active_members(session: Session, now: datetime) -> int:
             PAID,
             Order.member_id.is_not(None),
             _LIVE,
-            Order.occurred_at >= now - timedelta(days=ACTIVE_DAYS),
+            Order.occurred_at >= since,
             Order.occurred_at < now,
         )
         .group_by(Order.member_id)

@@ -58,8 +58,12 @@ _SECONDS_PER_DAY = Decimal(86400)
 ORDER_VALUE = Order.eligible_amount - Order.refunded_amount
 PAID = Order.status == "paid"
 # Who bought: the store's customer id; an erased member's orders lose it but keep the member,
-# so their history still counts, as one anonymous customer.
-CUSTOMER = func.coalesce(Order.customer_id, literal("erased:") + cast(Order.member_id, String))
+# so their history still counts, as one anonymous customer ("erased:<member id>"). Erased
+# orders without a member (a guest's, or a guest order of an erased member) are together one
+# customer with no id, "erased:" (counted in every figure, the cohorts' months included).
+CUSTOMER = func.coalesce(
+    Order.customer_id, literal("erased:") + cast(Order.member_id, String), literal("erased:")
+)
 
 
 # Live members' RFM figures at an as-of time (`_member_stats`, or the aggregates' own).

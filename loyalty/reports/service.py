@@ -20,7 +20,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, case, func, literal, or_, select, union
+from flask import current_app, has_app_context
+from sqlalchemy import and_, case, func, literal, or_, select, text, union
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import Select
@@ -51,6 +52,22 @@ from loyalty.reports.reference import (  # noqa: F401 (the reports' vocabulary, 
     segments_csv,
 )
 
+
+def tune(session: Session) -> None:
+    """On PostgreSQL, this transaction's planner settings for reports: REPORTS_WORK_MEM for
+    each sort and hash (a segment's sort of every member spills to disk at the default 4 MB)
+    and no JIT compilation unless REPORTS_JIT (compiling a pass's twenty-odd aggregates took
+    longer than running them)."""
+    if session.get_bind().dialect.name != "postgresql" or not has_app_context():
+        return
+    config = current_app.config
+    work_mem = str(config.get("REPORTS_WORK_MEM") or "").strip()
+    if work_mem:
+        session.execute(text("SELECT set_config('work_mem', :v, true)"), {"v": work_mem})
+    if not config.get("REPORTS_JIT", False):
+        session.execute(text("SELECT set_config('jit', 'off', true)"))
+
+
 # --- Retention ---------------------------------------------------------------------------------
 
 
@@ -58,6 +75,7 @@ def retention(session: Session, start: datetime, end: datetime) -> dict:
     """Retention figures for orders in [start, end), overall, for members and for non-members
     (`reference.retention`'s, from the per-order facts)."""
     refresh_for_read(session)
+    tune(session)
     blocks = _retention_blocks(session, start, end)
     return {
         "from": start,
@@ -93,42 +111,47 @@ def _retention_blocks(session: Session, start: datetime, end: datetime) -> dict[
     columns = []
     for name, (scope, prev, prev2, nxt, cum) in blocks.items():
 
-        def when(
-            condition: ColumnElement[bool] | None, value: Any = 1, scope: Any = scope
-        ) -> ColumnElement[Any]:
+        def where(condition: ColumnElement[bool] | None, scope: Any = scope) -> Any:
             parts = [c for c in (scope, condition) if c is not None]
-            test = and_(*parts) if parts else literal(True)
-            return func.coalesce(func.sum(case((test, value), else_=0)), 0)
+            return and_(*parts) if len(parts) > 1 else parts[0] if parts else None
+
+        def count_if(condition: ColumnElement[bool] | None) -> ColumnElement[Any]:
+            test = where(condition)
+            return func.count() if test is None else func.count().filter(test)
+
+        def sum_if(condition: ColumnElement[bool] | None, value: Any) -> ColumnElement[Any]:
+            test = where(condition)
+            total = func.sum(value) if test is None else func.sum(value).filter(test)
+            return func.coalesce(total, 0)
 
         again = prev >= start  # the previous order is in the period too
         columns += [
-            when(or_(prev.is_(None), prev < start)).label(f"{name}_active"),
-            when(prev.is_(None)).label(f"{name}_new"),
-            when(and_(again, or_(prev2.is_(None), prev2 < start))).label(f"{name}_repeaters"),
-            when(None).label(f"{name}_orders"),
-            when(None, RO.value).label(f"{name}_revenue"),
-            when(or_(nxt.is_(None), nxt >= end), cum).label(f"{name}_lifetime_value"),
-            when(again, epoch - _epoch(session, prev)).label(f"{name}_gap_seconds"),
-            when(again).label(f"{name}_gaps"),
+            count_if(or_(prev.is_(None), prev < start)).label(f"{name}_active"),
+            count_if(prev.is_(None)).label(f"{name}_new"),
+            count_if(and_(again, or_(prev2.is_(None), prev2 < start))).label(f"{name}_repeaters"),
+            count_if(None).label(f"{name}_orders"),
+            sum_if(None, RO.value).label(f"{name}_revenue"),
+            sum_if(or_(nxt.is_(None), nxt >= end), cum).label(f"{name}_lifetime_value"),
+            sum_if(again, epoch - _epoch(session, prev)).label(f"{name}_gap_seconds"),
+            count_if(again).label(f"{name}_gaps"),
         ]
+    # One pass over the period's rows of the covering index `ix_report_orders_occurred_at`.
     row = session.execute(
         select(*columns).where(RO.occurred_at >= start, RO.occurred_at < end)
     ).one()
-    # Customers whose first order (up to `end`) is before `start`.
+    # Customers whose first order (up to `end`) is before `start`: counts over the partial
+    # indexes of first orders (overall, and on each side).
     before = min(start, end)
-    firsts = session.execute(
+    overall = session.execute(
+        select(func.count()).where(RO.prev_at.is_(None), RO.occurred_at < before)
+    ).scalar_one()
+    sides = session.execute(
         select(
-            select(func.count())
-            .where(RO.prev_at.is_(None), RO.occurred_at < before)
-            .scalar_subquery(),
-            select(func.count())
-            .where(RO.side_prev_at.is_(None), member, RO.occurred_at < before)
-            .scalar_subquery(),
-            select(func.count())
-            .where(RO.side_prev_at.is_(None), ~member, RO.occurred_at < before)
-            .scalar_subquery(),
-        )
+            func.count().filter(member),
+            func.count().filter(~member),
+        ).where(RO.side_prev_at.is_(None), RO.occurred_at < before)
     ).one()
+    firsts = (overall, sides[0], sides[1])
     figures = row._mapping
     return {
         name: _figures(
@@ -166,6 +189,7 @@ def cohorts(session: Session, by: str, sources: dict[str, Callable]) -> dict:
     """`reference.cohorts` from the rollups: by first order month, the cohort rows as kept; by
     a domain's label, the labelled customers' rows, and "none" as the totals less theirs."""
     refresh_for_read(session)
+    tune(session)
     cohort_rows = {
         row.first_month: row
         for row in session.execute(
@@ -349,31 +373,143 @@ def member_stats(session: Session, as_of: datetime) -> reference.MemberStats:
 
 
 def segment_thresholds(session: Session, *, as_of: datetime, **given: Any) -> dict:
-    """`reference.segment_thresholds` from the aggregates."""
+    """`reference.segment_thresholds` from the aggregates; on PostgreSQL, when every paid
+    order is before `as_of`, in one pass over the live buyers (`_current_thresholds`)."""
     refresh_for_read(session)
+    tune(session)
+    if session.get_bind().dialect.name == "postgresql" and _is_current(session, as_of):
+        return _current_thresholds(session, as_of=as_of, **given)
     return reference.segment_thresholds(
         session, as_of=as_of, stats=member_stats(session, as_of), **given
     )
 
 
+def _is_current(session: Session, as_of: datetime) -> bool:
+    """Whether every paid order is before `as_of`: `report_members` then holds the figures."""
+    latest = session.scalar(select(RO.occurred_at).order_by(RO.occurred_at.desc()).limit(1))
+    return latest is None or latest < as_of
+
+
+def _current_thresholds(
+    session: Session,
+    *,
+    as_of: datetime,
+    active_days: int,
+    frequent_orders: int,
+    high_value_top: Decimal | None = None,
+    high_value_min: int | None = None,
+    low_aov_max: int | None = None,
+) -> dict:
+    """`reference.segment_thresholds` over `report_members` in one statement: the live buyers
+    read once, counted, and each threshold taken at its rank by `percentile_disc` (the value
+    at position ⌈f × n⌉; f = (rank − ½) / n names exactly the rank `reference` offsets to)."""
+    top = None
+    if high_value_min is None:
+        top = high_value_top if high_value_top is not None else DEFAULT_HIGH_VALUE_TOP
+    high_sql = (
+        "(SELECT percentile_disc((greatest(1, floor(CAST(:top AS numeric) * n)) - 0.5)"
+        " / nullif(n, 0)) WITHIN GROUP (ORDER BY monetary DESC) FROM b)"
+        if top is not None
+        else "NULL"
+    )
+    median_sql = (
+        "(SELECT percentile_disc(((n - 1) / 2 + 0.5) / nullif(n, 0))"
+        " WITHIN GROUP (ORDER BY monetary / frequency) FROM b)"
+        if low_aov_max is None
+        else "NULL"
+    )
+    row = session.execute(
+        text(
+            "WITH b AS MATERIALIZED (SELECT r.monetary, r.frequency FROM report_members r"  # noqa: S608
+            " JOIN members m ON m.id = r.member_id WHERE m.erased_at IS NULL"
+            " AND m.customer_id IS NOT NULL AND m.enrolled_at <= :as_of)"
+            f" SELECT n, {high_sql}, {median_sql} FROM (SELECT count(*) AS n FROM b) c"
+        ),
+        {"as_of": as_of, "top": top},
+    ).one()
+    buyers = int(row[0])
+    if top is not None:
+        high_value_min = None if not buyers else row[1]
+    if low_aov_max is None and buyers:
+        low_aov_max = int(row[2])
+    return {
+        "active_days": active_days,
+        "frequent_orders": frequent_orders,
+        "high_value_top": format(top.normalize(), "f") if top is not None else None,
+        "high_value_min": None if high_value_min is None else int(high_value_min),
+        "low_aov_max": low_aov_max,
+        "buyers": buyers,
+    }
+
+
 def segments(session: Session, *, as_of: datetime, thresholds: dict, **options: Any) -> dict:
-    """`reference.segments` from the aggregates, with `data_as_of`."""
+    """`reference.segments` from the aggregates, with `data_as_of`: the counts in one pass,
+    then the ids listed per segment read in customer id order (`_listed_ids`), not sorted."""
     refresh_for_read(session)
+    tune(session)
+    stats = member_stats(session, as_of)
+    limit = options.get("member_ids_limit", 1000)
     answer = reference.segments(
         session,
         as_of=as_of,
         thresholds=thresholds,
-        stats=member_stats(session, as_of),
-        **options,
+        stats=stats,
+        **{**options, "member_ids_limit": 0},
     )
+    if limit:
+        wanted = {item["segment"]: min(limit, item["count"]) for item in answer["items"]}
+        listed = _listed_ids(session, as_of, thresholds, stats, wanted)
+        for item in answer["items"]:
+            item["member_ids"] = listed.get(item["segment"], [])
+            item["member_ids_truncated"] = item["count"] > len(item["member_ids"])
     answer["data_as_of"] = data_as_of(session)
     return answer
+
+
+IDS_CHUNK = 20_000  # members read per statement while listing ids (doubling)
+
+
+def _listed_ids(
+    session: Session,
+    as_of: datetime,
+    thresholds: dict,
+    stats: reference.MemberStats,
+    wanted: dict[str, int],
+) -> dict[str, list]:
+    """The first `wanted[segment]` customer ids of each segment by customer id (the ids
+    `reference.segments` lists): the members read in customer id order (the unique index of
+    `members`), a chunk at a time from where the last stopped, only the segments still short
+    of their count returned, until each has its ids. Reads as far as the rarest segment's last
+    listed member: no sort of every member."""
+    labelled = reference._segmented(stats(as_of).subquery(), thresholds, as_of).subquery()
+    listed: dict[str, list] = {name: [] for name, n in wanted.items() if n}
+    after: str | None = None
+    chunk = IDS_CHUNK
+    while any(len(listed[name]) < wanted[name] for name in listed):
+        short = [name for name in listed if len(listed[name]) < wanted[name]]
+        query = select(labelled.c.segment, labelled.c.customer_id).where(
+            labelled.c.segment.in_(short)
+        )
+        if after is not None:
+            query = query.where(labelled.c.customer_id > after)
+        rows = session.execute(query.order_by(labelled.c.customer_id).limit(chunk)).all()
+        if not rows:
+            break
+        for name, customer_id in rows:
+            if name in short and len(listed[name]) < wanted[name]:
+                listed[name].append(customer_id)
+        after = rows[-1][1]
+        if len(rows) < chunk:
+            break
+        chunk *= 2
+    return listed
 
 
 def segment_rows(
     session: Session, *, as_of: datetime, thresholds: dict, segment: str | None = None
 ) -> Iterator[tuple]:
     """`reference.segment_rows` from the aggregates, streamed (read as the rows are)."""
+    tune(session)
     yield from reference.segment_rows(
         session,
         as_of=as_of,
@@ -394,6 +530,7 @@ def segment_members(
 ) -> Page:
     """`reference.segment_members` from the aggregates."""
     refresh_for_read(session)
+    tune(session)
     return reference.segment_members(
         session,
         as_of=as_of,

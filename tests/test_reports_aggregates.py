@@ -350,10 +350,15 @@ def test_refreshes_beside_concurrent_orders_leave_nothing_out(pg_app, pg_keys):
     def bulk(_worker: int) -> None:
         with pg_app.app_context():
             for _ in range(10):
+                # Three random orders, locked in id order first: two of these writers
+                # locking theirs in random order deadlock each other (their own doing, not
+                # the reports').
                 db.session.execute(
                     text(
                         "UPDATE orders SET occurred_at = occurred_at - interval '1 hour' "
-                        "WHERE id IN (SELECT id FROM orders ORDER BY random() LIMIT 3)"
+                        "WHERE id IN (SELECT id FROM orders WHERE id IN "
+                        "(SELECT id FROM orders ORDER BY random() LIMIT 3) "
+                        "ORDER BY id FOR UPDATE)"
                     )
                 )
                 time.sleep(0.03)  # marked, not committed: a refresh must not take it now

@@ -123,6 +123,58 @@ class FastStatement:
             converted.append(row_type._make(columns))
         return converted
 
+    def many(self, connection: Connection, params_list: list[dict]) -> list:
+        """The statement run once per parameter set (all with the same names), sent together
+        (psycopg's executemany: one pipeline, not a round trip each): the first row of each
+        run, or None, in order. Elsewhere, one `connection.execute` each."""
+        if not params_list:
+            return []
+        if not on(connection):
+            return [connection.execute(self.statement, params).first() for params in params_list]
+        dialect = connection.dialect
+        keys = None if self.statement.is_select else frozenset(params_list[0])
+        prepared = self._compiled.get((dialect.name, keys))
+        if prepared is None:
+            prepared = self._compiled[dialect.name, keys] = self._prepare(dialect, keys)
+        sql, defaults, binds, row_type, _processors = prepared
+        values_list = []
+        for params in params_list:
+            values = {**defaults, **params}
+            for name, processor in binds.items():
+                if name in values:
+                    values[name] = processor(values[name])
+            values_list.append(values)
+        cursor = _cursor(connection)
+        for listener in connection.dispatch.before_cursor_execute:
+            listener(connection, cursor, sql, values_list, None, True)
+        found: list = []
+        try:
+            cursor.executemany(sql, values_list, returning=row_type is not None)
+            while row_type is not None:
+                found.append(cursor.fetchone())
+                if not cursor.nextset():
+                    break
+        except BaseException as exc:
+            connection._handle_dbapi_exception(exc, sql, values_list, cursor, None)
+        for listener in connection.dispatch.after_cursor_execute:
+            listener(connection, cursor, sql, values_list, None, True)
+        if row_type is None:
+            return [None] * len(params_list)
+        processors = prepared[4]
+        if processors is None:
+            processors = prepared[4] = self._processors(dialect, cursor.description)
+        rows: list = []
+        for row in found:
+            if row is None:
+                rows.append(None)
+                continue
+            columns = list(row)
+            for index, processor in processors:
+                if columns[index] is not None:
+                    columns[index] = processor(columns[index])
+            rows.append(row_type._make(columns))
+        return rows
+
     def first(self, connection: Connection, params: dict):
         """The first row (a named tuple with `_mapping`, like SQLAlchemy's), or None."""
         if not on(connection):

@@ -219,6 +219,52 @@ def post_entry(
     UPDATE of the balances), elsewhere the UPDATE then the INSERT. The entry returned is a
     plain, unattached `LedgerEntry` holding what was inserted.
     """
+    planned = _plan(member_id, kind, points, source_type=source_type, source_id=source_id,
+                    state=state, detail=detail, rule_id=rule_id, occurred_at=occurred_at,
+                    matures_at=matures_at, spend=spend, activity_at=activity_at)  # fmt: skip
+    shape, params, entry = planned
+    if session.get_bind().dialect.name == "postgresql":
+        row = fast(_post_in_one_statement(*shape)).first(session.connection(), _with_entry(planned))
+    else:
+        row = session.execute(_balances_update(*shape), params).first()
+    return _posted(session, planned, row)
+
+
+def post_entries(session: Session, entries: list[dict]) -> list[LedgerEntry]:
+    """`post_entry` for many entries (each a dict of its arguments but the session), of
+    distinct members: on PostgreSQL the statements of each shape sent together (one pipeline);
+    elsewhere one `post_entry` after another. The entries posted, in order."""
+    if session.get_bind().dialect.name != "postgresql":
+        return [post_entry(session, **entry) for entry in entries]
+    planned = [_plan(**entry) for entry in entries]
+    rows: list[Row | None] = [None] * len(planned)
+    shapes: dict[tuple, list[int]] = {}
+    for index, (shape, _params, _entry) in enumerate(planned):
+        shapes.setdefault(shape, []).append(index)
+    for shape, indexes in shapes.items():
+        statement = fast(_post_in_one_statement(*shape))
+        found = statement.many(session.connection(), [_with_entry(planned[i]) for i in indexes])
+        for index, row in zip(indexes, found, strict=True):
+            rows[index] = row
+    return [_posted(session, plan, row) for plan, row in zip(planned, rows, strict=True)]
+
+
+def _plan(
+    member_id: int,
+    kind: str,
+    points: int,
+    *,
+    source_type: str,
+    source_id: str,
+    state: str = AVAILABLE,
+    detail: dict | None = None,
+    rule_id: int | None = None,
+    occurred_at: datetime | None = None,
+    matures_at: datetime | None = None,
+    spend: bool = False,
+    activity_at: datetime | None = None,
+) -> tuple[tuple, dict, dict]:
+    """An entry to post: its statement's shape, the statement's parameters, the entry's row."""
     if kind not in KINDS:
         raise ValueError(f"unknown ledger kind {kind!r}")
     if points == 0:
@@ -248,11 +294,22 @@ def post_entry(
         params["headroom"] = MAX_RUNNING_TOTAL - points
     if activity_at is not None:
         params["activity_at"] = activity_at
-    if session.get_bind().dialect.name == "postgresql":
-        params.update((f"entry_{name}", entry[name]) for name in _ENTRY_VALUES)
-        row = fast(_post_in_one_statement(*shape)).first(session.connection(), params)
-    else:
-        row = session.execute(_balances_update(*shape), params).first()
+    return shape, params, entry
+
+
+def _with_entry(planned: tuple[tuple, dict, dict]) -> dict:
+    """PostgreSQL's one statement: the UPDATE's parameters and the entry's values."""
+    _shape, params, entry = planned
+    return {**params, **{f"entry_{name}": entry[name] for name in _ENTRY_VALUES}}
+
+
+def _posted(session: Session, planned: tuple[tuple, dict, dict], row: Row | None) -> LedgerEntry:
+    """The entry posted, from what its UPDATE (PostgreSQL: and INSERT) returned: the member's
+    balances refreshed, the entry inserted after the UPDATE where it is not done yet; the
+    refusals when no row was updated."""
+    shape, params, entry = planned
+    member_id, points, spend = entry["member_id"], entry["points"], shape[2]
+    credit, activity = shape[4], shape[3]
     if row is None:
         if spend:
             raise InsufficientPoints(f"This needs {-points} available points.")
@@ -262,7 +319,7 @@ def post_entry(
                 errors={"points": [f"Balances stay at or below {MAX_RUNNING_TOTAL}."]},
             )
         raise LookupError(f"member {member_id} not found")
-    _refresh_member(session, member_id, row, _balances_returned(activity_at is not None))
+    _refresh_member(session, member_id, row, _balances_returned(activity))
     if "entry_id" in row._mapping:
         entry_id = row.entry_id
     else:

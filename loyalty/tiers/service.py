@@ -166,27 +166,52 @@ def add_spend(
     is no such period to lower. A rise that would take the period's spend past
     `MAX_RUNNING_TOTAL` changes nothing: a 422.
     """
+    statement, params = _spend_params(session, member_id, period, delta, now)
+    # On the connection: nothing the ORM holds pending bears on these rows, and leaving it
+    # pending lets the event's last flush write each row once.
+    return _spent(fast(statement).first(session.connection(), params), delta)
+
+
+def add_spends(
+    session: Session, moves: list[tuple[int, Period, Counted]], now: datetime
+) -> list[tuple[int, int] | None]:
+    """`add_spend` for many (member id, period, delta) of distinct members, all rises: the
+    statements sent together (one pipeline on PostgreSQL). What each returns, in order."""
+    planned = [_spend_params(session, member_id, period, delta, now)
+               for member_id, period, delta in moves]  # fmt: skip
+    if not planned:
+        return []
+    statement = planned[0][0]
+    if any(other is not statement for other, _params in planned):
+        raise ValueError("add_spends: rises only")
+    rows = fast(statement).many(session.connection(), [params for _s, params in planned])
+    return [_spent(row, delta) for row, (_m, _p, delta) in zip(rows, moves, strict=True)]
+
+
+def _spend_params(
+    session: Session, member_id: int, period: Period, delta: Counted, now: datetime
+) -> tuple[Any, dict]:
     rise = delta.spend > 0 or delta.points > 0 or delta.orders > 0
     dialect = session.get_bind().dialect.name
     statement = _SPEND_STATEMENTS.get((dialect, rise))
     if statement is None:
         statement = _SPEND_STATEMENTS[dialect, rise] = _spend_statement(dialect, rise)
-    # On the connection: nothing the ORM holds pending bears on these rows, and leaving it
-    # pending lets the event's last flush write each row once.
-    row = fast(statement).first(
-        session.connection(),
-        {
-            "spender_id": member_id,
-            "period_starts_at": period.starts_at,
-            "period_ends_at": period.ends_at,
-            "period_keeps_until": period.keeps_until,
-            "delta": delta.spend,
-            "points_delta": delta.points,
-            "orders_delta": delta.orders,
-            "now": now,
-            **({"headroom": MAX_RUNNING_TOTAL - delta.spend} if rise else {}),
-        },
-    )
+    params = {
+        "spender_id": member_id,
+        "period_starts_at": period.starts_at,
+        "period_ends_at": period.ends_at,
+        "period_keeps_until": period.keeps_until,
+        "delta": delta.spend,
+        "points_delta": delta.points,
+        "orders_delta": delta.orders,
+        "now": now,
+        **({"headroom": MAX_RUNNING_TOTAL - delta.spend} if rise else {}),
+    }
+    return statement, params
+
+
+def _spent(row: Any, delta: Counted) -> tuple[int, int] | None:
+    rise = delta.spend > 0 or delta.points > 0 or delta.orders > 0
     if row is None and rise:
         raise ValidationFailed(
             f"{delta.spend} more would take this member's qualifying spend for the period past"
@@ -652,11 +677,31 @@ class TierQualification:
     final flush, so it joins whatever else the event writes to the order row."""
 
     def paid(self, ctx: "OrderEventContext") -> None:
+        counted = self._counted(ctx)
+        if counted is not None:
+            member, period, delta = counted
+            self._apply(ctx, member, period, delta, "order", ctx.order.order_id)
+
+    def paid_many(self, ctxs: "list[OrderEventContext]") -> None:
+        """`paid` for the events of a group (`Hooks.dispatch_many`: distinct members): their
+        spend rises sent together (`add_spends`), then each as `paid` goes on."""
+        counted = [(ctx, found) for ctx in ctxs if (found := self._counted(ctx)) is not None]
+        if not counted:
+            return
+        now = utcnow()
+        moves = [(member.id, period, delta) for _ctx, (member, period, delta) in counted]
+        results = add_spends(counted[0][0].session, moves, now)
+        for (ctx, (member, period, _delta)), result in zip(counted, results, strict=True):
+            self._changed(ctx, member, period, result, now, "order", ctx.order.order_id)
+
+    @staticmethod
+    def _counted(ctx: "OrderEventContext") -> tuple[Member, Period, Counted] | None:
+        """What a paid order counts in its period (recorded on the order, so its refunds
+        reduce the same period whatever changes later); None without member or spend."""
         member, order = ctx.member, ctx.order
         if member is None or order.eligible_amount == 0:
-            return
+            return None
         period = period_for(ctx.program, member, ctx.occurred_at)
-        # Recorded on the order so its refunds reduce the same period, whatever changes later.
         order.detail = {
             **(order.detail or {}),
             "qualifying": {
@@ -666,8 +711,7 @@ class TierQualification:
                 "amount": order.eligible_amount,
             },
         }
-        counted = Counted(order.eligible_amount, order.points_awarded, 1)
-        self._apply(ctx, member, period, counted, "order", order.order_id)
+        return member, period, Counted(order.eligible_amount, order.points_awarded, 1)
 
     def refunded(self, ctx: "OrderEventContext") -> None:
         member, order = ctx.member, ctx.order
@@ -700,6 +744,20 @@ class TierQualification:
         # back-filled event lands in its own period's spend, which counts if still live.
         now = utcnow()
         result = add_spend(ctx.session, member.id, period, delta, now)
+        TierQualification._changed(ctx, member, period, result, now, reason, source_id)
+
+    @staticmethod
+    def _changed(
+        ctx: "OrderEventContext",
+        member: Member,
+        period: Period,
+        result: tuple[int, int] | None,
+        now: datetime,
+        reason: str,
+        source_id: str,
+    ) -> None:
+        """After the spend moved (`result`: what `add_spend` returned): the tier changed if
+        the formula gives another, with its effect."""
         if result is None:  # no spend row to lower: re-evaluate the member on its own
             change = refresh_member_tier(ctx.session, member, now, reason, source_id)
         elif result[1] == member.tier_id:

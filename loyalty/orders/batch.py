@@ -258,32 +258,57 @@ def _apply_all(
 ) -> list[str]:
     """Each event applied in order; the answers (JSON text), in the order of `todo`.
 
-    With `members_now` (the batch's customers who are members), runs of consecutive
-    groupable events (`_groupable`) of distinct customers, orders, mailboxes and event ids are
-    applied as groups (`_apply_group`): no event of a group can see another's changes, so
-    applying them together leaves what applying them one after another leaves. A run ends at
-    an event that cannot join it (which runs alone) or that names a customer, order, mailbox
-    or event id of the run (which starts the next)."""
+    With `members_now` (the batch's customers who are members), each run of consecutive
+    groupable events (`_groupable`) is applied in waves (`_waves`), each wave a group
+    (`_apply_group`); an event that cannot join a group runs alone, after the run before it
+    and before the run after it."""
     program = program_settings(session)
-    answers: list[str] = []
-    group: list[tuple[dict, str]] = []
-    names: set[tuple[str, str]] = set()
-    for _position, data, digest in todo:
+    answers: list[str | None] = [None] * len(todo)
+    run: list[tuple[int, dict, str]] = []
+    for index, (_position, data, digest) in enumerate(todo):
         if members_now is not None and _groupable(data, program, members_now):
-            mine = _names(data)
-            if mine & names:
-                answers.extend(_apply_group(session, hooks, program, group))
-                group, names = [], set()
-            group.append((data, digest))
-            names |= mine
+            run.append((index, data, digest))
             continue
-        if group:
-            answers.extend(_apply_group(session, hooks, program, group))
-            group, names = [], set()
-        answers.append(_apply_one(session, hooks, data, digest))
-    if group:
-        answers.extend(_apply_group(session, hooks, program, group))
-    return answers
+        _apply_run(session, hooks, program, run, answers)
+        run = []
+        answers[index] = _apply_one(session, hooks, data, digest)
+    _apply_run(session, hooks, program, run, answers)
+    return [answer for answer in answers if answer is not None]
+
+
+def _apply_run(
+    session: Session,
+    hooks: Hooks,
+    program: ProgramSettings,
+    run: list[tuple[int, dict, str]],
+    answers: list[str | None],
+) -> None:
+    """A run of groupable events, wave after wave (`_waves`), each wave a group; the answers
+    into `answers` at each event's index."""
+    for wave in _waves(run):
+        found = _apply_group(session, hooks, program, [(data, digest) for _i, data, digest in wave])
+        for (index, _data, _digest), answer in zip(wave, found, strict=True):
+            answers[index] = answer
+
+
+def _waves(run: list[tuple[int, dict, str]]) -> list[list[tuple[int, dict, str]]]:
+    """The run's events in waves: each event in the wave after the last one holding an event
+    that names a customer, order, mailbox or event id it names (`_names`), the first wave if
+    none does. An event thus comes after every earlier event it shares anything with, and no
+    two events of a wave share anything: no event of a wave can see another's changes, so
+    applying a wave together, and the waves in order, leaves what applying the events one
+    after another leaves."""
+    waves: list[list[tuple[int, dict, str]]] = []
+    last: dict[tuple[str, str], int] = {}
+    for item in run:
+        names = _names(item[1])
+        wave = max((last.get(name, -1) for name in names), default=-1) + 1
+        if wave == len(waves):
+            waves.append([])
+        waves[wave].append(item)
+        for name in names:
+            last[name] = wave
+    return waves
 
 
 def _names(data: dict) -> set[tuple[str, str]]:

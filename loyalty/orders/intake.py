@@ -223,30 +223,47 @@ def store_answer(session: Session, event_id: str, answer: str, order: Order, cha
 
 def store_answers(session: Session, stored: list[tuple[str, str, Order, dict]]) -> None:
     """`store_answer` for many events at once — (event id, answer, order, changes) each, of
-    distinct orders: the answers in one executemany UPDATE, the orders' changes in one per set
-    of changed columns (psycopg sends an executemany as a pipeline, not a round trip each)."""
+    distinct orders: on PostgreSQL `store_answer`'s statements, those of one set of changed
+    columns sent together (one pipeline); elsewhere the answers in one executemany UPDATE, the
+    orders' changes in one per set of changed columns."""
     if not stored:
         return
     if _dialect(session) == "postgresql":
-        answers = [{"answer": answer, "event_key": event_id}
-                   for event_id, answer, _order, _changes in stored]  # fmt: skip
-        session.execute(_STORE_ANSWER, answers)
-    else:
-        answers = [{"response": json.loads(answer), "event_key": event_id}
-                   for event_id, answer, _order, _changes in stored]  # fmt: skip
-        session.execute(_STORE_RESPONSE, answers)
+        by_names: dict[tuple[str, ...], list[dict]] = {}
+        for event_id, answer, order, changes in stored:
+            params = {"answer": answer, "event_key": event_id}
+            if changes:
+                params |= {f"order_{name}": value for name, value in changes.items()}
+                params["order_pk"] = order.id
+            by_names.setdefault(tuple(sorted(changes)), []).append(params)
+        connection = session.connection()
+        for names, rows in by_names.items():
+            statement = _store_answer_and_order(names) if names else _STORE_ANSWER
+            fast(statement).many(connection, rows)
+        _held_orders(session, stored)
+        return
+    answers = [{"response": json.loads(answer), "event_key": event_id}
+               for event_id, answer, _order, _changes in stored]  # fmt: skip
+    session.execute(_STORE_RESPONSE, answers)
     by_columns: dict[tuple[str, ...], list[dict]] = {}
     for _event_id, _answer, order, changes in stored:
         if changes:
             by_columns.setdefault(tuple(sorted(changes)), []).append(
                 {**changes, "order_pk": order.id}
             )
+    for rows in by_columns.values():
+        session.execute(_UPDATE_ORDER, rows)
+    _held_orders(session, stored)
+
+
+def _held_orders(session: Session, stored: list[tuple[str, str, Order, dict]]) -> None:
+    """A row of these orders the session holds (read before the events) gets their changes."""
+    for _event_id, _answer, order, changes in stored:
+        if changes:
             key = _ORDER_MAPPER.identity_key_from_primary_key((order.id,))
             held = session.identity_map.get(key)
             for name, value in changes.items() if held is not None else ():
                 set_committed_value(held, name, value)
-    for rows in by_columns.values():
-        session.execute(_UPDATE_ORDER, rows)
 
 
 # --- the statements, built once (per dialect) and run with parameters: building and caching

@@ -231,7 +231,7 @@ def store_answers(session: Session, stored: list[tuple[str, str, Order, dict]]) 
     if _dialect(session) == "postgresql":
         by_names: dict[tuple[str, ...], list[dict]] = {}
         for event_id, answer, order, changes in stored:
-            params = {"answer": answer, "event_key": event_id}
+            params: dict[str, object] = {"answer": answer, "event_key": event_id}
             if changes:
                 params |= {f"order_{name}": value for name, value in changes.items()}
                 params["order_pk"] = order.id

@@ -444,12 +444,12 @@ def section(results: dict) -> str:
         f"- Both databases compared: {checks}.",
         "- The bulk insert is a lower bound: it knows the program has one tier, no bonus rule"
         " and no referral, and stores a stub answer per event; the engine applies every rule"
-        " through the order handlers, once per event: one commit per batch, the batch's new"
-        " customers enrolled (and their share codes made) in one INSERT each, a savepoint per"
-        " event only in a batch where an event is refused, each customer's last paid order"
-        " answered at the batch's end (one view SELECT, one answer UPDATE) and the orders of"
-        " customers named once in the batch claimed, locked and inserted in one statement each"
-        " (docs/performance.md, `EVENT_BATCH_FAST_PATH`).",
+        " through the order handlers: one commit per batch, the batch's new customers enrolled"
+        " (and their share codes made) in one INSERT each, a savepoint per event only in a"
+        " batch where an event is refused, and the members' plain paid orders applied in"
+        " groups of distinct members (waves), each order handler on a whole group at once,"
+        " its statements sent together (docs/performance.md, \"Order events in batches\","
+        " `EVENT_BATCH_FAST_PATH`).",
         SECTION_END,
     ])  # fmt: skip
 

@@ -3,9 +3,9 @@
 `apply_events` takes a list of events as they were sent and answers each one as
 `POST /v1/events` would have — its status and its body (the event's answer, or its
 problem+json) — in the order given, all in the caller's one transaction. Each event goes
-through the same validation and the same `service.apply_event` as the single endpoint, so
-every rule (points, bonus rules, tiers, pending points, caps, referrals, reward codes, gift
-card holds, refunds) has one copy; what the batch saves is what surrounds the event:
+through the same validation and the same order handlers as the single endpoint, so every rule
+(points, bonus rules, tiers, pending points, caps, referrals, reward codes, gift card holds,
+refunds) has one copy; what the batch saves is statements:
 
 - the events are validated first, each alone: an invalid one is answered 422 and skipped;
 - the events already processed are found in one query, and those sent again with the same
@@ -13,20 +13,22 @@ card holds, refunds) has one copy; what the batch saves is what surrounds the ev
 - the customers whose first event in the batch is an `order.paid` in the program's currency
   and who are not members yet are enrolled in one INSERT (`members.enroll_many`) when the
   program enrols automatically, as each event would enrol them on its way;
-- the remaining events run one after another without a savepoint each (a savepoint costs two
-  round trips of the ten or so an event makes). If any of them is refused, everything the
-  batch did is rolled back to where it started, and the events run again each under a
-  savepoint of its own, so that only the refused ones are undone, with their answer;
-- an `order.paid` that is its customer's last event in the batch (and its order's only one)
-  is answered at the batch's end (its member's view read with the others' in one SELECT, the
-  answers stored in one UPDATE); on PostgreSQL, if the batch names its customer and email
-  nowhere else, it is taken in with the others like it before the first event runs
-  (`intake.paid_orders`: one claim, one member lock, one order insert).
+- the plain `order.paid` events of members (`_groupable`) are applied in groups, in waves
+  (`_waves`): no two events of a wave share a customer, order, mailbox or event id, and an
+  event comes after every earlier event it shares one with. A group is taken in together
+  (`intake.paid_orders`), each handler runs on all of its events (`Hooks.dispatch_many`:
+  a handler's `paid_many`, its statements sent together), and its answers are read and
+  stored together. Any other event runs alone, in its place;
+- no savepoint per event (a savepoint costs two round trips). If any event is refused,
+  everything the batch did is rolled back to where it started, and the events run again each
+  under a savepoint of its own, so that only the refused ones are undone, with their answer.
 
 An event refused is answered with the status and problem+json the single endpoint gives; the
-others stand. Events of one batch are applied in order: an event may depend on one before it
-(an order paid, then refunded). `EVENT_BATCH_FAST_PATH=false` (configuration) turns all of this
-off: every event then runs alone under its savepoint from the start (docs/performance.md).
+others stand. Events of one customer or order are applied in order: an event may depend on one
+before it (an order paid, then refunded). Should an event of a group convert a referral (its
+referrer could be another member of the group), the batch runs again with each event applied
+alone. `EVENT_BATCH_FAST_PATH=false` (configuration) turns all of this off: every event then
+runs alone under its savepoint from the start (docs/performance.md, "Order events in batches").
 """
 
 import json

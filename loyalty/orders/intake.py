@@ -44,6 +44,7 @@ from sqlalchemy import (
     null,
     or_,
     select,
+    text,
     true,
     update,
 )
@@ -114,12 +115,11 @@ def paid_orders(
           "body_hash": digest, "created_at": now} for data, digest, _row in items),
         key=lambda claim_row: claim_row["event_id"],
     )  # fmt: skip
-    # Each INSERT prepared once and sent together (`FastStatement.many`: one pipeline): a
-    # multi-row INSERT of hundreds of rows costs psycopg more CPU to parse, every time, than
-    # the server spends on the rows.
-    insert_claims = _insert_new_statement("postgresql", _EVENTS, "event_id", "event_id")
+    # Each INSERT one statement whose rows are one JSON parameter (`_rows_json`): a multi-row
+    # VALUES of hundreds of rows costs psycopg more CPU to parse, every time, than the server
+    # spends on the rows; the single path's INSERT once per row, more on the server.
     connection = session.connection()
-    claimed = {row[0] for row in fast(insert_claims).many(connection, claims) if row is not None}
+    claimed = set(connection.execute(_CLAIM_ROWS, {"rows": _rows_json(claims)}).scalars())
     mine = [item for item in items if item[0]["id"] in claimed]
     if not mine:
         return {}
@@ -148,11 +148,9 @@ def paid_orders(
         row["member_id"] = member.id if member is not None else None
         rows.append(row)
         started[data["id"]] = (member, tier, row)
-    inserted = fast(_insert_new_statement("postgresql", _ORDERS, "order_id", "id")).many(
-        connection, rows
-    )
-    placed = {row["order_id"]: found[0]
-              for row, found in zip(rows, inserted, strict=True) if found is not None}  # fmt: skip
+    placed = {
+        order_id: pk for order_id, pk in connection.execute(_ORDER_ROWS, {"rows": _rows_json(rows)})
+    }
     for row in rows:
         if row["order_id"] not in placed:
             _order_taken(session, row["order_id"])
@@ -229,17 +227,18 @@ def store_answers(session: Session, stored: list[tuple[str, str, Order, dict]]) 
     if not stored:
         return
     if _dialect(session) == "postgresql":
-        by_names: dict[tuple[str, ...], list[dict]] = {}
-        for event_id, answer, order, changes in stored:
-            params: dict[str, object] = {"answer": answer, "event_key": event_id}
-            if changes:
-                params |= {f"order_{name}": value for name, value in changes.items()}
-                params["order_pk"] = order.id
-            by_names.setdefault(tuple(sorted(changes)), []).append(params)
+        # One UPDATE of the answers, one of the orders per set of changed columns, their rows
+        # given as JSON (`_rows_json`; the answers, JSON text already, as they are).
         connection = session.connection()
+        answered = ",".join(f'{{"event_id":{json.dumps(event_id)},"response":{answer}}}'
+                            for event_id, answer, _order, _changes in stored)  # fmt: skip
+        connection.execute(_ANSWER_ROWS, {"rows": f"[{answered}]"})
+        by_names: dict[tuple[str, ...], list[dict]] = {}
+        for _event_id, _answer, order, changes in stored:
+            if changes:
+                by_names.setdefault(tuple(sorted(changes)), []).append({**changes, "id": order.id})
         for names, rows in by_names.items():
-            statement = _store_answer_and_order(names) if names else _STORE_ANSWER
-            fast(statement).many(connection, rows)
+            connection.execute(_order_rows_update(names), {"rows": _rows_json(rows)})
         _held_orders(session, stored)
         return
     answers = [{"response": json.loads(answer), "event_key": event_id}
@@ -308,6 +307,61 @@ _LOCK_MEMBER = (
     .with_for_update(of=Member)
     .execution_options(populate_existing=True)
 )
+
+
+def _rows_json(rows: list[dict]) -> str:
+    """Rows as one JSON array (times as ISO text), for `jsonb_populate_recordset`."""
+    return json.dumps(rows, default=_iso, separators=(",", ":"))
+
+
+def _iso(value: object) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"not JSON: {type(value).__name__}")
+
+
+def _from_rows(table: Table, columns: list[str]) -> str:
+    """SELECT of `columns` from the JSON rows of parameter `rows`, in their order."""
+    return (
+        f"SELECT {', '.join(f'r.{name}' for name in columns)}"  # noqa: S608 - model's names
+        f" FROM jsonb_populate_recordset(NULL::{table.name}, CAST(:rows AS jsonb))"
+        " WITH ORDINALITY AS r ORDER BY r.ordinality"
+    )
+
+
+# PostgreSQL: a group's claims and its orders, each one INSERT of rows given as JSON, what the
+# single path's INSERT ... ON CONFLICT DO NOTHING does for each row.
+_CLAIM_COLUMNS = ["event_id", "type", "order_id", "body_hash", "created_at"]
+_CLAIM_ROWS = text(
+    f"INSERT INTO {_EVENTS.name} ({', '.join(_CLAIM_COLUMNS)})"
+    f" {_from_rows(_EVENTS, _CLAIM_COLUMNS)}"
+    " ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
+)
+_ORDER_COLUMNS = [c.name for c in _ORDERS.c if c.name != "id"]
+_ORDER_ROWS = text(
+    f"INSERT INTO {_ORDERS.name} ({', '.join(_ORDER_COLUMNS)})"
+    f" {_from_rows(_ORDERS, _ORDER_COLUMNS)}"
+    " ON CONFLICT (order_id) DO NOTHING RETURNING order_id, id"
+)
+
+
+_ANSWER_ROWS = text(
+    f"UPDATE {_EVENTS.name} AS e SET response = r.response"  # noqa: S608 - the model's name
+    " FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(event_id text, response jsonb)"
+    " WHERE e.event_id = r.event_id"
+)
+
+
+@lru_cache(maxsize=64)
+def _order_rows_update(names: tuple[str, ...]) -> Any:
+    """PostgreSQL: UPDATE of the columns `names` of the orders whose rows (`id` and those
+    columns) are the JSON parameter `rows`."""
+    sets = ", ".join(f"{name} = r.{name}" for name in names)
+    return text(
+        f"UPDATE {_ORDERS.name} AS o SET {sets}"  # noqa: S608 - the model's names
+        f" FROM jsonb_populate_recordset(NULL::{_ORDERS.name}, CAST(:rows AS jsonb)) AS r"
+        " WHERE o.id = r.id"
+    )
 
 
 @lru_cache(maxsize=64)

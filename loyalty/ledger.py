@@ -6,6 +6,7 @@ and changes the member's materialized balances in the same transaction with a re
 refuses updates of an entry other than its maturity, and deletes (see the first migration).
 """
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,9 +20,12 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Text,
     and_,
     bindparam,
     case,
+    cast,
+    column,
     func,
     insert,
     literal,
@@ -31,6 +35,7 @@ from sqlalchemy import (
     true,
     update,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import Mapped, Session, mapped_column
 from sqlalchemy.orm.attributes import set_committed_value
@@ -102,10 +107,12 @@ def _refresh_member(session: Session, member_id: int, row: Row, names: Iterable[
             set_committed_value(member, name, row._mapping[name])
 
 
-def activity_moved_to() -> ColumnElement[datetime]:
-    """SET value for `members.last_activity_at`: the bind parameter `activity_at` if it is
-    later than what the column holds; never back."""
-    column, at = _members.c.last_activity_at, bindparam("activity_at", type_=UTCDateTime())
+def activity_moved_to(at: ColumnElement[datetime] | None = None) -> ColumnElement[datetime]:
+    """SET value for `members.last_activity_at`: `at` (default: the bind parameter
+    `activity_at`) if it is later than what the column holds; never back."""
+    column = _members.c.last_activity_at
+    if at is None:
+        at = bindparam("activity_at", type_=UTCDateTime())
     return case((or_(column.is_(None), column < at), at), else_=column)
 
 
@@ -118,20 +125,38 @@ def _balances_update(
     A credit updates no row if it would take a balance it moves past `MAX_RUNNING_TOTAL`
     (compared with `headroom`, the limit less the points, so the test itself cannot overflow).
     """
+    return _moving(
+        (state, earning, spend, activity, credit),
+        member_key=bindparam("member_key"),
+        points=bindparam("points", type_=BigInteger()),
+        headroom=bindparam("headroom", type_=BigInteger()),
+        at=None,
+    )
+
+
+def _moving(
+    shape: tuple,
+    *,
+    member_key: ColumnElement[Any],
+    points: ColumnElement[Any],
+    headroom: ColumnElement[Any],
+    at: ColumnElement[Any] | None,
+) -> ReturningUpdate:
+    """`_balances_update` with its values taken from `member_key`, `points`, `headroom` and
+    `at` (bind parameters, or the columns of the rows `post_entries` sends)."""
+    state, earning, spend, activity, credit = shape
     c = _members.c
-    points = bindparam("points", type_=BigInteger())
     moved = [c.points_pending if state == PENDING else c.points_available]
     if earning:
         moved.append(c.points_lifetime)
     values = {column.key: column + points for column in moved}
     if activity:
-        values["last_activity_at"] = activity_moved_to()
+        values["last_activity_at"] = activity_moved_to(at)
     returned = [c.id, *(c[name] for name in _balances_returned(activity))]
-    statement = update(_members).where(c.id == bindparam("member_key")).values(**values)
+    statement = update(_members).where(c.id == member_key).values(**values)
     if spend:
         statement = statement.where(c.points_available + points >= 0)
     if credit:
-        headroom = bindparam("headroom", type_=BigInteger())
         statement = statement.where(*(column <= headroom for column in moved))
     return statement.returning(*returned)
 
@@ -162,6 +187,48 @@ def _post_in_one_statement(
     )
     balances = [moved.c[name] for name in _balances_returned(activity)]
     return select(entry.c.id.label("entry_id"), *balances).select_from(moved).join(entry, true())
+
+
+@cache
+def _post_many_statement(
+    state: str, earning: bool, spend: bool, activity: bool, credit: bool
+) -> Select:
+    """PostgreSQL: `_post_in_one_statement` for many entries of one shape, of distinct
+    members, given as the JSON rows of the parameter `rows` (`n`: their order): one UPDATE of
+    their balances (`_moving`, the same construct) and one INSERT of the entries of the members
+    it updated, in the rows' order; each entry's id comes back with its member's balances."""
+    c = _entries.c
+    typed = {"n": BigInteger(), "member_id": BigInteger(), "headroom": BigInteger(),
+             "activity_at": UTCDateTime()}  # fmt: skip
+    typed |= {name: c[name].type for name in _ENTRY_VALUES}
+    source = (
+        func.jsonb_to_recordset(cast(bindparam("rows", type_=Text()), JSONB))
+        .table_valued(*(column(name, kind) for name, kind in typed.items()))
+        .render_derived(name="r", with_types=True)
+    )
+    rows = select(source).cte("entry_rows")
+    moved = _moving(
+        (state, earning, spend, activity, credit),
+        member_key=rows.c.member_id,
+        points=rows.c.points,
+        headroom=rows.c.headroom,
+        at=rows.c.activity_at,
+    ).cte("moved")
+    entry = (
+        insert(_entries)
+        .from_select(
+            ["member_id", *_ENTRY_VALUES],
+            select(rows.c.member_id, *(rows.c[name] for name in _ENTRY_VALUES))
+            .join_from(rows, moved, moved.c.id == rows.c.member_id)
+            .order_by(rows.c.n),
+        )
+        .returning(c.id, c.member_id)
+        .cte("entry")
+    )
+    balances = [moved.c[name] for name in _balances_returned(activity)]
+    return select(entry.c.id.label("entry_id"), moved.c.id, *balances).join_from(
+        moved, entry, entry.c.member_id == moved.c.id
+    )
 
 
 def _balances_returned(activity: bool) -> tuple[str, ...]:
@@ -237,16 +304,34 @@ def post_entries(session: Session, entries: list[dict]) -> list[LedgerEntry]:
     if session.get_bind().dialect.name != "postgresql":
         return [post_entry(session, **entry) for entry in entries]
     planned = [_plan(**entry) for entry in entries]
+    if len({entry["member_id"] for _shape, _params, entry in planned}) < len(planned):
+        raise ValueError("post_entries: one entry per member")
     rows: list[Row | None] = [None] * len(planned)
     shapes: dict[tuple, list[int]] = {}
     for index, (shape, _params, _entry) in enumerate(planned):
         shapes.setdefault(shape, []).append(index)
     for shape, indexes in shapes.items():
-        statement = fast(_post_in_one_statement(*shape))
-        found = statement.many(session.connection(), [_with_entry(planned[i]) for i in indexes])
-        for index, row in zip(indexes, found, strict=True):
-            rows[index] = row
+        sent = [_with_entry(planned[i]) for i in indexes]
+        for n, row in enumerate(sent):
+            row["n"] = n
+            row["member_id"] = row.pop("member_key")
+            row |= {name: row.pop(f"entry_{name}") for name in _ENTRY_VALUES if name != "points"}
+        found = {
+            row.id: row
+            for row in session.connection().execute(
+                _post_many_statement(*shape),
+                {"rows": json.dumps(sent, default=_iso, separators=(",", ":"))},
+            )
+        }
+        for index in indexes:
+            rows[index] = found.get(planned[index][2]["member_id"])
     return [_posted(session, plan, row) for plan, row in zip(planned, rows, strict=True)]
+
+
+def _iso(value: object) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"not JSON: {type(value).__name__}")
 
 
 def _plan(

@@ -6,7 +6,6 @@ and changes the member's materialized balances in the same transaction with a re
 refuses updates of an entry other than its maturity, and deletes (see the first migration).
 """
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -45,7 +44,7 @@ from sqlalchemy.sql.selectable import Select, Subquery
 
 from loyalty.errors import InsufficientPoints, ValidationFailed
 from loyalty.extensions import Base
-from loyalty.fastsql import built, fast
+from loyalty.fastsql import built, fast, json_rows
 from loyalty.members.models import Member
 from loyalty.types import MAX_RUNNING_TOTAL, BigId, JSONType, UTCDateTime, utcnow
 
@@ -320,18 +319,12 @@ def post_entries(session: Session, entries: list[dict]) -> list[LedgerEntry]:
             row.id: row
             for row in session.connection().execute(
                 _post_many_statement(*shape),
-                {"rows": json.dumps(sent, default=_iso, separators=(",", ":"))},
+                {"rows": json_rows(sent)},
             )
         }
         for index in indexes:
             rows[index] = found.get(planned[index][2]["member_id"])
     return [_posted(session, plan, row) for plan, row in zip(planned, rows, strict=True)]
-
-
-def _iso(value: object) -> str:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    raise TypeError(f"not JSON: {type(value).__name__}")
 
 
 def _plan(

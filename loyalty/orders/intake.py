@@ -58,7 +58,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from loyalty import cache as config_cache
 from loyalty.errors import Conflict
-from loyalty.fastsql import built, fast
+from loyalty.fastsql import built, fast, insert_json_rows, json_rows
 from loyalty.hooks import Hooks
 from loyalty.members import service as members
 from loyalty.members.models import Member
@@ -115,11 +115,9 @@ def paid_orders(
           "body_hash": digest, "created_at": now} for data, digest, _row in items),
         key=lambda claim_row: claim_row["event_id"],
     )  # fmt: skip
-    # Each INSERT one statement whose rows are one JSON parameter (`_rows_json`): a multi-row
-    # VALUES of hundreds of rows costs psycopg more CPU to parse, every time, than the server
-    # spends on the rows; the single path's INSERT once per row, more on the server.
+    # Each INSERT one statement, its rows one JSON parameter (`fastsql.json_rows`).
     connection = session.connection()
-    claimed = set(connection.execute(_CLAIM_ROWS, {"rows": _rows_json(claims)}).scalars())
+    claimed = set(connection.execute(_CLAIM_ROWS, {"rows": json_rows(claims)}).scalars())
     mine = [item for item in items if item[0]["id"] in claimed]
     if not mine:
         return {}
@@ -149,7 +147,7 @@ def paid_orders(
         rows.append(row)
         started[data["id"]] = (member, tier, row)
     placed = {
-        order_id: pk for order_id, pk in connection.execute(_ORDER_ROWS, {"rows": _rows_json(rows)})
+        order_id: pk for order_id, pk in connection.execute(_ORDER_ROWS, {"rows": json_rows(rows)})
     }
     for row in rows:
         if row["order_id"] not in placed:
@@ -228,7 +226,7 @@ def store_answers(session: Session, stored: list[tuple[str, str, Order, dict]]) 
         return
     if _dialect(session) == "postgresql":
         # One UPDATE of the answers, one of the orders per set of changed columns, their rows
-        # given as JSON (`_rows_json`; the answers, JSON text already, as they are).
+        # given as JSON (`fastsql.json_rows`; the answers, JSON text already, as they are).
         connection = session.connection()
         answered = ",".join(f'{{"event_id":{json.dumps(event_id)},"response":{answer}}}'
                             for event_id, answer, _order, _changes in stored)  # fmt: skip
@@ -238,7 +236,7 @@ def store_answers(session: Session, stored: list[tuple[str, str, Order, dict]]) 
             if changes:
                 by_names.setdefault(tuple(sorted(changes)), []).append({**changes, "id": order.id})
         for names, rows in by_names.items():
-            connection.execute(_order_rows_update(names), {"rows": _rows_json(rows)})
+            connection.execute(_order_rows_update(names), {"rows": json_rows(rows)})
         _held_orders(session, stored)
         return
     answers = [{"response": json.loads(answer), "event_key": event_id}
@@ -309,42 +307,14 @@ _LOCK_MEMBER = (
 )
 
 
-def _rows_json(rows: list[dict]) -> str:
-    """Rows as one JSON array (times as ISO text), for `jsonb_populate_recordset`."""
-    return json.dumps(rows, default=_iso, separators=(",", ":"))
-
-
-def _iso(value: object) -> str:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    raise TypeError(f"not JSON: {type(value).__name__}")
-
-
-def _from_rows(table: Table, columns: list[str]) -> str:
-    """SELECT of `columns` from the JSON rows of parameter `rows`, in their order."""
-    return (
-        f"SELECT {', '.join(f'r.{name}' for name in columns)}"  # noqa: S608 - model's names
-        f" FROM jsonb_populate_recordset(NULL::{table.name}, CAST(:rows AS jsonb))"
-        " WITH ORDINALITY AS r ORDER BY r.ordinality"
-    )
-
-
 # PostgreSQL: a group's claims and its orders, each one INSERT of rows given as JSON, what the
 # single path's INSERT ... ON CONFLICT DO NOTHING does for each row.
-_CLAIM_COLUMNS = ["event_id", "type", "order_id", "body_hash", "created_at"]
-_CLAIM_ROWS = text(
-    f"INSERT INTO {_EVENTS.name} ({', '.join(_CLAIM_COLUMNS)})"
-    f" {_from_rows(_EVENTS, _CLAIM_COLUMNS)}"
-    " ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
+_CLAIM_ROWS = insert_json_rows(
+    _EVENTS, ("event_id", "type", "order_id", "body_hash", "created_at"), "event_id", "event_id"
 )
-_ORDER_COLUMNS = [c.name for c in _ORDERS.c if c.name != "id"]
-_ORDER_ROWS = text(
-    f"INSERT INTO {_ORDERS.name} ({', '.join(_ORDER_COLUMNS)})"
-    f" {_from_rows(_ORDERS, _ORDER_COLUMNS)}"
-    " ON CONFLICT (order_id) DO NOTHING RETURNING order_id, id"
+_ORDER_ROWS = insert_json_rows(
+    _ORDERS, tuple(c.name for c in _ORDERS.c if c.name != "id"), "order_id, id", "order_id"
 )
-
-
 _ANSWER_ROWS = text(
     f"UPDATE {_EVENTS.name} AS e SET response = r.response"  # noqa: S608 - the model's name
     " FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(event_id text, response jsonb)"

@@ -10,9 +10,11 @@ nothing the second time.
 
 Events are applied a batch at a time (`batch_size`, one transaction each) by the engine of
 `POST /v1/events/batch` (`loyalty.orders.batch.apply_events`): what makes it faster than the
-API is what surrounds the service, not a second copy of it — no HTTP, no authentication, no
+API is how the rules are run, not a second copy of them — no HTTP, no authentication, no
 per-request set-up, the batch's replays found in one query, its new customers enrolled in one
-INSERT, and a savepoint per event only in a batch where an event is refused (invalid data,
+INSERT, the plain paid orders of distinct members applied in groups (each order handler on
+all of them at once, its statements sent together), and a savepoint per event only in a
+batch where an event is refused (invalid data,
 another currency, a refund of an order never paid here), which is then rolled back alone and
 counted with its reason while the rest of the batch stands. The file is read line by line and
 only one batch is held at a time; a failure of the database itself ends the import, having

@@ -27,7 +27,9 @@ if TYPE_CHECKING:
 
 
 # --- order events -----------------------------------------------------------------------------
-# A handler has any of `paid`, `refunded`, `canceled`; the ones it lacks are skipped.
+# A handler has any of `paid`, `refunded`, `canceled`; the ones it lacks are skipped. It may
+# also have `paid_many(ctxs)`: `paid` on a group of events of distinct members, orders and
+# mailboxes at once, with the same result (`Hooks.dispatch_many`; the batch of events uses it).
 
 
 class PaidHandler(Protocol):
@@ -330,6 +332,21 @@ class Hooks:
             method = getattr(handler, event, None)
             if method is not None:
                 method(ctx)
+
+    def dispatch_many(self, event: str, ctxs: "list[OrderEventContext]") -> None:
+        """`dispatch` for a group of events of distinct members, orders and mailboxes (none
+        can see another's changes): each handler in turn on all of them — its `<event>_many`
+        if it has one (the same work, its statements sent together), else its `<event>` on
+        each, in order."""
+        for handler in self.order_handlers:
+            many = getattr(handler, f"{event}_many", None)
+            if many is not None:
+                many(ctxs)
+                continue
+            method = getattr(handler, event, None)
+            if method is not None:
+                for ctx in ctxs:
+                    method(ctx)
 
 
 def hooks() -> Hooks:

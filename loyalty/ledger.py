@@ -19,9 +19,12 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Text,
     and_,
     bindparam,
     case,
+    cast,
+    column,
     func,
     insert,
     literal,
@@ -31,6 +34,7 @@ from sqlalchemy import (
     true,
     update,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import Mapped, Session, mapped_column
 from sqlalchemy.orm.attributes import set_committed_value
@@ -40,7 +44,7 @@ from sqlalchemy.sql.selectable import Select, Subquery
 
 from loyalty.errors import InsufficientPoints, ValidationFailed
 from loyalty.extensions import Base
-from loyalty.fastsql import built, fast
+from loyalty.fastsql import built, fast, json_rows
 from loyalty.members.models import Member
 from loyalty.types import MAX_RUNNING_TOTAL, BigId, JSONType, UTCDateTime, utcnow
 
@@ -102,10 +106,12 @@ def _refresh_member(session: Session, member_id: int, row: Row, names: Iterable[
             set_committed_value(member, name, row._mapping[name])
 
 
-def activity_moved_to() -> ColumnElement[datetime]:
-    """SET value for `members.last_activity_at`: the bind parameter `activity_at` if it is
-    later than what the column holds; never back."""
-    column, at = _members.c.last_activity_at, bindparam("activity_at", type_=UTCDateTime())
+def activity_moved_to(at: ColumnElement[datetime] | None = None) -> ColumnElement[datetime]:
+    """SET value for `members.last_activity_at`: `at` (default: the bind parameter
+    `activity_at`) if it is later than what the column holds; never back."""
+    column = _members.c.last_activity_at
+    if at is None:
+        at = bindparam("activity_at", type_=UTCDateTime())
     return case((or_(column.is_(None), column < at), at), else_=column)
 
 
@@ -118,20 +124,38 @@ def _balances_update(
     A credit updates no row if it would take a balance it moves past `MAX_RUNNING_TOTAL`
     (compared with `headroom`, the limit less the points, so the test itself cannot overflow).
     """
+    return _moving(
+        (state, earning, spend, activity, credit),
+        member_key=bindparam("member_key"),
+        points=bindparam("points", type_=BigInteger()),
+        headroom=bindparam("headroom", type_=BigInteger()),
+        at=None,
+    )
+
+
+def _moving(
+    shape: tuple,
+    *,
+    member_key: ColumnElement[Any],
+    points: ColumnElement[Any],
+    headroom: ColumnElement[Any],
+    at: ColumnElement[Any] | None,
+) -> ReturningUpdate:
+    """`_balances_update` with its values taken from `member_key`, `points`, `headroom` and
+    `at` (bind parameters, or the columns of the rows `post_entries` sends)."""
+    state, earning, spend, activity, credit = shape
     c = _members.c
-    points = bindparam("points", type_=BigInteger())
     moved = [c.points_pending if state == PENDING else c.points_available]
     if earning:
         moved.append(c.points_lifetime)
     values = {column.key: column + points for column in moved}
     if activity:
-        values["last_activity_at"] = activity_moved_to()
+        values["last_activity_at"] = activity_moved_to(at)
     returned = [c.id, *(c[name] for name in _balances_returned(activity))]
-    statement = update(_members).where(c.id == bindparam("member_key")).values(**values)
+    statement = update(_members).where(c.id == member_key).values(**values)
     if spend:
         statement = statement.where(c.points_available + points >= 0)
     if credit:
-        headroom = bindparam("headroom", type_=BigInteger())
         statement = statement.where(*(column <= headroom for column in moved))
     return statement.returning(*returned)
 
@@ -162,6 +186,48 @@ def _post_in_one_statement(
     )
     balances = [moved.c[name] for name in _balances_returned(activity)]
     return select(entry.c.id.label("entry_id"), *balances).select_from(moved).join(entry, true())
+
+
+@cache
+def _post_many_statement(
+    state: str, earning: bool, spend: bool, activity: bool, credit: bool
+) -> Select:
+    """PostgreSQL: `_post_in_one_statement` for many entries of one shape, of distinct
+    members, given as the JSON rows of the parameter `rows` (`n`: their order): one UPDATE of
+    their balances (`_moving`, the same construct) and one INSERT of the entries of the members
+    it updated, in the rows' order; each entry's id comes back with its member's balances."""
+    c = _entries.c
+    typed = {"n": BigInteger(), "member_id": BigInteger(), "headroom": BigInteger(),
+             "activity_at": UTCDateTime()}  # fmt: skip
+    typed |= {name: c[name].type for name in _ENTRY_VALUES}
+    source = (
+        func.jsonb_to_recordset(cast(bindparam("rows", type_=Text()), JSONB))
+        .table_valued(*(column(name, kind) for name, kind in typed.items()))
+        .render_derived(name="r", with_types=True)
+    )
+    rows = select(source).cte("entry_rows")
+    moved = _moving(
+        (state, earning, spend, activity, credit),
+        member_key=rows.c.member_id,
+        points=rows.c.points,
+        headroom=rows.c.headroom,
+        at=rows.c.activity_at,
+    ).cte("moved")
+    entry = (
+        insert(_entries)
+        .from_select(
+            ["member_id", *_ENTRY_VALUES],
+            select(rows.c.member_id, *(rows.c[name] for name in _ENTRY_VALUES))
+            .join_from(rows, moved, moved.c.id == rows.c.member_id)
+            .order_by(rows.c.n),
+        )
+        .returning(c.id, c.member_id)
+        .cte("entry")
+    )
+    balances = [moved.c[name] for name in _balances_returned(activity)]
+    return select(entry.c.id.label("entry_id"), moved.c.id, *balances).join_from(
+        moved, entry, entry.c.member_id == moved.c.id
+    )
 
 
 def _balances_returned(activity: bool) -> tuple[str, ...]:
@@ -219,6 +285,64 @@ def post_entry(
     UPDATE of the balances), elsewhere the UPDATE then the INSERT. The entry returned is a
     plain, unattached `LedgerEntry` holding what was inserted.
     """
+    planned = _plan(member_id, kind, points, source_type=source_type, source_id=source_id,
+                    state=state, detail=detail, rule_id=rule_id, occurred_at=occurred_at,
+                    matures_at=matures_at, spend=spend, activity_at=activity_at)  # fmt: skip
+    shape, params, entry = planned
+    if session.get_bind().dialect.name == "postgresql":
+        row = fast(_post_in_one_statement(*shape)).first(session.connection(), _with_entry(planned))
+    else:
+        row = session.execute(_balances_update(*shape), params).first()
+    return _posted(session, planned, row)
+
+
+def post_entries(session: Session, entries: list[dict]) -> list[LedgerEntry]:
+    """`post_entry` for many entries (each a dict of its arguments but the session), of
+    distinct members: on PostgreSQL the statements of each shape sent together (one pipeline);
+    elsewhere one `post_entry` after another. The entries posted, in order."""
+    if session.get_bind().dialect.name != "postgresql":
+        return [post_entry(session, **entry) for entry in entries]
+    planned = [_plan(**entry) for entry in entries]
+    if len({entry["member_id"] for _shape, _params, entry in planned}) < len(planned):
+        raise ValueError("post_entries: one entry per member")
+    rows: list[Row | None] = [None] * len(planned)
+    shapes: dict[tuple, list[int]] = {}
+    for index, (shape, _params, _entry) in enumerate(planned):
+        shapes.setdefault(shape, []).append(index)
+    for shape, indexes in shapes.items():
+        sent = [_with_entry(planned[i]) for i in indexes]
+        for n, row in enumerate(sent):
+            row["n"] = n
+            row["member_id"] = row.pop("member_key")
+            row |= {name: row.pop(f"entry_{name}") for name in _ENTRY_VALUES if name != "points"}
+        found = {
+            row.id: row
+            for row in session.connection().execute(
+                _post_many_statement(*shape),
+                {"rows": json_rows(sent)},
+            )
+        }
+        for index in indexes:
+            rows[index] = found.get(planned[index][2]["member_id"])
+    return [_posted(session, plan, row) for plan, row in zip(planned, rows, strict=True)]
+
+
+def _plan(
+    member_id: int,
+    kind: str,
+    points: int,
+    *,
+    source_type: str,
+    source_id: str,
+    state: str = AVAILABLE,
+    detail: dict | None = None,
+    rule_id: int | None = None,
+    occurred_at: datetime | None = None,
+    matures_at: datetime | None = None,
+    spend: bool = False,
+    activity_at: datetime | None = None,
+) -> tuple[tuple, dict, dict]:
+    """An entry to post: its statement's shape, the statement's parameters, the entry's row."""
     if kind not in KINDS:
         raise ValueError(f"unknown ledger kind {kind!r}")
     if points == 0:
@@ -248,11 +372,22 @@ def post_entry(
         params["headroom"] = MAX_RUNNING_TOTAL - points
     if activity_at is not None:
         params["activity_at"] = activity_at
-    if session.get_bind().dialect.name == "postgresql":
-        params.update((f"entry_{name}", entry[name]) for name in _ENTRY_VALUES)
-        row = fast(_post_in_one_statement(*shape)).first(session.connection(), params)
-    else:
-        row = session.execute(_balances_update(*shape), params).first()
+    return shape, params, entry
+
+
+def _with_entry(planned: tuple[tuple, dict, dict]) -> dict:
+    """PostgreSQL's one statement: the UPDATE's parameters and the entry's values."""
+    _shape, params, entry = planned
+    return {**params, **{f"entry_{name}": entry[name] for name in _ENTRY_VALUES}}
+
+
+def _posted(session: Session, planned: tuple[tuple, dict, dict], row: Row | None) -> LedgerEntry:
+    """The entry posted, from what its UPDATE (PostgreSQL: and INSERT) returned: the member's
+    balances refreshed, the entry inserted after the UPDATE where it is not done yet; the
+    refusals when no row was updated."""
+    shape, params, entry = planned
+    member_id, points, spend = entry["member_id"], entry["points"], shape[2]
+    credit, activity = shape[4], shape[3]
     if row is None:
         if spend:
             raise InsufficientPoints(f"This needs {-points} available points.")
@@ -262,7 +397,7 @@ def post_entry(
                 errors={"points": [f"Balances stay at or below {MAX_RUNNING_TOTAL}."]},
             )
         raise LookupError(f"member {member_id} not found")
-    _refresh_member(session, member_id, row, _balances_returned(activity_at is not None))
+    _refresh_member(session, member_id, row, _balances_returned(activity))
     if "entry_id" in row._mapping:
         entry_id = row.entry_id
     else:

@@ -567,20 +567,42 @@ def _friend_referrals(session: Session, friend: fraud.Friend) -> list[Referral]:
     )
 
 
+def _sole_buyer(member: Member | None, order: Order) -> Member | None:
+    """The member, if this order's buyer (customer id, mailbox) names no one but them."""
+    if member is not None and order.email_normalized in (None, member.email_normalized):
+        return member
+    return None
+
+
+def _clearing(ctx: OrderEventContext, buyer: Member | None) -> Member | None:
+    """The buyer whose mark this order may clear: marked, and the order in their mailbox."""
+    if (
+        buyer is not None
+        and buyer.referral_check
+        and ctx.order.email_normalized == buyer.email_normalized
+    ):
+        return buyer
+    return None
+
+
+def _none_names_params(ctx: OrderEventContext, buyer: Member | None) -> dict:
+    return {
+        "friend_customer_id": ctx.order.customer_id,
+        "friend_email": ctx.order.email_normalized,
+        "buyer_id": buyer.id if buyer is not None else None,
+    }
+
+
 def _none_names(ctx: OrderEventContext, buyer: Member | None) -> bool:
     """On PostgreSQL, the usual case of a paid order in one statement: do no referrals name
     this order's friend (customer id or mailbox)? Then `buyer`'s mark is cleared in the same
     statement, as `paid` clears it when nothing waits. The referrals found are locked (as
     `_friend_referrals` locks them, which `paid` goes on to do). False elsewhere: `paid`
     looks as it always does."""
-    session, order = ctx.session, ctx.order
+    session = ctx.session
     if session.get_bind().dialect.name != "postgresql":
         return False
-    params = {
-        "friend_customer_id": order.customer_id,
-        "friend_email": order.email_normalized,
-        "buyer_id": buyer.id if buyer is not None else None,
-    }
+    params = _none_names_params(ctx, buyer)
     if fast(_NONE_NAMES).first(session.connection(), params) is not None:
         return False
     if buyer is not None:
@@ -655,19 +677,10 @@ class ReferralConversion:
     def paid(self, ctx: OrderEventContext) -> None:
         member, order = ctx.member, ctx.order
         # Does this order's buyer (customer id, mailbox) name no one but the member?
-        buyer = (
-            member
-            if member is not None and order.email_normalized in (None, member.email_normalized)
-            else None
-        )
+        buyer = _sole_buyer(member, order)
         if buyer is not None and not buyer.referral_check and not ctx.payload.get("referral_code"):
             return  # no referral waits for this member's order: nothing to look up
-        clears = (
-            buyer is not None
-            and buyer.referral_check
-            and order.email_normalized == buyer.email_normalized
-        )
-        if not ctx.payload.get("referral_code") and _none_names(ctx, buyer if clears else None):
+        if not ctx.payload.get("referral_code") and _none_names(ctx, _clearing(ctx, buyer)):
             return  # nothing to convert (and the buyer's mark cleared, as below)
         found = _friend_referrals(
             ctx.session,
@@ -683,6 +696,38 @@ class ReferralConversion:
             # Everything naming the member was looked at, and nothing waits any more; a
             # later claim naming them sets the mark again (under this row's lock).
             buyer.referral_check = False
+
+    def paid_many(self, ctxs: list[OrderEventContext]) -> None:
+        """`paid` for the events of a group (`Hooks.dispatch_many`: distinct buyers). On
+        PostgreSQL, the orders whose buyer no referral may name, as `paid` skips them; those
+        that must look, `_none_names` sent together (one pipeline); `paid` for the rest (a
+        referral names them, or they carry a code)."""
+        looking = []
+        for ctx in ctxs:
+            buyer = _sole_buyer(ctx.member, ctx.order)
+            code = ctx.payload.get("referral_code")
+            if buyer is not None and not buyer.referral_check and not code:
+                continue
+            looking.append((ctx, buyer))
+        if not looking:
+            return
+        session = ctxs[0].session
+        asks = [(ctx, buyer) for ctx, buyer in looking if not ctx.payload.get("referral_code")]
+        if session.get_bind().dialect.name != "postgresql" or not asks:
+            for ctx, _buyer in looking:
+                self.paid(ctx)
+            return
+        params = [_none_names_params(ctx, _clearing(ctx, buyer)) for ctx, buyer in asks]
+        found = fast(_NONE_NAMES).many(session.connection(), params)
+        named = set()
+        for (ctx, buyer), row in zip(asks, found, strict=True):
+            if row is not None:
+                named.add(id(ctx))
+            elif (cleared := _clearing(ctx, buyer)) is not None:
+                set_committed_value(cleared, "referral_check", False)
+        for ctx, _buyer in looking:
+            if ctx.payload.get("referral_code") or id(ctx) in named:
+                self.paid(ctx)
 
     def _convert(self, ctx: OrderEventContext, referral: Referral | None) -> None:
         session, order, payload = ctx.session, ctx.order, ctx.payload

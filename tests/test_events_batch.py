@@ -9,6 +9,7 @@ from loyalty.ledger import LedgerEntry, find_drift
 from loyalty.members.models import Member
 from loyalty.orders.models import Order, ProcessedEvent
 from tests import factories as f
+from tests.statements import recorded
 
 
 def post_batch(client, headers, events):
@@ -143,3 +144,35 @@ def test_the_batch_needs_a_storefront_or_admin_key(client, keys):
     assert post_batch(client, keys["reports"], [event]).status_code == 403
     assert post_batch(client, {}, [event]).status_code == 401
     assert post_batch(client, keys["admin"], [event]).status_code == 200
+
+
+@pytest.mark.parametrize("orders_each", [1, 2])
+def test_plain_paid_orders_of_members_take_a_few_statements_whatever_their_number(
+    app, client, storefront, session, backend, monkeypatch, orders_each
+):
+    """The members' plain paid orders are applied in groups (docs/performance.md, "Order
+    events in batches"): on PostgreSQL the statements do not grow with the events; with
+    `EVENT_BATCH_FAST_PATH` off, each event sends its own."""
+    customers = [f"c_g{orders_each}_{n}" for n in range(30)]
+    enrolled = post_batch(client, storefront, [f.paid(c) for c in customers])
+    assert enrolled.status_code == 200
+
+    def orders(price):
+        return [f.paid(c, lines=[f.line(unit_price=price + n)])
+                for _ in range(orders_each) for n, c in enumerate(customers)]  # fmt: skip
+
+    with recorded() as sent:
+        grouped = post_batch(client, storefront, orders(1000))
+    assert grouped.status_code == 200
+    results = grouped.get_json()["results"]
+    assert [r["status"] for r in results] == [200] * len(results)
+    assert [r["body"]["effects"][0]["points"] for r in results] == [
+        10 for _ in range(orders_each) for _n in customers
+    ]
+    if backend == "postgresql":
+        assert len(sent) <= 16 * orders_each, sent
+    monkeypatch.setitem(app.config, "EVENT_BATCH_FAST_PATH", False)
+    with recorded() as alone:
+        assert post_batch(client, storefront, orders(3000)).status_code == 200
+    assert len(alone) >= 3 * len(results)
+    assert find_drift(session) == []

@@ -167,3 +167,42 @@ def test_gift_card_credits_never_pass_the_running_total_limit(client, admin, bal
     response = client.post(path, json={"amount": -100, "reason": "correction"}, headers=admin)
     assert response.status_code == 201, response.get_data(as_text=True)
     assert response.json["balance"] == balance - 100
+
+
+@pytest.mark.parametrize("bound", ["points_pending", "points_lifetime", "spend"])
+def test_a_batch_holds_the_running_total_limits_as_the_single_endpoint(client, storefront, bound):
+    """The plain paid orders of a batch are applied in groups (one statement for their
+    entries, one for their spend: docs/performance.md): a member at a limit is refused there
+    as alone, the others of the group applied."""
+    first = [order(), f.paid("c_small", order_id="o_small_0", event_id="e_small_0")]
+    assert (
+        client.post("/v1/events/batch", json={"events": first}, headers=storefront).status_code
+        == 200
+    )
+    pk = member_pk("c_big")
+    if bound == "spend":
+        start = MAX_RUNNING_TOTAL - 4_999
+        db.session.execute(update(TierSpend).where(TierSpend.member_id == pk).values(spend=start))
+    else:
+        start = MAX_RUNNING_TOTAL - 4
+        db.session.execute(
+            update(models.Member).where(models.Member.id == pk).values({bound: start})
+        )
+    db.session.commit()
+    events = [order(n=1, lines=[f.line(unit_price=5_000)]),
+              f.paid("c_small", order_id="o_small_1", event_id="e_small_1")]  # fmt: skip
+    response = client.post("/v1/events/batch", json={"events": events}, headers=storefront)
+    assert response.status_code == 200
+    big, small = response.json["results"]
+    assert big["status"] == 422, big
+    assert ("qualifying spend" if bound == "spend" else str(MAX_RUNNING_TOTAL)) in big["body"][
+        "detail"
+    ]
+    assert small["status"] == 200, small
+    if bound == "spend":
+        stored = db.session.scalar(select(TierSpend.spend).where(TierSpend.member_id == pk))
+    else:
+        stored = db.session.scalar(
+            select(getattr(models.Member, bound)).where(models.Member.id == pk)
+        )
+    assert stored == start

@@ -14,8 +14,9 @@ from loyalty import email, ledger, webhooks
 from loyalty.earning import points, rules
 from loyalty.errors import ValidationFailed
 from loyalty.ledger import PENDING, LedgerEntry
+from loyalty.orders.models import Order
 from loyalty.orders.service import OrderEventContext
-from loyalty.program.service import currency_exponent
+from loyalty.program.service import ProgramSettings, currency_exponent
 from loyalty.schemas import MAX_POINTS
 from loyalty.tiers import service as tiers
 from loyalty.tiers.models import Tier
@@ -30,6 +31,15 @@ def award_order_points(
     refunds. None (nothing credited) for no points or no member."""
     if amount <= 0 or ctx.member is None:
         return None
+    entry = ledger.post_entry(ctx.session, **_order_entry(ctx, kind, amount, detail, rule_id))
+    _awarded(ctx, kind, amount, entry, rule_id)
+    return entry
+
+
+def _order_entry(
+    ctx: OrderEventContext, kind: str, amount: int, detail: dict, rule_id: int | None
+) -> dict:
+    """The ledger entry (`ledger.post_entry`'s arguments) of points a paid order earns."""
     if ctx.order.points_awarded + amount > MAX_POINTS:
         # Beyond any real order, and beyond what a refund or a balance is meant to carry:
         # the event is refused whole (nothing of it is kept) rather than half-applied.
@@ -40,20 +50,25 @@ def award_order_points(
         )
     program = ctx.program
     pending = program.pending_days > 0
-    entry = ledger.post_entry(
-        ctx.session,
-        ctx.member.id,
-        kind,
-        amount,
-        state=PENDING if pending else ledger.AVAILABLE,
-        source_type=ORDER_SOURCE,
-        source_id=ctx.order.order_id,
-        detail=detail,
-        rule_id=rule_id,
-        occurred_at=ctx.occurred_at,
-        matures_at=ctx.occurred_at + timedelta(days=program.pending_days) if pending else None,
-        activity_at=ctx.occurred_at,  # the paid order is the member's activity
-    )
+    return {
+        "member_id": ctx.member.id,  # type: ignore[union-attr]
+        "kind": kind,
+        "points": amount,
+        "state": PENDING if pending else ledger.AVAILABLE,
+        "source_type": ORDER_SOURCE,
+        "source_id": ctx.order.order_id,
+        "detail": detail,
+        "rule_id": rule_id,
+        "occurred_at": ctx.occurred_at,
+        "matures_at": ctx.occurred_at + timedelta(days=program.pending_days) if pending else None,
+        "activity_at": ctx.occurred_at,  # the paid order is the member's activity
+    }
+
+
+def _awarded(
+    ctx: OrderEventContext, kind: str, amount: int, entry: LedgerEntry, rule_id: int | None
+) -> None:
+    """The entry posted: on the order, and among the event's effects."""
     ctx.order.points_awarded += amount
     ctx.effects.append(
         {
@@ -65,7 +80,23 @@ def award_order_points(
             **({"rule_id": rule_id} if rule_id is not None else {}),
         }
     )
-    return entry
+
+
+def base_earning(program: ProgramSettings, tier: Tier, order: Order) -> tuple[int, dict]:
+    """What a paid order earns at the base rate for a member of `tier` (the tier before the
+    event): the points, and the numbers used (the order's and the entry's `detail`)."""
+    rate = Decimal(program.points_per_unit)
+    multiplier = Decimal(tier.multiplier)
+    exponent = currency_exponent(order.currency)
+    earned = points.base_points(order.eligible_amount, exponent, rate, multiplier)
+    detail = {
+        "eligible_amount": order.eligible_amount,
+        "currency": order.currency,
+        "points_per_unit": str(rate.normalize()),
+        "tier": tier.name,
+        "multiplier": str(multiplier.normalize()),
+    }
+    return earned, detail
 
 
 def _earned_matures_at(ctx: OrderEventContext) -> str | None:
@@ -80,38 +111,69 @@ class PointsEarning:
     def paid(self, ctx: OrderEventContext) -> None:
         if ctx.member is None:
             return
-        tier = ctx.tier or tiers.current_tier(ctx.session, ctx.member)
-        rate = Decimal(ctx.program.points_per_unit)
-        multiplier = Decimal(tier.multiplier)
-        exponent = currency_exponent(ctx.order.currency)
-        earned = points.base_points(ctx.order.eligible_amount, exponent, rate, multiplier)
-        detail = {
-            "eligible_amount": ctx.order.eligible_amount,
-            "currency": ctx.order.currency,
-            "points_per_unit": str(rate.normalize()),
-            "tier": tier.name,
-            "multiplier": str(multiplier.normalize()),
-        }
-        ctx.order.detail = {**(ctx.order.detail or {}), "earn": detail}
+        tier, earned, detail = self._base(ctx)
         award_order_points(ctx, "earn", earned, detail)
+        self._rest(ctx, tier)
+
+    def paid_many(self, ctxs: list[OrderEventContext]) -> None:
+        """`paid` for the events of a group (`Hooks.dispatch_many`: distinct members): their
+        base points posted together (`ledger.post_entries`), their `points.earned` reported
+        together; bonus rules and emails as `paid` does them, event by event."""
+        if email.enabled():
+            for ctx in ctxs:
+                self.paid(ctx)
+            return
+        based = [(ctx, *self._base(ctx)) for ctx in ctxs if ctx.member is not None]
+        earning = [(ctx, earned, detail) for ctx, _tier, earned, detail in based if earned > 0]
+        if earning:
+            planned = [_order_entry(ctx, "earn", earned, detail, None)
+                       for ctx, earned, detail in earning]  # fmt: skip
+            entries = ledger.post_entries(earning[0][0].session, planned)
+            for (ctx, earned, _detail), entry in zip(earning, entries, strict=True):
+                _awarded(ctx, "earn", earned, entry, None)
+        reports = []
+        for ctx, tier, _earned, _detail in based:
+            report = self._rest(ctx, tier, report=False)
+            if report is not None:
+                reports.append(report)
+        if reports:
+            webhooks.emit_many(ctxs[0].session, "points.earned", reports)
+
+    @staticmethod
+    def _base(ctx: OrderEventContext) -> tuple[Tier, int, dict]:
+        """The base points (`base_earning`) at the tier before the event, on the order."""
+        tier = ctx.tier or tiers.current_tier(ctx.session, ctx.member)  # type: ignore[arg-type]
+        earned, detail = base_earning(ctx.program, tier, ctx.order)
+        ctx.order.detail = {**(ctx.order.detail or {}), "earn": detail}
+        return tier, earned, detail
+
+    def _rest(self, ctx: OrderEventContext, tier: Tier, report: bool = True) -> dict | None:
+        """After the base points: the bonus rules, then `points.earned` (reported here, or
+        given back for the caller to report with others: `report=False`) and its email."""
+        member = ctx.member
+        assert member is not None
+        rate = Decimal(ctx.program.points_per_unit)
         # Bonus rules see the same tier (the one before this event) and the same rate.
-        self._bonuses(ctx, tier, rate, exponent)
-        if ctx.order.points_awarded > 0:
-            event = {
-                "customer_id": ctx.member.customer_id,
-                "order_id": ctx.order.order_id,
-                "points": ctx.order.points_awarded,
-                "state": PENDING if ctx.program.pending_days > 0 else ledger.AVAILABLE,
-                "matures_at": _earned_matures_at(ctx),
-                "occurred_at": webhooks.iso(ctx.occurred_at),
-            }
-            webhooks.emit(ctx.session, "points.earned", event)
-            if email.enabled():
-                member = ctx.member
-                ctx.session.refresh(member, ["points_available", "points_pending"])
-                balances = {"points_available": member.points_available,
-                            "points_pending": member.points_pending}  # fmt: skip
-                email.queue(ctx.session, member, "points_earned", {**event, **balances})
+        self._bonuses(ctx, tier, rate, currency_exponent(ctx.order.currency))
+        if ctx.order.points_awarded <= 0:
+            return None
+        event = {
+            "customer_id": member.customer_id,
+            "order_id": ctx.order.order_id,
+            "points": ctx.order.points_awarded,
+            "state": PENDING if ctx.program.pending_days > 0 else ledger.AVAILABLE,
+            "matures_at": _earned_matures_at(ctx),
+            "occurred_at": webhooks.iso(ctx.occurred_at),
+        }
+        if not report:
+            return event
+        webhooks.emit(ctx.session, "points.earned", event)
+        if email.enabled():
+            ctx.session.refresh(member, ["points_available", "points_pending"])
+            balances = {"points_available": member.points_available,
+                        "points_pending": member.points_pending}  # fmt: skip
+            email.queue(ctx.session, member, "points_earned", {**event, **balances})
+        return None
 
     @staticmethod
     def _bonuses(ctx: OrderEventContext, tier: Tier, rate: Decimal, exponent: int) -> None:

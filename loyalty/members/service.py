@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import String, bindparam, cast, literal, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, make_transient_to_detached
 
 from loyalty import cache, erasure, ledger
 from loyalty import email as mail
@@ -16,7 +16,7 @@ from loyalty.dates import iso
 from loyalty.email.models import EmailMessage
 from loyalty.errors import Conflict, NotFound
 from loyalty.extensions import read_connection, session_started
-from loyalty.fastsql import FastStatement
+from loyalty.fastsql import FastStatement, built, insert_json_rows, json_rows
 from loyalty.hooks import Hooks
 from loyalty.ledger import LedgerEntry
 from loyalty.lookalikes import normalize_email  # noqa: F401 - one rule, used from here too
@@ -195,15 +195,40 @@ def enroll_many(session: Session, hooks: Hooks, people: list[dict]) -> list[Memb
     an IntegrityError, with no savepoint to absorb it: the caller's transaction is done, and
     the caller rolls it back."""
     tier_id = tiers.base_tier(session).id
-    members = [
-        _new_member(p["customer_id"], p.get("email"), p.get("name"), None, p["enrolled_at"],
-                    tier_id)
+    if session.get_bind().dialect.name != "postgresql":
+        members = [
+            _new_member(p["customer_id"], p.get("email"), p.get("name"), None,
+                        p["enrolled_at"], tier_id)
+            for p in people
+        ]  # fmt: skip
+        session.add_all(members)
+        session.flush()
+        welcome(session, hooks, members)
+        return members
+    # PostgreSQL: the rows in one INSERT of JSON rows (`fastsql.json_rows`), then made the
+    # session's loaded rows, as a flush would leave them.
+    rows = [
+        {**new_member_values(p["customer_id"], p.get("email"), p.get("name"), None,
+                             p["enrolled_at"]), "tier_id": tier_id}
         for p in people
     ]  # fmt: skip
-    session.add_all(members)
-    session.flush()
+    inserted = session.connection().execute(_INSERT_MEMBERS, {"rows": json_rows(rows)})
+    ids: dict[str, int] = {customer_id: pk for customer_id, pk in inserted}
+    members = []
+    for row in rows:
+        member = built(Member, {"id": ids[row["customer_id"]], **row})
+        make_transient_to_detached(member)
+        session.add(member)
+        members.append(member)
     welcome(session, hooks, members)
     return members
+
+
+_INSERT_MEMBERS = insert_json_rows(
+    Member.__table__,
+    tuple(c.name for c in Member.__table__.c if c.name != "id"),
+    "customer_id, id",
+)
 
 
 def enroll_from_api(session: Session, hooks: Hooks, data: dict) -> tuple[Member, bool]:

@@ -3,9 +3,9 @@
 `apply_events` takes a list of events as they were sent and answers each one as
 `POST /v1/events` would have — its status and its body (the event's answer, or its
 problem+json) — in the order given, all in the caller's one transaction. Each event goes
-through the same validation and the same `service.apply_event` as the single endpoint, so
-every rule (points, bonus rules, tiers, pending points, caps, referrals, reward codes, gift
-card holds, refunds) has one copy; what the batch saves is what surrounds the event:
+through the same validation and the same order handlers as the single endpoint, so every rule
+(points, bonus rules, tiers, pending points, caps, referrals, reward codes, gift card holds,
+refunds) has one copy; what the batch saves is statements:
 
 - the events are validated first, each alone: an invalid one is answered 422 and skipped;
 - the events already processed are found in one query, and those sent again with the same
@@ -13,20 +13,22 @@ card holds, refunds) has one copy; what the batch saves is what surrounds the ev
 - the customers whose first event in the batch is an `order.paid` in the program's currency
   and who are not members yet are enrolled in one INSERT (`members.enroll_many`) when the
   program enrols automatically, as each event would enrol them on its way;
-- the remaining events run one after another without a savepoint each (a savepoint costs two
-  round trips of the ten or so an event makes). If any of them is refused, everything the
-  batch did is rolled back to where it started, and the events run again each under a
-  savepoint of its own, so that only the refused ones are undone, with their answer;
-- an `order.paid` that is its customer's last event in the batch (and its order's only one)
-  is answered at the batch's end (its member's view read with the others' in one SELECT, the
-  answers stored in one UPDATE); on PostgreSQL, if the batch names its customer and email
-  nowhere else, it is taken in with the others like it before the first event runs
-  (`intake.paid_orders`: one claim, one member lock, one order insert).
+- the plain `order.paid` events of members (`_groupable`) are applied in groups, in waves
+  (`_waves`): no two events of a wave share a customer, order, mailbox or event id, and an
+  event comes after every earlier event it shares one with. A group is taken in together
+  (`intake.paid_orders`), each handler runs on all of its events (`Hooks.dispatch_many`:
+  a handler's `paid_many`, its statements sent together), and its answers are read and
+  stored together. Any other event runs alone, in its place;
+- no savepoint per event (a savepoint costs two round trips). If any event is refused,
+  everything the batch did is rolled back to where it started, and the events run again each
+  under a savepoint of its own, so that only the refused ones are undone, with their answer.
 
 An event refused is answered with the status and problem+json the single endpoint gives; the
-others stand. Events of one batch are applied in order: an event may depend on one before it
-(an order paid, then refunded). `EVENT_BATCH_FAST_PATH=false` (configuration) turns all of this
-off: every event then runs alone under its savepoint from the start (docs/performance.md).
+others stand. Events of one customer or order are applied in order: an event may depend on one
+before it (an order paid, then refunded). Should an event of a group convert a referral (its
+referrer could be another member of the group), the batch runs again with each event applied
+alone. `EVENT_BATCH_FAST_PATH=false` (configuration) turns all of this off: every event then
+runs alone under its savepoint from the start (docs/performance.md, "Order events in batches").
 """
 
 import json
@@ -46,7 +48,7 @@ from loyalty.members.models import Member
 from loyalty.orders import intake, service
 from loyalty.orders.models import ProcessedEvent
 from loyalty.orders.schemas import EventSchema
-from loyalty.program.service import program_settings
+from loyalty.program.service import ProgramSettings, program_settings
 
 MAX_EVENTS = 500
 
@@ -173,53 +175,53 @@ def _answer_replays(
     return left
 
 
-def _enroll_first_buyers(session: Session, hooks: Hooks, todo: list) -> None:
+def _enroll_first_buyers(session: Session, hooks: Hooks, todo: list) -> set[str]:
     """Enrol at once the customers whom the batch's events would each enrol on the way: those
     whose first event in the batch is an `order.paid` in the program's currency and who are not
-    members — enrolled as that event would (auto-enrolment, with its email, name and time)."""
+    members — enrolled as that event would (auto-enrolment, with its email, name and time).
+    The batch's customers who are members now."""
     program = program_settings(session)
-    if not program.auto_enroll:
-        return
     first: dict[str, dict] = {}
     for _position, data, _digest in todo:
         first.setdefault(data["order"]["customer_id"], data)
-    buyers = {
-        customer: data for customer, data in first.items()
-        if data["type"] == "order.paid" and data["order"]["currency"] == program.currency
-    }  # fmt: skip
-    if not buyers:
-        return
-    known = set(session.scalars(select(Member.customer_id).where(Member.customer_id.in_(buyers))))
+    known: set[str] = {
+        customer
+        for customer in session.scalars(
+            select(Member.customer_id).where(Member.customer_id.in_(first))
+        )
+        if customer is not None
+    }
+    if not program.auto_enroll:
+        return known
     people = [
         {"customer_id": customer, "email": data["order"].get("email"),
          "name": data["order"].get("name"), "enrolled_at": data["occurred_at"]}
-        for customer, data in buyers.items() if customer not in known
+        for customer, data in first.items()
+        if customer not in known and data["type"] == "order.paid"
+        and data["order"]["currency"] == program.currency
     ]  # fmt: skip
     if people:
         members.enroll_many(session, hooks, people)
+    return known | {person["customer_id"] for person in people}
 
 
 class _ReachedAnother(Exception):
-    """An event of the batch acted on a member other than its buyer (a referral's referrer)
-    while answers are left to the batch's end or members were taken in ahead of their event:
-    one of those could be the referrer's."""
+    """An event of a group (`_apply_group`) converted a referral: its referrer's row changed,
+    and the referrer could be another member of the group, whose answer is read at the
+    group's end."""
 
 
 def _all_at_once(session: Session, hooks: Hooks, todo: list, outcomes: list) -> bool:
     """The events without a savepoint each, under one for the batch: True when none was
     refused; False (the batch's work undone) when one was, for `_one_by_one` to run them.
 
-    The answers of the `order.paid` events that are their customer's last in the batch (and
-    their order's only one) are written at the batch's end: their members' views in one
-    SELECT, the answers in one UPDATE (`_later`); on PostgreSQL those whose customer the batch
-    names only there are taken in together first (`_take_in`). Should an event reach another
-    member (a referral's referrer), the batch runs again with every event taken in and
-    answered as it is applied."""
-    for later in (_later(todo), frozenset[int]()):
+    The `order.paid` events that can be are applied in groups (`_apply_all`). Should an event
+    of a group convert a referral, the batch runs again with every event applied alone."""
+    for grouped in (True, False):
         savepoint = session.begin_nested()
         try:
-            _enroll_first_buyers(session, hooks, todo)
-            answers = _apply_all(session, hooks, todo, later)
+            known = _enroll_first_buyers(session, hooks, todo)
+            answers = _apply_all(session, hooks, todo, known if grouped else None)
         except _ReachedAnother:
             savepoint.rollback()
             continue
@@ -235,80 +237,137 @@ def _all_at_once(session: Session, hooks: Hooks, todo: list, outcomes: list) -> 
         for (position, data, _digest), answer in zip(todo, answers, strict=True):
             outcomes[position] = Outcome(data["id"], 200, answer)
         return True
-    raise AssertionError("unreachable: the second run answers as it goes")
+    raise AssertionError("unreachable: the second run applies each event alone")
 
 
-def _later(todo: list) -> frozenset[int]:
-    """The positions of the `order.paid` events whose answers may wait for the batch's end:
-    the last event of the batch naming their customer, and the only one naming their order
-    (their member's view at the end is the view after them)."""
-    last: dict[str, int] = {}
-    orders: dict[str, int] = {}
-    for position, data, _digest in todo:
-        last[data["order"]["customer_id"]] = position
-        orders[data["order"]["id"]] = orders.get(data["order"]["id"], 0) + 1
-    return frozenset(
-        position for position, data, _digest in todo
-        if data["type"] == "order.paid" and last[data["order"]["customer_id"]] == position
-        and orders[data["order"]["id"]] == 1
-    )  # fmt: skip
+def _groupable(data: dict, program: ProgramSettings, members_now: set[str]) -> bool:
+    """Can this event join a group: an `order.paid` in the program's currency of a customer
+    who is a member, with no reward code, gift card hold or referral code (what the plain
+    order of a member earns, counts and converts is all a group does at once)?"""
+    order = data["order"]
+    return (
+        data["type"] == "order.paid"
+        and order["currency"] == program.currency
+        and order["customer_id"] in members_now
+        and not order.get("reward_codes")
+        and not order.get("gift_card_holds")
+        and not order.get("referral_code")
+    )
 
 
-def _take_in(session: Session, todo: list, later: frozenset[int]) -> dict:
-    """The `order.paid` events at `later` positions in the program's currency whose customer
-    and email no other event of the batch gives, taken in together (`intake.paid_orders`: one
-    claim, one member lock, one order insert): by event id, what each event then starts from.
-    (Their customers, orders and emails being the batch's only mention of them, no event
-    before them could see their orders: "has this shopper paid before" asks by customer id and
-    email.)"""
+def _apply_all(
+    session: Session, hooks: Hooks, todo: list, members_now: set[str] | None
+) -> list[str]:
+    """Each event applied in order; the answers (JSON text), in the order of `todo`.
+
+    With `members_now` (the batch's customers who are members), each run of consecutive
+    groupable events (`_groupable`) is applied in waves (`_waves`), each wave a group
+    (`_apply_group`); an event that cannot join a group runs alone, after the run before it
+    and before the run after it."""
     program = program_settings(session)
-    customers: dict[str, int] = {}
-    emails: dict[str | None, int] = {}
-    for _position, data, _digest in todo:
-        customer, email = data["order"]["customer_id"], data["order"].get("email")
-        customers[customer] = customers.get(customer, 0) + 1
-        emails[members.normalize_email(email)] = emails.get(members.normalize_email(email), 0) + 1
-    items = [
-        (data, digest, service.order_row(data)) for position, data, digest in todo
-        if position in later and data["order"]["currency"] == program.currency
-        and customers[data["order"]["customer_id"]] == 1
-        and (email := members.normalize_email(data["order"].get("email"))) is not None
-        and emails[email] == 1
-    ]  # fmt: skip
-    return intake.paid_orders(session, program, items)
+    answers: list[str | None] = [None] * len(todo)
+    run: list[tuple[int, dict, str]] = []
+    for index, (_position, data, digest) in enumerate(todo):
+        if members_now is not None and _groupable(data, program, members_now):
+            run.append((index, data, digest))
+            continue
+        _apply_run(session, hooks, program, run, answers)
+        run = []
+        answers[index] = _apply_one(session, hooks, data, digest)
+    _apply_run(session, hooks, program, run, answers)
+    return [answer for answer in answers if answer is not None]
 
 
-def _apply_all(session: Session, hooks: Hooks, todo: list, later: frozenset[int]) -> list[str]:
-    """Each event applied in order; the answers of those at `later` positions written at the
-    end, all together. The answers (JSON text), in the order of `todo`."""
-    answers: list[str | None] = []
-    waiting: list[tuple[int, service.OrderEventContext]] = []
-    started = _take_in(session, todo, later)
-    for position, data, digest in todo:
-        applied = service.apply_event(session, hooks, data, digest, started.get(data["id"]))
-        if isinstance(applied, str):  # applied before: its stored answer
-            answers.append(applied)
-            continue
-        if later and any(effect.get("kind") == "referral" for effect in applied.effects):
-            # A referrer's row changed: an answer left for the end, or a member taken in
-            # before this event, could be the referrer's.
-            raise _ReachedAnother
-        if position in later:
-            waiting.append((len(answers), applied))
-            answers.append(None)
-            continue
-        view = members.member_view(session, hooks, applied.member) if applied.member else None
-        answer = service.event_answer(applied, view)
-        intake.store_answer(session, data["id"], answer, applied.order, applied.order_changes())
-        answers.append(answer)
+def _apply_run(
+    session: Session,
+    hooks: Hooks,
+    program: ProgramSettings,
+    run: list[tuple[int, dict, str]],
+    answers: list[str | None],
+) -> None:
+    """A run of groupable events, wave after wave (`_waves`), each wave a group; the answers
+    into `answers` at each event's index."""
+    for wave in _waves(run):
+        found = _apply_group(session, hooks, program, [(data, digest) for _i, data, digest in wave])
+        for (index, _data, _digest), answer in zip(wave, found, strict=True):
+            answers[index] = answer
+
+
+def _waves(run: list[tuple[int, dict, str]]) -> list[list[tuple[int, dict, str]]]:
+    """The run's events in waves: each event in the wave after the last one holding an event
+    that names a customer, order, mailbox or event id it names (`_names`), the first wave if
+    none does. An event thus comes after every earlier event it shares anything with, and no
+    two events of a wave share anything: no event of a wave can see another's changes, so
+    applying a wave together, and the waves in order, leaves what applying the events one
+    after another leaves."""
+    waves: list[list[tuple[int, dict, str]]] = []
+    last: dict[tuple[str, str], int] = {}
+    for item in run:
+        names = _names(item[1])
+        wave = max((last.get(name, -1) for name in names), default=-1) + 1
+        if wave == len(waves):
+            waves.append([])
+        waves[wave].append(item)
+        for name in names:
+            last[name] = wave
+    return waves
+
+
+def _names(data: dict) -> set[tuple[str, str]]:
+    """What an event names that another event of its group must not."""
+    order = data["order"]
+    found = {("event", data["id"]), ("order", order["id"]), ("customer", order["customer_id"])}
+    email = members.normalize_email(order.get("email"))
+    if email is not None:
+        found.add(("email", email))
+    return found
+
+
+def _apply_one(session: Session, hooks: Hooks, data: dict, digest: str) -> str:
+    """One event applied alone, as `POST /v1/events` applies it: its answer."""
+    applied = service.apply_event(session, hooks, data, digest)
+    if isinstance(applied, str):  # applied before: its stored answer
+        return applied
+    view = members.member_view(session, hooks, applied.member) if applied.member else None
+    answer = service.event_answer(applied, view)
+    intake.store_answer(session, data["id"], answer, applied.order, applied.order_changes())
+    return answer
+
+
+def _apply_group(
+    session: Session, hooks: Hooks, program: ProgramSettings, group: list[tuple[dict, str]]
+) -> list[str]:
+    """A group of `order.paid` events (`_apply_all`) applied together: taken in together on
+    PostgreSQL (`intake.paid_orders`: one claim, one member lock, one order insert), each
+    handler on all of them at once (`service.apply_paid_group`), their members' views read in
+    one SELECT and the answers stored together. Their answers, in order."""
+    if len(group) == 1:
+        return [_apply_one(session, hooks, *group[0])]
+    rows = [(data, digest, service.order_row(data)) for data, digest in group]
+    started = intake.paid_orders(session, program, rows)
+    answers: list[str | None] = [None] * len(group)
+    items, places = [], []
+    for place, (data, digest, row) in enumerate(rows):
+        found = started.get(data["id"])
+        if found is None:  # taken in one by one (SQLite), or claimed before: a replay
+            taken = intake.paid_order(session, hooks, program, data, digest, row)
+            if isinstance(taken, intake.Replay):
+                answers[place] = service.encode_answer(taken.answer)
+                continue
+            found = taken
+        items.append((data, found))
+        places.append(place)
+    ctxs = service.apply_paid_group(session, hooks, items)
+    if any(effect.get("kind") == "referral" for ctx in ctxs for effect in ctx.effects):
+        raise _ReachedAnother
     views = members.member_views(
-        session, hooks, [ctx.member.id for _index, ctx in waiting if ctx.member is not None]
+        session, hooks, [ctx.member.id for ctx in ctxs if ctx.member is not None]
     )
     stored = []
-    for index, ctx in waiting:
+    for place, ctx in zip(places, ctxs, strict=True):
         answer = service.event_answer(ctx, views[ctx.member.id] if ctx.member else None)
         stored.append((ctx.event_id, answer, ctx.order, ctx.order_changes()))
-        answers[index] = answer
+        answers[place] = answer
     intake.store_answers(session, stored)
     return [answer for answer in answers if answer is not None]
 

@@ -44,6 +44,7 @@ from sqlalchemy import (
     null,
     or_,
     select,
+    text,
     true,
     update,
 )
@@ -57,7 +58,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from loyalty import cache as config_cache
 from loyalty.errors import Conflict
-from loyalty.fastsql import built, fast
+from loyalty.fastsql import built, fast, insert_json_rows, json_rows
 from loyalty.hooks import Hooks
 from loyalty.members import service as members
 from loyalty.members.models import Member
@@ -114,10 +115,9 @@ def paid_orders(
           "body_hash": digest, "created_at": now} for data, digest, _row in items),
         key=lambda claim_row: claim_row["event_id"],
     )  # fmt: skip
-    # An executemany with RETURNING: SQLAlchemy sends it as multi-row INSERTs of a statement
-    # compiled once ("insertmanyvalues").
-    insert_claims = _insert_new_statement("postgresql", _EVENTS, "event_id", "event_id")
-    claimed = set(session.execute(insert_claims, claims).scalars())
+    # Each INSERT one statement, its rows one JSON parameter (`fastsql.json_rows`).
+    connection = session.connection()
+    claimed = set(connection.execute(_CLAIM_ROWS, {"rows": json_rows(claims)}).scalars())
     mine = [item for item in items if item[0]["id"] in claimed]
     if not mine:
         return {}
@@ -146,10 +146,9 @@ def paid_orders(
         row["member_id"] = member.id if member is not None else None
         rows.append(row)
         started[data["id"]] = (member, tier, row)
-    insert_orders = _insert_new_statement("postgresql", _ORDERS, "order_id", "id").returning(
-        _ORDERS.c.order_id
-    )
-    placed = {order_id: pk for pk, order_id in session.execute(insert_orders, rows)}
+    placed = {
+        order_id: pk for order_id, pk in connection.execute(_ORDER_ROWS, {"rows": json_rows(rows)})
+    }
     for row in rows:
         if row["order_id"] not in placed:
             _order_taken(session, row["order_id"])
@@ -220,30 +219,48 @@ def store_answer(session: Session, event_id: str, answer: str, order: Order, cha
 
 def store_answers(session: Session, stored: list[tuple[str, str, Order, dict]]) -> None:
     """`store_answer` for many events at once — (event id, answer, order, changes) each, of
-    distinct orders: the answers in one executemany UPDATE, the orders' changes in one per set
-    of changed columns (psycopg sends an executemany as a pipeline, not a round trip each)."""
+    distinct orders: on PostgreSQL `store_answer`'s statements, those of one set of changed
+    columns sent together (one pipeline); elsewhere the answers in one executemany UPDATE, the
+    orders' changes in one per set of changed columns."""
     if not stored:
         return
     if _dialect(session) == "postgresql":
-        answers = [{"answer": answer, "event_key": event_id}
-                   for event_id, answer, _order, _changes in stored]  # fmt: skip
-        session.execute(_STORE_ANSWER, answers)
-    else:
-        answers = [{"response": json.loads(answer), "event_key": event_id}
-                   for event_id, answer, _order, _changes in stored]  # fmt: skip
-        session.execute(_STORE_RESPONSE, answers)
+        # One UPDATE of the answers, one of the orders per set of changed columns, their rows
+        # given as JSON (`fastsql.json_rows`; the answers, JSON text already, as they are).
+        connection = session.connection()
+        answered = ",".join(f'{{"event_id":{json.dumps(event_id)},"response":{answer}}}'
+                            for event_id, answer, _order, _changes in stored)  # fmt: skip
+        connection.execute(_ANSWER_ROWS, {"rows": f"[{answered}]"})
+        by_names: dict[tuple[str, ...], list[dict]] = {}
+        for _event_id, _answer, order, changes in stored:
+            if changes:
+                by_names.setdefault(tuple(sorted(changes)), []).append({**changes, "id": order.id})
+        for names, rows in by_names.items():
+            connection.execute(_order_rows_update(names), {"rows": json_rows(rows)})
+        _held_orders(session, stored)
+        return
+    answers = [{"response": json.loads(answer), "event_key": event_id}
+               for event_id, answer, _order, _changes in stored]  # fmt: skip
+    session.execute(_STORE_RESPONSE, answers)
     by_columns: dict[tuple[str, ...], list[dict]] = {}
     for _event_id, _answer, order, changes in stored:
         if changes:
             by_columns.setdefault(tuple(sorted(changes)), []).append(
                 {**changes, "order_pk": order.id}
             )
+    for rows in by_columns.values():
+        session.execute(_UPDATE_ORDER, rows)
+    _held_orders(session, stored)
+
+
+def _held_orders(session: Session, stored: list[tuple[str, str, Order, dict]]) -> None:
+    """A row of these orders the session holds (read before the events) gets their changes."""
+    for _event_id, _answer, order, changes in stored:
+        if changes:
             key = _ORDER_MAPPER.identity_key_from_primary_key((order.id,))
             held = session.identity_map.get(key)
             for name, value in changes.items() if held is not None else ():
                 set_committed_value(held, name, value)
-    for rows in by_columns.values():
-        session.execute(_UPDATE_ORDER, rows)
 
 
 # --- the statements, built once (per dialect) and run with parameters: building and caching
@@ -288,6 +305,33 @@ _LOCK_MEMBER = (
     .with_for_update(of=Member)
     .execution_options(populate_existing=True)
 )
+
+
+# PostgreSQL: a group's claims and its orders, each one INSERT of rows given as JSON, what the
+# single path's INSERT ... ON CONFLICT DO NOTHING does for each row.
+_CLAIM_ROWS = insert_json_rows(
+    _EVENTS, ("event_id", "type", "order_id", "body_hash", "created_at"), "event_id", "event_id"
+)
+_ORDER_ROWS = insert_json_rows(
+    _ORDERS, tuple(c.name for c in _ORDERS.c if c.name != "id"), "order_id, id", "order_id"
+)
+_ANSWER_ROWS = text(
+    f"UPDATE {_EVENTS.name} AS e SET response = r.response"  # noqa: S608 - the model's name
+    " FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(event_id text, response jsonb)"
+    " WHERE e.event_id = r.event_id"
+)
+
+
+@lru_cache(maxsize=64)
+def _order_rows_update(names: tuple[str, ...]) -> Any:
+    """PostgreSQL: UPDATE of the columns `names` of the orders whose rows (`id` and those
+    columns) are the JSON parameter `rows`."""
+    sets = ", ".join(f"{name} = r.{name}" for name in names)
+    return text(
+        f"UPDATE {_ORDERS.name} AS o SET {sets}"  # noqa: S608 - the model's names
+        f" FROM jsonb_populate_recordset(NULL::{_ORDERS.name}, CAST(:rows AS jsonb)) AS r"
+        " WHERE o.id = r.id"
+    )
 
 
 @lru_cache(maxsize=64)

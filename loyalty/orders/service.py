@@ -22,6 +22,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from loyalty import ledger
 from loyalty.errors import Conflict, ValidationFailed
+from loyalty.fastsql import fast
 from loyalty.hooks import Hooks
 from loyalty.members import service as members
 from loyalty.members.models import Member
@@ -250,6 +251,42 @@ def _paid(
     _touch_activity(session, ctx.member, ctx.occurred_at)
     session.flush()
     return ctx
+
+
+def apply_paid_group(
+    session: Session,
+    hooks: Hooks,
+    items: list[tuple[dict, intake.Started]],
+) -> list[OrderEventContext]:
+    """`apply_event` for a group of `order.paid` events already taken in (each with its
+    `Started`), of distinct members, orders and mailboxes: each handler on all of them at once
+    (`Hooks.dispatch_many`), then their members' activity moved. Their contexts, in order;
+    the answers are the caller's to write (`event_answer`, `intake.store_answers`)."""
+    program = program_settings(session)
+    ctxs = [
+        OrderEventContext(
+            session, program, data["id"], data["type"], data["occurred_at"], data["order"],
+            started.order, started.member, tier=started.tier,
+        )
+        for data, started in items
+    ]  # fmt: skip
+    hooks.dispatch_many("paid", ctxs)
+    touched = [
+        (ctx, ctx.member) for ctx in ctxs
+        if ctx.member is not None and (ctx.member.last_activity_at is None
+                                       or ctx.member.last_activity_at < ctx.occurred_at)
+    ]  # fmt: skip
+    if touched and session.get_bind().dialect.name == "postgresql":
+        params = [{"member_key": member.id, "activity_at": ctx.occurred_at}
+                  for ctx, member in touched]  # fmt: skip
+        moved = fast(_TOUCH_ACTIVITY).many(session.connection(), params)
+        for (_ctx, member), row in zip(touched, moved, strict=True):
+            set_committed_value(member, "last_activity_at", row[0])
+    else:
+        for ctx, member in touched:
+            _touch_activity(session, member, ctx.occurred_at)
+    session.flush()
+    return ctxs
 
 
 def _refund_value(order: Order, refund: dict) -> int:

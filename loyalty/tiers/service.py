@@ -17,6 +17,7 @@ one, and is what the order events, the period close and the preview all evaluate
 is materialized on `members.tier_id`, so reading a member's tier is one primary-key lookup.
 """
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -32,6 +33,7 @@ from sqlalchemy import (
     bindparam,
     case,
     cast,
+    column,
     func,
     insert,
     literal,
@@ -42,6 +44,7 @@ from sqlalchemy import (
     union_all,
     update,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -166,27 +169,81 @@ def add_spend(
     is no such period to lower. A rise that would take the period's spend past
     `MAX_RUNNING_TOTAL` changes nothing: a 422.
     """
+    statement, params = _spend_params(session, member_id, period, delta, now)
+    # On the connection: nothing the ORM holds pending bears on these rows, and leaving it
+    # pending lets the event's last flush write each row once.
+    return _spent(fast(statement).first(session.connection(), params), delta)
+
+
+def add_spends(
+    session: Session, moves: list[tuple[int, Period, Counted]], now: datetime
+) -> list[tuple[int, int] | None]:
+    """`add_spend` for many (member id, period, delta) of distinct members, all rises: the
+    statements sent together (one pipeline on PostgreSQL). What each returns, in order."""
+    if not moves:
+        return []
+    if (
+        session.get_bind().dialect.name == "postgresql"
+        and len({member_id for member_id, _period, _delta in moves}) == len(moves)
+        and all(delta.spend > 0 or delta.points > 0 or delta.orders > 0 for *_, delta in moves)
+    ):
+        return _add_spends_at_once(session, moves, now)
+    planned = [_spend_params(session, member_id, period, delta, now)
+               for member_id, period, delta in moves]  # fmt: skip
+    statement = planned[0][0]
+    if any(other is not statement for other, _params in planned):
+        raise ValueError("add_spends: rises only")
+    rows = fast(statement).many(session.connection(), [params for _s, params in planned])
+    return [_spent(row, delta) for row, (_m, _p, delta) in zip(rows, moves, strict=True)]
+
+
+def _add_spends_at_once(
+    session: Session, moves: list[tuple[int, Period, Counted]], now: datetime
+) -> list[tuple[int, int] | None]:
+    """PostgreSQL, rises of distinct members: `add_spend`'s upsert for all of them in one
+    statement (`_spend_statement(many=True)`), the rows as one JSON parameter."""
+    statement = _SPEND_STATEMENTS.get(("postgresql", "many"))
+    if statement is None:
+        statement = _SPEND_STATEMENTS["postgresql", "many"] = _spend_statement(
+            "postgresql", True, many=True
+        )
+    rows = [
+        {"member_id": member_id, "starts_at": period.starts_at.isoformat(),
+         "ends_at": period.ends_at.isoformat(), "keeps_until": period.keeps_until.isoformat(),
+         "spend": delta.spend, "points": delta.points, "paid_orders": delta.orders}
+        for member_id, period, delta in moves
+    ]  # fmt: skip
+    found = {
+        row.member_id: row
+        for row in session.connection().execute(statement, {"rows": json.dumps(rows), "now": now})
+    }
+    return [_spent(found.get(member_id), delta) for member_id, _period, delta in moves]
+
+
+def _spend_params(
+    session: Session, member_id: int, period: Period, delta: Counted, now: datetime
+) -> tuple[Any, dict]:
     rise = delta.spend > 0 or delta.points > 0 or delta.orders > 0
     dialect = session.get_bind().dialect.name
     statement = _SPEND_STATEMENTS.get((dialect, rise))
     if statement is None:
         statement = _SPEND_STATEMENTS[dialect, rise] = _spend_statement(dialect, rise)
-    # On the connection: nothing the ORM holds pending bears on these rows, and leaving it
-    # pending lets the event's last flush write each row once.
-    row = fast(statement).first(
-        session.connection(),
-        {
-            "spender_id": member_id,
-            "period_starts_at": period.starts_at,
-            "period_ends_at": period.ends_at,
-            "period_keeps_until": period.keeps_until,
-            "delta": delta.spend,
-            "points_delta": delta.points,
-            "orders_delta": delta.orders,
-            "now": now,
-            **({"headroom": MAX_RUNNING_TOTAL - delta.spend} if rise else {}),
-        },
-    )
+    params = {
+        "spender_id": member_id,
+        "period_starts_at": period.starts_at,
+        "period_ends_at": period.ends_at,
+        "period_keeps_until": period.keeps_until,
+        "delta": delta.spend,
+        "points_delta": delta.points,
+        "orders_delta": delta.orders,
+        "now": now,
+        **({"headroom": MAX_RUNNING_TOTAL - delta.spend} if rise else {}),
+    }
+    return statement, params
+
+
+def _spent(row: Any, delta: Counted) -> tuple[int, int] | None:
+    rise = delta.spend > 0 or delta.points > 0 or delta.orders > 0
     if row is None and rise:
         raise ValidationFailed(
             f"{delta.spend} more would take this member's qualifying spend for the period past"
@@ -208,10 +265,19 @@ class _Columns:
     paid_orders: ColumnElement[Any]
 
 
-def _spend_statement(dialect: str, rise: bool) -> ReturningUpdate | ReturningInsert:
+def _spend_statement(
+    dialect: str, rise: bool, many: bool = False
+) -> ReturningUpdate | ReturningInsert:
+    """The statement of `add_spend` (bind parameters); `many` (PostgreSQL, a rise): of
+    `add_spends`, its rows the JSON parameter `rows`, each row's member and period its own
+    (and the member's id returned too)."""
     table = TierSpend.__table__
-    member_id = bindparam("spender_id", type_=BigInteger())
-    starts = bindparam("period_starts_at", type_=UTCDateTime())
+    member_id: ColumnElement[Any] = bindparam("spender_id", type_=BigInteger())
+    starts: ColumnElement[Any] = bindparam("period_starts_at", type_=UTCDateTime())
+    if many:
+        member_id, starts = (
+            literal_column(f"{table.name}.{name}") for name in ("member_id", "starts_at")
+        )
     delta = bindparam("delta", type_=BigInteger())
     points_delta = bindparam("points_delta", type_=BigInteger())
     orders_delta = bindparam("orders_delta", type_=BigInteger())
@@ -246,7 +312,7 @@ def _spend_statement(dialect: str, rise: bool) -> ReturningUpdate | ReturningIns
         .limit(1)
         .scalar_subquery()
     )
-    returning = (live.label("spend"), tier_id.label("tier_id"))
+    returning: tuple[Any, ...] = (live.label("spend"), tier_id.label("tier_id"))
     if not rise:
         return (
             update(table)
@@ -259,15 +325,29 @@ def _spend_statement(dialect: str, rise: bool) -> ReturningUpdate | ReturningIns
             .returning(*returning)
         )
     insert_ = postgresql_insert if dialect == "postgresql" else sqlite_insert
-    statement = insert_(table).values(
-        member_id=member_id,
-        starts_at=starts,
-        ends_at=bindparam("period_ends_at", type_=UTCDateTime()),
-        keeps_until=bindparam("period_keeps_until", type_=UTCDateTime()),
-        spend=delta,
-        points=points_delta,
-        paid_orders=orders_delta,
-    )
+    # Compared with the limit less the rise, so that the test itself cannot overflow.
+    headroom: ColumnElement[Any] = bindparam("headroom", type_=BigInteger())
+    if many:
+        names = ("member_id", "starts_at", "ends_at", "keeps_until", "spend", "points",
+                 "paid_orders")  # fmt: skip
+        source = (
+            func.jsonb_to_recordset(cast(bindparam("rows", type_=String()), JSONB))
+            .table_valued(*(column(name, table.c[name].type) for name in names))
+            .render_derived(name="r", with_types=True)
+        )
+        statement = insert_(table).from_select(list(names), select(source))
+        headroom = literal(MAX_RUNNING_TOTAL, BigInteger()) - statement.excluded.spend
+        returning = (table.c.member_id, *returning)
+    else:
+        statement = insert_(table).values(
+            member_id=member_id,
+            starts_at=starts,
+            ends_at=bindparam("period_ends_at", type_=UTCDateTime()),
+            keeps_until=bindparam("period_keeps_until", type_=UTCDateTime()),
+            spend=delta,
+            points=points_delta,
+            paid_orders=orders_delta,
+        )
     return statement.on_conflict_do_update(
         index_elements=[table.c.member_id, table.c.starts_at],
         set_={
@@ -275,8 +355,7 @@ def _spend_statement(dialect: str, rise: bool) -> ReturningUpdate | ReturningIns
             "points": table.c.points + statement.excluded.points,
             "paid_orders": table.c.paid_orders + statement.excluded.paid_orders,
         },
-        # Compared with the limit less the rise, so that the test itself cannot overflow.
-        where=table.c.spend <= bindparam("headroom", type_=BigInteger()),
+        where=table.c.spend <= headroom,
     ).returning(*returning)
 
 
@@ -652,11 +731,31 @@ class TierQualification:
     final flush, so it joins whatever else the event writes to the order row."""
 
     def paid(self, ctx: "OrderEventContext") -> None:
+        counted = self._counted(ctx)
+        if counted is not None:
+            member, period, delta = counted
+            self._apply(ctx, member, period, delta, "order", ctx.order.order_id)
+
+    def paid_many(self, ctxs: "list[OrderEventContext]") -> None:
+        """`paid` for the events of a group (`Hooks.dispatch_many`: distinct members): their
+        spend rises sent together (`add_spends`), then each as `paid` goes on."""
+        counted = [(ctx, found) for ctx in ctxs if (found := self._counted(ctx)) is not None]
+        if not counted:
+            return
+        now = utcnow()
+        moves = [(member.id, period, delta) for _ctx, (member, period, delta) in counted]
+        results = add_spends(counted[0][0].session, moves, now)
+        for (ctx, (member, period, _delta)), result in zip(counted, results, strict=True):
+            self._changed(ctx, member, period, result, now, "order", ctx.order.order_id)
+
+    @staticmethod
+    def _counted(ctx: "OrderEventContext") -> tuple[Member, Period, Counted] | None:
+        """What a paid order counts in its period (recorded on the order, so its refunds
+        reduce the same period whatever changes later); None without member or spend."""
         member, order = ctx.member, ctx.order
         if member is None or order.eligible_amount == 0:
-            return
+            return None
         period = period_for(ctx.program, member, ctx.occurred_at)
-        # Recorded on the order so its refunds reduce the same period, whatever changes later.
         order.detail = {
             **(order.detail or {}),
             "qualifying": {
@@ -666,8 +765,7 @@ class TierQualification:
                 "amount": order.eligible_amount,
             },
         }
-        counted = Counted(order.eligible_amount, order.points_awarded, 1)
-        self._apply(ctx, member, period, counted, "order", order.order_id)
+        return member, period, Counted(order.eligible_amount, order.points_awarded, 1)
 
     def refunded(self, ctx: "OrderEventContext") -> None:
         member, order = ctx.member, ctx.order
@@ -700,6 +798,20 @@ class TierQualification:
         # back-filled event lands in its own period's spend, which counts if still live.
         now = utcnow()
         result = add_spend(ctx.session, member.id, period, delta, now)
+        TierQualification._changed(ctx, member, period, result, now, reason, source_id)
+
+    @staticmethod
+    def _changed(
+        ctx: "OrderEventContext",
+        member: Member,
+        period: Period,
+        result: tuple[int, int] | None,
+        now: datetime,
+        reason: str,
+        source_id: str,
+    ) -> None:
+        """After the spend moved (`result`: what `add_spend` returned): the tier changed if
+        the formula gives another, with its effect."""
         if result is None:  # no spend row to lower: re-evaluate the member on its own
             change = refresh_member_tier(ctx.session, member, now, reason, source_id)
         elif result[1] == member.tier_id:

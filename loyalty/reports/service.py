@@ -21,7 +21,7 @@ from decimal import Decimal
 from typing import Any
 
 from flask import current_app, has_app_context
-from sqlalchemy import and_, case, func, literal, or_, select, text, union
+from sqlalchemy import String, and_, case, func, literal, or_, select, text, union
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import Select, Subquery
@@ -593,20 +593,40 @@ def _listed_ids(
         chunk = IDS_CHUNK
         while any(len(listed[name]) < wanted[name] for name in names):
             short = [name for name in names if len(listed[name]) < wanted[name]]
-            step = select(query.c.segment, query.c.customer_id).where(query.c.segment.in_(short))
-            if after is not None:
-                step = step.where(query.c.customer_id > after)
-            rows = session.execute(step.order_by(query.c.customer_id).limit(chunk)).all()
-            if not rows:
-                break
+            rows, after, walked = _walk(session, query, short, after, chunk)
             for name, customer_id in rows:
-                if name in short and len(listed[name]) < wanted[name]:
+                if len(listed[name]) < wanted[name]:
                     listed[name].append(customer_id)
-            after = rows[-1][1]
-            if len(rows) < chunk:
+            if walked < chunk:
                 break
             chunk *= 2
     return listed
+
+
+def _walk(
+    session: Session, query: Subquery, short: list[str], after: str | None, chunk: int
+) -> tuple[list, str | None, int]:
+    """The next `chunk` members of `query` after customer id `after`, in customer id order
+    (a LIMIT over the index order, whatever the segments' share: the database reads just
+    those): the (segment, customer_id) rows among them of the segments `short`, in that
+    order, where the chunk ended, and how many it held."""
+    step = select(query.c.segment, query.c.customer_id)
+    if after is not None:
+        step = step.where(query.c.customer_id > after)
+    walked = step.order_by(query.c.customer_id).limit(chunk).cte("walked")
+    found = select(
+        walked.c.segment.label("segment"),
+        walked.c.customer_id.label("customer_id"),
+        literal(0).label("part"),
+    ).where(walked.c.segment.in_(short))
+    end = select(
+        literal(None, String).label("segment"),
+        func.max(walked.c.customer_id).label("customer_id"),
+        func.count().label("part"),
+    )
+    rows = session.execute(found.union_all(end).order_by("part", "customer_id")).all()
+    *matched, (_, last, count) = sorted(rows, key=lambda row: row.segment is None)
+    return [(row.segment, row.customer_id) for row in matched], last, int(count)
 
 
 def segment_rows(

@@ -21,6 +21,9 @@ customer id (the segments' listed ids, index-only), by net spend and by average 
 active members (a range of last paid orders) without the erased.
 
 Existing rows are filled here from `members`.
+
+On SQLite the trigger lives on `members`: a later migration that rebuilds `members` with
+`batch_alter_table` must create it again (`create_member_trigger` below).
 """
 
 import sqlalchemy as sa

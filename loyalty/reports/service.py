@@ -8,8 +8,10 @@ them; `loyalty verify-reports` and the tests compare the two). What each costs:
   `occurred_at`) and a count of the customers whose first order is before `from` (an index);
 - cohorts by first order month: the rollups, a few rows per month of history; by a domain's
   label: the labelled customers and their orders, the rest ("none") by difference;
-- segments: one row per live member (`report_members`); as of a time before the latest paid
-  order, from `report_orders` (the members' orders before it).
+- segments: the live buyers' rows of `report_members` (which carry the member's customer id,
+  erasure and enrolment: `members` is not joined), the members without a paid order by
+  difference from an index-only count of the live members; as of a time before the latest
+  paid order, from `report_orders` (the members' orders before it).
 
 Every answer carries `data_as_of`: every event committed before it is counted. On the primary,
 a report first refreshes the aggregates when few customers wait (REPORTS_REFRESH_ON_READ_MAX).

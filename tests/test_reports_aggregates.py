@@ -4,8 +4,10 @@ A Hypothesis state machine sends order events through the real service (paid, pa
 full refunds, cancels, out-of-order times, members enrolled and erased), refreshes the
 aggregates at random moments (in small chunks, or not at all until a check), and checks every
 report — retention over random periods, cohorts by first month and by a label, segment
-thresholds, counts, rows and award ids now and at a past time — against `reference`, and
-`verify-reports`' row checks. Times are on a 6-hour grid: SQLite's epoch arithmetic is then
+thresholds, counts, rows and award ids now and at a past time, the overview's members, active
+members and retention now and at a past time — against `reference`, and `verify-reports`' row
+checks. Bulk SQL moves members' enrolments and erases members (what `report_members` copies
+of them). Times are on a 6-hour grid: SQLite's epoch arithmetic is then
 exact (its floats would otherwise differ from PostgreSQL's in the last bit).
 """
 
@@ -15,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, precondition, rule
-from sqlalchemy import case, select, text
+from sqlalchemy import case, func, select, text, update
 
 from loyalty.errors import DomainError
 from loyalty.extensions import db
@@ -26,7 +28,8 @@ from loyalty.orders import service as orders
 from loyalty.orders.models import Order
 from loyalty.orders.schemas import EventSchema
 from loyalty.program.service import get_program
-from loyalty.reports import aggregates, reference, service
+from loyalty.reports import aggregates, overview, reference, service
+from loyalty.reports.models import ReportMember
 from loyalty.reports.verify import find_report_drift
 from tests import factories as f
 from tests.conftest import rolled_back
@@ -122,6 +125,24 @@ class ReportsMachine(RuleBasedStateMachine):
         members.erase(self.session, hooks(), member, actor="test")
         self.session.commit()
 
+    @rule(customer=st.sampled_from(CUSTOMERS), at=moments)
+    def move_enrolment(self, customer, at):
+        """A writer other than the service (bulk SQL) moves a member's enrolment."""
+        self.session.execute(
+            update(Member).where(Member.customer_id == customer).values(enrolled_at=at)
+        )
+        self.session.commit()
+
+    @rule(customer=st.sampled_from(CUSTOMERS))
+    def erase_by_sql(self, customer):
+        """Bulk SQL marks a member erased and leaves its customer id: erased all the same."""
+        self.session.execute(
+            update(Member)
+            .where(Member.customer_id == customer, Member.erased_at.is_(None))
+            .values(erased_at=datetime.now(UTC))
+        )
+        self.session.commit()
+
     @rule(batch=st.sampled_from([1, 2, 1000]))
     def refresh(self, batch):
         aggregates.refresh(self.session, batch)
@@ -166,6 +187,18 @@ class ReportsMachine(RuleBasedStateMachine):
                 )
                 expected = reference.segment_member_ids(segment, as_of=as_of, thresholds=thresholds)
                 assert sorted(session.scalars(ids)) == sorted(session.scalars(expected))
+        for now in (datetime.now(UTC), data.draw(moments)):
+            figures = overview.overview(session, now)
+            assert figures.pop("data_as_of") is not None
+            assert figures["active_members"] == reference.active_members(
+                session, now, overview.ACTIVE_DAYS
+            )
+            assert figures["retention"] == reference.retention_groups(
+                session, overview.window_start(now), now
+            )
+            assert figures["members"] == session.scalar(
+                select(func.count()).select_from(Member).where(Member.erased_at.is_(None))
+            )
         assert find_report_drift(session, SOURCES) == []
         assert aggregates.pending(session) == 0
 
@@ -252,6 +285,52 @@ def test_the_trigger_marks_paid_refunded_canceled_and_erased_orders(app, session
         app.config["REPORTS_REFRESH_ON_READ_MAX"] = 10000
 
 
+def test_what_report_members_copies_of_a_member_follows_it_at_once(app, session):
+    """`report_members` carries the member's customer id, erasure and enrolment: a trigger on
+    `members` writes a change at once (an erasure leaves no copy of the customer id) and marks
+    the member for the next refresh."""
+    app.config["REPORTS_REFRESH_ON_READ_MAX"] = 0
+    try:
+        get_program(session).auto_enroll = False
+        member, _ = members.enroll(session, hooks(), "m1", "m1@example.com", enrolled_at=BASE)
+        session.commit()
+        send(session, f.paid("m1", occurred_at=BASE + timedelta(days=1)))
+        aggregates.refresh(session)
+
+        def copied() -> ReportMember:
+            session.expire_all()
+            return session.get(ReportMember, member.id)
+
+        assert (copied().customer_id, copied().erased) == ("m1", False)
+        assert copied().enrolled_at == BASE
+        # A change to what the reports do not read of the member marks nothing.
+        session.execute(
+            update(Member).values(name="Someone", points_available=Member.points_available + 5)
+        )
+        session.commit()
+        assert marks(session) == (set(), set())
+        # Bulk SQL moves the enrolment: written at once, and marked.
+        later = BASE + timedelta(days=2)
+        session.execute(update(Member).where(Member.id == member.id).values(enrolled_at=later))
+        session.commit()
+        assert copied().enrolled_at == later
+        assert marks(session) == (set(), {member.id})
+        aggregates.refresh(session)
+        assert find_report_drift(session, {}) == []
+        # The member is now enrolled after its order: no buyer before that.
+        thresholds = service.segment_thresholds(
+            session, as_of=BASE + timedelta(days=1, hours=12), active_days=90, frequent_orders=2
+        )
+        assert thresholds["buyers"] == 0
+        members.erase(session, hooks(), member, actor="test")
+        session.commit()
+        assert (copied().customer_id, copied().erased) == (None, True)
+        aggregates.refresh(session)
+        assert find_report_drift(session, {}) == []
+    finally:
+        app.config["REPORTS_REFRESH_ON_READ_MAX"] = 10000
+
+
 # --- verify-reports ------------------------------------------------------------------------------
 
 
@@ -281,6 +360,18 @@ def test_verify_reports_finds_a_wrong_cohort_rollup(app, session, runner):
     assert result.exit_code == 1
     assert "report_cohort_cells" in result.output
     assert "cohorts by first_order_month: items" in result.output
+
+
+def test_verify_reports_finds_a_wrong_copy_of_a_member(app, session, runner):
+    send(session, f.paid("a", occurred_at=BASE))  # enrols "a"
+    aggregates.refresh(session)
+    assert runner.invoke(args=["loyalty", "verify-reports"]).exit_code == 0
+    session.execute(text("UPDATE report_members SET customer_id = 'someone else'"))
+    session.commit()
+    result = runner.invoke(args=["loyalty", "verify-reports"])
+    assert result.exit_code == 1
+    assert "report_members: 1 row(s) stored, not recomputed" in result.output
+    assert "segments at" in result.output  # the listed ids read the copy
 
 
 def test_the_refresh_job_runs_in_run_due(app, session, runner):

@@ -259,6 +259,9 @@ def test_the_api_answers_with_the_retention_report_of_its_own_window(client, key
         assert body["retention"][group] == {
             key: retention[group][key] for key in ("customers", "repeat_purchase_rate", "clv")
         }
+    # Read from the same aggregates, as fresh: every event before it counted (all of them).
+    assert body["data_as_of"] is not None and body["data_as_of"] == retention["data_as_of"]
+    assert datetime.fromisoformat(body["data_as_of"]) > now - timedelta(minutes=5)
     assert body["retention"]["members"] == {
         "customers": 1, "repeat_purchase_rate": "100.00", "clv": 4000,
     }  # fmt: skip

@@ -95,9 +95,17 @@ CUSTOMERS_FROM_FACTS = (
     "count(*) AS orders, sum(value) AS revenue FROM {facts} f "
     "{where} GROUP BY customer"
 )
+MEMBER_COLUMNS = "member_id, last_at, frequency, monetary, aov, customer_id, erased, enrolled_at"
+# A member's figures over their paid orders (and their average order value in whole minor
+# units, truncated), and what the reports read of the member.
 MEMBERS_FROM_ORDERS = (
-    "SELECT member_id, max(occurred_at), count(*), sum(eligible_amount - refunded_amount) "
-    "FROM orders WHERE status = 'paid' AND member_id IS NOT NULL {where} GROUP BY member_id"
+    "SELECT o.member_id, o.last_at, o.frequency, o.monetary, "
+    "CAST(o.monetary AS BIGINT) / o.frequency, "
+    "m.customer_id, "
+    "m.erased_at IS NOT NULL, m.enrolled_at FROM (SELECT member_id, max(occurred_at) AS last_at, "
+    "count(*) AS frequency, sum(eligible_amount - refunded_amount) AS monetary "
+    "FROM orders WHERE status = 'paid' AND member_id IS NOT NULL {where} GROUP BY member_id) o "
+    "JOIN members m ON m.id = o.member_id"
 )
 COHORTS_FROM_CUSTOMERS = (
     "SELECT first_month, {sign}count(*), {sign}sum(orders), {sign}sum(revenue), "
@@ -413,7 +421,7 @@ def _refresh_members(session: Session, sqlite: bool, batch_size: int) -> int:
     session.execute(text(f"DELETE FROM report_members WHERE {mine}"))
     session.execute(
         text(
-            "INSERT INTO report_members (member_id, last_at, frequency, monetary) "
+            f"INSERT INTO report_members ({MEMBER_COLUMNS}) "
             + MEMBERS_FROM_ORDERS.format(where=f"AND {mine}")
         )
     )

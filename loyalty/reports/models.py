@@ -93,17 +93,56 @@ class ReportCustomer(Base):
     revenue: Mapped[int] = mapped_column(BigInteger)
 
 
+LIVE_BUYER = "NOT erased AND customer_id IS NOT NULL"  # a live member's row (LIVE_MEMBER)
+
+
 class ReportMember(Base):
-    """One row per member with a paid order: the RFM figures over all their paid orders."""
+    """One row per member with a paid order: the RFM figures over all their paid orders, and
+    what the reports read of the member (`members.customer_id`, erased or not, `enrolled_at`;
+    kept by the refresh and by a trigger on `members`, migration 0032)."""
 
     __tablename__ = "report_members"
-    # The overview's active members: a range of last paid orders (migration 0031).
-    __table_args__ = (Index("ix_report_members_last_at", "last_at"),)
+    __table_args__ = (
+        # The overview's active members: a range of last paid orders.
+        Index(
+            "ix_report_members_last_at",
+            "last_at",
+            postgresql_where=text("NOT erased"),
+            sqlite_where=text("NOT erased"),
+        ),
+        # The live buyers in customer id order (the segments' listed ids: index-only), ...
+        Index(
+            "ix_report_members_live_customer",
+            "customer_id",
+            postgresql_include=["last_at", "frequency", "monetary", "enrolled_at"],
+            postgresql_where=text(LIVE_BUYER),
+            sqlite_where=text(LIVE_BUYER),
+        ),
+        # ... by net spend and by average order value (the thresholds: a value at a rank).
+        Index(
+            "ix_report_members_live_monetary",
+            "monetary",
+            postgresql_include=["enrolled_at"],
+            postgresql_where=text(LIVE_BUYER),
+            sqlite_where=text(LIVE_BUYER),
+        ),
+        Index(
+            "ix_report_members_live_aov",
+            "aov",
+            postgresql_include=["enrolled_at"],
+            postgresql_where=text(LIVE_BUYER),
+            sqlite_where=text(LIVE_BUYER),
+        ),
+    )
 
     member_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     last_at: Mapped[datetime] = mapped_column(UTCDateTime)
     frequency: Mapped[int] = mapped_column(BigInteger)
     monetary: Mapped[int] = mapped_column(BigInteger)
+    aov: Mapped[int] = mapped_column(BigInteger)  # monetary / frequency, truncated
+    customer_id: Mapped[str | None] = mapped_column(String(128))  # members.customer_id
+    erased: Mapped[bool] = mapped_column()  # members.erased_at IS NOT NULL
+    enrolled_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class ReportCohort(Base):

@@ -22,6 +22,7 @@ from loyalty.members.models import Member
 from loyalty.orders.models import Order
 from loyalty.program.service import get_program
 from loyalty.reports import ledger_months
+from loyalty.reports.aggregates import data_as_of, refresh_for_read
 from loyalty.reports.models import ReportMember
 from loyalty.reports.service import (
     PAID,
@@ -29,7 +30,7 @@ from loyalty.reports.service import (
     _is_current,
     _month_index,
     _month_label,
-    retention,
+    retention_groups,
     tune,
 )
 
@@ -37,7 +38,6 @@ MONTHS = 12  # months shown, this one included
 ACTIVE_DAYS = 90  # a member is active with a paid order this recent
 REDEEMING_KINDS = ("redeem", "redeem_cancel")  # spent on rewards, and given back on a cancel
 EXPIRING_KINDS = ("expire",)
-RETENTION_FIGURES = ("customers", "repeat_purchase_rate", "clv")
 MONTH_FIGURES = ("points_earned", "points_redeemed", "points_expired", "referral_conversions")
 _PER_POINT = Decimal("0.0001")
 
@@ -57,7 +57,10 @@ def overview(
     conversions: ReportConversions | None = None,
     point_value: ReportPointValue | None = None,
 ) -> dict[str, Any]:
-    """The overview's figures at `now` (see docs/console.md, "Dashboard", for each)."""
+    """The overview's figures at `now` (see docs/console.md, "Dashboard", for each), with
+    the aggregates' `data_as_of` (the retention figures and the active members are read
+    from them)."""
+    refresh_for_read(session)
     tune(session)
     start = window_start(now)
     first = start.year * 12 + start.month - 1
@@ -71,10 +74,11 @@ def overview(
     earned = sum(m["points_earned"] for m in months.values())
     redeemed = sum(m["points_redeemed"] for m in months.values())
     expired = sum(m["points_expired"] for m in months.values())
-    retained = retention(session, start, now)
+    retained = retention_groups(session, start, now)
     stocks = _stocks(session)
     return {
         "as_of": now,
+        "data_as_of": data_as_of(session),
         "from": start,
         "to": now,
         "currency": get_program(session).currency,
@@ -86,10 +90,7 @@ def overview(
         "points_redeemed": redeemed,
         "points_expired": expired,
         "redemption_rate": _decimal(redeemed, earned, 100) if earned > 0 else None,
-        "retention": {
-            group: {key: retained[group][key] for key in RETENTION_FIGURES}
-            for group in ("members", "non_members")
-        },
+        "retention": retained,
         "referral_conversions": sum(m["referral_conversions"] for m in months.values()),
         "months": [{"month": label, **figures} for label, figures in months.items()],
     }
@@ -119,9 +120,10 @@ def _stocks(session: Session) -> Row:
 
 def _active_members(session: Session, now: datetime) -> int:
     """Live members with a paid order in [now − ACTIVE_DAYS, now). When every paid order is
-    before `now` (the usual case), that is a member whose last paid order (`report_members`,
-    just refreshed by `retention`) is in the range: a range of `ix_report_members_last_at`.
-    Else (orders dated after `now`), a range of the index of members' paid orders by time
+    before `now` (the usual case), that is a member not erased whose last paid order
+    (`report_members`, which carries whether its member is erased) is in the range: a range of
+    the partial index `ix_report_members_last_at`, index-only. Else (orders dated after
+    `now`), a range of the index of members' paid orders by time
     (`ix_orders_paid_member_occurred_at`), its predicate spelled out so the database may use
     it."""
     since = now - timedelta(days=ACTIVE_DAYS)
@@ -130,8 +132,8 @@ def _active_members(session: Session, now: datetime) -> int:
             session.scalar(
                 select(func.count())
                 .select_from(ReportMember)
-                .join(Member, Member.id == ReportMember.member_id)
-                .where(_LIVE, ReportMember.last_at >= since, ReportMember.last_at < now)
+                .where(~ReportMember.erased)
+                .where(ReportMember.last_at >= since, ReportMember.last_at < now)
             )
             or 0
         )

@@ -269,6 +269,32 @@ def _month_label(index: Number) -> str:
     return f"{year:04d}-{month + 1:02d}"
 
 
+# --- The overview's figures from orders -------------------------------------------------------
+
+
+def active_members(session: Session, now: datetime, days: int) -> int:
+    """Members not erased with a paid order in [now − days, now) (the overview's)."""
+    buyers = (
+        select(Order.member_id)
+        .join(Member, Member.id == Order.member_id)
+        .where(PAID, Member.erased_at.is_(None))
+        .where(Order.occurred_at >= now - timedelta(days=days), Order.occurred_at < now)
+        .distinct()
+        .subquery()
+    )
+    return int(session.scalar(select(func.count()).select_from(buyers)) or 0)
+
+
+def retention_groups(session: Session, start: datetime, end: datetime) -> dict[str, dict]:
+    """The members' and non-members' customers, repeat purchase rate and CLV of `retention`
+    over [start, end) (the overview's)."""
+    report = retention(session, start, end)
+    return {
+        group: {key: report[group][key] for key in ("customers", "repeat_purchase_rate", "clv")}
+        for group in ("members", "non_members")
+    }
+
+
 # --- RFM segments ------------------------------------------------------------------------------
 
 

@@ -151,6 +151,9 @@ class Overview(MethodView):
         `redemption_rate` = points_redeemed ÷ points_earned × 100 over the window.
         `retention`: the members' and non-members' customers, repeat purchase rate and CLV
         exactly as `/v1/reports/retention?from=<from>&to=<to>` gives them.
+
+        `data_as_of`: every event committed before it is counted in `retention` and
+        `active_members` (read from the reports' aggregates, as every report's).
         """
         found = hooks()
         session, source = reports_session()

@@ -322,6 +322,7 @@ class OverviewMonthSchema(StrictSchema):
 
 
 class OverviewSchema(StrictSchema):
+    data_as_of = _data_as_of()
     as_of = AwareDateTime()
     from_ = AwareDateTime(data_key="from", attribute="from")
     to = AwareDateTime()

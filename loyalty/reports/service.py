@@ -8,8 +8,10 @@ them; `loyalty verify-reports` and the tests compare the two). What each costs:
   `occurred_at`) and a count of the customers whose first order is before `from` (an index);
 - cohorts by first order month: the rollups, a few rows per month of history; by a domain's
   label: the labelled customers and their orders, the rest ("none") by difference;
-- segments: one row per live member (`report_members`); as of a time before the latest paid
-  order, from `report_orders` (the members' orders before it).
+- segments: the live buyers' rows of `report_members` (which carry the member's customer id,
+  erasure and enrolment: `members` is not joined), the members without a paid order by
+  difference from an index-only count of the live members; as of a time before the latest
+  paid order, from `report_orders` (the members' orders before it).
 
 Every answer carries `data_as_of`: every event committed before it is counted. On the primary,
 a report first refreshes the aggregates when few customers wait (REPORTS_REFRESH_ON_READ_MAX).
@@ -21,11 +23,12 @@ from decimal import Decimal
 from typing import Any
 
 from flask import current_app, has_app_context
-from sqlalchemy import and_, case, func, literal, or_, select, text, union
+from sqlalchemy import String, and_, case, func, literal, or_, select, text, union
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
-from sqlalchemy.sql.selectable import Select
+from sqlalchemy.sql.selectable import Select, Subquery
 
+from loyalty.members.models import Member
 from loyalty.paging import Page
 from loyalty.program.service import get_program
 from loyalty.reports import reference
@@ -88,13 +91,48 @@ def retention(session: Session, start: datetime, end: datetime) -> dict:
     }
 
 
+RETENTION_SUMS = ("active", "new", "repeaters", "orders", "revenue", "lifetime_value",
+                  "gap_seconds", "gaps")  # fmt: skip
+RETENTION_BLOCKS = ("all", "members", "non_members")
+
+
 def _retention_blocks(session: Session, start: datetime, end: datetime) -> dict[str, dict]:
-    """One pass over the period's orders. Per block, with each order's previous, second
-    previous and next order of its customer (within the block's orders): a customer is active
-    on their first order in the period (previous one before it), new when that is their first
-    ever, a repeater on their second in the period; their lifetime value is the running total
-    at their last order before `end`; the gaps between consecutive orders in the period add up
-    to last − first."""
+    """The retention blocks (`_figures`) of [start, end): `_retention_sums` and the customers
+    at the start."""
+    sums = _retention_sums(session, start, end, RETENTION_BLOCKS, RETENTION_SUMS)
+    member = RO.member_id.is_not(None)
+    # Customers whose first order (up to `end`) is before `start`: counts over the partial
+    # indexes of first orders (overall, and on each side).
+    before = min(start, end)
+    overall = session.execute(
+        select(func.count()).where(RO.prev_at.is_(None), RO.occurred_at < before)
+    ).scalar_one()
+    sides = session.execute(
+        select(
+            func.count().filter(member),
+            func.count().filter(~member),
+        ).where(RO.side_prev_at.is_(None), RO.occurred_at < before)
+    ).one()
+    firsts = (overall, sides[0], sides[1])
+    return {
+        name: _figures(sums[name], at_start)
+        for name, at_start in zip(RETENTION_BLOCKS, firsts, strict=True)
+    }
+
+
+def _retention_sums(
+    session: Session,
+    start: datetime,
+    end: datetime,
+    names: tuple[str, ...],
+    wanted: tuple[str, ...],
+) -> dict[str, dict]:
+    """The `wanted` sums (of RETENTION_SUMS) of the blocks `names` in one pass over the
+    period's orders. Per block, with each order's previous, second previous and next order of
+    its customer (within the block's orders): a customer is active on their first order in the
+    period (previous one before it), new when that is their first ever, a repeater on their
+    second in the period; their lifetime value is the running total at their last order
+    before `end`; the gaps between consecutive orders in the period add up to last − first."""
     member = RO.member_id.is_not(None)
     blocks: dict[str, tuple] = {
         "all": (None, RO.prev_at, RO.prev2_at, RO.next_at, RO.cum_value),
@@ -109,7 +147,8 @@ def _retention_blocks(session: Session, start: datetime, end: datetime) -> dict[
     }
     epoch = _epoch(session, RO.occurred_at)
     columns = []
-    for name, (scope, prev, prev2, nxt, cum) in blocks.items():
+    for name in names:
+        scope, prev, prev2, nxt, cum = blocks[name]
 
         def where(condition: ColumnElement[bool] | None, scope: Any = scope) -> Any:
             parts = [c for c in (scope, condition) if c is not None]
@@ -125,40 +164,38 @@ def _retention_blocks(session: Session, start: datetime, end: datetime) -> dict[
             return func.coalesce(total, 0)
 
         again = prev >= start  # the previous order is in the period too
-        columns += [
-            count_if(or_(prev.is_(None), prev < start)).label(f"{name}_active"),
-            count_if(prev.is_(None)).label(f"{name}_new"),
-            count_if(and_(again, or_(prev2.is_(None), prev2 < start))).label(f"{name}_repeaters"),
-            count_if(None).label(f"{name}_orders"),
-            sum_if(None, RO.value).label(f"{name}_revenue"),
-            sum_if(or_(nxt.is_(None), nxt >= end), cum).label(f"{name}_lifetime_value"),
-            sum_if(again, epoch - _epoch(session, prev)).label(f"{name}_gap_seconds"),
-            count_if(again).label(f"{name}_gaps"),
-        ]
+        figures = {  # built for every sum, selected only when wanted
+            "active": count_if(or_(prev.is_(None), prev < start)),
+            "new": count_if(prev.is_(None)),
+            "repeaters": count_if(and_(again, or_(prev2.is_(None), prev2 < start))),
+            "orders": count_if(None),
+            "revenue": sum_if(None, RO.value),
+            "lifetime_value": sum_if(or_(nxt.is_(None), nxt >= end), cum),
+            "gap_seconds": sum_if(again, epoch - _epoch(session, prev)),
+            "gaps": count_if(again),
+        }
+        columns += [figures[key].label(f"{name}_{key}") for key in wanted]
     # One pass over the period's rows of the covering index `ix_report_orders_occurred_at`.
     row = session.execute(
         select(*columns).where(RO.occurred_at >= start, RO.occurred_at < end)
     ).one()
-    # Customers whose first order (up to `end`) is before `start`: counts over the partial
-    # indexes of first orders (overall, and on each side).
-    before = min(start, end)
-    overall = session.execute(
-        select(func.count()).where(RO.prev_at.is_(None), RO.occurred_at < before)
-    ).scalar_one()
-    sides = session.execute(
-        select(
-            func.count().filter(member),
-            func.count().filter(~member),
-        ).where(RO.side_prev_at.is_(None), RO.occurred_at < before)
-    ).one()
-    firsts = (overall, sides[0], sides[1])
-    figures = row._mapping
+    found = row._mapping
+    return {name: {key: found[f"{name}_{key}"] for key in wanted} for name in names}
+
+
+def retention_groups(session: Session, start: datetime, end: datetime) -> dict[str, dict]:
+    """The members' and non-members' `customers`, `repeat_purchase_rate` and `clv` over
+    [start, end), as `retention` gives them, from a pass that sums only what they need
+    (the overview's)."""
+    names = ("members", "non_members")
+    sums = _retention_sums(session, start, end, names, ("active", "repeaters", "lifetime_value"))
     return {
-        name: _figures(
-            {k[len(name) + 1 :]: v for k, v in figures.items() if k.startswith(name + "_")},
-            at_start,
-        )
-        for name, at_start in zip(blocks, firsts, strict=True)
+        name: {
+            "customers": int(sums[name]["active"]),
+            "repeat_purchase_rate": _decimal(sums[name]["repeaters"], sums[name]["active"], 100),
+            "clv": _whole(sums[name]["lifetime_value"], sums[name]["active"]),
+        }
+        for name in names
     }
 
 
@@ -372,22 +409,33 @@ def member_stats(session: Session, as_of: datetime) -> reference.MemberStats:
     return past
 
 
+def live_buyers(as_of: datetime) -> Select:
+    """The live buyers enrolled by `as_of` with their figures: the rows of `report_members`
+    whose member is live (not erased, with a customer id) — `report_members` carries what the
+    segments read of the member, so `members` is not read. Their figures are those at `as_of`
+    when every paid order is before it (`_is_current`)."""
+    return select(
+        RM.member_id.label("member_id"),
+        RM.customer_id.label("customer_id"),
+        RM.last_at.label("last_at"),
+        RM.frequency.label("frequency"),
+        RM.monetary.label("monetary"),
+        RM.aov.label("aov"),
+    ).where(~RM.erased, RM.customer_id.is_not(None), RM.enrolled_at <= as_of)
+
+
 def segment_thresholds(session: Session, *, as_of: datetime, **given: Any) -> dict:
-    """`reference.segment_thresholds` from the aggregates; on PostgreSQL, when every paid
-    order is before `as_of`, in one pass over the live buyers (`_current_thresholds`)."""
+    """`reference.segment_thresholds` from the aggregates. When every paid order is before
+    `as_of`, over the live buyers of `report_members` alone (`live_buyers`): counted, and each
+    threshold the value at its rank read from an index (`ix_report_members_live_monetary`,
+    `ix_report_members_live_aov`) — no sort, no join."""
     refresh_for_read(session)
     tune(session)
-    if session.get_bind().dialect.name == "postgresql" and _is_current(session, as_of):
+    if _is_current(session, as_of):
         return _current_thresholds(session, as_of=as_of, **given)
     return reference.segment_thresholds(
         session, as_of=as_of, stats=member_stats(session, as_of), **given
     )
-
-
-def _is_current(session: Session, as_of: datetime) -> bool:
-    """Whether every paid order is before `as_of`: `report_members` then holds the figures."""
-    latest = session.scalar(select(RO.occurred_at).order_by(RO.occurred_at.desc()).limit(1))
-    return latest is None or latest < as_of
 
 
 def _current_thresholds(
@@ -400,65 +448,89 @@ def _current_thresholds(
     high_value_min: int | None = None,
     low_aov_max: int | None = None,
 ) -> dict:
-    """`reference.segment_thresholds` over `report_members` in one statement: the live buyers
-    read once, counted, and each threshold taken at its rank by `percentile_disc` (the value
-    at position ⌈f × n⌉; f = (rank − ½) / n names exactly the rank `reference` offsets to)."""
+    """`reference.segment_thresholds` over `live_buyers`: the buyers counted, and each
+    threshold the value at its rank in an index of the live buyers — the net spend ranked
+    ⌊top × buyers⌋ from the top, and the lower median of the average order values kept in
+    whole minor units (`aov`, monetary / frequency truncated: truncating keeps the order, so
+    the median of the truncated values is the truncated median `reference` takes)."""
+    buyers = live_buyers(as_of).subquery()
+    count = int(session.scalar(select(func.count()).select_from(buyers)) or 0)
     top = None
     if high_value_min is None:
         top = high_value_top if high_value_top is not None else DEFAULT_HIGH_VALUE_TOP
-    high_sql = (
-        "(SELECT percentile_disc((greatest(1, floor(CAST(:top AS numeric) * n)) - 0.5)"
-        " / nullif(n, 0)) WITHIN GROUP (ORDER BY monetary DESC) FROM b)"
-        if top is not None
-        else "NULL"
-    )
-    median_sql = (
-        "(SELECT percentile_disc(((n - 1) / 2 + 0.5) / nullif(n, 0))"
-        " WITHIN GROUP (ORDER BY monetary / frequency) FROM b)"
-        if low_aov_max is None
-        else "NULL"
-    )
-    row = session.execute(
-        text(
-            "WITH b AS MATERIALIZED (SELECT r.monetary, r.frequency FROM report_members r"  # noqa: S608
-            " JOIN members m ON m.id = r.member_id WHERE m.erased_at IS NULL"
-            " AND m.customer_id IS NOT NULL AND m.enrolled_at <= :as_of)"
-            f" SELECT n, {high_sql}, {median_sql} FROM (SELECT count(*) AS n FROM b) c"
-        ),
-        {"as_of": as_of, "top": top},
-    ).one()
-    buyers = int(row[0])
-    if top is not None:
-        high_value_min = None if not buyers else row[1]
-    if low_aov_max is None and buyers:
-        low_aov_max = int(row[2])
+        if count:
+            rank = max(1, int(top * count))
+            high_value_min = session.scalar(
+                select(buyers.c.monetary)
+                .order_by(buyers.c.monetary.desc())
+                .offset(rank - 1)
+                .limit(1)
+            )
+    if low_aov_max is None and count:
+        aov = buyers.c.aov  # monetary / frequency in integers: `ix_report_members_live_aov`
+        low_aov_max = session.scalar(select(aov).order_by(aov).offset((count - 1) // 2).limit(1))
     return {
         "active_days": active_days,
         "frequent_orders": frequent_orders,
         "high_value_top": format(top.normalize(), "f") if top is not None else None,
         "high_value_min": None if high_value_min is None else int(high_value_min),
-        "low_aov_max": low_aov_max,
-        "buyers": buyers,
+        "low_aov_max": None if low_aov_max is None else int(low_aov_max),
+        "buyers": count,
     }
 
 
-def segments(session: Session, *, as_of: datetime, thresholds: dict, **options: Any) -> dict:
-    """`reference.segments` from the aggregates, with `data_as_of`: the counts in one pass,
-    then the ids listed per segment read in customer id order (`_listed_ids`), not sorted."""
+def _is_current(session: Session, as_of: datetime) -> bool:
+    """Whether every paid order is before `as_of`: `report_members` then holds the figures."""
+    latest = session.scalar(select(RO.occurred_at).order_by(RO.occurred_at.desc()).limit(1))
+    return latest is None or latest < as_of
+
+
+def segments(
+    session: Session,
+    *,
+    as_of: datetime,
+    thresholds: dict,
+    member_ids_limit: int = 1000,
+    segment: str | None = None,
+) -> dict:
+    """`reference.segments` from the aggregates, with `data_as_of`. When every paid order is
+    before `as_of`: the buyers' counts in one pass over `live_buyers`, the new subscribers
+    (live members without a paid order) by difference from the live members enrolled by
+    `as_of` (an index-only count); else the counts of `reference.segments` over the members'
+    figures at `as_of`. Then the ids listed per segment, read in customer id order
+    (`_listed_ids`), not sorted."""
     refresh_for_read(session)
     tune(session)
-    stats = member_stats(session, as_of)
-    limit = options.get("member_ids_limit", 1000)
-    answer = reference.segments(
-        session,
-        as_of=as_of,
-        thresholds=thresholds,
-        stats=stats,
-        **{**options, "member_ids_limit": 0},
-    )
-    if limit:
-        wanted = {item["segment"]: min(limit, item["count"]) for item in answer["items"]}
-        listed = _listed_ids(session, as_of, thresholds, stats, wanted)
+    if _is_current(session, as_of):
+        counts = _current_counts(session, as_of, thresholds)
+        answer = {
+            "as_of": as_of,
+            "currency": get_program(session).currency,
+            "buyers": thresholds["buyers"],
+            "thresholds": {k: v for k, v in thresholds.items() if k != "buyers"},
+            "items": [
+                {"segment": name, "count": counts.get(name, 0), "member_ids": [],
+                 "member_ids_truncated": counts.get(name, 0) > 0}
+                for name in SEGMENTS
+                if segment is None or name == segment
+            ],
+        }  # fmt: skip
+        labelled = _current_labelled(as_of, thresholds)
+    else:
+        stats = member_stats(session, as_of)
+        answer = reference.segments(
+            session,
+            as_of=as_of,
+            thresholds=thresholds,
+            stats=stats,
+            segment=segment,
+            member_ids_limit=0,
+        )
+        everyone = reference._segmented(stats(as_of).subquery(), thresholds, as_of).subquery()
+        labelled = {name: everyone for name in SEGMENTS}
+    if member_ids_limit:
+        wanted = {item["segment"]: min(member_ids_limit, item["count"]) for item in answer["items"]}
+        listed = _listed_ids(session, labelled, wanted)
         for item in answer["items"]:
             item["member_ids"] = listed.get(item["segment"], [])
             item["member_ids_truncated"] = item["count"] > len(item["member_ids"])
@@ -466,43 +538,97 @@ def segments(session: Session, *, as_of: datetime, thresholds: dict, **options: 
     return answer
 
 
+def _current_counts(session: Session, as_of: datetime, thresholds: dict) -> dict[str, int]:
+    """Members per segment when `report_members` holds the figures at `as_of`."""
+    buyers = reference._segmented(live_buyers(as_of).subquery(), thresholds, as_of).subquery()
+    counts = {
+        name: int(count)
+        for name, count in session.execute(
+            select(buyers.c.segment, func.count()).group_by(buyers.c.segment)
+        )
+    }
+    members = session.scalar(
+        select(func.count())
+        .select_from(Member)
+        .where(Member.erased_at.is_(None), Member.customer_id.is_not(None))
+        .where(Member.enrolled_at <= as_of)
+    )
+    counts["new_subscribers"] = int(members or 0) - sum(counts.values())
+    return counts
+
+
+def _current_labelled(as_of: datetime, thresholds: dict) -> dict[str, Subquery]:
+    """Per segment, a query of (segment, customer_id) holding its members, when
+    `report_members` holds the figures at `as_of`: the buyers' segments over `live_buyers`
+    (in customer id order on `ix_report_members_live_customer`, index-only), the new
+    subscribers the live members enrolled by `as_of` without a row there."""
+    buyers = reference._segmented(live_buyers(as_of).subquery(), thresholds, as_of).subquery()
+    new = (
+        select(literal("new_subscribers").label("segment"), Member.customer_id)
+        .where(Member.erased_at.is_(None), Member.customer_id.is_not(None))
+        .where(Member.enrolled_at <= as_of)
+        .where(~select(RM.member_id).where(RM.member_id == Member.id).exists())
+        .subquery()
+    )
+    return {name: new if name == "new_subscribers" else buyers for name in SEGMENTS}
+
+
 IDS_CHUNK = 20_000  # members read per statement while listing ids (doubling)
 
 
 def _listed_ids(
-    session: Session,
-    as_of: datetime,
-    thresholds: dict,
-    stats: reference.MemberStats,
-    wanted: dict[str, int],
+    session: Session, labelled: dict[str, Subquery], wanted: dict[str, int]
 ) -> dict[str, list]:
     """The first `wanted[segment]` customer ids of each segment by customer id (the ids
-    `reference.segments` lists): the members read in customer id order (the unique index of
-    `members`), a chunk at a time from where the last stopped, only the segments still short
-    of their count returned, until each has its ids. Reads as far as the rarest segment's last
-    listed member: no sort of every member."""
-    labelled = reference._segmented(stats(as_of).subquery(), thresholds, as_of).subquery()
+    `reference.segments` lists), from `labelled[segment]` (a query of (segment, customer_id)
+    holding at least that segment's members): the members read in customer id order (an
+    index), a chunk at a time from where the last stopped, only the segments still short of
+    their count returned, until each has its ids. Reads as far as the rarest segment's last
+    listed member: no sort of every member. Segments sharing a query are read together."""
     listed: dict[str, list] = {name: [] for name, n in wanted.items() if n}
-    after: str | None = None
-    chunk = IDS_CHUNK
-    while any(len(listed[name]) < wanted[name] for name in listed):
-        short = [name for name in listed if len(listed[name]) < wanted[name]]
-        query = select(labelled.c.segment, labelled.c.customer_id).where(
-            labelled.c.segment.in_(short)
-        )
-        if after is not None:
-            query = query.where(labelled.c.customer_id > after)
-        rows = session.execute(query.order_by(labelled.c.customer_id).limit(chunk)).all()
-        if not rows:
-            break
-        for name, customer_id in rows:
-            if name in short and len(listed[name]) < wanted[name]:
-                listed[name].append(customer_id)
-        after = rows[-1][1]
-        if len(rows) < chunk:
-            break
-        chunk *= 2
+    queries: dict[int, tuple[Subquery, list[str]]] = {}
+    for name in listed:
+        query = labelled[name]
+        queries.setdefault(id(query), (query, []))[1].append(name)
+    for query, names in queries.values():
+        after: str | None = None
+        chunk = IDS_CHUNK
+        while any(len(listed[name]) < wanted[name] for name in names):
+            short = [name for name in names if len(listed[name]) < wanted[name]]
+            rows, after, walked = _walk(session, query, short, after, chunk)
+            for name, customer_id in rows:
+                if len(listed[name]) < wanted[name]:
+                    listed[name].append(customer_id)
+            if walked < chunk:
+                break
+            chunk *= 2
     return listed
+
+
+def _walk(
+    session: Session, query: Subquery, short: list[str], after: str | None, chunk: int
+) -> tuple[list, str | None, int]:
+    """The next `chunk` members of `query` after customer id `after`, in customer id order
+    (a LIMIT over the index order, whatever the segments' share: the database reads just
+    those): the (segment, customer_id) rows among them of the segments `short`, in that
+    order, where the chunk ended, and how many it held."""
+    step = select(query.c.segment, query.c.customer_id)
+    if after is not None:
+        step = step.where(query.c.customer_id > after)
+    walked = step.order_by(query.c.customer_id).limit(chunk).cte("walked")
+    found = select(
+        walked.c.segment.label("segment"),
+        walked.c.customer_id.label("customer_id"),
+        literal(0).label("part"),
+    ).where(walked.c.segment.in_(short))
+    end = select(
+        literal(None, String).label("segment"),
+        func.max(walked.c.customer_id).label("customer_id"),
+        func.count().label("part"),
+    )
+    rows = session.execute(found.union_all(end).order_by("part", "customer_id")).all()
+    *matched, (_, last, count) = sorted(rows, key=lambda row: row.segment is None)
+    return [(row.segment, row.customer_id) for row in matched], last, int(count)
 
 
 def segment_rows(

@@ -14,12 +14,13 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from loyalty.orders.models import Order
-from loyalty.reports import aggregates, reference, service
+from loyalty.reports import aggregates, overview, reference, service
 from loyalty.reports.aggregates import (
     CELLS_FROM_FACTS,
     COHORTS_FROM_CUSTOMERS,
     CUSTOMERS_FROM_FACTS,
     FACT_COLUMNS,
+    MEMBER_COLUMNS,
     MEMBERS_FROM_ORDERS,
     all_facts_sql,
 )
@@ -60,7 +61,7 @@ def find_report_drift(
     problems += _differ(
         session,
         "report_members",
-        f"SELECT member_id, last_at, frequency, monetary FROM report_members WHERE {MEMBERS_CLEAN}",
+        f"SELECT {MEMBER_COLUMNS} FROM report_members WHERE {MEMBERS_CLEAN}",
         MEMBERS_FROM_ORDERS.format(where=f"AND {MEMBERS_CLEAN}"),
     )
     waiting = aggregates.pending(session)
@@ -140,6 +141,16 @@ def _compare_reports(session, sources, periods, now) -> list[str]:
                 service.segments(session, as_of=as_of, thresholds=theirs, member_ids_limit=20),
                 reference.segments(session, as_of=as_of, thresholds=theirs, member_ids_limit=20),
             )
+        # The overview's figures read from the aggregates (active members, retention).
+        figures = overview.overview(session, now)
+        lines += _same(
+            "overview",
+            {"active_members": figures["active_members"], "retention": figures["retention"]},
+            {
+                "active_members": reference.active_members(session, now, overview.ACTIVE_DAYS),
+                "retention": reference.retention_groups(session, overview.window_start(now), now),
+            },
+        )
     finally:
         session.info["read_only"] = read_only
     return lines

@@ -37,6 +37,7 @@ def test_the_page_carries_its_chart_data_as_json_and_no_inline_script_or_style(c
     assert all(len(values) == 12 for values in data.values())
     assert "vendor/chartjs/chart.umd.js" in html and "dashboard.js" in html
     assert html.count("<table") == 3 and html.count("<caption") == 3
+    assert 'data-testid="data-as-of"' in html  # how fresh the order figures are
 
 
 def test_no_other_page_loads_the_chart_library(console_client):

@@ -154,6 +154,7 @@ def test_without_javascript_the_code_is_shown_once_without_a_dead_copy_button(
     page.goto(page.base + "/gift-cards/new")
     page.get_by_label("Amount").fill("25")
     page.get_by_role("button", name="Issue gift card").click()
+    page.wait_for_load_state()  # its stylesheets too: what is hidden is decided with them
     code = page.locator("#gift-card-code").inner_text().strip()
     assert re.fullmatch(r"[0-9A-Z]{4}(-[0-9A-Z]{4}){3}", code)
     assert page.get_by_role("button", name="Copy code").count() == 0  # hidden, not just inert

@@ -47,12 +47,10 @@ from loyalty.members import service as members
 from loyalty.members.models import Member
 from loyalty.orders import intake, service
 from loyalty.orders.models import ProcessedEvent
-from loyalty.orders.schemas import EventSchema
+from loyalty.orders.schemas import load_event
 from loyalty.program.service import ProgramSettings, program_settings
 
 MAX_EVENTS = 500
-
-_SCHEMA = EventSchema()
 
 
 @dataclass
@@ -124,7 +122,7 @@ def apply_events(
     todo: list[tuple[int, dict, str]] = []
     for position, event in enumerate(events):
         try:
-            data = _SCHEMA.load(event)  # type: ignore[arg-type]
+            data = load_event(event)
         except ValidationError as exc:
             outcomes[position] = Outcome(event_id_of(event), 422, invalid(exc), exc)
             continue

@@ -409,11 +409,15 @@ def _apply_group(
     views = members.member_views(
         session, hooks, [ctx.member.id for ctx in ctxs if ctx.member is not None]
     )
-    stored = []
+    stored, placed = [], []
     for place, ctx in zip(places, ctxs, strict=True):
         answer = service.event_answer(ctx, views[ctx.member.id] if ctx.member else None)
-        stored.append((ctx.event_id, answer, ctx.order, ctx.order_changes()))
+        if ctx.event_id in started:  # its order not inserted yet
+            placed.append((ctx.event_id, answer, ctx.order))
+        else:
+            stored.append((ctx.event_id, answer, ctx.order, ctx.order_changes()))
         answers[place] = answer
+    intake.place_orders(session, placed)
     intake.store_answers(session, stored)
     return [answer for answer in answers if answer is not None]
 

@@ -13,7 +13,7 @@ from functools import cache
 from typing import Any
 
 from marshmallow import missing
-from sqlalchemy import and_, bindparam, case, exists, false, func, or_, select, update
+from sqlalchemy import and_, bindparam, case, exists, false, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -26,7 +26,7 @@ from loyalty.addresses import NotAnAddress, canonical_ip, client_key
 from loyalty.audit import record_change
 from loyalty.codes import normalize_code, random_code
 from loyalty.errors import Conflict, NotFound, ReferralRejected, ValidationFailed
-from loyalty.fastsql import fast
+from loyalty.fastsql import fast, json_rows
 from loyalty.hooks import MemberViewPart
 from loyalty.jobs import Progress
 from loyalty.ledger import AVAILABLE, PENDING, LedgerEntry
@@ -203,14 +203,20 @@ def give_codes(session: Session, new_members: list[Member]) -> None:
     concurrent first call, which is then theirs — is drawn again in the next INSERT (five
     tries, as `code_for`)."""
     codes = ReferralCode.__table__
-    insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    on_postgresql = session.get_bind().dialect.name == "postgresql"
+    insert = postgresql_insert if on_postgresql else sqlite_insert
     waiting = {member.id for member in new_members}
     for _attempt in range(5):
         now = utcnow()
         rows = [{"member_id": member_id, "code": random_code(CODE_LENGTH), "created_at": now}
                 for member_id in sorted(waiting)]  # fmt: skip
-        statement = insert(codes).values(rows).on_conflict_do_nothing()
-        waiting -= set(session.scalars(statement.returning(codes.c.member_id)))
+        if on_postgresql:  # the rows as one JSON parameter (`fastsql.json_rows`)
+            session.flush()
+            given = session.connection().execute(_INSERT_CODE_ROWS, {"rows": json_rows(rows)})
+        else:
+            statement = insert(codes).values(rows).on_conflict_do_nothing()
+            given = session.scalars(statement.returning(codes.c.member_id))
+        waiting -= set(given.scalars() if on_postgresql else given)
         if not waiting:
             return
         waiting -= set(session.scalars(
@@ -219,6 +225,14 @@ def give_codes(session: Session, new_members: list[Member]) -> None:
         if not waiting:
             return
     raise RuntimeError("could not find free referral codes")
+
+
+_INSERT_CODE_ROWS = text(
+    f"INSERT INTO {ReferralCode.__table__.name} (member_id, code, created_at)"  # noqa: S608 - the model's
+    " SELECT r.member_id, r.code, r.created_at FROM jsonb_populate_recordset("
+    f"NULL::{ReferralCode.__table__.name}, CAST(:rows AS jsonb)) AS r"
+    " ON CONFLICT DO NOTHING RETURNING member_id"
+)
 
 
 def share_code_column() -> ScalarSelect[str]:

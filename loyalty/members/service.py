@@ -391,9 +391,11 @@ def member_views(session: Session, hooks: Hooks, member_ids: list[int]) -> dict[
     session.flush()
     statement = BY_IDS.statement(hooks).statement
     rows = session.connection().execute(statement, {"now": utcnow(), "member_ids": member_ids})
-    views = {}
+    views, stamp = {}, None
     for row in rows:
-        cache.seen(session, row.config_version)  # StaleConfig: the request runs again
+        if row.config_version != stamp:  # one statement: one stamp, checked once
+            stamp = row.config_version
+            cache.seen(session, stamp)  # StaleConfig: the request runs again
         views[row.id] = view_from_row(session, hooks, row)
     return views
 

@@ -133,8 +133,11 @@ def paid_orders(
         .with_for_update(of=_MEMBERS)
     )  # fmt: skip
     found: dict[str, tuple[Member, Tier | None]] = {}
+    stamp = None
     for locked in session.execute(lock):
-        config_cache.seen(session, locked.config_version)  # StaleConfig: the request runs again
+        if locked.config_version != stamp:  # one statement: one stamp, checked once
+            stamp = locked.config_version
+            config_cache.seen(session, stamp)  # StaleConfig: the request runs again
         member = _attached(session, Member, {n: getattr(locked, n) for n in _MEMBER_ATTRS})
         tier = None
         if locked.t_id is not None:

@@ -7,7 +7,8 @@ through the same validation and the same order handlers as the single endpoint, 
 (points, bonus rules, tiers, pending points, caps, referrals, reward codes, gift card holds,
 refunds) has one copy; what the batch saves is statements:
 
-- the events are validated first, each alone: an invalid one is answered 422 and skipped;
+- the events are validated first, each alone (`schemas.load_event`: what `EventSchema`
+  gives, the common shape by a fast path): an invalid one is answered 422 and skipped;
 - the events already processed are found in one query, and those sent again with the same
   body answered with their stored answer (marked `duplicate`), as the single endpoint does;
 - the customers whose first event in the batch is an `order.paid` in the program's currency
@@ -17,8 +18,9 @@ refunds) has one copy; what the batch saves is statements:
   (`_waves`): no two events of a wave share a customer, order, mailbox or event id, and an
   event comes after every earlier event it shares one with. A group is taken in together
   (`intake.paid_orders`), each handler runs on all of its events (`Hooks.dispatch_many`:
-  a handler's `paid_many`, its statements sent together), and its answers are read and
-  stored together. Any other event runs alone, in its place;
+  a handler's `paid_many`, its statements sent together), and its orders and answers are
+  written together at its end (`intake.place_orders`). Any other event runs alone, in its
+  place;
 - no savepoint per event (a savepoint costs two round trips). If any event is refused,
   everything the batch did is rolled back to where it started, and the events run again each
   under a savepoint of its own, so that only the refused ones are undone, with their answer.
@@ -29,6 +31,7 @@ before it (an order paid, then refunded). Should an event of a group convert a r
 referrer could be another member of the group), the batch runs again with each event applied
 alone. `EVENT_BATCH_FAST_PATH=false` (configuration) turns all of this off: every event then
 runs alone under its savepoint from the start (docs/performance.md, "Order events in batches").
+The batch runs with Python's garbage collector paused (`collector_paused`).
 """
 
 import gc
@@ -384,9 +387,10 @@ def _apply_group(
     session: Session, hooks: Hooks, program: ProgramSettings, group: list[tuple[dict, str]]
 ) -> list[str]:
     """A group of `order.paid` events (`_apply_all`) applied together: taken in together on
-    PostgreSQL (`intake.paid_orders`: one claim, one member lock, one order insert), each
+    PostgreSQL (`intake.paid_orders`: one claim, one member lock, the orders' ids drawn), each
     handler on all of them at once (`service.apply_paid_group`), their members' views read in
-    one SELECT and the answers stored together. Their answers, in order."""
+    one SELECT, the orders and answers written together (`intake.place_orders`). Their
+    answers, in order."""
     if len(group) == 1:
         return [_apply_one(session, hooks, *group[0])]
     rows = [(data, digest, service.order_row(data)) for data, digest in group]

@@ -37,17 +37,21 @@ The batch runs with Python's garbage collector paused (`collector_paused`).
 import gc
 import json
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 from flask import current_app, has_app_context
 from marshmallow import ValidationError
-from sqlalchemy import select
+from sqlalchemy import String, any_, bindparam, select
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import Select
 
+from loyalty import fastsql
 from loyalty.errors import DomainError
+from loyalty.fastsql import FastStatement
 from loyalty.hooks import Hooks
 from loyalty.members import service as members
 from loyalty.members.models import Member
@@ -199,13 +203,7 @@ def _answer_replays(
     ids = {data["id"] for _position, data, _digest in todo}
     if not ids:
         return todo
-    processed = {
-        row.event_id: row
-        for row in session.execute(
-            select(ProcessedEvent.event_id, ProcessedEvent.body_hash, ProcessedEvent.response)
-            .where(ProcessedEvent.event_id.in_(ids))
-        )
-    }  # fmt: skip
+    processed = {row.event_id: row for row in _where_any(session, _PROCESSED, "event_id", ids)}
     if not processed:
         return todo
     left = []
@@ -234,11 +232,9 @@ def _enroll_first_buyers(session: Session, hooks: Hooks, todo: list) -> set[str]
     for _position, data, _digest in todo:
         first.setdefault(data["order"]["customer_id"], data)
     known: set[str] = {
-        customer
-        for customer in session.scalars(
-            select(Member.customer_id).where(Member.customer_id.in_(first))
-        )
-        if customer is not None
+        row.customer_id
+        for row in _where_any(session, _MEMBERS, "customer_id", first)
+        if row.customer_id is not None
     }
     if not program.auto_enroll:
         return known
@@ -252,6 +248,27 @@ def _enroll_first_buyers(session: Session, hooks: Hooks, todo: list) -> set[str]
     if people:
         members.enroll_many(session, hooks, people)
     return known | {person["customer_id"] for person in people}
+
+
+_PROCESSED = select(ProcessedEvent.event_id, ProcessedEvent.body_hash, ProcessedEvent.response)
+_MEMBERS = select(Member.customer_id)
+_ANY: dict[tuple[int, str], FastStatement] = {}
+
+
+def _where_any(session: Session, query: Select, column: str, values: Iterable[str]) -> list:
+    """The rows of `query` whose `column` (of its one table) is one of `values`: on
+    PostgreSQL the values as one array parameter, the statement prepared once
+    (`FastStatement`), where an IN would be rendered anew with a parameter per value."""
+    connection, values = session.connection(), list(values)
+    table = query.get_final_froms()[0]
+    if not fastsql.on(connection):
+        return list(session.execute(query.where(table.c[column].in_(values))))
+    key = (id(query), column)
+    found = _ANY.get(key)
+    if found is None:
+        wanted = bindparam("values", type_=postgresql.ARRAY(String))
+        found = _ANY[key] = FastStatement(query.where(table.c[column] == any_(wanted)))
+    return found.all(connection, {"values": values})
 
 
 class _ReachedAnother(Exception):

@@ -212,11 +212,12 @@ def give_codes(session: Session, new_members: list[Member]) -> None:
                 for member_id in sorted(waiting)]  # fmt: skip
         if on_postgresql:  # the rows as one JSON parameter (`fastsql.json_rows`)
             session.flush()
-            given = session.connection().execute(_INSERT_CODE_ROWS, {"rows": json_rows(rows)})
+            params = {"rows": json_rows(rows)}
+            given = set(session.connection().execute(_INSERT_CODE_ROWS, params).scalars())
         else:
             statement = insert(codes).values(rows).on_conflict_do_nothing()
-            given = session.scalars(statement.returning(codes.c.member_id))
-        waiting -= set(given.scalars() if on_postgresql else given)
+            given = set(session.scalars(statement.returning(codes.c.member_id)))
+        waiting -= given
         if not waiting:
             return
         waiting -= set(session.scalars(

@@ -399,7 +399,7 @@ def member_views(session: Session, hooks: Hooks, member_ids: list[int]) -> dict[
     if fastsql.on(connection):
         rows = BY_ID_ARRAY.statement(hooks).all(connection, params)
     else:
-        rows = connection.execute(BY_IDS.statement(hooks).statement, params)
+        rows = list(connection.execute(BY_IDS.statement(hooks).statement, params))
     views, stamp = {}, None
     for row in rows:
         if row.config_version != stamp:  # one statement: one stamp, checked once

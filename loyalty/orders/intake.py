@@ -133,15 +133,20 @@ def paid_orders(
         .with_for_update(of=_MEMBERS)
     )  # fmt: skip
     found: dict[str, tuple[Member, Tier | None]] = {}
+    # One statement reads each tier once: its members share one plain `Tier` (read, never
+    # changed: `Started.tier`).
     stamp = None
+    tiers_read: dict[int, Tier] = {}
     for locked in session.execute(lock):
         if locked.config_version != stamp:  # one statement: one stamp, checked once
             stamp = locked.config_version
             config_cache.seen(session, stamp)  # StaleConfig: the request runs again
         member = _attached(session, Member, {n: getattr(locked, n) for n in _MEMBER_ATTRS})
-        tier = None
-        if locked.t_id is not None:
-            tier = built(Tier, {n: getattr(locked, f"t_{n}") for n in _TIER_ATTRS})
+        tier = tiers_read.get(locked.t_id)
+        if tier is None and locked.t_id is not None:
+            tier = tiers_read[locked.t_id] = built(
+                Tier, {n: getattr(locked, f"t_{n}") for n in _TIER_ATTRS}
+            )
         found[member.customer_id] = (member, tier)
     rows, started = [], {}
     for data, _digest, row in mine:

@@ -88,3 +88,17 @@ def test_new_members_of_a_batch_whose_code_was_drawn_before_draw_again(
     codes = [r["body"]["member"]["referral"]["code"] for r in results]
     assert sorted(codes) == ["FRESH222", "FRESH333"]
     assert session.scalar(select(func.count()).select_from(ReferralCode)) == 3
+
+
+def test_a_group_clears_the_mark_of_buyers_no_referral_names(client, storefront, session):
+    """New members are marked (a claim may have named them before they joined); a group's
+    orders whose buyer no referral names clear the mark, as the single path does, so their
+    next orders need not look."""
+    from loyalty.members.models import Member
+
+    events = [f.paid("c_mark1", email="m1@example.com"), f.paid("c_mark2", email="m2@example.com")]
+    response = client.post("/v1/events/batch", json={"events": events}, headers=storefront)
+    assert [r["status"] for r in response.get_json()["results"]] == [200, 200]
+    session.expire_all()
+    marks = session.scalars(select(Member.referral_check).where(Member.customer_id.like("c_mark%")))
+    assert list(marks) == [False, False]

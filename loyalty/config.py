@@ -154,6 +154,12 @@ def from_environment(instance_path: str, environ: Env | None = None) -> dict:
         # A batch of order events (POST /v1/events/batch, the history import) is first run
         # without a savepoint per event (off: each event under its own from the start).
         "EVENT_BATCH_FAST_PATH": _bool(env.get("EVENT_BATCH_FAST_PATH"), default=True),
+        # A batch's order events of the common shape are validated by a fast path that gives
+        # what the schema gives (off: each by marshmallow; `orders.schemas.load_event`).
+        "EVENT_FAST_VALIDATION": _bool(env.get("EVENT_FAST_VALIDATION"), default=True),
+        # Python's cyclic garbage collector is paused while a batch of events runs
+        # (`orders.batch.collector_paused`).
+        "EVENT_BATCH_GC_PAUSE": _bool(env.get("EVENT_BATCH_GC_PAUSE"), default=True),
         # Larger request bodies are refused (413) before they are read. An order.paid at the
         # schema's limits (500 lines) is about 200 KB.
         "MAX_CONTENT_LENGTH": int(env.get("MAX_BODY_BYTES", str(1024 * 1024))),

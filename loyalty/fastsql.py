@@ -179,6 +179,12 @@ class FastStatement:
             rows.append(row_type._make(columns))
         return rows
 
+    def all(self, connection: Connection, params: dict) -> list:
+        """Every row (named tuples with `_mapping`, like SQLAlchemy's)."""
+        if not on(connection):
+            return list(connection.execute(self.statement, params).all())
+        return self._rows(connection, params)
+
     def first(self, connection: Connection, params: dict):
         """The first row (a named tuple with `_mapping`, like SQLAlchemy's), or None."""
         if not on(connection):

@@ -13,7 +13,24 @@ from functools import cache
 from typing import Any
 
 from marshmallow import missing
-from sqlalchemy import and_, bindparam, case, exists, false, func, or_, select, update
+from sqlalchemy import (
+    BigInteger,
+    Integer,
+    Text,
+    and_,
+    bindparam,
+    case,
+    cast,
+    column,
+    exists,
+    false,
+    func,
+    or_,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -26,7 +43,7 @@ from loyalty.addresses import NotAnAddress, canonical_ip, client_key
 from loyalty.audit import record_change
 from loyalty.codes import normalize_code, random_code
 from loyalty.errors import Conflict, NotFound, ReferralRejected, ValidationFailed
-from loyalty.fastsql import fast
+from loyalty.fastsql import fast, json_rows
 from loyalty.hooks import MemberViewPart
 from loyalty.jobs import Progress
 from loyalty.ledger import AVAILABLE, PENDING, LedgerEntry
@@ -203,14 +220,21 @@ def give_codes(session: Session, new_members: list[Member]) -> None:
     concurrent first call, which is then theirs — is drawn again in the next INSERT (five
     tries, as `code_for`)."""
     codes = ReferralCode.__table__
-    insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    on_postgresql = session.get_bind().dialect.name == "postgresql"
+    insert = postgresql_insert if on_postgresql else sqlite_insert
     waiting = {member.id for member in new_members}
     for _attempt in range(5):
         now = utcnow()
         rows = [{"member_id": member_id, "code": random_code(CODE_LENGTH), "created_at": now}
                 for member_id in sorted(waiting)]  # fmt: skip
-        statement = insert(codes).values(rows).on_conflict_do_nothing()
-        waiting -= set(session.scalars(statement.returning(codes.c.member_id)))
+        if on_postgresql:  # the rows as one JSON parameter (`fastsql.json_rows`)
+            session.flush()
+            params = {"rows": json_rows(rows)}
+            given = set(session.connection().execute(_INSERT_CODE_ROWS, params).scalars())
+        else:
+            statement = insert(codes).values(rows).on_conflict_do_nothing()
+            given = set(session.scalars(statement.returning(codes.c.member_id)))
+        waiting -= given
         if not waiting:
             return
         waiting -= set(session.scalars(
@@ -219,6 +243,14 @@ def give_codes(session: Session, new_members: list[Member]) -> None:
         if not waiting:
             return
     raise RuntimeError("could not find free referral codes")
+
+
+_INSERT_CODE_ROWS = text(
+    f"INSERT INTO {ReferralCode.__table__.name} (member_id, code, created_at)"  # noqa: S608 - the model's
+    " SELECT r.member_id, r.code, r.created_at FROM jsonb_populate_recordset("
+    f"NULL::{ReferralCode.__table__.name}, CAST(:rows AS jsonb)) AS r"
+    " ON CONFLICT DO NOTHING RETURNING member_id"
+)
 
 
 def share_code_column() -> ScalarSelect[str]:
@@ -610,30 +642,51 @@ def _none_names(ctx: OrderEventContext, buyer: Member | None) -> bool:
     return True
 
 
-def _none_names_statement() -> Select:
+def _none_names_statement(many: bool = False) -> Select:
+    """`_none_names`'s statement; `many`: for the orders of a group (distinct buyers and
+    mailboxes) at once, their parameters the JSON rows `rows` (each numbered `n`), the numbers
+    of those a referral names coming back (the same conditions, built once for both)."""
     referrals = Referral.__table__
     members = Member.__table__
-    found = (
-        select(referrals.c.id)
-        .where(
-            or_(
-                referrals.c.friend_customer_id == bindparam("friend_customer_id"),
-                referrals.c.friend_email == bindparam("friend_email"),
+    if many:
+        asked = (
+            func.jsonb_to_recordset(cast(bindparam("rows", type_=Text()), JSONB))
+            .table_valued(
+                column("n", Integer), column("friend_customer_id", Text),
+                column("friend_email", Text), column("buyer_id", BigInteger),
             )
+            .render_derived(with_types=True)
+            .alias("asked")
+        )  # fmt: skip
+        customer, mailbox, buyer = (
+            asked.c.friend_customer_id,
+            asked.c.friend_email,
+            asked.c.buyer_id,
         )
-        .with_for_update()
-        .cte("found")
-    )
+    else:
+        customer, mailbox, buyer = (
+            bindparam("friend_customer_id"), bindparam("friend_email"), bindparam("buyer_id")
+        )  # fmt: skip
+    names = or_(referrals.c.friend_customer_id == customer, referrals.c.friend_email == mailbox)
+    if many:
+        found = select(asked.c.n).where(names).with_for_update(of=referrals).cte("found")
+        none = ~exists(select(found.c.n).where(found.c.n == asked.c.n))
+    else:
+        found = select(referrals.c.id).where(names).with_for_update().cte("found")
+        none = ~exists(select(found.c.id))
     cleared = (
         update(members)
-        .where(members.c.id == bindparam("buyer_id"), ~exists(select(found.c.id)))
+        .where(members.c.id == buyer, none)
         .values(referral_check=false())
         .cte("cleared")
     )
+    if many:
+        return select(found.c.n).distinct().add_cte(cleared)
     return select(found.c.id).add_cte(cleared)
 
 
 _NONE_NAMES = _none_names_statement()
+_NONE_NAME_ROWS = _none_names_statement(many=True)
 
 
 def _waits_for_order(referral: Referral) -> bool:
@@ -700,8 +753,8 @@ class ReferralConversion:
     def paid_many(self, ctxs: list[OrderEventContext]) -> None:
         """`paid` for the events of a group (`Hooks.dispatch_many`: distinct buyers). On
         PostgreSQL, the orders whose buyer no referral may name, as `paid` skips them; those
-        that must look, `_none_names` sent together (one pipeline); `paid` for the rest (a
-        referral names them, or they carry a code)."""
+        that must look, `_none_names` for all of them in one statement (`_NONE_NAME_ROWS`);
+        `paid` for the rest (a referral names them, or they carry a code)."""
         looking = []
         for ctx in ctxs:
             buyer = _sole_buyer(ctx.member, ctx.order)
@@ -717,11 +770,14 @@ class ReferralConversion:
             for ctx, _buyer in looking:
                 self.paid(ctx)
             return
-        params = [_none_names_params(ctx, _clearing(ctx, buyer)) for ctx, buyer in asks]
-        found = fast(_NONE_NAMES).many(session.connection(), params)
+        rows = [{"n": n, **_none_names_params(ctx, _clearing(ctx, buyer))}
+                for n, (ctx, buyer) in enumerate(asks)]  # fmt: skip
+        found = set(
+            session.connection().execute(_NONE_NAME_ROWS, {"rows": json_rows(rows)}).scalars()
+        )
         named = set()
-        for (ctx, buyer), row in zip(asks, found, strict=True):
-            if row is not None:
+        for n, (ctx, buyer) in enumerate(asks):
+            if n in found:
                 named.add(id(ctx))
             elif (cleared := _clearing(ctx, buyer)) is not None:
                 set_committed_value(cleared, "referral_check", False)

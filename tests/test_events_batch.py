@@ -176,3 +176,47 @@ def test_plain_paid_orders_of_members_take_a_few_statements_whatever_their_numbe
         assert post_batch(client, storefront, orders(3000)).status_code == 200
     assert len(alone) >= 3 * len(results)
     assert find_drift(session) == []
+
+
+def test_an_order_recorded_before_is_refused_in_a_group_and_the_rest_stand(
+    client, storefront, session
+):
+    """The orders of a group are inserted at its end: one recorded meanwhile by another
+    event is found there, its event refused (409) alone and the others applied."""
+    taken = f.paid("c_g2", "o_g_taken")
+    assert client.post("/v1/events", json=taken, headers=storefront).status_code == 200
+    events = [f.paid("c_g1", "o_g1"), f.paid("c_g2", "o_g_taken"), f.paid("c_g3", "o_g3")]
+    results = post_batch(client, storefront, events).get_json()["results"]
+    assert [r["status"] for r in results] == [200, 409, 200]
+    assert "already paid" in results[1]["body"]["detail"]
+    orders = session.scalars(select(Order.order_id).where(Order.order_id.like("o_g%")))
+    assert sorted(orders) == ["o_g1", "o_g3", "o_g_taken"]
+    assert results[0]["body"]["member"]["points"]["pending"] == 50
+    assert find_drift(session) == []
+
+
+def test_the_garbage_collector_is_paused_during_a_batch_and_restored(app, monkeypatch):
+    import gc
+
+    from loyalty.orders import batch
+
+    seen = []
+    monkeypatch.setattr(batch, "_apply_events", lambda *_a: seen.append(gc.isenabled()) or [])
+    assert gc.isenabled()
+    with batch.collector_paused():  # nested, as two threads' batches would be
+        batch.apply_events(None, None, [])
+        assert not gc.isenabled()
+    assert gc.isenabled() and seen == [False]
+    with pytest.raises(RuntimeError), batch.collector_paused():
+        raise RuntimeError
+    assert gc.isenabled()
+    gc.disable()
+    try:  # off before the batch: still off after it
+        batch.apply_events(None, None, [])
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+    monkeypatch.setitem(app.config, "EVENT_BATCH_GC_PAUSE", False)
+    with app.app_context():
+        batch.apply_events(None, None, [])
+    assert seen == [False, False, True]

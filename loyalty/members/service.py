@@ -5,11 +5,12 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import String, bindparam, cast, literal, select, update
+from sqlalchemy import BigInteger, String, any_, bindparam, cast, literal, select, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, make_transient_to_detached
 
-from loyalty import cache, erasure, ledger
+from loyalty import cache, erasure, fastsql, ledger
 from loyalty import email as mail
 from loyalty.audit import record_change
 from loyalty.dates import iso
@@ -382,6 +383,11 @@ def member_view(session: Session, hooks: Hooks, member: Member) -> dict:
 
 
 BY_IDS = ViewQuery(lambda: [Member.id.in_(bindparam("member_ids", expanding=True))])
+# PostgreSQL: the ids as one array parameter, the statement prepared once (`FastStatement`),
+# where an expanding IN is rendered anew with a parameter per id at each execution.
+BY_ID_ARRAY = ViewQuery(
+    lambda: [Member.id == any_(bindparam("member_ids", type_=postgresql.ARRAY(BigInteger)))]
+)
 
 
 def member_views(session: Session, hooks: Hooks, member_ids: list[int]) -> dict[int, dict]:
@@ -389,11 +395,16 @@ def member_views(session: Session, hooks: Hooks, member_ids: list[int]) -> dict[
     if not member_ids:
         return {}
     session.flush()
-    statement = BY_IDS.statement(hooks).statement
-    rows = session.connection().execute(statement, {"now": utcnow(), "member_ids": member_ids})
-    views = {}
+    connection, params = session.connection(), {"now": utcnow(), "member_ids": member_ids}
+    if fastsql.on(connection):
+        rows = BY_ID_ARRAY.statement(hooks).all(connection, params)
+    else:
+        rows = list(connection.execute(BY_IDS.statement(hooks).statement, params))
+    views, stamp = {}, None
     for row in rows:
-        cache.seen(session, row.config_version)  # StaleConfig: the request runs again
+        if row.config_version != stamp:  # one statement: one stamp, checked once
+            stamp = row.config_version
+            cache.seen(session, stamp)  # StaleConfig: the request runs again
         views[row.id] = view_from_row(session, hooks, row)
     return views
 

@@ -103,10 +103,12 @@ def paid_orders(
     """`paid_order` for many `order.paid` events at once on PostgreSQL — (event, digest, order
     row) each, of distinct customers, orders and emails, in the program's currency, their
     customers enrolled already if the program enrols: the events claimed in one INSERT, their
-    members locked in one SELECT (in id order), their orders inserted in one INSERT. What comes
-    back is, by event id, what `paid_order` gives each event claimed here; an event not there
-    (processed before, or its member missing) is for `paid_order` to take. 409 if another
-    event recorded one of the orders."""
+    members locked in one SELECT (in id order), their orders' ids drawn from the table's
+    sequence. What comes back is, by event id, what `paid_order` gives each event claimed
+    here — except that the orders are not inserted yet: `place_orders` inserts them as the
+    handlers leave them, with the answers (no UPDATE of rows just inserted; until then no
+    other event of the group could see them, as none names their customer or mailbox). An
+    event not there (processed before, or its member missing) is for `paid_order` to take."""
     if not items or _dialect(session) != "postgresql":
         return {}
     now = utcnow()
@@ -131,12 +133,20 @@ def paid_orders(
         .with_for_update(of=_MEMBERS)
     )  # fmt: skip
     found: dict[str, tuple[Member, Tier | None]] = {}
+    # One statement reads each tier once: its members share one plain `Tier` (read, never
+    # changed: `Started.tier`).
+    stamp = None
+    tiers_read: dict[int, Tier] = {}
     for locked in session.execute(lock):
-        config_cache.seen(session, locked.config_version)  # StaleConfig: the request runs again
+        if locked.config_version != stamp:  # one statement: one stamp, checked once
+            stamp = locked.config_version
+            config_cache.seen(session, stamp)  # StaleConfig: the request runs again
         member = _attached(session, Member, {n: getattr(locked, n) for n in _MEMBER_ATTRS})
-        tier = None
-        if locked.t_id is not None:
-            tier = built(Tier, {n: getattr(locked, f"t_{n}") for n in _TIER_ATTRS})
+        tier = tiers_read.get(locked.t_id)
+        if tier is None and locked.t_id is not None:
+            tier = tiers_read[locked.t_id] = built(
+                Tier, {n: getattr(locked, f"t_{n}") for n in _TIER_ATTRS}
+            )
         found[member.customer_id] = (member, tier)
     rows, started = [], {}
     for data, _digest, row in mine:
@@ -146,16 +156,30 @@ def paid_orders(
         row["member_id"] = member.id if member is not None else None
         rows.append(row)
         started[data["id"]] = (member, tier, row)
-    placed = {
-        order_id: pk for order_id, pk in connection.execute(_ORDER_ROWS, {"rows": json_rows(rows)})
-    }
-    for row in rows:
-        if row["order_id"] not in placed:
-            _order_taken(session, row["order_id"])
+    ids = sorted(connection.execute(_ORDER_IDS, {"count": len(rows)}).scalars())
+    for row, order_pk in zip(rows, ids, strict=True):
+        row["id"] = order_pk
     return {
-        event_id: Started(member, tier, built(Order, {**row, "id": placed[row["order_id"]]}))
+        event_id: Started(member, tier, built(Order, row))
         for event_id, (member, tier, row) in started.items()
     }
+
+
+def place_orders(session: Session, placed: list[tuple[str, str, Order]]) -> None:
+    """The orders of `paid_orders` inserted, each as the handlers left it, with its event's
+    answer — (event id, answer, order) each: one INSERT of the orders (409 if another event
+    recorded one of them meanwhile), one UPDATE of the answers."""
+    if not placed:
+        return
+    connection = session.connection()
+    rows = [{name: order.__dict__[name] for name in _ORDER_COLUMNS} for _e, _a, order in placed]
+    inserted = set(connection.execute(_PLACE_ORDER_ROWS, {"rows": json_rows(rows)}).scalars())
+    for row in rows:
+        if row["order_id"] not in inserted:
+            _order_taken(session, row["order_id"])
+    answered = ",".join(f'{{"event_id":{json.dumps(event_id)},"response":{answer}}}'
+                        for event_id, answer, _order in placed)  # fmt: skip
+    connection.execute(_ANSWER_ROWS, {"rows": f"[{answered}]"})
 
 
 def claim(session: Session, program: ProgramSettings, data: dict, digest: str) -> Replay | None:
@@ -312,8 +336,13 @@ _LOCK_MEMBER = (
 _CLAIM_ROWS = insert_json_rows(
     _EVENTS, ("event_id", "type", "order_id", "body_hash", "created_at"), "event_id", "event_id"
 )
-_ORDER_ROWS = insert_json_rows(
-    _ORDERS, tuple(c.name for c in _ORDERS.c if c.name != "id"), "order_id, id", "order_id"
+_ORDER_COLUMNS = tuple(c.name for c in _ORDERS.c)
+_PLACE_ORDER_ROWS = insert_json_rows(_ORDERS, _ORDER_COLUMNS, "order_id", "order_id")
+# The ids the sequence of `orders.id` gives next, as many as `count` (what the INSERT of as
+# many rows would have drawn).
+_ORDER_IDS = text(
+    f"SELECT nextval(pg_get_serial_sequence('{_ORDERS.name}', 'id'))"  # noqa: S608 - the model's
+    " FROM generate_series(1, :count)"
 )
 _ANSWER_ROWS = text(
     f"UPDATE {_EVENTS.name} AS e SET response = r.response"  # noqa: S608 - the model's name

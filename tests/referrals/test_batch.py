@@ -68,3 +68,37 @@ def test_customers_enrolled_by_one_batch_each_get_a_share_code(client, storefron
     codes = [r["body"]["member"]["referral"]["code"] for r in response.get_json()["results"]]
     assert all(codes) and len(set(codes)) == 30
     assert session.scalar(select(func.count()).select_from(ReferralCode)) == 30
+
+
+def test_new_members_of_a_batch_whose_code_was_drawn_before_draw_again(
+    client, storefront, session, monkeypatch
+):
+    """The batch's new members get their share codes in one INSERT; one whose code is taken
+    already is drawn again in the next."""
+    from referrals import service
+
+    draws = iter(["TAKEN111", "TAKEN111", "FRESH222", "FRESH333"])
+    monkeypatch.setattr(service, "random_code", lambda _length: next(draws))
+    single = client.post("/v1/events", json=f.paid("c_code0"), headers=storefront)
+    assert single.get_json()["member"]["referral"]["code"] == "TAKEN111"
+    events = [f.paid("c_code1"), f.paid("c_code2")]
+    response = client.post("/v1/events/batch", json={"events": events}, headers=storefront)
+    results = response.get_json()["results"]
+    assert [r["status"] for r in results] == [200, 200]
+    codes = [r["body"]["member"]["referral"]["code"] for r in results]
+    assert sorted(codes) == ["FRESH222", "FRESH333"]
+    assert session.scalar(select(func.count()).select_from(ReferralCode)) == 3
+
+
+def test_a_group_clears_the_mark_of_buyers_no_referral_names(client, storefront, session):
+    """New members are marked (a claim may have named them before they joined); a group's
+    orders whose buyer no referral names clear the mark, as the single path does, so their
+    next orders need not look."""
+    from loyalty.members.models import Member
+
+    events = [f.paid("c_mark1", email="m1@example.com"), f.paid("c_mark2", email="m2@example.com")]
+    response = client.post("/v1/events/batch", json={"events": events}, headers=storefront)
+    assert [r["status"] for r in response.get_json()["results"]] == [200, 200]
+    session.expire_all()
+    marks = session.scalars(select(Member.referral_check).where(Member.customer_id.like("c_mark%")))
+    assert list(marks) == [False, False]

@@ -490,7 +490,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--orders", type=int, default=100_000)
     parser.add_argument("--batch-size", type=int, default=500, help="events per transaction")
     parser.add_argument(
-        "--http-events", type=int, default=3000,
+        "--http-events", type=int, default=20_000,
         help="events sent over HTTP one at a time, and as many in batches (0: none)",
     )  # fmt: skip
     parser.add_argument("--http-connections", type=int, default=8, help="clients, one at a time")

@@ -13,9 +13,9 @@ from tests.referrals.helpers import claim, code_of, enroll, follow, points, refe
 
 @pytest.mark.parametrize("fast", [True, False])
 def test_a_referrer_s_answer_comes_before_the_reward_a_later_event_gives_them(
-    app, client, admin, storefront, fast
+    app, client, admin, storefront, fast, monkeypatch
 ):
-    app.config["EVENT_BATCH_FAST_PATH"] = fast
+    monkeypatch.setitem(app.config, "EVENT_BATCH_FAST_PATH", fast)  # restored: the app is shared
     enroll(client, admin, "ana", "ana@example.com", name="Ana Lopez")
     code = code_of(client, storefront, "ana")
     ref, click = follow(client, code)
@@ -40,9 +40,9 @@ def test_a_referrer_s_answer_comes_before_the_reward_a_later_event_gives_them(
 
 @pytest.mark.parametrize("fast", [True, False])
 def test_a_referrer_s_order_after_the_reward_in_one_batch_starts_from_it(
-    app, client, admin, storefront, fast
+    app, client, admin, storefront, fast, monkeypatch
 ):
-    app.config["EVENT_BATCH_FAST_PATH"] = fast
+    monkeypatch.setitem(app.config, "EVENT_BATCH_FAST_PATH", fast)  # restored: the app is shared
     enroll(client, admin, "ana", "ana@example.com", name="Ana Lopez")
     code = code_of(client, storefront, "ana")
     ref, click = follow(client, code)

@@ -27,6 +27,7 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache, lru_cache
+from operator import itemgetter
 from typing import Any, NoReturn
 
 from flask import current_app
@@ -136,7 +137,8 @@ def paid_orders(
         if locked.config_version != stamp:  # one statement: one stamp, checked once
             stamp = locked.config_version
             config_cache.seen(session, stamp)  # StaleConfig: the request runs again
-        member = _attached(session, Member, {n: getattr(locked, n) for n in _MEMBER_ATTRS})
+        values = dict(zip(_MEMBER_ATTRS, _LOCKED_MEMBER(locked), strict=True))
+        member = _attached(session, Member, values)
         tier = tiers_read.get(locked.t_id)
         if tier is None and locked.t_id is not None:
             tier = tiers_read[locked.t_id] = built(
@@ -341,6 +343,10 @@ _LOCK_MEMBERS = (
     .order_by(_MEMBERS.c.id)
     .with_for_update(of=_MEMBERS)
 )  # fmt: skip
+# A locked row's member columns, in `_MEMBER_ATTRS` order (one C call, not a getattr each).
+_LOCKED_MEMBER = itemgetter(
+    *(list(_LOCK_MEMBERS.exported_columns.keys()).index(n) for n in _MEMBER_ATTRS)
+)
 _PLACE_ORDER_ROWS = insert_json_rows(_ORDERS, _ORDER_COLUMNS, "order_id", "order_id")
 # The ids the sequence of `orders.id` gives next, as many as `count` (what the INSERT of as
 # many rows would have drawn).

@@ -265,7 +265,18 @@ def json_rows(rows: list[dict]) -> str:
     reads them with `jsonb_populate_recordset` or `jsonb_to_recordset`. A multi-row VALUES of
     hundreds of rows costs psycopg more CPU to parse, at every execution, than the server
     spends on the rows; one statement per row, more on the server."""
-    return json.dumps(rows, default=_iso, separators=(",", ":"))
+    # The rows' times are a few objects shared by many rows (a batch's `now`, an event's
+    # moment in its order's and entries' rows): each one's text made once per call, found
+    # again by the object's id (every one of them alive until the call returns).
+    made: dict[int, str] = {}
+
+    def iso(value: object) -> str:
+        found = made.get(id(value))
+        if found is None:
+            found = made[id(value)] = _iso(value)
+        return found
+
+    return json.dumps(rows, default=iso, separators=(",", ":"))
 
 
 def _iso(value: object) -> str:

@@ -6,7 +6,7 @@ and changes the member's materialized balances in the same transaction with a re
 refuses updates of an entry other than its maturity, and deletes (see the first migration).
 """
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
@@ -37,7 +37,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import Mapped, Session, mapped_column
-from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.attributes import instance_state, set_committed_value
 from sqlalchemy.sql.dml import Insert, ReturningUpdate
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import Select, Subquery
@@ -104,6 +104,21 @@ def _refresh_member(session: Session, member_id: int, row: Row, names: Iterable[
     if member is not None:
         for name in names:
             set_committed_value(member, name, row._mapping[name])
+
+
+def _refresh_member_at_once(
+    session: Session, member_id: int, row: Row, names: tuple[str, ...]
+) -> None:
+    """`_refresh_member` for a batch (`post_entries`): the values set and committed together,
+    as `set_committed_value` sets and commits each (column attributes: the value into the
+    instance's dict, then the state's commit of those names) — one commit, not one per name."""
+    member = session.identity_map.get((Member, (member_id,), None))
+    if member is not None:
+        state, values = instance_state(member), row._mapping
+        loaded = state.dict
+        for name in names:
+            loaded[name] = values[name]
+        state._commit(loaded, names)
 
 
 def activity_moved_to(at: ColumnElement[datetime] | None = None) -> ColumnElement[datetime]:
@@ -324,7 +339,8 @@ def post_entries(session: Session, entries: list[dict]) -> list[LedgerEntry]:
         }
         for index in indexes:
             rows[index] = found.get(planned[index][2]["member_id"])
-    return [_posted(session, plan, row) for plan, row in zip(planned, rows, strict=True)]
+    return [_posted(session, plan, row, _refresh_member_at_once)
+            for plan, row in zip(planned, rows, strict=True)]  # fmt: skip
 
 
 def _plan(
@@ -381,7 +397,12 @@ def _with_entry(planned: tuple[tuple, dict, dict]) -> dict:
     return {**params, **{f"entry_{name}": entry[name] for name in _ENTRY_VALUES}}
 
 
-def _posted(session: Session, planned: tuple[tuple, dict, dict], row: Row | None) -> LedgerEntry:
+def _posted(
+    session: Session,
+    planned: tuple[tuple, dict, dict],
+    row: Row | None,
+    refresh: Callable[[Session, int, Row, tuple[str, ...]], None] = _refresh_member,
+) -> LedgerEntry:
     """The entry posted, from what its UPDATE (PostgreSQL: and INSERT) returned: the member's
     balances refreshed, the entry inserted after the UPDATE where it is not done yet; the
     refusals when no row was updated."""
@@ -397,7 +418,7 @@ def _posted(session: Session, planned: tuple[tuple, dict, dict], row: Row | None
                 errors={"points": [f"Balances stay at or below {MAX_RUNNING_TOTAL}."]},
             )
         raise LookupError(f"member {member_id} not found")
-    _refresh_member(session, member_id, row, _balances_returned(activity))
+    refresh(session, member_id, row, _balances_returned(activity))
     if "entry_id" in row._mapping:
         entry_id = row.entry_id
     else:

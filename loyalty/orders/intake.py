@@ -27,13 +27,16 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache, lru_cache
+from operator import itemgetter
 from typing import Any, NoReturn
 
 from flask import current_app
 from sqlalchemy import (
     Boolean,
+    String,
     Table,
     Text,
+    any_,
     bindparam,
     cast,
     exists,
@@ -49,7 +52,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy import inspect as sa_inspect
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, make_transient_to_detached
@@ -124,24 +127,18 @@ def paid_orders(
     if not mine:
         return {}
     customers = [data["order"]["customer_id"] for data, _digest, _row in mine]
-    lock = (
-        select(_MEMBERS, *(_TIERS.c[n].label(f"t_{n}") for n in _TIER_ATTRS),
-               config_cache.version_column())
-        .outerjoin(_TIERS, _TIERS.c.id == _MEMBERS.c.tier_id)
-        .where(_MEMBERS.c.customer_id.in_(customers))
-        .order_by(_MEMBERS.c.id)
-        .with_for_update(of=_MEMBERS)
-    )  # fmt: skip
     found: dict[str, tuple[Member, Tier | None]] = {}
     # One statement reads each tier once: its members share one plain `Tier` (read, never
-    # changed: `Started.tier`).
+    # changed: `Started.tier`). The customers one array parameter: the statement prepared
+    # once (`fastsql`), where an IN would be rendered anew with a parameter per customer.
     stamp = None
     tiers_read: dict[int, Tier] = {}
-    for locked in session.execute(lock):
+    for locked in fast(_LOCK_MEMBERS).all(connection, {"customers": customers}):
         if locked.config_version != stamp:  # one statement: one stamp, checked once
             stamp = locked.config_version
             config_cache.seen(session, stamp)  # StaleConfig: the request runs again
-        member = _attached(session, Member, {n: getattr(locked, n) for n in _MEMBER_ATTRS})
+        values = dict(zip(_MEMBER_ATTRS, _LOCKED_MEMBER(locked), strict=True))
+        member = _attached(session, Member, values)
         tier = tiers_read.get(locked.t_id)
         if tier is None and locked.t_id is not None:
             tier = tiers_read[locked.t_id] = built(
@@ -337,6 +334,19 @@ _CLAIM_ROWS = insert_json_rows(
     _EVENTS, ("event_id", "type", "order_id", "body_hash", "created_at"), "event_id", "event_id"
 )
 _ORDER_COLUMNS = tuple(c.name for c in _ORDERS.c)
+# PostgreSQL: a group's members (and their tiers) locked in id order, with the config stamp.
+_LOCK_MEMBERS = (
+    select(_MEMBERS, *(_TIERS.c[n].label(f"t_{n}") for n in _TIER_ATTRS),
+           config_cache.version_column())
+    .outerjoin(_TIERS, _TIERS.c.id == _MEMBERS.c.tier_id)
+    .where(_MEMBERS.c.customer_id == any_(bindparam("customers", type_=ARRAY(String))))
+    .order_by(_MEMBERS.c.id)
+    .with_for_update(of=_MEMBERS)
+)  # fmt: skip
+# A locked row's member columns, in `_MEMBER_ATTRS` order (one C call, not a getattr each).
+_LOCKED_MEMBER = itemgetter(
+    *(list(_LOCK_MEMBERS.exported_columns.keys()).index(n) for n in _MEMBER_ATTRS)
+)
 _PLACE_ORDER_ROWS = insert_json_rows(_ORDERS, _ORDER_COLUMNS, "order_id", "order_id")
 # The ids the sequence of `orders.id` gives next, as many as `count` (what the INSERT of as
 # many rows would have drawn).

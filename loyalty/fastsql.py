@@ -27,6 +27,7 @@ import os
 from collections import namedtuple
 from datetime import datetime
 from functools import cache
+from typing import Any
 
 from flask import current_app, has_app_context
 from sqlalchemy import Table, text
@@ -49,6 +50,16 @@ def on(connection: Connection) -> bool:
         wanted = current_app.config["FASTSQL"] if has_app_context() else fastsql_setting(os.environ)
         found = _ON[dialect] = dialect.name == "postgresql" and bool(wanted)
     return found
+
+
+def _converted(row: tuple, processors: list, row_type: Any) -> Any:
+    """A driver row as SQLAlchemy returns it: each column with a result processor converted
+    (None stays None), as a named tuple of `row_type`."""
+    columns = list(row)
+    for index, processor in processors:
+        if columns[index] is not None:
+            columns[index] = processor(columns[index])
+    return row_type._make(columns)
 
 
 class FastStatement:
@@ -118,14 +129,7 @@ class FastStatement:
             processors = prepared[4] = self._processors(dialect, cursor.description)
         if not processors:  # no column needs converting
             return [row_type._make(row) for row in rows]
-        converted = []
-        for row in rows:
-            columns = list(row)
-            for index, processor in processors:
-                if columns[index] is not None:
-                    columns[index] = processor(columns[index])
-            converted.append(row_type._make(columns))
-        return converted
+        return [_converted(row, processors, row_type) for row in rows]
 
     def many(self, connection: Connection, params_list: list[dict]) -> list:
         """The statement run once per parameter set (all with the same names), sent together
@@ -167,17 +171,7 @@ class FastStatement:
         processors = prepared[4]
         if processors is None:
             processors = prepared[4] = self._processors(dialect, cursor.description)
-        rows: list = []
-        for row in found:
-            if row is None:
-                rows.append(None)
-                continue
-            columns = list(row)
-            for index, processor in processors:
-                if columns[index] is not None:
-                    columns[index] = processor(columns[index])
-            rows.append(row_type._make(columns))
-        return rows
+        return [None if row is None else _converted(row, processors, row_type) for row in found]
 
     def all(self, connection: Connection, params: dict) -> list:
         """Every row (named tuples with `_mapping`, like SQLAlchemy's)."""

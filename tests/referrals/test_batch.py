@@ -11,16 +11,21 @@ from tests import factories as f
 from tests.referrals.helpers import claim, code_of, enroll, follow, points, referral_effects
 
 
+def _ana_refers_bea(client, admin, storefront):
+    """Ana enrolled, Bea's claim of Ana's share code recorded: when their orders were paid."""
+    enroll(client, admin, "ana", "ana@example.com", name="Ana Lopez")
+    code = code_of(client, storefront, "ana")
+    ref, click = follow(client, code)
+    assert claim(client, storefront, ref, "bea@example.com", click=click).status_code == 201
+    return datetime.now(UTC) - timedelta(days=1)
+
+
 @pytest.mark.parametrize("fast", [True, False])
 def test_a_referrer_s_answer_comes_before_the_reward_a_later_event_gives_them(
     app, client, admin, storefront, fast, monkeypatch
 ):
     monkeypatch.setitem(app.config, "EVENT_BATCH_FAST_PATH", fast)  # restored: the app is shared
-    enroll(client, admin, "ana", "ana@example.com", name="Ana Lopez")
-    code = code_of(client, storefront, "ana")
-    ref, click = follow(client, code)
-    assert claim(client, storefront, ref, "bea@example.com", click=click).status_code == 201
-    at = datetime.now(UTC) - timedelta(days=1)
+    at = _ana_refers_bea(client, admin, storefront)
     ana = f.paid("ana", lines=[f.line(unit_price=5000)], occurred_at=at)
     bea = f.paid("bea", lines=[f.line(unit_price=5000)], occurred_at=at, email="bea@example.com")
     response = client.post("/v1/events/batch", json={"events": [ana, bea]}, headers=storefront)
@@ -43,11 +48,7 @@ def test_a_referrer_s_order_after_the_reward_in_one_batch_starts_from_it(
     app, client, admin, storefront, fast, monkeypatch
 ):
     monkeypatch.setitem(app.config, "EVENT_BATCH_FAST_PATH", fast)  # restored: the app is shared
-    enroll(client, admin, "ana", "ana@example.com", name="Ana Lopez")
-    code = code_of(client, storefront, "ana")
-    ref, click = follow(client, code)
-    assert claim(client, storefront, ref, "bea@example.com", click=click).status_code == 201
-    at = datetime.now(UTC) - timedelta(days=1)
+    at = _ana_refers_bea(client, admin, storefront)
     bea = f.paid("bea", lines=[f.line(unit_price=5000)], occurred_at=at, email="bea@example.com")
     ana = f.paid("ana", lines=[f.line(unit_price=5000)], occurred_at=at)
     response = client.post("/v1/events/batch", json={"events": [bea, ana]}, headers=storefront)

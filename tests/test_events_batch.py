@@ -195,6 +195,38 @@ def test_an_order_recorded_before_is_refused_in_a_group_and_the_rest_stand(
     assert find_drift(session) == []
 
 
+def test_overlapping_batches_still_collect_every_few_seconds(monkeypatch):
+    """Threads whose batches overlap with no gap never give the collector back: a batch that
+    ends while another runs collects when none has for `COLLECT_EVERY_SECONDS`."""
+    import gc
+    import weakref
+
+    from loyalty.orders import batch
+
+    now = [1000.0]
+    monkeypatch.setattr(batch, "_clock", lambda: now[0])
+
+    class Cycle:
+        pass
+
+    def garbage():
+        made = Cycle()
+        made.me = made  # only the cyclic collector frees it
+        return weakref.ref(made)
+
+    assert gc.isenabled()
+    with batch.collector_paused():  # another thread's batch, running throughout
+        with batch.collector_paused():
+            early = garbage()
+        assert early() is not None  # ended before the interval: nothing collected
+        now[0] += batch.COLLECT_EVERY_SECONDS
+        with batch.collector_paused():
+            late = garbage()
+        assert early() is None and late() is None
+        assert not gc.isenabled()  # still paused for the batch that runs on
+    assert gc.isenabled()
+
+
 def test_the_garbage_collector_is_paused_during_a_batch_and_restored(app, monkeypatch):
     import gc
 

@@ -17,7 +17,6 @@ one, and is what the order events, the period close and the preview all evaluate
 is materialized on `members.tier_id`, so reading a member's tier is one primary-key lookup.
 """
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -58,7 +57,7 @@ from loyalty.audit import record_change
 from loyalty.dates import iso
 from loyalty.earning.models import EarningRuleTier
 from loyalty.errors import Conflict, NotFound, ValidationFailed
-from loyalty.fastsql import fast
+from loyalty.fastsql import fast, json_rows
 from loyalty.hooks import hooks
 from loyalty.jobs import Progress, in_ranges, lock_members
 from loyalty.members.models import Member
@@ -208,14 +207,14 @@ def _add_spends_at_once(
             "postgresql", True, many=True
         )
     rows = [
-        {"member_id": member_id, "starts_at": period.starts_at.isoformat(),
-         "ends_at": period.ends_at.isoformat(), "keeps_until": period.keeps_until.isoformat(),
+        {"member_id": member_id, "starts_at": period.starts_at,
+         "ends_at": period.ends_at, "keeps_until": period.keeps_until,
          "spend": delta.spend, "points": delta.points, "paid_orders": delta.orders}
         for member_id, period, delta in moves
     ]  # fmt: skip
     found = {
         row.member_id: row
-        for row in session.connection().execute(statement, {"rows": json.dumps(rows), "now": now})
+        for row in session.connection().execute(statement, {"rows": json_rows(rows), "now": now})
     }
     return [_spent(found.get(member_id), delta) for member_id, _period, delta in moves]
 

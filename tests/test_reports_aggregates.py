@@ -488,11 +488,28 @@ def test_refreshes_beside_concurrent_orders_leave_nothing_out(pg_app, pg_keys):
     assert result.exit_code == 0, result.output
 
 
+# A change to the customer's orders that the trigger marks: an order changed (the row trigger),
+# a new paid order (the statement trigger over the new rows).
+_CHANGES = {
+    "update": "UPDATE orders SET refunded_amount = 1000 WHERE customer_id = 'race'",
+    "insert": (
+        "INSERT INTO orders (order_id, customer_id, member_id, email_normalized, currency,"
+        " status, occurred_at, total_amount, eligible_amount, refunded_amount, points_awarded,"
+        " points_reversed, lines, attributes, detail, created_at)"
+        " SELECT order_id || '-again', customer_id, member_id, email_normalized, currency,"
+        " status, occurred_at + interval '1 day', total_amount, eligible_amount, 0, 0, 0,"
+        " lines, attributes, detail, created_at FROM orders WHERE customer_id = 'race'"
+    ),
+}
+
+
 @pytest.mark.postgres
 @pytest.mark.concurrency
-def test_a_refresh_leaves_a_mark_whose_order_is_not_committed_yet(pg_app, pg_keys):
-    """An order's transaction marked its customer (already marked before) and has not
-    committed: a refresh now must not take the mark, or the order would never be counted."""
+@pytest.mark.parametrize("change", sorted(_CHANGES))
+def test_a_refresh_leaves_a_mark_whose_order_is_not_committed_yet(pg_app, pg_keys, change):
+    """An order's transaction marked its customer and member (both already marked before) and
+    has not committed: a refresh now must not take the marks, or the order would never be
+    counted."""
     import threading
 
     client = pg_app.test_client()
@@ -504,9 +521,7 @@ def test_a_refresh_leaves_a_mark_whose_order_is_not_committed_yet(pg_app, pg_key
     with pg_app.app_context():
         engine = db.engine
         with engine.connect() as order_tx:
-            order_tx.execute(
-                text("UPDATE orders SET refunded_amount = 1000 WHERE customer_id = 'race'")
-            )  # marked (the mark existed already), not committed
+            order_tx.execute(text(_CHANGES[change]))  # marked (already marked), not committed
 
             def refresh_now():
                 with pg_app.app_context():
@@ -517,6 +532,11 @@ def test_a_refresh_leaves_a_mark_whose_order_is_not_committed_yet(pg_app, pg_key
             thread.join(timeout=30)
             assert not thread.is_alive()  # it did not wait for the order's transaction
             order_tx.commit()
-        assert "race" in marks(db.session)[0]  # still marked: the next refresh counts it
+        member_id = db.session.scalar(
+            text("SELECT member_id FROM orders WHERE customer_id = 'race' LIMIT 1")
+        )
+        customers, members_ = marks(db.session)
+        assert "race" in customers  # still marked: the next refresh counts it
+        assert member_id is not None and member_id in members_
         aggregates.refresh(db.session)
         assert find_report_drift(db.session, hooks().report_cohorts) == []

@@ -273,9 +273,68 @@ def send(base_url: str, key: str, events: list[dict], connections: int, batch: i
             "statuses": {str(k): v for k, v in statuses.items()}}  # fmt: skip
 
 
+def cpu_seconds(server_pid: int) -> dict[str, float]:
+    """CPU seconds used so far (user + system, from /proc) by the gunicorn server (every
+    process of its session: `infra.gunicorn` starts it in a session of its own), by
+    PostgreSQL (every process named postgres: its backends and its background writers) and
+    by this process (the clients); {} where /proc cannot be read."""
+    tick = os.sysconf("SC_CLK_TCK")
+    used = {"server": 0.0, "postgres": 0.0}
+    try:
+        pids = [name for name in os.listdir("/proc") if name.isdigit()]
+    except OSError:
+        return {}
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                line = stat.read()
+        except OSError:
+            continue  # ended meanwhile
+        name, fields = line[line.index("(") + 1 : line.rindex(")")], line.rsplit(")", 1)[1].split()
+        seconds = (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+        if int(fields[3]) == server_pid:  # the session's id is its leader's pid
+            used["server"] += seconds
+        elif name == "postgres":
+            used["postgres"] += seconds
+    times = os.times()
+    used["clients"] = times.user + times.system
+    return used
+
+
+def _sent(
+    base_url: str, key: str, events: list[dict], connections: int, batch: int, server_pid: int
+) -> dict:
+    """`send`, with the CPU each side used for it (milliseconds per event)."""  # fmt: skip
+    before = cpu_seconds(server_pid)
+    result = send(base_url, key, events, connections, batch)
+    after = cpu_seconds(server_pid)
+    result["cpu"] = {side: after[side] - before[side] for side in before}
+    return result
+
+
+def _total(parts: list[dict]) -> dict:
+    """Rounds of `_sent` added up: seconds, events, the rate, statuses, CPU ms per event."""
+    seconds = sum(part["seconds"] for part in parts)
+    events = sum(part["events"] for part in parts)
+    statuses: dict[str, int] = {}
+    cpu: dict[str, float] = {}
+    for part in parts:
+        for status, n in part["statuses"].items():
+            statuses[status] = statuses.get(status, 0) + n
+        for side, used in part["cpu"].items():
+            cpu[side] = cpu.get(side, 0.0) + used
+    per_event = {side: used * 1000 / events for side, used in cpu.items()}
+    return {"seconds": seconds, "events": events, "rate": events / seconds,
+            "statuses": statuses, "cpu_ms_per_event": per_event}  # fmt: skip
+
+
 def run_http(url: str, opts) -> dict:
     """On one server (gunicorn, the repository's settings) and one database: `--http-events`
-    events one at a time, then as many others of the same kind in batches."""
+    events one at a time and as many others of the same kind in batches, in `--http-rounds`
+    rounds that take turns (a share one at a time, then a share in batches), so both see the
+    same machine: on a shared machine the speed of either drifts by more than the gap
+    measured. The CPU each side used per event (server, PostgreSQL, clients) does not drift
+    with the machine's load as a rate does."""
     from bench.http import SECRET
 
     def events_of(prefix: str, count: int) -> list[dict]:
@@ -286,21 +345,30 @@ def run_http(url: str, opts) -> dict:
         finally:
             path.unlink(missing_ok=True)
 
-    count = opts.http_events
+    count, rounds = opts.http_events, max(1, opts.http_rounds)
     single_events, batch_events = events_of("s", count), events_of("m", count)
     key = infra.create_api_key(url, "storefront")
+    singles, batches = [], []
     with infra.gunicorn("app", "wsgi:app", infra.app_env(url, SECRET_KEYS=SECRET)) as server:
+        pid = server.process.pid
         log("warm-up")
         warm = events_of("w", 200)
         send(server.base_url, key, warm[:100], opts.http_connections, 0)
         send(server.base_url, key, warm[100:], opts.batch_connections, 50)
-        log(f"{count} events through POST /v1/events ({opts.http_connections} clients)")
-        single = send(server.base_url, key, single_events, opts.http_connections, 0)
-        log(f"{count} events through POST /v1/events/batch ({opts.batch_connections} clients,"
-            f" {opts.batch_size} a batch)")  # fmt: skip
-        batched = send(server.base_url, key, batch_events, opts.batch_connections, opts.batch_size)
+        for n in range(rounds):
+            share = slice(count * n // rounds, count * (n + 1) // rounds)
+            log(f"round {n + 1} of {rounds}: {share.stop - share.start} events through"
+                f" POST /v1/events ({opts.http_connections} clients), as many through"
+                f" POST /v1/events/batch ({opts.batch_connections} clients,"
+                f" {opts.batch_size} a batch)")  # fmt: skip
+            singles.append(_sent(server.base_url, key, single_events[share],
+                                 opts.http_connections, 0, pid))  # fmt: skip
+            batches.append(_sent(server.base_url, key, batch_events[share],
+                                 opts.batch_connections, opts.batch_size, pid))  # fmt: skip
     ledger = infra.flask(url, "loyalty", "verify-ledger", check=False)
-    return {"single": single, "batch": batched, "verify_ledger_ok": ledger.returncode == 0}
+    ratios = [b["rate"] / s["rate"] for s, b in zip(singles, batches, strict=True)]
+    return {"single": _total(singles), "batch": _total(batches), "rounds": rounds,
+            "round_ratios": ratios, "verify_ledger_ok": ledger.returncode == 0}  # fmt: skip
 
 
 # --- the two databases compared ---------------------------------------------------------------
@@ -462,14 +530,18 @@ def _http_rows(results: dict) -> list[str]:
         return []
     bulk_rate = results["orders"] / results["bulk"]["seconds"]
     single, batch = http["single"], http["batch"]
+    ratios = sorted(http["round_ratios"])
+    median = ratios[len(ratios) // 2] if len(ratios) % 2 else sum(
+        ratios[len(ratios) // 2 - 1 : len(ratios) // 2 + 1]) / 2  # fmt: skip
     return [
         "",
         "Over HTTP, one gunicorn server (the repository's settings), one database:"
         f" {single['events']:,} events of the same kind one at a time"
-        f" ({results['http_connections']} clients), then"
+        f" ({results['http_connections']} clients) and"
         f" {batch['events']:,} others in batches of {results['batch_size']}"
-        f" ({results['batch_connections']} clients); verify-ledger"
-        f" {'clean' if http['verify_ledger_ok'] else 'NOT CLEAN'}.",
+        f" ({results['batch_connections']} clients), in {http['rounds']} rounds taking turns"
+        " (a share one at a time, then a share in batches, so that both see the same machine);"
+        f" verify-ledger {'clean' if http['verify_ledger_ok'] else 'NOT CLEAN'}.",
         "",
         "| what | seconds | events/s | × single endpoint | × bulk insert |",
         "| --- | --- | --- | --- | --- |",
@@ -482,6 +554,34 @@ def _http_rows(results: dict) -> list[str]:
         f" {results['orders_per_s'] / bulk_rate:.3f} |",
         f"| hand-written bulk insert | {results['bulk']['seconds']:.1f} | {bulk_rate:,.0f} |"
         f" {bulk_rate / single['rate']:.1f} | 1 |",
+        "",
+        "- The batch endpoint's rate ÷ the single endpoint's, round by round: "
+        + ", ".join(f"{ratio:.1f}" for ratio in http["round_ratios"])
+        + f" (median {median:.1f}).",
+        *_cpu_rows(single, batch),
+    ]
+
+
+def _cpu_rows(single: dict, batch: dict) -> list[str]:
+    """CPU milliseconds per event on each side, and what they make the ratio (the figure a
+    drifting machine does not move)."""
+    one, many = single.get("cpu_ms_per_event"), batch.get("cpu_ms_per_event")
+    if not one or not many:
+        return []
+    sides = [("server", "gunicorn server"), ("postgres", "PostgreSQL"), ("clients", "clients")]
+    all_one, all_many = sum(one.values()), sum(many.values())
+    cells = " | ".join(f"{one[side] / many[side]:.1f}" for side, _ in sides)
+    return [
+        "",
+        "| CPU ms per event | " + " | ".join(title for _, title in sides) + " | all |",
+        "| --- | --- | --- | --- | --- |",
+        "| `POST /v1/events` | "
+        + " | ".join(f"{one[side]:.3f}" for side, _ in sides)
+        + f" | {all_one:.3f} |",
+        "| `POST /v1/events/batch` | "
+        + " | ".join(f"{many[side]:.3f}" for side, _ in sides)
+        + f" | {all_many:.3f} |",
+        f"| single ÷ batch | {cells} | {all_one / all_many:.1f} |",
     ]
 
 
@@ -492,6 +592,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         "--http-events", type=int, default=20_000,
         help="events sent over HTTP one at a time, and as many in batches (0: none)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--http-rounds", type=int, default=4,
+        help="rounds taking turns: a share of the events one at a time, then a share in batches",
     )  # fmt: skip
     parser.add_argument("--http-connections", type=int, default=8, help="clients, one at a time")
     parser.add_argument("--batch-connections", type=int, default=4, help="clients, batches")

@@ -26,7 +26,8 @@ def parse_args(argv=None):
     parser.add_argument(
         "kinds", nargs="*", default=["bare", "member", "me", "bare-tpcb", "order"],
         help="bare (PK select), member, me, bare-tpcb, order (of an existing member), "
-        "first-order (of a new customer, enrolled by it); bare-raw, bare-tpcb-raw",
+        "first-order (of a new customer, enrolled by it), batch (500 paid orders in one "
+        "POST /v1/events/batch, as bench.imports sends them); bare-raw, bare-tpcb-raw",
     )  # fmt: skip
     parser.add_argument("-n", type=int, default=500, help="requests per kind (after warm-up)")
     parser.add_argument(
@@ -85,7 +86,25 @@ def requests_for(url: str, key: str, members: int = MEMBERS) -> dict:
                           "lines": [{"sku": "S1", "quantity": 2, "unit_price": 4200}]}}  # fmt: skip
         return client.post("/v1/events", json=body, headers=headers)
 
+    def batch():
+        # A third of the orders enrol a new customer, the rest are orders of existing members.
+        counter[0] += 1
+        events = []
+        for i in range(500):
+            ident = f"{run}_{counter[0]}_{i}"
+            customer = f"bf_{ident}" if i % 3 == 0 else f"bm_{random.randint(1, members)}"
+            at = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+            events.append(
+                {"id": f"evt_{ident}", "type": "order.paid", "occurred_at": at,
+                 "order": {"id": f"ord_{ident}", "customer_id": customer, "currency": "USD",
+                           "email": f"{customer}@example.com", "shipping": 500, "tax": 0,
+                           "lines": [{"sku": f"SKU{i % 50}", "quantity": 1 + i % 3,
+                                      "unit_price": 1000 + 37 * i, "discount": 0}]}}
+            )  # fmt: skip
+        return client.post("/v1/events/batch", json={"events": events}, headers=headers)
+
     return app, {
+        "batch": batch,
         "bare": lambda: bare.get(f"/pk/{random.randint(1, members)}"),
         "bare-tpcb": lambda: bare.post("/tpcb"),
         "bare-raw": lambda: bare.get(f"/pk-raw/{random.randint(1, members)}"),

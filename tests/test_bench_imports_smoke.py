@@ -42,11 +42,15 @@ def test_the_engine_and_the_bulk_insert_leave_the_same_rows(request, tmp_path):
     for sent in ("single", "batch"):  # every event applied over HTTP, either way
         assert found["http"][sent]["statuses"] == {"200": 60}
     assert found["http"]["verify_ledger_ok"] is True
+    assert found["http"]["rounds"] == 4 and len(found["http"]["round_ratios"]) == 4
+    for sent in ("single", "batch"):  # each side's CPU was counted
+        used = found["http"][sent]["cpu_ms_per_event"]
+        assert set(used) == {"server", "postgres", "clients"} and used["server"] > 0
     assert found["ratio"] > 0 and found["million_minutes"] > 0
     text = results.read_text()
     assert "kept" in text and "an old run" not in text
     assert text.count(SECTION_START) == 1 and "| import engine (`connectors.backfill`" in text
-    assert "| `POST /v1/events/batch` |" in text
+    assert "| `POST /v1/events/batch` |" in text and "| CPU ms per event |" in text
 
 
 def test_a_benchmark_report_keeps_the_import_section(tmp_path):

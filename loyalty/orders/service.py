@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from loyalty import ledger
+from loyalty import jsontext, ledger
 from loyalty.errors import Conflict, ValidationFailed
 from loyalty.fastsql import fast
 from loyalty.hooks import Hooks
@@ -93,8 +93,9 @@ class OrderEventContext:
 
 
 def body_hash(payload: object) -> str:
-    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    """The hash of the event's body in canonical JSON (`jsontext.canonical`): the same body
+    sent again, in any key order, has the same hash."""
+    return hashlib.sha256(jsontext.canonical(payload).encode()).hexdigest()
 
 
 def line_eligible_amount(line: dict) -> int:
@@ -140,8 +141,9 @@ def process_event(session: Session, hooks: Hooks, data: dict, digest: str) -> di
 
 def encode_answer(answer: dict) -> str:
     """An answer as JSON text, encoded once for both its row and its response: Flask's compact
-    form with sorted keys (what `jsonify` sends), anything not JSON-native as its str()."""
-    return json.dumps(answer, default=str, sort_keys=True, separators=(",", ":"))
+    form with sorted keys (what `jsonify` sends), anything not JSON-native as its str()
+    (`jsontext.canonical`)."""
+    return jsontext.canonical(answer)
 
 
 def answer_event(session: Session, hooks: Hooks, data: dict, digest: str) -> str:

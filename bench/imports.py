@@ -367,8 +367,10 @@ def run_http(url: str, opts) -> dict:
                                  opts.batch_connections, opts.batch_size, pid))  # fmt: skip
     ledger = infra.flask(url, "loyalty", "verify-ledger", check=False)
     ratios = [b["rate"] / s["rate"] for s, b in zip(singles, batches, strict=True)]
+    rates = [[s["rate"], b["rate"]] for s, b in zip(singles, batches, strict=True)]
     return {"single": _total(singles), "batch": _total(batches), "rounds": rounds,
-            "round_ratios": ratios, "verify_ledger_ok": ledger.returncode == 0}  # fmt: skip
+            "round_ratios": ratios, "round_rates": rates,
+            "verify_ledger_ok": ledger.returncode == 0}  # fmt: skip
 
 
 # --- the two databases compared ---------------------------------------------------------------

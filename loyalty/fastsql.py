@@ -31,6 +31,7 @@ import orjson
 from flask import current_app, has_app_context
 from sqlalchemy import Table, text
 from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.orm.attributes import instance_state
 from sqlalchemy.sql.elements import TextClause
 
 from loyalty.config import fastsql_setting
@@ -248,6 +249,17 @@ def built(model, values: dict):
     instance = model.__mapper__.class_manager.new_instance()
     instance.__dict__.update(values)
     return instance
+
+
+def set_committed_values(instance: object, values: dict) -> None:
+    """`sqlalchemy.orm.attributes.set_committed_value` for several column attributes of a
+    loaded instance at once: the values into its dict, then one commit of its state for all
+    of them (the private `InstanceState._commit`, which `set_committed_value` calls once per
+    attribute) — loaded as a query would load them, no history, nothing to flush."""
+    state = instance_state(instance)
+    loaded = state.dict
+    loaded.update(values)
+    state._commit(loaded, values)
 
 
 # --- many rows as one parameter (PostgreSQL) ------------------------------------------------

@@ -37,14 +37,14 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import Mapped, Session, mapped_column
-from sqlalchemy.orm.attributes import instance_state, set_committed_value
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.sql.dml import Insert, ReturningUpdate
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import Select, Subquery
 
 from loyalty.errors import InsufficientPoints, ValidationFailed
 from loyalty.extensions import Base
-from loyalty.fastsql import built, fast, json_rows
+from loyalty.fastsql import built, fast, json_rows, set_committed_values
 from loyalty.members.models import Member
 from loyalty.types import MAX_RUNNING_TOTAL, BigId, JSONType, UTCDateTime, utcnow
 
@@ -114,11 +114,8 @@ def _refresh_member_at_once(
     instance's dict, then the state's commit of those names) — one commit, not one per name."""
     member = session.identity_map.get((Member, (member_id,), None))
     if member is not None:
-        state, values = instance_state(member), row._mapping
-        loaded = state.dict
-        for name in names:
-            loaded[name] = values[name]
-        state._commit(loaded, names)
+        values = row._mapping
+        set_committed_values(member, {name: values[name] for name in names})
 
 
 def activity_moved_to(at: ColumnElement[datetime] | None = None) -> ColumnElement[datetime]:

@@ -269,3 +269,22 @@ def test_the_fastsql_setting_picks_the_cursor_or_sqlalchemys_execution(pg_templa
     finally:
         with app.app_context():
             db.engine.dispose()
+
+
+def test_set_committed_values_loads_the_values_with_nothing_to_flush(session):
+    """`set_committed_values` leaves a held member as a query would load the values: no
+    history, nothing expired or dirty, and a flush writes nothing."""
+    from sqlalchemy import inspect
+
+    from loyalty.fastsql import set_committed_values
+
+    member, _created = members.enroll(session, hooks(), "c_committed", "c@example.com")
+    session.flush()
+    session.expire(member, ["points_pending"])
+    set_committed_values(member, {"points_pending": 70, "points_lifetime": 90, "name": "Cy"})
+    state = inspect(member)
+    assert (member.points_pending, member.points_lifetime, member.name) == (70, 90, "Cy")
+    assert not state.modified and not state.expired_attributes and member not in session.dirty
+    with recorded() as statements:
+        session.flush()
+    assert statements == []

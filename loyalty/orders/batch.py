@@ -235,11 +235,13 @@ def _answer_replays(
     return left
 
 
-def _enroll_first_buyers(session: Session, hooks: Hooks, todo: list) -> set[str]:
+def _enroll_first_buyers(
+    session: Session, hooks: Hooks, todo: list
+) -> tuple[set[str], list[Member]]:
     """Enrol at once the customers whom the batch's events would each enrol on the way: those
     whose first event in the batch is an `order.paid` in the program's currency and who are not
     members — enrolled as that event would (auto-enrolment, with its email, name and time).
-    The batch's customers who are members now."""
+    The batch's customers who are members now, and the members enrolled here."""
     program = program_settings(session)
     first: dict[str, dict] = {}
     for _position, data, _digest in todo:
@@ -250,7 +252,7 @@ def _enroll_first_buyers(session: Session, hooks: Hooks, todo: list) -> set[str]
         if row.customer_id is not None
     }
     if not program.auto_enroll:
-        return known
+        return known, []
     people = [
         {"customer_id": customer, "email": data["order"].get("email"),
          "name": data["order"].get("name"), "enrolled_at": data["occurred_at"]}
@@ -258,9 +260,8 @@ def _enroll_first_buyers(session: Session, hooks: Hooks, todo: list) -> set[str]
         if customer not in known and data["type"] == "order.paid"
         and data["order"]["currency"] == program.currency
     ]  # fmt: skip
-    if people:
-        members.enroll_many(session, hooks, people)
-    return known | {person["customer_id"] for person in people}
+    enrolled = members.enroll_many(session, hooks, people) if people else []
+    return known | {person["customer_id"] for person in people}, enrolled
 
 
 _PROCESSED = select(ProcessedEvent.event_id, ProcessedEvent.body_hash, ProcessedEvent.response)
@@ -299,7 +300,9 @@ def _all_at_once(session: Session, hooks: Hooks, todo: list, outcomes: list) -> 
     for grouped in (True, False):
         savepoint = session.begin_nested()
         try:
-            known = _enroll_first_buyers(session, hooks, todo)
+            # The members enrolled stay held (the session's identity map holds its rows
+            # weakly) until the batch has applied its events: their orders find them there.
+            known, _enrolled = _enroll_first_buyers(session, hooks, todo)
             answers = _apply_all(session, hooks, todo, known if grouped else None)
         except _ReachedAnother:
             savepoint.rollback()

@@ -61,7 +61,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from loyalty import cache as config_cache
 from loyalty.errors import Conflict
-from loyalty.fastsql import built, fast, insert_json_rows, json_rows
+from loyalty.fastsql import built, fast, insert_json_rows, json_rows, set_committed_values
 from loyalty.hooks import Hooks
 from loyalty.members import service as members
 from loyalty.members.models import Member
@@ -620,8 +620,7 @@ def _attached(session: Session, model: type, values: dict) -> Any:
         (values["id"],)
     ))  # fmt: skip
     if instance is not None:
-        for name, value in values.items():
-            set_committed_value(instance, name, value)
+        set_committed_values(instance, values)
         return instance
     instance = built(model, values)
     make_transient_to_detached(instance)  # loaded state: no history, nothing to flush

@@ -109,9 +109,8 @@ def _refresh_member(session: Session, member_id: int, row: Row, names: Iterable[
 def _refresh_member_at_once(
     session: Session, member_id: int, row: Row, names: tuple[str, ...]
 ) -> None:
-    """`_refresh_member` for a batch (`post_entries`): the values set and committed together,
-    as `set_committed_value` sets and commits each (column attributes: the value into the
-    instance's dict, then the state's commit of those names) — one commit, not one per name."""
+    """`_refresh_member` for a batch (`post_entries`): the values set and committed together
+    (`fastsql.set_committed_values`: one commit of the member's state, not one per name)."""
     member = session.identity_map.get((Member, (member_id,), None))
     if member is not None:
         values = row._mapping
